@@ -1,0 +1,152 @@
+"""APCI: the 104 transport frame around an ASDU.
+
+An APDU is ``0x68 | length | 4 control octets | ASDU``; ``length`` counts the control
+octets and the ASDU, so it is in [4, 253]. The control field selects the format:
+
+* I-frame (bit 0 of octet 1 is 0): send and receive sequence numbers, then an ASDU;
+* S-frame (octet 1 == 0x01): receive sequence number only, no ASDU;
+* U-frame (octet 1 & 0x03 == 0x03): exactly one of STARTDT/STOPDT/TESTFR act/con.
+
+Sequence numbers are 15 bits and wrap around; :func:`seq_add` and :func:`seq_diff`
+do the modular arithmetic so callers never compare raw numbers.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from typing import NamedTuple
+
+from .errors import DecodeError, EncodeError
+
+START = 0x68
+MAX_LENGTH = 253
+"""Largest APDU length octet (the whole APDU is then 255 octets)."""
+MAX_ASDU_SIZE = MAX_LENGTH - 4
+"""Largest ASDU carried by one I-frame (249 octets)."""
+SEQ_MODULO = 1 << 15
+
+_CONTROL = struct.Struct("<HH")
+
+
+class UFunction(enum.IntEnum):
+    """U-frame function (control octet 1)."""
+
+    STARTDT_ACT = 0x07
+    STARTDT_CON = 0x0B
+    STOPDT_ACT = 0x13
+    STOPDT_CON = 0x23
+    TESTFR_ACT = 0x43
+    TESTFR_CON = 0x83
+
+
+_U_FUNCTIONS = {m.value: m for m in UFunction}
+
+
+class IFrame(NamedTuple):
+    """Information transfer frame.
+
+    Attributes:
+        ssn: send sequence number N(S) in [0, 32767].
+        rsn: receive sequence number N(R) in [0, 32767].
+        asdu: the raw ASDU bytes, 1..249 octets; decode with ``decode_asdu``.
+    """
+
+    ssn: int
+    rsn: int
+    asdu: bytes
+
+
+class SFrame(NamedTuple):
+    """Supervisory frame: acknowledges I-frames up to ``rsn`` - 1 (rsn in [0, 32767])."""
+
+    rsn: int
+
+
+class UFrame(NamedTuple):
+    """Unnumbered control frame."""
+
+    function: UFunction
+
+
+APDU = IFrame | SFrame | UFrame
+
+
+def seq_add(seq: int, n: int) -> int:
+    """``seq + n`` modulo 2**15."""
+    return (seq + n) % SEQ_MODULO
+
+
+def seq_diff(later: int, earlier: int) -> int:
+    """Frames from ``earlier`` to ``later`` modulo 2**15, in [0, 32767]."""
+    return (later - earlier) % SEQ_MODULO
+
+
+def decode_apdu(data: bytes | bytearray | memoryview) -> APDU:
+    """Decode exactly one APDU (start octet through the end of its ASDU).
+
+    Raises:
+        DecodeError: bad start octet, length octet not matching the data, or a control
+            field that is no valid I/S/U format.
+    """
+    size = len(data)
+    if size < 6:
+        raise DecodeError(f"APDU of {size} octets is shorter than 6", size)
+    if data[0] != START:
+        raise DecodeError(f"start octet 0x{data[0]:02x} is not 0x68", 0)
+    length = data[1]
+    if length < 4 or length > MAX_LENGTH:
+        raise DecodeError(f"APDU length {length} outside [4, 253]", 1)
+    if length + 2 != size:
+        raise DecodeError(f"APDU length {length} does not match {size - 2} octets", 1)
+    c1 = data[2]
+    if not c1 & 0x01:
+        if data[4] & 0x01:
+            raise DecodeError("I-frame receive sequence number has bit 0 set", 4)
+        if length == 4:
+            raise DecodeError("I-frame without ASDU", 1)
+        first, second = _CONTROL.unpack_from(data, 2)
+        return IFrame(first >> 1, second >> 1, bytes(data[6:]))
+    if length != 4:
+        raise DecodeError(f"{'S' if c1 & 0x02 == 0 else 'U'}-frame with length {length}", 1)
+    if c1 & 0x03 == 0x01:
+        if c1 != 0x01 or data[3] != 0:
+            raise DecodeError("S-frame control octets 1-2 are not 0x01 0x00", 2)
+        if data[4] & 0x01:
+            raise DecodeError("S-frame receive sequence number has bit 0 set", 4)
+        return SFrame(_CONTROL.unpack_from(data, 2)[1] >> 1)
+    function = _U_FUNCTIONS.get(c1)
+    if function is None:
+        raise DecodeError(f"U-frame function 0x{c1:02x} is not exactly one function", 2)
+    if data[3] or data[4] or data[5]:
+        raise DecodeError("U-frame control octets 2-4 are not zero", 3)
+    return UFrame(function)
+
+
+def _check_seq(name: str, value: int) -> None:
+    if not 0 <= value < SEQ_MODULO:
+        raise EncodeError(name, f"{value} outside [0, 32767]")
+
+
+def encode_apdu(apdu: APDU) -> bytes:
+    """Encode an APDU to its wire octets.
+
+    Raises:
+        EncodeError: sequence numbers outside [0, 32767], empty or oversized ASDU.
+    """
+    if type(apdu) is IFrame:
+        _check_seq("ssn", apdu.ssn)
+        _check_seq("rsn", apdu.rsn)
+        size = len(apdu.asdu)
+        if not 0 < size <= MAX_ASDU_SIZE:
+            raise EncodeError("asdu", f"{size} octets outside [1, 249]")
+        return (bytes((START, size + 4)) + _CONTROL.pack(apdu.ssn << 1, apdu.rsn << 1)
+                + bytes(apdu.asdu))
+    if type(apdu) is SFrame:
+        _check_seq("rsn", apdu.rsn)
+        return bytes((START, 4, 0x01, 0)) + (apdu.rsn << 1).to_bytes(2, "little")
+    if type(apdu) is UFrame:
+        if apdu.function not in _U_FUNCTIONS:
+            raise EncodeError("function", f"{apdu.function!r} is no U-frame function")
+        return bytes((START, 4, int(apdu.function), 0, 0, 0))
+    raise EncodeError("apdu", f"{type(apdu).__name__} is not an IFrame, SFrame or UFrame")

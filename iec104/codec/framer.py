@@ -1,0 +1,160 @@
+"""Stream framer: arbitrary TCP byte chunks in, one event per APDU out.
+
+Theory of operation: bytes are appended to a buffer with :meth:`Framer.feed`;
+:meth:`Framer.next_event` looks at the front of the buffer and returns
+
+* :class:`Frame` -- a complete, decoded APDU with its raw octets and stream offset;
+* :class:`Malformed` -- octets that are not a valid APDU, with the reason;
+* :data:`NEED_DATA` -- the buffer holds only the beginning of an APDU.
+
+Resynchronisation: when the front octet is not 0x68, or a 0x68 is followed by a length
+outside [4, 253], the framer skips forward to the next 0x68 that is followed by a
+plausible length and reports the skipped octets as one ``Malformed``. When the length is
+plausible but the control field is invalid, the framer trusts the length: it reports
+that APDU as ``Malformed`` and carries on after it, so no valid APDU that follows is lost.
+Offsets count octets since the framer was created (or last :meth:`Framer.reset`).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from .apci import APDU, MAX_LENGTH, START, decode_apdu
+from .errors import DecodeError
+
+
+class _Sentinel(enum.Enum):
+    NEED_DATA = "NEED_DATA"
+
+
+NEED_DATA = _Sentinel.NEED_DATA
+"""Returned by :meth:`Framer.next_event` when more bytes are needed."""
+
+
+class Frame(NamedTuple):
+    """A complete APDU found in the stream.
+
+    Attributes:
+        offset: stream offset of its start octet (>= 0).
+        raw: its octets, start octet included (6..255 octets).
+        apdu: the decoded ``IFrame``, ``SFrame`` or ``UFrame``.
+    """
+
+    offset: int
+    raw: bytes
+    apdu: APDU
+
+
+class Malformed(NamedTuple):
+    """Octets that do not form a valid APDU.
+
+    Attributes:
+        offset: stream offset of the first bad octet.
+        raw: the octets skipped.
+        reason: why they were rejected.
+    """
+
+    offset: int
+    raw: bytes
+    reason: str
+
+
+Event = Frame | Malformed
+
+
+def _plausible(buf: bytearray | bytes, pos: int) -> bool:
+    """Whether a start octet at ``pos`` has a plausible length (unknown yet counts)."""
+    return pos + 1 >= len(buf) or 4 <= buf[pos + 1] <= MAX_LENGTH
+
+
+class Framer:
+    """Split a byte stream into APDUs (sans-IO; see module docstring)."""
+
+    __slots__ = ("_buf", "_pos", "_offset")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+        self._offset = 0
+
+    @property
+    def offset(self) -> int:
+        """Stream offset of the first octet not yet returned in an event."""
+        return self._offset
+
+    @property
+    def pending(self) -> int:
+        """Octets buffered but not yet returned in an event."""
+        return len(self._buf) - self._pos
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Append received octets."""
+        if self._pos:
+            # compact lazily: only when the consumed head outweighs what is left
+            if self._pos > 4096 and self._pos * 2 > len(self._buf):
+                del self._buf[: self._pos]
+                self._pos = 0
+        self._buf += data
+
+    def reset(self, offset: int | None = None) -> bytes:
+        """Drop buffered octets (e.g. after a capture gap) and return them.
+
+        Args:
+            offset: new stream offset of the next fed octet (default: unchanged count).
+        """
+        rest = bytes(self._buf[self._pos:])
+        self._buf.clear()
+        self._pos = 0
+        self._offset = self._offset + len(rest) if offset is None else offset
+        return rest
+
+    def _take(self, size: int) -> tuple[int, bytes]:
+        start = self._pos
+        self._pos += size
+        offset = self._offset
+        self._offset += size
+        return offset, bytes(self._buf[start: start + size])
+
+    def next_event(self) -> Event | _Sentinel:
+        """Return the next event at the front of the buffer, or ``NEED_DATA``."""
+        buf = self._buf
+        pos = self._pos
+        end = len(buf)
+        if pos >= end:
+            return NEED_DATA
+        if buf[pos] != START or not _plausible(buf, pos):
+            # garbage: skip to the next plausible start octet
+            nxt = pos + 1
+            while True:
+                nxt = buf.find(START, nxt)
+                if nxt < 0 or _plausible(buf, nxt):
+                    break
+                nxt += 1
+            if nxt < 0:
+                nxt = end  # no APDU can start in what is buffered: report all of it
+            offset, raw = self._take(nxt - pos)
+            first = raw[0]
+            reason = (f"start octet 0x{first:02x} is not 0x68" if first != START
+                      else f"APDU length {raw[1]} outside [4, 253]")
+            return Malformed(offset, raw, f"{reason}; skipped {len(raw)} octets")
+        if end - pos < 2:
+            return NEED_DATA
+        size = buf[pos + 1] + 2
+        if end - pos < size:
+            return NEED_DATA
+        offset, raw = self._take(size)
+        try:
+            apdu = decode_apdu(raw)
+        except DecodeError as exc:
+            return Malformed(offset, raw, exc.reason)
+        return Frame(offset, raw, apdu)
+
+    def __iter__(self) -> Iterator[Event]:
+        """Yield events until ``NEED_DATA``."""
+        while True:
+            event = self.next_event()
+            if event is NEED_DATA:
+                return
+            yield event  # type: ignore[misc]

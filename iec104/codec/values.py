@@ -1,0 +1,246 @@
+"""Values and qualities carried by information objects.
+
+These are shared by the structural ASDU layer and the driver's ``Data``/``Command``;
+names follow the seed API (hat-drivers). All are immutable and compare with ``==``.
+Ranges are those of the wire encoding; the encoder raises ``EncodeError`` outside them.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import NamedTuple
+
+from .timetag import Time
+
+
+class Quality(NamedTuple):
+    """Quality descriptor (QDS, and the quality bits of SIQ/DIQ).
+
+    ``overflow`` (OV) exists only in QDS; single and double points have no OV bit and
+    must carry ``overflow=False``.
+    """
+
+    invalid: bool = False
+    not_topical: bool = False
+    substituted: bool = False
+    blocked: bool = False
+    overflow: bool = False
+
+
+class ProtectionQuality(NamedTuple):
+    """Quality of protection events (SEP/QDP): ``time_invalid`` is the EI bit."""
+
+    invalid: bool = False
+    not_topical: bool = False
+    substituted: bool = False
+    blocked: bool = False
+    time_invalid: bool = False
+
+
+class SingleValue(enum.IntEnum):
+    OFF = 0
+    ON = 1
+
+
+class DoubleValue(enum.IntEnum):
+    INTERMEDIATE = 0
+    OFF = 1
+    ON = 2
+    FAULT = 3
+
+
+class RegulatingValue(enum.IntEnum):
+    """Regulating step command state (0 and 3 are 'not permitted' and decode as int)."""
+
+    LOWER = 1
+    HIGHER = 2
+
+
+class StepPositionValue(NamedTuple):
+    """Value with transient state indication (VTI).
+
+    Attributes:
+        value: [-64, 63].
+        transient: equipment is in transient state.
+    """
+
+    value: int
+    transient: bool
+
+
+class BitstringValue(NamedTuple):
+    """Bitstring of 32 bits (BSI): ``value`` is exactly 4 octets, as on the wire."""
+
+    value: bytes
+
+
+class NormalizedValue(NamedTuple):
+    """Normalized value (NVA): ``value`` in [-1, 1 - 2**-15], resolution 2**-15."""
+
+    value: float
+
+
+class ScaledValue(NamedTuple):
+    """Scaled value (SVA): ``value`` in [-32768, 32767]."""
+
+    value: int
+
+
+class FloatingValue(NamedTuple):
+    """Short floating point value (IEEE 754 binary32)."""
+
+    value: float
+
+
+class BinaryCounterValue(NamedTuple):
+    """Binary counter reading (BCR).
+
+    Attributes:
+        value: [-2**31, 2**31 - 1].
+        sequence: sequence number [0, 31].
+        overflow: CY, counter overflowed in the period.
+        adjusted: CA, counter was adjusted.
+        invalid: IV.
+    """
+
+    value: int
+    sequence: int = 0
+    overflow: bool = False
+    adjusted: bool = False
+    invalid: bool = False
+
+
+class ProtectionValue(NamedTuple):
+    """Single event of protection equipment (SEP + CP16Time2a).
+
+    Attributes:
+        state: event state (``DoubleValue``).
+        elapsed_time: milliseconds [0, 65535].
+    """
+
+    state: DoubleValue
+    elapsed_time: int
+
+
+class ProtectionStartValue(NamedTuple):
+    """Start events of protection equipment (SPE + CP16Time2a duration, ms [0, 65535])."""
+
+    general: bool
+    l1: bool
+    l2: bool
+    l3: bool
+    ie: bool
+    reverse: bool
+    duration_time: int
+
+
+class ProtectionCommandValue(NamedTuple):
+    """Output circuit information (OCI + CP16Time2a operating time, ms [0, 65535])."""
+
+    general: bool
+    l1: bool
+    l2: bool
+    l3: bool
+    operating_time: int
+
+
+class StatusChangeValue(NamedTuple):
+    """Packed single points with status change detection (SCD).
+
+    Attributes:
+        status: 16 status bits [0, 65535], bit i is point i.
+        change: 16 change-detection bits [0, 65535].
+    """
+
+    status: int
+    change: int
+
+
+class InitializationValue(NamedTuple):
+    """Cause of initialization (COI).
+
+    Attributes:
+        cause: 0 local power on, 1 local manual reset, 2 remote reset, [0, 127].
+        param_change: initialization after change of local parameters (BS1).
+    """
+
+    cause: int
+    param_change: bool = False
+
+
+class FreezeCode(enum.IntEnum):
+    """FRZ of the counter interrogation qualifier (QCC)."""
+
+    READ = 0
+    FREEZE = 1
+    FREEZE_AND_RESET = 2
+    RESET = 3
+
+
+class FileReadyValue(NamedTuple):
+    """F_FR_NA_1: file ``file_name`` [0, 65535] of ``length`` octets [0, 2**24 - 1] ready."""
+
+    file_name: int
+    length: int
+
+
+class SectionReadyValue(NamedTuple):
+    """F_SR_NA_1: section [0, 255] of ``length`` octets ready."""
+
+    file_name: int
+    section: int
+    length: int
+
+
+class CallFileValue(NamedTuple):
+    """F_SC_NA_1: call directory, select/call file or section."""
+
+    file_name: int
+    section: int
+
+
+class LastSectionValue(NamedTuple):
+    """F_LS_NA_1: last section or segment, with its checksum [0, 255]."""
+
+    file_name: int
+    section: int
+    checksum: int
+
+
+class AckFileValue(NamedTuple):
+    """F_AF_NA_1: acknowledge file or section."""
+
+    file_name: int
+    section: int
+
+
+class SegmentValue(NamedTuple):
+    """F_SG_NA_1: one segment of a section; ``data`` up to 240 octets (LOS)."""
+
+    file_name: int
+    section: int
+    data: bytes
+
+
+class DirectoryValue(NamedTuple):
+    """F_DR_TA_1: one directory entry; ``status`` is the raw SOF octet."""
+
+    file_name: int
+    length: int
+    status: int
+
+
+class QueryLogValue(NamedTuple):
+    """F_SC_NB_1: request archive file between two CP56Time2a instants."""
+
+    file_name: int
+    start: Time
+    stop: Time
+
+
+Value = (SingleValue | DoubleValue | RegulatingValue | StepPositionValue | BitstringValue
+         | NormalizedValue | ScaledValue | FloatingValue | BinaryCounterValue
+         | ProtectionValue | ProtectionStartValue | ProtectionCommandValue
+         | StatusChangeValue | InitializationValue | FreezeCode | FileReadyValue
+         | SectionReadyValue | CallFileValue | LastSectionValue | AckFileValue
+         | SegmentValue | DirectoryValue | QueryLogValue | int)
