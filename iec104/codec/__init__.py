@@ -13,6 +13,8 @@ from .constants import Cause, TypeId, cause_name, to_cause, to_type_id, type_nam
 from .errors import (DecodeError, EncodeError, Iec104Error, LocalProtocolError,
                      RemoteProtocolError)
 from .framer import NEED_DATA, Frame, Framer, Malformed
+from .model import (Action, Command, Data, asdu_to_commands, asdu_to_data, command_to_asdu,
+                    data_to_asdus)
 from .timetag import Time, TimeSize
 from .values import (AckFileValue, BinaryCounterValue, BitstringValue, CallFileValue,
                      DirectoryValue, DoubleValue, FileReadyValue, FloatingValue, FreezeCode,
@@ -23,7 +25,8 @@ from .values import (AckFileValue, BinaryCounterValue, BitstringValue, CallFileV
                      StepPositionValue, Value)
 
 __all__ = [
-    "APDU", "ASDU", "DEFAULT_PROFILE", "MAX_ASDU_SIZE", "NEED_DATA", "AckFileValue",
+    "APDU", "ASDU", "Action", "Command", "Data", "asdu_to_commands", "asdu_to_data",
+    "command_to_asdu", "data_to_asdus", "DEFAULT_PROFILE", "MAX_ASDU_SIZE", "NEED_DATA", "AckFileValue",
     "BinaryCounterValue", "BitstringValue", "CallFileValue", "Cause", "DecodeError",
     "DirectoryValue", "DoubleValue", "EncodeError", "FileReadyValue", "FloatingValue", "Frame",
     "Framer", "FreezeCode", "Header", "IFrame", "Iec104Error", "InformationObject",
