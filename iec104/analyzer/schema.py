@@ -1,0 +1,72 @@
+"""The Parquet schema of decoded IEC 104 traffic (stable, versioned).
+
+One row per information object, plus one row per APDU that has none (S- and U-frames,
+I-frames without objects or that failed to decode), plus one row per capture gap.
+APDU-level columns repeat on every object row of the APDU, so a row stands alone.
+The version is stored in the file's key-value metadata under ``iec104.schema_version``;
+it changes when a column is removed or changes meaning (adding a column does not).
+
+Column reference (also rendered in the README):
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1"
+METADATA_KEY = b"iec104.schema_version"
+
+_TS = pa.timestamp("ns", tz="UTC")
+
+COLUMNS: list[tuple[str, pa.DataType, str]] = [
+    ("time", _TS, "capture (or proxy receive) time of the frame that completed the APDU, UTC"),
+    ("frame", pa.int64(), "capture frame number, 1-based as Wireshark counts (null for proxy logs)"),
+    ("stream", pa.int32(), "TCP connection number, 0-based in order of appearance"),
+    ("direction", pa.string(), "'c2s' from the TCP client (master) or 's2c' from the server (outstation)"),
+    ("src", pa.string(), "source IP address"),
+    ("sport", pa.int32(), "source TCP port"),
+    ("dst", pa.string(), "destination IP address"),
+    ("dport", pa.int32(), "destination TCP port"),
+    ("apdu", pa.int64(), "APDU index in the file or log, 0-based (shared by the rows of one APDU)"),
+    ("apci", pa.string(), "'I', 'S' or 'U'; null for malformed octets and gaps"),
+    ("u_func", pa.string(), "U-frame function, e.g. 'STARTDT_ACT', 'TESTFR_CON'"),
+    ("ssn", pa.int32(), "send sequence number N(S) of I-frames [0, 32767]"),
+    ("rsn", pa.int32(), "receive sequence number N(R) of I- and S-frames [0, 32767]"),
+    ("type_id", pa.int16(), "ASDU type identification [1, 255]"),
+    ("type_name", pa.string(), "type mnemonic, e.g. 'M_ME_NC_1' ('TYPE_<n>' when unknown)"),
+    ("sq", pa.bool_(), "SQ bit of the variable structure qualifier"),
+    ("num_objects", pa.int16(), "number of information objects [0, 127]"),
+    ("cot", pa.int16(), "cause of transmission [0, 63]"),
+    ("cot_name", pa.string(), "cause name, e.g. 'SPONTANEOUS', 'ACTIVATION_CONFIRMATION'"),
+    ("negative", pa.bool_(), "P/N bit (negative confirmation)"),
+    ("test", pa.bool_(), "T bit (test)"),
+    ("oa", pa.int16(), "originator address [0, 255]"),
+    ("ca", pa.int32(), "common address of ASDU [0, 65535]"),
+    ("obj", pa.int16(), "index of the object within its ASDU, null on APDU-only rows"),
+    ("ioa", pa.int32(), "information object address [0, 16777215]"),
+    ("value", pa.float64(), "numeric value of the object where it has one (see README)"),
+    ("value_text", pa.string(), "the value as text (enum names, bitstrings in hex, file fields)"),
+    ("iv", pa.bool_(), "quality: invalid"),
+    ("nt", pa.bool_(), "quality: not topical"),
+    ("sb", pa.bool_(), "quality: substituted"),
+    ("bl", pa.bool_(), "quality: blocked"),
+    ("ov", pa.bool_(), "quality: overflow (counter: carry CY)"),
+    ("ei", pa.bool_(), "protection quality: elapsed time invalid"),
+    ("time_tag", _TS, "CP56Time2a/CP24Time2a of the object as UTC (CP24 completed from 'time')"),
+    ("time_tag_iv", pa.bool_(), "IV bit of the time tag"),
+    ("select", pa.bool_(), "command S/E bit (True = select)"),
+    ("qualifier", pa.int16(), "command/system/parameter qualifier (QU, QL, QOI, QCC RQT, QPM...)"),
+    ("raw", pa.binary(), "the APDU octets (or the malformed octets)"),
+    ("error", pa.string(), "why the APDU or octets could not be decoded; 'gap: ...' for capture loss"),
+]
+
+SCHEMA = pa.schema([pa.field(name, dtype) for name, dtype, _ in COLUMNS],
+                   metadata={METADATA_KEY: SCHEMA_VERSION.encode()})
+COLUMN_NAMES = [name for name, _, _ in COLUMNS]
+
+
+def markdown_table() -> str:
+    """The column reference as a Markdown table (used for the README)."""
+    lines = ["| column | type | meaning |", "|---|---|---|"]
+    lines += [f"| `{name}` | {dtype} | {doc} |" for name, dtype, doc in COLUMNS]
+    return "\n".join(lines)

@@ -1,0 +1,147 @@
+"""Parquet files of decoded traffic: writing in row groups, rotating, loading to pandas.
+
+:class:`ParquetSink` writes one file incrementally (constant memory: each batch becomes
+a row group). :class:`RotatingParquetSink` writes a directory dataset for long-running
+recorders: a file is closed (and so complete and readable) when it reaches a size or an
+age, and a new one opened; ``pandas.read_parquet(directory)`` reads them all.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .schema import METADATA_KEY, SCHEMA, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class ParquetSink:
+    """Write RecordBatches of :data:`SCHEMA` into one Parquet file.
+
+    The file is written to ``<path>.partial`` and renamed to ``path`` on :meth:`close`, so a
+    file under its final name is always complete.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], compression: str = "zstd") -> None:
+        self.path = Path(path)
+        self._partial = self.path.with_name(self.path.name + ".partial")
+        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
+            self._partial, SCHEMA, compression=compression)
+        self.rows = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Append a batch as one row group (empty batches are skipped)."""
+        if self._writer is None:
+            raise ValueError(f"{self.path} is closed")
+        if batch.num_rows:
+            self._writer.write_batch(batch)
+            self.rows += batch.num_rows
+
+    @property
+    def bytes_written(self) -> int:
+        try:
+            return self._partial.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def close(self) -> Path:
+        """Finish the file and give it its final name; returns the path."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            os.replace(self._partial, self.path)
+        return self.path
+
+    def __enter__(self) -> ParquetSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RotatingParquetSink:
+    """A directory of Parquet files, rotated by size and/or age.
+
+    Files are named ``<prefix>-<UTC start time>-<n>.parquet``; the open one carries a
+    ``.partial`` suffix that pandas/pyarrow ignore when reading the directory.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], *, max_bytes: int = 64 << 20,
+                 max_seconds: float = 3600.0, prefix: str = "iec104",
+                 compression: str = "zstd") -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.max_seconds = max_seconds
+        self.prefix = prefix
+        self.compression = compression
+        self.files: list[Path] = []
+        self._sink: ParquetSink | None = None
+        self._opened = 0.0
+        self._count = 0
+        self.rows = 0
+
+    def _open(self) -> ParquetSink:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        name = f"{self.prefix}-{stamp}-{self._count:05d}.parquet"
+        self._count += 1
+        self._opened = time.monotonic()
+        return ParquetSink(self.directory / name, self.compression)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if not batch.num_rows:
+            return
+        if self._sink is None:
+            self._sink = self._open()
+        self._sink.write(batch)
+        self.rows += batch.num_rows
+        if (self._sink.bytes_written >= self.max_bytes
+                or time.monotonic() - self._opened >= self.max_seconds):
+            self.rotate()
+
+    def rotate(self) -> Path | None:
+        """Close the open file now (if any); the next write opens a new one."""
+        if self._sink is None:
+            return None
+        path = self._sink.close()
+        self._sink = None
+        self.files.append(path)
+        return path
+
+    def close(self) -> None:
+        self.rotate()
+
+
+def schema_version(path: str | os.PathLike[str]) -> str | None:
+    """Schema version stored in a Parquet file written by iec104 (None if absent)."""
+    meta = pq.read_schema(path).metadata or {}
+    value = meta.get(METADATA_KEY)
+    return value.decode() if value is not None else None
+
+
+def load(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+         columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a Parquet file, a directory of them, or a list of files into a DataFrame.
+
+    ``.partial`` files (still being written) are skipped.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        paths = sorted(p for p in path.glob("*.parquet")) if path.is_dir() else [path]
+    else:
+        paths = [Path(p) for p in source]
+    if not paths:
+        return SCHEMA.empty_table().to_pandas()
+    tables = [pq.read_table(p, columns=columns, schema=SCHEMA) for p in paths]
+    return pa.concat_tables(tables).to_pandas()
+
+
+__all__ = ["ParquetSink", "RotatingParquetSink", "SCHEMA_VERSION", "load", "schema_version"]
