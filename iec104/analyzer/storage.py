@@ -140,8 +140,9 @@ def load(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
         paths = [Path(p) for p in source]
     if not paths:
         return SCHEMA.empty_table().to_pandas()
-    tables = [pq.read_table(p, columns=columns, schema=SCHEMA) for p in paths]
-    return pa.concat_tables(tables).to_pandas()
+    tables = [pq.read_table(p, columns=columns) for p in paths]
+    # files of older minor versions may lack newer columns: promote fills them with nulls
+    return pa.concat_tables(tables, promote_options="default").to_pandas()
 
 
 __all__ = ["ParquetSink", "RotatingParquetSink", "SCHEMA_VERSION", "load", "schema_version"]
