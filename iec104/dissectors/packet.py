@@ -65,6 +65,9 @@ class TcpSegment(NamedTuple):
     """The captured TCP payload (may be shorter than ``wire_len`` if the snapshot cut it)."""
     wire_len: int
     """TCP payload length on the wire, from the IP length fields."""
+    in_icmp: bool = False
+    """The TCP header was quoted inside an ICMP/ICMPv6 error message (no payload). Wireshark
+    numbers such headers into ``tcp.stream`` too, so the reassembler counts them."""
 
 
 def format_ip(addr: bytes) -> str:
@@ -81,6 +84,11 @@ _IPV6_EXT = frozenset((0, 43, 60, 135, 139, 140))  # (len + 1) * 8 bytes each
 _IPV6_FRAG = 44
 _IPV6_AH = 51
 _TCP = 6
+_ICMP = 1
+_ICMPV6 = 58
+_ICMP_ERRORS = frozenset((3, 4, 5, 11, 12))
+_ICMPV6_ERRORS = frozenset((1, 2, 3, 4))
+_EMPTY = memoryview(b"")
 
 _ip4 = struct.Struct("!BxHxxHxBxx4s4s").unpack_from  # vihl, total length, frag, proto, src, dst
 _tcp = struct.Struct("!HHIIBB").unpack_from  # sport, dport, seq, ack, offset byte, flags
@@ -153,7 +161,12 @@ def decode_tcp(frame: int, time_ns: int, linktype: int, data: bytes) -> TcpSegme
             return None
         vihl, tlen, frag, proto, src, dst = _ip4(data, off)
         ihl = (vihl & 0x0F) << 2
-        if vihl >> 4 != 4 or ihl < 20 or proto != _TCP or frag & 0x1FFF:
+        if vihl >> 4 != 4 or ihl < 20 or frag & 0x1FFF:
+            return None
+        if proto != _TCP:
+            if proto == _ICMP:
+                return _quoted_tcp(frame, time_ns, data, off + ihl, min(n, off + tlen or n),
+                                   False)
             return None
         if tlen == 0:  # TSO: length not filled in
             end = n
@@ -192,6 +205,8 @@ def decode_tcp(frame: int, time_ns: int, linktype: int, data: bytes) -> TcpSegme
                 if end < tcp_off + 8:
                     return None
                 nxt, hlen = data[tcp_off], (data[tcp_off + 1] + 2) << 2
+            elif nxt == _ICMPV6:
+                return _quoted_tcp(frame, time_ns, data, tcp_off, end, True)
             else:
                 return None
             tcp_off += hlen
@@ -208,3 +223,29 @@ def decode_tcp(frame: int, time_ns: int, linktype: int, data: bytes) -> TcpSegme
     start = tcp_off + thl
     return TcpSegment(frame, time_ns, src, sport, dst, dport, seq, ack, flags,
                       memoryview(data)[start:end], wire_end - start)
+
+
+def _quoted_tcp(frame: int, time_ns: int, data: bytes, off: int, end: int,
+                v6: bool) -> TcpSegment | None:
+    """The TCP header quoted in an ICMP(v6) error message at ``off`` (ports, seq, flags)."""
+    if end < off + 8 or data[off] not in (_ICMPV6_ERRORS if v6 else _ICMP_ERRORS):
+        return None
+    off += 8
+    if v6:
+        if end < off + 40 or data[off] >> 4 != 6 or data[off + 6] != _TCP:
+            return None
+        src = bytes(data[off + 8:off + 24])
+        dst = bytes(data[off + 24:off + 40])
+        tcp_off = off + 40
+    else:
+        if end < off + 20:
+            return None
+        vihl, _tlen, frag, proto, src, dst = _ip4(data, off)
+        if vihl >> 4 != 4 or proto != _TCP or frag & 0x1FFF or (vihl & 0x0F) < 5:
+            return None
+        tcp_off = off + ((vihl & 0x0F) << 2)
+    if end < tcp_off + 8:
+        return None
+    sport, dport, seq = struct.unpack_from("!HHI", data, tcp_off)
+    flags = data[tcp_off + 13] if end >= tcp_off + 14 else 0
+    return TcpSegment(frame, time_ns, src, sport, dst, dport, seq, 0, flags, _EMPTY, 0, True)
