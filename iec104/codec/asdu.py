@@ -147,7 +147,8 @@ def decode_asdu(data: bytes | bytearray | memoryview,
     """Decode one ASDU.
 
     Raises:
-        DecodeError: truncated identifier or objects, or octets left after the last object.
+        DecodeError: truncated identifier or objects, octets left after the last object, or
+            SQ=1 object addresses running past the profile's IOA range.
     """
     header, o = decode_header(data, profile)
     codec = ELEMENTS.get(header.type_id)
@@ -165,6 +166,9 @@ def decode_asdu(data: bytes | bytearray | memoryview,
         if end - o < ioa_size:
             raise DecodeError("object address truncated", o)
         address = int.from_bytes(data[o:o + ioa_size], "little")
+        if (address + count - 1) >> (8 * ioa_size):
+            raise DecodeError(f"SQ=1 addresses {address}..{address + count - 1} exceed the "
+                              f"{ioa_size}-octet IOA range", o)
         o += ioa_size
         for i in range(count):
             s = size if size is not None else variable_size(data, o, end - o)
