@@ -26,13 +26,14 @@ if TYPE_CHECKING:
 class ParquetSink:
     """Write RecordBatches of :data:`SCHEMA` into one Parquet file.
 
-    The file is written to ``<path>.partial`` and renamed to ``path`` on :meth:`close`, so a
-    file under its final name is always complete.
+    The file is written to a hidden ``.<name>.partial`` beside ``path`` and renamed to ``path``
+    on :meth:`close`, so a file under its final name is always complete, and readers of the
+    directory (pyarrow skips names starting with ``.`` or ``_``) never see the open one.
     """
 
     def __init__(self, path: str | os.PathLike[str], compression: str = "zstd") -> None:
         self.path = Path(path)
-        self._partial = self.path.with_name(self.path.name + ".partial")
+        self._partial = self.path.with_name(f".{self.path.name}.partial")
         self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
             self._partial, SCHEMA, compression=compression)
         self.rows = 0
@@ -70,8 +71,8 @@ class ParquetSink:
 class RotatingParquetSink:
     """A directory of Parquet files, rotated by size and/or age.
 
-    Files are named ``<prefix>-<UTC start time>-<n>.parquet``; the open one carries a
-    ``.partial`` suffix that pandas/pyarrow ignore when reading the directory.
+    Files are named ``<prefix>-<UTC start time>-<n>.parquet``; the open one is the hidden
+    ``.<name>.partial``, which ``pandas.read_parquet(directory)`` and :func:`load` skip.
     """
 
     def __init__(self, directory: str | os.PathLike[str], *, max_bytes: int = 64 << 20,
