@@ -229,6 +229,16 @@ class RecordBuilder:
                      {"error": f"gap: {missing} octets not captured" + (f"; {detail}" if detail
                                                                         else "")})
 
+    def add_event(self, time_ns: int, frame: int | None, ep: Endpoints, text: str,
+                  raw: bytes | None = None) -> None:
+        """One row for something that happened to a connection rather than an APDU.
+
+        Used by the proxy for e.g. an unreachable or dropped upstream and for rule actions.
+        The row has no ``apdu``/``apci``; ``text`` goes in the ``error`` column (by
+        convention prefixed with its origin, e.g. ``'proxy: ...'``) and ``raw`` in ``raw``.
+        """
+        self._append(time_ns, frame, ep, None, {"raw": raw, "error": text})
+
     def take_batch(self) -> pa.RecordBatch:
         """The rows so far as a RecordBatch; the builder starts empty again."""
         cols = self._cols
