@@ -81,8 +81,11 @@ class Time(NamedTuple):
                 minutes=self.minutes, milliseconds=self.milliseconds)
             _check_range("minutes", self.minutes, 0, 59)
             _check_range("milliseconds", self.milliseconds, 0, 59999)
-            if candidate > ref + _dt.timedelta(minutes=1):
+            limit = ref + _dt.timedelta(minutes=1)
+            if candidate > limit:
                 candidate -= _dt.timedelta(hours=1)
+            elif candidate + _dt.timedelta(hours=1) <= limit:
+                candidate += _dt.timedelta(hours=1)  # tag in the next hour's first minute
             return candidate
         assert self.hours is not None and self.day_of_month is not None
         assert self.months is not None and self.years is not None
