@@ -293,6 +293,7 @@ class CaptureReader:
 
     def _iter_pcap(self) -> Iterator[Packet]:
         unpack = self._rec.unpack_from
+        new = tuple.__new__
         hsize = self._rec_size
         frac_ns = self._frac_ns
         linktype = self.linktype
@@ -339,8 +340,9 @@ class CaptureReader:
                         return
                 frame += 1
                 self.frames = frame
-                yield Packet(frame, sec * 1_000_000_000 + frac * frac_ns, linktype,
-                             buf[start:end], orig, 0)
+                # tuple.__new__ skips the NamedTuple's Python-level __new__ (hot path)
+                yield new(Packet, (frame, sec * 1_000_000_000 + frac * frac_ns, linktype,
+                                   buf[start:end], orig, 0))
                 pos = end
         finally:
             self._buf = b""
@@ -354,6 +356,7 @@ class CaptureReader:
         interfaces: list[_Interface] = []
         hdr = struct.Struct(order + "II")
         epb = struct.Struct(order + "IIIII")
+        new = tuple.__new__
         try:
             while True:
                 if n - pos < 12:
@@ -413,12 +416,12 @@ class CaptureReader:
                     ts = (hi << 32) | lo
                     frame += 1
                     self.frames = frame
-                    yield Packet(
+                    yield new(Packet, (
                         frame,
                         (ts * itf.mul if itf.div == 1 else ts * itf.mul // itf.div)
                         + itf.offset_ns,
                         itf.linktype, buf[pos + 28:pos + 28 + caplen], orig, iface,
-                    )
+                    ))
                 elif btype == _SPB:
                     if not interfaces:
                         self._stop(f"Simple Packet Block at frame {frame + 1} before any "

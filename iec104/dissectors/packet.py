@@ -61,7 +61,7 @@ class TcpSegment(NamedTuple):
     """Raw 32-bit acknowledgement number (meaningful only with the ACK flag)."""
     flags: int
     """TCP flags, FIN=0x01 ... CWR=0x80 (see the module constants)."""
-    payload: memoryview
+    payload: bytes
     """The captured TCP payload (may be shorter than ``wire_len`` if the snapshot cut it)."""
     wire_len: int
     """TCP payload length on the wire, from the IP length fields."""
@@ -88,13 +88,14 @@ _ICMP = 1
 _ICMPV6 = 58
 _ICMP_ERRORS = frozenset((3, 4, 5, 11, 12))
 _ICMPV6_ERRORS = frozenset((1, 2, 3, 4))
-_EMPTY = memoryview(b"")
+_EMPTY = b""
 
 _ip4 = struct.Struct("!BxHxxHxBxx4s4s").unpack_from  # vihl, total length, frag, proto, src, dst
 _tcp = struct.Struct("!HHIIBB").unpack_from  # sport, dport, seq, ack, offset byte, flags
 _u16 = struct.Struct("!H").unpack_from
 
 _RAW_IP = frozenset((101, 12, 14))
+_new = tuple.__new__
 _LOOPBACK = frozenset((0, 108))
 
 
@@ -221,8 +222,8 @@ def decode_tcp(frame: int, time_ns: int, linktype: int, data: bytes) -> TcpSegme
     if thl < 20 or tcp_off + thl > end:
         return None
     start = tcp_off + thl
-    return TcpSegment(frame, time_ns, src, sport, dst, dport, seq, ack, flags,
-                      memoryview(data)[start:end], wire_end - start)
+    return _new(TcpSegment, (frame, time_ns, src, sport, dst, dport, seq, ack, flags,
+                             data[start:end], wire_end - start, False))
 
 
 def _quoted_tcp(frame: int, time_ns: int, data: bytes, off: int, end: int,

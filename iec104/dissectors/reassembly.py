@@ -541,7 +541,7 @@ class Reassembler:
             first = h.pending[0]
             self._skip(conn, d, h, first[0], first[3], first[4])
 
-    def _place(self, conn: _Conn, d: int, h: _Half, start: int, payload: memoryview,
+    def _place(self, conn: _Conn, d: int, h: _Half, start: int, payload: bytes,
                wire_len: int, frame: int, time_ns: int) -> None:
         nxt = h.next
         if start == nxt:
@@ -572,14 +572,14 @@ class Reassembler:
             return
         i = bisect.bisect_right(h.pending_keys, start)
         h.pending_keys.insert(i, start)
-        h.pending.insert(i, (start, wire_len, bytes(payload), frame, time_ns))
+        h.pending.insert(i, (start, wire_len, payload, frame, time_ns))
         h.pending_bytes += len(payload)
         while h.pending and (len(h.pending) > self.max_pending_segments
                              or h.pending_bytes > self.max_pending_bytes):
             first = h.pending[0]
             self._skip(conn, d, h, first[0], first[3], first[4])
 
-    def _consistent(self, h: _Half, start: int, payload: memoryview) -> bool:
+    def _consistent(self, h: _Half, start: int, payload: bytes) -> bool:
         """Whether ``payload`` at ``start`` (< next) matches the bytes delivered there."""
         n = len(payload)
         if n <= 1:  # keep-alive probes carry one arbitrary byte
@@ -605,7 +605,7 @@ class Reassembler:
             cut = h.next - start
             if cut:
                 h.stats.overlaps += 1
-            self._deliver(conn, d, h, memoryview(payload)[cut:], wire_len - cut, frame, time_ns)
+            self._deliver(conn, d, h, payload[cut:], wire_len - cut, frame, time_ns)
 
     def _skip(self, conn: _Conn, d: int, h: _Half, to: int, frame: int, time_ns: int) -> None:
         """Declare ``[next, to)`` lost, then deliver what the buffer holds after it."""
@@ -620,11 +620,11 @@ class Reassembler:
             h.history.clear()
         self._drain(conn, d, h)
 
-    def _deliver(self, conn: _Conn, d: int, h: _Half, payload: memoryview, wire_len: int,
+    def _deliver(self, conn: _Conn, d: int, h: _Half, payload: bytes, wire_len: int,
                  frame: int, time_ns: int) -> None:
         n = len(payload)
         if n:
-            data = bytes(payload)
+            data = bytes(payload)  # no copy for bytes; accepts any buffer
             self._emit(conn, Data(conn.stream, d, frame, time_ns, h.offset, data))
             h.offset += n
             h.stats.bytes += n
@@ -645,7 +645,7 @@ class Reassembler:
             h.next += missing
             h.history.clear()
 
-    def _to_fallback(self, conn: _Conn, d: int, h: _Half, payload: memoryview, frame: int,
+    def _to_fallback(self, conn: _Conn, d: int, h: _Half, payload: bytes, frame: int,
                      time_ns: int) -> None:
         h.fallback = True
         h.stats.fallback = True
@@ -656,14 +656,14 @@ class Reassembler:
         ))
         # whatever waited for a hole is delivered as it is, in sequence order
         for _, _, data, pframe, ptime in h.pending:
-            self._deliver_raw(conn, d, h, memoryview(data), pframe, ptime)
+            self._deliver_raw(conn, d, h, data, pframe, ptime)
         h.pending.clear()
         h.pending_keys.clear()
         h.pending_bytes = 0
         h.history = bytearray()
         self._deliver_raw(conn, d, h, payload, frame, time_ns)
 
-    def _deliver_raw(self, conn: _Conn, d: int, h: _Half, payload: memoryview, frame: int,
+    def _deliver_raw(self, conn: _Conn, d: int, h: _Half, payload: bytes, frame: int,
                      time_ns: int) -> None:
         n = len(payload)
         if not n:
