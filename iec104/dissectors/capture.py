@@ -11,8 +11,11 @@ The file is read in large chunks into a ``bytes`` buffer and records are cut out
 the unread tail. Each packet's bytes are a copy (``bytes``), so a consumer that keeps a packet
 does not pin the whole chunk in memory.
 
-Frame numbers count every packet record in the file from 1, exactly as Wireshark numbers frames
-(pcapng Enhanced, Simple and obsolete Packet Blocks; other pcapng blocks are not frames).
+Frame numbers count every record in the file from 1, exactly as Wireshark numbers frames:
+pcapng Enhanced, Simple and obsolete Packet Blocks are yielded; Custom Blocks and systemd
+Journal Export Blocks are records (frames) to Wireshark too, so they take a frame number but are
+not yielded (:attr:`CaptureReader.other_records` counts them); the other pcapng blocks are not
+frames.
 Timestamps are integer nanoseconds since the Unix epoch, UTC:
 
 * pcap: microsecond magic ``a1b2c3d4`` or nanosecond magic ``a1b23c4d``, either byte order
@@ -20,7 +23,7 @@ Timestamps are integer nanoseconds since the Unix epoch, UTC:
 * pcapng: per interface ``if_tsresol`` (``10**-n`` or, with the top bit set, ``2**-n``; default
   microseconds) and ``if_tsoffset`` (seconds added to every timestamp). Each Section Header Block
   may have its own byte order and starts a new list of interfaces. Simple Packet Blocks carry no
-  timestamp: their ``time_ns`` is ``0`` (what Wireshark shows, the epoch).
+  timestamp (Wireshark shows none): their ``time_ns`` is ``0``.
 
 Damage part-way through (a truncated last record, a block length that cannot be right) does not
 raise: every whole record before it is yielded, then a
@@ -109,6 +112,8 @@ _IDB = 0x00000001
 _PB = 0x00000002  # obsolete Packet Block
 _SPB = 0x00000003
 _EPB = 0x00000006
+_JOURNAL = 0x00000009
+_CUSTOM = frozenset((0x00000BAD, 0x40000BAD))
 
 _OPT_ENDOFOPT = 0
 _OPT_IF_TSRESOL = 9
@@ -150,7 +155,9 @@ class CaptureReader:
         byte_order: ``"<"`` or ``">"`` (of the first section for pcapng).
         linktype: the pcap link type, or the first pcapng interface's (``None`` if none yet).
         problem: ``None``, or why reading stopped before the end of the file.
-        frames: number of packet records yielded so far.
+        frames: frame number of the last record read (as Wireshark numbers them).
+        other_records: pcapng records that take a frame number but are no packets (custom
+            and systemd journal blocks).
 
     Use as an iterator (once) and preferably as a context manager::
 
@@ -168,6 +175,7 @@ class CaptureReader:
         self.name = name if name is not None else _source_name(source)
         self.problem: str | None = None
         self.frames = 0
+        self.other_records = 0
         self._owned = isinstance(source, (str, os.PathLike))
         self._file: BinaryIO = open(source, "rb") if self._owned else source  # type: ignore[arg-type]  # noqa: SIM115
         self._iterated = False
@@ -460,6 +468,11 @@ class CaptureReader:
                         self.linktype = itf.linktype
                 elif btype == _SHB:
                     interfaces = []
+                elif btype in _CUSTOM or btype == _JOURNAL:
+                    if btype == _JOURNAL or blen >= 16:  # a custom block needs its PEN
+                        frame += 1  # a record, and so a frame, to Wireshark
+                        self.frames = frame
+                        self.other_records += 1
                 # Any other block type (NRB, ISB, DSB, custom, ...) is skipped.
                 pos = end
         finally:
