@@ -184,6 +184,8 @@ def decode_asdu(data: bytes | bytearray | memoryview,
                     raise DecodeError(f"object {i} of {count} truncated: "
                                       f"{end - o} of {s} octets", o)
             else:
+                if end - o < ioa_size:
+                    raise DecodeError(f"object {i} of {count} truncated", o)
                 s = ioa_size + variable_size(data, o + ioa_size, end - o - ioa_size)
                 if end - o < s:
                     raise DecodeError(f"object {i} of {count} truncated", o)
