@@ -1,7 +1,65 @@
-"""Analysis of decoded IEC 104 traffic: Parquet storage, loaders and investigations."""
+"""Analysis of decoded IEC 104 traffic: Parquet storage, loaders and investigations.
 
+Every investigation takes a DataFrame of the Parquet schema (:mod:`.schema`), a Parquet
+file or directory, or a capture file, and returns a DataFrame (see each module):
+
+* :func:`sessions`, :func:`link_findings`, :func:`sequence_analysis`, :func:`timeouts`,
+  :func:`message_rate` (:mod:`.link`)
+* :func:`point_timeline`, :func:`latest_values`, :func:`value_changes`,
+  :func:`quality_transitions` (:mod:`.points`)
+* :func:`commands`, :func:`interrogations` (:mod:`.commands`)
+* :func:`type_counts`, :func:`cause_counts`, :func:`type_cause_matrix`, :func:`apci_counts`
+  (:mod:`.stats`)
+* :func:`anomalies`, :func:`time_drift` (:mod:`.anomalies`)
+* :func:`plot_value_timeline`, :func:`plot_message_rate` (:mod:`.plots`, needs matplotlib)
+* :func:`summary`, :func:`summary_text`, :func:`report_html`, :func:`write_report`
+  (:mod:`.report`)
+"""
+
+from .anomalies import anomalies, time_drift
+from .commands import commands, interrogations
+from .frames import apdus, as_frame
+from .link import link_findings, message_rate, sequence_analysis, sessions, timeouts
+from .plots import plot_message_rate, plot_value_timeline
+from .points import latest_values, point_timeline, quality_transitions, value_changes
+from .report import overview, report_html, summary, summary_text, write_report
 from .schema import COLUMN_NAMES, COLUMNS, SCHEMA, SCHEMA_VERSION
+from .stats import apci_counts, cause_counts, type_cause_matrix, type_counts
 from .storage import ParquetSink, RotatingParquetSink, load, schema_version
 
-__all__ = ["COLUMNS", "COLUMN_NAMES", "SCHEMA", "SCHEMA_VERSION", "ParquetSink",
-           "RotatingParquetSink", "load", "schema_version"]
+__all__ = [
+           "COLUMNS",
+           "COLUMN_NAMES",
+           "SCHEMA",
+           "SCHEMA_VERSION",
+           "ParquetSink",
+           "RotatingParquetSink",
+           "anomalies",
+           "apci_counts",
+           "apdus",
+           "as_frame",
+           "cause_counts",
+           "commands",
+           "interrogations",
+           "latest_values",
+           "link_findings",
+           "load",
+           "message_rate",
+           "overview",
+           "plot_message_rate",
+           "plot_value_timeline",
+           "point_timeline",
+           "quality_transitions",
+           "report_html",
+           "schema_version",
+           "sequence_analysis",
+           "sessions",
+           "summary",
+           "summary_text",
+           "time_drift",
+           "timeouts",
+           "type_cause_matrix",
+           "type_counts",
+           "value_changes",
+           "write_report",
+]

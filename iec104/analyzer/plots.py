@@ -1,0 +1,105 @@
+"""matplotlib figures: a point's value over time, and the message rate.
+
+The functions build a :class:`matplotlib.figure.Figure` directly (no ``pyplot`` state, no
+GUI backend), so they work headless, in a report and in Jupyter (a Figure displays itself
+there). Pass ``ax`` to draw into an existing axes instead.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .frames import Source, as_frame, auto_freq
+from .link import message_rate
+from .points import point_timeline
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+
+def _axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
+    if ax is not None:
+        return ax.figure, ax  # type: ignore[return-value]
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=size, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def top_points(source: Source, n: int = 6) -> list[tuple[int, int]]:
+    """The ``n`` points ``(ca, ioa)`` with the most value changes (then most reports)."""
+    t = point_timeline(source)
+    if not len(t):
+        return []
+    g = t.groupby(["ca", "ioa"])
+    score = pd.DataFrame({"changes": g["value"].nunique(), "reports": g.size()})
+    score = score.sort_values(["changes", "reports"], ascending=False)
+    return [(int(ca), int(ioa)) for ca, ioa in score.index[:n]]
+
+
+def plot_value_timeline(source: Source, points: list[tuple[int, int]] | None = None, *,
+                        ax: Axes | None = None, max_points: int = 6,
+                        mark_quality: bool = True) -> Figure:
+    """Step plot of the values of ``points`` (``(ca, ioa)`` pairs; default: the
+    ``max_points`` busiest). Reports with a bad quality flag are marked with a red x."""
+    df = as_frame(source)
+    if points is None:
+        points = top_points(df, max_points)
+    fig, ax = _axes(ax, (10, 4))
+    t = point_timeline(df)
+    drawn = 0
+    for ca, ioa in points:
+        p = t[(t["ca"] == ca) & (t["ioa"] == ioa) & t["value"].notna()]
+        if not len(p):
+            continue
+        times = p["time"].dt.tz_convert("UTC").dt.tz_localize(None)
+        label = f"CA {ca} IOA {ioa} ({p['type_name'].iloc[0]})"
+        ax.step(times, p["value"], where="post", marker=".", label=label)
+        drawn += 1
+        if mark_quality:
+            bad = p["quality"] != ""
+            if bad.any():
+                ax.plot(times[bad], p.loc[bad, "value"], "x", color="red", markersize=8)
+    ax.set_title("Value timeline" + ("" if drawn else " (no values)"))
+    ax.set_xlabel("time (UTC)")
+    ax.set_ylabel("value")
+    ax.grid(True, alpha=0.3)
+    if drawn:
+        ax.legend(fontsize="small", loc="best")
+    fig.autofmt_xdate()
+    return fig
+
+
+def plot_message_rate(source: Source, freq: str | None = None, by: str = "apci", *,
+                      ax: Axes | None = None) -> Figure:
+    """APDUs per ``freq`` bin (default: chosen for about 300 bins), one line per value of
+    ``by`` (``apci``: I/S/U; or ``direction``, ``type_name``...)."""
+    df = as_frame(source)
+    if freq is None:
+        freq = auto_freq(df["time"].dropna())
+    rate = message_rate(df, freq, by)
+    fig, ax = _axes(ax, (10, 3.5))
+    if len(rate):
+        times = rate.index.tz_convert("UTC").tz_localize(None)
+        for column in rate.columns:
+            ax.plot(times, rate[column].to_numpy(), drawstyle="steps-post", label=str(column))
+        ax.legend(fontsize="small", loc="upper right")
+    ax.set_title(f"Message rate (APDUs per {freq})")
+    ax.set_xlabel("time (UTC)")
+    ax.set_ylabel("APDUs")
+    ax.grid(True, alpha=0.3)
+    fig.autofmt_xdate()
+    return fig
+
+
+def figure_png(fig: Any, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes (Agg canvas, no display needed)."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
