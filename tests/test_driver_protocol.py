@@ -68,7 +68,7 @@ class Raw:
         """True if nothing arrives for ``seconds``."""
         try:
             frame = await self.read(seconds)
-        except (asyncio.TimeoutError, asyncio.IncompleteReadError):
+        except (TimeoutError, asyncio.IncompleteReadError):
             return True
         pytest.fail(f"unexpected frame {frame}")
 
@@ -78,7 +78,7 @@ class Raw:
         while time.monotonic() < deadline:
             try:
                 data = await asyncio.wait_for(self.reader.read(65536), deadline - time.monotonic())
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return False
             except ConnectionResetError:
                 return True
@@ -414,7 +414,7 @@ async def test_million_items_bounded_memory_and_k(server):
             received += len(frames)
             acked = (acked + k) & 0x7FFF
             raw.send(sframe(acked))
-        current, peak = tracemalloc.get_traced_memory()
+        _current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert received == 200 * k
