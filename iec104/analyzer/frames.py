@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any, Union
 
 import numpy as np
@@ -64,18 +65,49 @@ def is_parquet(path: Path) -> bool:
         return fh.read(4) == b"PAR1"
 
 
-def read_capture(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Decode a pcap/pcapng file with the dissector into a DataFrame of the schema.
+def read_capture(path: str | os.PathLike[str], *, ports: Iterable[int] | None = None,
+                 heuristic: bool = True) -> pd.DataFrame:
+    """Decode a pcap/pcapng file into a DataFrame of the schema with the dissector's pieces
+    (reassembly events -> :class:`~iec104.dissectors.decoder.DirectionDecoder` ->
+    :class:`~iec104.dissectors.records.RecordBuilder`), all in memory.
+
+    Args:
+        ports: TCP ports of IEC 104 servers (default 2404).
+        heuristic: also decode connections on other ports whose bytes look like IEC 104.
 
     Raises:
-        RuntimeError: the dissector's capture reader is not available in this version.
+        CaptureError: the file is not a capture.
     """
-    try:
-        from ..dissectors import stream as _stream  # type: ignore[attr-defined]
-    except ImportError as exc:  # pragma: no cover - depends on the dissector landing
-        raise RuntimeError("reading captures needs iec104.dissectors.stream; convert the "
-                           "capture to Parquet with `iec104 convert` first") from exc
-    return _stream.read_dataframe(path)  # type: ignore[no-any-return]
+    import pyarrow as pa
+
+    from ..dissectors.decoder import DirectionDecoder
+    from ..dissectors.reassembly import Data, Gap, StreamEnd, StreamStart, stream_events
+    from ..dissectors.records import Endpoints, RecordBuilder
+    from .schema import SCHEMA
+
+    builder = RecordBuilder()
+    decoders: dict[tuple[int, int], DirectionDecoder] = {}
+    batches = []
+    for ev in stream_events(path, ports, heuristic=heuristic):
+        if type(ev) is Data:
+            decoders[(ev.stream, ev.direction)].feed(ev.time_ns, ev.frame, ev.data)
+        elif type(ev) is StreamStart:
+            c = ev.connection
+            decoders[(c.stream, 0)] = DirectionDecoder(
+                Endpoints(c.stream, "c2s", c.src, c.sport, c.dst, c.dport), builder)
+            decoders[(c.stream, 1)] = DirectionDecoder(
+                Endpoints(c.stream, "s2c", c.dst, c.dport, c.src, c.sport), builder)
+        elif type(ev) is Gap:
+            decoders[(ev.stream, ev.direction)].gap(ev.time_ns, ev.frame, ev.missing or 0)
+        elif type(ev) is StreamEnd:
+            for d in (0, 1):
+                dec = decoders.pop((ev.stream, d), None)
+                if dec is not None:
+                    dec.close(ev.time_ns, ev.frame)
+        if builder.rows >= 65536:
+            batches.append(builder.take_batch())
+    batches.append(builder.take_batch())
+    return pa.Table.from_batches(batches, schema=SCHEMA).to_pandas()
 
 
 def as_frame(source: Source) -> pd.DataFrame:
