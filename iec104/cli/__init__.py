@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 
-SUBCOMMANDS: tuple[str, ...] = ()
+SUBCOMMANDS: tuple[str, ...] = ("report",)
 """Module names (in this package) of the subcommands, in help order."""
 
 
