@@ -124,8 +124,8 @@ def decode_apdu(data: bytes | bytearray | memoryview) -> APDU:
 
 
 def _check_seq(name: str, value: int) -> None:
-    if not 0 <= value < SEQ_MODULO:
-        raise EncodeError(name, f"{value} outside [0, 32767]")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < SEQ_MODULO:
+        raise EncodeError(name, f"{value!r} outside [0, 32767]")
 
 
 def encode_apdu(apdu: APDU) -> bytes:
@@ -137,6 +137,8 @@ def encode_apdu(apdu: APDU) -> bytes:
     if type(apdu) is IFrame:
         _check_seq("ssn", apdu.ssn)
         _check_seq("rsn", apdu.rsn)
+        if not isinstance(apdu.asdu, (bytes, bytearray, memoryview)):
+            raise EncodeError("asdu", f"{type(apdu.asdu).__name__} is not bytes")
         size = len(apdu.asdu)
         if not 0 < size <= MAX_ASDU_SIZE:
             raise EncodeError("asdu", f"{size} octets outside [1, 249]")
