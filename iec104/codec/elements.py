@@ -534,12 +534,19 @@ def _ql_dec(d: Any, o: int) -> tuple[Any, Any, Any, Any]:
                           decode_time(d, o + 9, TimeSize.SEVEN)), None, None, None)
 
 
+def _ql_time(name: str, time: Any) -> bytes:
+    try:
+        return encode_time(time, TimeSize.SEVEN)
+    except EncodeError as exc:  # encode_time names it "time...": it is value.start/stop
+        raise EncodeError(name + exc.field.removeprefix("time"), exc.reason) from exc
+
+
 def _ql_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
     _monitor_only(select, qualifier)
     _none("quality", quality)
     v = _type("value", value, QueryLogValue)
-    return (_nof(v) + encode_time(v.start, TimeSize.SEVEN)
-            + encode_time(v.stop, TimeSize.SEVEN))
+    return (_nof(v) + _ql_time("value.start", v.start)
+            + _ql_time("value.stop", v.stop))
 
 
 def _segment_size(d: Any, o: int, available: int) -> int:
