@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import tshark as ts
-from tests.support.pcapwriter import build_conversation, write_pcap, write_pcapng
+from tests.support.pcapwriter import Message, build_conversation, write_pcap, write_pcapng
 
 WIKI = "wireshark-wiki_iec104.pcap"
 WIKI_SQ = "wireshark-wiki_iec104-sq.pcapng"
@@ -247,7 +247,7 @@ def test_snort_pipelined_and_split(public_captures: Path, tshark_path: str) -> N
 
 def test_writer_round_trip_through_tshark(tmp_path: Path, tshark_path: str) -> None:
     frames = [i_frame(n, 1, float_asdu(100 + n, n / 8)) for n in range(3)]
-    messages = [
+    messages: list[Message] = [
         ("c2s", STARTDT_ACT),
         ("s2c", STARTDT_CON),
         ("s2c", frames[0] + frames[1], [3, len(frames[0]) + len(frames[1]) - 3]),
