@@ -1,0 +1,563 @@
+"""Live capture: an interface -> dumpcap -> TCP reassembly -> Parquet (and raw pcapng).
+
+Theory of operation
+-------------------
+``dumpcap`` (Wireshark's capture engine: kernel BPF filter, ring buffer, no dissection)
+captures the interface and writes pcapng to a pipe. A thread reads the pipe and cuts it
+into blocks with :class:`PcapngStream` (incremental: a block is handled as soon as its last
+byte arrives). Each packet block goes through the dissector's path, exactly as a capture
+file would: :func:`~iec104.dissectors.packet.decode_tcp`, the
+:class:`~iec104.dissectors.reassembly.Reassembler`, one
+:class:`~iec104.dissectors.decoder.DirectionDecoder` per direction, and the same
+:class:`~iec104.proxy.logwriter.LogWriter` as the proxy (rotation, crash safety). With
+``pcapng_dir``, every block is also copied into rotating pcapng files there (each file
+starts with the section header and interface descriptions, so each is a valid capture).
+
+Rows: ``frame`` counts packets from 1 in the order dumpcap delivered them (also their
+order in the pcapng files of the run), ``time`` is the capture time stamp, ``stream`` is
+the reassembler's TCP stream number (0-based, per run).
+
+Latency: dumpcap hands packets over in bursts (about every 0.1-0.2 s), so rows reach the
+log that much later than the packets reached the wire. :meth:`LiveCapture.stop` waits
+``linger`` seconds before stopping dumpcap so that the last packets are not cut off, and
+reports dumpcap's own drop counters.
+
+scapy is not needed; ``dumpcap`` (Debian package ``tshark``/``wireshark-common``) must be
+installed, and capturing needs root or the ``CAP_NET_RAW`` capability.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import shutil
+import signal
+import struct
+import subprocess
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, Self
+
+from ..codec import DEFAULT_PROFILE, Profile
+from ..dissectors.decoder import DirectionDecoder
+from ..dissectors.packet import decode_tcp
+from ..dissectors.reassembly import (
+    IEC104_PORT,
+    Data,
+    Fallback,
+    Gap,
+    Reassembler,
+    StreamEnd,
+    StreamStart,
+)
+from ..dissectors.records import Endpoints
+from .logwriter import LogWriter
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["CaptureStartError", "LiveCapture", "LivePacket", "PcapngStream", "find_dumpcap"]
+
+log = logging.getLogger(__name__)
+
+_SHB = 0x0A0D0D0A
+_IDB = 1
+_PB = 2  # obsolete Packet Block
+_SPB = 3
+_ISB = 5
+_EPB = 6
+_BOM = 0x1A2B3C4D
+
+
+class CaptureStartError(RuntimeError):
+    """dumpcap could not start capturing (message includes dumpcap's own error)."""
+
+
+class LivePacket(NamedTuple):
+    """One captured packet."""
+
+    frame: int
+    """1-based packet number in this capture."""
+    time_ns: int
+    """Capture time, ns since the Unix epoch (UTC); 0 for pcapng Simple Packet Blocks."""
+    linktype: int
+    data: bytes
+
+
+class _Iface(NamedTuple):
+    linktype: int
+    mul: int
+    div: int
+    offset_ns: int
+
+
+class PcapngStream:
+    """Incremental pcapng parser (sans-IO): bytes in, packets and whole blocks out.
+
+    :meth:`feed` returns the packets completed by the new bytes; :attr:`header` holds the
+    section header and interface description blocks seen so far (to start a new file).
+    Raises ``ValueError`` on input that is not pcapng.
+    """
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._order = "<"
+        self._ifaces: list[_Iface] = []
+        self.header = bytearray()
+        """SHB and IDB blocks of the current section, as received."""
+        self.frames = 0
+        self.if_drops: dict[int, int] = {}
+        """Interface id -> packets dropped by the interface/kernel (from statistics blocks)."""
+        self.blocks: list[bytes] = []
+        """Whole blocks completed by the last :meth:`feed` (for copying to a file)."""
+
+    def feed(self, data: bytes) -> list[LivePacket]:
+        buf = self._buf
+        buf += data
+        out: list[LivePacket] = []
+        blocks: list[bytes] = []
+        pos = 0
+        while len(buf) - pos >= 12:
+            btype = struct.unpack_from(self._order + "I", buf, pos)[0]
+            if btype == _SHB:
+                bom = buf[pos + 8: pos + 12]
+                if bom == b"\x4d\x3c\x2b\x1a":
+                    self._order = "<"
+                elif bom == b"\x1a\x2b\x3c\x4d":
+                    self._order = ">"
+                else:
+                    raise ValueError("pcapng section header with a bad byte-order magic")
+            elif not self.blocks and pos == 0 and self.frames == 0 and not self.header:
+                raise ValueError("not a pcapng stream (no section header block first)")
+            blen = struct.unpack_from(self._order + "I", buf, pos + 4)[0]
+            if blen < 12 or blen % 4:
+                raise ValueError(f"pcapng block length {blen} is invalid")
+            if len(buf) - pos < blen:
+                break
+            block = bytes(buf[pos: pos + blen])
+            pos += blen
+            blocks.append(block)
+            pkt = self._block(btype, block)
+            if pkt is not None:
+                out.append(pkt)
+        del buf[:pos]
+        self.blocks = blocks
+        return out
+
+    def _block(self, btype: int, block: bytes) -> LivePacket | None:
+        o = self._order
+        if btype == _EPB or btype == _PB:
+            if btype == _EPB:
+                iface_id, hi, lo, caplen = struct.unpack_from(o + "IIII", block, 8)
+            else:
+                iface_id, _drops, hi, lo, caplen = struct.unpack_from(o + "HHIII", block, 8)
+            data = block[28: 28 + caplen]
+            self.frames += 1
+            if iface_id >= len(self._ifaces):
+                return None
+            iface = self._ifaces[iface_id]
+            ts = (hi << 32) | lo
+            return LivePacket(self.frames, ts * iface.mul // iface.div + iface.offset_ns,
+                              iface.linktype, data)
+        if btype == _SPB:
+            self.frames += 1
+            if not self._ifaces:
+                return None
+            origlen = struct.unpack_from(o + "I", block, 8)[0]
+            return LivePacket(self.frames, 0, self._ifaces[0].linktype,
+                              block[12: 12 + min(origlen, len(block) - 16)])
+        if btype == _SHB:
+            self._ifaces = []
+            self.header = bytearray(block)
+        elif btype == _IDB:
+            self._ifaces.append(self._parse_idb(block))
+            self.header += block
+        elif btype == _ISB:
+            self._parse_isb(block)
+        return None
+
+    def _options(self, block: bytes, start: int) -> Iterable[tuple[int, bytes]]:
+        o = self._order
+        pos = start
+        end = len(block) - 4
+        while pos + 4 <= end:
+            code, length = struct.unpack_from(o + "HH", block, pos)
+            if code == 0:
+                return
+            yield code, block[pos + 4: pos + 4 + length]
+            pos += 4 + (length + 3) // 4 * 4
+
+    def _parse_idb(self, block: bytes) -> _Iface:
+        o = self._order
+        linktype = struct.unpack_from(o + "H", block, 8)[0]
+        mul, div, offset_ns = 1000, 1, 0  # default resolution: microseconds
+        for code, value in self._options(block, 16):
+            if code == 9 and value:
+                res = value[0]
+                if res & 0x80:
+                    mul, div = 10**9, 1 << (res & 0x7F)
+                else:
+                    exp = res & 0x7F
+                    mul, div = (10 ** (9 - exp), 1) if exp <= 9 else (1, 10 ** (exp - 9))
+            elif code == 14 and len(value) == 8:
+                offset_ns = struct.unpack(o + "q", value)[0] * 10**9
+        return _Iface(linktype, mul, div, offset_ns)
+
+    def _parse_isb(self, block: bytes) -> None:
+        o = self._order
+        iface_id = struct.unpack_from(o + "I", block, 8)[0]
+        for code, value in self._options(block, 20):
+            if code == 5 and len(value) == 8:  # isb_ifdrop
+                self.if_drops[iface_id] = struct.unpack(o + "Q", value)[0]
+
+
+def find_dumpcap(path: str | None = None) -> str:
+    """Path of the dumpcap program (``path``, ``$IEC104_DUMPCAP`` or on ``PATH``).
+
+    Raises:
+        CaptureStartError: not found.
+    """
+    candidate = path or os.environ.get("IEC104_DUMPCAP") or shutil.which("dumpcap")
+    if not candidate or not (os.path.isfile(candidate) and os.access(candidate, os.X_OK)):
+        raise CaptureStartError("dumpcap not found: install Wireshark's capture tool "
+                                "(Debian: apt-get install tshark) or pass its path")
+    return candidate
+
+
+class _PcapngFiles:
+    """Rotating raw pcapng copies; every file starts with the current section header."""
+
+    def __init__(self, directory: Path, prefix: str, max_bytes: int, max_seconds: float) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.prefix = prefix
+        self.max_bytes = max_bytes
+        self.max_seconds = max_seconds
+        self.files: list[Path] = []
+        self._f: IO[bytes] | None = None
+        self._opened = 0.0
+        self._count = 0
+        self._run = os.urandom(3).hex()
+
+    def write(self, stream: PcapngStream, blocks: list[bytes]) -> None:
+        for block in blocks:
+            btype = struct.unpack_from("<I", block)[0]
+            if btype == _SHB or btype == _IDB:  # replayed from stream.header on open
+                if self._f is not None:
+                    self._f.write(block)
+                continue
+            if self._f is None:
+                self._open(stream)
+            assert self._f is not None
+            self._f.write(block)
+        if self._f is not None:
+            self._f.flush()
+            if (self._f.tell() >= self.max_bytes
+                    or time.monotonic() - self._opened >= self.max_seconds):
+                self.close()
+
+    def _open(self, stream: PcapngStream) -> None:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        path = self.directory / f"{self.prefix}-{stamp}-{self._run}-{self._count:05d}.pcapng"
+        self._count += 1
+        self._f = open(path, "xb")  # noqa: SIM115 -- closed in close()
+        self._f.write(stream.header)
+        self._opened = time.monotonic()
+        self.files.append(path)
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+
+class LiveCapture:
+    """Capture IEC 104 traffic from a network interface into a Parquet directory.
+
+    Args:
+        interface: interface name for dumpcap (``lo``, ``eth0``, ``any``).
+        output: Parquet directory (see :class:`~iec104.proxy.logwriter.LogWriter`).
+        ports: TCP ports of IEC 104 streams (default 2404); the capture filter is
+            ``tcp port P or ...`` unless ``capture_filter`` or ``heuristic`` says otherwise.
+        heuristic: also decode TCP streams on other ports that look like IEC 104
+            (captures all TCP unless ``capture_filter`` is given).
+        capture_filter: a BPF filter replacing the default.
+        pcapng_dir: also keep the raw packets as rotating pcapng files in this directory
+            (must not be ``output`` itself: ``pandas.read_parquet`` reads every file in
+            it; a subdirectory named ``_pcapng`` is ignored by it).
+        profile, flush_rows, flush_seconds, max_bytes, max_seconds, prefix, fsync: see
+            :class:`~iec104.proxy.logwriter.LogWriter` (rotation applies to pcapng too).
+        dumpcap: path of dumpcap (default: found on ``PATH``).
+        buffer_mb: kernel capture buffer size (dumpcap ``-B``).
+
+    Use ``start()`` / ``stop()`` or ``with``; :meth:`dataframe` returns what was logged.
+    """
+
+    def __init__(self, interface: str, output: str | os.PathLike[str], *,
+                 ports: Iterable[int] = (IEC104_PORT,), heuristic: bool = False,
+                 capture_filter: str | None = None,
+                 pcapng_dir: str | os.PathLike[str] | None = None,
+                 profile: Profile = DEFAULT_PROFILE, flush_rows: int = 10_000,
+                 flush_seconds: float = 1.0, max_bytes: int = 64 << 20,
+                 max_seconds: float = 3600.0, prefix: str = "iec104-capture",
+                 fsync: bool = False, dumpcap: str | None = None, buffer_mb: int = 16) -> None:
+        self.interface = interface
+        self.output = Path(output)
+        self.ports = tuple(int(p) for p in ports)
+        self.heuristic = heuristic
+        if capture_filter is None:
+            capture_filter = ("tcp" if heuristic or not self.ports else
+                              " or ".join(f"tcp port {p}" for p in self.ports))
+        self.capture_filter = capture_filter
+        self.pcapng_dir = Path(pcapng_dir) if pcapng_dir is not None else None
+        if self.pcapng_dir is not None and self.pcapng_dir.resolve() == self.output.resolve():
+            raise ValueError("pcapng_dir must not be the Parquet directory itself")
+        self.dumpcap = dumpcap
+        self.buffer_mb = buffer_mb
+        self._writer_args: dict[str, Any] = {
+            "profile": profile, "flush_rows": flush_rows, "flush_seconds": flush_seconds,
+            "max_bytes": max_bytes, "max_seconds": max_seconds, "prefix": prefix,
+            "fsync": fsync}
+        self.writer: LogWriter | None = None
+        self.reassembler = Reassembler(self.ports, heuristic=heuristic)
+        self._decoders: dict[tuple[int, int], DirectionDecoder] = {}
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._thread: threading.Thread | None = None
+        self._stream = PcapngStream()
+        self._pcapng: _PcapngFiles | None = None
+        self._stderr: list[str] = []
+        self._error: BaseException | None = None
+        self._ready = threading.Event()
+        self._flush_request = threading.Event()
+        self.files: list[Path] = []
+        self.packets = 0
+        self.segments = 0
+        self.dumpcap_stats: str | None = None
+
+    # -- control -------------------------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> Self:
+        """Start dumpcap and the reading thread; returns once the capture is running."""
+        if self._proc is not None:
+            raise RuntimeError("the capture is already running")
+        dumpcap = find_dumpcap(self.dumpcap)
+        self.writer = LogWriter(self.output, **self._writer_args)
+        if self.pcapng_dir is not None:
+            self._pcapng = _PcapngFiles(self.pcapng_dir, self._writer_args["prefix"],
+                                        self._writer_args["max_bytes"],
+                                        self._writer_args["max_seconds"])
+        cmd = [dumpcap, "-i", self.interface, "-f", self.capture_filter, "-w", "-",
+               "-B", str(self.buffer_mb), "-q"]
+        log.info("starting %s", " ".join(cmd))
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      stdin=subprocess.DEVNULL)
+        threading.Thread(target=self._read_stderr, name="iec104-dumpcap-stderr",
+                         daemon=True).start()
+        self._thread = threading.Thread(target=self._run, name="iec104-capture", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.05):
+            if self._proc.poll() is not None or not self._thread.is_alive():
+                self._thread.join(5)
+                self._cleanup()
+                raise CaptureStartError(f"dumpcap failed: {self._dumpcap_message()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise CaptureStartError(f"dumpcap did not start within {timeout} s: "
+                                        f"{self._dumpcap_message()}")
+        return self
+
+    def stop(self, linger: float = 0.5) -> list[Path]:
+        """Stop capturing (after ``linger`` seconds for packets still in flight), decode
+        what was captured and close the files; returns the Parquet files written."""
+        proc = self._proc
+        if proc is None:
+            return self.files
+        if linger > 0 and proc.poll() is None:
+            time.sleep(linger)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)  # dumpcap writes what it has, then exits
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if self._thread is not None:
+            self._thread.join()
+        self._cleanup()
+        if self._error is not None:
+            raise CaptureStartError(f"capture failed: {self._error}") from self._error
+        return self.files
+
+    def _cleanup(self) -> None:
+        if self._pcapng is not None:
+            self._pcapng.close()
+        if self.writer is not None:
+            self.files = self.writer.close()
+        if self._proc is not None and self._proc.stdout is not None:
+            self._proc.stdout.close()
+        self._proc = None
+
+    def run(self, duration: float | None = None) -> list[Path]:
+        """Capture until ``duration`` seconds pass, dumpcap exits, or KeyboardInterrupt."""
+        self.start()
+        try:
+            deadline = None if duration is None else time.monotonic() + duration
+            while self._thread is not None and self._thread.is_alive():
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                self._thread.join(0.5 if left is None else min(0.5, left))
+        finally:
+            files = self.stop(linger=0)
+        return files
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- inspection ----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Whether packets are being captured (False after stop or if dumpcap died)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def pcapng_files(self) -> list[Path]:
+        return list(self._pcapng.files) if self._pcapng is not None else []
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Hand every row decoded so far to the log writer (waits for the capture thread)."""
+        if self._thread is None or not self._thread.is_alive():
+            return
+        done = self._flush_request
+        done.clear()
+        self._flush_wanted = True
+        if not done.wait(timeout):
+            raise TimeoutError("the capture thread did not flush in time")
+
+    def dataframe(self) -> pd.DataFrame:
+        """Everything logged so far (rows of packets dumpcap has not yet delivered are
+        not included)."""
+        if self.writer is None:
+            raise RuntimeError("the capture was never started")
+        if self._thread is not None and self._thread.is_alive():
+            self.flush()
+            self.writer.sync()
+        return self.writer.dataframe()
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"packets": self.packets, "tcp_segments": self.segments,
+                               "streams": len(self.reassembler.connections),
+                               "kernel_drops": sum(self._stream.if_drops.values())}
+        if self.writer is not None:
+            out.update(self.writer.stats)
+        return out
+
+    # -- capture thread ------------------------------------------------------------------------
+
+    _flush_wanted = False
+
+    def _read_stderr(self) -> None:
+        proc = self._proc
+        assert proc is not None and proc.stderr is not None
+        for line in proc.stderr:
+            text = line.decode(errors="replace").rstrip()
+            if text:
+                self._stderr.append(text)
+                if "dropped" in text or "Packets" in text:
+                    self.dumpcap_stats = text
+                log.debug("dumpcap: %s", text)
+
+    def _dumpcap_message(self) -> str:
+        time.sleep(0.1)
+        return "; ".join(self._stderr[-5:]) or "no message"
+
+    def _run(self) -> None:
+        proc = self._proc
+        writer = self.writer
+        assert proc is not None and proc.stdout is not None and writer is not None
+        fd = proc.stdout.fileno()
+        sel = selectors.DefaultSelector()
+        sel.register(fd, selectors.EVENT_READ)
+        stream = self._stream
+        tick = min(0.25, writer.flush_seconds / 2)
+        try:
+            while True:
+                if sel.select(tick):
+                    data = os.read(fd, 1 << 20)
+                    if not data:
+                        break
+                    packets = stream.feed(data)
+                    if stream.header and not self._ready.is_set():
+                        self._ready.set()
+                    if self._pcapng is not None and stream.blocks:
+                        self._pcapng.write(stream, stream.blocks)
+                    for pkt in packets:
+                        self._packet(pkt)
+                writer.maybe_flush()
+                if self._flush_wanted:
+                    self._flush_wanted = False
+                    writer.flush()
+                    self._flush_request.set()
+            for event in self.reassembler.close():
+                self._event(event)
+            writer.flush()
+        except Exception as exc:  # noqa: BLE001 -- reported by stop()
+            log.error("live capture failed: %s", exc)
+            self._error = exc
+            if proc.poll() is None:
+                proc.terminate()
+        finally:
+            sel.close()
+            if stream.header:
+                self._ready.set()
+            self._flush_request.set()
+
+    def _packet(self, pkt: LivePacket) -> None:
+        self.packets += 1
+        seg = decode_tcp(pkt.frame, pkt.time_ns, pkt.linktype, pkt.data)
+        if seg is None:
+            return
+        self.segments += 1
+        for event in self.reassembler.feed(seg):
+            self._event(event)
+
+    def _event(self, event: Any) -> None:
+        writer = self.writer
+        assert writer is not None
+        kind = type(event)
+        if kind is Data:
+            dec = self._decoders.get((event.stream, event.direction))
+            if dec is not None:
+                dec.feed(event.time_ns, event.frame, event.data)
+        elif kind is StreamStart:
+            c = event.connection
+            for d, ep in enumerate((Endpoints(c.stream, "c2s", c.src, c.sport, c.dst, c.dport),
+                                    Endpoints(c.stream, "s2c", c.dst, c.dport, c.src, c.sport))):
+                self._decoders[(c.stream, d)] = writer.decoder(ep)
+        elif kind is Gap:
+            dec = self._decoders.get((event.stream, event.direction))
+            if dec is not None:
+                dec.gap(event.time_ns, event.frame, event.missing or 0,
+                        "" if event.missing is not None else "size unknown")
+        elif kind is StreamEnd:
+            for d in (0, 1):
+                dec = self._decoders.pop((event.stream, d), None)
+                if dec is not None:
+                    dec.close(event.time_ns, event.frame)
+                    writer.release(dec)
+        elif kind is Fallback:
+            dec = self._decoders.get((event.stream, event.direction))
+            if dec is not None:
+                writer.event(event.time_ns, dec.endpoints,
+                             f"capture: TCP sequence numbers unusable, per-segment "
+                             f"reassembly from here ({event.reason})")
+
