@@ -1,0 +1,174 @@
+"""``iec104 proxy``: transparent MITM proxy logging IEC 104 traffic into Parquet.
+
+Stops cleanly on SIGINT (exit 130) or SIGTERM (exit 0): every connection is closed and
+every APDU received is written before exiting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import signal
+import sys
+from typing import Any
+
+from ..codec import Profile
+from . import CliError
+
+EPILOG = """\
+rule SPEC: KEY=VALUE,... with keys dir (c2s|s2c), type (mnemonic or number), ca, ioa,
+cot, limit (apply at most N times); for --rewrite, then ':' and the changes FIELD=VALUE,...
+(cot, negative, test, oa, ca, ioa, value, select, qualifier). Examples:
+  --drop 'type=C_SC_NA_1,ca=1,ioa=100'          block single commands to CA 1 IOA 100
+  --rewrite 'type=C_SC_NA_1,dir=s2c:negative=1'  make the outstation refuse them
+  --rewrite 'type=M_ME_NC_1,ioa=200:value=0'     zero one measured value
+Dropping or duplicating I-frames renumbers N(S)/N(R) of later frames both ways.
+Without rules, bytes are forwarded untouched.
+
+The log directory is a Parquet dataset: pandas.read_parquet(DIR) or iec104.analyzer.load(DIR).
+"""
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser("proxy", help="transparent proxy between masters and an outstation, "
+                       "logging both directions into Parquet",
+                       description="Forward IEC 104 traffic between masters and one "
+                       "outstation unchanged, and log both directions, decoded, into a "
+                       "rotating Parquet directory.", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--listen", required=True, metavar="HOST:PORT",
+                   help="address masters connect to (port 0: any free port)")
+    p.add_argument("--upstream", required=True, metavar="HOST:PORT",
+                   help="address of the outstation")
+    out = p.add_mutually_exclusive_group(required=True)
+    out.add_argument("-o", "--output", metavar="DIR", help="Parquet log directory")
+    out.add_argument("--no-log", action="store_true",
+                     help="forward only, decode and log nothing")
+    p.add_argument("--connect-timeout", type=parse_duration, default=5.0, metavar="T",
+                   help="give up connecting to the outstation after T (default 5s)")
+    r = p.add_argument_group("rules (off by default)")
+    r.add_argument("--drop", action="append", default=[], metavar="SPEC",
+                   help="drop matching I-frames")
+    r.add_argument("--rewrite", action="append", default=[], metavar="SPEC",
+                   help="rewrite fields of matching I-frames")
+    r.add_argument("--duplicate", action="append", default=[], metavar="SPEC",
+                   help="forward matching I-frames twice")
+    add_log_options(p)
+    p.add_argument("--stats-interval", type=parse_duration, default=None, metavar="T",
+                   help="print counters to stderr every T")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..proxy import Proxy, RuleError, parse_address, parse_rule
+
+    rules = []
+    try:
+        for action in ("drop", "rewrite", "duplicate"):
+            rules += [parse_rule(action, spec) for spec in getattr(args, action)]
+        listen = parse_address(args.listen)
+        upstream = parse_address(args.upstream)
+    except (RuleError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    proxy = Proxy(listen, upstream, None if args.no_log else args.output, rules=rules,
+                  connect_timeout=args.connect_timeout, **log_kwargs(args))
+    return asyncio.run(_serve(proxy, args.stats_interval))
+
+
+async def _serve(proxy: Any, stats_interval: float | None) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        await proxy.start()
+    except OSError as exc:
+        raise CliError(f"cannot listen on {proxy.listen[0]}:{proxy.listen[1]}: {exc}") from None
+    host, port = proxy.address
+    print(f"iec104 proxy: listening on {host}:{port}, upstream {proxy.upstream[0]}:"
+          f"{proxy.upstream[1]}, log {proxy.output or '(none)'}", file=sys.stderr, flush=True)
+    try:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), stats_interval)
+            except TimeoutError:
+                print(f"iec104 proxy: {_format_stats(proxy.stats)}", file=sys.stderr,
+                      flush=True)
+    finally:
+        files = await proxy.stop()
+    print(f"iec104 proxy: stopped; {_format_stats(proxy.stats)}; {len(files)} files",
+          file=sys.stderr, flush=True)
+    return 130 if received and received[0] == signal.SIGINT else 0
+
+
+def _format_stats(stats: dict[str, Any]) -> str:
+    keys = ("connections_total", "connections_open", "bytes_c2s", "bytes_s2c", "rows_written")
+    text = " ".join(f"{k}={stats[k]}" for k in keys if k in stats)
+    applied = {k: v for k, v in stats.get("rules_applied", {}).items() if v}
+    return text + (f" rules={applied}" if applied else "")
+
+
+# -- options shared with ``iec104 capture`` (log flushing and rotation) --
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``'64M'`` -> 67108864 (k/M/G/T are powers of 1024; a plain number is bytes)."""
+    m = _SIZE.match(text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 500k, 64M or 1G")
+    value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if value <= 0:
+        raise argparse.ArgumentTypeError("size must be positive")
+    return value
+
+
+def parse_duration(text: str) -> float:
+    """``'90'``, ``'30s'``, ``'15m'``, ``'1h'``, ``'1d'`` -> seconds."""
+    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", text, re.IGNORECASE)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30s, 15m or 1h")
+    value = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[
+        m.group(2).lower()]
+    if value <= 0:
+        raise argparse.ArgumentTypeError("duration must be positive")
+    return value
+
+
+def add_log_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("log output (Parquet directory)")
+    g.add_argument("--flush-rows", type=int, default=10_000, metavar="N",
+                   help="write rows to disk at least every N rows (default 10000)")
+    g.add_argument("--flush-seconds", type=parse_duration, default=1.0, metavar="T",
+                   help="... and at least every T seconds (default 1): at most this much is "
+                   "lost on SIGKILL or a crash")
+    g.add_argument("--rotate-size", type=parse_size, default=64 << 20, metavar="SIZE",
+                   help="start a new file when the open one holds SIZE of rows "
+                   "(size of the open lz4 journal; the Parquet file made from it is smaller; default 64M)")
+    g.add_argument("--rotate-seconds", type=parse_duration, default=3600.0, metavar="T",
+                   help="start a new file every T (default 1h)")
+    g.add_argument("--fsync", action="store_true",
+                   help="fsync every flush (survives power loss, slower)")
+    g.add_argument("--cot-size", type=int, choices=(1, 2), default=2,
+                   help="cause of transmission octets (default 2)")
+    g.add_argument("--ca-size", type=int, choices=(1, 2), default=2,
+                   help="common address octets (default 2)")
+    g.add_argument("--ioa-size", type=int, choices=(1, 2, 3), default=3,
+                   help="information object address octets (default 3)")
+
+
+def log_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    if args.flush_rows <= 0:
+        raise CliError("--flush-rows must be positive")
+    return {"profile": Profile(args.cot_size, args.ca_size, args.ioa_size),
+            "flush_rows": args.flush_rows, "flush_seconds": args.flush_seconds,
+            "max_bytes": args.rotate_size, "max_seconds": args.rotate_seconds,
+            "fsync": args.fsync}
