@@ -310,3 +310,24 @@ async def test_c104_client_against_hat_server(unused_tcp_port: int) -> None:
             assert isinstance(rtu.received[0], iec104.InterrogationMsg)
         finally:
             await asyncio.to_thread(cl.stop)
+
+
+async def test_hat_rtu_survives_unknown_type_id(unused_tcp_port: int) -> None:
+    async with HatRtu(unused_tcp_port) as rtu:
+        reader, writer = await asyncio.open_connection("127.0.0.1", unused_tcp_port)
+        try:
+            writer.write(hatpeer.u_frame("STARTDT_ACT"))
+            assert await asyncio.wait_for(reader.readexactly(6), 5) == hatpeer.u_frame(
+                "STARTDT_CON"
+            )
+            writer.write(hatpeer.i_frame(0, 0, bytes.fromhex("18 01 03 00 01 00 01 00 00 00")))
+            writer.write(hatpeer.i_frame(1, 0, bytes.fromhex("64 01 06 00 01 00 00 00 00 14")))
+            while True:  # skip S-frames (t2 is short in hatpeer)
+                head = await asyncio.wait_for(reader.readexactly(2), 5)
+                con = head + await asyncio.wait_for(reader.readexactly(head[1]), 5)
+                if con[2] & 1 == 0:
+                    break
+            assert con[6:] == bytes.fromhex("64 01 07 00 01 00 00 00 00 14")  # GI ActCon
+            assert [type(e) for e in rtu.errors] == [structural.AsduTypeError]
+        finally:
+            writer.close()

@@ -27,7 +27,8 @@ Verified pitfalls (see peers.md for the evidence)
 * Callback signatures are checked by *parameter name and annotation*: ``(server, data)``, not
   ``(srv, data)``, and string annotations (``from __future__ import annotations``) are refused.
 * The server answers a command with ActCon only: **no ActTerm** (unlike hat and our driver).
-* Interrogation answers use SQ=1 even for a single object (VSQ ``0x81``).
+* Interrogation answers use SQ=1, even for a single object (VSQ ``0x81``), and pack points of
+  one type with consecutive IOAs into one ASDU (20 floats at IOA 100..119 -> one ASDU).
 * ``Byte32(int)`` silently gives 0: pass 4 ``bytes`` (wire order). ``BinaryCounterInfo``
   needs an explicit ``quality=BinaryCounterQuality()``.
 * Normalized values use the scale 32768 (0.5 -> 0x4000, -1.0 -> 0x8000), unlike hat (32767).

@@ -167,6 +167,8 @@ class HatRtu:
         command_ioas: IOAs that accept commands (ActCon + ActTerm); any other IOA gets a
             negative ActCon with COT 47 (unknown IOA). ``None`` accepts every IOA.
         received: every message received from any client, in order.
+        errors: ``AsduTypeError`` raised by ``Connection.receive`` for ASDUs with a type id hat
+            does not know (the connection stays open).
         connections: the hat connections accepted so far.
     """
 
@@ -186,6 +188,7 @@ class HatRtu:
         self.points: dict[int, Any] = dict(points or {})
         self.asdu_address = asdu_address
         self.received: list[iec104.Msg] = []
+        self.errors: list[Exception] = []
         self.connections: list[iec104.Connection] = []
         self._timeouts = {**FAST_TIMEOUTS, **timeouts}
         self._server: Any = None
@@ -259,6 +262,9 @@ class HatRtu:
                 msgs = await conn.receive()
             except ConnectionError:
                 return
+            except iec104.AsduTypeError as exc:  # unknown type id; the connection stays open
+                self.errors.append(exc)
+                continue
             for msg in msgs:
                 self.received.append(msg)
                 if isinstance(msg, iec104.InterrogationMsg):
