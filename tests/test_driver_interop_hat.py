@@ -220,7 +220,7 @@ async def hat_rtu():
 
 
 async def test_our_client_receives_every_data_type_from_hat(hat_rtu):
-    rtu, hat_conn, conn = await hat_rtu()
+    _rtu, hat_conn, conn = await hat_rtu()
     await hat_conn.send([to_hat(item) for item in DATA])
     got = []
     while len(got) < len(DATA):
@@ -237,7 +237,7 @@ async def test_our_client_interrogates_hat(hat_rtu):
                 for ioa, (v, s, o, a, i) in ((300, (123456, 3, False, True, False)),
                                              (301, (-7, 31, True, False, True)))]
     points = {item.io_address: hat_data(item) for item in station + counters}
-    rtu, hat_conn, conn = await hat_rtu(points=points)
+    rtu, _hat_conn, conn = await hat_rtu(points=points)
     result = await asyncio.wait_for(conn.interrogate(CA), 5)
     assert result == [x._replace(cause=iec104.Cause.INTERROGATED_STATION) for x in station]
     result = await asyncio.wait_for(conn.counter_interrogate(CA), 5)
@@ -251,14 +251,14 @@ async def test_our_client_interrogates_hat(hat_rtu):
 
 @pytest.mark.parametrize("freeze", list(iec104.FreezeCode))
 async def test_our_counter_interrogation_freeze_codes_reach_hat(hat_rtu, freeze):
-    rtu, hat_conn, conn = await hat_rtu()
+    rtu, _hat_conn, conn = await hat_rtu()
     assert await asyncio.wait_for(conn.counter_interrogate(CA, freeze), 5) == []
     assert rtu.received[-1].freeze == hat.FreezeCode(int(freeze))
     await conn.async_close()
 
 
 async def test_our_commands_to_hat(hat_rtu):
-    rtu, hat_conn, conn = await hat_rtu(command_ioas={100})
+    rtu, _hat_conn, conn = await hat_rtu(command_ioas={100})
     for cmd in COMMANDS:
         assert await asyncio.wait_for(conn.send_command(cmd), 5) is True, cmd
         assert rtu.received[-1] == hat_command_msg(cmd, hat.CommandReqCause.ACTIVATION)
@@ -276,7 +276,7 @@ async def test_our_commands_to_hat(hat_rtu):
 
 
 async def test_our_clock_sync_to_hat(hat_rtu):
-    rtu, hat_conn, conn = await hat_rtu()
+    rtu, _hat_conn, conn = await hat_rtu()
     assert await asyncio.wait_for(conn.clock_sync(T7, CA), 5) is True
     msg = rtu.received[-1]
     assert isinstance(msg, hat.ClockSyncMsg)
@@ -313,7 +313,7 @@ async def receive_n(hat_conn, n: int) -> list:
 
 
 async def test_hat_client_receives_every_data_type(our_server):
-    srv, conn, hat_conn = await our_server()
+    _srv, conn, hat_conn = await our_server()
     conn.notify_data_change(DATA)
     assert await receive_n(hat_conn, len(DATA)) == [to_hat(item) for item in DATA]
     # and many floats packed into few ASDUs arrive one message each, in order
@@ -342,7 +342,7 @@ async def test_hat_client_interrogates_us(our_server, group):
         calls.append((asdu_address, grp))
         return station[:3]
 
-    srv, conn, hat_conn = await our_server(interrogate_cb=on_interrogate,
+    _srv, _conn, hat_conn = await our_server(interrogate_cb=on_interrogate,
                                            group_interrogate_cb=on_group)
     request = _act(hat.InterrogationMsg, request=20 + group)
     await hat_conn.send([request])
@@ -358,7 +358,7 @@ async def test_hat_client_interrogates_us(our_server, group):
 
 
 async def test_hat_client_gets_negative_interrogation(our_server):
-    srv, conn, hat_conn = await our_server(interrogate_cb=lambda conn, ca: None)
+    _srv, _conn, hat_conn = await our_server(interrogate_cb=lambda conn, ca: None)
     request = _act(hat.InterrogationMsg, request=20)
     await hat_conn.send([request])
     (msg,) = await hat_conn.receive()
@@ -377,7 +377,7 @@ async def test_hat_client_counter_interrogates_us(our_server, freeze):
         calls.append((asdu_address, frz))
         return counters
 
-    srv, conn, hat_conn = await our_server(counter_interrogate_cb=on_counter)
+    _srv, _conn, hat_conn = await our_server(counter_interrogate_cb=on_counter)
     request = _act(hat.CounterInterrogationMsg, request=5, freeze=hat.FreezeCode(int(freeze)))
     await hat_conn.send([request])
     msgs = await hatpeer.receive_until(
@@ -399,7 +399,7 @@ async def test_hat_client_commands_us(our_server, cmd):
         received.extend(commands)
         return commands[0].io_address == 100
 
-    srv, conn, hat_conn = await our_server(command_cb=on_command)
+    _srv, _conn, hat_conn = await our_server(command_cb=on_command)
     res = hat.CommandResCause
     request = hat_command_msg(cmd, hat.CommandReqCause.ACTIVATION)
     await hat_conn.send([request])
@@ -432,7 +432,7 @@ async def test_hat_client_clock_sync_and_test(our_server):
         syncs.append((asdu_address, time))
         return True
 
-    srv, conn, hat_conn = await our_server(clock_sync_cb=on_clock_sync)
+    _srv, _conn, hat_conn = await our_server(clock_sync_cb=on_clock_sync)
     request = hat.ClockSyncMsg(is_test=False, originator_address=0, asdu_address=CA,
                                time=_time(T7), is_negative_confirm=False,
                                cause=hat.ClockSyncReqCause.ACTIVATION)
@@ -450,7 +450,7 @@ async def test_hat_client_clock_sync_and_test(our_server):
 
 async def test_hat_client_sends_data_to_us(our_server):
     """Data in the control direction too (both ends may notify)."""
-    srv, conn, hat_conn = await our_server()
+    _srv, conn, hat_conn = await our_server()
     await hat_conn.send([to_hat(item) for item in DATA])
     got = []
     while len(got) < len(DATA):
