@@ -226,15 +226,26 @@ def _bursts(df: pd.DataFrame, window: str, factor: float, minimum: int,
                                f"{n} APDUs from {start:%H:%M:%S} in {_runs_len(hot, start, window)}"
                                f" window(s) of {window} (median {median:g} per window)"))
     cmds = _command_rows(df)
+    width = pd.Timedelta(window).value
     for src, part in cmds.groupby("src", sort=True):
-        bins = _windows(part["time"], window)
-        counts = bins.value_counts().sort_index()
-        hot = counts[counts >= command_burst]
-        for start, n in _runs(hot, window):
-            first = part[bins >= start].iloc[0]
-            flags.append(_flag("command_burst", "high", first, n,
-                               f"{n} commands from {src} within {window} window(s) starting "
-                               f"{start:%H:%M:%S}"))
+        part = by_time(part)
+        times = ns(part["time"])
+        i = 0
+        while i < len(times):
+            # the commands within one window from the i-th (a sliding, not a fixed, window)
+            j = int(np.searchsorted(times, times[i] + width, side="left"))
+            if j - i >= command_burst:
+                end = j
+                while end < len(times) and times[end] - times[end - command_burst + 1] < width:
+                    end += 1
+                first = part.iloc[i]
+                span = (times[end - 1] - times[i]) / 1e9
+                flags.append(_flag("command_burst", "high", first, end - i,
+                                   f"{end - i} commands from {src} in {span:.2f} s (at least "
+                                   f"{command_burst} within {window})"))
+                i = end
+            else:
+                i += 1
     return flags
 
 

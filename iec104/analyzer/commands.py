@@ -144,7 +144,7 @@ def commands(source: Source, *, expect_actterm: bool | str = "auto",
         match = None
         if cot == _TERM:
             match = next((c for c in cands if c["_cot"] == _ACT and c["con_negative"] is False
-                          and pd.isna(c["term_time"])), None)
+                          and not c["select"] and pd.isna(c["term_time"])), None)
             if match is not None:
                 match["term_time"] = r["time"]
         else:
