@@ -108,7 +108,7 @@ def test_modified_pcap_record_header(tmp_path: Path) -> None:
     )
     path = tmp_path / "modified.pcap"
     path.write_bytes(_pcap_header(magic=0xA1B2CD34) + body)
-    reader, pkts = read_all(path)
+    _, pkts = read_all(path)
     assert [p.data for p in pkts] == raw
     assert [p.time_ns for p in pkts] == [(T0 + i) * 10**9 + 500_000_000 for i in range(3)]
     assert tshark_frames(path) == [(p.frame, p.time_ns, len(p.data)) for p in pkts]
@@ -350,8 +350,7 @@ def test_warning_can_be_turned_into_an_error(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", CaptureWarning)
         with pytest.raises(CaptureWarning):
-            for p in read_packets(path):
-                seen.append(p)
+            seen.extend(read_packets(path))
     assert len(seen) == 2
 
 

@@ -43,7 +43,7 @@ import os
 import struct
 import warnings
 from collections.abc import Iterator
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, Self
 
 from .errors import CaptureError, CaptureWarning
 
@@ -177,7 +177,10 @@ class CaptureReader:
         self.frames = 0
         self.other_records = 0
         self._owned = isinstance(source, (str, os.PathLike))
-        self._file: BinaryIO = open(source, "rb") if self._owned else source  # type: ignore[arg-type]  # noqa: SIM115
+        self._file: BinaryIO = (
+            open(source, "rb") if isinstance(source, (str, os.PathLike))  # noqa: SIM115
+            else source
+        )
         self._iterated = False
         try:
             self._start()
@@ -468,11 +471,10 @@ class CaptureReader:
                         self.linktype = itf.linktype
                 elif btype == _SHB:
                     interfaces = []
-                elif btype in _CUSTOM or btype == _JOURNAL:
-                    if btype == _JOURNAL or blen >= 16:  # a custom block needs its PEN
-                        frame += 1  # a record, and so a frame, to Wireshark
-                        self.frames = frame
-                        self.other_records += 1
+                elif btype == _JOURNAL or btype in _CUSTOM and blen >= 16:  # custom: has PEN
+                    frame += 1  # a record, and so a frame, to Wireshark
+                    self.frames = frame
+                    self.other_records += 1
                 # Any other block type (NRB, ISB, DSB, custom, ...) is skipped.
                 pos = end
         finally:
@@ -517,7 +519,7 @@ class CaptureReader:
         if self._owned and f is not None:
             f.close()
 
-    def __enter__(self) -> CaptureReader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

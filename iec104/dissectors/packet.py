@@ -24,11 +24,11 @@ import struct
 from typing import NamedTuple
 
 __all__ = [
-    "FIN",
-    "SYN",
-    "RST",
-    "PSH",
     "ACK",
+    "FIN",
+    "PSH",
+    "RST",
+    "SYN",
     "URG",
     "TcpSegment",
     "decode_tcp",
@@ -177,8 +177,7 @@ def decode_tcp(frame: int, time_ns: int, linktype: int, data: bytes) -> TcpSegme
             end = off + tlen
         tcp_off = off + ihl
         wire_end = end
-        if end > n:
-            end = n
+        end = min(end, n)
     elif etype == _ETH_IPV6:
         if n < off + 40:
             return None

@@ -50,7 +50,7 @@ from __future__ import annotations
 import bisect
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from .heuristic import looks_like_iec104
@@ -199,8 +199,21 @@ class _Half:
     """Reassembly state of one direction (sequence numbers relative to ``base``)."""
 
     __slots__ = (
-        "base", "next", "offset", "pending", "pending_keys", "pending_bytes", "history",
-        "fallback", "fin", "acked", "acked_frame", "acked_time", "stats", "probe", "idle_seq",
+        "acked",
+        "acked_frame",
+        "acked_time",
+        "base",
+        "fallback",
+        "fin",
+        "history",
+        "idle_seq",
+        "next",
+        "offset",
+        "pending",
+        "pending_bytes",
+        "pending_keys",
+        "probe",
+        "stats",
     )
 
     def __init__(self, stats: DirectionStats) -> None:
@@ -231,8 +244,19 @@ class _Half:
 
 class _Conn:
     __slots__ = (
-        "stream", "client", "selected", "halves", "syn_seq", "first_seq", "fin", "rst",
-        "finished", "held", "last_frame", "last_time", "info",
+        "client",
+        "fin",
+        "finished",
+        "first_seq",
+        "halves",
+        "held",
+        "info",
+        "last_frame",
+        "last_time",
+        "rst",
+        "selected",
+        "stream",
+        "syn_seq",
     )
 
     def __init__(self, stream: int, client: tuple[bytes, int]) -> None:
@@ -332,7 +356,7 @@ class Reassembler:
                     self.stats[conn.stream][d].late_segments += 1
             else:
                 self._segment(conn, d, seg)
-                if conn.rst or flags & FIN:
+                if conn.rst or conn.fin[0] and conn.fin[1]:
                     self._maybe_finish(conn)
         elif flags & FIN:
             conn.fin[d] = True
@@ -459,7 +483,11 @@ class Reassembler:
             return
         if conn.fin[0] and conn.fin[1]:
             for h in conn.halves:
-                if h.pending or (h.fin is not None and not h.fallback and h.next < h.fin):
+                if h.fallback or h.fin is None or h.next >= h.fin:
+                    continue
+                # bytes before the FIN are missing: wait for them unless the peer has
+                # acknowledged the FIN (then they were received, and the capture lost them)
+                if h.acked is None or h.acked <= h.fin:
                     return
             self._finish(conn, "closed")
 
