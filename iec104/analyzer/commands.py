@@ -62,9 +62,9 @@ COMMAND_COLUMNS = {
     "stream": "int64", "time": "datetime64[ns, UTC]", "frame": "Int64", "src": "str",
     "dst": "str", "direction": "str", "type_name": "str", "cot_name": "str", "ca": "int64",
     "ioa": "int64", "value": "float64", "value_text": "str", "select": "object",
-    "qualifier": "Int64", "con_time": "datetime64[ns, UTC]", "con_cot": "str",
-    "con_negative": "object", "term_time": "datetime64[ns, UTC]", "rtt_con": "float64",
-    "rtt_term": "float64", "status": "str", "sbo_violation": "str", "detail": "str",
+    "qualifier": "Int64", "status": "str", "sbo_violation": "str", "con_cot": "str",
+    "con_negative": "object", "rtt_con": "float64", "rtt_term": "float64",
+    "con_time": "datetime64[ns, UTC]", "term_time": "datetime64[ns, UTC]", "detail": "str",
 }
 
 _RESPONSES = {int(Cause.ACTIVATION_CONFIRMATION), int(Cause.DEACTIVATION_CONFIRMATION),
@@ -241,10 +241,9 @@ def _check_sbo(cmd: dict[str, Any], key: tuple[Any, ...],
 INTERROGATION_COLUMNS = {
     "stream": "int64", "time": "datetime64[ns, UTC]", "frame": "Int64", "src": "str",
     "dst": "str", "type_name": "str", "ca": "int64", "qualifier": "Int64", "group": "str",
-    "con_time": "datetime64[ns, UTC]", "con_negative": "object",
-    "term_time": "datetime64[ns, UTC]", "duration": "float64", "objects": "int64",
-    "n_points": "int64", "points": "object", "missing_points": "object", "status": "str",
-    "detail": "str",
+    "status": "str", "con_negative": "object", "duration": "float64", "objects": "int64",
+    "n_points": "int64", "points": "object", "missing_points": "object",
+    "con_time": "datetime64[ns, UTC]", "term_time": "datetime64[ns, UTC]", "detail": "str",
 }
 
 

@@ -88,7 +88,7 @@ def summary(source: Source, **options: Any) -> dict[str, pd.DataFrame]:
         "anomalies": anomalies(df, **pick(_ANOMALY_OPTIONS)),
         "latest_values": latest_values(df),
         "quality_transitions": quality_transitions(df),
-        "apci": apci_counts(df).reset_index(),
+        "apci": apci_counts(df).reset_index().rename_axis(columns=None),
         "types": type_counts(df),
         "causes": cause_counts(df),
     }
@@ -231,7 +231,7 @@ _SECTIONS = [
     ("apci", "APDU formats", "APDUs per format (U-frames by function) and direction."),
 ]
 
-_DROP = {"commands": ["direction", "con_time", "term_time"],
+_DROP = {"commands": ["direction", "value", "con_time", "term_time"],
          "link": ["apdu"],
          "interrogations": ["con_time", "term_time"]}
 
