@@ -15,8 +15,16 @@ import pandas as pd
 import pytest
 
 from iec104 import analyzer as an
-from iec104.codec import (Cause, FloatingValue, InformationObject, Quality, SingleValue, Time,
-                          TimeSize, TypeId, UFunction)
+from iec104.codec import (
+    Cause,
+    InformationObject,
+    Quality,
+    SingleValue,
+    Time,
+    TimeSize,
+    TypeId,
+    UFunction,
+)
 from tests.support.conversation import Conversation, asdu, cp56, floating, single, to_frame
 
 MASTER = "10.0.0.1:50001"
