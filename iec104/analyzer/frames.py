@@ -78,6 +78,13 @@ def read_capture(path: str | os.PathLike[str], *, ports: Iterable[int] | None = 
     Raises:
         CaptureError: the file is not a capture.
     """
+    try:
+        from ..dissectors.stream import dissect_table
+    except ImportError:  # pragma: no cover - older checkouts: the same chain, spelled out
+        pass
+    else:
+        return dissect_table(path, ports, heuristic=heuristic).to_pandas()  # type: ignore[arg-type]
+
     import pyarrow as pa
 
     from ..dissectors.decoder import DirectionDecoder
