@@ -553,3 +553,17 @@ def test_empty_input() -> None:
                an.latest_values, an.value_changes, an.quality_transitions):
         assert fn(df).empty, fn.__name__
     assert "rows" in an.summary_text(df)
+
+
+def test_interrogation_answered_within_one_segment() -> None:
+    # ACTCON, data and ACTTERM with one timestamp (one TCP segment): file order decides
+    c = Conversation()
+    c.startdt()
+    obj = [InformationObject(0, qualifier=20)]
+    c.wait(1).i("c2s", asdu(TypeId.C_IC_NA_1, Cause.ACTIVATION, obj))
+    c.wait(0.01).i("s2c", asdu(TypeId.C_IC_NA_1, Cause.ACTIVATION_CONFIRMATION, obj))
+    c.i("s2c", asdu(TypeId.M_SP_NA_1, Cause.INTERROGATED_STATION, [single(1, True)]))
+    c.i("s2c", asdu(TypeId.C_IC_NA_1, Cause.ACTIVATION_TERMINATION, obj))
+    c.ack("c2s")
+    ics = an.interrogations(to_frame(c))
+    assert ics["status"].tolist() == ["complete"] and ics.loc[0, "points"] == [1]

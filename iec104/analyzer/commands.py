@@ -277,25 +277,21 @@ def interrogations(source: Source) -> pd.DataFrame:
         ``unanswered``, ``no_actterm``) and ``detail``.
     """
     df = as_frame(source)
-    control = _records(_object_rows(df, INTERROGATIONS))
-    data = df[df["apci"].eq("I") & df["type_id"].isin(MONITOR_TYPES) & df["ioa"].notna()
-              & df["cot"].between(20, 41)]
+    is_data = (df["apci"].eq("I") & df["type_id"].isin(MONITOR_TYPES) & df["ioa"].notna()
+               & df["cot"].between(20, 41))
+    is_control = df["apci"].eq("I") & df["type_id"].isin(INTERROGATIONS) & df["ioa"].notna()
+    # one pass in time order; equal times keep file order (an ACTTERM in the same segment
+    # as the data comes after it)
+    rows = _records(by_time(df[is_data | is_control]))
     out: list[dict[str, Any]] = []
     opened: dict[int, list[dict[str, Any]]] = {}
-    events: list[tuple[Any, int, Any]] = [(r["time"], 0, r) for r in control]
-    data_sorted = by_time(data)
-    events += [(t, 1, (s, d, ca, ioa, cot)) for t, s, d, ca, ioa, cot in zip(
-        data_sorted["time"], data_sorted["stream"], data_sorted["direction"],
-        data_sorted["ca"], data_sorted["ioa"], data_sorted["cot"])]
-    events.sort(key=lambda e: (e[0], e[1]))
-    for _, kind, r in events:
-        if kind == 1:
-            d_stream, d_direction, d_ca, d_ioa, d_cot = r
-            for ic in reversed(opened.get(int(d_stream), [])):
-                if (ic["_cause"] == d_cot and ic["direction"] != d_direction
-                        and ic["ca"] in (d_ca, BROADCAST_CA) and pd.isna(ic["term_time"])):
-                    ic["_points"].add(int(d_ioa))
-                    ic["_cas"].add(int(d_ca))
+    for r in rows:
+        if r["type_id"] not in INTERROGATIONS:
+            for ic in reversed(opened.get(int(r["stream"]), [])):
+                if (ic["_cause"] == r["cot"] and ic["direction"] != r["direction"]
+                        and ic["ca"] in (r["ca"], BROADCAST_CA) and pd.isna(ic["term_time"])):
+                    ic["_points"].add(int(r["ioa"]))
+                    ic["_cas"].add(int(r["ca"]))
                     ic["objects"] += 1
                     break
             continue
