@@ -67,9 +67,8 @@ def is_parquet(path: Path) -> bool:
 
 def read_capture(path: str | os.PathLike[str], *, ports: Iterable[int] | None = None,
                  heuristic: bool = True) -> pd.DataFrame:
-    """Decode a pcap/pcapng file into a DataFrame of the schema with the dissector's pieces
-    (reassembly events -> :class:`~iec104.dissectors.decoder.DirectionDecoder` ->
-    :class:`~iec104.dissectors.records.RecordBuilder`), all in memory.
+    """Decode a pcap/pcapng file into a DataFrame of the schema, in memory, with the
+    dissector (:func:`iec104.dissectors.stream.dissect_table`).
 
     Args:
         ports: TCP ports of IEC 104 servers (default 2404).
@@ -78,43 +77,9 @@ def read_capture(path: str | os.PathLike[str], *, ports: Iterable[int] | None = 
     Raises:
         CaptureError: the file is not a capture.
     """
-    try:
-        from ..dissectors.stream import dissect_table
-    except ImportError:  # pragma: no cover - older checkouts: the same chain, spelled out
-        pass
-    else:
-        return dissect_table(path, ports, heuristic=heuristic).to_pandas()  # type: ignore[arg-type]
+    from ..dissectors.stream import dissect_table
 
-    import pyarrow as pa
-
-    from ..dissectors.decoder import DirectionDecoder
-    from ..dissectors.reassembly import Data, Gap, StreamEnd, StreamStart, stream_events
-    from ..dissectors.records import Endpoints, RecordBuilder
-    from .schema import SCHEMA
-
-    builder = RecordBuilder()
-    decoders: dict[tuple[int, int], DirectionDecoder] = {}
-    batches = []
-    for ev in stream_events(path, ports, heuristic=heuristic):
-        if type(ev) is Data:
-            decoders[(ev.stream, ev.direction)].feed(ev.time_ns, ev.frame, ev.data)
-        elif type(ev) is StreamStart:
-            c = ev.connection
-            decoders[(c.stream, 0)] = DirectionDecoder(
-                Endpoints(c.stream, "c2s", c.src, c.sport, c.dst, c.dport), builder)
-            decoders[(c.stream, 1)] = DirectionDecoder(
-                Endpoints(c.stream, "s2c", c.dst, c.dport, c.src, c.sport), builder)
-        elif type(ev) is Gap:
-            decoders[(ev.stream, ev.direction)].gap(ev.time_ns, ev.frame, ev.missing or 0)
-        elif type(ev) is StreamEnd:
-            for d in (0, 1):
-                dec = decoders.pop((ev.stream, d), None)
-                if dec is not None:
-                    dec.close(ev.time_ns, ev.frame)
-        if builder.rows >= 65536:
-            batches.append(builder.take_batch())
-    batches.append(builder.take_batch())
-    return pa.Table.from_batches(batches, schema=SCHEMA).to_pandas()
+    return dissect_table(path, ports, heuristic=heuristic).to_pandas()
 
 
 def as_frame(source: Source) -> pd.DataFrame:
