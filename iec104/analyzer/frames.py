@@ -12,8 +12,8 @@ that need time order sort *stably* by ``time`` so simultaneous APDUs keep that o
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
