@@ -90,6 +90,7 @@ class _Side(asyncio.Protocol):
         self.direction = direction
         self.transport: asyncio.Transport | None = None
         self.gone = False
+        self.close_timer: asyncio.TimerHandle | None = None
         # reading is paused while any reason holds: "connect", "flow", "backlog"
         self._pauses: set[str] = set()
 
@@ -97,6 +98,8 @@ class _Side(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         if self.direction == "c2s":
             self.conn.master_made(self)
+        else:
+            self.conn.upstream_made(self)
 
     def data_received(self, data: bytes) -> None:
         self.conn.received(self, data)
@@ -106,6 +109,8 @@ class _Side(asyncio.Protocol):
         return False  # let the transport close itself
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.close_timer is not None:
+            self.close_timer.cancel()
         self.conn.closed_by(self, exc)
 
     def pause_writing(self) -> None:
@@ -118,6 +123,12 @@ class _Side(asyncio.Protocol):
         if not self._pauses and self.transport is not None and not self.transport.is_closing():
             self.transport.pause_reading()
         self._pauses.add(why)
+
+    def resume_all(self) -> None:
+        if self._pauses:
+            self._pauses.clear()
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
 
     def resume(self, why: str) -> None:
         if why not in self._pauses:
@@ -175,19 +186,21 @@ class _Connection:
             log.warning("stream %d: upstream %s:%d unreachable: %s", self.stream, host, port,
                         reason)
             self.closing = True
-            if self.master.transport is not None:
-                self.master.transport.close()
+            self._shutdown(self.master)
             return
+
+    def upstream_made(self, side: _Side) -> None:
+        """The upstream connection is up (runs before any of its data is received)."""
+        assert side.transport is not None
         if self.closing:  # the master left while we were connecting
-            if self.upstream.transport is not None:
-                self.upstream.transport.close()
+            side.transport.close()
             return
-        assert self.upstream.transport is not None
-        peer = self.upstream.transport.get_extra_info("peername") or (host, port)
+        host, port = self.proxy.upstream
+        peer = side.transport.get_extra_info("peername") or (host, port)
         self._set_endpoints((str(peer[0]), int(peer[1])))
         self.upstream_up = True
-        if proxy._backlog_paused:
-            self.upstream.pause("backlog")
+        if self.proxy._backlog_paused:
+            side.pause("backlog")
         self.master.resume("connect")
 
     def _set_endpoints(self, up: tuple[str, int]) -> None:
@@ -206,7 +219,9 @@ class _Connection:
         dest = self.upstream if side is self.master else self.master
         dest_transport = dest.transport
         rewriter = self.rewriter
-        if rewriter is None:
+        if self.closing:
+            actions = None  # the other side is gone: nothing to forward to, but log it
+        elif rewriter is None:
             if dest_transport is not None:
                 dest_transport.write(data)  # forward first, untouched
             actions = None
@@ -240,10 +255,10 @@ class _Connection:
                 log.info("stream %d: %s %s", self.stream, who, how)
             if self.rewriter is not None and other.transport is not None:
                 rest = self.rewriter.leftover(side.direction)
-                if rest:
+                if rest and not other.transport.is_closing():
                     other.transport.write(rest)
             if other.transport is not None:
-                other.transport.close()  # after sending what is buffered: a clean FIN
+                self._shutdown(other)
             elif side is self.master and self.connect_task is not None:
                 self.connect_task.cancel()
         if self.master.gone and (self.upstream.gone or not self.upstream_up):
@@ -257,13 +272,34 @@ class _Connection:
             self._set_endpoints(proxy.upstream)
         proxy._queue_event(self, direction, time.time_ns(), text)
 
+    def _shutdown(self, side: _Side) -> None:
+        """Close one socket cleanly: send what is buffered, then FIN (write_eof); keep
+        reading (and logging) until the peer closes too, or ``close_timeout`` passes. Closing
+        a socket with unread input would make the kernel send a reset instead of a FIN."""
+        transport = side.transport
+        if transport is None or transport.is_closing() or side.gone:
+            return
+        side.resume_all()
+        try:
+            transport.write_eof()
+        except (OSError, RuntimeError):
+            transport.close()
+            return
+        loop = asyncio.get_running_loop()
+        side.close_timer = loop.call_later(self.proxy.close_timeout, transport.close)
+
     def close(self) -> None:
+        """Shut both sockets down (see :meth:`_shutdown`)."""
         self.closing = True
         for side in (self.master, self.upstream):
-            if side.transport is not None:
-                side.transport.close()
+            self._shutdown(side)
         if self.connect_task is not None and not self.upstream_up:
             self.connect_task.cancel()
+
+    def abort(self) -> None:
+        for side in (self.master, self.upstream):
+            if side.transport is not None:
+                side.transport.abort()
 
 
 class Proxy:
@@ -280,6 +316,8 @@ class Proxy:
         flush_rows, flush_seconds: how often rows go to disk (the SIGKILL loss bound).
         max_bytes, max_seconds: file rotation, see :class:`~iec104.proxy.sink.JournaledParquetSink`.
         connect_timeout: seconds to wait for the upstream connection.
+        close_timeout: after closing one side of a connection (FIN), seconds to wait for
+            its peer to close before closing the socket regardless.
         max_backlog: bytes received but not yet decoded beyond which reading pauses.
         prefix: file name prefix.
         fsync: fsync every flush.
@@ -294,7 +332,7 @@ class Proxy:
                  profile: Profile = DEFAULT_PROFILE, flush_rows: int = 10_000,
                  flush_seconds: float = 1.0, max_bytes: int = 64 << 20,
                  max_seconds: float = 3600.0, connect_timeout: float = 5.0,
-                 max_backlog: int = 32 << 20, prefix: str = "iec104-proxy",
+                 close_timeout: float = 2.0, max_backlog: int = 32 << 20, prefix: str = "iec104-proxy",
                  fsync: bool = False) -> None:
         self.listen = parse_address(listen)
         self.upstream = parse_address(upstream)
@@ -302,6 +340,7 @@ class Proxy:
         self.rules = list(rules)
         self.profile = profile
         self.connect_timeout = connect_timeout
+        self.close_timeout = close_timeout
         self.max_backlog = max_backlog
         self._writer_args = {"profile": profile, "flush_rows": flush_rows,
                                  "flush_seconds": flush_seconds, "max_bytes": max_bytes,
@@ -384,9 +423,12 @@ class Proxy:
             conn.close()
         if self._all_closed is not None and self._connections:
             try:
-                await asyncio.wait_for(self._all_closed.wait(), 5.0)
+                await asyncio.wait_for(self._all_closed.wait(), self.close_timeout + 1.0)
             except TimeoutError:
                 log.warning("%d connections did not close in time", len(self._connections))
+                for conn in list(self._connections):
+                    conn.abort()
+                await asyncio.sleep(0)
         if self._server is not None:
             await self._server.wait_closed()
         if self._flush_timer is not None:
