@@ -12,6 +12,7 @@ import socket
 import statistics
 import time
 from pathlib import Path
+from typing import Self
 
 import pandas as pd
 import pytest
@@ -90,7 +91,7 @@ class RawOutstation:
         self.server: asyncio.Server | None = None
         self.port = 0
 
-    async def __aenter__(self) -> RawOutstation:
+    async def __aenter__(self) -> Self:
         self.server = await asyncio.start_server(self._handle, HOST, 0)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
@@ -154,24 +155,24 @@ async def test_bytes_pass_unchanged_both_ways_and_every_apdu_is_logged_once(
 async def test_many_masters_at_once(tmp_path: Path) -> None:
     script, script_apdus = stream_of(300, seed=5, garbage=False)
     masters = 25
-    async with RawOutstation(script) as out:
-        async with Proxy(f"{HOST}:0", (HOST, out.port), tmp_path) as proxy:
+    async with RawOutstation(script) as out, Proxy(f"{HOST}:0", (HOST, out.port),
+                                                   tmp_path) as proxy:
 
-            async def master(i: int) -> bytes:
-                reader, writer = await asyncio.open_connection(*proxy.address)
-                mine = b"".join(encode_apdu(IFrame(n, 0, measurement(i, n))) for n in range(100))
-                await send_in_chunks(writer, mine, seed=i)
-                got = await read_exactly(reader, len(script))
-                writer.close()
-                return got
+        async def master(i: int) -> bytes:
+            reader, writer = await asyncio.open_connection(*proxy.address)
+            mine = b"".join(encode_apdu(IFrame(n, 0, measurement(i, n))) for n in range(100))
+            await send_in_chunks(writer, mine, seed=i)
+            got = await read_exactly(reader, len(script))
+            writer.close()
+            return got
 
-            results = await asyncio.gather(*(master(i) for i in range(masters)))
-            assert all(r == script for r in results)
-            assert proxy.stats["connections_total"] == masters
-            for _ in range(200):
-                if proxy.stats["connections_open"] == 0:
-                    break
-                await asyncio.sleep(0.01)
+        results = await asyncio.gather(*(master(i) for i in range(masters)))
+        assert all(r == script for r in results)
+        assert proxy.stats["connections_total"] == masters
+        for _ in range(200):
+            if proxy.stats["connections_open"] == 0:
+                break
+            await asyncio.sleep(0.01)
     df = pd.read_parquet(tmp_path)
     assert sorted(df["stream"].unique()) == list(range(masters))
     for stream in range(masters):
@@ -231,7 +232,7 @@ async def test_master_leaving_closes_the_upstream_connection(tmp_path: Path) -> 
     server = await asyncio.start_server(handle, HOST, 0)
     port = server.sockets[0].getsockname()[1]
     async with Proxy(f"{HOST}:0", (HOST, port), None) as proxy:
-        reader, writer = await asyncio.open_connection(*proxy.address)
+        _, writer = await asyncio.open_connection(*proxy.address)
         writer.write(b"\x68\x04\x07\x00\x00\x00")
         await writer.drain()
         writer.close()
