@@ -164,3 +164,20 @@ def test_tcp_stream_numbers_reach_the_records(tmp_path: Path) -> None:
     c.emit(c.handshake(), c.seg(0, STARTDT_ACT))
     table = dissect_table(write(tmp_path / "two.pcap", cap)).to_pandas()
     assert list(table["stream"]) == [1]  # stream 0 is the port-80 connection
+
+
+def test_an_open_reader_can_be_passed_to_see_its_problem(tmp_path: Path) -> None:
+    import warnings
+
+    from iec104.dissectors.capture import CaptureReader
+    from iec104.dissectors.errors import CaptureWarning
+
+    c = Conv()
+    c.emit(c.handshake(), c.seg(0, STARTDT_ACT), c.seg(1, STARTDT_CON))
+    path = write(tmp_path / "cut.pcap", c.packets)
+    path.write_bytes(path.read_bytes()[:-3])
+    with CaptureReader(path) as reader, warnings.catch_warnings():
+        warnings.simplefilter("ignore", CaptureWarning)
+        table = dissect_table(reader)
+    assert reader.problem is not None and "truncated" in reader.problem
+    assert list(table.column("u_func").to_pylist()) == ["STARTDT_ACT"]

@@ -50,11 +50,15 @@ from __future__ import annotations
 import bisect
 import os
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .heuristic import looks_like_iec104
 from .packet import ACK, FIN, RST, SYN, TcpSegment, decode_tcp, format_ip
+
+if TYPE_CHECKING:
+    from .capture import CaptureReader
 
 __all__ = [
     "IEC104_PORT",
@@ -717,7 +721,7 @@ def tcp_segments(packets: Iterable[object]) -> Iterator[TcpSegment]:
 
 
 def stream_events(
-    source: str | os.PathLike[str] | BinaryIO,
+    source: str | os.PathLike[str] | BinaryIO | CaptureReader,
     ports: Iterable[int] | None = None,
     *,
     heuristic: bool = False,
@@ -726,7 +730,9 @@ def stream_events(
     """Read a capture file and yield the reassembly events of its IEC 104 streams.
 
     Args:
-        source: path or binary file object of a pcap/pcapng capture.
+        source: path or binary file object of a pcap/pcapng capture, or an open
+            :class:`~iec104.dissectors.capture.CaptureReader` (not yet iterated; the caller
+            can read its ``problem``/``frames`` afterwards and closes it).
         ports: see :class:`Reassembler` (ignored if ``reassembler`` is given).
         heuristic: see :class:`Reassembler` (ignored if ``reassembler`` is given).
         reassembler: a preconfigured reassembler, whose ``connections``/``stats`` the caller
@@ -739,7 +745,8 @@ def stream_events(
 
     r = reassembler if reassembler is not None else Reassembler(ports, heuristic=heuristic)
     feed = r.feed
-    with CaptureReader(source) as reader:
+    with (nullcontext(source) if isinstance(source, CaptureReader)
+          else CaptureReader(source)) as reader:
         for pkt in reader:
             seg = decode_tcp(pkt.frame, pkt.time_ns, pkt.linktype, pkt.data)
             if seg is not None:

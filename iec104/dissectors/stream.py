@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, BinaryIO
 
 from .capture import CaptureReader
@@ -119,7 +120,7 @@ class StreamDecoder:
 
 
 def dissect(
-    source: str | os.PathLike[str] | BinaryIO,
+    source: str | os.PathLike[str] | BinaryIO | CaptureReader,
     ports: Iterable[int] | None = None,
     *,
     heuristic: bool = False,
@@ -130,7 +131,8 @@ def dissect(
     """Decode the IEC 104 traffic of a capture file into record batches.
 
     Args:
-        source: path or binary file object of a pcap/pcapng capture (gzip allowed).
+        source: path or binary file object of a pcap/pcapng capture (gzip allowed), or an
+            open :class:`~.capture.CaptureReader` (whose ``problem`` the caller can check).
         ports: TCP ports of IEC 104 servers (either endpoint; default 2404).
         heuristic: also decode connections on other ports whose first bytes frame as IEC 104.
         profile: ASDU field sizes (default: the 104 profile, COT 2 / CA 2 / IOA 3).
@@ -153,7 +155,8 @@ def dissect(
     builder = decoder.builder
     handle = decoder.handle
     feed = r.feed
-    with CaptureReader(source) as reader:
+    with (nullcontext(source) if isinstance(source, CaptureReader)
+          else CaptureReader(source)) as reader:
         for pkt in reader:
             seg = decode_tcp(pkt.frame, pkt.time_ns, pkt.linktype, pkt.data)
             if seg is None:
@@ -170,7 +173,7 @@ def dissect(
     yield builder.take_batch()
 
 
-def dissect_table(source: str | os.PathLike[str] | BinaryIO, ports: Iterable[int] | None = None,
+def dissect_table(source: str | os.PathLike[str] | BinaryIO | CaptureReader, ports: Iterable[int] | None = None,
                   **kwargs: object) -> pa.Table:
     """:func:`dissect` collected into one ``pyarrow.Table`` (small captures, tests)."""
     import pyarrow as pa
