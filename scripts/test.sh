@@ -15,5 +15,12 @@ if ! command -v tshark >/dev/null 2>&1; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark >/dev/null
 fi
 
+if ! command -v chromium >/dev/null 2>&1; then
+    # headless Chromium renders the HTML report in a test
+    echo "installing chromium (Debian package) ..." >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 exec python3 -m pytest "$@"
