@@ -61,7 +61,9 @@ class Conv:
         (sip, sport), (dip, dport) = self.ends[d], self.ends[1 - d]
         ip = IPv6(src=sip, dst=dip) if self.v6 else IP(src=sip, dst=dip)
         ack = self.next[1 - d] & 0xFFFFFFFF if "A" in flags else 0
-        pkt = Ether() / ip / TCP(sport=sport, dport=dport, seq=seq & 0xFFFFFFFF, ack=ack,
+        macs = ("02:00:00:00:00:01", "02:00:00:00:00:02")
+        # explicit MACs: scapy would otherwise try to resolve them (slow for IPv6)
+        pkt = Ether(src=macs[d], dst=macs[1 - d]) / ip / TCP(sport=sport, dport=dport, seq=seq & 0xFFFFFFFF, ack=ack,
                                  flags=flags)
         return pkt / payload if payload else pkt
 
