@@ -368,7 +368,10 @@ class Connection(Resource):
         if not self.is_open:
             raise ConnectionError("connection is closed")
         self._pending.append(encode_asdu(asdu))
-        self._kick()
+        if self._in_receive or self._flush_scheduled:
+            self._kick()  # joins the write already coming
+        else:
+            self._flush()  # a request: send it now (latency over batching)
 
     async def _simple_request(self, asdu: ASDU) -> bool:
         async with self._simple_locks[asdu.type_id]:
