@@ -169,7 +169,7 @@ async def bench_hat(points: int, commands: int) -> dict[str, Any]:
     while True:  # drop the ACTTERM of the last command
         try:
             await asyncio.wait_for(client.receive(), 0.05)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             break
     result["command_rtts"] = rtts
 
@@ -325,7 +325,7 @@ def table(results: dict[str, dict[str, Any]], points: int, commands: int) -> str
         return f"{r[key]:,.0f}" if key in r else "-"
 
     rows = [(f"spontaneous floats, msgs/s ({points:,})", "spontaneous_per_s", fmt_rate),
-            (f"  same, one notify call per item", "spontaneous_single_per_s", fmt_rate)]
+            ("  same, one notify call per item", "spontaneous_single_per_s", fmt_rate)]
     header = ["", *(LABELS[name] for name in results)]
     lines = []
     for label, key, fmt in rows:
