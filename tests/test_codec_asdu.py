@@ -16,6 +16,7 @@ interop tests (``test_codec_tshark.py``, ``test_codec_hat.py``).
 from __future__ import annotations
 
 import math
+import random
 import struct
 from typing import Any
 
@@ -349,6 +350,35 @@ def asdu_octets(draw: st.DrawFn, type_ids: st.SearchStrategy[TypeId] | st.Search
             out += draw(st.binary(min_size=size, max_size=size))
             out += draw(element_octets(type_id))
     return profile, bytes(out)
+
+
+def random_asdu_octets(rng: random.Random, profile: Profile, type_id: int | None = None,
+                       count: int | None = None, sequence: bool | None = None) -> bytes:
+    """Seeded counterpart of :func:`asdu_octets` for loops and fixed-seed oracle tests.
+
+    Every header bit and every non-reserved element bit is random (floats never
+    signalling NaN); unspecified type ID, count and SQ are chosen at random.
+    """
+    if type_id is None:
+        type_id = rng.choice(STANDARD_TYPES)
+    if count is None:
+        count = rng.choice((0, 1, 1, 2, 3, 5, 8))
+    seq = rng.random() < 0.5 if sequence is None else sequence
+    out = bytearray((type_id, count | (0x80 if seq else 0)))
+    out += rng.randbytes(profile.cot_size + profile.ca_size)
+    if seq and count:
+        base = rng.randint(0, ioa_max(profile) - count + 1)
+        out += base.to_bytes(profile.ioa_size, "little")
+    for _ in range(count):
+        if not seq:
+            out += rng.randbytes(profile.ioa_size)
+        if type_id == T.F_SG_NA_1:
+            data = rng.randbytes(rng.randint(0, 12))
+            out += rng.randbytes(3) + bytes((len(data),)) + data
+            continue
+        for mask in ELEMENT_MASKS[type_id]:
+            out += quiet(rng.randbytes(4)) if mask == F else bytes((rng.getrandbits(8) & mask,))
+    return bytes(out)
 
 
 # -- the properties ---------------------------------------------------------------------

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_codec_asdu import CODEC_SETTINGS, ELEMENT_MASKS, PROFILES, F, ioa_max, quiet
+from test_codec_asdu import CODEC_SETTINGS, PROFILES, random_asdu_octets
 
 from iec104.codec import (
     ASDU,
@@ -29,7 +29,6 @@ from iec104.codec import (
     RawASDU,
     Time,
     TimeSize,
-    TypeId,
     decode_apdu,
     decode_asdu,
     decode_header,
@@ -39,7 +38,6 @@ from iec104.codec import (
 
 SEED = 60870
 REFERENCE = dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.UTC)
-TYPES = sorted(ELEMENT_MASKS) + [TypeId.F_SG_NA_1]
 
 
 class Counter:
@@ -47,25 +45,7 @@ class Counter:
 
 
 def valid_asdu(rng: random.Random, profile: Profile) -> bytes:
-    """Random valid ASDU octets (reserved bits zero), like ``test_codec_asdu.asdu_octets``."""
-    type_id = rng.choice(TYPES)
-    count = rng.choice((0, 1, 1, 2, 3, 5, 8))
-    seq = rng.random() < 0.5
-    out = bytearray((type_id, count | (0x80 if seq else 0)))
-    out += rng.randbytes(profile.cot_size + profile.ca_size)
-    top = ioa_max(profile)
-    if seq and count:
-        out += rng.randint(0, top - count + 1).to_bytes(profile.ioa_size, "little")
-    for _ in range(count):
-        if not seq:
-            out += rng.randbytes(profile.ioa_size)
-        if type_id == TypeId.F_SG_NA_1:
-            data = rng.randbytes(rng.randint(0, 12))
-            out += rng.randbytes(3) + bytes((len(data),)) + data
-            continue
-        for mask in ELEMENT_MASKS[type_id]:
-            out += quiet(rng.randbytes(4)) if mask == F else bytes((rng.getrandbits(8) & mask,))
-    return bytes(out)
+    return random_asdu_octets(rng, profile)
 
 
 def mutate(rng: random.Random, data: bytes) -> bytes:
