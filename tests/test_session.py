@@ -399,3 +399,80 @@ def test_encode_error_for_empty_asdu():
         client.send_asdu(bytes(250))
     client.send_asdu(bytes(249))
     assert len(client.data_to_send()) == 255
+
+
+def test_passive_observer_follows_both_directions():
+    """Two observer sessions fed a conversation's bytes see what the two ends saw."""
+    clock = Clock()
+    client = Session(Role.CONTROLLING, clock=clock, k=4, w=2)
+    server = Session(Role.CONTROLLED, clock=clock, k=4, w=2)
+    obs_client = Session(Role.CONTROLLING, clock=clock, k=4, w=2)
+    obs_server = Session(Role.CONTROLLED, clock=clock, k=4, w=2)
+    seen = {"client": [], "server": [], "obs_client": [], "obs_server": []}
+
+    def c2s(data: bytes) -> None:
+        obs_client.observe_sent(data)
+        assert obs_client.data_to_send() == b""  # an observer answers nothing
+        obs_server.receive_data(data)
+        seen["obs_server"] += events(obs_server)
+        obs_server.data_to_send()
+        server.receive_data(data)
+        seen["server"] += events(server)
+
+    def s2c(data: bytes) -> None:
+        obs_server.observe_sent(data)
+        obs_server.data_to_send()
+        obs_client.receive_data(data)
+        seen["obs_client"] += events(obs_client)
+        obs_client.data_to_send()
+        client.receive_data(data)
+        seen["client"] += events(client)
+
+    client.start()
+    c2s(client.data_to_send())
+    s2c(server.data_to_send())
+    for i in range(30):
+        server.send_asdu(bytes([i + 1]))
+        if i % 3 == 0:
+            client.send_asdu(b"\x99")
+        s2c(server.data_to_send())
+        c2s(client.data_to_send())
+        clock.now += 0.5
+        for session in (client, server):
+            session.handle_timeout()
+        s2c(server.data_to_send())
+        c2s(client.data_to_send())
+    client.stop()
+    c2s(client.data_to_send())
+    s2c(server.data_to_send())
+    assert seen["obs_client"] == seen["client"]
+    assert seen["obs_server"] == seen["server"]
+    assert len([e for e in seen["client"] if isinstance(e, AsduReceived)]) == 30
+    for real, obs in ((client, obs_client), (server, obs_server)):
+        assert (obs.state, obs.send_sequence, obs.receive_sequence, obs.unacknowledged) == (
+            real.state, real.send_sequence, real.receive_sequence, real.unacknowledged)
+    assert obs_client.state is State.STOPPED
+
+
+def test_observer_reports_violations_of_the_observed_end():
+    clock = Clock()
+    obs = Session(Role.CONTROLLED, clock=clock, k=2)
+    obs.receive_data(encode_apdu(UFrame(UFunction.STARTDT_ACT)))
+    assert events(obs) == [DataTransferStarted()]
+    obs.observe_sent(encode_apdu(IFrame(0, 0, b"\x01")) + encode_apdu(IFrame(1, 0, b"\x01")))
+    with pytest.raises(LocalProtocolError, match="k=2"):
+        obs.observe_sent(encode_apdu(IFrame(2, 0, b"\x01")))
+    obs = Session(Role.CONTROLLED, clock=clock)
+    with pytest.raises(LocalProtocolError, match=r"N\(S\)=5, expected 0"):
+        obs.observe_sent(encode_apdu(IFrame(5, 0, b"\x01")))
+    obs = Session(Role.CONTROLLED, clock=clock)
+    with pytest.raises(LocalProtocolError, match="not received"):
+        obs.observe_sent(encode_apdu(SFrame(3)))
+    # t1 runs on observed I-frames: the other end never acknowledged in time
+    obs = Session(Role.CONTROLLED, clock=clock, t1=1)
+    obs.receive_data(encode_apdu(UFrame(UFunction.STARTDT_ACT)))
+    events(obs)
+    obs.observe_sent(encode_apdu(IFrame(0, 0, b"\x01")))
+    clock.now += 1
+    with pytest.raises(RemoteProtocolError, match="t1 expired"):
+        obs.handle_timeout()

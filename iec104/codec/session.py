@@ -40,6 +40,11 @@ Rules implemented (IEC 60870-5-104 clause 5):
 * Sequence numbers are 15 bit and wrap around (:func:`seq_add`, :func:`seq_diff`).
 
 The session never parses an ASDU: I-frames carry opaque ``bytes`` in both directions.
+
+A passive observer (a capture analyzer) models each end with its own session: it feeds
+what that end received to :meth:`Session.receive_data` and what it sent to
+:meth:`Session.observe_sent`. The session then produces no output of its own and checks the
+observed end's frames (N(S), k, N(R)) as well as the peer's; t1 still runs.
 """
 
 from __future__ import annotations
@@ -160,6 +165,8 @@ class Session:
         "_out",
         "_rx_first",
         "_rx_unacked",
+        "_sent_framer",
+        "_sent_rsn",
         "_sent_times",
         "_state",
         "_stop_pending",
@@ -205,6 +212,8 @@ class Session:
         self._out = bytearray()
         self._events: collections.deque[Event] = collections.deque()
         self._error: RemoteProtocolError | None = None
+        self._sent_framer: Framer | None = None  # observe_sent(): a passive observer
+        self._sent_rsn = 0                       # observe_sent(): last N(R) this end sent
 
     # -- state -----------------------------------------------------------------------------
 
@@ -307,6 +316,9 @@ class Session:
 
         If ``w`` or more received I-frames are unacknowledged, an S-frame is added first.
         """
+        if self._sent_framer is not None:  # observer: the observed end answers itself
+            self._out.clear()
+            return b""
         if self._rx_unacked >= self.w and self._state is not State.CLOSED:
             self._send_ack()
         if not self._out:
@@ -314,6 +326,59 @@ class Session:
         data = bytes(self._out)
         self._out.clear()
         return data
+
+    def observe_sent(self, data: bytes | bytearray | memoryview) -> None:
+        """Passive observer: account for octets this end *sent* (seen in a capture).
+
+        An observer models each end with a session: it feeds the octets that end received
+        to :meth:`receive_data` (and reads the events), the octets that end sent to this
+        method, and discards :meth:`data_to_send` (the answers the session would produce).
+        Sent I-frames then count against k and t1, their N(R) acknowledges received
+        I-frames, and sent U-frame acts wait for their confirmation as if sent by
+        :meth:`start`/:meth:`stop` or t3.
+
+        Raises:
+            LocalProtocolError: this end sent malformed octets, a wrong N(S), more than k
+                unacknowledged I-frames, or an N(R) acknowledging I-frames it never received.
+        """
+        if self._sent_framer is None:
+            self._sent_framer = Framer()  # from now on the session only observes
+            self._out.clear()
+        framer = self._sent_framer
+        framer.feed(data)
+        now = self._clock()
+        for frame in framer:
+            if isinstance(frame, Malformed):
+                raise LocalProtocolError(f"malformed APDU sent at stream offset "
+                                         f"{frame.offset}: {frame.reason}")
+            apdu = frame.apdu
+            if isinstance(apdu, IFrame):
+                if apdu.ssn != self._vs:
+                    raise LocalProtocolError(f"sent I-frame N(S)={apdu.ssn}, expected "
+                                             f"{self._vs}")
+                if len(self._sent_times) >= self.k:
+                    raise LocalProtocolError(f"sent I-frame N(S)={apdu.ssn} with {self.k} "
+                                             f"unacknowledged (k={self.k})")
+                self._observe_ack(apdu.rsn)
+                self._sent_times.append(now)
+                self._vs = (self._vs + 1) & 0x7FFF
+            elif isinstance(apdu, SFrame):
+                self._observe_ack(apdu.rsn)
+            elif apdu.function in (UFunction.STARTDT_ACT, UFunction.STOPDT_ACT,
+                                   UFunction.TESTFR_ACT):
+                self._u_act[apdu.function] = now
+                if apdu.function is UFunction.STARTDT_ACT and self._state is State.STOPPED:
+                    self._state = State.STARTING
+                elif apdu.function is UFunction.STOPDT_ACT and self._state is State.STARTED:
+                    self._state = State.STOPPING
+
+    def _observe_ack(self, rsn: int) -> None:
+        unacked = (self._vr - rsn) & 0x7FFF
+        if unacked > (self._vr - self._sent_rsn) & 0x7FFF:
+            raise LocalProtocolError(f"sent N(R)={rsn} acknowledges I-frames not received "
+                                     f"(V(R)={self._vr}, last N(R) sent {self._sent_rsn})")
+        self._sent_rsn = rsn
+        self._rx_unacked = unacked
 
     # -- input -------------------------------------------------------------------------------
 
@@ -380,6 +445,8 @@ class Session:
         for sent in self._u_act.values():
             if deadline is None or sent + self.t1 < deadline:
                 deadline = sent + self.t1
+        if self._sent_framer is not None:
+            return deadline  # observer: t2/t3 are the observed end's business
         if self._rx_unacked:
             t2 = self._rx_first + self.t2
             if deadline is None or t2 < deadline:
@@ -408,6 +475,8 @@ class Session:
         for function, sent in self._u_act.items():
             if now >= sent + self.t1:
                 self._fail(f"t1 expired: {function.name} not confirmed within {self.t1:g} s")
+        if self._sent_framer is not None:
+            return
         if self._rx_unacked and now >= self._rx_first + self.t2:
             self._send_ack()
         if UFunction.TESTFR_ACT not in self._u_act and now >= self._last_rx + self.t3:
@@ -424,7 +493,7 @@ class Session:
         raise self._error
 
     def _send_ack(self) -> None:
-        if self._rx_unacked:
+        if self._rx_unacked and self._sent_framer is None:
             vr = self._vr
             self._out += bytes((0x68, 4, 0x01, 0x00, (vr << 1) & 0xFF, vr >> 7))
             self._rx_unacked = 0
