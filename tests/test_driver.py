@@ -515,3 +515,20 @@ async def test_window_respected_with_small_k(k):
         assert pair.peer.session.unacknowledged <= k
     finally:
         await close(pair)
+
+
+async def test_concurrent_receivers_each_get_data():
+    pair = await make_pair()
+    try:
+        receivers = [asyncio.ensure_future(pair.client.receive()) for _ in range(3)]
+        await asyncio.sleep(0.01)
+        pair.peer.notify_data_change([data(iec104.ScaledValue(i), ca=i + 1) for i in range(3)])
+        results = await asyncio.wait_for(asyncio.gather(*receivers), 5)
+        assert sorted(r[0].value.value for r in results) == [0, 1, 2]
+        late = asyncio.ensure_future(pair.client.receive())
+        await asyncio.sleep(0.01)
+        late.cancel()  # a cancelled receiver does not disturb the next one
+        pair.peer.notify_data_change([data(iec104.ScaledValue(9))])
+        assert (await asyncio.wait_for(pair.client.receive(), 5))[0].value.value == 9
+    finally:
+        await close(pair)

@@ -237,11 +237,10 @@ class Connection(Resource):
         while not self._received:
             if not self.is_open:
                 raise ConnectionError("connection is closed")
-            waiter = self._receive_waiter = self._loop.create_future()
-            try:
-                await waiter
-            finally:
-                self._receive_waiter = None
+            waiter = self._receive_waiter  # shared by concurrent receivers
+            if waiter is None:
+                waiter = self._receive_waiter = self._loop.create_future()
+            await asyncio.shield(waiter)
         data = self._received.popleft()
         if self._read_paused and len(self._received) <= self._settings.receive_queue_size // 2:
             self._read_paused = False
@@ -534,7 +533,8 @@ class Connection(Resource):
             return
         self._received.append(data)
         waiter = self._receive_waiter
-        if waiter is not None and not waiter.done():
+        if waiter is not None:
+            self._receive_waiter = None
             waiter.set_result(None)
         if not self._read_paused and len(self._received) >= self._settings.receive_queue_size:
             self._read_paused = True
@@ -753,8 +753,9 @@ class Connection(Resource):
             if not future.done():
                 future.set_exception(error)
                 future.exception()  # mark retrieved: nobody may be waiting
-        if self._receive_waiter is not None and not self._receive_waiter.done():
+        if self._receive_waiter is not None:
             self._receive_waiter.set_result(None)
+            self._receive_waiter = None
         # what the session already produced is written; then FIN (abort if stuck)
         self._transport.close()
         try:
