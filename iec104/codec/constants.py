@@ -137,6 +137,9 @@ class Cause(enum.IntEnum):
 
 _TYPE_IDS = {m.value: m for m in TypeId}
 _CAUSES = {m.value: m for m in Cause}
+# names precomputed: Enum.name is a descriptor, slow on a per-row hot path
+_TYPE_NAMES = {m.value: m.name for m in TypeId}
+_CAUSE_NAMES = {m.value: m.name for m in Cause}
 
 
 def to_type_id(value: int) -> TypeId | int:
@@ -151,11 +154,11 @@ def to_cause(value: int) -> Cause | int:
 
 def type_name(value: int) -> str:
     """Mnemonic of a type ID (``'M_ME_NC_1'``), or ``'TYPE_<n>'`` when not standard."""
-    member = _TYPE_IDS.get(value)
-    return member.name if member is not None else f"TYPE_{value}"
+    name = _TYPE_NAMES.get(value)
+    return name if name is not None else f"TYPE_{value}"
 
 
 def cause_name(value: int) -> str:
     """Name of a cause (``'SPONTANEOUS'``), or ``'CAUSE_<n>'`` when not standard."""
-    member = _CAUSES.get(value)
-    return member.name if member is not None else f"CAUSE_{value}"
+    name = _CAUSE_NAMES.get(value)
+    return name if name is not None else f"CAUSE_{value}"

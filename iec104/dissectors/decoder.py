@@ -9,14 +9,14 @@ valid APDU, so nothing after the gap is lost.
 
 from __future__ import annotations
 
-from ..codec import Framer, Malformed, NEED_DATA
+from ..codec import NEED_DATA, Framer, Malformed
 from .records import Endpoints, RecordBuilder
 
 
 class DirectionDecoder:
     """Frame and record the bytes of one direction of one connection."""
 
-    __slots__ = ("endpoints", "builder", "framer", "apdus")
+    __slots__ = ("apdus", "builder", "endpoints", "framer")
 
     def __init__(self, endpoints: Endpoints, builder: RecordBuilder) -> None:
         self.endpoints = endpoints

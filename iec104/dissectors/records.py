@@ -15,10 +15,28 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 
 from ..analyzer.schema import COLUMN_NAMES, SCHEMA
-from ..codec import (ASDU, DEFAULT_PROFILE, BinaryCounterValue, BitstringValue, DecodeError,
-                     Frame, IFrame, Malformed, Profile, ProtectionQuality, Quality, RawASDU,
-                     SFrame, Time, TimeSize, UFrame, cause_name, decode_asdu, decode_header,
-                     type_name)
+from ..codec import (
+    DEFAULT_PROFILE,
+    BinaryCounterValue,
+    BitstringValue,
+    DecodeError,
+    Frame,
+    IFrame,
+    Malformed,
+    Profile,
+    ProtectionQuality,
+    Quality,
+    RawASDU,
+    SFrame,
+    Time,
+    TimeSize,
+    UFrame,
+    UFunction,
+    cause_name,
+    decode_asdu,
+    decode_header,
+    type_name,
+)
 from ..codec import values as _v
 
 _NS = 1_000_000_000
@@ -35,24 +53,36 @@ class Endpoints(NamedTuple):
     dport: int
 
 
+def _enum_or_int(value: Any) -> float:
+    return float(value)
+
+
+def _dot_value(value: Any) -> float:
+    return float(value.value)
+
+
+_NUMERIC: dict[type, Any] = {
+    _v.NormalizedValue: _dot_value, _v.ScaledValue: _dot_value, _v.FloatingValue: _dot_value,
+    _v.StepPositionValue: _dot_value, _v.BinaryCounterValue: _dot_value,
+    _v.BitstringValue: lambda v: float(int.from_bytes(v.value, "little")),
+    _v.ProtectionValue: lambda v: float(v.state),
+    _v.StatusChangeValue: lambda v: float(v.status),
+    _v.InitializationValue: lambda v: float(v.cause),
+}
+
+
+_ENUM_NAMES: dict[tuple[type, int], str] = {
+    (cls, m.value): m.name for cls in (_v.SingleValue, _v.DoubleValue, _v.RegulatingValue,
+                                       _v.FreezeCode) for m in cls}
+
+
 def numeric_value(value: Any) -> float | None:
     """The number a value stands for, or None (file-transfer values, None)."""
-    if value is None:
-        return None
-    if isinstance(value, int):  # enums (single/double/regulating/freeze) and plain ints
-        return float(value)
-    cls = type(value)
-    if cls in (_v.NormalizedValue, _v.ScaledValue, _v.FloatingValue, _v.StepPositionValue,
-               _v.BinaryCounterValue):
-        return float(value.value)
-    if cls is _v.BitstringValue:
-        return float(int.from_bytes(value.value, "little"))
-    if cls is _v.ProtectionValue:
-        return float(value.state)
-    if cls is _v.StatusChangeValue:
-        return float(value.status)
-    if cls is _v.InitializationValue:
-        return float(value.cause)
+    func = _NUMERIC.get(type(value))
+    if func is not None:
+        return func(value)  # type: ignore[no-any-return]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)  # enums (single/double/regulating/freeze) and plain ints
     return None
 
 
@@ -60,17 +90,17 @@ def value_text(value: Any) -> str | None:
     """A short text form of a value (enum name, hex bitstring, named fields)."""
     if value is None:
         return None
-    if hasattr(value, "name") and isinstance(value, int):
-        return str(value.name)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, BitstringValue):
-        return value.value.hex()
-    if isinstance(value, (_v.NormalizedValue, _v.ScaledValue, _v.FloatingValue)):
+    cls = type(value)
+    if cls in (_v.FloatingValue, _v.NormalizedValue, _v.ScaledValue):
         return repr(value.value)
-    if isinstance(value, BinaryCounterValue):
+    if isinstance(value, int):
+        name = _ENUM_NAMES.get((cls, value))
+        return name if name is not None else str(int(value))
+    if cls is BitstringValue:
+        return value.value.hex()  # type: ignore[no-any-return]
+    if cls is BinaryCounterValue:
         return f"{value.value} seq={value.sequence}" + (" adjusted" if value.adjusted else "")
-    if isinstance(value, _v.SegmentValue):
+    if cls is _v.SegmentValue:
         return f"file_name={value.file_name} section={value.section} data={value.data.hex()}"
     if isinstance(value, tuple):
         return " ".join(f"{k}={getattr(value, k)!s}" for k in value._fields)
@@ -113,103 +143,129 @@ def _days_from_civil(y: int, m: int, d: int) -> int:
     return era * 146097 + doe - 719468
 
 
+_HEAD = 23  # columns from "time" through "ca"
+_NO_HEADER = (None,) * 10  # type_id .. ca, for APDUs without an ASDU header
+_NO_OBJECT = (None,) * 14  # obj .. qualifier
+assert COLUMN_NAMES[_HEAD - 1] == "ca" and COLUMN_NAMES[_HEAD + 14] == "raw"
+_CACHE_LIMIT = 4096
+_U_NAMES = {f: f.name for f in UFunction}
+
+
 class RecordBuilder:
-    """Accumulates rows column by column; see the module docstring."""
+    """Accumulates rows; see the module docstring.
+
+    Rows are tuples in schema column order (APDU columns, object columns, ``raw``,
+    ``error``) so that one row costs a few tuple concatenations; they are transposed into
+    columns once per batch.
+    """
 
     def __init__(self, profile: Profile = DEFAULT_PROFILE, first_apdu: int = 0) -> None:
         self.profile = profile
         self.next_apdu = first_apdu
-        self._cols: dict[str, list[Any]] = {name: [] for name in COLUMN_NAMES}
-        self.rows = 0
+        self._rows: list[tuple[Any, ...]] = []
+        self._tag_cache: dict[Time, int | str] = {}
         self.errors = 0
         self.gaps = 0
 
-    def __len__(self) -> int:
-        return self.rows
+    @property
+    def rows(self) -> int:
+        """Rows accumulated since the last :meth:`take_batch`."""
+        return len(self._rows)
 
-    def _append(self, time_ns: int, frame: int | None, ep: Endpoints, apdu: int | None,
-                fields: dict[str, Any]) -> None:
-        cols = self._cols
-        for name in COLUMN_NAMES:
-            cols[name].append(fields.get(name))
-        cols["time"][-1] = time_ns
-        cols["frame"][-1] = frame
-        cols["stream"][-1] = ep.stream
-        cols["direction"][-1] = ep.direction
-        cols["src"][-1] = ep.src
-        cols["sport"][-1] = ep.sport
-        cols["dst"][-1] = ep.dst
-        cols["dport"][-1] = ep.dport
-        cols["apdu"][-1] = apdu
-        self.rows += 1
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @staticmethod
+    def _link(time_ns: int, frame: int | None, ep: Endpoints, apdu: int | None) -> tuple:
+        return (time_ns, frame, ep.stream, ep.direction, ep.src, ep.sport, ep.dst, ep.dport,
+                apdu)
+
+    def _tag(self, tag: Time, time_ns: int) -> int | str:
+        """UTC ns of a time tag, or the reason it has none (cached: tags repeat a lot)."""
+        if tag.size == TimeSize.THREE:
+            try:
+                return time_tag_ns(tag, time_ns)
+            except DecodeError as exc:
+                return exc.reason
+        cache = self._tag_cache
+        result = cache.get(tag)
+        if result is None:
+            try:
+                result = time_tag_ns(tag, time_ns)
+            except DecodeError as exc:
+                result = exc.reason
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            cache[tag] = result
+        return result
 
     def add_frame(self, time_ns: int, frame: int | None, ep: Endpoints, event: Frame) -> None:
         """Rows for one complete APDU."""
         apdu_index = self.next_apdu
         self.next_apdu += 1
         apdu = event.apdu
-        base: dict[str, Any] = {"raw": event.raw}
-        if type(apdu) is UFrame:
-            base["apci"] = "U"
-            base["u_func"] = apdu.function.name
-            self._append(time_ns, frame, ep, apdu_index, base)
+        link = self._link(time_ns, frame, ep, apdu_index)
+        tail = (event.raw, None)
+        cls = type(apdu)
+        if cls is UFrame:
+            self._rows.append(link + ("U", _U_NAMES[apdu.function], None, None)  # type: ignore[union-attr]
+                              + _NO_HEADER + _NO_OBJECT + tail)
             return
-        if type(apdu) is SFrame:
-            base["apci"] = "S"
-            base["rsn"] = apdu.rsn
-            self._append(time_ns, frame, ep, apdu_index, base)
+        if cls is SFrame:
+            self._rows.append(link + ("S", None, None, apdu.rsn) + _NO_HEADER + _NO_OBJECT
+                              + tail)
             return
-        assert type(apdu) is IFrame
-        base["apci"] = "I"
-        base["ssn"] = apdu.ssn
-        base["rsn"] = apdu.rsn
+        assert cls is IFrame
+        apci = ("I", None, apdu.ssn, apdu.rsn)  # type: ignore[union-attr]
         try:
-            asdu = decode_asdu(apdu.asdu, self.profile)
+            asdu = decode_asdu(apdu.asdu, self.profile)  # type: ignore[union-attr]
         except DecodeError as exc:
             self.errors += 1
             try:
-                header, _ = decode_header(apdu.asdu, self.profile)
-                base.update(_header_fields(header, header.count))
+                header, _ = decode_header(apdu.asdu, self.profile)  # type: ignore[union-attr]
+                head = _header_fields(header, header.count)
             except DecodeError:
-                pass
+                head = _NO_HEADER
             # the ASDU starts 6 octets into the APDU
-            base["error"] = f"ASDU: {exc.reason} (APDU offset {exc.offset + 6})"
-            self._append(time_ns, frame, ep, apdu_index, base)
+            self._rows.append(link + apci + head + _NO_OBJECT + (
+                event.raw, f"ASDU: {exc.reason} (APDU offset {exc.offset + 6})"))
             return
         if type(asdu) is RawASDU:
-            base.update(_header_fields(asdu, asdu.count))
-            base["error"] = f"unknown type ID {asdu.type_id}: objects not decoded"
-            self._append(time_ns, frame, ep, apdu_index, base)
+            self._rows.append(link + apci + _header_fields(asdu, asdu.count) + _NO_OBJECT + (
+                event.raw, f"unknown type ID {asdu.type_id}: objects not decoded"))
             return
-        base.update(_header_fields(asdu, len(asdu.objects)))
-        if not asdu.objects:
-            self._append(time_ns, frame, ep, apdu_index, base)
+        objects = asdu.objects  # type: ignore[union-attr]
+        prefix = link + apci + _header_fields(asdu, len(objects))
+        if not objects:
+            self._rows.append(prefix + _NO_OBJECT + tail)
             return
-        for i, obj in enumerate(asdu.objects):
-            row = dict(base)
-            row["obj"] = i
-            row["ioa"] = obj.address
+        rows = self._rows
+        raw = event.raw
+        for i, obj in enumerate(objects):
             value = obj.value
-            row["value"] = numeric_value(value)
-            row["value_text"] = value_text(value)
             q = obj.quality
-            if type(q) is Quality:
-                row["iv"], row["nt"], row["sb"], row["bl"], row["ov"] = q
-            elif type(q) is ProtectionQuality:
-                row["iv"], row["nt"], row["sb"], row["bl"], row["ei"] = q
+            qcls = type(q)
+            if qcls is Quality:
+                quality = (*q, None)
+            elif qcls is ProtectionQuality:
+                quality = (q[0], q[1], q[2], q[3], None, q[4])  # type: ignore[index]
             elif type(value) is BinaryCounterValue:
-                row["iv"] = value.invalid
-                row["ov"] = value.overflow
+                quality = (value.invalid, None, None, None, value.overflow, None)
+            else:
+                quality = (None,) * 6
             tag = obj.time
-            if tag is not None:
-                row["time_tag_iv"] = tag.invalid
-                try:
-                    row["time_tag"] = time_tag_ns(tag, time_ns)
-                except DecodeError as exc:
-                    row["error"] = f"time tag: {exc.reason}"
-            row["select"] = obj.select
-            row["qualifier"] = obj.qualifier
-            self._append(time_ns, frame, ep, apdu_index, row)
+            error = None
+            if tag is None:
+                tag_cols: tuple = (None, None)
+            else:
+                ns = self._tag(tag, time_ns)
+                if type(ns) is str:
+                    tag_cols = (None, tag.invalid)
+                    error = f"time tag: {ns}"
+                else:
+                    tag_cols = (ns, tag.invalid)
+            rows.append(prefix + (i, obj.address, numeric_value(value), value_text(value))
+                        + quality + tag_cols + (obj.select, obj.qualifier, raw, error))
 
     def add_malformed(self, time_ns: int, frame: int | None, ep: Endpoints,
                       event: Malformed) -> None:
@@ -217,17 +273,17 @@ class RecordBuilder:
         self.errors += 1
         apdu_index = self.next_apdu
         self.next_apdu += 1
-        self._append(time_ns, frame, ep, apdu_index,
-                     {"raw": event.raw, "error": f"APCI: {event.reason} "
-                                                 f"(stream offset {event.offset})"})
+        error = f"APCI: {event.reason} (stream offset {event.offset})"
+        self._rows.append(self._link(time_ns, frame, ep, apdu_index) + (None,) * 4 + _NO_HEADER
+                          + _NO_OBJECT + (event.raw, error))
 
     def add_gap(self, time_ns: int, frame: int | None, ep: Endpoints, missing: int,
                 detail: str = "") -> None:
         """One row for octets missing from the capture."""
         self.gaps += 1
-        self._append(time_ns, frame, ep, None,
-                     {"error": f"gap: {missing} octets not captured" + (f"; {detail}" if detail
-                                                                        else "")})
+        error = f"gap: {missing} octets not captured" + (f"; {detail}" if detail else "")
+        self._rows.append(self._link(time_ns, frame, ep, None) + (None,) * 4 + _NO_HEADER
+                          + _NO_OBJECT + (None, error))
 
     def add_event(self, time_ns: int, frame: int | None, ep: Endpoints, text: str,
                   raw: bytes | None = None) -> None:
@@ -237,21 +293,24 @@ class RecordBuilder:
         The row has no ``apdu``/``apci``; ``text`` goes in the ``error`` column (by
         convention prefixed with its origin, e.g. ``'proxy: ...'``) and ``raw`` in ``raw``.
         """
-        self._append(time_ns, frame, ep, None, {"raw": raw, "error": text})
+        self._rows.append(self._link(time_ns, frame, ep, None) + (None,) * 4 + _NO_HEADER
+                          + _NO_OBJECT + (raw, text))
 
     def take_batch(self) -> pa.RecordBatch:
         """The rows so far as a RecordBatch; the builder starts empty again."""
-        cols = self._cols
-        batch = pa.RecordBatch.from_arrays(
-            [pa.array(cols[field.name], type=field.type) for field in SCHEMA], schema=SCHEMA)
-        self._cols = {name: [] for name in COLUMN_NAMES}
-        self.rows = 0
-        return batch
+        rows = self._rows
+        self._rows = []
+        if rows:
+            columns = list(zip(*rows))
+        else:
+            columns = [() for _ in SCHEMA]
+        return pa.RecordBatch.from_arrays(
+            [pa.array(col, type=field.type) for col, field in zip(columns, SCHEMA)],
+            schema=SCHEMA)
 
 
-def _header_fields(header: Any, count: int) -> dict[str, Any]:
+def _header_fields(header: Any, count: int) -> tuple:
+    type_id = int(header.type_id)
     cot = int(header.cause)
-    return {"type_id": int(header.type_id), "type_name": type_name(int(header.type_id)),
-            "sq": header.sequence, "num_objects": count, "cot": cot,
-            "cot_name": cause_name(cot), "negative": header.negative, "test": header.test,
-            "oa": header.originator, "ca": header.common_address}
+    return (type_id, type_name(type_id), header.sequence, count, cot, cause_name(cot),
+            header.negative, header.test, header.originator, header.common_address)
