@@ -319,8 +319,8 @@ def compare_capture(path: Path) -> Agreement:
     for apdu in ours:
         by_frame_ours[apdu[0]["frame"]].append(apdu)
     by_frame_theirs: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for apdu in theirs:
-        by_frame_theirs[apdu["frame"]].append(apdu)
+    for tapdu in theirs:
+        by_frame_theirs[tapdu["frame"]].append(tapdu)
     for frame in sorted(set(by_frame_ours) | set(by_frame_theirs)):
         mine = by_frame_ours.get(frame, [])
         them = by_frame_theirs.get(frame, [])
