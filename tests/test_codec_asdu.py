@@ -392,10 +392,10 @@ def assert_types(asdu: ASDU) -> None:
 
 
 @pytest.mark.parametrize("type_id", STANDARD_TYPES, ids=lambda t: t.name)
-@CODEC_SETTINGS
+@settings(CODEC_SETTINGS, max_examples=15)
 @given(data=st.data())
 def test_decode_encode_roundtrip(type_id: TypeId, data: st.DataObject) -> None:
-    profile, asdu = data.draw(asdus(st.just(type_id)))
+    profile, asdu = data.draw(asdus(st.just(type_id), max_objects=4))
     raw = encode_asdu(asdu, profile)
     decoded = decode_asdu(raw, profile)
     assert decoded == asdu
@@ -405,10 +405,10 @@ def test_decode_encode_roundtrip(type_id: TypeId, data: st.DataObject) -> None:
 
 
 @pytest.mark.parametrize("type_id", STANDARD_TYPES, ids=lambda t: t.name)
-@CODEC_SETTINGS
+@settings(CODEC_SETTINGS, max_examples=15)
 @given(data=st.data())
 def test_encode_decode_octets(type_id: TypeId, data: st.DataObject) -> None:
-    profile, raw = data.draw(asdu_octets(st.just(type_id)))
+    profile, raw = data.draw(asdu_octets(st.just(type_id), max_objects=4))
     decoded = decode_asdu(raw, profile)
     assert isinstance(decoded, ASDU)
     assert encode_asdu(decoded, profile) == raw
@@ -418,7 +418,7 @@ def test_encode_decode_octets(type_id: TypeId, data: st.DataObject) -> None:
 
 
 @pytest.mark.parametrize("profile", PROFILES, ids=profile_id)
-@settings(CODEC_SETTINGS, max_examples=30)
+@settings(CODEC_SETTINGS, max_examples=25)
 @given(data=st.data())
 def test_roundtrip_per_profile(profile: Profile, data: st.DataObject) -> None:
     """Every profile gets many examples of random type IDs, also near 127 objects."""
@@ -480,7 +480,7 @@ def test_float_nan_octets() -> None:
 # -- decoding checks the structure -------------------------------------------------------
 
 @pytest.mark.parametrize("profile", PROFILES, ids=profile_id)
-@settings(CODEC_SETTINGS, max_examples=30)
+@settings(CODEC_SETTINGS, max_examples=20)
 @given(data=st.data())
 def test_truncated_or_extended_asdu_is_a_decode_error(profile: Profile,
                                                       data: st.DataObject) -> None:
