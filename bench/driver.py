@@ -33,7 +33,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 IMPLS = ("iec104", "hat", "c104")
-C104_CHUNK = 1500
+C104_CHUNK = 600
 LABELS = {"iec104": "iec104 (ours)", "hat": "hat-drivers", "c104": "c104 (lib60870-C)"}
 
 
