@@ -19,6 +19,7 @@ from iec104.codec import (
     FloatingValue,
     Frame,
     Framer,
+    Malformed,
     IFrame,
     InformationObject,
     InitializationValue,
@@ -150,7 +151,7 @@ def test_wire(name: str, octets: str, apci: IFrame | SFrame | UFrame,
     # the framer finds it the same way, whole and byte by byte
     for chunks in ([raw], [raw[i:i + 1] for i in range(len(raw))]):
         framer = Framer()
-        events = []
+        events: list[Frame | Malformed] = []
         for chunk in chunks:
             framer.feed(chunk)
             events.extend(framer)
