@@ -208,6 +208,18 @@ def bench_c104(points: int, commands: int) -> dict[str, Any]:
             time.sleep(0.0005)
         return False
 
+    def settle(counter: list[int]) -> tuple[int, float]:
+        """Wait until ``counter`` reaches ``points`` or stops moving for 2 s; return it and
+        the perf_counter() of its last change."""
+        last, changed = -1, time.perf_counter()
+        while counter[0] < points and time.perf_counter() - changed < 2:
+            if counter[0] != last:
+                last, changed = counter[0], time.perf_counter()
+            time.sleep(0.0005)
+        if counter[0] != last:
+            changed = time.perf_counter()
+        return counter[0], changed
+
     port = free_port()
     server = c104.Server(ip="127.0.0.1", port=port, tick_rate_ms=50)
     station = server.add_station(common_address=1)
@@ -258,11 +270,11 @@ def bench_c104(points: int, commands: int) -> dict[str, Any]:
                            points=sv_points[first:first + C104_CHUNK])
         if not server.transmit_batch(batch):
             raise RuntimeError("c104 transmit_batch failed")
-        if not wait_for(lambda first=first: counter[0] >= first, 60):
-            raise RuntimeError(f"c104 spontaneous: {counter[0]} of {first}")
-    if not wait_for(lambda: counter[0] >= points, 120):
-        raise RuntimeError(f"c104 spontaneous: {counter[0]} of {points}")
-    result["spontaneous_per_s"] = points / (time.perf_counter() - start)
+        wait_for(lambda first=first: counter[0] >= first - C104_CHUNK // 2, 10)
+    received, last_change = settle(counter)
+    result["spontaneous_per_s"] = received / (last_change - start)
+    if received < points:
+        result["spontaneous_note"] = f"{points - received:,} of {points:,} floats lost"
 
     rtts = []
     cl_control.value = True
@@ -277,13 +289,9 @@ def bench_c104(points: int, commands: int) -> dict[str, Any]:
     start = time.perf_counter()
     connection.interrogation(common_address=1, cause=c104.Cot.ACTIVATION,
                              qualifier=c104.Qoi.STATION)
-    last, idle_since = -1, time.monotonic()
-    while counter[0] < points and time.monotonic() - idle_since < 2:
-        if counter[0] != last:
-            last, idle_since = counter[0], time.monotonic()
-        time.sleep(0.001)
-    if counter[0] >= points:
-        result["interrogation_s"] = time.perf_counter() - start
+    received, last_change = settle(counter)
+    if received >= points:
+        result["interrogation_s"] = last_change - start
     else:
         # the c104 server itself sends ACTTERM after what its queue held (a raw socket
         # client sees the same), so there is no full interrogation to time
@@ -349,7 +357,7 @@ def table(results: dict[str, dict[str, Any]], points: int, commands: int) -> str
         out.append(" | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
                               for i, (c, w) in enumerate(zip(row, widths, strict=True))))
     for name, r in results.items():
-        for key in ("error", "interrogation_note"):
+        for key in ("error", "spontaneous_note", "interrogation_note"):
             if key in r:
                 out.append(f"{LABELS[name]}: {r[key]}")
     ours, hat = results.get("iec104", {}), results.get("hat", {})
