@@ -214,6 +214,24 @@ class PcapngStream:
                 self.if_drops[iface_id] = struct.unpack(o + "Q", value)[0]
 
 
+def _load_prctl() -> Any:
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+_PRCTL = _load_prctl()  # resolved here so that the forked child only calls into libc
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: SIGTERM dumpcap if we die (even by SIGKILL) instead of leaving it running."""
+    if _PRCTL is not None:
+        _PRCTL(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
+
+
 def find_dumpcap(path: str | None = None) -> str:
     """Path of the dumpcap program (``path``, ``$IEC104_DUMPCAP`` or on ``PATH``).
 
@@ -353,7 +371,8 @@ class LiveCapture:
                "-B", str(self.buffer_mb), "-q"]
         log.info("starting %s", " ".join(cmd))
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      stdin=subprocess.DEVNULL)
+                                      stdin=subprocess.DEVNULL,
+                                      preexec_fn=_die_with_parent)  # noqa: PLW1509 -- libc call only
         threading.Thread(target=self._read_stderr, name="iec104-dumpcap-stderr",
                          daemon=True).start()
         self._thread = threading.Thread(target=self._run, name="iec104-capture", daemon=True)
