@@ -203,3 +203,34 @@ def test_pcapng_stream_parses_incrementally_and_rejects_other_input() -> None:
     assert bytes(s.header) == shb + idb
     with pytest.raises(ValueError):
         PcapngStream().feed(b"\xd4\xc3\xb2\xa1" + b"\x00" * 20)  # classic pcap
+
+
+def test_capture_sigkill_leaves_readable_files_and_no_dumpcap(tmp_path: Path) -> None:
+    from iec104.proxy import recover
+
+    port = find_unused_tcp_port()
+    out = tmp_path / "log"
+    proc = subprocess.Popen([sys.executable, "-m", "iec104.cli", "capture", "-i", "lo",
+                             "--port", str(port), "-o", str(out), "--flush-seconds", "0.2",
+                             "--rotate-size", "64k"],
+                            cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    assert "capturing on lo" in proc.stderr.readline()
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True,
+                              check=False).stdout.split()
+    assert len(children) == 1  # dumpcap
+    received = asyncio.run(driver_traffic(port, port, n_data=5000, n_commands=20))
+    assert len(received) == 5000
+    time.sleep(1.0)  # > dumpcap's delivery delay + one flush interval
+    proc.kill()
+    proc.wait(10)
+    proc.stderr.close()
+    time.sleep(0.5)
+    assert not Path(f"/proc/{children[0]}").exists() or "zombie" in Path(
+        f"/proc/{children[0]}/status").read_text()  # dumpcap followed its parent
+    before = pd.read_parquet(out)  # complete files only: always readable
+    recover(out)
+    after = pd.read_parquet(out)
+    assert len(after) >= len(before)
+    # everything was captured more than a flush interval before the kill
+    assert (after["type_id"] == TypeId.M_ME_NC_1).sum() == 5000
