@@ -108,13 +108,15 @@ async def test_end_to_end_100k_data_1k_commands_hat_outstation_c104_master(
             # commands meanwhile (hat queues its confirmations behind all data it has been
             # given, so the data is paced rather than handed to hat at once)
             per_round = n_commands * 1000 // n_data
+
+            def send_commands(first: int) -> list[bool]:
+                return [client.command(5000 + k % 50, c104.Type.C_SC_NA_1, bool(k % 2))
+                        for k in range(first, first + per_round)]
+
             confirmed: list[bool] = []
             for r, i in enumerate(range(0, n_data, 1000)):
                 await conn.send(msgs[i:i + 1000])
-                first = r * per_round
-                confirmed += await loop.run_in_executor(None, lambda first=first: [
-                    client.command(5000 + k % 50, c104.Type.C_SC_NA_1, bool(k % 2))
-                    for k in range(first, first + per_round)])
+                confirmed += await loop.run_in_executor(None, send_commands, r * per_round)
                 while len(client.received) < i + 1000:
                     await asyncio.sleep(0.002)
             assert len(confirmed) == n_commands and all(confirmed)
@@ -347,3 +349,44 @@ def test_bad_arguments_exit_2(tmp_path: Path) -> None:
                              capture_output=True, text=True, env=env, timeout=60, check=False)
         assert res.returncode == 2, res.stderr
         assert res.stderr.startswith("iec104: ")
+
+
+@pytest.mark.timeout(60)
+def test_cli_drop_rule_renumbers_and_logs(tmp_path: Path) -> None:
+    import socket
+
+    from iec104.codec import InformationObject as IO
+    from iec104.codec import SingleValue, decode_asdu
+
+    def cmd(ssn: int, ioa: int) -> bytes:
+        asdu = encode_asdu(ASDU(TypeId.C_SC_NA_1, False, Cause.ACTIVATION, False, False, 0, 1,
+                                (IO(ioa, SingleValue.ON, select=False, qualifier=0),)))
+        return encode_apdu(IFrame(ssn, 0, asdu))
+
+    with socket.socket() as srv:
+        srv.bind((HOST, 0))
+        srv.listen()
+        proc, port = start_proxy(srv.getsockname()[1], tmp_path,
+                                 "--drop", "type=C_SC_NA_1,ioa=5")
+        try:
+            master = socket.create_connection((HOST, port), timeout=5)
+            outstation, _ = srv.accept()
+            outstation.settimeout(5)
+            master.sendall(cmd(0, 4) + cmd(1, 5) + cmd(2, 6))
+            got = b""
+            while len(got) < 32:
+                got += outstation.recv(100)
+            framer = Framer()
+            framer.feed(got)
+            apdus = [e.apdu for e in framer]  # type: ignore[union-attr]
+            # the outstation sees N(S) 0, 1 without a gap: the command to IOA 5 is gone
+            assert [(a.ssn, decode_asdu(a.asdu).objects[0].address) for a in apdus] == [
+                (0, 4), (1, 6)]
+            master.close()
+            outstation.close()
+        finally:
+            code, err = stop_proxy(proc)
+    assert code == 0, err
+    assert "rules={'drop type=C_SC_NA_1,ioa=5': 1}" in err
+    df = pd.read_parquet(tmp_path)
+    assert df["error"].fillna("").str.contains("dropped c2s C_SC_NA_1").sum() == 1
