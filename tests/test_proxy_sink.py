@@ -187,3 +187,22 @@ def test_logwriter_reports_an_unwritable_directory(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     with pytest.raises(OSError):
         LogWriter(blocker / "log")
+
+
+def test_logwriter_keeping_its_builder_for_stream_decoder(tmp_path: Path) -> None:
+    from iec104.dissectors.decoder import DirectionDecoder
+
+    writer = LogWriter(tmp_path, flush_rows=50, swap_builders=False)
+    builder = writer.builder
+    dec = DirectionDecoder(EP, builder)  # a producer holding the builder itself
+    data = apdus(120) + b"\x00\x01"
+    for i in range(0, len(data), 500):
+        dec.feed(time.time_ns(), 7, data[i:i + 500])
+        writer.maybe_flush()
+    dec.close(time.time_ns(), 8)
+    assert writer.builder is builder
+    writer.close()
+    df = pd.read_parquet(tmp_path)
+    assert df["apdu"].tolist() == list(range(121))
+    assert writer.errors == 1 and df["error"].notna().sum() == 1
+    assert set(df["frame"]) == {7}  # the garbage was reported when fed, not at close

@@ -7,9 +7,10 @@ captures the interface and writes pcapng to a pipe. A thread reads the pipe and 
 into blocks with :class:`PcapngStream` (incremental: a block is handled as soon as its last
 byte arrives). Each packet block goes through the dissector's path, exactly as a capture
 file would: :func:`~iec104.dissectors.packet.decode_tcp`, the
-:class:`~iec104.dissectors.reassembly.Reassembler`, one
-:class:`~iec104.dissectors.decoder.DirectionDecoder` per direction, and the same
-:class:`~iec104.proxy.logwriter.LogWriter` as the proxy (rotation, crash safety). With
+:class:`~iec104.dissectors.reassembly.Reassembler` and the
+:class:`~iec104.dissectors.stream.StreamDecoder` (so rows, gaps and fallbacks are exactly
+those of ``iec104 convert``), into the same :class:`~iec104.proxy.logwriter.LogWriter` as
+the proxy (rotation, crash safety). With
 ``pcapng_dir``, every block is also copied into rotating pcapng files there (each file
 starts with the section header and interface descriptions, so each is a valid capture).
 
@@ -42,18 +43,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, Self
 
 from ..codec import DEFAULT_PROFILE, Profile
-from ..dissectors.decoder import DirectionDecoder
 from ..dissectors.packet import decode_tcp
-from ..dissectors.reassembly import (
-    IEC104_PORT,
-    Data,
-    Fallback,
-    Gap,
-    Reassembler,
-    StreamEnd,
-    StreamStart,
-)
-from ..dissectors.records import Endpoints
+from ..dissectors.reassembly import IEC104_PORT, Reassembler
+from ..dissectors.stream import StreamDecoder
 from .logwriter import LogWriter
 
 if TYPE_CHECKING:
@@ -341,7 +333,7 @@ class LiveCapture:
             "fsync": fsync}
         self.writer: LogWriter | None = None
         self.reassembler = Reassembler(self.ports, heuristic=heuristic)
-        self._decoders: dict[tuple[int, int], DirectionDecoder] = {}
+        self._decoder: StreamDecoder | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._thread: threading.Thread | None = None
         self._stream = PcapngStream()
@@ -362,7 +354,9 @@ class LiveCapture:
         if self._proc is not None:
             raise RuntimeError("the capture is already running")
         dumpcap = find_dumpcap(self.dumpcap)
-        self.writer = LogWriter(self.output, **self._writer_args)
+        # the StreamDecoder keeps its builder: flushes convert rows in the capture thread
+        self.writer = LogWriter(self.output, swap_builders=False, **self._writer_args)
+        self._decoder = StreamDecoder(self.writer.builder)
         if self.pcapng_dir is not None:
             self._pcapng = _PcapngFiles(self.pcapng_dir, self._writer_args["prefix"],
                                         self._writer_args["max_bytes"],
@@ -526,8 +520,10 @@ class LiveCapture:
                     self._flush_wanted = False
                     writer.flush()
                     self._flush_request.set()
+            assert self._decoder is not None
             for event in self.reassembler.close():
-                self._event(event)
+                self._decoder.handle(event)
+            self._decoder.close()
             writer.flush()
         except Exception as exc:  # noqa: BLE001 -- reported by stop()
             log.error("live capture failed: %s", exc)
@@ -546,37 +542,8 @@ class LiveCapture:
         if seg is None:
             return
         self.segments += 1
-        for event in self.reassembler.feed(seg):
-            self._event(event)
-
-    def _event(self, event: Any) -> None:
-        writer = self.writer
-        assert writer is not None
-        kind = type(event)
-        if kind is Data:
-            dec = self._decoders.get((event.stream, event.direction))
-            if dec is not None:
-                dec.feed(event.time_ns, event.frame, event.data)
-        elif kind is StreamStart:
-            c = event.connection
-            for d, ep in enumerate((Endpoints(c.stream, "c2s", c.src, c.sport, c.dst, c.dport),
-                                    Endpoints(c.stream, "s2c", c.dst, c.dport, c.src, c.sport))):
-                self._decoders[(c.stream, d)] = writer.decoder(ep)
-        elif kind is Gap:
-            dec = self._decoders.get((event.stream, event.direction))
-            if dec is not None:
-                dec.gap(event.time_ns, event.frame, event.missing or 0,
-                        "" if event.missing is not None else "size unknown")
-        elif kind is StreamEnd:
-            for d in (0, 1):
-                dec = self._decoders.pop((event.stream, d), None)
-                if dec is not None:
-                    dec.close(event.time_ns, event.frame)
-                    writer.release(dec)
-        elif kind is Fallback:
-            dec = self._decoders.get((event.stream, event.direction))
-            if dec is not None:
-                writer.event(event.time_ns, dec.endpoints,
-                             f"capture: TCP sequence numbers unusable, per-segment "
-                             f"reassembly from here ({event.reason})")
-
+        events = self.reassembler.feed(seg)
+        if events:
+            handle = self._decoder.handle  # type: ignore[union-attr]
+            for event in events:
+                handle(event)

@@ -55,6 +55,12 @@ class LogWriter:
             (the producer must call :meth:`maybe_flush` at least that often).
         max_bytes, max_seconds, prefix, compression, fsync: see
             :class:`~iec104.proxy.sink.JournaledParquetSink`.
+        swap_builders: True (default): a flush swaps in a new :attr:`builder` and re-points
+            the decoders from :meth:`decoder`, and the writer thread converts the rows (the
+            cheapest flush for the producer). False: :attr:`builder` stays the same object
+            and a flush converts its rows on the calling thread (~1 µs per row), for
+            producers that keep their own reference to the builder, such as
+            :class:`~iec104.dissectors.stream.StreamDecoder`.
 
     Every method except :meth:`dataframe`, :attr:`stats` and the properties must be called
     from the producer's thread.
@@ -64,20 +70,21 @@ class LogWriter:
                  profile: Profile = DEFAULT_PROFILE, flush_rows: int = 10_000,
                  flush_seconds: float = 1.0, max_bytes: int = 64 << 20,
                  max_seconds: float = 3600.0, prefix: str = "iec104",
-                 compression: str = "zstd", fsync: bool = False) -> None:
+                 compression: str = "zstd", fsync: bool = False,
+                 swap_builders: bool = True) -> None:
         if flush_rows <= 0 or flush_seconds <= 0:
             raise ValueError("flush_rows and flush_seconds must be positive")
         self.profile = profile
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.builder = RecordBuilder(profile)
+        self.swap_builders = swap_builders
         self._decoders: set[DirectionDecoder] = set()
         self._last_flush = time.monotonic()
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._error: BaseException | None = None
         self._closed = False
-        self.rows_flushed = 0
-        self.errors = 0
+        self._errors_before = 0
         # opening the sink recovers journals of dead writers: do it here, so that errors
         # (an unwritable directory) surface to the caller
         self._sink = JournaledParquetSink(directory, max_bytes=max_bytes,
@@ -139,11 +146,14 @@ class LogWriter:
         old = self.builder
         if not old.rows:
             return
+        if not self.swap_builders:
+            self._queue.put(("batch", old.take_batch()))
+            return
         new = RecordBuilder(self.profile, first_apdu=old.next_apdu)
         self.builder = new
         for dec in self._decoders:
             dec.builder = new
-        self.errors += old.errors
+        self._errors_before += old.errors
         self._queue.put(("rows", old))
 
     def sync(self, timeout: float | None = 30.0) -> None:
@@ -191,6 +201,11 @@ class LogWriter:
         return box[0]  # type: ignore[no-any-return]
 
     @property
+    def errors(self) -> int:
+        """Malformed APDUs and undecodable ASDUs logged so far."""
+        return self._errors_before + self.builder.errors
+
+    @property
     def stats(self) -> dict[str, int]:
         """Rows written, pending (queued), files completed."""
         return {"rows_written": self._sink.rows, "rows_pending": self.builder.rows,
@@ -212,6 +227,8 @@ class LogWriter:
                 continue
             if kind == "rows":
                 self._guard(lambda b=arg: sink.write(b.take_batch()))
+            elif kind == "batch":
+                self._guard(lambda b=arg: sink.write(b))
             elif kind == "sync":
                 arg.set()
             elif kind == "read":
