@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 
-SUBCOMMANDS: tuple[str, ...] = ("report", "proxy", "capture")
+SUBCOMMANDS: tuple[str, ...] = ("read", "convert", "summary", "report", "proxy", "capture")
 """Module names (in this package) of the subcommands, in help order."""
 
 

@@ -1,0 +1,136 @@
+"""``iec104 convert CAPTURE... -o OUT.parquet``: decode captures into one Parquet file.
+
+Memory stays constant whatever the capture size: packets are read in 1 MiB chunks, decoded
+rows are handed out in batches of ``--batch-rows`` rows, and each batch is written as one
+Parquet row group at once (:class:`iec104.analyzer.storage.ParquetSink`, which writes a hidden
+``.OUT.parquet.partial`` and renames it when complete). Several captures are read one after
+the other as one capture (``mergecap -a``): connections continue across files, frame numbers
+keep counting. With ``--filter`` only the rows of matching APDUs are written.
+
+A progress bar (tqdm, bytes read) is drawn on stderr when stderr is a terminal.
+
+Exit codes: 0 success; 1 a capture was damaged part-way through (everything before the damage
+is in the output, a warning went to stderr); 2 bad usage, a missing input, an input that is no
+capture, or an output that cannot be written (nothing is left under the output name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import CliError
+from .read import (
+    add_input_options,
+    compile_filter_option,
+    dissect_inputs,
+    open_captures,
+    report_problems,
+)
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "convert", help="decode captures into a Parquet file (constant memory)",
+        description="Decode the IEC 104 traffic of one or more pcap/pcapng captures into one "
+        "Parquet file of iec104's schema (one row per information object; see the README's "
+        "column reference). Captures are read one after the other as one capture.",
+        epilog="Exit status: 0 ok; 1 a capture is damaged part-way through (everything before "
+        "the damage is written, a warning goes to stderr); 2 bad usage, or an input that is "
+        "missing or not a capture.")
+    p.add_argument("captures", nargs="+", metavar="CAPTURE",
+                   help="pcap/pcapng files (.gz allowed), read in the order given")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.parquet",
+                   help="Parquet file to write (replaced if it exists)")
+    add_input_options(p, filter_help="write only the rows of APDUs with a row matching EXPR "
+                      "(see README.dissect.md)")
+    p.add_argument("--batch-rows", type=int, default=65536, metavar="N",
+                   help="rows per Parquet row group (default 65536; memory grows with it)")
+    p.add_argument("--compression", default="zstd",
+                   choices=["zstd", "snappy", "gzip", "lz4", "none"],
+                   help="Parquet compression (default zstd)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar and no closing line on stderr")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..analyzer.storage import ParquetSink
+
+    if args.batch_rows < 1:
+        raise CliError("--batch-rows must be positive")
+    flt = compile_filter_option(args.filter)
+    out = Path(args.output)
+    if out.is_dir():
+        raise CliError(f"{out}: is a directory; give a file name such as {out / 'out.parquet'}")
+    if not out.parent.exists():
+        raise CliError(f"{out.parent}: no such directory")
+    for name in args.captures:
+        if Path(name).resolve() == out.resolve():
+            raise CliError(f"{name}: the output would overwrite this input")
+    inputs = open_captures(args.captures)
+    bar = _progress(inputs.total_bytes, args.quiet)
+    done = [0]
+
+    def progress() -> None:
+        if bar is not None:
+            now = inputs.bytes_read()
+            bar.update(max(0, now - done[0]))
+            done[0] = max(done[0], now)
+
+    try:
+        try:
+            sink = ParquetSink(out, compression=args.compression)
+        except OSError as exc:
+            raise CliError(f"{out}: cannot write: {exc}") from None
+        apdus = 0
+        try:
+            for batch in dissect_inputs(inputs, ports=args.ports, heuristic=args.heuristic,
+                                        profile=args.profile, batch_rows=args.batch_rows,
+                                        progress=progress if bar is not None else None):
+                if flt is not None:
+                    batch = flt.apply(batch)
+                if batch.num_rows:
+                    apdus += _count_apdus(batch)
+                sink.write(batch)
+        except BaseException:
+            _discard(sink)
+            raise
+        sink.close()
+    finally:
+        if bar is not None:
+            bar.update(max(0, inputs.total_bytes - done[0]))
+            bar.close()
+        inputs.close()
+    if not args.quiet:
+        print(f"iec104 convert: {apdus} APDUs, {sink.rows} rows -> {out}", file=sys.stderr)
+    return report_problems(inputs.problems)
+
+
+def _count_apdus(batch: Any) -> int:
+    import pyarrow.compute as pc
+
+    return int(pc.count_distinct(batch.column("apdu")).as_py())
+
+
+def _discard(sink: Any) -> None:
+    """Drop a half-written output (interrupt, write error): never leave a broken file."""
+    try:
+        writer = sink._writer
+        if writer is not None:
+            writer.close()
+            sink._writer = None
+        sink._partial.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _progress(total: int, quiet: bool) -> Any:
+    if quiet or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+                desc="iec104 convert", dynamic_ncols=True, leave=False)

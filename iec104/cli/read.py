@@ -1,0 +1,549 @@
+"""``iec104 read CAPTURE``: decoded APDUs on the terminal, one line each (or a tree with -V).
+
+Like ``tshark -r``: one line per APDU with frame number, time, ``src:port -> dst:port``, the
+APCI (``I(N(S),N(R))``, ``S(N(R))`` or the U function), then for I-frames the type, cause,
+common address and the objects with their values. ``-V`` prints every field of every APDU
+and object instead. ``--filter`` selects APDUs with the expression language of
+:mod:`iec104.dissectors.filter` (an APDU is shown when any of its rows matches).
+
+CAPTURE may also be a Parquet file written by ``iec104 convert``.
+
+This module also holds what ``convert`` and ``summary`` share: the input options
+(``--port``, ``--heuristic``, ``--profile``, ``--filter``), opening the inputs with clear
+errors, and :func:`dissect_inputs` (several captures read one after the other as one).
+
+Exit codes: 0 success; 1 a capture was damaged part-way through (every whole record before
+the damage was decoded and shown, and a warning went to stderr); 2 bad usage or an input that
+is missing or not a capture.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from . import CliError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from ..codec import Profile
+    from ..dissectors.capture import CaptureReader
+    from ..dissectors.filter import Filter
+
+# -- options shared with convert and summary -------------------------------------------------
+
+
+def parse_profile(text: str) -> Profile:
+    """``'1,1,2'`` -> ``Profile(cot_size=1, ca_size=1, ioa_size=2)``."""
+    from ..codec import Profile
+
+    try:
+        sizes = [int(part) for part in text.split(",")]
+        if len(sizes) != 3:
+            raise ValueError
+        return Profile(*sizes).check()
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not COT,CA,IOA octet sizes such as 2,2,3 (COT 1-2, CA 1-2, "
+            "IOA 1-3)") from None
+
+
+def add_input_options(p: argparse.ArgumentParser, *, filter_help: str) -> None:
+    p.add_argument("-d", "--port", type=int, action="append", dest="ports", metavar="N",
+                   help="TCP port of IEC 104 servers (repeatable; default 2404)")
+    p.add_argument("--heuristic", action="store_true",
+                   help="also decode TCP connections on other ports whose first bytes frame "
+                   "as IEC 104")
+    p.add_argument("--profile", type=parse_profile, metavar="COT,CA,IOA",
+                   help="field sizes in octets for non-standard devices, e.g. 1,1,2 "
+                   "(default 2,2,3, the IEC 104 profile)")
+    p.add_argument("-Y", "--filter", metavar="EXPR", help=filter_help)
+
+
+def compile_filter_option(expr: str | None) -> Filter | None:
+    if expr is None:
+        return None
+    from ..dissectors.filter import FilterError, compile_filter
+
+    try:
+        return compile_filter(expr)
+    except FilterError as exc:
+        raise CliError(f"--filter: {exc.reason}\n  {exc.caret().replace(chr(10), chr(10) + '  ')}"
+                       "\n(see README.dissect.md, 'Filter language')") from None
+
+
+# -- inputs ------------------------------------------------------------------------------
+
+
+def check_input(path: str) -> Path:
+    """The path of an input file, or a clear CliError (missing, a directory, unreadable)."""
+    p = Path(path)
+    if not p.exists():
+        raise CliError(f"{path}: no such file")
+    if p.is_dir():
+        raise CliError(f"{path}: is a directory, not a capture file")
+    if not os.access(p, os.R_OK):
+        raise CliError(f"{path}: permission denied")
+    return p
+
+
+def is_parquet(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PAR1"
+
+
+@dataclass
+class Inputs:
+    """Open capture files (checked: each is a pcap/pcapng) and what happened reading them."""
+
+    paths: list[Path]
+    readers: list[CaptureReader]
+    files: list[IO[bytes]]
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.paths)
+
+    def bytes_read(self) -> int:
+        done = 0
+        for f in self.files:
+            try:
+                done += f.tell() if not f.closed else os.fstat(f.fileno()).st_size
+            except (OSError, ValueError):
+                pass
+        return done
+
+    def close(self) -> None:
+        for reader in self.readers:
+            reader.close()
+        for f in self.files:
+            f.close()
+
+
+def open_captures(paths: Sequence[str]) -> Inputs:
+    """Open and check every capture before anything is decoded (so nothing is written for a
+    bad argument list). Raises CliError for a missing file or one that is not a capture."""
+    from ..dissectors.capture import CaptureReader
+    from ..dissectors.errors import CaptureError
+
+    checked = [check_input(p) for p in paths]
+    inputs = Inputs([], [], [])
+    try:
+        for path in checked:
+            fh = open(path, "rb")  # noqa: SIM115 - closed by Inputs.close
+            inputs.files.append(fh)
+            try:
+                inputs.readers.append(CaptureReader(fh, name=str(path)))
+            except CaptureError as exc:
+                hint = (" (it is a Parquet file: use 'iec104 read' or 'iec104 summary' on it)"
+                        if is_parquet(path) else "")
+                raise CliError(f"{exc}{hint}") from None
+            except (OSError, EOFError) as exc:
+                raise CliError(f"{path}: cannot read: {exc}") from None
+            inputs.paths.append(path)
+    except BaseException:
+        inputs.close()
+        raise
+    return inputs
+
+
+def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
+                   heuristic: bool = False, profile: Profile | None = None,
+                   batch_rows: int = 65536,
+                   progress: Callable[[], None] | None = None) -> Iterator[pa.RecordBatch]:
+    """Record batches of the captures in ``inputs``, read one after the other as one capture
+    (as ``mergecap -a`` would join them): TCP connections continue across files, frame
+    numbers continue counting, and stream and APDU numbers stay unique.
+
+    A capture damaged part-way through is read up to the damage; the reason is appended to
+    ``inputs.problems`` (no warning is issued) and the next file is read.
+    """
+    from ..dissectors.errors import CaptureWarning
+    from ..dissectors.packet import decode_tcp
+    from ..dissectors.reassembly import Reassembler
+    from ..dissectors.stream import StreamDecoder, dissect
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CaptureWarning)
+        if len(inputs.readers) == 1:
+            reader = inputs.readers[0]
+            for batch in dissect(reader, ports, heuristic=heuristic, profile=profile,
+                                 batch_rows=batch_rows):
+                if progress is not None:
+                    progress()
+                yield batch
+            if reader.problem:
+                inputs.problems.append(f"{reader.name}: {reader.problem}")
+            return
+        r = Reassembler(ports, heuristic=heuristic)
+        decoder = StreamDecoder(profile=profile)
+        builder = decoder.builder
+        handle = decoder.handle
+        feed = r.feed
+        offset = 0
+        for reader in inputs.readers:
+            with reader:
+                for pkt in reader:
+                    seg = decode_tcp(pkt.frame + offset, pkt.time_ns, pkt.linktype, pkt.data)
+                    if seg is None:
+                        continue
+                    events = feed(seg)
+                    if events:
+                        for ev in events:
+                            handle(ev)
+                        if builder.rows >= batch_rows:
+                            if progress is not None:
+                                progress()
+                            yield builder.take_batch()
+            offset += reader.frames
+            if reader.problem:
+                inputs.problems.append(f"{reader.name}: {reader.problem}")
+        for ev in r.close():
+            handle(ev)
+        decoder.close()
+        if progress is not None:
+            progress()
+        yield builder.take_batch()
+
+
+def report_problems(problems: Sequence[str]) -> int:
+    """Warn about damaged captures on stderr; the exit code (0, or 1 if any)."""
+    for problem in problems:
+        print(f"iec104: warning: {problem}; every whole record before it was decoded",
+              file=sys.stderr)
+    return 1 if problems else 0
+
+
+def parquet_batches(path: Path, batch_rows: int = 65536) -> Iterator[pa.RecordBatch]:
+    """Batches of a Parquet file of the schema, cut so that no APDU spans two batches."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ..analyzer.schema import SCHEMA
+
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise CliError(f"{path}: not a readable Parquet file ({exc})") from None
+    names = [f.name for f in SCHEMA if f.name in pf.schema_arrow.names]
+    if "apdu" not in names:
+        raise CliError(f"{path}: not a Parquet file of iec104's schema (no 'apdu' column)")
+    tail: pa.RecordBatch | None = None
+    for batch in pf.iter_batches(batch_size=batch_rows, columns=names):
+        batch = _conform(batch)
+        if tail is not None and tail.num_rows:
+            batch = pa.Table.from_batches([tail, batch]).combine_chunks().to_batches()[0]
+        apdu = batch.column("apdu")
+        last = apdu[batch.num_rows - 1].as_py() if batch.num_rows else None
+        cut = batch.num_rows
+        if last is not None:
+            while cut > 0 and apdu[cut - 1].as_py() == last:
+                cut -= 1
+        tail = batch.slice(cut)
+        if cut:
+            yield batch.slice(0, cut)
+    if tail is not None and tail.num_rows:
+        yield tail
+
+
+def _conform(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """A batch with every column of the schema (older files: missing columns are null)."""
+    import pyarrow as pa
+
+    from ..analyzer.schema import SCHEMA
+
+    if batch.schema.names == SCHEMA.names:
+        return batch
+    arrays = [batch.column(f.name).cast(f.type) if f.name in batch.schema.names
+              else pa.nulls(batch.num_rows, f.type) for f in SCHEMA]
+    return pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
+
+
+# -- formatting --------------------------------------------------------------------------
+
+_QUALIFIER_NAMES = {100: "QOI", 101: "RQT", 105: "QRP", 113: "QPA", 110: "QPM", 111: "QPM",
+                    112: "QPM", 45: "QU", 46: "QU", 47: "QU", 58: "QU", 59: "QU", 60: "QU",
+                    48: "QL", 49: "QL", 50: "QL", 61: "QL", 62: "QL", 63: "QL"}
+
+
+_FLOAT_TYPES = frozenset((13, 14, 36, 50, 63, 112))
+
+
+def _ts(ns: int | None, mode: str = "a", t0: int = 0) -> str:
+    if ns is None:
+        return "-"
+    if mode == "r":
+        return f"{(ns - t0) / 1e9:.6f}"
+    if mode == "e":
+        return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
+    when = datetime.fromtimestamp(ns // 1_000_000_000, UTC)
+    return f"{when:%Y-%m-%d %H:%M:%S}.{(ns % 1_000_000_000) // 1000:06d}"
+
+
+def _endpoint(ip: str | None, port: int | None) -> str:
+    if ip is None:
+        return "?"
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _apci(row: dict[str, Any]) -> str:
+    if row["apci"] == "I":
+        return f"I({row['ssn']},{row['rsn']})"
+    if row["apci"] == "S":
+        return f"S({row['rsn']})"
+    if row["apci"] == "U":
+        return f"U({row['u_func']})"
+    return "?"
+
+
+def _flags(row: dict[str, Any]) -> str:
+    set_bits = [name.upper() for name in ("iv", "nt", "sb", "bl", "ov", "ei") if row[name]]
+    return f"[{' '.join(set_bits)}]" if set_bits else ""
+
+
+def _value(row: dict[str, Any]) -> str:
+    """The value as shown on the one-line view: ``value_text`` made compact
+    (``'value=5 transient=False'`` -> ``'5'``, ``'... transient=True'`` -> ``'5,transient'``)."""
+    text = row["value_text"]
+    if text is None:
+        value = row["value"]
+        return "" if value is None else (str(int(value)) if float(value).is_integer()
+                                         else repr(value))
+    if " " not in text:
+        if row["type_id"] in _FLOAT_TYPES:
+            try:
+                return format(float(text), ".7g")  # short floats: 7 significant digits
+            except ValueError:
+                pass
+        return text
+    parts = []
+    for i, item in enumerate(text.split(" ")):
+        key, sep, val = item.partition("=")
+        if i == 0 and sep:
+            parts.append(val)
+        elif val == "False":
+            continue
+        elif val == "True":
+            parts.append(key)
+        else:
+            parts.append(item)
+    return ",".join(parts)
+
+
+def _object_short(row: dict[str, Any], type_id: int | None) -> str:
+    parts = [str(row["ioa"])]
+    value = _value(row)
+    if value:
+        parts[0] += f"={value}"
+    flags = _flags(row)
+    if flags:
+        parts.append(flags)
+    if row["time_tag"] is not None:
+        parts.append("@" + _ts(row["time_tag"])[11:23])
+    if row["select"] is not None:
+        parts.append("select" if row["select"] else "execute")
+    if row["qualifier"] is not None:
+        parts.append(f"{_QUALIFIER_NAMES.get(type_id or 0, 'Q')}={row['qualifier']}")
+    return " ".join(parts)
+
+
+def apdu_line(rows: list[dict[str, Any]], time_mode: str = "a", t0: int = 0) -> str:
+    """One line for one APDU (its rows), as ``iec104 read`` prints it."""
+    head = rows[0]
+    frame = "-" if head["frame"] is None else str(head["frame"])
+    where = (f"{frame:>6} {_ts(head['time'], time_mode, t0)} "
+             f"{_endpoint(head['src'], head['sport'])} -> {_endpoint(head['dst'], head['dport'])}")
+    if head["apci"] is None:
+        error = head["error"] or ""
+        tag = ("[gap]" if error.startswith("gap:") else "[note]" if head["apdu"] is None
+               else "[malformed]")
+        raw = head["raw"]
+        extra = f" raw={bytes(raw[:16]).hex(' ')}{'...' if len(raw) > 16 else ''}" if raw else ""
+        return f"{where} {tag} {error}{extra}"
+    parts = [where, _apci(head)]
+    if head["apci"] == "I" and head["type_id"] is not None:
+        type_id = head["type_id"]
+        parts.append(head["type_name"] or f"TYPE_{type_id}")
+        parts.append(head["cot_name"] or f"CAUSE_{head['cot']}")
+        if head["negative"]:
+            parts.append("NEGATIVE")
+        if head["test"]:
+            parts.append("TEST")
+        if head["oa"]:
+            parts.append(f"OA={head['oa']}")
+        parts.append(f"CA={head['ca']}")
+        objects = [r for r in rows if r["obj"] is not None]
+        if objects:
+            parts.append("IOA " + "; ".join(_object_short(r, type_id) for r in objects))
+    if head["error"]:
+        parts.append(f"!! {head['error']}")
+    return " ".join(parts)
+
+
+def _bit(value: Any) -> str:
+    return "-" if value is None else str(int(bool(value)))
+
+
+def apdu_tree(rows: list[dict[str, Any]]) -> list[str]:
+    """The detailed view of one APDU (``-V``): every header field and every object."""
+    head = rows[0]
+    lines = [(f"Frame {head['frame']}: {_ts(head['time'])} UTC, TCP stream {head['stream']} "
+              f"({head['direction']}), {_endpoint(head['src'], head['sport'])} -> "
+              f"{_endpoint(head['dst'], head['dport'])}")]
+    raw = head["raw"]
+    if head["apci"] is None:
+        lines.append(f"  {head['error']}")
+    elif head["apci"] == "I":
+        lines.append(f"  APCI: I-format, N(S)={head['ssn']}, N(R)={head['rsn']}, "
+                     f"length {len(raw) - 2 if raw else '?'}")
+    elif head["apci"] == "S":
+        lines.append(f"  APCI: S-format, N(R)={head['rsn']}")
+    else:
+        lines.append(f"  APCI: U-format, function {head['u_func']}")
+    if head["apci"] == "I" and head["type_id"] is not None:
+        type_id = head["type_id"]
+        lines.append(f"  ASDU: type {type_id} {head['type_name']}, SQ={_bit(head['sq'])}, "
+                     f"{head['num_objects']} object(s), COT {head['cot']} {head['cot_name']}, "
+                     f"P/N={_bit(head['negative'])}, T={_bit(head['test'])}, OA {head['oa']}, "
+                     f"CA {head['ca']}")
+        for r in rows:
+            if r["obj"] is None:
+                continue
+            value = r["value_text"]
+            number = "" if r["value"] is None else f" (value {r['value']!r})"
+            lines.append(f"    IOA {r['ioa']}: {value or '(no value)'}{number}")
+            quality = [f"{name.upper()}={_bit(r[name])}" for name in ("iv", "nt", "sb", "bl",
+                                                                      "ov", "ei")
+                       if r[name] is not None]
+            if quality:
+                lines.append(f"      quality: {' '.join(quality)}")
+            if r["time_tag"] is not None or r["time_tag_iv"] is not None:
+                lines.append(f"      time tag: {_ts(r['time_tag'])} UTC "
+                             f"(IV={_bit(r['time_tag_iv'])})")
+            if r["select"] is not None:
+                lines.append(f"      S/E: {'select' if r['select'] else 'execute'}")
+            if r["qualifier"] is not None:
+                lines.append(f"      qualifier: {_QUALIFIER_NAMES.get(type_id, 'Q')}="
+                             f"{r['qualifier']}")
+            if r["error"] and r["error"] != head["error"]:
+                lines.append(f"      error: {r['error']}")
+    if head["apci"] is not None and head["error"]:
+        lines.append(f"  error: {head['error']}")
+    if raw:
+        lines.append(f"  raw: {bytes(raw).hex(' ')}")
+    return lines
+
+
+def _rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
+    """Rows of a batch as dicts, times as int nanoseconds."""
+    import pyarrow as pa
+
+    cols: dict[str, list[Any]] = {}
+    for f, column in zip(batch.schema, batch.columns):
+        if pa.types.is_timestamp(f.type):
+            column = column.cast(pa.int64())
+        cols[f.name] = column.to_pylist()
+    names = list(cols)
+    return [dict(zip(names, values)) for values in zip(*cols.values())]
+
+
+def group_apdus(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive rows of one APDU together; rows without APDU alone."""
+    group: list[dict[str, Any]] = []
+    for row in rows:
+        if group and (row["apdu"] is None or row["apdu"] != group[0]["apdu"]):
+            yield group
+            group = []
+        group.append(row)
+    if group:
+        yield group
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "read", help="print the decoded APDUs of a capture (one line each, or a tree with -V)",
+        description="Decode the IEC 104 traffic of a pcap/pcapng capture (or a Parquet file "
+        "written by 'iec104 convert') and print one line per APDU, like tshark: frame, time "
+        "(UTC), src:port -> dst:port, I(N(S),N(R)) / S(N(R)) / U(function), type, cause, "
+        "CA and the objects (IOA=value [quality] @time-tag select/execute qualifier).",
+        epilog="Exit status: 0 ok; 1 the capture is damaged part-way through (everything "
+        "before the damage is printed, a warning goes to stderr); 2 bad usage, or a file that "
+        "is missing or not a capture.")
+    p.add_argument("capture", metavar="CAPTURE", help="pcap/pcapng file (.gz allowed) or a "
+                   "Parquet file written by iec104 convert")
+    add_input_options(p, filter_help="show only APDUs with a row matching EXPR, e.g. "
+                      "'type_id == 45 and ca == 1', 'apci == \"U\"', 'ioa in (1, 2, 3)' "
+                      "(see README.dissect.md)")
+    p.add_argument("-V", "--verbose", action="store_true",
+                   help="print every field of every APDU and object (a tree per APDU)")
+    p.add_argument("-t", "--time", choices=["a", "r", "e"], default="a",
+                   help="time format: a = absolute UTC date and time (default), r = seconds "
+                   "since the first decoded row, e = seconds since the epoch")
+    p.add_argument("-c", "--count", type=int, metavar="N", help="stop after N APDUs")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    flt = compile_filter_option(args.filter)
+    path = check_input(args.capture)
+    if is_parquet(path):
+        if args.profile or args.ports or args.heuristic:
+            raise CliError("--port, --heuristic and --profile apply to captures, not to a "
+                           "Parquet file (it is decoded already)")
+        return _print(parquet_batches(path, 8192), args, flt, Inputs([], [], []))
+    inputs = open_captures([args.capture])
+    try:
+        batches = dissect_inputs(inputs, ports=args.ports, heuristic=args.heuristic,
+                                 profile=args.profile, batch_rows=8192)
+        return _print(batches, args, flt, inputs)
+    finally:
+        inputs.close()
+
+
+def _print(batches: Iterator[pa.RecordBatch], args: argparse.Namespace, flt: Filter | None,
+           inputs: Inputs) -> int:
+    out = sys.stdout
+    shown = 0
+    t0: int | None = None
+    limit = args.count
+    try:
+        for batch in batches:
+            if t0 is None and batch.num_rows:
+                t0 = batch.column("time")[0].value
+            if flt is not None:
+                batch = flt.apply(batch)
+            if not batch.num_rows:
+                continue
+            lines: list[str] = []
+            for rows in group_apdus(_rows(batch)):
+                if args.verbose:
+                    lines.extend(apdu_tree(rows))
+                    lines.append("")
+                else:
+                    lines.append(apdu_line(rows, args.time, t0 or 0))
+                shown += 1
+                if limit is not None and shown >= limit:
+                    break
+            out.write("\n".join(lines) + "\n")
+            if limit is not None and shown >= limit:
+                break
+        out.flush()
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): stop quietly, as other Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        os.close(devnull)
+        return 0
+    return report_problems(inputs.problems)
