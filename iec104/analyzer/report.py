@@ -174,7 +174,25 @@ def summary_text(source: Source, *, max_rows: int = 20, **options: Any) -> str:
                               "count", "detail"])
     section("Types", tables["types"], ["type_id", "type_name", "direction", "asdus",
                                        "objects"])
+    section("Causes", tables["causes"], ["cot", "cot_name", "negative", "direction", "asdus",
+                                         "objects"])
+    section("Errors and gaps", _problems(as_frame(source)),
+            ["frame", "time", "stream", "direction", "src", "dst", "error"])
     return "\n".join(lines) + "\n"
+
+
+def _problems(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per undecodable APDU or octet run, per capture gap and per connection note
+    (e.g. the dissector's per-segment fallback), in file order. Time tags that are no
+    calendar time are left out: their APDU itself was decoded."""
+    a = apdus(df)
+    err = a["error"].astype("string")
+    bad = a[err.notna() & ~err.str.startswith("time tag").fillna(False).astype(bool)]
+    notes = df[df["apdu"].isna() & df["error"].notna()]
+    table = pd.concat([bad, notes]).sort_index(kind="stable")
+    table = table.assign(src=table["src"].astype("string") + ":" + table["sport"].astype("string"),
+                         dst=table["dst"].astype("string") + ":" + table["dport"].astype("string"))
+    return table.reset_index(drop=True)
 
 
 # -- HTML ---------------------------------------------------------------------------------
