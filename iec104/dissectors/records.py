@@ -10,6 +10,7 @@ writer can flush row groups while reading and memory stays bounded.
 from __future__ import annotations
 
 import calendar
+import enum
 from typing import Any, NamedTuple
 
 import pyarrow as pa
@@ -19,6 +20,7 @@ from ..codec import (
     DEFAULT_PROFILE,
     BinaryCounterValue,
     BitstringValue,
+    Cause,
     DecodeError,
     Frame,
     IFrame,
@@ -30,6 +32,7 @@ from ..codec import (
     SFrame,
     Time,
     TimeSize,
+    TypeId,
     UFrame,
     UFunction,
     cause_name,
@@ -148,32 +151,65 @@ _NO_HEADER = (None,) * 10  # type_id .. ca, for APDUs without an ASDU header
 _NO_OBJECT = (None,) * 14  # obj .. qualifier
 assert COLUMN_NAMES[_HEAD - 1] == "ca" and COLUMN_NAMES[_HEAD + 14] == "raw"
 _CACHE_LIMIT = 4096
+_NCOLS = len(SCHEMA)
+_TS = pa.timestamp("ns", tz="UTC")
 _U_NAMES = {f: f.name for f in UFunction}
+_TYPE_NAMES: dict[int, str] = {int(m): m.name for m in TypeId}
+_CAUSE_NAMES: dict[int, str] = {int(m): m.name for m in Cause}
+_NO_QUALITY = (None,) * 6
+# Quality (a NamedTuple of 5 bools: at most 32 distinct values) -> its 6 quality columns
+_QUALITY: dict[Quality, tuple] = {}
+
+
+def _float_text(value: Any) -> tuple[float, str]:
+    v = value.value
+    return float(v), repr(v)
+
+
+def _enum_converter(cls: type[enum.IntEnum]) -> Any:
+    table = {m: (float(m), m.name) for m in cls}
+
+    def convert(value: Any) -> tuple[float, str]:
+        pair = table.get(value)
+        return pair if pair is not None else (float(value), str(int(value)))
+    return convert
+
+
+# exact value type -> (numeric_value(v), value_text(v)) in one call, for the common types;
+# other types go through numeric_value() and value_text()
+_CONVERT: dict[type, Any] = {
+    _v.FloatingValue: _float_text, _v.NormalizedValue: _float_text,
+    _v.ScaledValue: _float_text,
+    **{cls: _enum_converter(cls) for cls in (_v.SingleValue, _v.DoubleValue,
+                                             _v.RegulatingValue, _v.FreezeCode)},
+}
 
 
 class RecordBuilder:
     """Accumulates rows; see the module docstring.
 
-    Rows are tuples in schema column order (APDU columns, object columns, ``raw``,
-    ``error``) so that one row costs a few tuple concatenations; they are transposed into
-    columns once per batch.
+    A row is one tuple in schema column order (APDU columns, object columns, ``raw``,
+    ``error``), built in one go and appended cell by cell to one flat list; a batch takes
+    column *i* as the slice ``[i::N]`` of that list (no per-row transposition).
     """
 
     def __init__(self, profile: Profile = DEFAULT_PROFILE, first_apdu: int = 0) -> None:
         self.profile = profile
         self.next_apdu = first_apdu
-        self._rows: list[tuple[Any, ...]] = []
-        self._tag_cache: dict[Time, int | str] = {}
+        # the cells of every row, row after row (extend with one tuple per row)
+        self._rows: list[Any] = []
+        # CP56 minute (years, months, day, hours, minutes) -> ns at 0 ms, or why it is none
+        self._tag_cache: dict[tuple[int | None, ...], int | str] = {}
         self.errors = 0
         self.gaps = 0
 
     @property
     def rows(self) -> int:
         """Rows accumulated since the last :meth:`take_batch`."""
-        return len(self._rows)
+        return len(self._rows) // _NCOLS
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._rows) // _NCOLS
 
     @staticmethod
     def _link(time_ns: int, frame: int | None, ep: Endpoints, apdu: int | None) -> tuple:
@@ -181,91 +217,116 @@ class RecordBuilder:
                 apdu)
 
     def _tag(self, tag: Time, time_ns: int) -> int | str:
-        """UTC ns of a time tag, or the reason it has none (cached: tags repeat a lot)."""
-        if tag.size == TimeSize.THREE:
+        """UTC ns of a time tag, or the reason it has none.
+
+        CP56 tags are converted through a cache of their minute (tags of one minute differ
+        only in milliseconds, so the calendar arithmetic runs about once a minute).
+        """
+        _size, ms, _iv, minutes, _su, hours, _dow, day, months, years, _res = tag
+        if _size == TimeSize.THREE:
             try:
                 return time_tag_ns(tag, time_ns)
             except DecodeError as exc:
                 return exc.reason
         cache = self._tag_cache
-        result = cache.get(tag)
-        if result is None:
+        key = (years, months, day, hours, minutes)
+        base = cache.get(key)
+        if base is None:
             try:
-                result = time_tag_ns(tag, time_ns)
+                base = time_tag_ns(tag._replace(milliseconds=0), time_ns)
             except DecodeError as exc:
-                result = exc.reason
+                base = exc.reason
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()
-            cache[tag] = result
-        return result
+            cache[key] = base
+        if type(base) is str or ms > 59999:
+            try:  # the reason names every field, milliseconds included
+                return time_tag_ns(tag, time_ns)
+            except DecodeError as exc:
+                return exc.reason
+        return base + ms * 1_000_000  # type: ignore[operator]
 
     def add_frame(self, time_ns: int, frame: int | None, ep: Endpoints, event: Frame) -> None:
         """Rows for one complete APDU."""
         apdu_index = self.next_apdu
         self.next_apdu += 1
         apdu = event.apdu
-        link = self._link(time_ns, frame, ep, apdu_index)
-        tail = (event.raw, None)
+        raw = event.raw
         cls = type(apdu)
         if cls is UFrame:
-            self._rows.append(link + ("U", _U_NAMES[apdu.function], None, None)  # type: ignore[union-attr]
-                              + _NO_HEADER + _NO_OBJECT + tail)
+            self._rows.extend((time_ns, frame, *ep, apdu_index, "U",
+                               _U_NAMES[apdu.function], None, None,  # type: ignore[union-attr]
+                               *_NO_HEADER, *_NO_OBJECT, raw, None))
             return
         if cls is SFrame:
-            self._rows.append(link + ("S", None, None, apdu.rsn) + _NO_HEADER + _NO_OBJECT
-                              + tail)
+            self._rows.extend((time_ns, frame, *ep, apdu_index, "S", None, None,
+                               apdu.rsn, *_NO_HEADER, *_NO_OBJECT, raw, None))  # type: ignore[union-attr]
             return
         assert cls is IFrame
-        apci = ("I", None, apdu.ssn, apdu.rsn)  # type: ignore[union-attr]
+        ssn, rsn, data = apdu  # type: ignore[misc]
         try:
-            asdu = decode_asdu(apdu.asdu, self.profile)  # type: ignore[union-attr]
+            asdu = decode_asdu(data, self.profile)
         except DecodeError as exc:
             self.errors += 1
             try:
-                header, _ = decode_header(apdu.asdu, self.profile)  # type: ignore[union-attr]
+                header, _ = decode_header(data, self.profile)
                 head = _header_fields(header, header.count)
             except DecodeError:
                 head = _NO_HEADER
             # the ASDU starts 6 octets into the APDU
-            self._rows.append(link + apci + head + _NO_OBJECT + (
-                event.raw, f"ASDU: {exc.reason} (APDU offset {exc.offset + 6})"))
+            self._rows.extend((time_ns, frame, *ep, apdu_index, "I", None, ssn, rsn, *head,
+                               *_NO_OBJECT, raw,
+                               f"ASDU: {exc.reason} (APDU offset {exc.offset + 6})"))
             return
         if type(asdu) is RawASDU:
-            self._rows.append(link + apci + _header_fields(asdu, asdu.count) + _NO_OBJECT + (
-                event.raw, f"unknown type ID {asdu.type_id}: objects not decoded"))
+            self._rows.extend((time_ns, frame, *ep, apdu_index, "I", None, ssn, rsn,
+                               *_header_fields(asdu, asdu.count), *_NO_OBJECT, raw,
+                               f"unknown type ID {asdu.type_id}: objects not decoded"))
             return
-        objects = asdu.objects  # type: ignore[union-attr]
-        prefix = link + apci + _header_fields(asdu, len(objects))
-        if not objects:
-            self._rows.append(prefix + _NO_OBJECT + tail)
-            return
+        type_id, sequence, cause, negative, test, originator, ca, objects = asdu  # type: ignore[misc]
+        type_id = int(type_id)
+        cause = int(cause)
+        tname = _TYPE_NAMES.get(type_id)
+        cname = _CAUSE_NAMES.get(cause)
+        # the APDU columns, shared by every row of the APDU ("time" through "ca")
+        prefix = (time_ns, frame, *ep, apdu_index, "I", None, ssn, rsn, type_id,
+                  tname if tname is not None else type_name(type_id), sequence, len(objects),
+                  cause, cname if cname is not None else cause_name(cause), negative, test,
+                  originator, ca)
         rows = self._rows
-        raw = event.raw
-        for i, obj in enumerate(objects):
-            value = obj.value
-            q = obj.quality
+        if not objects:
+            rows.extend((*prefix, *_NO_OBJECT, raw, None))
+            return
+        tag_ns = self._tag
+        convert = _CONVERT.get
+        for i, (address, value, q, tag, select, qualifier) in enumerate(objects):
+            conv = convert(type(value))
+            if conv is not None:
+                number, text = conv(value)
+            else:
+                number, text = numeric_value(value), value_text(value)
             qcls = type(q)
             if qcls is Quality:
-                quality = (*q, None)
+                quality = _QUALITY.get(q)
+                if quality is None:
+                    quality = _QUALITY[q] = (*q, None)  # type: ignore[index]
             elif qcls is ProtectionQuality:
                 quality = (q[0], q[1], q[2], q[3], None, q[4])  # type: ignore[index]
             elif type(value) is BinaryCounterValue:
                 quality = (value.invalid, None, None, None, value.overflow, None)
             else:
-                quality = (None,) * 6
-            tag = obj.time
-            error = None
+                quality = _NO_QUALITY
             if tag is None:
-                tag_cols: tuple = (None, None)
+                rows.extend((*prefix, i, address, number, text, *quality, None, None, select,
+                             qualifier, raw, None))
+                continue
+            ns = tag_ns(tag, time_ns)
+            if type(ns) is str:
+                rows.extend((*prefix, i, address, number, text, *quality, None, tag.invalid,
+                             select, qualifier, raw, f"time tag: {ns}"))
             else:
-                ns = self._tag(tag, time_ns)
-                if type(ns) is str:
-                    tag_cols = (None, tag.invalid)
-                    error = f"time tag: {ns}"
-                else:
-                    tag_cols = (ns, tag.invalid)
-            rows.append(prefix + (i, obj.address, numeric_value(value), value_text(value))
-                        + quality + tag_cols + (obj.select, obj.qualifier, raw, error))
+                rows.extend((*prefix, i, address, number, text, *quality, ns, tag.invalid,
+                             select, qualifier, raw, None))
 
     def add_malformed(self, time_ns: int, frame: int | None, ep: Endpoints,
                       event: Malformed) -> None:
@@ -274,7 +335,7 @@ class RecordBuilder:
         apdu_index = self.next_apdu
         self.next_apdu += 1
         error = f"APCI: {event.reason} (stream offset {event.offset})"
-        self._rows.append(self._link(time_ns, frame, ep, apdu_index) + (None,) * 4 + _NO_HEADER
+        self._rows.extend(self._link(time_ns, frame, ep, apdu_index) + (None,) * 4 + _NO_HEADER
                           + _NO_OBJECT + (event.raw, error))
 
     def add_gap(self, time_ns: int, frame: int | None, ep: Endpoints, missing: int,
@@ -282,7 +343,7 @@ class RecordBuilder:
         """One row for octets missing from the capture."""
         self.gaps += 1
         error = f"gap: {missing} octets not captured" + (f"; {detail}" if detail else "")
-        self._rows.append(self._link(time_ns, frame, ep, None) + (None,) * 4 + _NO_HEADER
+        self._rows.extend(self._link(time_ns, frame, ep, None) + (None,) * 4 + _NO_HEADER
                           + _NO_OBJECT + (None, error))
 
     def add_event(self, time_ns: int, frame: int | None, ep: Endpoints, text: str,
@@ -293,20 +354,22 @@ class RecordBuilder:
         The row has no ``apdu``/``apci``; ``text`` goes in the ``error`` column (by
         convention prefixed with its origin, e.g. ``'proxy: ...'``) and ``raw`` in ``raw``.
         """
-        self._rows.append(self._link(time_ns, frame, ep, None) + (None,) * 4 + _NO_HEADER
+        self._rows.extend(self._link(time_ns, frame, ep, None) + (None,) * 4 + _NO_HEADER
                           + _NO_OBJECT + (raw, text))
 
     def take_batch(self) -> pa.RecordBatch:
         """The rows so far as a RecordBatch; the builder starts empty again."""
-        rows = self._rows
+        flat = self._rows
         self._rows = []
-        if rows:
-            columns = list(zip(*rows))
-        else:
-            columns = [() for _ in SCHEMA]
-        return pa.RecordBatch.from_arrays(
-            [pa.array(col, type=field.type) for col, field in zip(columns, SCHEMA)],
-            schema=SCHEMA)
+        # one flat list, row after row: column i is the slice [i::N] (done in C)
+        columns = [flat[i::_NCOLS] for i in range(_NCOLS)]
+        arrays = []
+        for col, field in zip(columns, SCHEMA):
+            if field.type == _TS:  # from int64 and a zero-copy cast: much faster
+                arrays.append(pa.array(col, pa.int64()).cast(field.type))
+            else:
+                arrays.append(pa.array(col, type=field.type))
+        return pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
 
 
 def _header_fields(header: Any, count: int) -> tuple:
