@@ -532,3 +532,19 @@ async def test_concurrent_receivers_each_get_data():
         assert (await asyncio.wait_for(pair.client.receive(), 5))[0].value.value == 9
     finally:
         await close(pair)
+
+
+async def test_notify_data_change_snapshots_the_list():
+    pair = await make_pair({"receive_window_size": 1}, {"send_window_size": 1})
+    try:
+        items = [data(iec104.ScaledValue(i), ca=1 + i % 2, ioa=i) for i in range(20)]
+        expected = list(items)
+        pair.client.notify_data_change(items)
+        items.clear()  # the caller reuses its list at once
+        items.append(data(iec104.ScaledValue(999)))
+        got = []
+        while len(got) < 20:
+            got += await asyncio.wait_for(pair.peer.receive(), 5)
+        assert got == expected
+    finally:
+        await close(pair)

@@ -394,8 +394,8 @@ async def test_million_items_bounded_memory_and_k(server):
     conn = await queue.get()
     await raw.start()
     value, quality = iec104.FloatingValue(1.5), Q
-    items = [iec104.Data(value, quality, None, 1, i, iec104.Cause.SPONTANEOUS, False)
-             for i in range(1_000_000)]
+    items = tuple(iec104.Data(value, quality, None, 1, i, iec104.Cause.SPONTANEOUS, False)
+                  for i in range(1_000_000))  # a tuple is not copied
     tracemalloc.start()
     try:
         base, _ = tracemalloc.get_traced_memory()

@@ -191,8 +191,11 @@ class Connection(Resource):
     def notify_data_change(self, data: Iterable[Data]) -> None:
         """Send data to the peer (as few ASDUs as possible, in order).
 
-        Returns at once: the data is encoded and sent as the send window (k) allows. Await
-        :meth:`drain` to wait until it is all handed to TCP.
+        Returns at once: the data is encoded and sent as the send window (k) allows, so a
+        slow peer holds back encoding instead of memory filling up. Await :meth:`drain` to
+        wait until it is all handed to TCP. The items are snapshotted (a list is copied into
+        a tuple, 8 octets per item; pass a tuple to skip even that), so the caller may reuse
+        its list at once.
 
         Raises:
             ConnectionError: the connection is closing.
@@ -202,8 +205,8 @@ class Connection(Resource):
         """
         if not self.is_open:
             raise ConnectionError("connection is closed")
-        if not isinstance(data, (list, tuple)):
-            data = list(data)
+        if type(data) is not tuple:
+            data = tuple(data)
         for item in data:
             data_type_id(item)
         if data:
