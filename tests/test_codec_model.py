@@ -180,3 +180,16 @@ def test_command_roundtrip(value_qualifier: tuple[Any, int], action: Action, tim
     con = decoded._replace(cause=Cause.ACTIVATION_CONFIRMATION if action != Action.CANCEL
                            else Cause.DEACTIVATION_CONFIRMATION)  # type: ignore[union-attr]
     assert asdu_to_commands(con) == [command]  # type: ignore[arg-type]
+
+
+def test_a_time_that_is_not_a_time_tag_is_an_encode_error() -> None:
+    from iec104.codec import EncodeError, Quality, SingleValue
+    from iec104.codec.model import Action, Command, Data, command_type_id, data_type_id
+
+    now = dt.datetime.now(dt.UTC)
+    with pytest.raises(EncodeError) as exc:
+        data_type_id(Data(SingleValue.ON, Quality(), now, 1, 1, 3, False))  # type: ignore[arg-type]
+    assert exc.value.field == "time"
+    with pytest.raises(EncodeError) as exc:
+        command_type_id(Command(Action.EXECUTE, SingleValue.ON, 1, 1, now, 0))  # type: ignore[arg-type]
+    assert exc.value.field == "time"

@@ -15,6 +15,8 @@ from .errors import (DecodeError, EncodeError, Iec104Error, LocalProtocolError,
 from .framer import NEED_DATA, Frame, Framer, Malformed
 from .model import (Action, Command, Data, asdu_to_commands, asdu_to_data, command_to_asdu,
                     data_to_asdus)
+from .session import (Acknowledged, AsduReceived, DataTransferStarted, DataTransferStopped, Role,
+                      Session, State)
 from .timetag import Time, TimeSize
 from .values import (AckFileValue, BinaryCounterValue, BitstringValue, CallFileValue,
                      DirectoryValue, DoubleValue, FileReadyValue, FloatingValue, FreezeCode,
@@ -25,7 +27,8 @@ from .values import (AckFileValue, BinaryCounterValue, BitstringValue, CallFileV
                      StepPositionValue, Value)
 
 __all__ = [
-    "APDU", "ASDU", "Action", "Command", "Data", "asdu_to_commands", "asdu_to_data",
+    "APDU", "ASDU", "Acknowledged", "AsduReceived", "DataTransferStarted",
+    "DataTransferStopped", "Role", "Session", "State", "Action", "Command", "Data", "asdu_to_commands", "asdu_to_data",
     "command_to_asdu", "data_to_asdus", "DEFAULT_PROFILE", "MAX_ASDU_SIZE", "NEED_DATA", "AckFileValue",
     "BinaryCounterValue", "BitstringValue", "CallFileValue", "Cause", "DecodeError",
     "DirectoryValue", "DoubleValue", "EncodeError", "FileReadyValue", "FloatingValue", "Frame",

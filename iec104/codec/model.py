@@ -124,6 +124,8 @@ def data_type_id(data: Data) -> TypeId:
     row = _DATA_TYPES.get(type(data.value))
     if row is None:
         raise EncodeError("value", f"{type(data.value).__name__} is no monitor value")
+    if data.time is not None and not isinstance(data.time, Time):
+        raise EncodeError("time", f"{type(data.time).__name__} is not a Time")
     if data.time is None:
         if type(data.value) is NormalizedValue and data.quality is None:
             return TypeId.M_ME_ND_1
@@ -143,6 +145,8 @@ def command_type_id(command: Command) -> TypeId:
         raise EncodeError("value", f"{type(command.value).__name__} is no command value")
     if command.time is None:
         return row[0]
+    if not isinstance(command.time, Time):
+        raise EncodeError("time", f"{type(command.time).__name__} is not a Time")
     if command.time.size != TimeSize.SEVEN:
         raise EncodeError("time", "commands carry a CP56Time2a (TimeSize.SEVEN) or none")
     return row[1]
