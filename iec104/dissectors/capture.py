@@ -269,13 +269,18 @@ class CaptureReader:
         major, minor = struct.unpack(order + "HH", rest[8:12])
         if major != 1:
             raise self._error(f"unsupported pcapng version {major}.{minor}")
-        if blen < 28 or blen % 4:
+        if blen < 28 or blen % 4 or blen > MAX_RECORD:
             raise self._error(f"pcapng Section Header Block has invalid length {blen}")
+        # the whole first block is the file header: a file cut inside it is no capture
+        options = self._read_exact(blen - 28)
+        if len(options) < blen - 28:
+            raise self._error(f"truncated pcapng Section Header Block ({28 + len(options)} of "
+                              f"{blen} bytes)")
         self.format = "pcapng"
         self.byte_order = order
         self.nanosecond = False
         self.linktype = None
-        self._buf = head + rest
+        self._buf = head + rest + options
 
     # -- iteration ----------------------------------------------------------------------------
 
