@@ -48,12 +48,27 @@ class ProxyProcess(subprocess.Popen[str]):
     """What the proxy wrote to stderr before it was listening."""
 
 
+_started: list[ProxyProcess] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_left_behind() -> Iterator[None]:
+    """A test that fails before stopping its proxy must not leave the process running."""
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 def start_proxy(upstream_port: int, output: Path, *args: str) -> tuple[ProxyProcess, int]:
     """Start ``iec104 proxy`` on a free port; returns the process and its port."""
     proc = ProxyProcess(
         [sys.executable, "-m", "iec104.cli", "proxy", "--listen", f"{HOST}:0",
          "--upstream", f"{HOST}:{upstream_port}", "-o", str(output), *args],
         cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True)
+    _started.append(proc)
     assert proc.stderr is not None
     lines = []
     while line := proc.stderr.readline():
@@ -92,9 +107,15 @@ async def test_end_to_end_100k_data_1k_commands_hat_outstation_c104_master(
     loop = asyncio.get_running_loop()
     out = tmp_path / "log"
     port = find_unused_tcp_port()
-    async with HatRtu(port, command_ioas=None) as rtu:
+    # hat's t1 at the standard 15 s, above lib60870's t2 of 10 s (hatpeer's fast 5 s t1 can
+    # expire while lib60870 legitimately waits for t2 before acknowledging a short burst)
+    async with HatRtu(port, command_ioas=None, response_timeout=15.0) as rtu:
         proc, proxy_port = start_proxy(port, out, "--rotate-size", "8M")
-        client = C104Client(proxy_port, command_timeout_ms=5000)
+        # c104 2.2.1 sometimes misses an ActCon that arrives in the same TCP segment as its
+        # ActTerm (reproduced without the proxy: hat writes them 20 us apart, the proxy can
+        # read both at once); command() then waits for its timeout and returns False. So
+        # the timeout is short and the confirmations are checked on the wire below.
+        client = C104Client(proxy_port, command_timeout_ms=1000)
         try:
             await loop.run_in_executor(None, client.start)
             conn = await rtu.wait_connection()
@@ -119,7 +140,7 @@ async def test_end_to_end_100k_data_1k_commands_hat_outstation_c104_master(
                 confirmed += await loop.run_in_executor(None, send_commands, r * per_round)
                 while len(client.received) < i + 1000:
                     await asyncio.sleep(0.002)
-            assert len(confirmed) == n_commands and all(confirmed)
+            assert len(confirmed) == n_commands
             done = await loop.run_in_executor(
                 None, lambda: wait_for(lambda: len(client.received) >= n_data, 120))
             assert done, f"c104 received {len(client.received)} of {n_data}"
@@ -137,6 +158,21 @@ async def test_end_to_end_100k_data_1k_commands_hat_outstation_c104_master(
     got_commands = [m for m in rtu.received if isinstance(m, iec104.CommandMsg)]
     assert [(m.io_address, m.command.value) for m in got_commands] == [
         (5000 + i % 50, iec104.SingleValue(i % 2)) for i in range(n_commands)]
+
+    # every command was confirmed and terminated on the wire, as c104 received it
+    from iec104.codec import decode_apdu, decode_asdu
+
+    def commands_by_cause(frames: list[bytes]) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for apdu in frames:
+            if apdu[2] & 0x01 == 0 and apdu[6] == TypeId.C_SC_NA_1:
+                cause = int(decode_asdu(decode_apdu(apdu).asdu).cause)  # type: ignore[union-attr]
+                counts[cause] = counts.get(cause, 0) + 1
+        return counts
+
+    assert commands_by_cause([f.data for f in raw if f.direction == "s2c"]) == {
+        Cause.ACTIVATION_CONFIRMATION: n_commands, Cause.ACTIVATION_TERMINATION: n_commands}
+    print(f"c104 command() reported {sum(confirmed)} of {n_commands} confirmations")
 
     # the log: every APDU the master sent or received, exactly once, with its direction.
     # lib60870 sends a last S-frame when it is stopped without reporting it to on_send_raw,
