@@ -20,6 +20,12 @@ streams, no tasks on the hot path):
 
 Flow control: when one side's send buffer fills up, reading from the other side pauses.
 
+Segmentation: what one ``recv`` returns is written with one ``send``. Content and order of
+the bytes are preserved, TCP segment boundaries only as far as the proxy keeps up: two
+APDUs a peer writes microseconds apart can reach the other peer in one segment. Peers
+must not care (TCP is a byte stream), but some do: c104 2.2.1's ``command()`` sometimes
+misses an ActCon that arrives in one segment with its ActTerm.
+
 Rules (:mod:`iec104.proxy.rules`) change step 1: bytes go through a
 :class:`~iec104.proxy.rules.Rewriter` and are forwarded APDU by APDU. The log always
 shows the APDUs as each peer *sent* them, plus a ``proxy: ...`` event row per rule action.
