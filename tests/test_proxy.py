@@ -387,3 +387,35 @@ def test_framer_sees_the_same_apdus_as_the_log() -> None:
     framer = Framer()
     framer.feed(data)
     assert [e.raw for e in framer] == apdus  # type: ignore[union-attr]
+
+
+async def test_forwarding_goes_on_when_the_log_cannot_be_written(tmp_path: Path) -> None:
+    import shutil
+
+    from iec104.proxy import LogWriterError
+
+    out = tmp_path / "log"
+    script, _ = stream_of(4000, seed=21, garbage=False)
+    half = len(script) // 2
+    async with RawOutstation() as outstation:
+        proxy = Proxy(f"{HOST}:0", (HOST, outstation.port), out, flush_rows=100,
+                      max_bytes=4096)
+        await proxy.start()
+        _, writer = await asyncio.open_connection(*proxy.address)
+        await send_in_chunks(writer, script[:half], seed=1)
+        while len(outstation.received.get(0, b"")) < half:
+            await asyncio.sleep(0.01)
+        proxy.flush()
+        shutil.rmtree(out)  # the next rotation cannot create its file
+        await send_in_chunks(writer, script[half:], seed=2)
+        while len(outstation.received.get(0, b"")) < len(script):
+            await asyncio.sleep(0.01)
+        for _ in range(300):  # the failure surfaces at the next flush (every 100 rows or 1 s)
+            if proxy.log_error is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert bytes(outstation.received[0]) == script  # every byte still forwarded
+        assert proxy.log_error is not None
+        writer.close()
+        with pytest.raises(LogWriterError):
+            await proxy.stop()

@@ -97,6 +97,9 @@ async def _serve(proxy: Any, stats_interval: float | None) -> int:
     host, port = proxy.address
     print(f"iec104 proxy: listening on {host}:{port}, upstream {proxy.upstream[0]}:"
           f"{proxy.upstream[1]}, log {proxy.output or '(none)'}", file=sys.stderr, flush=True)
+    from ..proxy import LogWriterError
+
+    failed: LogWriterError | None = None
     try:
         while not stop.is_set():
             try:
@@ -105,9 +108,15 @@ async def _serve(proxy: Any, stats_interval: float | None) -> int:
                 print(f"iec104 proxy: {_format_stats(proxy.stats)}", file=sys.stderr,
                       flush=True)
     finally:
-        files = await proxy.stop()
+        try:
+            files = await proxy.stop()
+        except LogWriterError as exc:  # forwarding went on; the log is incomplete
+            failed, files = exc, []
     print(f"iec104 proxy: stopped; {_format_stats(proxy.stats)}; {len(files)} files",
           file=sys.stderr, flush=True)
+    if failed is not None:
+        print(f"iec104: {failed}", file=sys.stderr, flush=True)
+        return 1
     return 130 if received and received[0] == signal.SIGINT else 0
 
 

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any, Self
 from ..codec import DEFAULT_PROFILE, Profile
 from ..dissectors.decoder import DirectionDecoder
 from ..dissectors.records import Endpoints
-from .logwriter import LogWriter
+from .logwriter import LogWriter, LogWriterError
 from .rules import Rewriter, Rule
 
 if TYPE_CHECKING:
@@ -259,7 +259,7 @@ class _Connection:
             actions = result.actions
         self.bytes[direction] += len(data)
         proxy = self.proxy
-        if proxy.writer is not None:
+        if proxy._logging:
             proxy._queue_decode(self, direction, now, data, actions)
 
     # -- teardown -------------------------------------------------------------------------------
@@ -373,6 +373,9 @@ class Proxy:
                                  "flush_seconds": flush_seconds, "max_bytes": max_bytes,
                                  "max_seconds": max_seconds, "prefix": prefix, "fsync": fsync}
         self.writer: LogWriter | None = None
+        self.log_error: LogWriterError | None = None
+        """Set when writing the log failed (e.g. disk full): forwarding goes on, unlogged."""
+        self._logging = False
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._all_closed: asyncio.Event | None = None
@@ -414,6 +417,7 @@ class Proxy:
         self._all_closed = asyncio.Event()
         self._all_closed.set()
         if self.writer is not None:
+            self._logging = True
             self._schedule_flush()
         log.info("proxy listening on %s:%d, upstream %s:%d, log %s", *self.address,
                  *self.upstream, self.output)
@@ -432,7 +436,7 @@ class Proxy:
         self._connections.discard(conn)
         for direction, nbytes in conn.bytes.items():
             self.bytes[direction] += nbytes
-        if self.writer is not None:
+        if self._logging:
             self._pending.append(_Chunk(None, "", 0, memoryview(b""),
                                         list(conn.decoders.values())))
             self._schedule_drain()
@@ -464,8 +468,14 @@ class Proxy:
         files: list[Path] = []
         if self.writer is not None:
             self._drain(budget=None)
+            self._logging = False
             loop = asyncio.get_running_loop()
-            files = await loop.run_in_executor(None, self.writer.close)
+            try:
+                files = await loop.run_in_executor(None, self.writer.close)
+            except LogWriterError as exc:
+                self.log_error = self.log_error or exc
+            if self.log_error is not None:
+                raise self.log_error
         return files
 
     async def serve_forever(self) -> None:
@@ -495,6 +505,8 @@ class Proxy:
         self._schedule_drain()
 
     def _queue_event(self, conn: _Connection, direction: str, now: int, text: str) -> None:
+        if not self._logging:
+            return
         self._pending.append(_Chunk(conn, direction, now, memoryview(b""), [(text, None)]))
         self._schedule_drain()
 
@@ -536,7 +548,11 @@ class Proxy:
                         for text, raw in item.actions:
                             writer.event(item.time_ns, ep, text, raw)
             if writer.builder.rows >= writer.flush_rows:
-                writer.flush()
+                try:
+                    writer.flush()
+                except LogWriterError as exc:
+                    self._log_failed(exc)
+                    return
             if deadline is not None and time.perf_counter() >= deadline:
                 break
         if self._backlog_paused and self._backlog <= self.max_backlog // 2:
@@ -566,10 +582,24 @@ class Proxy:
 
     def _tick(self) -> None:
         writer = self.writer
-        if writer is None:
+        if writer is None or not self._logging:
             return
-        writer.maybe_flush()
+        try:
+            writer.maybe_flush()
+        except LogWriterError as exc:
+            self._log_failed(exc)
+            return
         self._schedule_flush()
+
+    def _log_failed(self, exc: LogWriterError) -> None:
+        """Writing failed: keep forwarding, stop decoding (nothing could be written)."""
+        log.error("%s; the proxy goes on forwarding without a log", exc)
+        self.log_error = exc
+        self._logging = False
+        self._pending.clear()
+        self._backlog = 0
+        if self._backlog_paused:
+            self._resume_all()
 
     # -- inspection ----------------------------------------------------------------------------
 
