@@ -44,7 +44,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..proxy.live import CaptureStartError, LiveCapture
+    from ..proxy.live import LiveCapture, LiveCaptureError
 
     pcapng_dir = args.pcapng_dir or (str(Path(args.output) / "_pcapng") if args.pcapng else None)
     try:
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         try:
             cap.start()
-        except CaptureStartError as exc:
+        except LiveCaptureError as exc:
             raise CliError(str(exc)) from None
         print(f"iec104 capture: capturing on {args.interface} ({cap.capture_filter}), log "
               f"{args.output}", file=sys.stderr, flush=True)
@@ -74,7 +74,11 @@ def run(args: argparse.Namespace) -> int:
             if left is not None and left <= 0:
                 break
             stop.wait(0.5 if left is None else min(left, 0.5))
-        files = cap.stop(linger=0.2)
+        try:
+            files = cap.stop(linger=0.2)
+        except LiveCaptureError as exc:
+            print(f"iec104: {exc}", file=sys.stderr, flush=True)
+            return 1
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)

@@ -33,12 +33,12 @@ is recovered by :func:`recover`, which also runs when the next recorder opens th
 directory.
 """
 
-from .live import CaptureStartError, LiveCapture
+from .live import LiveCapture, LiveCaptureError
 from .logwriter import LogWriter, LogWriterError
 from .rules import Rule, RuleError, parse_rule
 from .server import BackgroundProxy, Proxy, parse_address
 from .sink import JournaledParquetSink, read_journal, recover
 
-__all__ = ["BackgroundProxy", "CaptureStartError", "JournaledParquetSink", "LiveCapture",
+__all__ = ["BackgroundProxy", "JournaledParquetSink", "LiveCapture", "LiveCaptureError",
            "LogWriter", "LogWriterError", "Proxy", "Rule", "RuleError", "parse_address",
            "parse_rule", "read_journal", "recover"]

@@ -51,7 +51,7 @@ from .logwriter import LogWriter
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CaptureStartError", "LiveCapture", "LivePacket", "PcapngStream", "find_dumpcap"]
+__all__ = ["LiveCapture", "LiveCaptureError", "LivePacket", "PcapngStream", "find_dumpcap"]
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,8 @@ _EPB = 6
 _BOM = 0x1A2B3C4D
 
 
-class CaptureStartError(RuntimeError):
-    """dumpcap could not start capturing (message includes dumpcap's own error)."""
+class LiveCaptureError(RuntimeError):
+    """dumpcap could not start, or the capture failed (the message says why)."""
 
 
 class LivePacket(NamedTuple):
@@ -228,11 +228,11 @@ def find_dumpcap(path: str | None = None) -> str:
     """Path of the dumpcap program (``path``, ``$IEC104_DUMPCAP`` or on ``PATH``).
 
     Raises:
-        CaptureStartError: not found.
+        LiveCaptureError: not found.
     """
     candidate = path or os.environ.get("IEC104_DUMPCAP") or shutil.which("dumpcap")
     if not candidate or not (os.path.isfile(candidate) and os.access(candidate, os.X_OK)):
-        raise CaptureStartError("dumpcap not found: install Wireshark's capture tool "
+        raise LiveCaptureError("dumpcap not found: install Wireshark's capture tool "
                                 "(Debian: apt-get install tshark) or pass its path")
     return candidate
 
@@ -376,10 +376,10 @@ class LiveCapture:
             if self._proc.poll() is not None or not self._thread.is_alive():
                 self._thread.join(5)
                 self._cleanup()
-                raise CaptureStartError(f"dumpcap failed: {self._dumpcap_message()}")
+                raise LiveCaptureError(f"dumpcap failed: {self._dumpcap_message()}")
             if time.monotonic() > deadline:
                 self.stop()
-                raise CaptureStartError(f"dumpcap did not start within {timeout} s: "
+                raise LiveCaptureError(f"dumpcap did not start within {timeout} s: "
                                         f"{self._dumpcap_message()}")
         return self
 
@@ -402,7 +402,7 @@ class LiveCapture:
             self._thread.join()
         self._cleanup()
         if self._error is not None:
-            raise CaptureStartError(f"capture failed: {self._error}") from self._error
+            raise LiveCaptureError(f"capture failed: {self._error}") from self._error
         return self.files
 
     def _cleanup(self) -> None:
