@@ -47,6 +47,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                      help="forward only, decode and log nothing")
     p.add_argument("--connect-timeout", type=parse_duration, default=5.0, metavar="T",
                    help="give up connecting to the outstation after T (default 5s)")
+    p.add_argument("--max-backlog", type=parse_size, default=4 << 20, metavar="SIZE",
+                   help="stop reading while more than SIZE of received traffic waits to be "
+                   "decoded (default 4M); bounds memory and what a crash can lose")
     r = p.add_argument_group("rules (off by default)")
     r.add_argument("--drop", action="append", default=[], metavar="SPEC",
                    help="drop matching I-frames")
@@ -72,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     except (RuleError, ValueError) as exc:
         raise CliError(str(exc)) from None
     proxy = Proxy(listen, upstream, None if args.no_log else args.output, rules=rules,
-                  connect_timeout=args.connect_timeout, **log_kwargs(args))
+                  connect_timeout=args.connect_timeout, max_backlog=args.max_backlog,
+                  **log_kwargs(args))
     # the log writer thread competes for the GIL with the forwarding loop: let the loop
     # get it back within 0.5 ms instead of the default 5 ms
     sys.setswitchinterval(0.0005)
