@@ -158,61 +158,42 @@ def open_captures(paths: Sequence[str]) -> Inputs:
 
 def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
                    heuristic: bool = False, profile: Profile | None = None,
-                   batch_rows: int = 65536,
+                   batch_rows: int = 65536, workers: int = 0,
                    progress: Callable[[], None] | None = None) -> Iterator[pa.RecordBatch]:
     """Record batches of the captures in ``inputs``, read one after the other as one capture
     (as ``mergecap -a`` would join them): TCP connections continue across files, frame
     numbers continue counting, and stream and APDU numbers stay unique.
 
     A capture damaged part-way through is read up to the damage; the reason is appended to
-    ``inputs.problems`` (no warning is issued) and the next file is read.
+    ``inputs.problems`` (no warning is issued) and the next file is read. ``workers`` > 0
+    decodes ASDUs in that many worker processes (:func:`~iec104.dissectors.stream.
+    dissect_segments`).
     """
     from ..dissectors.errors import CaptureWarning
-    from ..dissectors.packet import decode_tcp
+    from ..dissectors.packet import TcpSegment, decode_tcp
     from ..dissectors.reassembly import Reassembler
-    from ..dissectors.stream import StreamDecoder, dissect
+    from ..dissectors.stream import dissect_segments
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CaptureWarning)
-        if len(inputs.readers) == 1:
-            reader = inputs.readers[0]
-            for batch in dissect(reader, ports, heuristic=heuristic, profile=profile,
-                                 batch_rows=batch_rows):
-                if progress is not None:
-                    progress()
-                yield batch
-            if reader.problem:
-                inputs.problems.append(f"{reader.name}: {reader.problem}")
-            return
-        r = Reassembler(ports, heuristic=heuristic)
-        decoder = StreamDecoder(profile=profile)
-        builder = decoder.builder
-        handle = decoder.handle
-        feed = r.feed
+    def segments() -> Iterator[TcpSegment]:
         offset = 0
         for reader in inputs.readers:
             with reader:
                 for pkt in reader:
                     seg = decode_tcp(pkt.frame + offset, pkt.time_ns, pkt.linktype, pkt.data)
-                    if seg is None:
-                        continue
-                    events = feed(seg)
-                    if events:
-                        for ev in events:
-                            handle(ev)
-                        if builder.rows >= batch_rows:
-                            if progress is not None:
-                                progress()
-                            yield builder.take_batch()
+                    if seg is not None:
+                        yield seg
             offset += reader.frames
             if reader.problem:
                 inputs.problems.append(f"{reader.name}: {reader.problem}")
-        for ev in r.close():
-            handle(ev)
-        decoder.close()
-        if progress is not None:
-            progress()
-        yield builder.take_batch()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CaptureWarning)
+        for batch in dissect_segments(segments(), Reassembler(ports, heuristic=heuristic),
+                                      profile=profile, batch_rows=batch_rows,
+                                      workers=workers):
+            if progress is not None:
+                progress()
+            yield batch
 
 
 def report_problems(problems: Sequence[str]) -> int:

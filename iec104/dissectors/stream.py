@@ -32,9 +32,10 @@ from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, BinaryIO
 
+from ..codec import Frame, Malformed
 from .capture import CaptureReader
 from .decoder import DirectionDecoder
-from .packet import decode_tcp
+from .packet import TcpSegment, decode_tcp
 from .reassembly import Data, Event, Fallback, Gap, Reassembler, StreamEnd, StreamStart
 from .records import Endpoints, RecordBuilder
 
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 
     from ..codec import Profile
 
-__all__ = ["StreamDecoder", "dissect", "dissect_table"]
+__all__ = ["StreamDecoder", "dissect", "dissect_segments", "dissect_table"]
 
 _DIRECTIONS = ("c2s", "s2c")
 
@@ -127,6 +128,7 @@ def dissect(
     profile: Profile | None = None,
     batch_rows: int = 65536,
     reassembler: Reassembler | None = None,
+    workers: int = 0,
 ) -> Iterator[pa.RecordBatch]:
     """Decode the IEC 104 traffic of a capture file into record batches.
 
@@ -139,6 +141,8 @@ def dissect(
         batch_rows: a batch is yielded once at least this many rows are pending.
         reassembler: a preconfigured :class:`~.reassembly.Reassembler` (then ``ports`` and
             ``heuristic`` are ignored); read its ``connections``/``stats`` afterwards.
+        workers: 0 decodes in this process; ``n > 0`` hands the ASDU decoding and row
+            building to ``n`` worker processes (see :func:`dissect_segments`).
 
     Yields:
         ``pyarrow.RecordBatch`` of :data:`iec104.analyzer.schema.SCHEMA` (the last one may be
@@ -151,26 +155,156 @@ def dissect(
     :class:`~iec104.dissectors.errors.CaptureWarning`.
     """
     r = reassembler if reassembler is not None else Reassembler(ports, heuristic=heuristic)
+    reader = source if isinstance(source, CaptureReader) else CaptureReader(source)
+
+    def segments() -> Iterator[TcpSegment]:
+        with (nullcontext(reader) if isinstance(source, CaptureReader) else reader):
+            for pkt in reader:
+                seg = decode_tcp(pkt.frame, pkt.time_ns, pkt.linktype, pkt.data)
+                if seg is not None:
+                    yield seg
+
+    yield from dissect_segments(segments(), r, profile=profile, batch_rows=batch_rows,
+                                workers=workers)
+
+
+def dissect_segments(segments: Iterable[TcpSegment], reassembler: Reassembler, *,
+                     profile: Profile | None = None, batch_rows: int = 65536,
+                     workers: int = 0) -> Iterator[pa.RecordBatch]:
+    """TCP segments (in capture order) -> record batches: reassembly, framing, records.
+
+    With ``workers > 0`` this process reads, reassembles and frames (cutting the byte
+    streams into APDUs), and worker processes decode the ASDUs and build the rows, chunk by
+    chunk; the batches come back in order and are the same as with ``workers=0`` (APDU
+    numbers are assigned here). At most ``2 * workers`` chunks are in flight, so memory stays
+    bounded. Worth it for large captures only: starting a worker costs about half a second.
+    """
+    if workers > 0:
+        yield from _dissect_parallel(segments, reassembler, profile, batch_rows, workers)
+        return
     decoder = StreamDecoder(profile=profile)
     builder = decoder.builder
     handle = decoder.handle
-    feed = r.feed
-    with (nullcontext(source) if isinstance(source, CaptureReader)
-          else CaptureReader(source)) as reader:
-        for pkt in reader:
-            seg = decode_tcp(pkt.frame, pkt.time_ns, pkt.linktype, pkt.data)
-            if seg is None:
-                continue
+    feed = reassembler.feed
+    for seg in segments:
+        events = feed(seg)
+        if events:
+            for ev in events:
+                handle(ev)
+            if builder.rows >= batch_rows:
+                yield builder.take_batch()
+    for ev in reassembler.close():
+        handle(ev)
+    decoder.close()
+    yield builder.take_batch()
+
+
+# -- parallel decoding ---------------------------------------------------------------------
+
+
+class _DeferredBuilder:
+    """Takes the place of a :class:`~.records.RecordBuilder` in the reading process: notes
+    each call compactly (APDU numbers are assigned here), to be replayed by a worker."""
+
+    def __init__(self) -> None:
+        self.next_apdu = 0
+        self.first = 0
+        self.ops: list[tuple] = []
+        self.errors = 0
+        self.gaps = 0
+
+    @property
+    def rows(self) -> int:
+        return len(self.ops)
+
+    def add_frame(self, time_ns: int, frame: int | None, ep: Endpoints, event: Frame) -> None:
+        self.ops.append((0, time_ns, frame, ep, event.raw))
+        self.next_apdu += 1
+
+    def add_malformed(self, time_ns: int, frame: int | None, ep: Endpoints,
+                      event: Malformed) -> None:
+        self.ops.append((1, time_ns, frame, ep, event))
+        self.next_apdu += 1
+
+    def add_gap(self, time_ns: int, frame: int | None, ep: Endpoints, missing: int,
+                detail: str = "") -> None:
+        self.ops.append((2, time_ns, frame, ep, (missing, detail)))
+
+    def add_event(self, time_ns: int, frame: int | None, ep: Endpoints, text: str,
+                  raw: bytes | None = None) -> None:
+        self.ops.append((3, time_ns, frame, ep, (text, raw)))
+
+    def take(self) -> tuple[int, list[tuple]]:
+        chunk = (self.first, self.ops)
+        self.ops = []
+        self.first = self.next_apdu
+        return chunk
+
+
+def _build_chunk(first_apdu: int, ops: list[tuple], profile: Profile | None) -> bytes:
+    """Worker: replay the noted calls on a real RecordBuilder; the batch as Arrow IPC."""
+    import pyarrow as pa
+
+    from ..codec import decode_apdu
+
+    builder = RecordBuilder(first_apdu=first_apdu) if profile is None else \
+        RecordBuilder(profile, first_apdu)
+    for kind, time_ns, frame, ep, arg in ops:
+        if kind == 0:
+            builder.add_frame(time_ns, frame, ep, Frame(0, arg, decode_apdu(arg)))
+        elif kind == 1:
+            builder.add_malformed(time_ns, frame, ep, arg)
+        elif kind == 2:
+            builder.add_gap(time_ns, frame, ep, *arg)
+        else:
+            builder.add_event(time_ns, frame, ep, *arg)
+    batch = builder.take_batch()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return sink.getvalue().to_pybytes()  # type: ignore[no-any-return]
+
+
+def _read_chunk(data: bytes) -> pa.RecordBatch:
+    import pyarrow as pa
+
+    return pa.ipc.open_stream(data).read_next_batch()
+
+
+def _dissect_parallel(segments: Iterable[TcpSegment], reassembler: Reassembler,
+                      profile: Profile | None, batch_rows: int,
+                      workers: int) -> Iterator[pa.RecordBatch]:
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    deferred = _DeferredBuilder()
+    decoder = StreamDecoder(deferred)  # type: ignore[arg-type]
+    handle = decoder.handle
+    feed = reassembler.feed
+    # about two rows per APDU in typical traffic; small chunks keep the workers' memory low
+    chunk_apdus = max(1, min(batch_rows // 2, 16384))
+    pending: deque[Future[bytes]] = deque()
+    pool = ProcessPoolExecutor(max_workers=workers,
+                               mp_context=multiprocessing.get_context("spawn"))
+    try:
+        for seg in segments:
             events = feed(seg)
             if events:
                 for ev in events:
                     handle(ev)
-                if builder.rows >= batch_rows:
-                    yield builder.take_batch()
-    for ev in r.close():
-        handle(ev)
-    decoder.close()
-    yield builder.take_batch()
+                if deferred.rows >= chunk_apdus:
+                    pending.append(pool.submit(_build_chunk, *deferred.take(), profile))
+                    while pending and (len(pending) > 2 * workers or pending[0].done()):
+                        yield _read_chunk(pending.popleft().result())
+        for ev in reassembler.close():
+            handle(ev)
+        decoder.close()
+        pending.append(pool.submit(_build_chunk, *deferred.take(), profile))
+        while pending:
+            yield _read_chunk(pending.popleft().result())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def dissect_table(source: str | os.PathLike[str] | BinaryIO | CaptureReader, ports: Iterable[int] | None = None,
