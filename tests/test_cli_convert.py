@@ -211,3 +211,15 @@ def test_memory_stays_bounded(tmp_path: Path) -> None:
     assert large_mb < small_mb + 40, (small_mb, large_mb)
     table = pq.read_table(tmp_path / "large.parquet", columns=["apdu"])
     assert pa.compute.count_distinct(table.column("apdu")).as_py() >= 60_000
+
+
+def test_worker_processes_give_the_same_rows(tmp_path: Path) -> None:
+    """--jobs N: ASDUs decoded in worker processes; the rows are those of --jobs 0."""
+    one, two = tmp_path / "one.parquet", tmp_path / "two.parquet"
+    assert run("convert", STATION, COMMANDS, "-o", one, "-q").returncode == 0
+    proc = run("convert", STATION, COMMANDS, "-o", two, "-q", "--jobs", "2",
+               "--batch-rows", "64")
+    assert proc.returncode == 0, proc.stderr
+    assert pq.read_table(two).equals(pq.read_table(one))
+    assert pq.ParquetFile(two).metadata.num_row_groups > 1
+    assert run("convert", STATION, "-o", two, "--jobs", "-1").returncode == 2
