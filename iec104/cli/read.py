@@ -257,6 +257,8 @@ _QUALIFIER_NAMES = {100: "QOI", 101: "RQT", 105: "QRP", 113: "QPA", 110: "QPM", 
 
 
 _FLOAT_TYPES = frozenset((13, 14, 36, 50, 63, 112))
+# single and double points (SIQ/DIQ) have no OV bit
+_NO_OV_TYPES = frozenset((1, 2, 3, 4, 30, 31))
 
 
 def _ts(ns: int | None, mode: str = "a", t0: int = 0) -> str:
@@ -404,7 +406,8 @@ def apdu_tree(rows: list[dict[str, Any]]) -> list[str]:
             lines.append(f"    IOA {r['ioa']}: {value or '(no value)'}{number}")
             quality = [f"{name.upper()}={_bit(r[name])}" for name in ("iv", "nt", "sb", "bl",
                                                                       "ov", "ei")
-                       if r[name] is not None]
+                       if r[name] is not None
+                       and not (name == "ov" and type_id in _NO_OV_TYPES)]
             if quality:
                 lines.append(f"      quality: {' '.join(quality)}")
             if r["time_tag"] is not None or r["time_tag_iv"] is not None:
