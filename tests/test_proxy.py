@@ -406,6 +406,8 @@ async def test_forwarding_goes_on_when_the_log_cannot_be_written(tmp_path: Path)
         while len(outstation.received.get(0, b"")) < half:
             await asyncio.sleep(0.01)
         proxy.flush()
+        assert proxy.writer is not None
+        proxy.writer.sync()  # the writer thread is idle: nothing is written during rmtree
         shutil.rmtree(out)  # the next rotation cannot create its file
         await send_in_chunks(writer, script[half:], seed=2)
         while len(outstation.received.get(0, b"")) < len(script):
