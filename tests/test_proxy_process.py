@@ -415,9 +415,10 @@ def test_cli_drop_rule_renumbers_and_logs(tmp_path: Path) -> None:
             framer = Framer()
             framer.feed(got)
             apdus = [e.apdu for e in framer]  # type: ignore[union-attr]
+            assert all(isinstance(a, IFrame) for a in apdus)
             # the outstation sees N(S) 0, 1 without a gap: the command to IOA 5 is gone
-            assert [(a.ssn, decode_asdu(a.asdu).objects[0].address) for a in apdus] == [
-                (0, 4), (1, 6)]
+            assert [(a.ssn, decode_asdu(a.asdu).objects[0].address)  # type: ignore[union-attr]
+                    for a in apdus] == [(0, 4), (1, 6)]
             master.close()
             outstation.close()
         finally:
