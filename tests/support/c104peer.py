@@ -237,7 +237,7 @@ class C104Client:
         common_address: int = 1,
         host: str = HOST,
         tick_rate_ms: int = MIN_TICK_MS,
-        command_timeout_ms: int = 2000,
+        command_timeout_ms: int = 5000,  # CI machines are shared and slow
         init: c104.Init = c104.Init.NONE,
     ) -> None:
         self.common_address = common_address
