@@ -441,7 +441,7 @@ def test_unknown_type_ids_keep_their_octets(data: st.DataObject) -> None:
     decoded = decode_asdu(raw, profile)
     assert isinstance(decoded, RawASDU)
     assert type(decoded.type_id) is int and decoded.type_id == raw[0]
-    assert decoded.count == raw[1] & 0x7F
+    assert decoded.num_objects == raw[1] & 0x7F
     assert encode_asdu(decoded, profile) == raw
 
 

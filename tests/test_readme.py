@@ -14,12 +14,12 @@ README = (REPO_ROOT / "README.md").read_text()
 
 
 def _blocks(lang: str) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", README, re.S)
+    return re.findall(rf"```{lang}\n(.*?)```", README, re.DOTALL)
 
 
 def _run_python(code: str, cwd: Path) -> str:
     proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -31,7 +31,7 @@ def test_main_job_command_and_pandas_snippet(tmp_path: Path) -> None:
     shutil.copytree(REPO_ROOT / "captures", tmp_path / "captures")
     rest = command.split(" && ", 1)[1]
     proc = subprocess.run(rest, shell=True, cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "M_ME_TF_1" in proc.stdout
     snippet = next(b for b in _blocks("python") if "read_parquet" in b)

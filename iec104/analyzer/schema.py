@@ -57,8 +57,9 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("select", pa.bool_(), "command S/E bit (True = select)"),
     ("qualifier", pa.int16(), "command/system/parameter qualifier (QU, QL, QOI, QCC RQT, QPM...)"),
     ("raw", pa.binary(), "the APDU octets (or the malformed octets)"),
-    ("error", pa.string(), "why the APDU or octets could not be decoded; 'gap: ...' for capture "
-     "loss; 'proxy: ...' for proxy connection events and rule actions (rows without APDU)"),
+    ("error", pa.string(), ("why the APDU or octets could not be decoded; 'gap: ...' for capture "
+                            "loss; 'proxy: ...' for proxy connection events and rule actions "
+                            "(rows without APDU)")),
 ]
 
 SCHEMA = pa.schema([pa.field(name, dtype) for name, dtype, _ in COLUMNS],

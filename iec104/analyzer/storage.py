@@ -61,7 +61,7 @@ class ParquetSink:
             os.replace(self._partial, self.path)
         return self.path
 
-    def __enter__(self) -> ParquetSink:
+    def __enter__(self) -> ParquetSink:  # noqa: PYI034 -- not subclassed
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -146,4 +146,4 @@ def load(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     return pa.concat_tables(tables, promote_options="default").to_pandas()
 
 
-__all__ = ["ParquetSink", "RotatingParquetSink", "SCHEMA_VERSION", "load", "schema_version"]
+__all__ = ["SCHEMA_VERSION", "ParquetSink", "RotatingParquetSink", "load", "schema_version"]

@@ -93,8 +93,8 @@ class ASDU(NamedTuple):
 class RawASDU(NamedTuple):
     """An ASDU whose type ID we do not know; objects are kept as octets.
 
-    Attributes mirror :class:`ASDU`; ``count`` is the number of objects [0, 127] and
-    ``payload`` the octets after the data unit identifier.
+    Attributes mirror :class:`ASDU`; ``num_objects`` is the number of objects [0, 127]
+    and ``payload`` the octets after the data unit identifier.
     """
 
     type_id: int
@@ -104,7 +104,7 @@ class RawASDU(NamedTuple):
     test: bool
     originator: int
     common_address: int
-    count: int
+    num_objects: int
     payload: bytes
 
 
@@ -113,7 +113,7 @@ class Header(NamedTuple):
 
     type_id: TypeId | int
     sequence: bool
-    count: int
+    num_objects: int
     cause: Cause | int
     negative: bool
     test: bool
@@ -154,11 +154,11 @@ def decode_asdu(data: bytes | bytearray | memoryview,
     codec = ELEMENTS.get(header.type_id)
     if codec is None:
         return RawASDU(header.type_id, header.sequence, header.cause, header.negative,
-                       header.test, header.originator, header.common_address, header.count,
+                       header.test, header.originator, header.common_address, header.num_objects,
                        bytes(data[o:]))
     ioa_size = profile.ioa_size
     end = len(data)
-    count = header.count
+    count = header.num_objects
     size = codec.size
     decode = codec.decode
     objects = []
@@ -195,8 +195,8 @@ def decode_asdu(data: bytes | bytearray | memoryview,
             o += s
     if o != end:
         raise DecodeError(f"{end - o} octets after the last of {count} objects", o)
-    return ASDU(header.type_id, header.sequence, header.cause, header.negative, header.test,
-                header.originator, header.common_address, tuple(objects))
+    return ASDU(TypeId(header.type_id), header.sequence, header.cause, header.negative,
+                header.test, header.originator, header.common_address, tuple(objects))
 
 
 def _check(name: str, value: Any, high: int) -> int:
@@ -229,7 +229,7 @@ def encode_asdu(asdu: ASDU | RawASDU, profile: Profile = DEFAULT_PROFILE) -> byt
             without a codec in an ``ASDU``; the message names the field.
     """
     if isinstance(asdu, RawASDU):
-        return bytes(_identifier(asdu, asdu.count, profile)) + bytes(asdu.payload)
+        return bytes(_identifier(asdu, asdu.num_objects, profile)) + bytes(asdu.payload)
     codec = ELEMENTS.get(asdu.type_id)
     if codec is None:
         raise EncodeError("type_id", f"{asdu.type_id} has no element codec; use RawASDU")

@@ -26,14 +26,34 @@ from typing import Any, NamedTuple
 
 from .constants import TypeId
 from .errors import DecodeError, EncodeError
-from .timetag import Time, TimeSize, decode_time, encode_time
-from .values import (AckFileValue, BinaryCounterValue, BitstringValue, CallFileValue,
-                     DirectoryValue, DoubleValue, FileReadyValue, FloatingValue, FreezeCode,
-                     InitializationValue, LastSectionValue, NormalizedValue,
-                     ProtectionCommandValue, ProtectionQuality, ProtectionStartValue,
-                     ProtectionValue, Quality, QueryLogValue, RegulatingValue, ScaledValue,
-                     SectionReadyValue, SegmentValue, SingleValue, StatusChangeValue,
-                     StepPositionValue)
+from .timetag import TimeSize, decode_time, encode_time
+from .values import (
+    AckFileValue,
+    BinaryCounterValue,
+    BitstringValue,
+    CallFileValue,
+    DirectoryValue,
+    DoubleValue,
+    FileReadyValue,
+    FloatingValue,
+    FreezeCode,
+    InitializationValue,
+    LastSectionValue,
+    NormalizedValue,
+    ProtectionCommandValue,
+    ProtectionQuality,
+    ProtectionStartValue,
+    ProtectionValue,
+    Quality,
+    QueryLogValue,
+    RegulatingValue,
+    ScaledValue,
+    SectionReadyValue,
+    SegmentValue,
+    SingleValue,
+    StatusChangeValue,
+    StepPositionValue,
+)
 
 Fields = tuple[Any, Any, Any, Any, Any]  # value, quality, time, select, qualifier
 Decoder = Callable[[Any, int], Fields]
@@ -674,8 +694,7 @@ ELEMENTS: dict[int, ElementCodec] = {
     _T.F_SC_NA_1: _with_time(_BLOCK_SC, None),
     _T.F_LS_NA_1: _with_time((5, _ls_dec, _ls_enc), None),
     _T.F_AF_NA_1: _with_time(_BLOCK_AF, None),
-    _T.F_SG_NA_1: ElementCodec(None, lambda d, o: (*_sg_dec(d, o)[:2], None, None, None),
-                               lambda v, q, t, s, ql: (_no_time(t), _sg_enc(v, q, s, ql))[1]),
+    _T.F_SG_NA_1: ElementCodec(None, *_with_time((0, _sg_dec, _sg_enc), None)[1:]),
     _T.F_DR_TA_1: _with_time((6, _dr_dec, _dr_enc), _7),
     _T.F_SC_NB_1: _with_time((16, _ql_dec, _ql_enc), None),
 }

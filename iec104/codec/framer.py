@@ -72,7 +72,7 @@ def _plausible(buf: bytearray | bytes, pos: int) -> bool:
 class Framer:
     """Split a byte stream into APDUs (sans-IO; see module docstring)."""
 
-    __slots__ = ("_buf", "_pos", "_offset")
+    __slots__ = ("_buf", "_offset", "_pos")
 
     def __init__(self) -> None:
         self._buf = bytearray()
@@ -91,11 +91,10 @@ class Framer:
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received octets."""
-        if self._pos:
-            # compact lazily: only when the consumed head outweighs what is left
-            if self._pos > 4096 and self._pos * 2 > len(self._buf):
-                del self._buf[: self._pos]
-                self._pos = 0
+        # compact lazily: only when the consumed head outweighs what is left
+        if self._pos > 4096 and self._pos * 2 > len(self._buf):
+            del self._buf[: self._pos]
+            self._pos = 0
         self._buf += data
 
     def reset(self, offset: int | None = None) -> bytes:

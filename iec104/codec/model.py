@@ -19,11 +19,24 @@ from .constants import Cause, TypeId
 from .elements import ELEMENTS
 from .errors import EncodeError
 from .timetag import Time, TimeSize
-from .values import (BinaryCounterValue, BitstringValue, DoubleValue, FloatingValue,
-                     InitializationValue, NormalizedValue, ProtectionCommandValue,
-                     ProtectionQuality, ProtectionStartValue, ProtectionValue, Quality,
-                     RegulatingValue, ScaledValue, SingleValue, StatusChangeValue,
-                     StepPositionValue)
+from .values import (
+    BinaryCounterValue,
+    BitstringValue,
+    DoubleValue,
+    FloatingValue,
+    InitializationValue,
+    NormalizedValue,
+    ProtectionCommandValue,
+    ProtectionQuality,
+    ProtectionStartValue,
+    ProtectionValue,
+    Quality,
+    RegulatingValue,
+    ScaledValue,
+    SingleValue,
+    StatusChangeValue,
+    StepPositionValue,
+)
 
 DataValue = (SingleValue | DoubleValue | StepPositionValue | BitstringValue | NormalizedValue
              | ScaledValue | FloatingValue | BinaryCounterValue | ProtectionValue

@@ -58,7 +58,7 @@ class Time(NamedTuple):
     years: int | None = None
     reserved: int = 0
 
-    def to_datetime(self, tz: _dt.tzinfo = _dt.timezone.utc, *,
+    def to_datetime(self, tz: _dt.tzinfo = _dt.UTC, *,
                     reference: _dt.datetime | None = None,
                     century: int = 2000) -> _dt.datetime:
         """Convert to an aware ``datetime`` in ``tz``.

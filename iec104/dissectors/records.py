@@ -105,8 +105,9 @@ def value_text(value: Any) -> str | None:
         return f"{value.value} seq={value.sequence}" + (" adjusted" if value.adjusted else "")
     if cls is _v.SegmentValue:
         return f"file_name={value.file_name} section={value.section} data={value.data.hex()}"
-    if isinstance(value, tuple):
-        return " ".join(f"{k}={getattr(value, k)!s}" for k in value._fields)
+    fields = getattr(value, "_fields", None)  # the other NamedTuple values
+    if fields is not None:
+        return " ".join(f"{k}={getattr(value, k)!s}" for k in fields)
     return str(value)
 
 
@@ -125,14 +126,15 @@ def time_tag_ns(tag: Time, reference_ns: int) -> int:
         if ns > reference_ns + 60 * _NS:  # the tag belongs to the previous hour
             ns -= 3600 * _NS
         return ns
-    if not (tag.milliseconds <= 59999 and tag.minutes <= 59 and tag.hours <= 23  # type: ignore[operator]
-            and 1 <= tag.months <= 12 and 1 <= tag.day_of_month  # type: ignore[operator]
-            and tag.day_of_month <= calendar.monthrange(2000 + tag.years,  # type: ignore[operator]
-                                                        tag.months)[1]):  # type: ignore[arg-type]
-        raise DecodeError(f"CP56 time tag {tag.years:02}-{tag.months:02}-{tag.day_of_month:02} "
-                          f"{tag.hours:02}:{tag.minutes:02}:{tag.milliseconds} out of range", 0)
-    days = _days_from_civil(2000 + tag.years, tag.months, tag.day_of_month)  # type: ignore[arg-type]
-    seconds = days * 86400 + tag.hours * 3600 + tag.minutes * 60  # type: ignore[operator]
+    # a CP56 tag has all its fields (the decoder sets them)
+    years, months, day, hours = tag.years, tag.months, tag.day_of_month, tag.hours
+    assert years is not None and months is not None and day is not None and hours is not None
+    if not (tag.milliseconds <= 59999 and tag.minutes <= 59 and hours <= 23
+            and 1 <= months <= 12 and 1 <= day <= calendar.monthrange(2000 + years, months)[1]):
+        raise DecodeError(f"CP56 time tag {years:02}-{months:02}-{day:02} "
+                          f"{hours:02}:{tag.minutes:02}:{tag.milliseconds} out of range", 0)
+    seconds = (_days_from_civil(2000 + years, months, day) * 86400 + hours * 3600
+               + tag.minutes * 60)
     return seconds * _NS + tag.milliseconds * 1_000_000
 
 
@@ -270,7 +272,7 @@ class RecordBuilder:
             self.errors += 1
             try:
                 header, _ = decode_header(data, self.profile)
-                head = _header_fields(header, header.count)
+                head = _header_fields(header, header.num_objects)
             except DecodeError:
                 head = _NO_HEADER
             # the ASDU starts 6 octets into the APDU
@@ -280,7 +282,7 @@ class RecordBuilder:
             return
         if type(asdu) is RawASDU:
             self._rows.extend((time_ns, frame, *ep, apdu_index, "I", None, ssn, rsn,
-                               *_header_fields(asdu, asdu.count), *_NO_OBJECT, raw,
+                               *_header_fields(asdu, asdu.num_objects), *_NO_OBJECT, raw,
                                f"unknown type ID {asdu.type_id}: objects not decoded"))
             return
         type_id, sequence, cause, negative, test, originator, ca, objects = asdu  # type: ignore[misc]
