@@ -480,6 +480,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.count is not None and args.count < 1:
+        raise CliError("-c/--count must be at least 1")
     flt = compile_filter_option(args.filter)
     path = check_input(args.capture)
     if is_parquet(path):
