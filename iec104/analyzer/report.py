@@ -19,8 +19,8 @@ from typing import Any
 import pandas as pd
 
 from .. import __version__
-from .anomalies import anomalies
-from .commands import commands, interrogations
+from .anomaly import anomalies
+from .command_audit import commands, interrogations
 from .frames import Source, apdus, as_frame, gaps
 from .link import link_findings, sessions
 from .points import latest_values, quality_transitions

@@ -1,15 +1,13 @@
-"""Parquet files of decoded traffic: writing in row groups, rotating, loading to pandas.
+"""Parquet files of decoded traffic: writing in row groups, loading to pandas.
 
 :class:`ParquetSink` writes one file incrementally (constant memory: each batch becomes
-a row group). :class:`RotatingParquetSink` writes a directory dataset for long-running
-recorders: a file is closed (and so complete and readable) when it reaches a size or an
-age, and a new one opened; ``pandas.read_parquet(directory)`` reads them all.
+a row group). Long-running recorders write a rotating, crash-safe directory instead
+(:class:`iec104.proxy.JournaledParquetSink`); :func:`load` reads either.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,59 +66,6 @@ class ParquetSink:
         self.close()
 
 
-class RotatingParquetSink:
-    """A directory of Parquet files, rotated by size and/or age.
-
-    Files are named ``<prefix>-<UTC start time>-<n>.parquet``; the open one is the hidden
-    ``.<name>.partial``, which ``pandas.read_parquet(directory)`` and :func:`load` skip.
-    """
-
-    def __init__(self, directory: str | os.PathLike[str], *, max_bytes: int = 64 << 20,
-                 max_seconds: float = 3600.0, prefix: str = "iec104",
-                 compression: str = "zstd") -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.max_bytes = max_bytes
-        self.max_seconds = max_seconds
-        self.prefix = prefix
-        self.compression = compression
-        self.files: list[Path] = []
-        self._sink: ParquetSink | None = None
-        self._opened = 0.0
-        self._count = 0
-        self.rows = 0
-
-    def _open(self) -> ParquetSink:
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        name = f"{self.prefix}-{stamp}-{self._count:05d}.parquet"
-        self._count += 1
-        self._opened = time.monotonic()
-        return ParquetSink(self.directory / name, self.compression)
-
-    def write(self, batch: pa.RecordBatch) -> None:
-        if not batch.num_rows:
-            return
-        if self._sink is None:
-            self._sink = self._open()
-        self._sink.write(batch)
-        self.rows += batch.num_rows
-        if (self._sink.bytes_written >= self.max_bytes
-                or time.monotonic() - self._opened >= self.max_seconds):
-            self.rotate()
-
-    def rotate(self) -> Path | None:
-        """Close the open file now (if any); the next write opens a new one."""
-        if self._sink is None:
-            return None
-        path = self._sink.close()
-        self._sink = None
-        self.files.append(path)
-        return path
-
-    def close(self) -> None:
-        self.rotate()
-
-
 def schema_version(path: str | os.PathLike[str]) -> str | None:
     """Schema version stored in a Parquet file written by iec104 (None if absent)."""
     meta = pq.read_schema(path).metadata or {}
@@ -146,4 +91,4 @@ def load(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     return pa.concat_tables(tables, promote_options="default").to_pandas()
 
 
-__all__ = ["SCHEMA_VERSION", "ParquetSink", "RotatingParquetSink", "load", "schema_version"]
+__all__ = ["SCHEMA_VERSION", "ParquetSink", "load", "schema_version"]
