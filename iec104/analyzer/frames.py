@@ -168,7 +168,8 @@ def opt_bool(value: Any) -> bool | None:
 def auto_freq(times: pd.Series, bins: int = 300) -> str:
     """A round bin width giving at most about ``bins`` bins over the span of ``times``."""
     span = (times.max() - times.min()).total_seconds() if len(times) else 0.0
-    for step, text in ((1, "1s"), (5, "5s"), (10, "10s"), (30, "30s"), (60, "1min"),
+    # sub-second bins too: generated or lab captures often last a fraction of a second
+    for step, text in ((0.001, "1ms"), (0.01, "10ms"), (0.1, "100ms"), (1, "1s"), (5, "5s"), (10, "10s"), (30, "30s"), (60, "1min"),
                        (300, "5min"), (900, "15min"), (3600, "1h"), (6 * 3600, "6h"),
                        (86400, "1D")):
         if span / step <= bins:

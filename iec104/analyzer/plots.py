@@ -28,6 +28,20 @@ def _axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
     return fig, fig.add_subplot()
 
 
+def _time_limits(ax: Axes, times: pd.Series | pd.DatetimeIndex) -> None:
+    """Fit the time axis to the data with a small margin (matplotlib's default for a
+    single instant, or a span of milliseconds, is a range of years)."""
+    if not len(times):
+        return
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    start, end = times.min(), times.max()
+    pad = max((end - start) * 0.03, pd.Timedelta(milliseconds=1))
+    ax.set_xlim(start - pad, end + pad)
+    locator = AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+
+
 def top_points(source: Source, n: int = 6) -> list[tuple[int, int]]:
     """The ``n`` points ``(ca, ioa)`` with the most value changes (then most reports)."""
     t = point_timeline(source)
@@ -50,6 +64,7 @@ def plot_value_timeline(source: Source, points: list[tuple[int, int]] | None = N
     fig, ax = _axes(ax, (10, 4))
     t = point_timeline(df)
     drawn = 0
+    shown = []
     for ca, ioa in points:
         p = t[(t["ca"] == ca) & (t["ioa"] == ioa) & t["value"].notna()]
         if not len(p):
@@ -57,6 +72,7 @@ def plot_value_timeline(source: Source, points: list[tuple[int, int]] | None = N
         times = p["time"].dt.tz_convert("UTC").dt.tz_localize(None)
         label = f"CA {ca} IOA {ioa} ({p['type_name'].iloc[0]})"
         ax.step(times, p["value"], where="post", marker=".", label=label)
+        shown.append(times)
         drawn += 1
         if mark_quality:
             bad = p["quality"] != ""
@@ -68,6 +84,7 @@ def plot_value_timeline(source: Source, points: list[tuple[int, int]] | None = N
     ax.grid(True, alpha=0.3)
     if drawn:
         ax.legend(fontsize="small", loc="best")
+        _time_limits(ax, pd.concat(shown))
     fig.autofmt_xdate()
     return fig
 
@@ -83,9 +100,13 @@ def plot_message_rate(source: Source, freq: str | None = None, by: str = "apci",
     fig, ax = _axes(ax, (10, 3.5))
     if len(rate):
         times = rate.index.tz_convert("UTC").tz_localize(None)
+        # markers too when there are few bins: a lone bin would draw no line at all
+        marker = "." if len(rate) < 60 else None
         for column in rate.columns:
-            ax.plot(times, rate[column].to_numpy(), drawstyle="steps-post", label=str(column))
+            ax.plot(times, rate[column].to_numpy(), drawstyle="steps-post", marker=marker,
+                    label=str(column))
         ax.legend(fontsize="small", loc="upper right")
+        _time_limits(ax, times.append(times + pd.Timedelta(freq)))  # bins have a width
     ax.set_title(f"Message rate (APDUs per {freq})")
     ax.set_xlabel("time (UTC)")
     ax.set_ylabel("APDUs")
