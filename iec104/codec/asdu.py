@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from .constants import Cause, TypeId, to_cause, to_type_id
 from .elements import ELEMENTS, variable_size
 from .errors import DecodeError, EncodeError
-from .timetag import Time
+from .timetag import Time, TimeSize, decode_time
 from .values import ProtectionQuality, Quality, Value
 
 
@@ -142,6 +142,32 @@ def decode_header(data: bytes | bytearray | memoryview,
                   bool(cot & 0x40), bool(cot & 0x80), originator, ca), need
 
 
+# type ID -> (TypeId member, element size, untimed element decoder, time tag offset in the
+# element or None, time tag size): one lookup per ASDU for what decode_asdu needs
+_TYPES: dict[int, tuple[TypeId, int | None, Any, int | None, int]] = {
+    int(t): (TypeId(t), c.size, c.decode_untimed,
+             None if c.time_size is None or c.size is None else c.size - c.time_size,
+             int(c.time_size or 0))
+    for t, c in ELEMENTS.items()}
+_CAUSE_CODES = tuple(to_cause(c) for c in range(64))
+# Decoded time tags by their octets. Objects of one ASDU (and often of a burst of ASDUs)
+# share a tag, and Time is immutable, so equal octets can share one Time (cleared when full).
+_TIME_CACHE: dict[bytes, Time] = {}
+_TIME_CACHE_LIMIT = 4096
+_TIME_SIZES = {3: TimeSize.THREE, 7: TimeSize.SEVEN}
+_new = tuple.__new__
+
+
+def _time_tag(raw: bytes) -> Time:
+    """The Time of a tag's octets (3 or 7), through :data:`_TIME_CACHE`."""
+    time = _TIME_CACHE.get(raw)
+    if time is None:
+        if len(_TIME_CACHE) >= _TIME_CACHE_LIMIT:
+            _TIME_CACHE.clear()
+        time = _TIME_CACHE[raw] = decode_time(raw, 0, _TIME_SIZES[len(raw)])
+    return time
+
+
 def decode_asdu(data: bytes | bytearray | memoryview,
                 profile: Profile = DEFAULT_PROFILE) -> ASDU | RawASDU:
     """Decode one ASDU.
@@ -150,19 +176,27 @@ def decode_asdu(data: bytes | bytearray | memoryview,
         DecodeError: truncated identifier or objects, octets left after the last object, or
             SQ=1 object addresses running past the profile's IOA range.
     """
-    header, o = decode_header(data, profile)
-    codec = ELEMENTS.get(header.type_id)
-    if codec is None:
-        return RawASDU(header.type_id, header.sequence, header.cause, header.negative,
-                       header.test, header.originator, header.common_address, header.num_objects,
-                       bytes(data[o:]))
-    ioa_size = profile.ioa_size
+    cot_size, ca_size, ioa_size = profile
+    o = 2 + cot_size + ca_size
     end = len(data)
-    count = header.num_objects
-    size = codec.size
-    decode = codec.decode
-    objects = []
-    if header.sequence and count:
+    kind = _TYPES.get(data[0]) if end >= o else None
+    if kind is None:  # unknown type ID (or too short: decode_header raises)
+        header, o = decode_header(data, profile)
+        return RawASDU(header.type_id, header.sequence, header.cause, header.negative,
+                       header.test, header.originator, header.common_address,
+                       header.num_objects, bytes(data[o:]))
+    if type(data) is not bytes:
+        data = bytes(data)  # slices of bytes are hashable (time tag cache keys)
+    type_id, size, decode, t_off, t_size = kind
+    vsq = data[1]
+    cot = data[2]
+    sequence = vsq > 0x7F
+    count = vsq & 0x7F
+    # the ASDU's fields before its objects (what decode_header reads, inline)
+    identifier = (type_id, sequence, _CAUSE_CODES[cot & 0x3F], (cot & 0x40) != 0, cot > 0x7F,
+                  data[3] if cot_size == 2 else 0,
+                  data[o - 2] | data[o - 1] << 8 if ca_size == 2 else data[o - 1])
+    if sequence and count:
         if end - o < ioa_size:
             raise DecodeError("object address truncated", o)
         address = int.from_bytes(data[o:o + ioa_size], "little")
@@ -170,14 +204,51 @@ def decode_asdu(data: bytes | bytearray | memoryview,
             raise DecodeError(f"SQ=1 addresses {address}..{address + count - 1} exceed the "
                               f"{ioa_size}-octet IOA range", o)
         o += ioa_size
+        step = size
+        first = o
+    else:
+        address = 0
+        step = None if size is None else ioa_size + size
+        first = o + ioa_size
+    if step is None or end - o != count * step:
+        # variable-size elements, or a length that is wrong: check object by object
+        objects = _decode_checked(data, o, end, count, sequence, address, ioa_size, size,
+                                  decode, t_off, t_size)
+    else:
+        # Fast path: the length is exactly right, so every object is complete and nothing
+        # follows; one decoder call per object (plus a cache lookup for its time tag).
+        # tuple.__new__ skips InformationObject's Python-level __new__.
+        objects = []
+        append = objects.append
+        p = first
         for i in range(count):
+            value, quality, select, qualifier = decode(data, p)
+            if t_off is None:
+                time = None
+            else:
+                t = p + t_off
+                time = _time_tag(data[t:t + t_size])
+            append(_new(InformationObject, (
+                address + i if sequence else int.from_bytes(data[p - ioa_size:p], "little"),
+                value, quality, time, select, qualifier)))
+            p += step
+    return _new(ASDU, (*identifier, tuple(objects)))
+
+
+def _decode_checked(data: bytes, o: int, end: int, count: int, sequence: bool, address: int,
+                    ioa_size: int, size: int | None, decode: Any, t_off: int | None,
+                    t_size: int) -> list[InformationObject]:
+    """decode_asdu's objects, checking each one's length (``o``: first octet after the
+    SQ=1 address, or of the first SQ=0 object)."""
+    objects = []
+    for i in range(count):
+        if sequence:
             s = size if size is not None else variable_size(data, o, end - o)
             if end - o < s:
                 raise DecodeError(f"object {i} of {count} truncated: {end - o} of {s} octets", o)
-            objects.append(InformationObject(address + i, *decode(data, o)))
-            o += s
-    else:
-        for i in range(count):
+            p = o
+            obj_address = address + i
+        else:
             if size is not None:
                 s = ioa_size + size
                 if end - o < s:
@@ -189,14 +260,15 @@ def decode_asdu(data: bytes | bytearray | memoryview,
                 s = ioa_size + variable_size(data, o + ioa_size, end - o - ioa_size)
                 if end - o < s:
                     raise DecodeError(f"object {i} of {count} truncated", o)
-            address = data[o] if ioa_size == 1 else int.from_bytes(data[o:o + ioa_size],
-                                                                     "little")
-            objects.append(InformationObject(address, *decode(data, o + ioa_size)))
-            o += s
+            p = o + ioa_size
+            obj_address = int.from_bytes(data[o:p], "little")
+        value, quality, select, qualifier = decode(data, p)
+        time = None if t_off is None else _time_tag(data[p + t_off:p + t_off + t_size])
+        objects.append(InformationObject(obj_address, value, quality, time, select, qualifier))
+        o += s
     if o != end:
         raise DecodeError(f"{end - o} octets after the last of {count} objects", o)
-    return ASDU(TypeId(header.type_id), header.sequence, header.cause, header.negative,
-                header.test, header.originator, header.common_address, tuple(objects))
+    return objects
 
 
 def _check(name: str, value: Any, high: int) -> int:

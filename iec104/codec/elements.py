@@ -61,9 +61,22 @@ Encoder = Callable[[Any, Any, Any, Any, Any], bytes]
 
 
 class ElementCodec(NamedTuple):
+    """The codec of one type's information element.
+
+    Attributes:
+        size: element octets after the address, or None for F_SG_NA_1 (length on the wire).
+        decode: ``(data, offset) -> (value, quality, time, select, qualifier)``.
+        encode: ``(value, quality, time, select, qualifier) -> bytes``.
+        decode_untimed: ``(data, offset) -> (value, quality, select, qualifier)``: the
+            element without its time tag (``decode`` is this plus the tag).
+        time_size: size of the time tag that ends the element, or None (no time tag).
+    """
+
     size: int | None
     decode: Decoder
     encode: Encoder
+    decode_untimed: Callable[[Any, int], tuple[Any, Any, Any, Any]]
+    time_size: TimeSize | None
 
 
 _H = struct.Struct("<h")
@@ -79,6 +92,9 @@ _QDS = tuple(Quality(bool(b & 0x80), bool(b & 0x40), bool(b & 0x20), bool(b & 0x
 _QDP = tuple(ProtectionQuality(bool(b & 0x80), bool(b & 0x40), bool(b & 0x20), bool(b & 0x10),
                                bool(b & 0x08)) for b in range(256))
 _SINGLE = (SingleValue.OFF, SingleValue.ON)
+# The monitor-direction decoders below build values with tuple.__new__, which skips the
+# NamedTuple's Python-level __new__ (same object, a third of the cost: a dissector hot path).
+_new = tuple.__new__
 _DOUBLE = tuple(DoubleValue)
 _REGULATING = (0, RegulatingValue.LOWER, RegulatingValue.HIGHER, 3)
 _FREEZE = tuple(FreezeCode)
@@ -189,7 +205,8 @@ def _diq_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
 def _vti_dec(d: Any, o: int) -> tuple[Any, Any, Any, Any]:
     b = d[o]
     v = b & 0x7F
-    return StepPositionValue(v - 128 if v & 0x40 else v, bool(b & 0x80)), _QDS[d[o + 1]], None, None
+    return (_new(StepPositionValue, (v - 128 if v & 0x40 else v, bool(b & 0x80))), _QDS[d[o + 1]],
+            None, None)
 
 
 def _vti_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
@@ -207,7 +224,7 @@ def _bsi(value: Any) -> bytes:
 
 
 def _bsi_q_dec(d: Any, o: int) -> tuple[Any, Any, Any, Any]:
-    return BitstringValue(bytes(d[o:o + 4])), _QDS[d[o + 4]], None, None
+    return _new(BitstringValue, (bytes(d[o:o + 4]),)), _QDS[d[o + 4]], None, None
 
 
 def _bsi_q_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
@@ -217,7 +234,7 @@ def _bsi_q_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
 
 def _nva_q_dec(d: Any, o: int) -> tuple[Any, Any, Any, Any]:
     v, q = _HQ.unpack_from(d, o)
-    return NormalizedValue(v / 32768), _QDS[q], None, None
+    return _new(NormalizedValue, (v / 32768,)), _QDS[q], None, None
 
 
 def _nva_q_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
@@ -227,7 +244,7 @@ def _nva_q_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
 
 def _sva_q_dec(d: Any, o: int) -> tuple[Any, Any, Any, Any]:
     v, q = _HQ.unpack_from(d, o)
-    return ScaledValue(v), _QDS[q], None, None
+    return _new(ScaledValue, (v,)), _QDS[q], None, None
 
 
 def _sva(value: Any) -> int:
@@ -241,7 +258,7 @@ def _sva_q_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
 
 def _flt_q_dec(d: Any, o: int) -> tuple[Any, Any, Any, Any]:
     v, q = _FQ.unpack_from(d, o)
-    return FloatingValue(v), _QDS[q], None, None
+    return _new(FloatingValue, (v,)), _QDS[q], None, None
 
 
 def _flt_q_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
@@ -251,8 +268,8 @@ def _flt_q_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
 
 def _bcr_dec(d: Any, o: int) -> tuple[Any, Any, Any, Any]:
     b = d[o + 4]
-    return (BinaryCounterValue(_I.unpack_from(d, o)[0], b & 0x1F, bool(b & 0x20),
-                               bool(b & 0x40), bool(b & 0x80)), None, None, None)
+    return (_new(BinaryCounterValue, (_I.unpack_from(d, o)[0], b & 0x1F, bool(b & 0x20),
+                                      bool(b & 0x40), bool(b & 0x80))), None, None, None)
 
 
 def _bcr_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
@@ -319,7 +336,7 @@ def _scd_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
 
 
 def _nva_dec(d: Any, o: int) -> tuple[Any, Any, Any, Any]:
-    return NormalizedValue(_H.unpack_from(d, o)[0] / 32768), None, None, None
+    return _new(NormalizedValue, (_H.unpack_from(d, o)[0] / 32768,)), None, None, None
 
 
 def _nva_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
@@ -604,7 +621,7 @@ def _with_time(block: Block, time_size: TimeSize | None) -> ElementCodec:
             _no_time(time)
             return benc(value, quality, select, qualifier)
 
-        return ElementCodec(size, decode, encode)
+        return ElementCodec(size, decode, encode, bdec, None)
 
     assert size is not None
     t_off = size
@@ -617,7 +634,7 @@ def _with_time(block: Block, time_size: TimeSize | None) -> ElementCodec:
     def encode_t(value: Any, quality: Any, time: Any, select: Any, qualifier: Any) -> bytes:
         return benc(value, quality, select, qualifier) + encode_time(time, time_size)
 
-    return ElementCodec(size + tsize, decode_t, encode_t)
+    return ElementCodec(size + tsize, decode_t, encode_t, bdec, time_size)
 
 
 _T = TypeId
