@@ -72,6 +72,9 @@ class UFrame(NamedTuple):
 APDU = IFrame | SFrame | UFrame
 
 
+_new = tuple.__new__
+
+
 def seq_add(seq: int, n: int) -> int:
     """``seq + n`` modulo 2**15."""
     return (seq + n) % SEQ_MODULO
@@ -106,7 +109,8 @@ def decode_apdu(data: bytes | bytearray | memoryview) -> APDU:
         if length == 4:
             raise DecodeError("I-frame without ASDU", 1)
         first, second = _CONTROL.unpack_from(data, 2)
-        return IFrame(first >> 1, second >> 1, bytes(data[6:]))
+        # tuple.__new__ skips the NamedTuple's Python-level __new__ (the dissector's hot path)
+        return _new(IFrame, (first >> 1, second >> 1, bytes(data[6:])))
     if length != 4:
         raise DecodeError(f"{'S' if c1 & 0x02 == 0 else 'U'}-frame with length {length}", 1)
     if c1 & 0x03 == 0x01:

@@ -64,6 +64,9 @@ class Malformed(NamedTuple):
 Event = Frame | Malformed
 
 
+_new = tuple.__new__
+
+
 def _plausible(buf: bytearray | bytes, pos: int) -> bool:
     """Whether a start octet at ``pos`` has a plausible length (unknown yet counts)."""
     return pos + 1 >= len(buf) or 4 <= buf[pos + 1] <= MAX_LENGTH
@@ -123,32 +126,39 @@ class Framer:
         end = len(buf)
         if pos >= end:
             return NEED_DATA
-        if buf[pos] != START or not _plausible(buf, pos):
-            # garbage: skip to the next plausible start octet
-            nxt = pos + 1
-            while True:
-                nxt = buf.find(START, nxt)
-                if nxt < 0 or _plausible(buf, nxt):
-                    break
-                nxt += 1
-            if nxt < 0:
-                nxt = end  # no APDU can start in what is buffered: report all of it
-            offset, raw = self._take(nxt - pos)
-            first = raw[0]
-            reason = (f"start octet 0x{first:02x} is not 0x68" if first != START
-                      else f"APDU length {raw[1]} outside [4, 253]")
-            return Malformed(offset, raw, f"{reason}; skipped {len(raw)} octets")
-        if end - pos < 2:
-            return NEED_DATA
-        size = buf[pos + 1] + 2
-        if end - pos < size:
-            return NEED_DATA
-        offset, raw = self._take(size)
-        try:
-            apdu = decode_apdu(raw)
-        except DecodeError as exc:
-            return Malformed(offset, raw, exc.reason)
-        return Frame(offset, raw, apdu)
+        if buf[pos] == START:
+            if end - pos < 2:
+                return NEED_DATA  # the length octet has not arrived yet
+            length = buf[pos + 1]
+            if 4 <= length <= MAX_LENGTH:
+                size = length + 2
+                if end - pos < size:
+                    return NEED_DATA
+                # self._take(size), inline (once per APDU)
+                offset = self._offset
+                self._pos = pos + size
+                self._offset = offset + size
+                raw = bytes(buf[pos:pos + size])
+                try:
+                    apdu = decode_apdu(raw)
+                except DecodeError as exc:
+                    return _new(Malformed, (offset, raw, exc.reason))
+                # tuple.__new__ skips the NamedTuple's Python-level __new__ (hot path)
+                return _new(Frame, (offset, raw, apdu))
+        # garbage: skip to the next plausible start octet
+        nxt = pos + 1
+        while True:
+            nxt = buf.find(START, nxt)
+            if nxt < 0 or _plausible(buf, nxt):
+                break
+            nxt += 1
+        if nxt < 0:
+            nxt = end  # no APDU can start in what is buffered: report all of it
+        offset, raw = self._take(nxt - pos)
+        first = raw[0]
+        reason = (f"start octet 0x{first:02x} is not 0x68" if first != START
+                  else f"APDU length {raw[1]} outside [4, 253]")
+        return Malformed(offset, raw, f"{reason}; skipped {len(raw)} octets")
 
     def __iter__(self) -> Iterator[Event]:
         """Yield events until ``NEED_DATA``."""
