@@ -2,9 +2,10 @@
 
 The dissector, the proxy and live capture all describe what they saw with the same
 :class:`RecordBuilder`: one call per APDU (``Frame``), per run of malformed octets
-(``Malformed``) and per capture gap. Rows are kept column by column (plain lists) and
-handed out as a ``pyarrow.RecordBatch`` with :meth:`RecordBuilder.take_batch`, so a
-writer can flush row groups while reading and memory stays bounded.
+(``Malformed``) and per capture gap. Rows are kept as flat lists of Python cells (APDU-level
+cells once per APDU, see :class:`RecordBuilder`) and handed out as a ``pyarrow.RecordBatch``
+with :meth:`RecordBuilder.take_batch`, so a writer can flush row groups while reading and
+memory stays bounded.
 """
 
 from __future__ import annotations
@@ -148,12 +149,19 @@ def _days_from_civil(y: int, m: int, d: int) -> int:
     return era * 146097 + doe - 719468
 
 
-_HEAD = 23  # columns from "time" through "ca"
+# A row's cells come in two parts (see RecordBuilder): the head, shared by the rows of one
+# APDU ("time" through "ca", then "raw"), and the row's own cells ("obj" through
+# "qualifier", then "error").
+_HEAD_COLUMNS = COLUMN_NAMES[:23] + ["raw"]
+_ROW_COLUMNS = COLUMN_NAMES[23:37] + ["error"]
+assert _HEAD_COLUMNS[22] == "ca" and _ROW_COLUMNS[:14] + ["raw", "error"] == COLUMN_NAMES[23:]
+_NH = len(_HEAD_COLUMNS)
+_NR = len(_ROW_COLUMNS) + 1  # the row's cells, then the index of its head in the batch
+_HEAD_TYPES = [SCHEMA.field(name).type for name in _HEAD_COLUMNS]
+_ROW_TYPES = [SCHEMA.field(name).type for name in _ROW_COLUMNS]
 _NO_HEADER = (None,) * 10  # type_id .. ca, for APDUs without an ASDU header
 _NO_OBJECT = (None,) * 14  # obj .. qualifier
-assert COLUMN_NAMES[_HEAD - 1] == "ca" and COLUMN_NAMES[_HEAD + 14] == "raw"
 _CACHE_LIMIT = 4096
-_NCOLS = len(SCHEMA)
 _TS = pa.timestamp("ns", tz="UTC")
 _U_NAMES = {f: f.name for f in UFunction}
 _TYPE_NAMES: dict[int, str] = {int(m): m.name for m in TypeId}
@@ -190,16 +198,21 @@ _CONVERT: dict[type, Any] = {
 class RecordBuilder:
     """Accumulates rows; see the module docstring.
 
-    A row is one tuple in schema column order (APDU columns, object columns, ``raw``,
-    ``error``), built in one go and appended cell by cell to one flat list; a batch takes
-    column *i* as the slice ``[i::N]`` of that list (no per-row transposition).
+    Each APDU (and each malformed run, gap or event) adds one *head*: its APDU-level cells
+    ("time" through "ca", and "raw"), appended to one flat list of heads. Each row adds its
+    own cells (object columns and "error") and the index of its head to another flat list.
+    A batch takes column *i* of either part as the slice ``[i::N]`` of its list (no
+    per-row transposition) and repeats the head columns for the rows of multi-object APDUs
+    with one Arrow ``take``, so APDU-level cells are converted once per APDU, not per row.
     """
 
     def __init__(self, profile: Profile = DEFAULT_PROFILE, first_apdu: int = 0) -> None:
         self.profile = profile
         self.next_apdu = first_apdu
-        # the cells of every row, row after row (extend with one tuple per row)
-        self._rows: list[Any] = []
+        # the cells of every head, head after head (extend with one tuple per head)
+        self._heads: list[Any] = []
+        # the cells of every row and its head's index in _heads, row after row
+        self._cells: list[Any] = []
         # CP56 minute (years, months, day, hours, minutes) -> ns at 0 ms, or why it is none
         self._tag_cache: dict[tuple[int | None, ...], int | str] = {}
         self.errors = 0
@@ -208,15 +221,10 @@ class RecordBuilder:
     @property
     def rows(self) -> int:
         """Rows accumulated since the last :meth:`take_batch`."""
-        return len(self._rows) // _NCOLS
+        return len(self._cells) // _NR
 
     def __len__(self) -> int:
-        return len(self._rows) // _NCOLS
-
-    @staticmethod
-    def _link(time_ns: int, frame: int | None, ep: Endpoints, apdu: int | None) -> tuple:
-        return (time_ns, frame, ep.stream, ep.direction, ep.src, ep.sport, ep.dst, ep.dport,
-                apdu)
+        return len(self._cells) // _NR
 
     def _tag(self, tag: Time, time_ns: int) -> int | str:
         """UTC ns of a time tag, or the reason it has none.
@@ -248,6 +256,12 @@ class RecordBuilder:
                 return exc.reason
         return base + ms * 1_000_000  # type: ignore[operator]
 
+    def _one_row(self, head: tuple, error: str | None) -> None:
+        """A head with one row that has no object (only ``error``, which may be None)."""
+        index = len(self._heads) // _NH
+        self._heads.extend(head)
+        self._cells.extend((*_NO_OBJECT, error, index))
+
     def add_frame(self, time_ns: int, frame: int | None, ep: Endpoints, event: Frame) -> None:
         """Rows for one complete APDU."""
         apdu_index = self.next_apdu
@@ -256,13 +270,13 @@ class RecordBuilder:
         raw = event.raw
         cls = type(apdu)
         if cls is UFrame:
-            self._rows.extend((time_ns, frame, *ep, apdu_index, "U",
-                               _U_NAMES[apdu.function], None, None,  # type: ignore[union-attr]
-                               *_NO_HEADER, *_NO_OBJECT, raw, None))
+            self._one_row((time_ns, frame, *ep, apdu_index, "U",
+                           _U_NAMES[apdu.function], None, None,  # type: ignore[union-attr]
+                           *_NO_HEADER, raw), None)
             return
         if cls is SFrame:
-            self._rows.extend((time_ns, frame, *ep, apdu_index, "S", None, None,
-                               apdu.rsn, *_NO_HEADER, *_NO_OBJECT, raw, None))  # type: ignore[union-attr]
+            self._one_row((time_ns, frame, *ep, apdu_index, "S", None, None,
+                           apdu.rsn, *_NO_HEADER, raw), None)  # type: ignore[union-attr]
             return
         assert cls is IFrame
         ssn, rsn, data = apdu  # type: ignore[misc]
@@ -276,31 +290,33 @@ class RecordBuilder:
             except DecodeError:
                 head = _NO_HEADER
             # the ASDU starts 6 octets into the APDU
-            self._rows.extend((time_ns, frame, *ep, apdu_index, "I", None, ssn, rsn, *head,
-                               *_NO_OBJECT, raw,
-                               f"ASDU: {exc.reason} (APDU offset {exc.offset + 6})"))
+            self._one_row((time_ns, frame, *ep, apdu_index, "I", None, ssn, rsn, *head, raw),
+                          f"ASDU: {exc.reason} (APDU offset {exc.offset + 6})")
             return
         if type(asdu) is RawASDU:
-            self._rows.extend((time_ns, frame, *ep, apdu_index, "I", None, ssn, rsn,
-                               *_header_fields(asdu, asdu.num_objects), *_NO_OBJECT, raw,
-                               f"unknown type ID {asdu.type_id}: objects not decoded"))
+            self._one_row((time_ns, frame, *ep, apdu_index, "I", None, ssn, rsn,
+                           *_header_fields(asdu, asdu.num_objects), raw),
+                          f"unknown type ID {asdu.type_id}: objects not decoded")
             return
         type_id, sequence, cause, negative, test, originator, ca, objects = asdu  # type: ignore[misc]
         type_id = int(type_id)
         cause = int(cause)
         tname = _TYPE_NAMES.get(type_id)
         cname = _CAUSE_NAMES.get(cause)
-        # the APDU columns, shared by every row of the APDU ("time" through "ca")
-        prefix = (time_ns, frame, *ep, apdu_index, "I", None, ssn, rsn, type_id,
-                  tname if tname is not None else type_name(type_id), sequence, len(objects),
-                  cause, cname if cname is not None else cause_name(cause), negative, test,
-                  originator, ca)
-        rows = self._rows
+        heads = self._heads
+        index = len(heads) // _NH
+        heads.extend((time_ns, frame, *ep, apdu_index, "I", None, ssn, rsn, type_id,
+                      tname if tname is not None else type_name(type_id), sequence,
+                      len(objects), cause, cname if cname is not None else cause_name(cause),
+                      negative, test, originator, ca, raw))
+        cells = self._cells
         if not objects:
-            rows.extend((*prefix, *_NO_OBJECT, raw, None))
+            cells.extend((*_NO_OBJECT, None, index))
             return
         tag_ns = self._tag
         convert = _CONVERT.get
+        last_tag = None
+        ns: int | str = 0
         for i, (address, value, q, tag, select, qualifier) in enumerate(objects):
             conv = convert(type(value))
             if conv is not None:
@@ -319,16 +335,20 @@ class RecordBuilder:
             else:
                 quality = _NO_QUALITY
             if tag is None:
-                rows.extend((*prefix, i, address, number, text, *quality, None, None, select,
-                             qualifier, raw, None))
+                cells.extend((i, address, number, text, *quality, None, None, select,
+                              qualifier, None, index))
                 continue
-            ns = tag_ns(tag, time_ns)
+            if tag is not last_tag:
+                # objects of one ASDU often share their tag, and the codec hands out one
+                # Time object for equal octets: convert it once (same APDU, same time_ns)
+                last_tag = tag
+                ns = tag_ns(tag, time_ns)
             if type(ns) is str:
-                rows.extend((*prefix, i, address, number, text, *quality, None, tag.invalid,
-                             select, qualifier, raw, f"time tag: {ns}"))
+                cells.extend((i, address, number, text, *quality, None, tag.invalid,
+                              select, qualifier, f"time tag: {ns}", index))
             else:
-                rows.extend((*prefix, i, address, number, text, *quality, ns, tag.invalid,
-                             select, qualifier, raw, None))
+                cells.extend((i, address, number, text, *quality, ns, tag.invalid,
+                              select, qualifier, None, index))
 
     def add_malformed(self, time_ns: int, frame: int | None, ep: Endpoints,
                       event: Malformed) -> None:
@@ -336,17 +356,16 @@ class RecordBuilder:
         self.errors += 1
         apdu_index = self.next_apdu
         self.next_apdu += 1
-        error = f"APCI: {event.reason} (stream offset {event.offset})"
-        self._rows.extend(self._link(time_ns, frame, ep, apdu_index) + (None,) * 4 + _NO_HEADER
-                          + _NO_OBJECT + (event.raw, error))
+        self._one_row((time_ns, frame, *ep, apdu_index, None, None, None, None, *_NO_HEADER,
+                       event.raw), f"APCI: {event.reason} (stream offset {event.offset})")
 
     def add_gap(self, time_ns: int, frame: int | None, ep: Endpoints, missing: int,
                 detail: str = "") -> None:
         """One row for octets missing from the capture."""
         self.gaps += 1
         error = f"gap: {missing} octets not captured" + (f"; {detail}" if detail else "")
-        self._rows.extend(self._link(time_ns, frame, ep, None) + (None,) * 4 + _NO_HEADER
-                          + _NO_OBJECT + (None, error))
+        self._one_row((time_ns, frame, *ep, None, None, None, None, None, *_NO_HEADER, None),
+                      error)
 
     def add_event(self, time_ns: int, frame: int | None, ep: Endpoints, text: str,
                   raw: bytes | None = None) -> None:
@@ -356,22 +375,28 @@ class RecordBuilder:
         The row has no ``apdu``/``apci``; ``text`` goes in the ``error`` column (by
         convention prefixed with its origin, e.g. ``'proxy: ...'``) and ``raw`` in ``raw``.
         """
-        self._rows.extend(self._link(time_ns, frame, ep, None) + (None,) * 4 + _NO_HEADER
-                          + _NO_OBJECT + (raw, text))
+        self._one_row((time_ns, frame, *ep, None, None, None, None, None, *_NO_HEADER, raw),
+                      text)
 
     def take_batch(self) -> pa.RecordBatch:
         """The rows so far as a RecordBatch; the builder starts empty again."""
-        flat = self._rows
-        self._rows = []
-        # one flat list, row after row: column i is the slice [i::N] (done in C)
-        columns = [flat[i::_NCOLS] for i in range(_NCOLS)]
-        arrays = []
-        for col, field in zip(columns, SCHEMA):
-            if field.type == _TS:  # from int64 and a zero-copy cast: much faster
-                arrays.append(pa.array(col, pa.int64()).cast(field.type))
-            else:
-                arrays.append(pa.array(col, type=field.type))
-        return pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
+        heads, cells = self._heads, self._cells
+        self._heads, self._cells = [], []
+        head = [_array(heads[i::_NH], t) for i, t in enumerate(_HEAD_TYPES)]
+        if len(cells) // _NR != len(heads) // _NH:
+            # some heads have several rows (every head has at least one, in order): repeat
+            # their cells; with one row per head the row's head index is its own index
+            index = pa.array(cells[_NR - 1::_NR], pa.int64())
+            head = [column.take(index) for column in head]
+        own = [_array(cells[i::_NR], t) for i, t in enumerate(_ROW_TYPES)]
+        return pa.RecordBatch.from_arrays([*head[:23], *own[:14], head[23], own[14]],
+                                          schema=SCHEMA)
+
+
+def _array(cells: list[Any], dtype: pa.DataType) -> pa.Array:
+    if dtype == _TS:  # from int64 and a zero-copy cast: faster
+        return pa.array(cells, pa.int64()).cast(dtype)
+    return pa.array(cells, type=dtype)
 
 
 def _header_fields(header: Any, count: int) -> tuple:
