@@ -3,7 +3,8 @@
 Memory stays constant whatever the capture size: packets are read in 1 MiB chunks, decoded
 rows are handed out in batches of ``--batch-rows`` rows, and each batch is written as one
 Parquet row group at once (:class:`iec104.analyzer.storage.ParquetSink`, which writes a
-hidden ``.OUT.parquet.partial`` and renames it when complete). With ``--jobs N``, N worker
+hidden ``.OUT.parquet.partial`` and renames it when complete), in a background thread while
+the next batch is decoded. With ``--jobs N``, N worker
 processes decode the ASDUs while this one reads, reassembles and frames: faster on several
 CPUs, the same rows, but each worker is another Python process with pyarrow (~150 MB). Several captures are read one after
 the other as one capture (``mergecap -a``): connections continue across files, frame numbers
@@ -19,7 +20,9 @@ capture, or an output that cannot be written (nothing is left under the output n
 from __future__ import annotations
 
 import argparse
+import queue
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CliError(f"{out}: cannot write: {exc}") from None
         apdus = 0
+        writer = _BackgroundWriter(sink)
         try:
             for batch in dissect_inputs(inputs, ports=args.ports, heuristic=args.heuristic,
                                         profile=args.profile, batch_rows=args.batch_rows,
@@ -104,8 +108,10 @@ def run(args: argparse.Namespace) -> int:
                     batch = flt.apply(batch)
                 if batch.num_rows:
                     apdus += _count_apdus(batch)
-                sink.write(batch)
+                writer.write(batch)
+            writer.finish()
         except BaseException:
+            writer.finish(discard=True)
             _discard(sink)
             raise
         sink.close()
@@ -117,6 +123,51 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"iec104 convert: {apdus} APDUs, {sink.rows} rows -> {out}", file=sys.stderr)
     return report_problems(inputs.problems)
+
+
+class _BackgroundWriter:
+    """Writes batches to a sink in one background thread, in order.
+
+    pyarrow releases the GIL while it encodes and compresses a row group, so on a second
+    CPU writing a batch overlaps with decoding the next one (about a tenth of the wall time
+    of a conversion). At most one batch waits in the queue, so memory stays bounded.
+    """
+
+    def __init__(self, sink: Any) -> None:
+        self._sink = sink
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._discard = False
+        self._thread = threading.Thread(target=self._run, name="iec104-convert-writer",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            if self._error is None and not self._discard:
+                try:
+                    self._sink.write(batch)
+                except Exception as exc:  # noqa: BLE001 -- re-raised in the main thread
+                    self._error = exc
+
+    def write(self, batch: Any) -> None:
+        """Queue a batch (waits while the previous one is still queued)."""
+        if self._error is not None:
+            raise self._error
+        self._queue.put(batch)
+
+    def finish(self, discard: bool = False) -> None:
+        """Wait until every queued batch is written (or, with ``discard``, dropped); then
+        re-raise the error of a failed write, unless discarding."""
+        if discard:
+            self._discard = True
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and not discard:
+            raise self._error
 
 
 def _count_apdus(batch: Any) -> int:
