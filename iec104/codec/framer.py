@@ -78,7 +78,9 @@ class Framer:
     __slots__ = ("_buf", "_offset", "_pos")
 
     def __init__(self) -> None:
-        self._buf = bytearray()
+        # bytes while it holds what one feed() brought (sliced without a copy to bytearray
+        # first); a bytearray once octets have to be appended to a partly consumed buffer
+        self._buf: bytes | bytearray = b""
         self._pos = 0
         self._offset = 0
 
@@ -94,11 +96,21 @@ class Framer:
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received octets."""
-        # compact lazily: only when the consumed head outweighs what is left
-        if self._pos > 4096 and self._pos * 2 > len(self._buf):
-            del self._buf[: self._pos]
+        buf = self._buf
+        if self._pos >= len(buf):
+            # all consumed (the usual case: segments carry whole APDUs): the octets become
+            # the buffer as they are (bytes() copies only a mutable or borrowed buffer)
+            self._buf = bytes(data)
             self._pos = 0
-        self._buf += data
+            return
+        if isinstance(buf, bytes):
+            buf = self._buf = bytearray(buf[self._pos:])
+            self._pos = 0
+        elif self._pos > 4096 and self._pos * 2 > len(buf):
+            # compact lazily: only when the consumed head outweighs what is left
+            del buf[: self._pos]
+            self._pos = 0
+        buf += data
 
     def reset(self, offset: int | None = None) -> bytes:
         """Drop buffered octets (e.g. after a capture gap) and return them.
@@ -107,7 +119,7 @@ class Framer:
             offset: new stream offset of the next fed octet (default: unchanged count).
         """
         rest = bytes(self._buf[self._pos:])
-        self._buf.clear()
+        self._buf = b""
         self._pos = 0
         self._offset = self._offset + len(rest) if offset is None else offset
         return rest
@@ -138,7 +150,9 @@ class Framer:
                 offset = self._offset
                 self._pos = pos + size
                 self._offset = offset + size
-                raw = bytes(buf[pos:pos + size])
+                raw = buf[pos:pos + size]
+                if type(raw) is not bytes:  # a slice of a bytearray buffer
+                    raw = bytes(raw)
                 try:
                     apdu = decode_apdu(raw)
                 except DecodeError as exc:
