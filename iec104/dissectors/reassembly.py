@@ -364,7 +364,11 @@ class Reassembler:
                     self._maybe_finish(conn)
         elif flags & FIN:
             conn.fin[d] = True
-        return self._flush()
+        out = self._out  # self._flush(), inline (once per segment)
+        if out:
+            self._out = []
+            return out
+        return _NO_EVENTS
 
     def _flush(self) -> list[Event]:
         if self._out:
@@ -578,7 +582,8 @@ class Reassembler:
         nxt = h.next
         if start == nxt:
             self._deliver(conn, d, h, payload, wire_len, frame, time_ns)
-            self._drain(conn, d, h)
+            if h.pending:
+                self._drain(conn, d, h)
             return
         if start < nxt:
             end = start + wire_len
@@ -657,7 +662,11 @@ class Reassembler:
         n = len(payload)
         if n:
             data = bytes(payload)  # no copy for bytes; accepts any buffer
-            self._emit(conn, Data(conn.stream, d, frame, time_ns, h.offset, data))
+            event = Data(conn.stream, d, frame, time_ns, h.offset, data)
+            if conn.held is None:  # self._emit(conn, event), inline (once per segment)
+                self._out.append(event)
+            else:
+                conn.held.append(event)
             h.offset += n
             h.stats.bytes += n
             hist = h.history
