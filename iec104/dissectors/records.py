@@ -23,6 +23,7 @@ from ..codec import (
     BitstringValue,
     Cause,
     DecodeError,
+    FloatingValue,
     Frame,
     IFrame,
     Malformed,
@@ -164,8 +165,8 @@ _NO_OBJECT = (None,) * 14  # obj .. qualifier
 _CACHE_LIMIT = 4096
 _TS = pa.timestamp("ns", tz="UTC")
 _U_NAMES = {f: f.name for f in UFunction}
-_TYPE_NAMES: dict[int, str] = {int(m): m.name for m in TypeId}
-_CAUSE_NAMES: dict[int, str] = {int(m): m.name for m in Cause}
+_TYPE_CELLS: dict[int, tuple[int, str]] = {int(m): (int(m), m.name) for m in TypeId}
+_CAUSE_CELLS: dict[int, tuple[int, str]] = {int(m): (int(m), m.name) for m in Cause}
 _NO_QUALITY = (None,) * 6
 # Quality (a NamedTuple of 5 bools: at most 32 distinct values) -> its 6 quality columns
 _QUALITY: dict[Quality, tuple] = {}
@@ -299,16 +300,16 @@ class RecordBuilder:
                           f"unknown type ID {asdu.type_id}: objects not decoded")
             return
         type_id, sequence, cause, negative, test, originator, ca, objects = asdu  # type: ignore[misc]
-        type_id = int(type_id)
-        cause = int(cause)
-        tname = _TYPE_NAMES.get(type_id)
-        cname = _CAUSE_NAMES.get(cause)
+        # (code, name) cells in one lookup; every decoded type ID is standard, a cause may not be
+        type_cells = _TYPE_CELLS[type_id]
+        cause_cells = _CAUSE_CELLS.get(cause)
+        if cause_cells is None:
+            cause_cells = (int(cause), cause_name(int(cause)))
         heads = self._heads
         index = len(heads) // _NH
-        heads.extend((time_ns, frame, *ep, apdu_index, "I", None, ssn, rsn, type_id,
-                      tname if tname is not None else type_name(type_id), sequence,
-                      len(objects), cause, cname if cname is not None else cause_name(cause),
-                      negative, test, originator, ca, raw))
+        heads.extend((time_ns, frame, *ep, apdu_index, "I", None, ssn, rsn, *type_cells,
+                      sequence, len(objects), *cause_cells, negative, test, originator, ca,
+                      raw))
         cells = self._cells
         if not objects:
             cells.extend((*_NO_OBJECT, None, index))
@@ -317,12 +318,19 @@ class RecordBuilder:
         convert = _CONVERT.get
         last_tag = None
         ns: int | str = 0
+        number: float | None
+        text: str | None
         for i, (address, value, q, tag, select, qualifier) in enumerate(objects):
-            conv = convert(type(value))
-            if conv is not None:
-                number, text = conv(value)
+            vcls = type(value)
+            if vcls is FloatingValue:  # the commonest value type: _float_text(), inline
+                v = value[0]
+                number, text = float(v), repr(v)
             else:
-                number, text = numeric_value(value), value_text(value)
+                conv = convert(vcls)
+                if conv is not None:
+                    number, text = conv(value)
+                else:
+                    number, text = numeric_value(value), value_text(value)
             qcls = type(q)
             if qcls is Quality:
                 quality = _QUALITY.get(q)
