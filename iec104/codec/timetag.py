@@ -119,6 +119,8 @@ class Time(NamedTuple):
 
 
 _new = tuple.__new__
+# enum members looked up once: ``TimeSize.THREE`` costs a class attribute lookup each time
+_THREE, _SEVEN = TimeSize.THREE, TimeSize.SEVEN
 
 
 def _check_range(name: str, value: int, low: int, high: int) -> None:
@@ -132,16 +134,16 @@ def decode_time(data: bytes | bytearray | memoryview, offset: int, size: TimeSiz
     b2 = data[offset + 2]
     res1 = (b2 >> 6) & 1
     # tuple.__new__ skips the NamedTuple's Python-level __new__ (a hot path of the dissector)
-    if size == TimeSize.THREE:
-        return _new(Time, (TimeSize.THREE, ms, bool(b2 & 0x80), b2 & 0x3F, None, None, None,
-                           None, None, None, res1))
+    if size == _THREE:
+        return _new(Time, (_THREE, ms, bool(b2 & 0x80), b2 & 0x3F, None, None, None, None,
+                           None, None, res1))
     b3 = data[offset + 3]
     b4 = data[offset + 4]
     b5 = data[offset + 5]
     b6 = data[offset + 6]
     reserved = res1 | ((b3 >> 5) & 0x03) << 1 | ((b5 >> 4) & 0x0F) << 3 | (b6 >> 7) << 7
-    return _new(Time, (TimeSize.SEVEN, ms, bool(b2 & 0x80), b2 & 0x3F, bool(b3 & 0x80),
-                       b3 & 0x1F, b4 >> 5, b4 & 0x1F, b5 & 0x0F, b6 & 0x7F, reserved))
+    return _new(Time, (_SEVEN, ms, bool(b2 & 0x80), b2 & 0x3F, bool(b3 & 0x80), b3 & 0x1F,
+                       b4 >> 5, b4 & 0x1F, b5 & 0x0F, b6 & 0x7F, reserved))
 
 
 def _field(name: str, value: object, bits: int) -> int:

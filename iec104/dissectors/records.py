@@ -168,6 +168,7 @@ _U_NAMES = {f: f.name for f in UFunction}
 _TYPE_CELLS: dict[int, tuple[int, str]] = {int(m): (int(m), m.name) for m in TypeId}
 _CAUSE_CELLS: dict[int, tuple[int, str]] = {int(m): (int(m), m.name) for m in Cause}
 _NO_QUALITY = (None,) * 6
+_THREE = TimeSize.THREE  # an enum member looked up once (class attribute lookups are slow)
 # Quality (a NamedTuple of 5 bools: at most 32 distinct values) -> its 6 quality columns
 _QUALITY: dict[Quality, tuple] = {}
 
@@ -234,7 +235,7 @@ class RecordBuilder:
         only in milliseconds, so the calendar arithmetic runs about once a minute).
         """
         _size, ms, _iv, minutes, _su, hours, _dow, day, months, years, _res = tag
-        if _size == TimeSize.THREE:
+        if _size == _THREE:
             try:
                 return time_tag_ns(tag, time_ns)
             except DecodeError as exc:
