@@ -151,7 +151,8 @@ _TYPES: dict[int, tuple[TypeId, int | None, Any, int | None, int]] = {
     for t, c in ELEMENTS.items()}
 _CAUSE_CODES = tuple(to_cause(c) for c in range(64))
 # Decoded time tags by their octets. Objects of one ASDU (and often of a burst of ASDUs)
-# share a tag, and Time is immutable, so equal octets can share one Time (cleared when full).
+# share a tag, and Time is immutable, so equal octets can share one Time (cleared when full;
+# threads may share it: each dict operation is atomic, a lost entry only costs a decode).
 _TIME_CACHE: dict[bytes, Time] = {}
 _TIME_CACHE_LIMIT = 4096
 _TIME_SIZES = {3: TimeSize.THREE, 7: TimeSize.SEVEN}

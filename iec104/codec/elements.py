@@ -92,12 +92,12 @@ _QDS = tuple(Quality(bool(b & 0x80), bool(b & 0x40), bool(b & 0x20), bool(b & 0x
 _QDP = tuple(ProtectionQuality(bool(b & 0x80), bool(b & 0x40), bool(b & 0x20), bool(b & 0x10),
                                bool(b & 0x08)) for b in range(256))
 _SINGLE = (SingleValue.OFF, SingleValue.ON)
-# The monitor-direction decoders below build values with tuple.__new__, which skips the
-# NamedTuple's Python-level __new__ (same object, a third of the cost: a dissector hot path).
-_new = tuple.__new__
 _DOUBLE = tuple(DoubleValue)
 _REGULATING = (0, RegulatingValue.LOWER, RegulatingValue.HIGHER, 3)
 _FREEZE = tuple(FreezeCode)
+# The monitor-direction decoders below build values with tuple.__new__, which skips the
+# NamedTuple's Python-level __new__ (same object, a third of the cost: a dissector hot path).
+_new = tuple.__new__
 
 
 # -- field validation -------------------------------------------------------------------
