@@ -134,7 +134,7 @@ async def station(port: int) -> None:
     for step in range(20):
         value = 50.0 + 0.05 * math.sin(step / 3)
         outstation_conn.notify_data_change([Data(
-            iec104.FloatingValue(round(value, 3)), GOOD, _now_tag(), CA, 115,
+            iec104.FloatingValue(round(value, 3)), GOOD, _now_tag(), CA, 113,
             Cause.SPONTANEOUS, False)])
         if step % 5 == 4:
             outstation_conn.notify_data_change([Data(

@@ -36,7 +36,7 @@ def test_main_job_command_and_pandas_snippet(tmp_path: Path) -> None:
     assert "M_ME_TF_1" in proc.stdout
     snippet = next(b for b in _blocks("python") if "read_parquet" in b)
     out = _run_python(snippet, tmp_path)
-    assert "ioa" in out and "115" in out
+    assert "ioa" in out and "113" in out
 
 
 def test_test_command_is_what_ci_runs() -> None:
