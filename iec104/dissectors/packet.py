@@ -97,6 +97,8 @@ _u16 = struct.Struct("!H").unpack_from
 _RAW_IP = frozenset((101, 12, 14))
 _new = tuple.__new__
 _LOOPBACK = frozenset((0, 108))
+# link type -> (offset of its protocol field, header length): Ethernet, Linux cooked v1 and v2
+_ETHERTYPE_LINKS = {1: (12, 14), 113: (14, 16), 276: (0, 20)}
 
 
 def decode_tcp(frame: int, time_ns: int, linktype: int, data: bytes) -> TcpSegment | None:
@@ -115,32 +117,14 @@ def decode_tcp(frame: int, time_ns: int, linktype: int, data: bytes) -> TcpSegme
     """
     n = len(data)
     # -- link layer: find the offset of the IP header and its EtherType ---------------------
-    if linktype == 1:
-        if n < 14:
+    # where the EtherType-like protocol field sits and where the next header starts
+    header = _ETHERTYPE_LINKS.get(linktype)
+    if header is not None:
+        etype_at, off = header
+        if n < off:
             return None
-        etype = (data[12] << 8) | data[13]
-        off = 14
-        while etype in _VLAN_TYPES:
-            if n < off + 4:
-                return None
-            etype = (data[off + 2] << 8) | data[off + 3]
-            off += 4
-    elif linktype == 113:  # Linux cooked v1: protocol at 14, header 16 bytes
-        if n < 16:
-            return None
-        etype = (data[14] << 8) | data[15]
-        off = 16
-        while etype in _VLAN_TYPES:
-            if n < off + 4:
-                return None
-            etype = (data[off + 2] << 8) | data[off + 3]
-            off += 4
-    elif linktype == 276:  # Linux cooked v2: protocol at 0, header 20 bytes
-        if n < 20:
-            return None
-        etype = (data[0] << 8) | data[1]
-        off = 20
-        while etype in _VLAN_TYPES:
+        etype = (data[etype_at] << 8) | data[etype_at + 1]
+        while etype in _VLAN_TYPES:  # 802.1Q / 802.1ad tags, stacked
             if n < off + 4:
                 return None
             etype = (data[off + 2] << 8) | data[off + 3]
