@@ -186,14 +186,7 @@ class _Compiler:
     def condition(self, node: ast.AST) -> Mask:
         if isinstance(node, ast.BoolOp):
             parts = [self.condition(v) for v in node.values]
-            combine = pc.and_ if isinstance(node.op, ast.And) else pc.or_
-
-            def boolop(batch: pa.RecordBatch) -> pa.Array:
-                result = parts[0](batch)
-                for part in parts[1:]:
-                    result = combine(result, part(batch))
-                return result
-            return boolop
+            return _fold(pc.and_ if isinstance(node.op, ast.And) else pc.or_, parts)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
             inner = self.condition(node.operand)
             return lambda batch: pc.invert(inner(batch))
@@ -338,15 +331,7 @@ class _Compiler:
         for op, right in zip(node.ops, node.comparators):
             masks.append(self.compare_one(left, op, right, node))
             left = right
-        if len(masks) == 1:
-            return masks[0]
-
-        def chain(batch: pa.RecordBatch) -> pa.Array:
-            result = masks[0](batch)
-            for m in masks[1:]:
-                result = pc.and_(result, m(batch))
-            return result
-        return chain
+        return _fold(pc.and_, masks)  # a < b < c is a < b and b < c
 
     def compare_one(self, left_node: ast.AST, op: ast.cmpop, right_node: ast.AST,
                     where: ast.AST) -> Mask:
@@ -474,16 +459,21 @@ def _fill(mask: Any) -> pa.Array:
     return pc.fill_null(mask, False)
 
 
-def _any(masks: Sequence[Mask]) -> Mask:
+def _fold(kernel: Callable[[Any, Any], pa.Array], masks: Sequence[Mask]) -> Mask:
+    """One mask combining ``masks`` left to right with ``kernel`` (``pc.and_``/``pc.or_``)."""
     if len(masks) == 1:
         return masks[0]
 
-    def either(batch: pa.RecordBatch) -> pa.Array:
+    def folded(batch: pa.RecordBatch) -> pa.Array:
         result = masks[0](batch)
         for m in masks[1:]:
-            result = pc.or_(result, m(batch))
+            result = kernel(result, m(batch))
         return result
-    return either
+    return folded
+
+
+def _any(masks: Sequence[Mask]) -> Mask:
+    return _fold(pc.or_, masks)
 
 
 @dataclass(frozen=True)
