@@ -175,7 +175,7 @@ async def test_many_masters_at_once(tmp_path: Path) -> None:
     assert sorted(df["stream"].unique()) == list(range(masters))
     for stream in range(masters):
         assert logged_apdus(df, stream, "s2c") == script_apdus
-        c2s = df[(df["stream"] == stream) & (df["direction"] == "c2s")]
+        c2s = df[(df["stream"] == stream) & (df["direction"] == "c2s") & df["apci"].notna()]
         assert len(c2s) == 100 and c2s["ioa"].nunique() == 1  # one master's own points
 
 
@@ -215,7 +215,8 @@ async def test_upstream_dropping_closes_the_master_after_forwarding_everything(
     df = pd.read_parquet(tmp_path)
     assert logged_apdus(df, 0, "s2c") == script_apdus
     errors = df["error"].dropna().tolist()
-    assert any(e.startswith("proxy: upstream closed the connection") for e in errors)
+    assert any(e.startswith("proxy: upstream closed its sending direction (FIN)")
+               for e in errors)
     assert any("stream ended inside an APDU (3 octets)" in e for e in errors)
 
 
@@ -387,3 +388,53 @@ async def test_forwarding_goes_on_when_the_log_cannot_be_written(tmp_path: Path)
         writer.close()
         with pytest.raises(LogWriterError):
             await proxy.stop()
+
+
+# -- half-close: a FIN is passed on, the other direction keeps flowing --------------------------
+
+
+def half_close_through_proxy(tmp_path: Path, first: str) -> tuple[bytes, bytes, pd.DataFrame]:
+    """Raw sockets on both ends: the ``first`` side ('master' or 'outstation') sends a request
+    and shuts down its sending direction (FIN); the other side reads it to EOF, then answers
+    and closes. Returns (what the other side read, the answer the first side read, the log)."""
+    request = encode_apdu(IFrame(0, 0, measurement(1, 1.0)))
+    answer = encode_apdu(IFrame(0, 1, measurement(2, 2.0))) + encode_apdu(SFrame(1))
+    with socket.socket() as srv:
+        srv.bind((HOST, 0))
+        srv.listen()
+        proxy = BackgroundProxy(f"{HOST}:0", srv.getsockname(), tmp_path).start()
+        try:
+            master = socket.create_connection(proxy.address, timeout=10)
+            outstation, _ = srv.accept()
+            outstation.settimeout(10)
+            closer, answerer = (master, outstation) if first == "master" else (outstation, master)
+            closer.sendall(request)
+            closer.shutdown(socket.SHUT_WR)
+            heard = b""
+            while chunk := answerer.recv(65536):  # up to the FIN passed on by the proxy
+                heard += chunk
+            answerer.sendall(answer)
+            answerer.close()
+            got = b""
+            while chunk := closer.recv(65536):
+                got += chunk
+            closer.close()
+        finally:
+            proxy.stop()
+    return heard, got, pd.read_parquet(tmp_path)
+
+
+@pytest.mark.parametrize("first", ["master", "outstation"])
+def test_half_close_is_passed_through_and_the_answer_still_arrives(tmp_path: Path,
+                                                                   first: str) -> None:
+    heard, got, df = half_close_through_proxy(tmp_path, first)
+    assert heard == encode_apdu(IFrame(0, 0, measurement(1, 1.0)))
+    assert got == encode_apdu(IFrame(0, 1, measurement(2, 2.0))) + encode_apdu(SFrame(1))
+    closer, other = ("c2s", "s2c") if first == "master" else ("s2c", "c2s")
+    assert len(logged_apdus(df, 0, closer)) == 1 and len(logged_apdus(df, 0, other)) == 2
+    events = df[df["error"].fillna("").str.startswith("proxy:")]
+    # one row per FIN passed on, in order, in the direction of the side that sent it
+    who = {"c2s": "master", "s2c": "upstream"}
+    text = "proxy: {} closed its sending direction (FIN); passed on to the {}"
+    expected = [(d, text.format(who[d], who[o])) for d, o in ((closer, other), (other, closer))]
+    assert list(zip(events["direction"], events["error"], strict=True)) == expected
