@@ -7,8 +7,10 @@ with c104 (outstation): implementations we did not write.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Self
 
@@ -239,26 +241,38 @@ async def test_master_leaving_closes_the_upstream_connection(tmp_path: Path) -> 
     server.close()
 
 
-def test_background_proxy_notebook_api(tmp_path: Path) -> None:
-    script, apdus = stream_of(50, seed=11, garbage=False)
+@contextlib.contextmanager
+def raw_peers_through(output: Path) -> Iterator[tuple[BackgroundProxy, socket.socket,
+                                                         socket.socket]]:
+    """A :class:`BackgroundProxy` logging into ``output``, between two raw sockets:
+    yields (proxy, master, outstation); stops the proxy on the way out."""
     with socket.socket() as srv:
         srv.bind((HOST, 0))
         srv.listen()
-        proxy = BackgroundProxy(f"{HOST}:0", srv.getsockname(), tmp_path).start()
+        proxy = BackgroundProxy(f"{HOST}:0", srv.getsockname(), output).start()
         try:
-            master = socket.create_connection(proxy.address, timeout=5)
+            master = socket.create_connection(proxy.address, timeout=10)
             outstation, _ = srv.accept()
-            outstation.sendall(script)
-            got = b""
-            while len(got) < len(script):
-                got += master.recv(65536)
-            df = proxy.dataframe()  # while running: everything so far
-            assert df.drop_duplicates("apdu")["raw"].tolist() == apdus
-            assert proxy.stats["connections_open"] == 1
-            master.close()
-            outstation.close()
+            outstation.settimeout(10)
+            with master, outstation:
+                yield proxy, master, outstation
         finally:
-            files = proxy.stop()
+            proxy.stop()
+
+
+def test_background_proxy_notebook_api(tmp_path: Path) -> None:
+    script, apdus = stream_of(50, seed=11, garbage=False)
+    with raw_peers_through(tmp_path) as (proxy, master, outstation):
+        outstation.sendall(script)
+        got = b""
+        while len(got) < len(script):
+            got += master.recv(65536)
+        df = proxy.dataframe()  # while running: everything so far
+        assert df.drop_duplicates("apdu")["raw"].tolist() == apdus
+        assert proxy.stats["connections_open"] == 1
+        master.close()
+        outstation.close()
+        files = proxy.stop()
     assert len(files) == 1
     assert len(proxy.dataframe()) == len(pd.read_parquet(tmp_path))
 
@@ -397,28 +411,19 @@ def half_close_through_proxy(tmp_path: Path, first: str) -> tuple[bytes, bytes, 
     and closes. Returns (what the other side read, the answer the first side read, the log)."""
     request = encode_apdu(IFrame(0, 0, measurement(1, 1.0)))
     answer = encode_apdu(IFrame(0, 1, measurement(2, 2.0))) + encode_apdu(SFrame(1))
-    with socket.socket() as srv:
-        srv.bind((HOST, 0))
-        srv.listen()
-        proxy = BackgroundProxy(f"{HOST}:0", srv.getsockname(), tmp_path).start()
-        try:
-            master = socket.create_connection(proxy.address, timeout=10)
-            outstation, _ = srv.accept()
-            outstation.settimeout(10)
-            closer, answerer = (master, outstation) if first == "master" else (outstation, master)
-            closer.sendall(request)
-            closer.shutdown(socket.SHUT_WR)
-            heard = b""
-            while chunk := answerer.recv(65536):  # up to the FIN passed on by the proxy
-                heard += chunk
-            answerer.sendall(answer)
-            answerer.close()
-            got = b""
-            while chunk := closer.recv(65536):
-                got += chunk
-            closer.close()
-        finally:
-            proxy.stop()
+    with raw_peers_through(tmp_path) as (_, master, outstation):
+        closer, answerer = (master, outstation) if first == "master" else (outstation, master)
+        closer.sendall(request)
+        closer.shutdown(socket.SHUT_WR)
+        heard = b""
+        while chunk := answerer.recv(65536):  # up to the FIN passed on by the proxy
+            heard += chunk
+        answerer.sendall(answer)
+        answerer.close()
+        got = b""
+        while chunk := closer.recv(65536):
+            got += chunk
+        closer.close()
     return heard, got, pd.read_parquet(tmp_path)
 
 

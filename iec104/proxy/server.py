@@ -409,7 +409,10 @@ class Proxy:
                                  "max_seconds": max_seconds, "prefix": prefix, "fsync": fsync}
         self.writer: LogWriter | None = None
         self.log_error: LogWriterError | None = None
-        """Set when writing the log failed (e.g. disk full): forwarding goes on, unlogged."""
+        """Set when writing the log failed for good (an error other than I/O, or a disk
+        still full at :meth:`stop`): forwarding goes on, unlogged. A full disk meanwhile
+        only suspends logging (:attr:`LogWriter.suspended`), which resumes with the rows
+        held in memory when space returns."""
         self._logging = False
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
