@@ -140,6 +140,13 @@ def test_convert_to_a_full_disk_keeps_the_rows_written_before(tmp_path: Path) ->
     assert out.read_bytes() == before
 
 
+def test_a_partial_file_left_by_a_killed_convert_is_replaced(tmp_path: Path) -> None:
+    out = tmp_path / "out.parquet"
+    (tmp_path / ".out.parquet.partial").write_bytes(b"PAR1 cut by SIGKILL")
+    assert convert_limited(out, resource.RLIM_INFINITY).returncode == 0
+    assert pq.read_metadata(out).num_rows > 0 and hidden(tmp_path) == []
+
+
 LOGWRITER = """
 from iec104.codec import (ASDU, Cause, FloatingValue, IFrame, InformationObject, Quality,
                           TypeId, encode_apdu, encode_asdu)

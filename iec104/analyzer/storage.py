@@ -181,7 +181,9 @@ class ParquetSink:
                  salvage: bool = True) -> None:
         self.path = Path(path)
         self.salvage = salvage
-        self._out = FileOutput(partial_path(self.path))
+        partial = partial_path(self.path)
+        partial.unlink(missing_ok=True)  # left by a killed writer
+        self._out = FileOutput(partial)
         try:
             self._stream = pa.BufferedOutputStream(pa.PythonFile(self._out, mode="w"),
                                                    _BUFFER)
