@@ -48,6 +48,16 @@ def apdus(n: int) -> bytes:
     return bytes(out)
 
 
+class FakeClock:
+    """A monotonic clock that moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def visible(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if not p.name.startswith("."))
 
@@ -78,10 +88,13 @@ def test_rotation_by_size_and_by_age(tmp_path: Path) -> None:
     assert len(sink.files) > 2
     assert sorted(pd.read_parquet(tmp_path / "size")["apdu"]) == list(range(2000))
 
-    sink = JournaledParquetSink(tmp_path / "age", max_seconds=0.2)
+    clock = FakeClock()
+    sink = JournaledParquetSink(tmp_path / "age", max_seconds=0.2, clock=clock)
     sink.write(rows(1))
+    clock.now += 0.19
     assert sink.tick() is None
-    time.sleep(0.25)
+    assert sink.seconds_to_rotation() == pytest.approx(0.01)
+    clock.now += 0.01
     done = sink.tick()  # what the writer thread calls when idle
     assert done is not None and sink.journal is None
     sink.write(rows(1, 1))
@@ -152,7 +165,8 @@ def test_a_new_sink_recovers_what_a_dead_one_left(tmp_path: Path) -> None:
 
 def test_logwriter_flushes_by_rows_and_time_and_numbers_apdus_across_flushes(
         tmp_path: Path) -> None:
-    writer = LogWriter(tmp_path, flush_rows=100, flush_seconds=0.2)
+    clock = FakeClock()
+    writer = LogWriter(tmp_path, flush_rows=100, flush_seconds=0.2, clock=clock)
     dec = writer.decoder(EP)
     data = apdus(250)
     for i in range(0, len(data), 1000):  # arbitrary chunks, as TCP delivers them
@@ -161,7 +175,9 @@ def test_logwriter_flushes_by_rows_and_time_and_numbers_apdus_across_flushes(
     assert writer.builder.rows < 100  # two flushes by row count happened
     writer.sync()
     assert writer.stats["rows_written"] >= 200
-    time.sleep(0.25)
+    clock.now += 0.19
+    assert not writer.maybe_flush()
+    clock.now += 0.01
     assert writer.maybe_flush()  # by age
     df = writer.dataframe()
     assert df["apdu"].tolist() == list(range(250))

@@ -3,7 +3,7 @@
 Memory stays constant whatever the capture size: packets are read in 1 MiB chunks, decoded
 rows are handed out in batches of ``--batch-rows`` rows, and each batch is written as one
 Parquet row group at once (:class:`iec104.analyzer.storage.ParquetSink`, which writes a
-hidden ``.OUT.parquet.partial`` and renames it when complete), in a background thread while
+hidden ``.OUT.parquet.partial`` and renames it when complete and checked), in a background thread while
 the next batch is decoded. With ``--jobs N``, N worker
 processes decode the ASDUs while this one reads, reassembles and frames: faster on several
 CPUs, the same rows, but each worker is another Python process with pyarrow (~150 MB). Several captures are read one after
@@ -13,8 +13,10 @@ keep counting. With ``--filter`` only the rows of matching APDUs are written.
 A progress bar (tqdm, bytes read) is drawn on stderr when stderr is a terminal.
 
 Exit codes: 0 success; 1 a capture was damaged part-way through (everything before the damage
-is in the output, a warning went to stderr); 2 bad usage, a missing input, an input that is no
-capture, or an output that cannot be written (nothing is left under the output name).
+is in the output, a warning went to stderr), or the disk filled up part-way through (the
+output holds the rows written before, a message went to stderr); 2 bad usage, a missing
+input, an input that is no capture, or an output that cannot be written (nothing is left under
+the output name). Never is an incomplete file left under the output name.
 """
 
 from __future__ import annotations
@@ -43,8 +45,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "Parquet file of iec104's schema (one row per information object; see the README's "
         "column reference). Captures are read one after the other as one capture.",
         epilog="Exit status: 0 ok; 1 a capture is damaged part-way through (everything before "
-        "the damage is written, a warning goes to stderr); 2 bad usage, or an input that is "
-        "missing or not a capture.")
+        "the damage is written, a warning goes to stderr), or the disk filled up (the rows "
+        "written before are kept); 2 bad usage, or an input that is missing or not a "
+        "capture.")
     p.add_argument("captures", nargs="+", metavar="CAPTURE",
                    help="pcap/pcapng files (.gz allowed), read in the order given")
     p.add_argument("-o", "--output", required=True, metavar="OUT.parquet",
@@ -67,7 +70,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analyzer.storage import ParquetSink
+    from ..analyzer.storage import ParquetSink, StorageError
 
     if args.batch_rows < 1:
         raise CliError("--batch-rows must be positive")
@@ -110,11 +113,18 @@ def run(args: argparse.Namespace) -> int:
                     apdus += _count_apdus(batch)
                 writer.write(batch)
             writer.finish()
+            sink.close()
+        except StorageError as exc:  # the sink kept what it could (or nothing)
+            writer.finish(discard=True)
+            if exc.rows_kept is None:
+                raise CliError(f"{out}: cannot write: {exc}") from None
+            print(f"iec104: {exc}", file=sys.stderr)
+            report_problems(inputs.problems)
+            return 1
         except BaseException:
             writer.finish(discard=True)
-            _discard(sink)
+            sink.discard()
             raise
-        sink.close()
     finally:
         if bar is not None:
             bar.update(max(0, inputs.total_bytes - done[0]))
@@ -174,18 +184,6 @@ def _count_apdus(batch: Any) -> int:
     import pyarrow.compute as pc
 
     return int(pc.count_distinct(batch.column("apdu")).as_py())
-
-
-def _discard(sink: Any) -> None:
-    """Drop a half-written output (interrupt, write error): never leave a broken file."""
-    try:
-        writer = sink._writer
-        if writer is not None:
-            writer.close()
-            sink._writer = None
-        sink._partial.unlink(missing_ok=True)
-    except OSError:
-        pass
 
 
 def _progress(total: int, quiet: bool) -> Any:

@@ -355,7 +355,8 @@ class LiveCapture:
             raise RuntimeError("the capture is already running")
         dumpcap = find_dumpcap(self.dumpcap)
         # the StreamDecoder keeps its builder: flushes convert rows in the capture thread
-        self.writer = LogWriter(self.output, swap_builders=False, **self._writer_args)
+        self.writer = LogWriter(self.output, swap_builders=False, origin="capture",
+                                **self._writer_args)
         self._decoder = StreamDecoder(self.writer.builder)
         if self.pcapng_dir is not None:
             self._pcapng = _PcapngFiles(self.pcapng_dir, self._writer_args["prefix"],

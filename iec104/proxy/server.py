@@ -33,8 +33,13 @@ shows the APDUs as each peer *sent* them, plus a ``proxy: ...`` event row per ru
 Log rows: ``direction`` is ``c2s`` for master -> outstation; ``src``/``dst`` are the
 master's and the outstation's addresses (the proxy itself does not appear); ``stream``
 numbers the masters' connections from 0 in order of arrival; ``frame`` is null; ``time``
-is when the proxy received the bytes that completed the APDU (UTC). When the outstation is
-unreachable, or closes or resets the connection, the master's connection is closed
+is when the proxy received the bytes that completed the APDU (UTC).
+
+Closing: a FIN from either peer is passed on to the other (``write_eof``) as soon as what
+was received before it is forwarded, and a ``proxy: ...`` row records it; the other
+direction keeps flowing (a half-close, as TCP allows: a master may send FIN and still read
+the answer) until its sender sends FIN too, then both sockets are closed. When the
+outstation is unreachable or resets the connection, the master's connection is closed
 (FIN, after forwarding what was received) and a ``proxy: ...`` row records why.
 """
 
@@ -115,6 +120,8 @@ class _Side(asyncio.Protocol):
         self.direction = direction
         self.transport: asyncio.Transport | None = None
         self.gone = False
+        self.eof = False
+        """The peer sent FIN and it was passed on (this side still writes)."""
         self.close_timer: asyncio.TimerHandle | None = None
         # reading is paused while any reason holds: "connect", "flow", "backlog"
         self._pauses: set[str] = set()
@@ -130,8 +137,7 @@ class _Side(asyncio.Protocol):
         self.conn.received(self, data)
 
     def eof_received(self) -> bool:
-        self.conn.closed_by(self, None)
-        return False  # let the transport close itself
+        return self.conn.eof_from(self)  # False: let the transport close itself
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.close_timer is not None:
@@ -264,6 +270,35 @@ class _Connection:
 
     # -- teardown -------------------------------------------------------------------------------
 
+    def eof_from(self, side: _Side) -> bool:
+        """The peer of ``side`` sent FIN: pass it on to the other peer and keep the other
+        direction open (half-close). Returns whether ``side``'s transport stays open."""
+        other = self.other(side)
+        dest = other.transport
+        if self.closing or dest is None or other.gone or dest.is_closing():
+            self.closed_by(side, None)  # nothing to pass the FIN on to
+            return False
+        side.eof = True
+        who, to = ("master", "upstream") if side is self.master else ("upstream", "master")
+        self._event(side.direction, f"proxy: {who} closed its sending direction (FIN); "
+                                    f"passed on to the {to}")
+        log.info("stream %d: %s sent FIN; passed on to the %s", self.stream, who, to)
+        if self.rewriter is not None:
+            rest = self.rewriter.leftover(side.direction)
+            if rest:
+                dest.write(rest)
+        try:
+            dest.write_eof()
+        except (OSError, RuntimeError):
+            self.closed_by(side, None)
+            return False
+        if other.eof:  # both directions are finished: close (sends what is still buffered)
+            self.closing = True
+            for s in (self.master, self.upstream):
+                if s.transport is not None:
+                    s.transport.close()
+        return True
+
     def closed_by(self, side: _Side, exc: Exception | None) -> None:
         if side.gone:
             return
@@ -374,7 +409,10 @@ class Proxy:
                                  "max_seconds": max_seconds, "prefix": prefix, "fsync": fsync}
         self.writer: LogWriter | None = None
         self.log_error: LogWriterError | None = None
-        """Set when writing the log failed (e.g. disk full): forwarding goes on, unlogged."""
+        """Set when writing the log failed for good (an error other than I/O, or a disk
+        still full at :meth:`stop`): forwarding goes on, unlogged. A full disk meanwhile
+        only suspends logging (:attr:`LogWriter.suspended`), which resumes with the rows
+        held in memory when space returns."""
         self._logging = False
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
