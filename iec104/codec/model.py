@@ -228,6 +228,30 @@ def command_to_asdu(command: Command, cause: Cause | int | None = None,
     return ASDU(type_id, False, cause, negative, False, originator, command.asdu_address, (obj,))
 
 
+_NOT_PERMITTED: dict[TypeId, frozenset[int]] = {
+    **dict.fromkeys((TypeId.C_DC_NA_1, TypeId.C_DC_TA_1), frozenset((0, 3))),  # DCS
+    **dict.fromkeys((TypeId.C_RC_NA_1, TypeId.C_RC_TA_1), frozenset((0, 3))),  # RCS
+}
+
+
+def command_refusal(asdu: ASDU) -> str | None:
+    """Why a command ASDU cannot be carried out as the standard defines it, else None.
+
+    A command ASDU needs an object, and DCS/RCS values 0 and 3 are "not permitted"
+    (IEC 60870-5-101 7.2.6.16/17): the controlled station refuses those negatively instead
+    of handing them to the application as valid commands.
+    """
+    if not asdu.objects:
+        return "no information object"
+    banned = _NOT_PERMITTED.get(asdu.type_id)  # type: ignore[call-overload]
+    if banned is not None:
+        for obj in asdu.objects:
+            value = int(obj.value)  # type: ignore[arg-type]
+            if value in banned:
+                return f"{TypeId(asdu.type_id).name} value {value} is not permitted"
+    return None
+
+
 def asdu_to_commands(asdu: ASDU) -> list[Command]:
     """``Command`` for each object of a command ASDU (empty for other types)."""
     if asdu.type_id not in COMMAND_TYPES:

@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, NamedTuple, cast
 
 from ..codec.asdu import ASDU, InformationObject, RawASDU, decode_asdu, encode_asdu
-from ..codec.constants import Cause, TypeId
+from ..codec.constants import Cause, TypeId, cause_name
 from ..codec.errors import DecodeError, EncodeError, RemoteProtocolError
 from ..codec.model import (
     COMMAND_TYPES,
@@ -45,6 +45,7 @@ from ..codec.model import (
     Data,
     asdu_to_commands,
     asdu_to_data,
+    command_refusal,
     command_to_asdu,
     data_to_asdus,
     data_type_id,
@@ -79,6 +80,20 @@ _UNKNOWN_CAUSES = frozenset((Cause.UNKNOWN_TYPE, Cause.UNKNOWN_CAUSE,
                              Cause.UNKNOWN_ASDU_ADDRESS, Cause.UNKNOWN_IO_ADDRESS))
 _REQUEST_CAUSES = frozenset((Cause.ACTIVATION, Cause.DEACTIVATION, Cause.REQUEST))
 _TEST_TYPES = frozenset((TypeId.C_TS_NA_1, TypeId.C_TS_TA_1))
+# causes the standard permits for the requests we serve (IEC 60870-5-101 table 14 and
+# 104 table 1); a request with another cause is mirrored with UNKNOWN_CAUSE, P/N=1
+_ACTIVATION_CAUSES = frozenset((Cause.ACTIVATION, Cause.ACTIVATION_CONFIRMATION,
+                                Cause.DEACTIVATION, Cause.DEACTIVATION_CONFIRMATION,
+                                Cause.ACTIVATION_TERMINATION)) | _UNKNOWN_CAUSES
+_PERMITTED_CAUSES: dict[int, frozenset[int]] = {
+    **dict.fromkeys(COMMAND_TYPES, _ACTIVATION_CAUSES),
+    TypeId.C_IC_NA_1: _ACTIVATION_CAUSES,
+    TypeId.C_CI_NA_1: _ACTIVATION_CAUSES,
+    TypeId.C_CS_NA_1: frozenset((Cause.SPONTANEOUS, Cause.ACTIVATION,
+                                 Cause.ACTIVATION_CONFIRMATION)) | _UNKNOWN_CAUSES,
+    **dict.fromkeys(_TEST_TYPES, frozenset((Cause.ACTIVATION, Cause.ACTIVATION_CONFIRMATION))
+                    | _UNKNOWN_CAUSES),
+}
 
 
 class Settings(NamedTuple):
@@ -512,6 +527,10 @@ class Connection(Resource):
             self._on_data(asdu)  # type: ignore[arg-type]
         elif isinstance(asdu, RawASDU):
             self._on_unknown(asdu)
+        elif asdu.cause not in _PERMITTED_CAUSES.get(type_id, (asdu.cause,)):
+            mlog.info("%s: refusing %s with cause %s", self._log_prefix, type_id.name,
+                      cause_name(asdu.cause))
+            self._respond(asdu._replace(cause=Cause.UNKNOWN_CAUSE, negative=True))
         elif type_id in COMMAND_TYPES:
             self._on_command(asdu)
         elif type_id is TypeId.C_IC_NA_1:
@@ -663,9 +682,14 @@ class Connection(Resource):
     def _on_command(self, asdu: ASDU) -> None:
         cause = asdu.cause
         if cause in (Cause.ACTIVATION, Cause.DEACTIVATION) and not asdu.negative:
-            commands = asdu_to_commands(asdu)
             con = (Cause.ACTIVATION_CONFIRMATION if cause == Cause.ACTIVATION
                    else Cause.DEACTIVATION_CONFIRMATION)
+            refusal = command_refusal(asdu)
+            if refusal is not None:
+                mlog.info("%s: refusing command: %s", self._log_prefix, refusal)
+                self._confirm(asdu, con, False)
+                return
+            commands = asdu_to_commands(asdu)
 
             def done(result: Any) -> None:
                 if not self.is_open:
