@@ -258,8 +258,8 @@ def check_callback(name: str) -> None:
 
 
 def check_time(_: str) -> None:
-    seed = dict(milliseconds=1234, invalid=False, minutes=5, summer_time=True, hours=6,
-                day_of_week=3, day_of_month=7, months=8, years=24)
+    seed = {"milliseconds": 1234, "invalid": False, "minutes": 5, "summer_time": True,
+            "hours": 6, "day_of_week": 3, "day_of_month": 7, "months": 8, "years": 24}
     tag = iec104.Time(**seed)  # seed code builds it by keyword: a CP56Time2a
     assert tag.size == iec104.TimeSize.SEVEN
     assert {k: getattr(tag, k) for k in seed} == seed
