@@ -7,15 +7,17 @@ shared by our encoder and decoder cannot hide.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import struct
+import sys
 import time
 import tracemalloc
 
 import pytest
 
 import iec104
-from tests.conftest import find_unused_tcp_port
+from tests.conftest import REPO_ROOT, find_unused_tcp_port
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -369,8 +371,8 @@ async def test_stopdt_from_peer(server):
 
 async def test_sequence_numbers_wrap_over_sockets(server):
     """33,000 I-frames each way: N(S)/N(R) wrap at 32768 on both ends."""
-    srv, queue = await server()
-    conn = await iec104.connect(srv.addresses[0])
+    srv, queue = await server(send_queue_size=33_000)
+    conn = await iec104.connect(srv.addresses[0], send_queue_size=33_000)
     peer = await queue.get()
     items = spontaneous(33_000)
     try:
@@ -389,7 +391,8 @@ async def test_sequence_numbers_wrap_over_sockets(server):
 async def test_million_items_bounded_memory_and_k(server):
     """notify_data_change of 1,000,000 items: k respected, memory flat, slow peer paces."""
     k = 12
-    srv, queue = await server(send_window_size=k, response_timeout=10)
+    srv, queue = await server(send_window_size=k, response_timeout=10,
+                              send_queue_size=1_000_000)
     raw = await Raw.connect(srv.addresses[0].port)
     conn = await queue.get()
     await raw.start()
@@ -422,3 +425,150 @@ async def test_million_items_bounded_memory_and_k(server):
     assert len(conn._pending) == 1  # the rest is still one lazy iterator
     raw.close()
     await asyncio.wait_for(conn.wait_closed(), 5)
+
+
+async def read_objects(raw: Raw, frames: int, ack_from: int) -> list[tuple[int, object]]:
+    """Read ``frames`` I-frames, acknowledging each; (IOA, value) of their objects."""
+    objects = []
+    for n in range(frames):
+        kind, ssn, _, asdu = await raw.read()
+        assert kind == "I" and ssn == ack_from + n
+        raw.send(sframe(ssn + 1))
+        objects += [(o.address, o.value) for o in iec104.codec.decode_asdu(asdu).objects]
+    return objects
+
+
+def point(ioa: int, value: int) -> iec104.Data:
+    return iec104.Data(iec104.ScaledValue(value), Q, None, 1, ioa, iec104.Cause.SPONTANEOUS,
+                       False)
+
+
+async def test_full_send_queue_keeps_the_latest_value_per_point(server, caplog):
+    caplog.set_level(logging.INFO, "iec104.driver")
+    srv, queue = await server(send_window_size=1, send_queue_size=4)
+    raw = await Raw.connect(srv.addresses[0].port)
+    conn = await queue.get()
+    await raw.start()
+    conn.notify_data_change([point(1, 1)])
+    assert (await raw.read())[:2] == ("I", 0)  # k is full until raw acknowledges it
+    for item in (point(2, 1), point(1, 2), point(1, 3), point(1, 4), point(3, 1)):
+        conn.notify_data_change([item])  # the 5th queued item passes the bound
+    assert "send queue reached 5 items: kept the latest of 3 points, 3 left" in caplog.text
+    raw.send(sframe(1))
+    got = await read_objects(raw, 3, 1)
+    assert got == [(2, iec104.ScaledValue(1)), (1, iec104.ScaledValue(4)),
+                   (3, iec104.ScaledValue(1))]
+    assert conn.is_open
+    await asyncio.wait_for(conn.drain(), 2)
+    raw.close()
+
+
+async def test_send_queue_closes_a_slow_consumer(server, caplog):
+    caplog.set_level(logging.WARNING, "iec104.driver")
+    srv, queue = await server(send_window_size=1, send_queue_size=4)
+    raw = await Raw.connect(srv.addresses[0].port)
+    conn = await queue.get()
+    await raw.start()
+    conn.notify_data_change([point(100, 0)])
+    assert (await raw.read())[:2] == ("I", 0)  # never acknowledged: k stays full
+    conn.notify_data_change([point(i, i) for i in range(5)])  # 5 points: nothing to merge
+    await asyncio.wait_for(conn.wait_closed(), 5)
+    assert conn.close_reason == ("slow consumer: 5 items still queued for 5 points after "
+                                 "coalescing (send_queue_size 4)")
+    assert "closing connection: slow consumer" in caplog.text
+    assert await raw.closed()
+    with pytest.raises(ConnectionError):
+        conn.notify_data_change([point(1, 1)])
+
+
+@pytest.mark.parametrize("size", [0, -1, 1.5, True])
+async def test_send_queue_size_must_be_a_positive_int(server, size):
+    with pytest.raises(ValueError, match="send_queue_size"):
+        await server(send_queue_size=size)
+
+
+async def test_interrogation_refused_while_the_previous_answer_is_queued(server):
+    calls = []
+
+    def on_interrogate(conn, ca):
+        calls.append(ca)
+        return [point(i, i) for i in range(3)]
+
+    srv, queue = await server(send_window_size=1, interrogate_cb=on_interrogate)
+    raw = await Raw.connect(srv.addresses[0].port)
+    await queue.get()
+    await raw.start()
+    gi = bytes.fromhex("64 01 06 00 01 00 00 00 00 14")
+    raw.send(iframe(0, 0, gi))
+    first = await raw.read()  # ACTCON; the answer waits for the acknowledgement
+    assert first[3][2] == 7
+    raw.send(iframe(1, 1, gi))  # acknowledges ACTCON, and a second GI: the answer waits
+    causes = []
+    for _ in range(3):
+        _, ssn, _, asdu = await raw.read()
+        raw.send(sframe(ssn + 1))
+        causes.append((asdu[0], asdu[2]))
+    assert causes == [(11, 20), (100, 10), (100, 0x47)]  # data, ACTTERM, negative ACTCON
+    assert calls == [1]
+    raw.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+async def test_slow_peer_keeps_the_notifying_server_bounded():
+    """Issue 10: a peer that reads and acknowledges 2 KB/s for 30 s while the server (a
+    child process, default send_queue_size) notifies 1,000 items/s one call each over 1,000
+    points: the server's RSS grows < 10 MB, the link stays up, and once the peer catches up
+    it holds the latest value of every point."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.support.notifier", "--port", str(find_unused_tcp_port()),
+        "--rate", "1000", "--points", "1000", "--seconds", "30",
+        stdout=asyncio.subprocess.PIPE, cwd=REPO_ROOT)
+    assert proc.stdout is not None
+    port = json.loads(await proc.stdout.readline())["listening"]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(STARTDT_ACT)
+    fast = asyncio.Event()
+    values: dict[int, float] = {}
+
+    async def slow_peer() -> None:
+        buf = bytearray()
+        received = acked = 0
+        while chunk := await reader.read(65536 if fast.is_set() else 200):
+            buf += chunk
+            while len(buf) >= 2 and len(buf) >= 2 + buf[1]:
+                frame, buf[:2 + buf[1]] = bytes(buf[:2 + buf[1]]), b""
+                if not frame[2] & 1:
+                    received = (struct.unpack_from("<H", frame, 2)[0] >> 1) + 1 & 0x7FFF
+                    for obj in iec104.codec.decode_asdu(frame[6:]).objects:
+                        values[obj.address] = obj.value.value
+                elif frame == TESTFR_ACT:
+                    writer.write(TESTFR_CON)
+            if received != acked:
+                writer.write(sframe(received))
+                acked = received
+            if not fast.is_set():
+                await asyncio.sleep(0.1)  # 200 octets per 0.1 s
+
+    peer = asyncio.ensure_future(slow_peer())
+    reports = []
+    try:
+        while line := await proc.stdout.readline():
+            reports.append(json.loads(line))
+            if "notified" in reports[-1]:
+                fast.set()
+        await asyncio.wait_for(peer, 30)  # the server closes after its last report
+    finally:
+        writer.close()
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+    samples = [r["rss"] for r in reports if "rss" in r]
+    growth = max(samples) - samples[0]
+    final = reports[-1]
+    assert reports[-2]["notified"] >= 29_000
+    assert final["open"] and final["reason"] is None, final
+    assert growth < 10_000_000, f"RSS grew {growth / 1e6:.1f} MB"
+    assert {int(ioa): value for ioa, value in final["last"].items()} == values
+    print(f"RSS {samples[0] / 1e6:.1f} MB -> max {max(samples) / 1e6:.1f} MB "
+          f"(+{growth / 1e6:.1f} MB) over {len(samples)} s")
