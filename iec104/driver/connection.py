@@ -25,6 +25,8 @@ sans-IO :class:`~iec104.codec.session.Session`:
   interrogation recover the state.
 * Writes requested outside ``data_received`` are coalesced with one ``call_soon`` per loop
   iteration. asyncio's ``pause_writing`` stops sending until the socket buffer drains.
+* The session's clock is the event loop's (``loop.time``), the driver's one clock: a loop
+  with a fake clock drives every timer in tests (``tests/support/fakeclock.py``).
 * The session's timers become one ``loop.call_at`` handle on its ``next_deadline()``;
   deadlines that move later (t3 after every received frame) do not re-arm the handle: it
   fires, the session does nothing, and it is re-armed.
