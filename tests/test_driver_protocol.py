@@ -502,14 +502,20 @@ def point(ioa: int, value: int) -> iec104.Data:
                        False)
 
 
-async def test_full_send_queue_keeps_the_latest_value_per_point(server, caplog):
-    caplog.set_level(logging.INFO, "iec104.driver")
+async def window_full(server, first: iec104.Data) -> tuple[iec104.Connection, Raw]:
+    """Our server with k=1 and send_queue_size=4, its one I-frame (``first``) unacknowledged."""
     srv, queue = await server(send_window_size=1, send_queue_size=4)
     raw = await Raw.connect(srv.addresses[0].port)
     conn = await queue.get()
     await raw.start()
-    conn.notify_data_change([point(1, 1)])
+    conn.notify_data_change([first])
     assert (await raw.read())[:2] == ("I", 0)  # k is full until raw acknowledges it
+    return conn, raw
+
+
+async def test_full_send_queue_keeps_the_latest_value_per_point(server, caplog):
+    caplog.set_level(logging.INFO, "iec104.driver")
+    conn, raw = await window_full(server, point(1, 1))
     for item in (point(2, 1), point(1, 2), point(1, 3), point(1, 4), point(3, 1)):
         conn.notify_data_change([item])  # the 5th queued item passes the bound
     assert "send queue reached 5 items: kept the latest of 3 points, 3 left" in caplog.text
@@ -524,12 +530,7 @@ async def test_full_send_queue_keeps_the_latest_value_per_point(server, caplog):
 
 async def test_send_queue_closes_a_slow_consumer(server, caplog):
     caplog.set_level(logging.WARNING, "iec104.driver")
-    srv, queue = await server(send_window_size=1, send_queue_size=4)
-    raw = await Raw.connect(srv.addresses[0].port)
-    conn = await queue.get()
-    await raw.start()
-    conn.notify_data_change([point(100, 0)])
-    assert (await raw.read())[:2] == ("I", 0)  # never acknowledged: k stays full
+    conn, raw = await window_full(server, point(100, 0))  # never acknowledged
     conn.notify_data_change([point(i, i) for i in range(5)])  # 5 points: nothing to merge
     await asyncio.wait_for(conn.wait_closed(), 5)
     assert conn.close_reason == ("slow consumer: 5 items still queued for 5 points after "
