@@ -62,7 +62,8 @@ async def bench_iec104(points: int, commands: int) -> dict[str, Any]:
     port = free_port()
     srv = await iec104.listen(queue.put_nowait, iec104.Address("127.0.0.1", port),
                               interrogate_cb=lambda conn, ca: floats,
-                              command_cb=lambda conn, cmds: True)
+                              command_cb=lambda conn, cmds: True,
+                              send_queue_size=max(points, 10_000))  # one bulk load
     client = await iec104.connect(iec104.Address("127.0.0.1", port))
     server = await queue.get()
 

@@ -9,8 +9,8 @@ The package itself exports the seed driver API (compatible with hat-drivers' ``i
 
 from .codec import DecodeError, EncodeError, Iec104Error
 from .codec.constants import Cause
-from .codec.model import Action, Command, Data
-from .codec.timetag import Time, TimeSize
+from .codec.model import Action, Command, CommandValue, Data, DataValue
+from .codec.timetag import Time, TimeSize, time_from_datetime, time_to_datetime
 from .codec.values import (
                            BinaryCounterValue,
                            BitstringValue,
@@ -30,14 +30,29 @@ from .codec.values import (
                            StatusChangeValue,
                            StepPositionValue,
 )
-from .driver import Address, Connection, ConnectionInfo, Server, connect, listen
+from .driver import (
+                     Address,
+                     ClockSyncCb,
+                     CommandCb,
+                     Connection,
+                     ConnectionCb,
+                     ConnectionInfo,
+                     CounterInterrogateCb,
+                     GroupInterrogateCb,
+                     InterrogateCb,
+                     Server,
+                     connect,
+                     listen,
+)
 
 __all__ = [
-    "Action", "Address", "BinaryCounterValue", "BitstringValue", "Cause", "Command",
-    "Connection", "ConnectionInfo", "Data", "DecodeError", "DoubleValue", "EncodeError",
-    "FloatingValue", "FreezeCode", "Iec104Error", "InitializationValue", "NormalizedValue",
-    "ProtectionCommandValue", "ProtectionQuality", "ProtectionStartValue", "ProtectionValue",
-    "Quality", "RegulatingValue", "ScaledValue", "Server", "SingleValue",
-    "StatusChangeValue", "StepPositionValue", "Time", "TimeSize", "connect", "listen",
+    "Action", "Address", "BinaryCounterValue", "BitstringValue", "Cause", "ClockSyncCb",
+    "Command", "CommandCb", "CommandValue", "Connection", "ConnectionCb", "ConnectionInfo",
+    "CounterInterrogateCb", "Data", "DataValue", "DecodeError", "DoubleValue", "EncodeError",
+    "FloatingValue", "FreezeCode", "GroupInterrogateCb", "Iec104Error", "InitializationValue",
+    "InterrogateCb", "NormalizedValue", "ProtectionCommandValue", "ProtectionQuality",
+    "ProtectionStartValue", "ProtectionValue", "Quality", "RegulatingValue", "ScaledValue",
+    "Server", "SingleValue", "StatusChangeValue", "StepPositionValue", "Time", "TimeSize",
+    "connect", "listen", "time_from_datetime", "time_to_datetime",
 ]
 __version__ = "0.1.0"

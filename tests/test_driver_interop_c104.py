@@ -505,17 +505,18 @@ async def test_c104_client_commands_us(c104_client, case, select):
     for ioa in (700, 701):
         point = client.station.add_point(io_address=ioa, type=typ, command_mode=mode)
         point.info = make_info()
-    ok = await asyncio.to_thread(client.station.get_point(io_address=700).transmit,
-                                 cause=c104.Cot.ACTIVATION)
-    assert ok is True
+    # client.transmit: c104's own answer, checked against the wire (c104 can lose the
+    # wakeup of a confirmation that arrives at once: see C104Client.transmit)
+    assert await asyncio.to_thread(client.transmit, 700) is True
     expected = expected._replace(io_address=700)
     assert received == ([expected._replace(action=iec104.Action.SELECT), expected] if select
                         else [expected])
     received.clear()
-    refused = await asyncio.to_thread(client.station.get_point(io_address=701).transmit,
-                                      cause=c104.Cot.ACTIVATION)
-    assert refused is False
+    assert await asyncio.to_thread(client.transmit, 701) is False
     assert received[0].io_address == 701
+    # negative ACTCON on the wire (c104 may report the raw frame after transmit returned)
+    assert await asyncio.to_thread(wait_for, lambda: client.answers(701, int(typ)))
+    assert client.answers(701, int(typ))[0] == (7, True)
 
 
 async def test_c104_client_clock_sync_and_test(c104_client):

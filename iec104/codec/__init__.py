@@ -49,7 +49,7 @@ from .session import (
                    Session,
                    State,
 )
-from .timetag import Time, TimeSize
+from .timetag import Time, TimeSize, full_year, time_from_datetime, time_to_datetime
 from .values import (
                    AckFileValue,
                    BinaryCounterValue,
@@ -151,8 +151,11 @@ __all__ = [
                    "decode_header",
                    "encode_apdu",
                    "encode_asdu",
+                   "full_year",
                    "seq_add",
                    "seq_diff",
+                   "time_from_datetime",
+                   "time_to_datetime",
                    "to_cause",
                    "to_type_id",
                    "type_name",

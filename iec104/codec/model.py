@@ -10,7 +10,7 @@ fit in an I-frame.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 from .apci import MAX_ASDU_SIZE
@@ -171,29 +171,42 @@ def _max_objects(type_id: int, profile: Profile) -> int:
     return max(1, min(127, (MAX_ASDU_SIZE - header) // (profile.ioa_size + size)))
 
 
-def data_to_asdus(data: Iterable[Data], profile: Profile = DEFAULT_PROFILE) -> Iterator[ASDU]:
-    """Pack ``Data`` into ASDUs (SQ=0), keeping their order.
+_NO_QUALITY = frozenset((TypeId.M_IT_NA_1, TypeId.M_IT_TA_1, TypeId.M_IT_TB_1,
+                         TypeId.M_EI_NA_1))
+
+
+def pack_data(items: Sequence[Data], start: int = 0,
+              profile: Profile = DEFAULT_PROFILE) -> tuple[ASDU, int]:
+    """The first ASDU (SQ=0) of ``items[start:]`` and the index after its last item.
 
     Consecutive items with equal type ID, common address, cause and test flag share an
-    ASDU up to what fits in one I-frame.
+    ASDU up to what fits in one I-frame. ``start`` must be below ``len(items)``.
     """
-    key = None
+    first = items[start]
+    type_id = data_type_id(first)
+    key = (type_id, first.asdu_address, first.cause, first.is_test)
+    limit = _max_objects(type_id, profile)
+    no_quality = type_id in _NO_QUALITY
     objects: list[InformationObject] = []
-    limit = 0
-    for item in data:
-        type_id = data_type_id(item)
-        item_key = (type_id, item.asdu_address, item.cause, item.is_test)
-        if item_key != key or len(objects) >= limit:
-            if objects:
-                yield _data_asdu(key, objects)
-            key = item_key
-            objects = []
-            limit = _max_objects(type_id, profile)
-        quality = None if type_id in (TypeId.M_IT_NA_1, TypeId.M_IT_TA_1, TypeId.M_IT_TB_1,
-                                      TypeId.M_EI_NA_1) else item.quality
-        objects.append(InformationObject(item.io_address, item.value, quality, item.time))
-    if objects:
-        yield _data_asdu(key, objects)
+    end, count = start, len(items)
+    while end < count and len(objects) < limit:
+        item = items[end]
+        if end != start and (data_type_id(item), item.asdu_address, item.cause,
+                             item.is_test) != key:
+            break
+        objects.append(InformationObject(item.io_address, item.value,
+                                         None if no_quality else item.quality, item.time))
+        end += 1
+    return _data_asdu(key, objects), end
+
+
+def data_to_asdus(data: Iterable[Data], profile: Profile = DEFAULT_PROFILE) -> Iterator[ASDU]:
+    """Pack ``Data`` into ASDUs (SQ=0), keeping their order (see :func:`pack_data`)."""
+    items = data if isinstance(data, Sequence) else tuple(data)
+    start = 0
+    while start < len(items):
+        asdu, start = pack_data(items, start, profile)
+        yield asdu
 
 
 def _data_asdu(key: tuple | None, objects: list[InformationObject]) -> ASDU:
@@ -226,6 +239,30 @@ def command_to_asdu(command: Command, cause: Cause | int | None = None,
     obj = InformationObject(command.io_address, command.value, None, command.time, select,
                             qualifier)
     return ASDU(type_id, False, cause, negative, False, originator, command.asdu_address, (obj,))
+
+
+_NOT_PERMITTED: dict[TypeId, frozenset[int]] = {
+    **dict.fromkeys((TypeId.C_DC_NA_1, TypeId.C_DC_TA_1), frozenset((0, 3))),  # DCS
+    **dict.fromkeys((TypeId.C_RC_NA_1, TypeId.C_RC_TA_1), frozenset((0, 3))),  # RCS
+}
+
+
+def command_refusal(asdu: ASDU) -> str | None:
+    """Why a command ASDU cannot be carried out as the standard defines it, else None.
+
+    A command ASDU needs an object, and DCS/RCS values 0 and 3 are "not permitted"
+    (IEC 60870-5-101 7.2.6.16/17): the controlled station refuses those negatively instead
+    of handing them to the application as valid commands.
+    """
+    if not asdu.objects:
+        return "no information object"
+    banned = _NOT_PERMITTED.get(asdu.type_id)  # type: ignore[call-overload]
+    if banned is not None:
+        for obj in asdu.objects:
+            value = int(obj.value)  # type: ignore[arg-type]
+            if value in banned:
+                return f"{TypeId(asdu.type_id).name} value {value} is not permitted"
+    return None
 
 
 def asdu_to_commands(asdu: ASDU) -> list[Command]:

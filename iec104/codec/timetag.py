@@ -11,12 +11,23 @@ CP56Time2a layout (7 octets)::
 
 CP24Time2a is the first three octets. Reserved bits are kept in ``reserved`` (bit 0 RES1,
 bits 1-2 RES2, bits 3-6 RES3, bit 7 RES4) so that re-encoding gives the same octets.
+
+Two conversions to ``datetime`` exist:
+
+* :meth:`Time.to_datetime` / :meth:`Time.from_datetime` (recommended): the caller names the
+  zone the device's clock runs in; nothing depends on the machine running the code.
+* :func:`time_from_datetime` / :func:`time_to_datetime`: the seed API's module-level helpers
+  (hat-drivers), kept with their meaning: the tag holds the *local* wall-clock time of this
+  machine (its zone and summer time, as ``time.localtime`` sees them), and two-digit years
+  below 70 are 20xx, the others 19xx (:func:`full_year`, which also turns the 7-bit year
+  109 into 2009 as tshark does).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import enum
+import time as _time
 from typing import NamedTuple
 
 from .errors import DecodeError, EncodeError
@@ -32,6 +43,9 @@ class TimeSize(enum.IntEnum):
 class Time(NamedTuple):
     """Raw time tag fields.
 
+    Every field has a default, so the seed API's keyword construction
+    ``Time(milliseconds=..., invalid=..., minutes=..., ..., years=...)`` makes a CP56Time2a.
+
     Attributes:
         size: ``TimeSize.THREE`` (CP24Time2a) or ``TimeSize.SEVEN`` (CP56Time2a).
         milliseconds: milliseconds within the minute, [0, 59999] (wire allows 65535).
@@ -46,10 +60,10 @@ class Time(NamedTuple):
         reserved: the reserved bits, packed (see module docstring), normally 0.
     """
 
-    size: TimeSize
-    milliseconds: int
-    invalid: bool
-    minutes: int
+    size: TimeSize = TimeSize.SEVEN
+    milliseconds: int = 0
+    invalid: bool = False
+    minutes: int = 0
     summer_time: bool | None = None
     hours: int | None = None
     day_of_week: int | None = None
@@ -116,6 +130,55 @@ class Time(NamedTuple):
             raise EncodeError("years", f"{value.year} outside [{century}, {century + 99}]")
         return cls(TimeSize.SEVEN, ms, invalid, value.minute, summer_time, value.hour,
                    value.isoweekday(), value.day, value.month, years)
+
+
+def full_year(years: int) -> int:
+    """Calendar year of a CP56Time2a year field [0, 127]: below 70 is 20xx, else 19xx.
+
+    The rule of hat-drivers' ``time_to_datetime`` and of tshark (a year field of 109, which
+    the 7-bit field allows, is 2009)."""
+    return 2000 + years if years < 70 else 1900 + years
+
+
+def time_from_datetime(dt: _dt.datetime, invalid: bool = False) -> Time:
+    """CP56Time2a holding the local wall-clock time of ``dt`` (seed API, hat-drivers).
+
+    A naive ``dt`` is local time, an aware one any zone; the tag gets this machine's local
+    time of that instant, the summer-time bit from the local zone, day of week 1-7
+    (Monday = 1) and the year modulo 100. Microseconds round to the nearest millisecond
+    (half to even, as hat does). Prefer :meth:`Time.from_datetime` with an explicit zone.
+    """
+    rounded = (dt.replace(microsecond=0)
+               + _dt.timedelta(milliseconds=round(dt.microsecond / 1000)))
+    local = _time.localtime(rounded.timestamp())
+    return Time(TimeSize.SEVEN, local.tm_sec * 1000 + rounded.microsecond // 1000, invalid,
+                local.tm_min, bool(local.tm_isdst), local.tm_hour, local.tm_wday + 1,
+                local.tm_mday, local.tm_mon, local.tm_year % 100)
+
+
+def time_to_datetime(t: Time) -> _dt.datetime:
+    """Aware UTC ``datetime`` of a CP56Time2a read as local wall-clock time (seed API).
+
+    Years follow :func:`full_year`; the summer-time bit picks the instant when the local
+    clock shows the time twice (the hour the clocks go back). Prefer
+    :meth:`Time.to_datetime` with an explicit zone.
+
+    Raises:
+        ValueError: a CP24Time2a (no date: use ``Time.to_datetime(tz, reference=...)``).
+        DecodeError: a field outside its calendar range (e.g. month 13).
+    """
+    if t.size != TimeSize.SEVEN:
+        raise ValueError("a CP24Time2a has no date: use Time.to_datetime(tz, reference=...)")
+    assert t.hours is not None and t.day_of_month is not None
+    assert t.months is not None and t.years is not None
+    _check_range("milliseconds", t.milliseconds, 0, 59999)
+    try:
+        local = _dt.datetime(full_year(t.years), t.months, t.day_of_month, t.hours, t.minutes,
+                             t.milliseconds // 1000, (t.milliseconds % 1000) * 1000,
+                             fold=0 if t.summer_time else 1)
+    except ValueError as exc:
+        raise DecodeError(f"time tag is no calendar date: {exc}", 0) from exc
+    return local.astimezone(_dt.UTC)
 
 
 _new = tuple.__new__

@@ -8,12 +8,25 @@ sans-IO :class:`~iec104.codec.session.Session`:
 * ``data_received`` feeds the session, handles each event (ASDUs are decoded with
   ``codec.decode_asdu`` and turned into ``Data``/``Command`` by ``codec.model``), then sends
   what is pending and writes all output with one ``transport.write``.
-* Outgoing ASDUs wait in ``_pending``, a FIFO of encoded ASDUs and of *lazy* iterators that
-  encode ``Data`` only when the send window (k) has room. So ``notify_data_change`` of a
-  million items costs no more memory than its argument, never exceeds k unacknowledged
-  I-frames, and goes as fast as the peer acknowledges. ``drain()`` lets a producer wait.
+* Outgoing ASDUs wait in ``_pending``, a FIFO of encoded ASDUs and of ``_Batch``es of
+  ``Data`` that are packed and encoded only when the send window (k) has room. So
+  ``notify_data_change`` of many items costs no more memory than its argument, never
+  exceeds k unacknowledged I-frames, and goes as fast as the peer acknowledges.
+  ``drain()`` lets a producer wait.
+* The queue is bounded (``send_queue_size`` items, an encoded ASDU counting as one): a
+  producer written to the seed API (no ``drain()``) facing a peer that acknowledges more
+  slowly than it produces would otherwise grow for ever. When the bound is reached, the
+  notified data is coalesced as an outstation's event buffer does: of the items queued by
+  ``notify_data_change`` only the latest per point (common address, IOA) stays, where it
+  was queued, so each point's values keep their order and the newest value is never lost.
+  If that frees less than a quarter of the queue (more points changed than the queue
+  holds), the peer cannot even keep up with the latest values: the connection is closed
+  as a slow consumer, with the reason logged, and the master's reconnection and general
+  interrogation recover the state.
 * Writes requested outside ``data_received`` are coalesced with one ``call_soon`` per loop
   iteration. asyncio's ``pause_writing`` stops sending until the socket buffer drains.
+* The session's clock is the event loop's (``loop.time``), the driver's one clock: a loop
+  with a fake clock drives every timer in tests (``tests/support/fakeclock.py``).
 * The session's timers become one ``loop.call_at`` handle on its ``next_deadline()``;
   deadlines that move later (t3 after every received frame) do not re-arm the handle: it
   fires, the session does nothing, and it is re-armed.
@@ -32,11 +45,11 @@ import datetime
 import inspect
 import logging
 import ssl as _ssl
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, NamedTuple, cast
 
 from ..codec.asdu import ASDU, InformationObject, RawASDU, decode_asdu, encode_asdu
-from ..codec.constants import Cause, TypeId
+from ..codec.constants import Cause, TypeId, cause_name, type_name
 from ..codec.errors import DecodeError, EncodeError, RemoteProtocolError
 from ..codec.model import (
     COMMAND_TYPES,
@@ -45,9 +58,10 @@ from ..codec.model import (
     Data,
     asdu_to_commands,
     asdu_to_data,
+    command_refusal,
     command_to_asdu,
-    data_to_asdus,
     data_type_id,
+    pack_data,
 )
 from ..codec.session import (
     NEED_DATA,
@@ -79,6 +93,20 @@ _UNKNOWN_CAUSES = frozenset((Cause.UNKNOWN_TYPE, Cause.UNKNOWN_CAUSE,
                              Cause.UNKNOWN_ASDU_ADDRESS, Cause.UNKNOWN_IO_ADDRESS))
 _REQUEST_CAUSES = frozenset((Cause.ACTIVATION, Cause.DEACTIVATION, Cause.REQUEST))
 _TEST_TYPES = frozenset((TypeId.C_TS_NA_1, TypeId.C_TS_TA_1))
+# causes the standard permits for the requests we serve (IEC 60870-5-101 table 14 and
+# 104 table 1); a request with another cause is mirrored with UNKNOWN_CAUSE, P/N=1
+_ACTIVATION_CAUSES = frozenset((Cause.ACTIVATION, Cause.ACTIVATION_CONFIRMATION,
+                                Cause.DEACTIVATION, Cause.DEACTIVATION_CONFIRMATION,
+                                Cause.ACTIVATION_TERMINATION)) | _UNKNOWN_CAUSES
+_PERMITTED_CAUSES: dict[int, frozenset[int]] = {
+    **dict.fromkeys(COMMAND_TYPES, _ACTIVATION_CAUSES),
+    TypeId.C_IC_NA_1: _ACTIVATION_CAUSES,
+    TypeId.C_CI_NA_1: _ACTIVATION_CAUSES,
+    TypeId.C_CS_NA_1: frozenset((Cause.SPONTANEOUS, Cause.ACTIVATION,
+                                 Cause.ACTIVATION_CONFIRMATION)) | _UNKNOWN_CAUSES,
+    **dict.fromkeys(_TEST_TYPES, frozenset((Cause.ACTIVATION, Cause.ACTIVATION_CONFIRMATION))
+                    | _UNKNOWN_CAUSES),
+}
 
 
 class Settings(NamedTuple):
@@ -95,11 +123,27 @@ class Settings(NamedTuple):
     group_interrogate_cb: GroupInterrogateCb | None = None
     clock_sync_cb: ClockSyncCb | None = None
     receive_queue_size: int = 1024
+    send_queue_size: int = 10_000
 
     def session(self, role: Role, clock: Callable[[], float]) -> Session:
+        if isinstance(self.send_queue_size, bool) or not isinstance(
+                self.send_queue_size, int) or self.send_queue_size < 1:
+            raise ValueError(f"send_queue_size {self.send_queue_size!r} is no positive int")
         return Session(role, t1=self.response_timeout, t2=self.supervisory_timeout,
                        t3=self.test_timeout, k=self.send_window_size,
                        w=self.receive_window_size, clock=clock)
+
+
+class _Batch:
+    """``Data`` waiting to be packed and sent: ``items[pos:]``. ``answers``: the request
+    type (C_IC_NA_1, C_CI_NA_1) whose answer this is, None for ``notify_data_change``."""
+
+    __slots__ = ("answers", "items", "pos")
+
+    def __init__(self, items: Sequence[Data], answers: TypeId | None = None) -> None:
+        self.items = items
+        self.pos = 0
+        self.answers = answers
 
 
 class _Request:
@@ -136,7 +180,8 @@ class Connection(Resource):
                                     _addr(transport.get_extra_info("peername")))
         self._log_prefix = (f"{self._info.local_addr.host}:{self._info.local_addr.port} <-> "
                             f"{self._info.remote_addr.host}:{self._info.remote_addr.port}")
-        self._pending: collections.deque[bytes | Iterator[bytes]] = collections.deque()
+        self._pending: collections.deque[bytes | _Batch] = collections.deque()
+        self._queued = 0  # Data items and encoded ASDUs in _pending
         self._flush_scheduled = False
         self._in_receive = False
         self._write_paused = False
@@ -195,7 +240,9 @@ class Connection(Resource):
         slow peer holds back encoding instead of memory filling up. Await :meth:`drain` to
         wait until it is all handed to TCP. The items are snapshotted (a list is copied into
         a tuple, 8 octets per item; pass a tuple to skip even that), so the caller may reuse
-        its list at once.
+        its list at once. At most ``send_queue_size`` items wait: beyond that only the
+        latest queued value of each point is kept, and a peer too slow even for those is
+        disconnected as a slow consumer (see the module docstring).
 
         Raises:
             ConnectionError: the connection is closing.
@@ -210,7 +257,7 @@ class Connection(Resource):
         for item in data:
             data_type_id(item)
         if data:
-            self._pending.append(self._encode_data(data))
+            self._enqueue(_Batch(data), len(data))
             self._kick()
 
     async def drain(self) -> None:
@@ -369,7 +416,7 @@ class Connection(Resource):
     def _send_asdu(self, asdu: ASDU | RawASDU) -> None:
         if not self.is_open:
             raise ConnectionError("connection is closed")
-        self._pending.append(encode_asdu(asdu))
+        self._enqueue(encode_asdu(asdu), 1)
         if self._in_receive or self._flush_scheduled:
             self._kick()  # joins the write already coming
         else:
@@ -385,18 +432,59 @@ class Connection(Resource):
             finally:
                 del self._simple[asdu.type_id]
 
-    def _encode_data(self, data: Iterable[Data]) -> Iterator[bytes]:
-        for asdu in data_to_asdus(data):
+    def _enqueue(self, entry: bytes | _Batch, count: int) -> None:
+        self._pending.append(entry)
+        self._queued += count
+        if self._queued > self._settings.send_queue_size:
+            self._coalesce()
+
+    def _coalesce(self) -> None:
+        """Keep only the latest queued value per point; close as a slow consumer if that
+        frees less than a quarter of the queue (see the module docstring)."""
+        batches = [e for e in self._pending if type(e) is _Batch and e.answers is None]
+        latest: dict[tuple[int, int], tuple[int, int]] = {}  # point -> (batch, index)
+        for b, batch in enumerate(batches):
+            items = batch.items
+            for i in range(batch.pos, len(items)):
+                item = items[i]
+                latest[(item.asdu_address, item.io_address)] = (b, i)
+        kept: list[list[Data]] = [[] for _ in batches]
+        for b, i in sorted(latest.values()):
+            kept[b].append(batches[b].items[i])
+        before = self._queued
+        for batch, items in zip(batches, kept, strict=True):
+            self._queued -= len(batch.items) - batch.pos - len(items)
+            batch.items, batch.pos = items, 0
+        self._pending = collections.deque(
+            e for e in self._pending if type(e) is not _Batch or e.items)
+        size = self._settings.send_queue_size
+        mlog.info("%s: send queue reached %d items: kept the latest of %d points, %d left",
+                  self._log_prefix, before, len(latest), self._queued)
+        if self._queued > size * 3 // 4:
+            self._fail(f"slow consumer: {self._queued} items still queued for "
+                       f"{len(latest)} points after coalescing (send_queue_size {size})")
+
+    def _encode_batch(self, batch: _Batch) -> bytes | None:
+        """Encode the next ASDU of ``batch`` (dropping and reporting objects that do not
+        encode); None if none of them did."""
+        start = batch.pos
+        asdu, batch.pos = pack_data(batch.items, start)
+        if batch.answers is None:
+            self._queued -= batch.pos - start
+        try:
+            return encode_asdu(asdu)
+        except EncodeError:
+            pass
+        good = []
+        for obj in asdu.objects:
+            single = asdu._replace(objects=(obj,))
             try:
-                yield encode_asdu(asdu)
-            except EncodeError:
-                # keep the objects that do encode; drop and report the others
-                for obj in asdu.objects:
-                    single = asdu._replace(objects=(obj,))
-                    try:
-                        yield encode_asdu(single)
-                    except EncodeError as exc:
-                        self._encode_failed(exc, single)
+                encode_asdu(single)
+            except EncodeError as exc:
+                self._encode_failed(exc, single)
+            else:
+                good.append(obj)
+        return encode_asdu(asdu._replace(objects=tuple(good))) if good else None
 
     def _encode_failed(self, exc: EncodeError, asdu: ASDU) -> None:
         mlog.error("%s: dropping data that cannot be encoded: %s (%r)", self._log_prefix,
@@ -421,15 +509,17 @@ class Connection(Resource):
             item = pending[0]
             if type(item) is bytes:
                 pending.popleft()
+                self._queued -= 1
                 session.send_asdu(item)
                 window -= 1
                 continue
-            for raw in cast("Iterator[bytes]", item):
-                session.send_asdu(raw)
-                window -= 1
-                if not window:
-                    break
-            else:
+            batch = cast("_Batch", item)
+            while window and batch.pos < len(batch.items):
+                raw = self._encode_batch(batch)
+                if raw is not None:
+                    session.send_asdu(raw)
+                    window -= 1
+            if batch.pos >= len(batch.items):
                 pending.popleft()
         if not pending and self._drain_waiters:
             for waiter in self._drain_waiters:
@@ -512,6 +602,10 @@ class Connection(Resource):
             self._on_data(asdu)  # type: ignore[arg-type]
         elif isinstance(asdu, RawASDU):
             self._on_unknown(asdu)
+        elif asdu.cause not in _PERMITTED_CAUSES.get(type_id, (asdu.cause,)):
+            mlog.info("%s: refusing %s with cause %s", self._log_prefix,
+                      type_name(type_id), cause_name(asdu.cause))
+            self._respond(asdu._replace(cause=Cause.UNKNOWN_CAUSE, negative=True))
         elif type_id in COMMAND_TYPES:
             self._on_command(asdu)
         elif type_id is TypeId.C_IC_NA_1:
@@ -554,7 +648,7 @@ class Connection(Resource):
 
     def _respond(self, asdu: ASDU | RawASDU) -> None:
         if self.is_open:
-            self._pending.append(encode_asdu(asdu))
+            self._enqueue(encode_asdu(asdu), 1)
             self._kick()
 
     def _confirm(self, request: ASDU, cause: Cause, positive: bool) -> None:
@@ -604,6 +698,8 @@ class Connection(Resource):
             else:
                 self._confirm(asdu, Cause.ACTIVATION_CONFIRMATION, False)
                 return
+            if self._answering(asdu):
+                return
             self._call("interrogate", cb, args,
                        lambda data: self._answer_with_data(asdu, qoi, data))
         elif cause == Cause.DEACTIVATION:
@@ -618,6 +714,8 @@ class Connection(Resource):
             rqt = obj.qualifier if obj is not None else None
             if obj is None or rqt is None or not 1 <= rqt <= 5:
                 self._confirm(asdu, Cause.ACTIVATION_CONFIRMATION, False)
+                return
+            if self._answering(asdu):
                 return
             data_cause = Cause.INTERROGATED_COUNTER + (0 if rqt == 5 else rqt)
             self._call("counter interrogate", self._settings.counter_interrogate_cb,
@@ -645,9 +743,21 @@ class Connection(Resource):
             return
         self._confirm(request, Cause.ACTIVATION_CONFIRMATION, True)
         if data:
-            self._pending.append(self._encode_data(
-                d if d.cause == cause else d._replace(cause=cause) for d in data))
+            # not counted in send_queue_size: _answering refuses a second one meanwhile
+            self._pending.append(_Batch(
+                [d if d.cause == cause else d._replace(cause=cause) for d in data],
+                request.type_id))
         self._confirm(request, Cause.ACTIVATION_TERMINATION, True)
+
+    def _answering(self, request: ASDU) -> bool:
+        """Whether the answer to an earlier request of this type still waits to be sent:
+        then the new one is refused, as outstations do, so answers never pile up."""
+        if any(type(e) is _Batch and e.answers == request.type_id for e in self._pending):
+            mlog.info("%s: refusing %s: the previous answer is still being sent",
+                      self._log_prefix, request.type_id.name)
+            self._confirm(request, Cause.ACTIVATION_CONFIRMATION, False)
+            return True
+        return False
 
     @staticmethod
     def _on_reply(request: _Request | None, asdu: ASDU) -> None:
@@ -663,9 +773,14 @@ class Connection(Resource):
     def _on_command(self, asdu: ASDU) -> None:
         cause = asdu.cause
         if cause in (Cause.ACTIVATION, Cause.DEACTIVATION) and not asdu.negative:
-            commands = asdu_to_commands(asdu)
             con = (Cause.ACTIVATION_CONFIRMATION if cause == Cause.ACTIVATION
                    else Cause.DEACTIVATION_CONFIRMATION)
+            refusal = command_refusal(asdu)
+            if refusal is not None:
+                mlog.info("%s: refusing command: %s", self._log_prefix, refusal)
+                self._confirm(asdu, con, False)
+                return
+            commands = asdu_to_commands(asdu)
 
             def done(result: Any) -> None:
                 if not self.is_open:
@@ -827,6 +942,7 @@ async def connect(addr: Address,
                   group_interrogate_cb: GroupInterrogateCb | None = None,
                   clock_sync_cb: ClockSyncCb | None = None,
                   receive_queue_size: int = 1024,
+                  send_queue_size: int = 10_000,
                   ) -> Connection:
     """Connect to an IEC 104 server (controlled station) and start data transfer.
 
@@ -846,6 +962,11 @@ async def connect(addr: Address,
         clock_sync_cb: answers clock synchronization; without it the answer is negative.
         receive_queue_size: ASDUs buffered for :meth:`Connection.receive` before reading
             pauses.
+        send_queue_size: items (``Data``, or encoded ASDUs) waiting to be sent, >= 1;
+            when reached, queued notified data is coalesced to the latest value per point,
+            and a peer too slow even for that is disconnected (``close_reason`` starts with
+            "slow consumer"). A single ``notify_data_change`` counts whole: raise it for
+            bulk loads of more points than this.
 
     Raises:
         OSError: TCP/TLS connection failed.
@@ -855,7 +976,7 @@ async def connect(addr: Address,
     settings = Settings(interrogate_cb, counter_interrogate_cb, command_cb, response_timeout,
                         supervisory_timeout, test_timeout, send_window_size,
                         receive_window_size, group_interrogate_cb, clock_sync_cb,
-                        receive_queue_size)
+                        receive_queue_size, send_queue_size)
     settings.session(Role.CONTROLLING, loop.time)  # validate before connecting
     kwargs: dict[str, Any] = {}
     if ssl_context is not None:

@@ -74,6 +74,7 @@ async def listen(connection_cb: ConnectionCb,
                  group_interrogate_cb: GroupInterrogateCb | None = None,
                  clock_sync_cb: ClockSyncCb | None = None,
                  receive_queue_size: int = 1024,
+                 send_queue_size: int = 10_000,
                  backlog: int = 100,
                  ) -> Server:
     """Listen for IEC 104 clients (controlling stations).
@@ -93,7 +94,7 @@ async def listen(connection_cb: ConnectionCb,
     settings = Settings(interrogate_cb, counter_interrogate_cb, command_cb, response_timeout,
                         supervisory_timeout, test_timeout, send_window_size,
                         receive_window_size, group_interrogate_cb, clock_sync_cb,
-                        receive_queue_size)
+                        receive_queue_size, send_queue_size)
     settings.session(Role.CONTROLLED, loop.time)  # validate now
     group = Group()
     server = Server(group)

@@ -243,6 +243,7 @@ class C104Client:
         self.common_address = common_address
         self.raw = RawLog()
         self.received: list[Received] = []
+        self.lost_wakeups = 0  # see transmit()
         self.client = c104.Client(tick_rate_ms=tick_rate_ms, command_timeout_ms=command_timeout_ms)
         connection = self.client.add_connection(ip=host, port=port, init=init)
         if connection is None:
@@ -347,6 +348,60 @@ class C104Client:
         point = self.station.get_point(io_address=ioa) or self.add_point(ioa, type)
         point.value = value
         return bool(point.transmit(cause=c104.Cot.ACTIVATION))
+
+    def transmit(self, ioa: int) -> bool:
+        """The first command of point ``ioa`` on this connection (select first in
+        SELECT_AND_EXECUTE mode); True if the server confirmed it positively (and
+        terminated a selected command's execution).
+
+        c104 2.2.1 can answer False for a command the server confirmed within microseconds:
+        ``Connection::awaitCommandSuccess`` (src/remote/Connection.cpp) waits on its
+        condition variable *before* looking at the result, so a confirmation that lands
+        between sending and waiting is never seen and the wait ends after
+        ``command_timeout_ms`` with False (a lost wakeup: our server answers in ~30 us, and
+        a loaded machine preempts c104's thread in that window). After a select, c104 then
+        never sends the execute. So a False is checked against the frames c104 reported
+        receiving, which are complete by then (the point's first command, so every answer
+        about it is this command's): a select confirmed there is executed as c104 would
+        have, and a command whose answers there are all positive succeeded;
+        ``lost_wakeups`` counts both.
+        """
+        point = self.station.get_point(io_address=ioa)
+        if point is None:
+            raise KeyError(ioa)
+        type_id = int(point.type)
+        if self.answers(ioa, type_id):
+            raise ValueError(f"point {ioa} was commanded before on this connection")
+        if point.transmit(cause=c104.Cot.ACTIVATION):
+            return True
+        positive = [(7, False)]
+        if point.command_mode == c104.CommandMode.SELECT_AND_EXECUTE:
+            if self.answers(ioa, type_id) == positive:  # lost after the select
+                self.lost_wakeups += 1
+                point.command_mode = c104.CommandMode.DIRECT
+                try:
+                    point.transmit(cause=c104.Cot.ACTIVATION)  # the execute
+                finally:
+                    point.command_mode = c104.CommandMode.SELECT_AND_EXECUTE
+                wait_for(lambda: len(self.answers(ioa, type_id)) >= 3)
+            positive = [(7, False), (7, False), (10, False)]
+        if self.answers(ioa, type_id)[:len(positive)] == positive:
+            self.lost_wakeups += 1
+            return True
+        return False
+
+    def answers(self, ioa: int, type_id: int, since: int = 0) -> list[tuple[int, bool]]:
+        """(cause, negative) of the server's I-frames about ``type_id`` at ``ioa`` in this
+        station, from the ``since``-th raw frame on."""
+        found = []
+        for frame in self.raw.snapshot()[since:]:
+            data = frame.data
+            if (frame.direction == "s2c" and len(data) >= 15 and not data[2] & 1
+                    and data[6] == type_id
+                    and int.from_bytes(data[10:12], "little") == self.common_address
+                    and int.from_bytes(data[12:15], "little") == ioa):
+                found.append((data[8] & 0x3F, bool(data[8] & 0x40)))
+        return found
 
     def values(self) -> dict[int, Any]:
         """Last value received per IOA."""
