@@ -1,9 +1,9 @@
 """The whole dissector (capture -> reassembly -> records) agrees with Wireshark on real captures.
 
 For every capture in ``captures/`` (generated with our driver) and every public capture
-(``captures/public`` and ``../shared/captures/public``, see their SOURCES.md), every APDU of :func:`dissect_table` is
-compared with tshark's dissection of the same file (:func:`tests.support.tshark.tshark_apdus`,
-``-T pdml``): APCI format, N(S)/N(R), U function, type ID, SQ, number of objects, COT, P/N,
+(``captures/public`` and ``../shared/captures/public``, see their SOURCES.md), every APDU of
+:func:`dissect_table` is compared with tshark's dissection of the same file
+(:func:`tests.support.tshark.tshark_apdus`, ``-T pdml``): APCI format, N(S)/N(R), U function, type ID, SQ, number of objects, COT, P/N,
 T, OA, CA, and for every information object its IOA, value, quality bits, S/E bit, qualifier
 and time tag fields.
 
