@@ -3,30 +3,25 @@ broken TCP) without raising, and finds what is known to be in some of them."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from iec104 import analyzer as an
-from tests.conftest import PUBLIC_CAPTURES_DIR
-
-CAPTURES = sorted(p for p in PUBLIC_CAPTURES_DIR.glob("*.pcap*")) if PUBLIC_CAPTURES_DIR.is_dir() \
-    else []
+from tests.conftest import public_capture, public_capture_names
 
 
-@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
-def test_summary_runs(path: Path, public_captures: Path) -> None:
-    df = an.as_frame(path)
+@pytest.mark.parametrize("name", public_capture_names())
+def test_summary_runs(name: str) -> None:
+    df = an.as_frame(public_capture(name))
     tables = an.summary(df)
     assert len(tables["sessions"]) == df["stream"].nunique()
     assert tables["sessions"]["apdus"].sum() == len(an.apdus(df))
-    for name, table in tables.items():
-        assert table is not None, name
+    for title, table in tables.items():
+        assert table is not None, title
     assert "== Overview ==" in an.summary_text(df)
 
 
-def test_known_content_of_public_captures(public_captures: Path) -> None:
-    df = an.as_frame(public_captures / "emre_104deneme-many-typeids.pcap")
+def test_known_content_of_public_captures() -> None:
+    df = an.as_frame(public_capture("emre_104deneme-many-typeids.pcap"))
     cmds = an.commands(df)
     # the outstation refuses every command on IOA 50 and every parameter on IOA 110
     refused = cmds[cmds["con_cot"] == "UNKNOWN_IO_ADDRESS"]
@@ -37,7 +32,9 @@ def test_known_content_of_public_captures(public_captures: Path) -> None:
     a = an.anomalies(df)
     drift = a[a["kind"] == "time_tag_drift"]
     assert len(drift) and drift["detail"].str.contains("about \\+3 h").all()
-    heinrichs = an.as_frame(public_captures
-                            / "heinrihs_attack-stages-synthetic-broken-tcpseq.pcap")
+
+
+def test_link_findings_of_the_synthetic_attack_capture() -> None:
+    heinrichs = an.as_frame(public_capture("heinrihs_attack-stages-synthetic-broken-tcpseq.pcap"))
     kinds = set(an.link_findings(heinrichs)["kind"])
     assert {"duplicate", "reset"} <= kinds

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from iec104.dissectors.stream import dissect_table
+from tests.conftest import public_capture, public_capture_names
 from tests.support.cli import COMMANDS, STATION, pipe_to_head, run
 
 LINE = re.compile(r"^\s*(\d+|-) \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} \S+ -> \S+ ")
@@ -197,20 +198,27 @@ def test_truncated_last_record(tmp_path: Path) -> None:
                                         if int(line.split()[0]) <= whole_frames]
 
 
-def test_public_captures(public_captures: Path) -> None:
+@pytest.mark.parametrize("name", public_capture_names())
+def test_public_capture(name: str) -> None:
     """Every public capture reads without a traceback; line counts equal the dissector's."""
-    for path in sorted(public_captures.glob("*.pcap*")):
-        proc = run("read", path)
-        assert proc.returncode == 0, (path.name, proc.stderr)
-        shown = proc.stdout.splitlines()
-        table = dissect_table(path)
-        # one line per APDU plus one per gap or dissector note
-        expected = len(set(table.column("apdu").drop_null().to_pylist())) + \
-            table.column("apdu").null_count
-        assert len(shown) == expected, path.name
-    malformed = run("read", public_captures / "iti_test-dissect-iec104-malformed.pcap",
+    path = public_capture(name)
+    proc = run("read", path)
+    assert proc.returncode == 0, proc.stderr
+    shown = proc.stdout.splitlines()
+    table = dissect_table(path)
+    # one line per APDU plus one per gap or dissector note
+    expected = len(set(table.column("apdu").drop_null().to_pylist())) + \
+        table.column("apdu").null_count
+    assert len(shown) == expected
+
+
+def test_public_capture_malformed_lines() -> None:
+    malformed = run("read", public_capture("iti_test-dissect-iec104-malformed.pcap"),
                     "--filter", "error is not None").stdout
     assert "[malformed]" in malformed
-    gaps = run("read", public_captures / "emre_iec104-baselines-seq-gaps.pcap",
+
+
+def test_public_capture_gap_lines() -> None:
+    gaps = run("read", public_capture("emre_iec104-baselines-seq-gaps.pcap"),
                "--filter", '"gap" in error').stdout
     assert "[gap] gap: " in gaps

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import public_capture
 from tests.support.cli import COMMANDS, STATION, pipe_to_head, run
 
 
@@ -63,14 +64,17 @@ def test_two_connections() -> None:
     assert re.search(r"^connections \(TCP streams\)\s+2$", text, re.MULTILINE)
 
 
-def test_errors_and_gaps_listed(public_captures: Path) -> None:
-    gaps = run("summary", public_captures / "emre_iec104-baselines-seq-gaps.pcap").stdout
+def test_errors_listed() -> None:
+    bad = run("summary", public_capture("iti_test-dissect-iec104-malformed.pcap")).stdout
+    assert "APCI: start octet" in sections(bad)["Errors and gaps"]
+    assert re.search(r"^undecodable APDUs / octet runs\s+[1-9]", bad, re.MULTILINE)
+
+
+def test_gaps_listed() -> None:
+    gaps = run("summary", public_capture("emre_iec104-baselines-seq-gaps.pcap")).stdout
     section = sections(gaps)["Errors and gaps"]
     assert re.search(r"gap: \d+ octets not captured", section)
     assert re.search(r"^capture gaps\s+[1-9]", gaps, re.MULTILINE)
-    bad = run("summary", public_captures / "iti_test-dissect-iec104-malformed.pcap").stdout
-    assert "APCI: start octet" in sections(bad)["Errors and gaps"]
-    assert re.search(r"^undecodable APDUs / octet runs\s+[1-9]", bad, re.MULTILINE)
 
 
 def test_filter_and_max_rows() -> None:

@@ -48,6 +48,7 @@ from iec104.codec import (
     encode_apdu,
     encode_asdu,
 )
+from tests.conftest import public_capture
 from tests.support.pcapwriter import write_pcap
 from tests.support.tshark import ensure_tshark, tshark_apdus, tshark_version
 
@@ -383,10 +384,10 @@ def tcp_streams(path: Path) -> dict[tuple[str, int, str, int], list[bytes]]:
 
 
 @pytest.mark.parametrize("name", CLEAN_CAPTURES)
-def test_real_capture_agrees_with_tshark(public_captures: Path, name: str) -> None:
+def test_real_capture_agrees_with_tshark(name: str) -> None:
     """Every APDU of a real capture: our framer + decoder vs tshark, field by field."""
     ensure_tshark()
-    path = public_captures / name
+    path = public_capture(name)
     theirs: dict[tuple, list[dict[str, Any]]] = {}
     for apdu in tshark_apdus(path):
         key = (apdu["src_ip"], apdu["src_port"], apdu["dst_ip"], apdu["dst_port"])

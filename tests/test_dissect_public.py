@@ -1,7 +1,8 @@
 """The capture reader and the reassembler on every public capture, with tshark as the oracle.
 
-Public captures live in ``../shared/captures/public`` (see its SOURCES.md); the tests are
-skipped when that folder is absent, except in CI where that fails (``public_captures``).
+Public captures come from ``captures/public`` (shipped) and ``../shared/captures/public`` (see
+their SOURCES.md): :func:`tests.conftest.public_capture` skips a test whose file is only in an
+absent ``../shared``, except in CI where that fails.
 """
 
 from __future__ import annotations
@@ -15,18 +16,11 @@ import pytest
 from iec104.dissectors.capture import CaptureReader
 from iec104.dissectors.packet import decode_tcp
 from iec104.dissectors.reassembly import Data, Fallback, Gap, Reassembler, stream_events
-from tests.conftest import PUBLIC_CAPTURES_DIR
+from tests.conftest import public_capture, public_capture_names
 from tests.support.tshark import TSHARK_NO_SEQ_ANALYSIS, ensure_tshark
 
 HEINRIHS = "heinrihs_attack-stages-synthetic-broken-tcpseq.pcap"
 BASELINES = "emre_iec104-baselines-seq-gaps.pcap"
-
-
-def capture_names() -> list[str]:
-    if not PUBLIC_CAPTURES_DIR.is_dir():
-        return ["<public captures missing>"]
-    return sorted(p.name for p in PUBLIC_CAPTURES_DIR.iterdir()
-                  if p.suffix in (".pcap", ".pcapng"))
 
 
 def tshark_fields(path: Path, *fields: str, display_filter: str | None = None,
@@ -62,9 +56,9 @@ def tshark_bytes(path: Path, display_filter: str, opts: tuple[str, ...] = ()) ->
     return want
 
 
-@pytest.mark.parametrize("name", capture_names())
-def test_frames_and_timestamps_match_tshark(public_captures: Path, name: str) -> None:
-    path = public_captures / name
+@pytest.mark.parametrize("name", public_capture_names())
+def test_frames_and_timestamps_match_tshark(name: str) -> None:
+    path = public_capture(name)
     with CaptureReader(path) as reader:
         ours = [(p.frame, p.time_ns) for p in reader]
     assert reader.problem is None
@@ -75,9 +69,9 @@ def test_frames_and_timestamps_match_tshark(public_captures: Path, name: str) ->
     assert ours == theirs
 
 
-@pytest.mark.parametrize("name", capture_names())
-def test_streams_and_payload_bytes_match_tshark(public_captures: Path, name: str) -> None:
-    path = public_captures / name
+@pytest.mark.parametrize("name", public_capture_names())
+def test_streams_and_payload_bytes_match_tshark(name: str) -> None:
+    path = public_capture(name)
     got, r, _ = our_bytes(path)
     streams = {int(row[0]) for row in tshark_fields(path, "tcp.stream", display_filter="tcp")}
     assert r.streams == len(streams) == max(streams) + 1
@@ -92,22 +86,22 @@ def test_streams_and_payload_bytes_match_tshark(public_captures: Path, name: str
     assert set(r.connections) == {s for s, _ in want}
 
 
-def test_reading_is_the_same_through_decode_tcp(public_captures: Path) -> None:
+@pytest.mark.parametrize("name", public_capture_names())
+def test_reading_is_the_same_through_decode_tcp(name: str) -> None:
     """Sum of all TCP payload bytes (every port) equals tshark's sum of tcp.len."""
-    for name in capture_names():
-        path = public_captures / name
-        total = 0
-        with CaptureReader(path) as reader:
-            for p in reader:
-                seg = decode_tcp(p.frame, p.time_ns, p.linktype, p.data)
-                if seg is not None:
-                    total += len(seg.payload)
-        assert total == sum(int(row[0] or 0) for row in tshark_fields(path, "tcp.len",
-                                                                       display_filter="tcp")), name
+    path = public_capture(name)
+    total = 0
+    with CaptureReader(path) as reader:
+        for p in reader:
+            seg = decode_tcp(p.frame, p.time_ns, p.linktype, p.data)
+            if seg is not None:
+                total += len(seg.payload)
+    assert total == sum(int(row[0] or 0) for row in tshark_fields(path, "tcp.len",
+                                                                   display_filter="tcp"))
 
 
-def test_heinrihs_broken_sequence_numbers_fall_back(public_captures: Path) -> None:
-    _, r, events = our_bytes(public_captures / HEINRIHS)
+def test_heinrihs_broken_sequence_numbers_fall_back() -> None:
+    _, r, events = our_bytes(public_capture(HEINRIHS))
     data = [e for e in events if isinstance(e, Data)]
     assert len(data) == 3422  # one per frame, none dropped as a "retransmission"
     assert [d.frame for d in data] == list(range(1, 3423))
@@ -116,17 +110,17 @@ def test_heinrihs_broken_sequence_numbers_fall_back(public_captures: Path) -> No
     assert r.stats[0][0].fallback_segments == 3421
 
 
-def test_baselines_gaps_are_the_removed_segments(public_captures: Path) -> None:
+def test_baselines_gaps_are_the_removed_segments() -> None:
     """5 server segments were cut out of the wiki capture: 436+480+460 and 49+56 bytes."""
-    _, r, events = our_bytes(public_captures / BASELINES)
+    _, r, events = our_bytes(public_capture(BASELINES))
     gaps = [(g.direction, g.frame, g.missing) for g in events if isinstance(g, Gap)]
     assert gaps == [(1, 18, 1376), (1, 40, 105)]
     assert r.stats[0][1].gap_bytes == 1481
 
 
-def test_loopback_capture_with_windows_style_addresses(public_captures: Path) -> None:
+def test_loopback_capture_with_windows_style_addresses() -> None:
     """Both ends are 10.0.0.10: directions are told apart by port."""
-    _, r, events = our_bytes(public_captures / "iti_090813-diverse-hydro-commands.pcap")
+    _, r, events = our_bytes(public_capture("iti_090813-diverse-hydro-commands.pcap"))
     (conn,) = r.connections.values()
     assert conn.src == conn.dst == "10.0.0.10" and conn.dport == 2404 and conn.sport == 1075
     assert {e.direction for e in events if isinstance(e, Data)} == {0, 1}

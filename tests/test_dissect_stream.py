@@ -12,8 +12,8 @@ from iec104.analyzer.schema import SCHEMA
 from iec104.dissectors.errors import CaptureError
 from iec104.dissectors.reassembly import Reassembler
 from iec104.dissectors.stream import dissect, dissect_table
+from tests.conftest import public_capture, public_capture_names
 from tests.support.tshark import TSHARK_NO_SEQ_ANALYSIS, tshark_apdus
-from tests.test_dissect_public import capture_names
 from tests.test_dissect_reassembly import STARTDT_ACT, STARTDT_CON, Conv, i_frame, write
 
 # deliberately broken APDUs that tshark decodes anyway and the codec rejects (see SOURCES.md)
@@ -53,9 +53,9 @@ def theirs(path: Path) -> list[tuple]:
             for a in tshark_apdus(path, extra_opts=opts, check=False) if a["apci"]]
 
 
-@pytest.mark.parametrize("name", capture_names())
-def test_apdus_and_their_frames_match_tshark(public_captures: Path, name: str) -> None:
-    path = public_captures / name
+@pytest.mark.parametrize("name", public_capture_names())
+def test_apdus_and_their_frames_match_tshark(name: str) -> None:
+    path = public_capture(name)
     mine, tshark = ours(path), theirs(path)
     if name in LENIENT_TSHARK:
         # every APDU we accept, tshark shows in the same frame (it also shows the bad ones)
@@ -64,19 +64,19 @@ def test_apdus_and_their_frames_match_tshark(public_captures: Path, name: str) -
         assert mine == tshark
 
 
-def test_public_capture_with_gaps_records_them_and_resynchronises(public_captures: Path) -> None:
-    table = dissect_table(public_captures / "emre_iec104-baselines-seq-gaps.pcap").to_pandas()
+def test_public_capture_with_gaps_records_them_and_resynchronises() -> None:
+    table = dissect_table(public_capture("emre_iec104-baselines-seq-gaps.pcap")).to_pandas()
     gaps = table[table["error"].fillna("").str.startswith("gap:")]
     assert list(gaps["frame"]) == [18, 40]
     assert list(gaps["direction"]) == ["s2c", "s2c"]
     assert gaps["error"].iloc[0].startswith("gap: 1376 octets not captured")
 
 
-def test_heinrihs_fallback_is_recorded(public_captures: Path) -> None:
+def test_heinrihs_fallback_is_recorded() -> None:
     r = Reassembler()
     table = pd.concat(
-        b.to_pandas() for b in dissect(public_captures / "heinrihs_attack-stages-synthetic-"
-                                                         "broken-tcpseq.pcap", reassembler=r))
+        b.to_pandas() for b in dissect(public_capture("heinrihs_attack-stages-synthetic-"
+                                                      "broken-tcpseq.pcap"), reassembler=r))
     notes = table[table["error"].fillna("").str.startswith("dissector:")]
     assert len(notes) == 1 and int(notes["frame"].iloc[0]) == 2
     assert apdu_rows(table)["apci"].notna().sum() == 3422

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import public_capture
 from tests.support import tshark as ts
 from tests.support.pcapwriter import Message, build_conversation, write_pcap, write_pcapng
 
@@ -47,8 +48,8 @@ def tshark_path() -> str:
 
 
 @pytest.fixture(scope="module")
-def wiki(public_captures: Path, tshark_path: str) -> list[dict]:
-    return ts.tshark_apdus(public_captures / WIKI)
+def wiki(tshark_path: str) -> list[dict]:
+    return ts.tshark_apdus(public_capture(WIKI))
 
 
 def by_frame(apdus: list[dict], frame: int) -> list[dict]:
@@ -196,8 +197,8 @@ def test_wiki_float_normalized_and_bitstring_values(wiki: list[dict]) -> None:
 # --- other public captures ------------------------------------------------------------------
 
 
-def test_sq_capture_generates_consecutive_ioas(public_captures: Path, tshark_path: str) -> None:
-    apdus = ts.tshark_apdus(public_captures / WIKI_SQ)
+def test_sq_capture_generates_consecutive_ioas(tshark_path: str) -> None:
+    apdus = ts.tshark_apdus(public_capture(WIKI_SQ))
     assert len(apdus) == 4 and {a["frame"] for a in apdus} == {1}
     for n, apdu in enumerate(apdus):
         assert (apdu["type_id"], apdu["sq"], apdu["num_objects"], apdu["cot"]) == (1, True, 16, 20)
@@ -205,16 +206,16 @@ def test_sq_capture_generates_consecutive_ioas(public_captures: Path, tshark_pat
         assert [o["ioa"] for o in apdu["objects"]] == list(range(16 * n, 16 * n + 16))
 
 
-def test_heinrihs_needs_sequence_analysis_off(public_captures: Path, tshark_path: str) -> None:
-    assert len(ts.tshark_apdus(public_captures / HEINRIHS)) == 1
-    apdus = ts.tshark_apdus(public_captures / HEINRIHS, extra_opts=ts.TSHARK_NO_SEQ_ANALYSIS)
+def test_heinrihs_needs_sequence_analysis_off(tshark_path: str) -> None:
+    assert len(ts.tshark_apdus(public_capture(HEINRIHS))) == 1
+    apdus = ts.tshark_apdus(public_capture(HEINRIHS), extra_opts=ts.TSHARK_NO_SEQ_ANALYSIS)
     assert len(apdus) == 3422
     assert Counter(a["apci"] for a in apdus) == {"I": 3398, "U": 24}
     assert Counter(a["type_id"] for a in apdus)[45] == 1908
 
 
-def test_malformed_capture(public_captures: Path, tshark_path: str) -> None:
-    apdus = ts.tshark_apdus(public_captures / MALFORMED)
+def test_malformed_capture(tshark_path: str) -> None:
+    apdus = ts.tshark_apdus(public_capture(MALFORMED))
     assert len({a["frame"] for a in apdus if a["malformed"]}) == 9
     (f13,) = by_frame(apdus, 13)
     assert f13["prefix"] == b"\x00\x12\x12" and f13["u_func"] == "TESTFR_ACT"
@@ -229,8 +230,8 @@ def test_malformed_capture(public_captures: Path, tshark_path: str) -> None:
     assert sum(1 for a in apdus if a["test"]) == 2
 
 
-def test_snort_pipelined_and_split(public_captures: Path, tshark_path: str) -> None:
-    apdus = ts.tshark_apdus(public_captures / SNORT_PAF)
+def test_snort_pipelined_and_split(tshark_path: str) -> None:
+    apdus = ts.tshark_apdus(public_capture(SNORT_PAF))
     assert [(a["frame"], a["index"], a["apci"]) for a in apdus] == [
         (4, 0, "U"),
         (4, 1, "S"),

@@ -1,9 +1,9 @@
 """The whole dissector (capture -> reassembly -> records) agrees with Wireshark on real captures.
 
-For every capture in ``captures/`` (generated with our driver) and in
-``../shared/captures/public`` (see its SOURCES.md), every APDU of :func:`dissect_table` is
-compared with tshark's dissection of the same file (:func:`tests.support.tshark.tshark_apdus`,
-``-T pdml``): APCI format, N(S)/N(R), U function, type ID, SQ, number of objects, COT, P/N,
+For every capture in ``captures/`` (generated with our driver) and every public capture
+(``captures/public`` and ``../shared/captures/public``, see their SOURCES.md), every APDU of
+:func:`dissect_table` is compared with tshark's dissection of the same file
+(:func:`tests.support.tshark.tshark_apdus`, ``-T pdml``): APCI format, N(S)/N(R), U function, type ID, SQ, number of objects, COT, P/N,
 T, OA, CA, and for every information object its IOA, value, quality bits, S/E bit, qualifier
 and time tag fields.
 
@@ -14,7 +14,7 @@ dissector, or a documented choice of ours); anything else fails the test with th
 the field. The counts of compared APDUs and objects are printed per file
 (``pytest -s tests/test_wireshark_agreement.py``) and asserted to be non-trivial.
 
-A missing tshark or public folder skips outside CI and fails in CI (``CI=true``).
+A missing tshark or ``../shared`` folder skips outside CI and fails in CI (``CI=true``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,13 @@ from test_codec_tshark import KIND, TSHARK_RAW
 
 from iec104.codec import TypeId
 from iec104.dissectors.stream import dissect_table
-from tests.conftest import PUBLIC_CAPTURES_DIR, REPO_ROOT, in_ci
+from tests.conftest import (
+    CAPTURE_SUFFIXES,
+    REPO_ROOT,
+    public_capture,
+    public_capture_names,
+    public_captures_dir,
+)
 from tests.support.tshark import TSHARK_NO_SEQ_ANALYSIS, ensure_tshark, tshark_apdus
 
 OWN_CAPTURES_DIR = REPO_ROOT / "captures"
@@ -78,31 +84,16 @@ KNOWN_DIFFERENCES: dict[str, str] = {
 """Every kind of difference the comparison tolerates, and why (see the module docstring)."""
 
 
-def capture_paths() -> list[Path]:
-    paths: list[Path] = []
-    for folder in (OWN_CAPTURES_DIR, PUBLIC_CAPTURES_DIR):
-        if folder.is_dir():
-            paths += sorted(p for p in folder.iterdir()
-                            if p.suffix in (".pcap", ".pcapng") or p.name.endswith(".pcap.gz"))
-    return paths
-
-
 def capture_ids() -> list[str]:
-    names = [f"{p.parent.name}/{p.name}" for p in capture_paths()]
-    if not PUBLIC_CAPTURES_DIR.is_dir():
-        names.append("<public captures missing>")
-    return names
+    """``captures/NAME`` for our own captures, ``public/NAME`` for the public ones."""
+    own = sorted(p.name for p in OWN_CAPTURES_DIR.iterdir() if p.name.endswith(CAPTURE_SUFFIXES))
+    return [f"captures/{name}" for name in own] + \
+        [f"public/{name}" for name in public_capture_names()]
 
 
 def _path(capture_id: str) -> Path:
-    if capture_id == "<public captures missing>":
-        message = f"public captures folder {PUBLIC_CAPTURES_DIR} is missing"
-        if in_ci():
-            pytest.fail(message + " -- required in CI", pytrace=False)
-        pytest.skip(message)
     folder, name = capture_id.split("/", 1)
-    return (OWN_CAPTURES_DIR if folder == OWN_CAPTURES_DIR.name and
-            (OWN_CAPTURES_DIR / name).exists() else PUBLIC_CAPTURES_DIR) / name
+    return OWN_CAPTURES_DIR / name if folder == "captures" else public_capture(name)
 
 
 # -- our side ------------------------------------------------------------------------------
@@ -427,8 +418,7 @@ def test_every_apdu_agrees_with_tshark(capture_id: str) -> None:
 
 def test_agreement_table() -> None:
     """All files at once: the table printed (``-s``) and the totals."""
-    if not PUBLIC_CAPTURES_DIR.is_dir():
-        _path("<public captures missing>")
+    public_captures_dir()  # the totals are over every public capture
     ensure_tshark()
     results = [agreement(c) for c in capture_ids()]
     print()

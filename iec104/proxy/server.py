@@ -184,6 +184,8 @@ class _Connection:
         self.rewriter = Rewriter(proxy.rules, proxy.profile) if proxy.rules else None
         self.bytes = {"c2s": 0, "s2c": 0}
         self.connect_task: asyncio.Task[Any] | None = None
+        # the master's bytes read before the upstream connection is up: (time_ns, data)
+        self.early: list[tuple[int, bytes]] = []
 
     def other(self, side: _Side) -> _Side:
         return self.upstream if side is self.master else self.master
@@ -232,6 +234,9 @@ class _Connection:
         self.upstream_up = True
         if self.proxy._backlog_paused:
             side.pause("backlog")
+        early, self.early = self.early, []
+        for now, data in early:
+            self.received(self.master, data, now)
         self.master.resume("connect")
 
     def _set_endpoints(self, up: tuple[str, int]) -> None:
@@ -244,12 +249,18 @@ class _Connection:
 
     # -- hot path -----------------------------------------------------------------------------
 
-    def received(self, side: _Side, data: bytes) -> None:
-        now = time.time_ns()
+    def received(self, side: _Side, data: bytes, now: int | None = None) -> None:
+        now = time.time_ns() if now is None else now
         direction = side.direction
         dest = self.upstream if side is self.master else self.master
         dest_transport = dest.transport
         rewriter = self.rewriter
+        if dest_transport is None and not self.closing:
+            # The upstream connection is not up yet. master_made paused reading, but Python
+            # before 3.11.4 (Debian 12 has 3.11.2) ignores pause_reading() in connection_made
+            # (CPython gh-103607): hold the bytes for upstream_made, or they would be lost.
+            self.early.append((now, data))
+            return
         if self.closing:
             actions = None  # the other side is gone: nothing to forward to, but log it
         elif rewriter is None:
