@@ -19,7 +19,8 @@ METADATA_KEY = b"iec104.schema_version"
 _TS = pa.timestamp("ns", tz="UTC")
 
 COLUMNS: list[tuple[str, pa.DataType, str]] = [
-    ("time", _TS, "capture (or proxy receive) time of the frame that completed the APDU, UTC"),
+    ("time", _TS, ("capture (or proxy receive) time of the frame that completed the APDU, UTC; "
+                   "null if the capture's timestamp is outside 1677-2262 (a damaged file)")),
     ("frame", pa.int64(), "capture frame number, 1-based as Wireshark counts (null for proxy logs)"),
     ("stream", pa.int32(), "TCP connection number, 0-based in order of appearance"),
     ("direction", pa.string(), "'c2s' from the TCP client (master) or 's2c' from the server (outstation)"),

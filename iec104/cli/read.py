@@ -165,7 +165,8 @@ def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
     numbers continue counting, and stream and APDU numbers stay unique.
 
     A capture damaged part-way through is read up to the damage; the reason is appended to
-    ``inputs.problems`` (no warning is issued) and the next file is read. ``workers`` > 0
+    ``inputs.problems`` (no warning is issued) and the next file is read. So are packets kept
+    without a time (their timestamp was out of range, see :mod:`~iec104.dissectors.capture`). ``workers`` > 0
     decodes ASDUs in that many worker processes (:func:`~iec104.dissectors.stream.
     dissect_segments`).
     """
@@ -183,8 +184,11 @@ def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
                     if seg is not None:
                         yield seg
             offset += reader.frames
+            if reader.time_problem:
+                inputs.problems.append(f"{reader.name}: {reader.time_problem}")
             if reader.problem:
-                inputs.problems.append(f"{reader.name}: {reader.problem}")
+                inputs.problems.append(f"{reader.name}: {reader.problem}; every whole record "
+                                       "before it was decoded")
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CaptureWarning)
@@ -197,10 +201,9 @@ def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
 
 
 def report_problems(problems: Sequence[str]) -> int:
-    """Warn about damaged captures on stderr; the exit code (0, or 1 if any)."""
+    """Warn about damaged inputs on stderr; the exit code (0, or 1 if any)."""
     for problem in problems:
-        print(f"iec104: warning: {problem}; every whole record before it was decoded",
-              file=sys.stderr)
+        print(f"iec104: warning: {problem}", file=sys.stderr)
     return 1 if problems else 0
 
 
@@ -506,8 +509,9 @@ def _print(batches: Iterator[pa.RecordBatch], args: argparse.Namespace, flt: Fil
     limit = args.count
     try:
         for batch in batches:
-            if t0 is None and batch.num_rows:
-                t0 = batch.column("time")[0].value
+            if t0 is None:
+                times = batch.column("time").drop_null()
+                t0 = times[0].value if len(times) else None
             if flt is not None:
                 batch = flt.apply(batch)
             if not batch.num_rows:

@@ -97,7 +97,7 @@ class Connection:
     dport: int
     first_frame: int
     """Frame number of the stream's first segment."""
-    first_time_ns: int
+    first_time_ns: int | None
     syn_seen: bool
     """Whether the first segment of the stream was a SYN (the opening was captured)."""
     selected_by: str
@@ -110,7 +110,7 @@ class StreamStart:
 
     stream: int
     frame: int
-    time_ns: int
+    time_ns: int | None
     connection: Connection
 
 
@@ -122,7 +122,7 @@ class Data:
     direction: int
     """0 = client to server (``Connection.src`` -> ``Connection.dst``), 1 = server to client."""
     frame: int
-    time_ns: int
+    time_ns: int | None
     offset: int
     """Bytes delivered before these in this direction (gaps do not count)."""
     data: bytes
@@ -136,7 +136,7 @@ class Gap:
     direction: int
     frame: int
     """The first frame after the hole (or the frame where the loss was detected)."""
-    time_ns: int
+    time_ns: int | None
     offset: int
     """Value of ``Data.offset`` at the hole (the next Data event has the same offset)."""
     seq: int | None
@@ -152,7 +152,7 @@ class Fallback:
     stream: int
     direction: int
     frame: int
-    time_ns: int
+    time_ns: int | None
     reason: str
 
 
@@ -163,7 +163,7 @@ class StreamEnd:
     stream: int
     frame: int
     """Last frame seen in the stream."""
-    time_ns: int
+    time_ns: int | None
     reason: str
     """``"closed"`` (FIN both ways or RST), ``"reused"`` (new SYN on the same 4-tuple) or
     ``"end"`` (end of input)."""
@@ -578,7 +578,7 @@ class Reassembler:
             self._skip(conn, d, h, first[0], first[3], first[4])
 
     def _place(self, conn: _Conn, d: int, h: _Half, start: int, payload: bytes,
-               wire_len: int, frame: int, time_ns: int) -> None:
+               wire_len: int, frame: int, time_ns: int | None) -> None:
         nxt = h.next
         if start == nxt:
             self._deliver(conn, d, h, payload, wire_len, frame, time_ns)
@@ -644,7 +644,8 @@ class Reassembler:
                 h.stats.overlaps += 1
             self._deliver(conn, d, h, payload[cut:], wire_len - cut, frame, time_ns)
 
-    def _skip(self, conn: _Conn, d: int, h: _Half, to: int, frame: int, time_ns: int) -> None:
+    def _skip(self, conn: _Conn, d: int, h: _Half, to: int, frame: int,
+              time_ns: int | None) -> None:
         """Declare ``[next, to)`` lost, then deliver what the buffer holds after it."""
         missing = to - h.next
         if missing > 0:
@@ -658,7 +659,7 @@ class Reassembler:
         self._drain(conn, d, h)
 
     def _deliver(self, conn: _Conn, d: int, h: _Half, payload: bytes, wire_len: int,
-                 frame: int, time_ns: int) -> None:
+                 frame: int, time_ns: int | None) -> None:
         n = len(payload)
         if n:
             data = bytes(payload)  # no copy for bytes; accepts any buffer
@@ -687,7 +688,7 @@ class Reassembler:
             h.history.clear()
 
     def _to_fallback(self, conn: _Conn, d: int, h: _Half, payload: bytes, frame: int,
-                     time_ns: int) -> None:
+                     time_ns: int | None) -> None:
         h.fallback = True
         h.stats.fallback = True
         self._emit(conn, Fallback(
@@ -705,7 +706,7 @@ class Reassembler:
         self._deliver_raw(conn, d, h, payload, frame, time_ns)
 
     def _deliver_raw(self, conn: _Conn, d: int, h: _Half, payload: bytes, frame: int,
-                     time_ns: int) -> None:
+                     time_ns: int | None) -> None:
         n = len(payload)
         if not n:
             return

@@ -113,13 +113,16 @@ def value_text(value: Any) -> str | None:
     return str(value)
 
 
-def time_tag_ns(tag: Time, reference_ns: int) -> int:
+def time_tag_ns(tag: Time, reference_ns: int | None) -> int:
     """UTC nanoseconds of a time tag; CP24 tags take hour and date from ``reference_ns``.
 
     Raises:
-        DecodeError: the tag is no calendar time (e.g. month 0).
+        DecodeError: the tag is no calendar time (e.g. month 0), or a CP24 tag has no
+            reference (the packet's capture time was out of range).
     """
     if tag.size == TimeSize.THREE:
+        if reference_ns is None:
+            raise DecodeError("CP24 time tag without a capture time to complete it", 0)
         if tag.minutes > 59 or tag.milliseconds > 59999:
             raise DecodeError(f"CP24 time tag {tag.minutes} min {tag.milliseconds} ms "
                               "out of range", 0)
@@ -228,7 +231,7 @@ class RecordBuilder:
     def __len__(self) -> int:
         return len(self._cells) // _NR
 
-    def _tag(self, tag: Time, time_ns: int) -> int | str:
+    def _tag(self, tag: Time, time_ns: int | None) -> int | str:
         """UTC ns of a time tag, or the reason it has none.
 
         CP56 tags are converted through a cache of their minute (tags of one minute differ
@@ -264,7 +267,8 @@ class RecordBuilder:
         self._heads.extend(head)
         self._cells.extend((*_NO_OBJECT, error, index))
 
-    def add_frame(self, time_ns: int, frame: int | None, ep: Endpoints, event: Frame) -> None:
+    def add_frame(self, time_ns: int | None, frame: int | None, ep: Endpoints,
+                  event: Frame) -> None:
         """Rows for one complete APDU."""
         apdu_index = self.next_apdu
         self.next_apdu += 1
@@ -359,7 +363,7 @@ class RecordBuilder:
                 cells.extend((i, address, number, text, *quality, ns, tag.invalid,
                               select, qualifier, None, index))
 
-    def add_malformed(self, time_ns: int, frame: int | None, ep: Endpoints,
+    def add_malformed(self, time_ns: int | None, frame: int | None, ep: Endpoints,
                       event: Malformed) -> None:
         """One row for octets that are no valid APDU."""
         self.errors += 1
@@ -368,7 +372,7 @@ class RecordBuilder:
         self._one_row((time_ns, frame, *ep, apdu_index, None, None, None, None, *_NO_HEADER,
                        event.raw), f"APCI: {event.reason} (stream offset {event.offset})")
 
-    def add_gap(self, time_ns: int, frame: int | None, ep: Endpoints, missing: int,
+    def add_gap(self, time_ns: int | None, frame: int | None, ep: Endpoints, missing: int,
                 detail: str = "") -> None:
         """One row for octets missing from the capture."""
         self.gaps += 1
@@ -376,7 +380,7 @@ class RecordBuilder:
         self._one_row((time_ns, frame, *ep, None, None, None, None, None, *_NO_HEADER, None),
                       error)
 
-    def add_event(self, time_ns: int, frame: int | None, ep: Endpoints, text: str,
+    def add_event(self, time_ns: int | None, frame: int | None, ep: Endpoints, text: str,
                   raw: bytes | None = None) -> None:
         """One row for something that happened to a connection rather than an APDU.
 

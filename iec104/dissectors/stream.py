@@ -217,20 +217,21 @@ class _DeferredBuilder:
     def rows(self) -> int:
         return len(self.ops)
 
-    def add_frame(self, time_ns: int, frame: int | None, ep: Endpoints, event: Frame) -> None:
+    def add_frame(self, time_ns: int | None, frame: int | None, ep: Endpoints,
+                  event: Frame) -> None:
         self.ops.append((0, time_ns, frame, ep, event.raw))
         self.next_apdu += 1
 
-    def add_malformed(self, time_ns: int, frame: int | None, ep: Endpoints,
+    def add_malformed(self, time_ns: int | None, frame: int | None, ep: Endpoints,
                       event: Malformed) -> None:
         self.ops.append((1, time_ns, frame, ep, event))
         self.next_apdu += 1
 
-    def add_gap(self, time_ns: int, frame: int | None, ep: Endpoints, missing: int,
+    def add_gap(self, time_ns: int | None, frame: int | None, ep: Endpoints, missing: int,
                 detail: str = "") -> None:
         self.ops.append((2, time_ns, frame, ep, (missing, detail)))
 
-    def add_event(self, time_ns: int, frame: int | None, ep: Endpoints, text: str,
+    def add_event(self, time_ns: int | None, frame: int | None, ep: Endpoints, text: str,
                   raw: bytes | None = None) -> None:
         self.ops.append((3, time_ns, frame, ep, (text, raw)))
 
