@@ -117,6 +117,24 @@ def test_filter_refused(expr: str, tmp_path: Path) -> None:
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.parametrize("expr", [
+    "not " * 5000 + "iv",
+    "ioa == 99999999999999999999999",
+    "ioa in (" + ", ".join(map(str, range(5000))) + ", 1e300)",
+    "time > '9999-01-01'",
+])
+@pytest.mark.parametrize("command", ["read", "convert", "summary"])
+def test_overflow_and_recursion_are_bad_filters(expr: str, command: str,
+                                                tmp_path: Path) -> None:
+    """Exit 2 and a short message (no traceback, no 20 KB echo of the expression)."""
+    extra = ["-o", str(tmp_path / "out.parquet")] if command == "convert" else []
+    proc = run(command, STATION, *extra, "--filter", expr)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("iec104: --filter: "), proc.stderr
+    assert len(proc.stderr) < 400 and proc.stderr.count("\n") <= 4, proc.stderr
+    assert not (tmp_path / "out.parquet").exists()
+
+
 def test_count_and_relative_time() -> None:
     proc = run("read", STATION, "-c", "5", "-t", "r")
     lines = proc.stdout.splitlines()

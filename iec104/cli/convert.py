@@ -28,6 +28,7 @@ from typing import Any
 
 from . import CliError
 from .read import (
+    FILTER_DOC,
     add_input_options,
     compile_filter_option,
     dissect_inputs,
@@ -50,7 +51,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUT.parquet",
                    help="Parquet file to write (replaced if it exists)")
     add_input_options(p, filter_help="write only the rows of APDUs with a row matching EXPR "
-                      "(see README.dissect.md)")
+                      f"({FILTER_DOC})")
     p.add_argument("--batch-rows", type=int, default=65536, metavar="N",
                    help="rows per Parquet row group (default 65536; memory grows with it)")
     p.add_argument("-j", "--jobs", type=int, metavar="N",

@@ -56,6 +56,10 @@ def parse_profile(text: str) -> Profile:
             "IOA 1-3)") from None
 
 
+FILTER_DOC = "see 'Filter language' in README.md"
+"""Where the filter language is documented (in filter errors and --help)."""
+
+
 def add_input_options(p: argparse.ArgumentParser, *, filter_help: str) -> None:
     p.add_argument("-d", "--port", type=int, action="append", dest="ports", metavar="N",
                    help="TCP port of IEC 104 servers (repeatable; default 2404)")
@@ -77,7 +81,7 @@ def compile_filter_option(expr: str | None) -> Filter | None:
         return compile_filter(expr)
     except FilterError as exc:
         raise CliError(f"--filter: {exc.reason}\n  {exc.caret().replace(chr(10), chr(10) + '  ')}"
-                       "\n(see README.dissect.md, 'Filter language')") from None
+                       f"\n({FILTER_DOC})") from None
 
 
 # -- inputs ------------------------------------------------------------------------------
@@ -472,7 +476,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    "Parquet file written by iec104 convert")
     add_input_options(p, filter_help="show only APDUs with a row matching EXPR, e.g. "
                       "'type_id == 45 and ca == 1', 'apci == \"U\"', 'ioa in (1, 2, 3)' "
-                      "(see README.dissect.md)")
+                      f"({FILTER_DOC})")
     p.add_argument("-V", "--verbose", action="store_true",
                    help="print every field of every APDU and object (a tree per APDU)")
     p.add_argument("-t", "--time", choices=["a", "r", "e"], default="a",
