@@ -124,7 +124,7 @@ def dissect(
     source: str | os.PathLike[str] | BinaryIO | CaptureReader,
     ports: Iterable[int] | None = None,
     *,
-    heuristic: bool = False,
+    heuristic: bool = True,
     profile: Profile | None = None,
     batch_rows: int = 65536,
     reassembler: Reassembler | None = None,
@@ -136,7 +136,9 @@ def dissect(
         source: path or binary file object of a pcap/pcapng capture (gzip allowed), or an
             open :class:`~.capture.CaptureReader` (whose ``problem`` the caller can check).
         ports: TCP ports of IEC 104 servers (either endpoint; default 2404).
-        heuristic: also decode connections on other ports whose first bytes frame as IEC 104.
+        heuristic: also decode connections on other ports whose first bytes frame as IEC 104
+            (default True; streams left undecoded are counted in the reassembler's
+            ``undecoded``).
         profile: ASDU field sizes (default: the 104 profile, COT 2 / CA 2 / IOA 3).
         batch_rows: a batch is yielded once at least this many rows are pending.
         reassembler: a preconfigured :class:`~.reassembly.Reassembler` (then ``ports`` and
