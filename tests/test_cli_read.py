@@ -169,10 +169,11 @@ def test_parquet_input_prints_the_same(tmp_path: Path) -> None:
 
 
 def test_port_heuristic_and_profile() -> None:
-    # nothing on 2405: no APDU
-    assert run("read", STATION, "--port", "2405").stdout == ""
-    # --heuristic finds the 2404 connection again even without its port
-    heuristic = run("read", STATION, "--port", "2405", "--heuristic")
+    # nothing on 2405 and no heuristic: no APDU, and a note says why
+    off = run("read", STATION, "--port", "2405", "--no-heuristic")
+    assert off.stdout == "" and "(server port 2404)" in off.stderr
+    # the heuristic (on by default) finds the 2404 connection again even without its port
+    heuristic = run("read", STATION, "--port", "2405")
     assert heuristic.stdout == run("read", STATION).stdout
     # a wrong profile (COT 1 octet) changes the decoding but never crashes
     odd = run("read", STATION, "--profile", "1,1,2")
