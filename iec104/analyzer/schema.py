@@ -53,14 +53,18 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("bl", pa.bool_(), "quality: blocked"),
     ("ov", pa.bool_(), "quality: overflow (counter: carry CY)"),
     ("ei", pa.bool_(), "protection quality: elapsed time invalid"),
-    ("time_tag", _TS, "CP56Time2a/CP24Time2a of the object as UTC (CP24 completed from 'time')"),
+    ("time_tag", _TS, ("CP56Time2a/CP24Time2a of the object as UTC (CP24 completed from "
+                       "'time'); CP56 years 0-69 are 2000-2069 and 70-127 are 1970-2027, as "
+                       "Wireshark reads them")),
     ("time_tag_iv", pa.bool_(), "IV bit of the time tag"),
     ("select", pa.bool_(), "command S/E bit (True = select)"),
     ("qualifier", pa.int16(), "command/system/parameter qualifier (QU, QL, QOI, QCC RQT, QPM...)"),
     ("raw", pa.binary(), "the APDU octets (or the malformed octets)"),
     ("error", pa.string(), ("why the APDU or octets could not be decoded; 'gap: ...' for capture "
                             "loss; 'proxy: ...' for proxy connection events and rule actions "
-                            "(rows without APDU)")),
+                            "(rows without APDU); 'time tag: ...' on an object whose time tag is "
+                            "no calendar date (time_tag null) or has a CP56 year above the "
+                            "standard's 99 (time_tag kept)")),
 ]
 
 SCHEMA = pa.schema([pa.field(name, dtype) for name, dtype, _ in COLUMNS],

@@ -49,7 +49,7 @@ from .session import (
                    Session,
                    State,
 )
-from .timetag import Time, TimeSize
+from .timetag import Time, TimeSize, cp56_year
 from .values import (
                    AckFileValue,
                    BinaryCounterValue,
@@ -145,6 +145,7 @@ __all__ = [
                    "asdu_to_data",
                    "cause_name",
                    "command_to_asdu",
+                   "cp56_year",
                    "data_to_asdus",
                    "decode_apdu",
                    "decode_asdu",

@@ -11,6 +11,10 @@ CP56Time2a layout (7 octets)::
 
 CP24Time2a is the first three octets. Reserved bits are kept in ``reserved`` (bit 0 RES1,
 bits 1-2 RES2, bits 3-6 RES3, bit 7 RES4) so that re-encoding gives the same octets.
+
+The standard gives the year as 0..99 without a century. Every conversion to a date follows
+Wireshark (:func:`cp56_year`): 0-69 are 2000-2069 and 70-127 are 1970-2027, so the 7-bit
+field's out-of-range 109 (sent by some devices for 2009) is 2009, not 2109.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ class Time(NamedTuple):
 
     def to_datetime(self, tz: _dt.tzinfo = _dt.UTC, *,
                     reference: _dt.datetime | None = None,
-                    century: int = 2000) -> _dt.datetime:
+                    century: int | None = None) -> _dt.datetime:
         """Convert to an aware ``datetime`` in ``tz``.
 
         Args:
@@ -68,7 +72,8 @@ class Time(NamedTuple):
             reference: for CP24 only: the time the tag was received; the result is the
                 latest instant not after ``reference`` + 1 minute with these minutes and
                 milliseconds.
-            century: added to the two-digit year.
+            century: added to the year field; None (default): Wireshark's rule,
+                :func:`cp56_year`.
 
         Raises:
             DecodeError: a field outside its calendar range (e.g. month 13).
@@ -94,7 +99,8 @@ class Time(NamedTuple):
         _check_range("hours", self.hours, 0, 23)
         _check_range("months", self.months, 1, 12)
         try:
-            return _dt.datetime(century + self.years, self.months, self.day_of_month,
+            year = cp56_year(self.years) if century is None else century + self.years
+            return _dt.datetime(year, self.months, self.day_of_month,
                                 self.hours, self.minutes, self.milliseconds // 1000,
                                 (self.milliseconds % 1000) * 1000, tzinfo=tz)
         except ValueError as exc:
@@ -103,19 +109,36 @@ class Time(NamedTuple):
     @classmethod
     def from_datetime(cls, value: _dt.datetime, size: TimeSize = TimeSize.SEVEN, *,
                       invalid: bool = False, summer_time: bool = False,
-                      century: int = 2000) -> Time:
+                      century: int | None = None) -> Time:
         """Build a time tag from a ``datetime`` (its wall-clock fields are used as they are).
 
-        ``day_of_week`` is set from the date (Monday = 1).
+        ``day_of_week`` is set from the date (Monday = 1). ``century`` is subtracted from the
+        year; None (default): the inverse of :func:`cp56_year`, for the years 1970-2069.
         """
         ms = value.second * 1000 + value.microsecond // 1000
         if size == TimeSize.THREE:
             return cls(TimeSize.THREE, ms, invalid, value.minute)
-        years = value.year - century
+        if century is None:
+            first = 1970
+            years = value.year % 100 if first <= value.year < first + 100 else -1
+        else:
+            first = century
+            years = value.year - century
         if not 0 <= years <= 99:
-            raise EncodeError("years", f"{value.year} outside [{century}, {century + 99}]")
+            raise EncodeError("years", f"{value.year} outside [{first}, {first + 99}]")
         return cls(TimeSize.SEVEN, ms, invalid, value.minute, summer_time, value.hour,
                    value.isoweekday(), value.day, value.month, years)
+
+
+def cp56_year(years: int) -> int:
+    """The calendar year of a CP56Time2a year field [0, 127], as Wireshark shows it.
+
+    IEC 60870-5-4 defines 0..99 and no century; Wireshark (and this toolkit: the dissector,
+    :meth:`Time.to_datetime`) reads 0-69 as 2000-2069 and 70-127 as 1970-2027, so 109 is 2009.
+    Callers that store the date should flag a field above 99 as out of range.
+    """
+    years &= 0x7F
+    return 2000 + years if years < 70 else 1900 + years
 
 
 _new = tuple.__new__

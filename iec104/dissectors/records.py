@@ -38,6 +38,7 @@ from ..codec import (
     UFrame,
     UFunction,
     cause_name,
+    cp56_year,
     decode_asdu,
     decode_header,
     type_name,
@@ -134,13 +135,20 @@ def time_tag_ns(tag: Time, reference_ns: int | None) -> int:
     # a CP56 tag has all its fields (the decoder sets them)
     years, months, day, hours = tag.years, tag.months, tag.day_of_month, tag.hours
     assert years is not None and months is not None and day is not None and hours is not None
+    year = cp56_year(years)  # Wireshark's century rule; years > 99 are flagged by the caller
     if not (tag.milliseconds <= 59999 and tag.minutes <= 59 and hours <= 23
-            and 1 <= months <= 12 and 1 <= day <= calendar.monthrange(2000 + years, months)[1]):
+            and 1 <= months <= 12 and 1 <= day <= calendar.monthrange(year, months)[1]):
         raise DecodeError(f"CP56 time tag {years:02}-{months:02}-{day:02} "
                           f"{hours:02}:{tag.minutes:02}:{tag.milliseconds} out of range", 0)
-    seconds = (_days_from_civil(2000 + years, months, day) * 86400 + hours * 3600
+    seconds = (_days_from_civil(year, months, day) * 86400 + hours * 3600
                + tag.minutes * 60)
     return seconds * _NS + tag.milliseconds * 1_000_000
+
+
+def _year_error(years: int) -> str:
+    """The ``error`` of an object whose CP56 year field is outside the standard's 0..99 (its
+    ``time_tag`` is kept, read as Wireshark reads it)."""
+    return f"time tag: year {years} outside [0, 99], read as {cp56_year(years)} (as Wireshark)"
 
 
 def _days_from_civil(y: int, m: int, d: int) -> int:
@@ -360,8 +368,11 @@ class RecordBuilder:
                 cells.extend((i, address, number, text, *quality, None, tag.invalid,
                               select, qualifier, f"time tag: {ns}", index))
             else:
+                years = tag[9]  # None for CP24; the standard allows 0..99
                 cells.extend((i, address, number, text, *quality, ns, tag.invalid,
-                              select, qualifier, None, index))
+                              select, qualifier,
+                              None if years is None or years < 100 else _year_error(years),
+                              index))
 
     def add_malformed(self, time_ns: int | None, frame: int | None, ep: Endpoints,
                       event: Malformed) -> None:
