@@ -51,6 +51,7 @@ import io
 import os
 import struct
 import warnings
+import zlib
 from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple, Self
 
@@ -64,6 +65,10 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20
+_PIECE = 1 << 16  # one read() of a refill (see _refill)
+#: What reading the file may raise besides a clean end: I/O errors, and for gzip a damaged
+#: header or CRC (OSError), a cut stream (EOFError) or damaged deflate data (zlib.error).
+_READ_ERRORS = (OSError, EOFError, zlib.error)
 #: Nanosecond timestamps that int64 (Arrow's and pandas' ``timestamp[ns]``) can hold; pandas
 #: reserves -2**63 for NaT, so the range starts one above it.
 MIN_TIME_NS = -(1 << 63) + 1
@@ -191,6 +196,7 @@ class CaptureReader:
     def __init__(self, source: str | os.PathLike[str] | BinaryIO, *, name: str | None = None):
         self.name = name if name is not None else _source_name(source)
         self.problem: str | None = None
+        self._read_error: str | None = None  # a failed read; reported by _stop
         self.frames = 0
         self.other_records = 0
         self.bad_times = 0
@@ -202,7 +208,10 @@ class CaptureReader:
         )
         self._iterated = False
         try:
-            self._start()
+            try:
+                self._start()
+            except _READ_ERRORS as exc:  # e.g. damaged deflate data inside a gzip header
+                raise self._error(f"the file header cannot be read ({exc})") from exc
         except BaseException:
             self.close()
             raise
@@ -230,7 +239,7 @@ class CaptureReader:
             self._file = gzip.GzipFile(fileobj=inner)  # type: ignore[assignment]
             try:
                 head = self._read_exact(4)
-            except (OSError, EOFError) as exc:
+            except _READ_ERRORS as exc:
                 raise self._error(f"gzip-compressed but unreadable ({exc})") from exc
         if not head:
             raise self._error("empty file, not a pcap or pcapng capture")
@@ -332,6 +341,8 @@ class CaptureReader:
                 "(a damaged block, or an extreme if_tsresol/if_tsoffset); kept without a time")
 
     def _stop(self, reason: str) -> None:
+        if self._read_error is not None and reason != self._read_error:
+            reason = f"{self._read_error}; {reason}"  # the cause first, then what it cut
         self.problem = reason
         warnings.warn(CaptureWarning(f"{self.name}: {reason}"), stacklevel=3)
 
@@ -339,11 +350,20 @@ class CaptureReader:
         """Return ``buf[pos:]`` extended with file data to at least ``need`` bytes if possible."""
         tail = buf[pos:]
         want = max(_CHUNK, need - len(tail))
-        try:
-            more = self._read_exact(want)
-        except (OSError, EOFError) as exc:  # e.g. a damaged gzip stream
-            self.problem = self.problem or f"read error: {exc}"
-            more = b""
+        parts: list[bytes] = []
+        while want > 0:
+            # in pieces: a read that fails (damaged gzip data) loses only its own piece,
+            # not the records already decompressed in this chunk
+            try:
+                part = self._file.read(min(want, _PIECE))
+            except _READ_ERRORS as exc:
+                self._read_error = self._read_error or f"read error: {exc}"
+                break
+            if not part:
+                break
+            parts.append(part)
+            want -= len(part)
+        more = b"".join(parts)
         return tail + more if tail else more
 
     def _iter_pcap(self) -> Iterator[Packet]:
@@ -369,8 +389,8 @@ class CaptureReader:
                                 f"truncated record header after frame {frame} "
                                 f"({n} of {hsize} bytes)"
                             )
-                        elif self.problem:
-                            self._stop(self.problem)
+                        elif self._read_error:
+                            self._stop(self._read_error)
                         return
                 sec, frac, incl, orig = unpack(buf, pos)
                 start = pos + hsize
@@ -422,8 +442,8 @@ class CaptureReader:
                         if n:
                             self._stop(f"truncated block header after frame {frame} "
                                        f"({n} bytes left)")
-                        elif self.problem:
-                            self._stop(self.problem)
+                        elif self._read_error:
+                            self._stop(self._read_error)
                         return
                 btype, blen = hdr.unpack_from(buf, pos)
                 if btype == _SHB:
@@ -561,8 +581,9 @@ class CaptureReader:
         """Close the file if the reader opened it (also the gzip wrapper, if any)."""
         f = self._file
         if isinstance(f, gzip.GzipFile):
+            inner = f.fileobj  # GzipFile.close() sets it to None
             f.close()
-            f = f.fileobj  # type: ignore[assignment]
+            f = inner  # type: ignore[assignment]
             if isinstance(f, _Concat):
                 f = f.rest  # type: ignore[assignment]
         if self._owned and f is not None:
