@@ -191,6 +191,13 @@ def test_long_expression_is_shown_as_a_window() -> None:
     assert info.value.caret() == deep[:76] + "..."
 
 
+def test_control_characters_never_reach_the_terminal() -> None:
+    with pytest.raises(FilterError) as info:
+        compile_filter("typo == '\x1b[31m\x1c\r\u2028'")
+    # (the line break inside the literal makes it unterminated: the caret is on its quote)
+    assert info.value.caret() == "typo == '?[31m???'\n" + " " * 8 + "^"
+
+
 def test_error_position() -> None:
     with pytest.raises(FilterError) as info:
         compile_filter("type_id == 45 and typo == 1")

@@ -76,7 +76,8 @@ class FilterError(ValueError):
 
     def caret(self, width: int = 76) -> str:
         """The expression with a ``^`` under the problem (two lines), or just the expression;
-        an expression longer than ``width`` is cut to a window around the problem."""
+        an expression longer than ``width`` is cut to a window around the problem, and
+        characters that are not printable are shown as ``?``."""
         text, offset = self.expression, self.offset
         if len(text) > width:
             start = 0 if offset is None else max(0, min(offset - width // 2, len(text) - width))
@@ -84,7 +85,9 @@ class FilterError(ValueError):
             head, tail = ("..." if start else ""), ("..." if start + width < len(text) else "")
             text = f"{head}{window}{tail}"
             offset = None if offset is None else offset - start + len(head)
-        text = text.replace("\n", " ")
+        # one character each, so the caret stays in place: line breaks and control
+        # characters (terminal escapes) never reach the terminal
+        text = "".join(ch if ch.isprintable() else "?" for ch in text)
         if offset is None:
             return text
         return f"{text}\n{' ' * offset}^"
