@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from tests.support.cli import COMMANDS, STATION, command, env, run
@@ -120,6 +121,35 @@ def test_directory_with_one_damaged_file_keeps_the_rest(tmp_path: Path,
     for name in ("a", "b"):
         (folder / f"{name}.parquet").write_bytes(b"PAR1 not really")
     one_line_error(run(command_name, folder, *extra), "no readable Parquet file")
+
+
+@pytest.mark.parametrize("command_name", ["read", "summary", "report"])
+def test_damaged_row_group_loses_only_its_rows(tmp_path: Path, command_name: str) -> None:
+    whole = tmp_path / "whole.parquet"
+    assert run("convert", STATION, "-o", whole, "-q", "--batch-rows", "20",
+               "--compression", "none").returncode == 0
+    meta = pq.ParquetFile(whole).metadata
+    assert meta.num_row_groups >= 4
+    chunk = meta.row_group(2).column(0)  # the first page header of row group 3
+    data = bytearray(whole.read_bytes())
+    for i in range(chunk.data_page_offset, chunk.data_page_offset + 8):
+        data[i] ^= 0xFF
+    damaged = tmp_path / "damaged.parquet"
+    damaged.write_bytes(bytes(data))
+    extra = ["-o", str(tmp_path / "r.html")] if command_name == "report" else []
+    proc = run(command_name, damaged, *extra)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith(f"iec104: warning: {damaged}: row group 3 of "
+                                  f"{meta.num_row_groups} cannot be read (")
+    assert proc.stderr.count("\n") == 1
+    lost = meta.row_group(2).num_rows
+    if command_name == "read":
+        rows = pq.read_table(whole).to_pandas()
+        kept = rows.drop(index=range(40, 40 + lost))
+        assert len(proc.stdout.splitlines()) == kept["apdu"].nunique()
+    else:
+        text = (tmp_path / "r.html").read_text() if extra else proc.stdout
+        assert re.search(rf"\brows\b\D*{meta.num_rows - lost}\b", text)
 
 
 def test_truncated_capture_is_a_warning_not_a_python_warning(tmp_path: Path) -> None:

@@ -350,7 +350,8 @@ def _parquet_file(path: Path) -> pq.ParquetFile:
     try:
         pf = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:
-        raise CliError(f"{path}: not a readable Parquet file ({exc})") from None
+        raise CliError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())})"
+                       ) from None
     schema = pf.schema_arrow
     if "apdu" not in schema.names:
         raise CliError(f"{path}: not a Parquet file of iec104's schema (no 'apdu' column)")
@@ -379,8 +380,8 @@ def parquet_batches(path: Path, batch_rows: int = 65536,
     """Batches of a Parquet file of the schema, cut so that no APDU spans two batches.
 
     A file that cannot be opened, or is of another schema, raises CliError. A row group
-    that cannot be read (damage inside the file) ends the batches: its reason is appended to
-    ``problems`` (every row before it was yielded), or raised as CliError without a list.
+    that cannot be read (damage inside the file) is skipped and its reason appended to
+    ``problems`` (every other row group is read), or raised as CliError without a list.
     """
     import pyarrow as pa
 
@@ -389,30 +390,31 @@ def parquet_batches(path: Path, batch_rows: int = 65536,
     pf = _parquet_file(path)
     names = [f.name for f in SCHEMA if f.name in pf.schema_arrow.names]
     tail: pa.RecordBatch | None = None
-    batches = pf.iter_batches(batch_size=batch_rows, columns=names)
-    while True:
-        try:
-            batch = next(batches, None)
-            if batch is None:
-                break
-            batch = _conform(batch)
+    groups = pf.metadata.num_row_groups
+    for group in range(groups):
+        try:  # row groups are independent: one damaged group loses only its own rows
+            table = pf.read_row_group(group, columns=names)
+            chunks = [_conform(b) for b in table.to_batches(max_chunksize=batch_rows)]
         except (pa.ArrowException, OSError) as exc:
-            reason = f"{path}: damaged Parquet data ({exc}); every row before it was read"
+            reason = (f"{path}: row group {group + 1} of {groups} cannot be read "
+                      f"({' '.join(str(exc).split())}); its rows are missing, the other row "
+                      "groups were read")
             if problems is None:
                 raise CliError(reason) from None
             problems.append(reason)
-            break
-        if tail is not None and tail.num_rows:
-            batch = pa.Table.from_batches([tail, batch]).combine_chunks().to_batches()[0]
-        apdu = batch.column("apdu")
-        last = apdu[batch.num_rows - 1].as_py() if batch.num_rows else None
-        cut = batch.num_rows
-        if last is not None:
-            while cut > 0 and apdu[cut - 1].as_py() == last:
-                cut -= 1
-        tail = batch.slice(cut)
-        if cut:
-            yield batch.slice(0, cut)
+            continue
+        for batch in chunks:
+            if tail is not None and tail.num_rows:
+                batch = pa.Table.from_batches([tail, batch]).combine_chunks().to_batches()[0]
+            apdu = batch.column("apdu")
+            last = apdu[batch.num_rows - 1].as_py() if batch.num_rows else None
+            cut = batch.num_rows
+            if last is not None:
+                while cut > 0 and apdu[cut - 1].as_py() == last:
+                    cut -= 1
+            tail = batch.slice(cut)
+            if cut:
+                yield batch.slice(0, cut)
     if tail is not None and tail.num_rows:
         yield tail
 
