@@ -432,6 +432,7 @@ class CaptureReader:
         hdr = struct.Struct(order + "II")
         epb = struct.Struct(order + "IIIII")
         new = tuple.__new__
+        lowest, highest = MIN_TIME_NS, MAX_TIME_NS  # locals: checked once per packet
         try:
             while True:
                 if n - pos < 12:
@@ -493,7 +494,7 @@ class CaptureReader:
                     self.frames = frame
                     ns = (ts * itf.mul if itf.div == 1 else ts * itf.mul // itf.div) \
                         + itf.offset_ns
-                    if not MIN_TIME_NS <= ns <= MAX_TIME_NS:
+                    if not lowest <= ns <= highest:
                         self._bad_time(frame, ns)
                         ns = None
                     yield new(Packet, (frame, ns, itf.linktype,
@@ -525,7 +526,7 @@ class CaptureReader:
                     frame += 1
                     self.frames = frame
                     ns = ts * itf.mul // itf.div + itf.offset_ns
-                    if not MIN_TIME_NS <= ns <= MAX_TIME_NS:
+                    if not lowest <= ns <= highest:
                         self._bad_time(frame, ns)
                         ns = None
                     yield Packet(frame, ns, itf.linktype, buf[pos + 28:pos + 28 + caplen], orig,
