@@ -344,7 +344,7 @@ class _Compiler:
                  "time": "a date/time string", "binary": "bytes (b'...')"}
         raise self.error(f"{column} takes {words[kind]}, not {value!r}", node)
 
-    def number(self, column: str, value: int | float, node: ast.AST) -> int | float:
+    def number(self, column: str, value: float, node: ast.AST) -> float:
         """A number checked against ``column``'s type: an integer column takes finite
         values within its Arrow type's range (a non-integral float stays a float), a float
         column any float (an int too large for a float is refused)."""

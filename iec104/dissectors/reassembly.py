@@ -228,7 +228,7 @@ class _Half:
         self.next = 0  # relative position of the next expected byte
         self.offset = 0  # bytes delivered
         # (relative start, wire length, payload, frame, time_ns), sorted by start
-        self.pending: list[tuple[int, int, bytes, int, int]] = []
+        self.pending: list[tuple[int, int, bytes, int, int | None]] = []
         self.pending_keys: list[int] = []
         self.pending_bytes = 0
         self.history = bytearray()
@@ -236,7 +236,7 @@ class _Half:
         self.fin: int | None = None
         self.acked: int | None = None
         self.acked_frame = 0
-        self.acked_time = 0
+        self.acked_time: int | None = 0
         self.stats = stats
         self.probe: bytearray | None = None
         self.idle_seq: int | None = None  # seq of a pure ACK seen before any data
@@ -280,7 +280,7 @@ class _Conn:
         self.finished = False
         self.held: list[Event] | None = None
         self.last_frame = 0
-        self.last_time = 0
+        self.last_time: int | None = 0
         self.info: Connection | None = None
 
 

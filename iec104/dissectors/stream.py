@@ -68,7 +68,7 @@ class StreamDecoder:
         self.builder = builder
         self.fallbacks = 0
         self._decoders: dict[tuple[int, int], DirectionDecoder] = {}
-        self._last: tuple[int, int] = (0, 0)  # (time_ns, frame) of the last event seen
+        self._last: tuple[int | None, int] = (0, 0)  # (time_ns, frame) of the last event seen
 
     @property
     def apdus(self) -> int:
