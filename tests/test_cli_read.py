@@ -117,6 +117,13 @@ def test_filter_refused(expr: str, tmp_path: Path) -> None:
     assert not (tmp_path / "pwned").exists()
 
 
+def test_filter_gives_no_python_warnings() -> None:
+    """'1and' and '"\\d"' make Python's parser warn; the filter keeps that off stderr."""
+    for expr in ('ioa == 1and iv', 'value_text == "\\d"'):
+        proc = run("read", STATION, "--filter", expr)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
 @pytest.mark.parametrize("expr", [
     "not " * 5000 + "iv",
     "ioa == 99999999999999999999999",

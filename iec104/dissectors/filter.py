@@ -45,6 +45,7 @@ import ast
 import difflib
 import math
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -594,8 +595,11 @@ def compile_filter(expression: str) -> Filter:
         raise FilterError("empty filter expression", expression)
     source = _normalise(expression)
     try:
-        # parenthesised: leading blanks and line breaks are fine; offsets shift by one
-        tree = ast.parse(f"({source})", mode="eval")
+        # parenthesised: leading blanks and line breaks are fine; offsets shift by one.
+        # Python's own SyntaxWarnings (e.g. '1and', '"\d"') would reach stderr raw
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(f"({source})", mode="eval")
     except SyntaxError as exc:
         offset = (exc.offset - 2) if exc.offset and exc.lineno == 1 else None
         if offset is not None and not 0 <= offset < len(expression):
