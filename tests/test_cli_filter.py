@@ -67,6 +67,20 @@ CASES: dict[str, object] = {
     "iv == True or bl": lambda r: bool(r["iv"]) or bool(r["bl"]),
     "select == False": lambda r: r["select"] is False,
     "qualifier == 20": lambda r: r["qualifier"] == 20,
+    # a non-integral float equals no integer (pa.array would have truncated 100.5 to 100)
+    "ioa in (100.5, 101)": lambda r: r["ioa"] == 101,
+    "ioa in (100.0,)": lambda r: r["ioa"] == 100,
+    "ioa == 100.5": lambda r: False,
+    "value < 99999999999999999999999": lambda r: r["value"] is not None,
+    "value > -1e400": lambda r: r["value"] is not None,
+    "frame < 9223372036854775807": lambda r: r["frame"] is not None,
+    "not " * 100 + "negative": lambda r: bool(r["negative"]),  # an even number of nots
+    "(" * 90 + "iv or nt" + ")" * 90: lambda r: bool(r["iv"]) or bool(r["nt"]),
+    " and ".join(["not negative"] * 5000): lambda r: not r["negative"],
+    " or ".join(f"ioa == {i}" for i in range(2000)): lambda r: (r["ioa"] is not None
+                                                               and r["ioa"] < 2000),
+    "ioa in (" + ", ".join(map(str, range(100_000))) + ")":
+        lambda r: r["ioa"] is not None and r["ioa"] < 100_000,
 }
 
 
@@ -131,6 +145,27 @@ REFUSED = {
     "type_id ==": "syntax error",
     "apci == 'U'; import os": "syntax error",
     "   ": "empty filter expression",
+    # overflow and recursion: refused like any other bad filter (issue 10, item 4)
+    "not " * 5000 + "iv": "expression nested too deeply",
+    "not " * 101 + "iv": "expression nested too deeply",
+    "!" * 5000 + "iv": "expression nested too deeply",
+    "ioa == " + "-" * 5000 + "1": "expression nested too deeply",
+    "(" * 5000 + "iv" + ")" * 5000: "too many nested parentheses",
+    "ioa in " + "(" * 500 + "1" + ")" * 500: "too many nested parentheses",
+    "ioa == 99999999999999999999999": "99999999999999999999999 is out of range for ioa "
+                                      "(int32: -2147483648 to 2147483647)",
+    "ioa == -99999999999999999999999": "out of range for ioa",
+    "frame == 9223372036854775808": "out of range for frame (int64",
+    "oa in (1, 99999999999999999999999)": "out of range for oa (int16",
+    "ioa == 1e300": "1e+300 is out of range for ioa",
+    "ioa < 1e400": "ioa holds integers; inf is not a finite number",
+    "frame in (1e400, -1e400)": "not a finite number",
+    "value == 9" + "9" * 400: "is too large for value (a float column)",
+    "time >= '9999-12-31'": "outside the years 1677-2262",
+    "time < '0001-01-01 00:00'": "outside the years 1677-2262",
+    "src == '\udcff'": "the expression is not valid UTF-8 text",
+    "src == '\\udcff'": "'\\udcff' is not valid UTF-8 text",
+    "iv\x00": "syntax error",
 }
 
 
@@ -140,6 +175,27 @@ def test_refused(expr: str) -> None:
         compile_filter(expr)
     assert REFUSED[expr] in str(info.value)
     assert info.value.expression == expr
+
+
+def test_long_expression_is_shown_as_a_window() -> None:
+    """The caret line of a 20,000-character expression stays short and points right."""
+    expr = "ioa in (" + ", ".join(map(str, range(4000))) + ") and typo == 1"
+    with pytest.raises(FilterError) as info:
+        compile_filter(expr)
+    first, caret = info.value.caret().split("\n")
+    assert len(first) <= 82 and first.startswith("...") and "typo" in first
+    assert first[caret.index("^"):].startswith("typo")
+    deep = "not " * 5000 + "iv"
+    with pytest.raises(FilterError) as info:
+        compile_filter(deep)
+    assert info.value.caret() == deep[:76] + "..."
+
+
+def test_control_characters_never_reach_the_terminal() -> None:
+    with pytest.raises(FilterError) as info:
+        compile_filter("typo == '\x1b[31m\x1c\r\u2028'")
+    # (the line break inside the literal makes it unterminated: the caret is on its quote)
+    assert info.value.caret() == "typo == '?[31m???'\n" + " " * 8 + "^"
 
 
 def test_error_position() -> None:

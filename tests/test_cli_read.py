@@ -118,6 +118,31 @@ def test_filter_refused(expr: str, tmp_path: Path) -> None:
     assert not (tmp_path / "pwned").exists()
 
 
+def test_filter_gives_no_python_warnings() -> None:
+    """'1and' and '"\\d"' make Python's parser warn; the filter keeps that off stderr."""
+    for expr in ('ioa == 1and iv', 'value_text == "\\d"'):
+        proc = run("read", STATION, "--filter", expr)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+@pytest.mark.parametrize("expr", [
+    "not " * 5000 + "iv",
+    "ioa == 99999999999999999999999",
+    "ioa in (" + ", ".join(map(str, range(5000))) + ", 1e300)",
+    "time > '9999-01-01'",
+])
+@pytest.mark.parametrize("command", ["read", "convert", "summary"])
+def test_overflow_and_recursion_are_bad_filters(expr: str, command: str,
+                                                tmp_path: Path) -> None:
+    """Exit 2 and a short message (no traceback, no 20 KB echo of the expression)."""
+    extra = ["-o", str(tmp_path / "out.parquet")] if command == "convert" else []
+    proc = run(command, STATION, *extra, "--filter", expr)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("iec104: --filter: "), proc.stderr
+    assert len(proc.stderr) < 400 and proc.stderr.count("\n") <= 4, proc.stderr
+    assert not (tmp_path / "out.parquet").exists()
+
+
 def test_count_and_relative_time() -> None:
     proc = run("read", STATION, "-c", "5", "-t", "r")
     lines = proc.stdout.splitlines()
@@ -152,10 +177,11 @@ def test_parquet_input_prints_the_same(tmp_path: Path) -> None:
 
 
 def test_port_heuristic_and_profile() -> None:
-    # nothing on 2405: no APDU
-    assert run("read", STATION, "--port", "2405").stdout == ""
-    # --heuristic finds the 2404 connection again even without its port
-    heuristic = run("read", STATION, "--port", "2405", "--heuristic")
+    # nothing on 2405 and no heuristic: no APDU, and a note says why
+    off = run("read", STATION, "--port", "2405", "--no-heuristic")
+    assert off.stdout == "" and "(server port 2404)" in off.stderr
+    # the heuristic (on by default) finds the 2404 connection again even without its port
+    heuristic = run("read", STATION, "--port", "2405")
     assert heuristic.stdout == run("read", STATION).stdout
     # a wrong profile (COT 1 octet) changes the decoding but never crashes
     odd = run("read", STATION, "--profile", "1,1,2")

@@ -22,9 +22,7 @@ from iec104.codec import (
     ASDU,
     DecodeError,
     Frame,
-    Framer,
     IFrame,
-    Malformed,
     Profile,
     RawASDU,
     Time,
@@ -35,6 +33,7 @@ from iec104.codec import (
     encode_apdu,
     encode_asdu,
 )
+from tests.support.fuzz import frame_in_chunks, mutate
 
 SEED = 60870
 REFERENCE = dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.UTC)
@@ -46,31 +45,6 @@ class Counter:
 
 def valid_asdu(rng: random.Random, profile: Profile) -> bytes:
     return random_asdu_octets(rng, profile)
-
-
-def mutate(rng: random.Random, data: bytes) -> bytes:
-    """One to three random edits: flip, set, insert, delete, truncate, extend, swap."""
-    buf = bytearray(data)
-    for _ in range(rng.randint(1, 3)):
-        op = rng.randrange(8)
-        pos = rng.randrange(len(buf) + 1)
-        if op == 0 and buf:
-            buf[pos % len(buf)] ^= 1 << rng.randrange(8)
-        elif op == 1 and buf:
-            buf[pos % len(buf)] = rng.getrandbits(8)
-        elif op == 2:
-            buf[pos:pos] = rng.randbytes(rng.randint(1, 4))
-        elif op == 3 and buf:
-            del buf[pos % len(buf):pos % len(buf) + rng.randint(1, 4)]
-        elif op == 4:
-            del buf[pos:]
-        elif op == 5:
-            buf += rng.randbytes(rng.randint(1, 8))
-        elif op == 6 and len(buf) > 1:
-            buf[1] = rng.getrandbits(8)  # VSQ (or APDU length): count/SQ lie
-        elif op == 7 and buf:
-            buf[0] = rng.getrandbits(8)  # type ID (or start octet)
-    return bytes(buf)
 
 
 def guarded(what: str, data: bytes, call: Callable[[], object]) -> object | None:
@@ -158,20 +132,14 @@ def test_framer_on_random_streams() -> None:
             pieces.append(rng.choice((valid, valid, mutate(rng, valid), rng.randbytes(7),
                                       bytes.fromhex("680401000000"))))
         data = b"".join(pieces)
-        framer = Framer()
-        events: list[Frame | Malformed] = []
-        pos = 0
-        while pos < len(data):
-            size = rng.randint(1, 64)
-            framer.feed(data[pos:pos + size])
-            pos += size
-            Counter.cases += 1
-            try:
-                events.extend(framer)
-            except Exception as exc:  # noqa: BLE001
-                pytest.fail(f"Framer raised {exc!r} on stream {data.hex()}")
-        assert b"".join(e.raw for e in events) == data[:framer.offset]
-        assert framer.pending == len(data) - framer.offset < 256
+        try:
+            events, framer, chunks = frame_in_chunks(rng, data)
+        except AssertionError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            pytest.fail(f"Framer raised {exc!r} on stream {data.hex()}")
+        Counter.cases += chunks
+        assert framer.pending < 256
         for event in events:
             if isinstance(event, Frame) and isinstance(event.apdu, IFrame):
                 for profile in PROFILES:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_codec_asdu import CODEC_SETTINGS, cp24, cp56
 
-from iec104.codec import DecodeError, EncodeError, Time, TimeSize
+from iec104.codec import DecodeError, EncodeError, Time, TimeSize, cp56_year
 from iec104.codec.timetag import decode_time, encode_time
 
 UTC = dt.UTC
@@ -69,14 +69,14 @@ def test_flag_bits() -> None:
 
 
 @settings(CODEC_SETTINGS, max_examples=200)
-@given(st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2099, 12, 31, 23, 59, 59)),
+@given(st.datetimes(min_value=dt.datetime(1970, 1, 1), max_value=dt.datetime(2069, 12, 31, 23, 59, 59)),
        st.booleans(), st.booleans())
 def test_datetime_roundtrip(when: dt.datetime, invalid: bool, summer: bool) -> None:
     when = when.replace(microsecond=when.microsecond // 1000 * 1000)
     time = Time.from_datetime(when, invalid=invalid, summer_time=summer)
     assert time.invalid is invalid and time.summer_time is summer
     assert time.day_of_week == when.isoweekday()
-    assert time.years == when.year - 2000
+    assert time.years == when.year % 100
     assert time.to_datetime() == when.replace(tzinfo=UTC)
     zone = ZoneInfo("Europe/Vienna")
     assert time.to_datetime(zone) == when.replace(tzinfo=zone)
@@ -85,12 +85,24 @@ def test_datetime_roundtrip(when: dt.datetime, invalid: bool, summer: bool) -> N
 
 
 def test_century() -> None:
-    time = Time.from_datetime(dt.datetime(1995, 6, 1), century=1900)
+    time = Time.from_datetime(dt.datetime(2095, 6, 1), century=2000)
     assert time.years == 95
-    assert time.to_datetime(century=1900) == dt.datetime(1995, 6, 1, tzinfo=UTC)
-    with pytest.raises(EncodeError) as err:
-        Time.from_datetime(dt.datetime(2100, 1, 1))
-    assert err.value.field == "years"
+    assert time.to_datetime(century=2000) == dt.datetime(2095, 6, 1, tzinfo=UTC)
+    assert time.to_datetime() == dt.datetime(1995, 6, 1, tzinfo=UTC)  # Wireshark's rule
+    for year in (2070, 2100, 1969):
+        with pytest.raises(EncodeError) as err:
+            Time.from_datetime(dt.datetime(year, 1, 1))
+        assert err.value.field == "years" and "[1970, 2069]" in str(err.value)
+
+
+@pytest.mark.parametrize(("years", "year"), [(0, 2000), (9, 2009), (69, 2069), (70, 1970),
+                                             (99, 1999), (100, 2000), (109, 2009), (127, 2027)])
+def test_cp56_year_follows_wireshark(years: int, year: int) -> None:
+    """tshark: ``tm_year = year & 0x7F; if (tm_year < 70) tm_year += 100`` (years since
+    1900). The ITI 2009 capture sends 109 for 2009: not 2109."""
+    assert cp56_year(years) == year
+    time = Time(SEVEN, 0, False, 0, False, 0, 0, 13, 8, years)
+    assert time.to_datetime() == dt.datetime(year, 8, 13, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("field, value", [

@@ -368,9 +368,10 @@ def test_other_ports_are_ignored_unless_selected(tmp_path: Path) -> None:
     c = Conv(server=("10.0.0.2", 2405), capture=cap)
     c.emit(c.handshake(), c.seg(0, STARTDT_ACT))
     path = write(tmp_path / "2405.pcap", cap)
-    events, r = run(path)
+    events, r = run(path, heuristic=False)
     assert events == [] and r.streams == 1
-    events, r = run(path, ports=[2405])
+    assert dict(r.undecoded) == {2405: 1}  # counted, so the caller can say why
+    events, r = run(path, ports=[2405], heuristic=False)
     assert joined(events) == {(0, 0): STARTDT_ACT}
     assert r.connections[0].selected_by == "port"
 
@@ -393,8 +394,10 @@ def test_heuristic_accepts_iec104_on_an_unknown_port(tmp_path: Path) -> None:
     assert isinstance(events[0], StreamStart) and events[0].frame == 4
     assert joined(events) == {(1, 0): STARTDT_ACT, (1, 1): STARTDT_CON + i_frame(0)}
     assert [d.frame for d in of(events, Data)] == [8, 9, 10, 11]
+    assert dict(r.undecoded) == {8080: 1}
     # without the heuristic nothing is selected
-    assert run(path, ports=())[0] == []
+    events, r = run(path, ports=(), heuristic=False)
+    assert events == [] and dict(r.undecoded) == {8080: 1, 20000: 1}
 
 
 def test_heuristic_rejects_a_stream_that_only_starts_like_iec104(tmp_path: Path) -> None:

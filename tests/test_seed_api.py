@@ -144,7 +144,7 @@ def test_summer_time_bit_and_local_fields() -> None:
 @pytest.mark.parametrize(("years", "year"), [
     (0, 2000), (24, 2024), (69, 2069), (70, 1970), (99, 1999), (109, 2009), (127, 2027)])
 def test_two_digit_years_as_hat_and_tshark(years: int, year: int) -> None:
-    assert iec104.codec.full_year(years) == year
+    assert iec104.codec.cp56_year(years) == year
     tag = iec104.Time(iec104.TimeSize.SEVEN, 1234, False, 5, False, 6, 0, 7, 8, years)
     with local_zone("UTC0"):
         ours = iec104.time_to_datetime(tag)

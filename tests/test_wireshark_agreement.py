@@ -80,6 +80,14 @@ KNOWN_DIFFERENCES: dict[str, str] = {
         "a CP56Time2a that is no calendar time (e.g. day 0, month 0): tshark shows the raw "
         "components; our time_tag is null and error says 'time tag: ... out of range', so "
         "there is nothing to compare the components with."),
+    "summer time": (
+        "a CP56Time2a with SU=1: tshark 4.0 converts it with mktime as local summer time and "
+        "shows it one hour before its hour field; time_tag keeps the fields (the device's "
+        "wall clock, read as UTC)."),
+    "year above 99": (
+        "a CP56Time2a year field above the standard's 99 (ITI's 2009 capture sends 109): "
+        "both show the same date (2009, the 7-bit field read as 1900 + 109); we also flag "
+        "the row, error 'time tag: year 109 outside [0, 99], ...'."),
 }
 """Every kind of difference the comparison tolerates, and why (see the module docstring)."""
 
@@ -184,8 +192,27 @@ def _f32(value: float) -> bytes:
 def _time_components(ns: int) -> dict[str, int]:
     when = datetime.fromtimestamp(ns // 1_000_000_000, UTC)
     ms = when.second * 1000 + (ns // 1_000_000) % 1000
-    return {"ms": ms, "min": when.minute, "hour": when.hour, "day": when.day,
-            "month": when.month, "year": when.year - 2000}
+    return {"ms": ms, "min": when.minute}
+
+
+_SHOWN = re.compile(r"(\w{3}) +(\d{1,2}), (\d{4}) (\d\d):(\d\d):(\d\d)\.(\d{9}) UTC$")
+
+
+def shown_ns(text: str | None) -> int | None:
+    """The instant tshark *shows* for a CP56Time2a (``'Aug 13, 2009 19:23:00.008000000
+    UTC'``) as ns since the epoch; None if it shows no such date."""
+    match = _SHOWN.match(text or "")
+    if match is None:
+        return None
+    month, day, year, hour, minute, second, nanos = match.groups()
+    when = datetime.strptime(f"{month} {day} {year} {hour}:{minute}:{second}",
+                             "%b %d %Y %H:%M:%S").replace(tzinfo=UTC)
+    return int(when.timestamp()) * 1_000_000_000 + int(nanos)
+
+
+def _iso(ns: int) -> str:
+    when = datetime.fromtimestamp(ns // 1_000_000_000, UTC)
+    return f"{when:%Y-%m-%d %H:%M:%S}.{ns % 1_000_000_000:09d}"
 
 
 def compare_object(type_id: int, ours: dict[str, Any], theirs: dict[str, Any],
@@ -251,12 +278,24 @@ def compare_object(type_id: int, ours: dict[str, Any], theirs: dict[str, Any],
             ns = ours["time_tag"]
             if isinstance(ns, datetime):
                 ns = round(ns.timestamp() * 1_000_000) * 1000 if ns.tzinfo else 0
-            mine = _time_components(int(ns))
-            keys = ("ms", "min", "hour", "day", "month", "year") if "hour" in tag else ("ms",
-                                                                                       "min")
-            for key in keys:
-                if tag.get(key) != mine[key]:
-                    out.append(f"time {key}: tshark {tag.get(key)}, ours {mine[key]}")
+            ns = int(ns)
+            if "hour" in tag:
+                # CP56: the date as tshark shows it (its century rule is ours), not raw fields
+                shown = shown_ns(tag.get("text"))
+                if shown is not None and tag.get("su") and shown == ns - 3600 * 10**9:
+                    known["summer time"] += 1
+                elif shown != ns:
+                    out.append(f"time tag: tshark shows {tag.get('text')!r}, ours {_iso(ns)}")
+                elif (tag.get("year") or 0) > 99:
+                    known["year above 99"] += 1
+                    if not (ours["error"] or "").startswith(f"time tag: year {tag['year']} "):
+                        out.append(f"time tag: year {tag['year']} is not flagged")
+            else:
+                # CP24: tshark shows seconds into the hour; we complete it from the capture
+                mine = _time_components(ns)
+                for key in ("ms", "min"):
+                    if tag.get(key) != mine[key]:
+                        out.append(f"time {key}: tshark {tag.get(key)}, ours {mine[key]}")
             if tag.get("iv") != ours["time_tag_iv"]:
                 out.append(f"time IV: tshark {tag.get('iv')}, ours {ours['time_tag_iv']}")
     return out
@@ -443,7 +482,20 @@ def test_comparison_detects_differences() -> None:
     assert compare_object(1, {**row, "ioa": 6}, theirs, known)
     stamp = int(datetime(2024, 2, 29, 13, 14, 15, 16000, UTC).timestamp() * 1e9)
     timed = {**row, "time_tag": stamp, "time_tag_iv": False}
-    tag = {"ms": 15016, "min": 14, "hour": 13, "day": 29, "month": 2, "year": 24, "iv": False}
+    tag = {"ms": 15016, "min": 14, "hour": 13, "day": 29, "month": 2, "year": 24, "iv": False,
+           "text": "Feb 29, 2024 13:14:15.016000000 UTC"}
     assert compare_object(30, timed, {**theirs, "time": tag}, known) == []
-    assert compare_object(30, timed, {**theirs, "time": {**tag, "hour": 12}}, known)
+    assert compare_object(30, timed, {**theirs, "time": {
+        **tag, "text": "Feb 29, 2024 12:14:15.016000000 UTC"}}, known)
+    assert compare_object(30, timed, {**theirs, "time": {
+        **tag, "text": "Feb 29, 2124 13:14:15.016000000 UTC"}}, known)
     assert compare_object(30, timed, {**theirs, "time": {**tag, "iv": True}}, known)
+    # the date shown decides, not the raw year field: 109 is 2009 on both sides
+    y2009 = int(datetime(2009, 8, 13, 19, 23, 0, 8000, UTC).timestamp() * 1e9)
+    tag109 = {**tag, "year": 109, "text": "Aug 13, 2009 19:23:00.008000000 UTC"}
+    flagged = {**row, "time_tag": y2009, "time_tag_iv": False,
+               "error": "time tag: year 109 outside [0, 99], read as 2009 (as Wireshark)"}
+    assert compare_object(30, flagged, {**theirs, "time": tag109}, known) == []
+    assert compare_object(30, {**flagged, "error": None}, {**theirs, "time": tag109}, known)
+    y2109 = int(datetime(2109, 8, 13, 19, 23, 0, 8000, UTC).timestamp() * 1e9)
+    assert compare_object(30, {**flagged, "time_tag": y2109}, {**theirs, "time": tag109}, known)

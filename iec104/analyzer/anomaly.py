@@ -272,9 +272,10 @@ def _runs_len(hot: pd.Series, start: pd.Timestamp, window: str) -> int:
 
 
 def time_drift(source: Source) -> pd.DataFrame:
-    """Every time-tagged object with ``drift`` = time tag - capture time, in seconds."""
+    """Every time-tagged object with ``drift`` = time tag - capture time, in seconds (objects
+    of packets without a capture time are left out)."""
     df = as_frame(source)
-    rows = df[df["time_tag"].notna()].copy()
+    rows = df[df["time_tag"].notna() & df["time"].notna()].copy()
     rows["drift"] = (ns(rows["time_tag"]) - ns(rows["time"])) / 1e9
     return rows
 

@@ -187,7 +187,8 @@ def commands(source: Source, *, expect_actterm: bool | str = "auto",
         else:
             cmd["status"] = "ok"
     table = pd.DataFrame(out).drop(columns=["_cot", "_type"])
-    for name in ("con_time", "term_time"):
+    # "time" too: a column of NaT only (a capture without timestamps) would come out naive
+    for name in ("time", "con_time", "term_time"):
         table[name] = pd.to_datetime(table[name], utc=True)
     table["rtt_con"] = (table["con_time"] - table["time"]).dt.total_seconds()
     table["rtt_term"] = (table["term_time"] - table["time"]).dt.total_seconds()
@@ -345,7 +346,8 @@ def interrogations(source: Source) -> pd.DataFrame:
             ic["detail"] = _join(ic["detail"], f"{len(ic['missing_points'])} known point(s) "
                                                "did not answer")
     table = pd.DataFrame(out).drop(columns=["direction", "_cause", "_type"])
-    for name in ("con_time", "term_time"):
+    # "time" too: a column of NaT only (a capture without timestamps) would come out naive
+    for name in ("time", "con_time", "term_time"):
         table[name] = pd.to_datetime(table[name], utc=True)
     table["duration"] = (table["term_time"] - table["time"]).dt.total_seconds()
     for name in ("frame", "qualifier"):

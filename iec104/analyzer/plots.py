@@ -31,6 +31,7 @@ def _axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
 def _time_limits(ax: Axes, times: pd.Series | pd.DatetimeIndex) -> None:
     """Fit the time axis to the data with a small margin (matplotlib's default for a
     single instant, or a span of milliseconds, is a range of years)."""
+    times = times.dropna()  # packets kept without a capture time have no place on the axis
     if not len(times):
         return
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
@@ -66,7 +67,7 @@ def plot_value_timeline(source: Source, points: list[tuple[int, int]] | None = N
     drawn = 0
     shown = []
     for ca, ioa in points:
-        p = t[(t["ca"] == ca) & (t["ioa"] == ioa) & t["value"].notna()]
+        p = t[(t["ca"] == ca) & (t["ioa"] == ioa) & t["value"].notna() & t["time"].notna()]
         if not len(p):
             continue
         times = p["time"].dt.tz_convert("UTC").dt.tz_localize(None)

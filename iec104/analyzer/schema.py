@@ -19,7 +19,8 @@ METADATA_KEY = b"iec104.schema_version"
 _TS = pa.timestamp("ns", tz="UTC")
 
 COLUMNS: list[tuple[str, pa.DataType, str]] = [
-    ("time", _TS, "capture (or proxy receive) time of the frame that completed the APDU, UTC"),
+    ("time", _TS, ("capture (or proxy receive) time of the frame that completed the APDU, UTC; "
+                   "null if the capture's timestamp is outside 1677-2262 (a damaged file)")),
     ("frame", pa.int64(), "capture frame number, 1-based as Wireshark counts (null for proxy logs)"),
     ("stream", pa.int32(), "TCP connection number, 0-based in order of appearance"),
     ("direction", pa.string(), "'c2s' from the TCP client (master) or 's2c' from the server (outstation)"),
@@ -52,14 +53,18 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("bl", pa.bool_(), "quality: blocked"),
     ("ov", pa.bool_(), "quality: overflow (counter: carry CY)"),
     ("ei", pa.bool_(), "protection quality: elapsed time invalid"),
-    ("time_tag", _TS, "CP56Time2a/CP24Time2a of the object as UTC (CP24 completed from 'time')"),
+    ("time_tag", _TS, ("CP56Time2a/CP24Time2a of the object as UTC (CP24 completed from "
+                       "'time'); CP56 years 0-69 are 2000-2069 and 70-127 are 1970-2027, as "
+                       "Wireshark reads them")),
     ("time_tag_iv", pa.bool_(), "IV bit of the time tag"),
     ("select", pa.bool_(), "command S/E bit (True = select)"),
     ("qualifier", pa.int16(), "command/system/parameter qualifier (QU, QL, QOI, QCC RQT, QPM...)"),
     ("raw", pa.binary(), "the APDU octets (or the malformed octets)"),
     ("error", pa.string(), ("why the APDU or octets could not be decoded; 'gap: ...' for capture "
                             "loss; 'proxy: ...' for proxy connection events and rule actions "
-                            "(rows without APDU)")),
+                            "(rows without APDU); 'time tag: ...' on an object whose time tag is "
+                            "no calendar date (time_tag null) or has a CP56 year above the "
+                            "standard's 99 (time_tag kept)")),
 ]
 
 SCHEMA = pa.schema([pa.field(name, dtype) for name, dtype, _ in COLUMNS],

@@ -4,8 +4,10 @@ Each subcommand lives in its own module of this package with two functions:
 ``add_parser(subparsers) -> argparse.ArgumentParser`` and ``run(args) -> int`` (exit
 code). Register a module by adding its name to :data:`SUBCOMMANDS`.
 
-Exit codes: 0 success, 1 the input had errors that were reported (e.g. malformed
-frames, with ``--strict``), 2 bad usage or an unreadable input, 130 interrupted.
+Exit codes: 0 success, 1 an input was damaged and the damage was reported (a warning on
+stderr; everything else was decoded), 2 bad usage or an unreadable input or output, 130
+interrupted. The input subcommands share their options, checks and exit-status text
+(:mod:`iec104.cli.read`).
 """
 
 from __future__ import annotations
@@ -26,18 +28,24 @@ class CliError(Exception):
     """A clear user-facing error: printed as ``iec104: <message>`` with exit code 2."""
 
 
+def _add_log_level(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--log-level", default=default,
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="logging verbosity on stderr (default WARNING)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iec104", description="IEC 60870-5-104 toolkit: read, filter, convert, "
-        "summarize captures; proxy, capture and simulate live traffic.")
+        "summarize and report on captures; proxy, record and capture live traffic.")
     parser.add_argument("--version", action="version", version=f"iec104 {__version__}")
-    parser.add_argument("--log-level", default="WARNING",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="logging verbosity on stderr (default WARNING)")
+    _add_log_level(parser, "WARNING")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMANDS:
         module = importlib.import_module(f"{__name__}.{name}")
         sp = module.add_parser(sub)
+        # after the subcommand too; SUPPRESS keeps a value given before it
+        _add_log_level(sp, argparse.SUPPRESS)
         sp.set_defaults(_run=module.run)
     return parser
 

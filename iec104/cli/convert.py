@@ -12,11 +12,12 @@ keep counting. With ``--filter`` only the rows of matching APDUs are written.
 
 A progress bar (tqdm, bytes read) is drawn on stderr when stderr is a terminal.
 
-Exit codes: 0 success; 1 a capture was damaged part-way through (everything before the damage
-is in the output, a warning went to stderr), or the disk filled up part-way through (the
-output holds the rows written before, a message went to stderr); 2 bad usage, a missing
-input, an input that is no capture, or an output that cannot be written (nothing is left under
-the output name). Never is an incomplete file left under the output name.
+Exit codes (:func:`~iec104.cli.read.exit_status`): 0 success; 1 a capture was damaged
+part-way through or had packets with impossible timestamps (everything else is in the output,
+a warning went to stderr), or the disk filled up part-way through (the output holds the rows
+written before, a message went to stderr); 2 bad usage, a missing input, an input that is no
+capture, or an output that cannot be written (nothing is left under the output name). Never is
+an incomplete file left under the output name.
 """
 
 from __future__ import annotations
@@ -25,14 +26,15 @@ import argparse
 import queue
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 from . import CliError
 from .read import (
     add_input_options,
+    check_output,
     compile_filter_option,
     dissect_inputs,
+    exit_status,
     open_captures,
     report_problems,
 )
@@ -44,16 +46,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Decode the IEC 104 traffic of one or more pcap/pcapng captures into one "
         "Parquet file of iec104's schema (one row per information object; see the README's "
         "column reference). Captures are read one after the other as one capture.",
-        epilog="Exit status: 0 ok; 1 a capture is damaged part-way through (everything before "
-        "the damage is written, a warning goes to stderr), or the disk filled up (the rows "
-        "written before are kept); 2 bad usage, or an input that is missing or not a "
-        "capture.")
+        epilog=exit_status("in the output file"))
     p.add_argument("captures", nargs="+", metavar="CAPTURE",
                    help="pcap/pcapng files (.gz allowed), read in the order given")
     p.add_argument("-o", "--output", required=True, metavar="OUT.parquet",
                    help="Parquet file to write (replaced if it exists)")
-    add_input_options(p, filter_help="write only the rows of APDUs with a row matching EXPR "
-                      "(see README.dissect.md)")
+    add_input_options(p, filter_help="write only the rows of APDUs with a row matching EXPR")
     p.add_argument("--batch-rows", type=int, default=65536, metavar="N",
                    help="rows per Parquet row group (default 65536; memory grows with it)")
     p.add_argument("-j", "--jobs", type=int, metavar="N",
@@ -77,14 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 0:
         raise CliError("--jobs must be 0 or more")
     flt = compile_filter_option(args.filter)
-    out = Path(args.output)
-    if out.is_dir():
-        raise CliError(f"{out}: is a directory; give a file name such as {out / 'out.parquet'}")
-    if not out.parent.exists():
-        raise CliError(f"{out.parent}: no such directory")
-    for name in args.captures:
-        if Path(name).resolve() == out.resolve():
-            raise CliError(f"{name}: the output would overwrite this input")
+    out = check_output(args.output, args.captures)
     inputs = open_captures(args.captures)
     bar = _progress(inputs.total_bytes, args.quiet)
     done = [0]
@@ -103,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         apdus = 0
         writer = _BackgroundWriter(sink)
         try:
-            for batch in dissect_inputs(inputs, ports=args.ports, heuristic=args.heuristic,
+            for batch in dissect_inputs(inputs, ports=args.ports,
+                                        heuristic=args.heuristic is not False,
                                         profile=args.profile, batch_rows=args.batch_rows,
                                         workers=args.jobs,
                                         progress=progress if bar is not None else None):
@@ -132,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         inputs.close()
     if not args.quiet:
         print(f"iec104 convert: {apdus} APDUs, {sink.rows} rows -> {out}", file=sys.stderr)
-    return report_problems(inputs.problems)
+    return report_problems(inputs)
 
 
 class _BackgroundWriter:

@@ -8,13 +8,16 @@ and object instead. ``--filter`` selects APDUs with the expression language of
 
 CAPTURE may also be a Parquet file written by ``iec104 convert``.
 
-This module also holds what ``convert`` and ``summary`` share: the input options
-(``--port``, ``--heuristic``, ``--profile``, ``--filter``), opening the inputs with clear
-errors, and :func:`dissect_inputs` (several captures read one after the other as one).
+This module also holds what ``convert``, ``summary`` and ``report`` share, so that they keep
+one contract: the input options (``--port``, ``--heuristic/--no-heuristic``, ``--profile``,
+``--filter``), the exit-status text of ``--help``, checking inputs and outputs with one-line
+errors (:func:`open_source`, :func:`check_output`), :func:`dissect_inputs` (several captures
+read one after the other as one) and :func:`report_problems` (notes and warnings on stderr,
+the exit code).
 
-Exit codes: 0 success; 1 a capture was damaged part-way through (every whole record before
-the damage was decoded and shown, and a warning went to stderr); 2 bad usage or an input that
-is missing or not a capture.
+Exit codes: 0 success; 1 an input was damaged part-way through or had packets with
+impossible timestamps (everything else was decoded and shown, and a warning went to stderr);
+2 bad usage, a bad filter, or an input that is missing or is neither a capture nor Parquet.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import argparse
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,13 +35,15 @@ from typing import IO, TYPE_CHECKING, Any
 from . import CliError
 
 if TYPE_CHECKING:
+    import pandas as pd
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     from ..codec import Profile
     from ..dissectors.capture import CaptureReader
     from ..dissectors.filter import Filter
 
-# -- options shared with convert and summary -------------------------------------------------
+# -- what convert, summary and report share --------------------------------------------------
 
 
 def parse_profile(text: str) -> Profile:
@@ -56,16 +61,33 @@ def parse_profile(text: str) -> Profile:
             "IOA 1-3)") from None
 
 
+FILTER_DOC = "see 'Filter language' in README.md"
+"""Where the filter language is documented (in filter errors and --help)."""
+
+
+def exit_status(output: str) -> str:
+    """The ``Exit status`` paragraph of a subcommand's ``--help`` (one text for all of them;
+    ``output`` says where the decoded data goes, e.g. 'in the output file')."""
+    return (f"Exit status: 0 ok; 1 an input is damaged part-way through or has packets with "
+            f"an impossible timestamp (everything else is {output}, a warning naming the file "
+            "and frame goes to stderr), or the output's disk filled up part-way through (what "
+            "was written before is kept); 2 bad usage or a bad filter, an input that is missing "
+            "or neither a capture nor a Parquet file of iec104's schema, or an output that "
+            "cannot be written (nothing is written).")
+
+
 def add_input_options(p: argparse.ArgumentParser, *, filter_help: str) -> None:
+    """``-d/--port``, ``--heuristic/--no-heuristic``, ``--profile`` and ``-Y/--filter``."""
     p.add_argument("-d", "--port", type=int, action="append", dest="ports", metavar="N",
                    help="TCP port of IEC 104 servers (repeatable; default 2404)")
-    p.add_argument("--heuristic", action="store_true",
-                   help="also decode TCP connections on other ports whose first bytes frame "
-                   "as IEC 104")
+    # default None: "not given", so a Parquet input can refuse it; None means on for captures
+    p.add_argument("--heuristic", action=argparse.BooleanOptionalAction, default=None,
+                   help="decode TCP connections on other ports too when their first bytes "
+                   "frame as IEC 104 (default: on; --no-heuristic decodes only --port)")
     p.add_argument("--profile", type=parse_profile, metavar="COT,CA,IOA",
                    help="field sizes in octets for non-standard devices, e.g. 1,1,2 "
                    "(default 2,2,3, the IEC 104 profile)")
-    p.add_argument("-Y", "--filter", metavar="EXPR", help=filter_help)
+    p.add_argument("-Y", "--filter", metavar="EXPR", help=f"{filter_help} ({FILTER_DOC})")
 
 
 def compile_filter_option(expr: str | None) -> Filter | None:
@@ -77,7 +99,13 @@ def compile_filter_option(expr: str | None) -> Filter | None:
         return compile_filter(expr)
     except FilterError as exc:
         raise CliError(f"--filter: {exc.reason}\n  {exc.caret().replace(chr(10), chr(10) + '  ')}"
-                       "\n(see README.dissect.md, 'Filter language')") from None
+                       f"\n({FILTER_DOC})") from None
+
+
+def _no_capture_options(args: argparse.Namespace, source: Path) -> None:
+    if args.profile or args.ports or args.heuristic is not None:
+        raise CliError(f"{source}: --port, --heuristic and --profile apply to captures, not "
+                       "to Parquet data (it is decoded already)")
 
 
 # -- inputs ------------------------------------------------------------------------------
@@ -95,6 +123,23 @@ def check_input(path: str) -> Path:
     return p
 
 
+def check_output(path: str, inputs: Sequence[str]) -> Path:
+    """The path of an output file, or a clear CliError: a directory, a missing directory, an
+    existing non-regular file (a device: the output is renamed into place), or one of
+    ``inputs`` (it would be overwritten)."""
+    out = Path(path)
+    if out.is_dir():
+        raise CliError(f"{out}: is a directory; give a file name such as {out / 'out'}")
+    if not out.parent.is_dir():
+        raise CliError(f"{out.parent}: no such directory")
+    if out.exists() and not out.is_file():
+        raise CliError(f"{out}: is not a regular file")
+    for name in inputs:
+        if Path(name).resolve() == out.resolve():
+            raise CliError(f"{name}: the output would overwrite this input")
+    return out
+
+
 def is_parquet(path: Path) -> bool:
     with open(path, "rb") as fh:
         return fh.read(4) == b"PAR1"
@@ -102,12 +147,15 @@ def is_parquet(path: Path) -> bool:
 
 @dataclass
 class Inputs:
-    """Open capture files (checked: each is a pcap/pcapng) and what happened reading them."""
+    """Checked inputs (captures, or Parquet files of the schema) and what happened reading
+    them: ``problems`` (damage: warnings, exit 1) and ``notes`` (hints, exit unchanged)."""
 
     paths: list[Path]
     readers: list[CaptureReader]
     files: list[IO[bytes]]
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    parquet: list[Path] = field(default_factory=list)
 
     @property
     def total_bytes(self) -> int:
@@ -156,8 +204,68 @@ def open_captures(paths: Sequence[str]) -> Inputs:
     return inputs
 
 
+def open_source(name: str, args: argparse.Namespace, *, directories: bool = False) -> Inputs:
+    """Check and open the SOURCE of read/summary/report: a capture, a Parquet file of the
+    schema or, with ``directories``, a directory of them. Every check happens here, before
+    anything is decoded or written; raises CliError (exit 2) for a bad source. In a
+    directory a damaged or foreign Parquet file is a problem (warning, exit 1) and is
+    skipped, unless no file is readable."""
+    path = Path(name)
+    if directories and path.is_dir():
+        found = sorted(p for p in path.glob("*.parquet") if not p.name.startswith((".", "_")))
+        if not found:
+            captures = any(p.suffix in (".pcap", ".pcapng", ".gz") for p in path.iterdir())
+            hint = ": give one of its captures instead" if captures else ""
+            raise CliError(f"{path}: a directory without Parquet files{hint}")
+        _no_capture_options(args, path)
+        inputs = Inputs([], [], [])
+        for p in found:
+            try:
+                _parquet_file(p)
+                inputs.parquet.append(p)
+            except CliError as exc:
+                inputs.problems.append(f"{exc}; skipped")
+        if not inputs.parquet:
+            raise CliError(f"{path}: no readable Parquet file of iec104's schema "
+                           f"({inputs.problems[0]})")
+        return inputs
+    checked = check_input(name)
+    if is_parquet(checked):
+        _no_capture_options(args, checked)
+        _parquet_file(checked)
+        return Inputs([], [], [], parquet=[checked])
+    return open_captures([name])
+
+
+def source_batches(inputs: Inputs, args: argparse.Namespace,
+                   batch_rows: int = 65536) -> Iterator[pa.RecordBatch]:
+    """Record batches of an :func:`open_source` (captures decoded with the input options)."""
+    if inputs.parquet:
+        for path in inputs.parquet:
+            yield from parquet_batches(path, batch_rows, inputs.problems)
+        return
+    yield from dissect_inputs(inputs, ports=args.ports, heuristic=args.heuristic is not False,
+                              profile=args.profile, batch_rows=batch_rows)
+
+
+def load_frame(args: argparse.Namespace, name: str) -> tuple[pd.DataFrame, Inputs]:
+    """SOURCE (see :func:`open_source`, directories allowed) filtered by ``--filter``, as a
+    DataFrame of the schema (summary and report)."""
+    import pyarrow as pa
+
+    from ..analyzer.schema import SCHEMA
+
+    flt = compile_filter_option(args.filter)
+    inputs = open_source(name, args, directories=True)
+    try:
+        batches = [b if flt is None else flt.apply(b) for b in source_batches(inputs, args)]
+    finally:
+        inputs.close()
+    return pa.Table.from_batches(batches, schema=SCHEMA).to_pandas(), inputs
+
+
 def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
-                   heuristic: bool = False, profile: Profile | None = None,
+                   heuristic: bool = True, profile: Profile | None = None,
                    batch_rows: int = 65536, workers: int = 0,
                    progress: Callable[[], None] | None = None) -> Iterator[pa.RecordBatch]:
     """Record batches of the captures in ``inputs``, read one after the other as one capture
@@ -165,9 +273,11 @@ def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
     numbers continue counting, and stream and APDU numbers stay unique.
 
     A capture damaged part-way through is read up to the damage; the reason is appended to
-    ``inputs.problems`` (no warning is issued) and the next file is read. ``workers`` > 0
-    decodes ASDUs in that many worker processes (:func:`~iec104.dissectors.stream.
-    dissect_segments`).
+    ``inputs.problems`` (no warning is issued) and the next file is read. So are packets kept
+    without a time (their timestamp was out of range, see :mod:`~iec104.dissectors.capture`).
+    TCP connections with data that were not decoded give a line in ``inputs.notes``.
+    ``workers`` > 0 decodes ASDUs in that many worker processes
+    (:func:`~iec104.dissectors.stream.dissect_segments`).
     """
     from ..dissectors.errors import CaptureWarning
     from ..dissectors.packet import TcpSegment, decode_tcp
@@ -183,29 +293,56 @@ def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
                     if seg is not None:
                         yield seg
             offset += reader.frames
+            if reader.time_problem:
+                inputs.problems.append(f"{reader.name}: {reader.time_problem}")
             if reader.problem:
-                inputs.problems.append(f"{reader.name}: {reader.problem}")
+                inputs.problems.append(f"{reader.name}: {reader.problem}; every whole record "
+                                       "before it was decoded")
 
+    reassembler = Reassembler(ports, heuristic=heuristic)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CaptureWarning)
-        for batch in dissect_segments(segments(), Reassembler(ports, heuristic=heuristic),
-                                      profile=profile, batch_rows=batch_rows,
-                                      workers=workers):
+        for batch in dissect_segments(segments(), reassembler, profile=profile,
+                                      batch_rows=batch_rows, workers=workers):
             if progress is not None:
                 progress()
             yield batch
+    note = undecoded_note(reassembler.undecoded, heuristic)
+    if note:
+        inputs.notes.append(note)
 
 
-def report_problems(problems: Sequence[str]) -> int:
-    """Warn about damaged captures on stderr; the exit code (0, or 1 if any)."""
-    for problem in problems:
-        print(f"iec104: warning: {problem}; every whole record before it was decoded",
-              file=sys.stderr)
-    return 1 if problems else 0
+def undecoded_note(undecoded: Mapping[int, int], heuristic: bool) -> str | None:
+    """Why TCP connections were left out (server port -> count), so that an empty answer is
+    never silent; None if none was."""
+    total = sum(undecoded.values())
+    if not total:
+        return None
+    ports = sorted(undecoded, key=lambda port: (-undecoded[port], port))
+    shown = ", ".join(f"{port} x{undecoded[port]}" if undecoded[port] > 1 < len(ports)
+                      else str(port) for port in ports[:6])
+    more = f" and {len(ports) - 6} more" if len(ports) > 6 else ""
+    what = (f"{total} TCP connection{'s' if total > 1 else ''} "
+            f"{'were' if total > 1 else 'was'} not decoded (server "
+            f"{'port' if len(ports) == 1 else 'ports'} {shown}{more})")
+    if heuristic:
+        return (f"{what}: {'their' if total > 1 else 'its'} first bytes do not frame as "
+                "IEC 104; -d PORT decodes a port anyway")
+    return f"{what}: drop --no-heuristic to detect IEC 104 on any port, or add -d PORT"
 
 
-def parquet_batches(path: Path, batch_rows: int = 65536) -> Iterator[pa.RecordBatch]:
-    """Batches of a Parquet file of the schema, cut so that no APDU spans two batches."""
+def report_problems(inputs: Inputs) -> int:
+    """Notes and warnings about the inputs on stderr; the exit code (1 if there were
+    problems, else 0)."""
+    for note in inputs.notes:
+        print(f"iec104: note: {note}", file=sys.stderr)
+    for problem in inputs.problems:
+        print(f"iec104: warning: {problem}", file=sys.stderr)
+    return 1 if inputs.problems else 0
+
+
+def _parquet_file(path: Path) -> pq.ParquetFile:
+    """An open Parquet file of the schema, or a CliError saying why it is not one."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -213,25 +350,72 @@ def parquet_batches(path: Path, batch_rows: int = 65536) -> Iterator[pa.RecordBa
 
     try:
         pf = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise CliError(f"{path}: not a readable Parquet file ({exc})") from None
-    names = [f.name for f in SCHEMA if f.name in pf.schema_arrow.names]
-    if "apdu" not in names:
+    except (pa.ArrowException, OSError) as exc:
+        raise CliError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())})"
+                       ) from None
+    schema = pf.schema_arrow
+    if "apdu" not in schema.names:
         raise CliError(f"{path}: not a Parquet file of iec104's schema (no 'apdu' column)")
+    for f in SCHEMA:
+        if f.name in schema.names and _family(schema.field(f.name).type) != _family(f.type):
+            raise CliError(f"{path}: not a Parquet file of iec104's schema (column "
+                           f"{f.name!r} is {schema.field(f.name).type}, not {f.type})")
+    return pf
+
+
+def _family(dtype: pa.DataType) -> str:
+    """What a column type must stay across schema versions (widths may change)."""
+    import pyarrow as pa
+
+    for name, test in (("integer", pa.types.is_integer), ("float", pa.types.is_floating),
+                       ("bool", pa.types.is_boolean), ("timestamp", pa.types.is_timestamp),
+                       ("string", pa.types.is_string), ("string", pa.types.is_large_string),
+                       ("binary", pa.types.is_binary), ("binary", pa.types.is_large_binary)):
+        if test(dtype):
+            return name
+    return str(dtype)
+
+
+def parquet_batches(path: Path, batch_rows: int = 65536,
+                    problems: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """Batches of a Parquet file of the schema, cut so that no APDU spans two batches.
+
+    A file that cannot be opened, or is of another schema, raises CliError. A row group
+    that cannot be read (damage inside the file) is skipped and its reason appended to
+    ``problems`` (every other row group is read), or raised as CliError without a list.
+    """
+    import pyarrow as pa
+
+    from ..analyzer.schema import SCHEMA
+
+    pf = _parquet_file(path)
+    names = [f.name for f in SCHEMA if f.name in pf.schema_arrow.names]
     tail: pa.RecordBatch | None = None
-    for batch in pf.iter_batches(batch_size=batch_rows, columns=names):
-        batch = _conform(batch)
-        if tail is not None and tail.num_rows:
-            batch = pa.Table.from_batches([tail, batch]).combine_chunks().to_batches()[0]
-        apdu = batch.column("apdu")
-        last = apdu[batch.num_rows - 1].as_py() if batch.num_rows else None
-        cut = batch.num_rows
-        if last is not None:
-            while cut > 0 and apdu[cut - 1].as_py() == last:
-                cut -= 1
-        tail = batch.slice(cut)
-        if cut:
-            yield batch.slice(0, cut)
+    groups = pf.metadata.num_row_groups
+    for group in range(groups):
+        try:  # row groups are independent: one damaged group loses only its own rows
+            table = pf.read_row_group(group, columns=names)
+            chunks = [_conform(b) for b in table.to_batches(max_chunksize=batch_rows)]
+        except (pa.ArrowException, OSError) as exc:
+            reason = (f"{path}: row group {group + 1} of {groups} cannot be read "
+                      f"({' '.join(str(exc).split())}); its rows are missing, the other row "
+                      "groups were read")
+            if problems is None:
+                raise CliError(reason) from None
+            problems.append(reason)
+            continue
+        for batch in chunks:
+            if tail is not None and tail.num_rows:
+                batch = pa.Table.from_batches([tail, batch]).combine_chunks().to_batches()[0]
+            apdu = batch.column("apdu")
+            last = apdu[batch.num_rows - 1].as_py() if batch.num_rows else None
+            cut = batch.num_rows
+            if last is not None:
+                while cut > 0 and apdu[cut - 1].as_py() == last:
+                    cut -= 1
+            tail = batch.slice(cut)
+            if cut:
+                yield batch.slice(0, cut)
     if tail is not None and tail.num_rows:
         yield tail
 
@@ -462,14 +646,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "written by 'iec104 convert') and print one line per APDU, like tshark: frame, time "
         "(UTC), src:port -> dst:port, I(N(S),N(R)) / S(N(R)) / U(function), type, cause, "
         "CA and the objects (IOA=value [quality] @time-tag select/execute qualifier).",
-        epilog="Exit status: 0 ok; 1 the capture is damaged part-way through (everything "
-        "before the damage is printed, a warning goes to stderr); 2 bad usage, or a file that "
-        "is missing or not a capture.")
+        epilog=exit_status("printed"))
     p.add_argument("capture", metavar="CAPTURE", help="pcap/pcapng file (.gz allowed) or a "
                    "Parquet file written by iec104 convert")
     add_input_options(p, filter_help="show only APDUs with a row matching EXPR, e.g. "
-                      "'type_id == 45 and ca == 1', 'apci == \"U\"', 'ioa in (1, 2, 3)' "
-                      "(see README.dissect.md)")
+                      "'type_id == 45 and ca == 1', 'apci == \"U\"', 'ioa in (1, 2, 3)'")
     p.add_argument("-V", "--verbose", action="store_true",
                    help="print every field of every APDU and object (a tree per APDU)")
     p.add_argument("-t", "--time", choices=["a", "r", "e"], default="a",
@@ -483,17 +664,9 @@ def run(args: argparse.Namespace) -> int:
     if args.count is not None and args.count < 1:
         raise CliError("-c/--count must be at least 1")
     flt = compile_filter_option(args.filter)
-    path = check_input(args.capture)
-    if is_parquet(path):
-        if args.profile or args.ports or args.heuristic:
-            raise CliError("--port, --heuristic and --profile apply to captures, not to a "
-                           "Parquet file (it is decoded already)")
-        return _print(parquet_batches(path, 8192), args, flt, Inputs([], [], []))
-    inputs = open_captures([args.capture])
+    inputs = open_source(args.capture, args)
     try:
-        batches = dissect_inputs(inputs, ports=args.ports, heuristic=args.heuristic,
-                                 profile=args.profile, batch_rows=8192)
-        return _print(batches, args, flt, inputs)
+        return _print(source_batches(inputs, args, 8192), args, flt, inputs)
     finally:
         inputs.close()
 
@@ -506,8 +679,9 @@ def _print(batches: Iterator[pa.RecordBatch], args: argparse.Namespace, flt: Fil
     limit = args.count
     try:
         for batch in batches:
-            if t0 is None and batch.num_rows:
-                t0 = batch.column("time")[0].value
+            if t0 is None:
+                times = batch.column("time").drop_null()
+                t0 = times[0].value if len(times) else None
             if flt is not None:
                 batch = flt.apply(batch)
             if not batch.num_rows:
@@ -532,4 +706,4 @@ def _print(batches: Iterator[pa.RecordBatch], args: argparse.Namespace, flt: Fil
         os.dup2(devnull, out.fileno())
         os.close(devnull)
         return 0
-    return report_problems(inputs.problems)
+    return report_problems(inputs)

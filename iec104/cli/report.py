@@ -5,16 +5,23 @@ SOURCE is a capture (pcap/pcapng, decoded on the fly), a Parquet file written by
 message-rate chart and a value timeline, then one table per investigation (connections,
 sequence numbers and timeouts, command audit, interrogations, anomalies, points, type and
 cause statistics); see :mod:`iec104.analyzer.report`.
+
+The input side is the one of ``summary`` (:func:`~iec104.cli.read.load_frame`): the same
+options (``--filter``, ``--port``, ``--heuristic/--no-heuristic``, ``--profile``), the same
+checks and the same exit codes. The HTML is written to a hidden ``.FILE.partial`` and renamed
+when complete, so a failed write never leaves a half report (or a damaged input) behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from . import CliError
+from .read import add_input_options, check_output, exit_status, load_frame, report_problems
 
 
 def _points(text: str) -> list[tuple[int, int]]:
@@ -31,7 +38,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "report", help="write a self-contained HTML report of a capture or Parquet data",
         description="Analyze a capture or Parquet data and write one HTML file with tables "
-        "and plots (no scripts, no external resources).")
+        "and plots (no scripts, no external resources).",
+        epilog=exit_status("in the report"))
     p.add_argument("source", metavar="CAPTURE|PARQUET",
                    help="pcap/pcapng file, Parquet file, or directory of Parquet files")
     p.add_argument("-o", "--output", required=True, metavar="FILE",
@@ -41,8 +49,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="rows shown per table (default 500)")
     p.add_argument("--points", type=_points, metavar="CA:IOA,...",
                    help="points for the value timeline (default: the busiest six)")
-    p.add_argument("-d", "--port", type=int, action="append", dest="ports", metavar="PORT",
-                   help="IEC 104 server port in a capture (repeatable; default 2404)")
+    add_input_options(p, filter_help="report only APDUs with a row matching EXPR")
     g = p.add_argument_group("thresholds")
     g.add_argument("--k", type=int, default=12, help="send window k (default 12)")
     g.add_argument("--w", type=int, default=None,
@@ -61,22 +68,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analyzer import frames
     from ..analyzer.report import report_html
-    from ..dissectors.errors import CaptureError
 
-    source = Path(args.source)
-    if not source.exists():
-        raise CliError(f"{source}: no such file or directory")
-    try:
-        if frames.is_parquet(source):
-            df = frames.as_frame(source)
-        else:
-            df = frames.read_capture(source, ports=args.ports)
-    except CaptureError as exc:
-        raise CliError(str(exc)) from exc
-    except OSError as exc:
-        raise CliError(f"{source}: {exc}") from exc
+    out = None if args.output == "-" else check_output(args.output, [args.source])
     options: dict[str, Any] = {"k": args.k, "w": args.w, "t1": args.t1, "t2": args.t2,
                                "t3": args.t3, "max_drift": args.max_drift}
     if args.masters:
@@ -85,11 +79,23 @@ def run(args: argparse.Namespace) -> int:
         try:
             options["known_cas"] = [int(c) for c in args.known_ca.split(",") if c.strip()]
         except ValueError as exc:
-            raise CliError(f"--known-ca: {exc}") from exc
-    text = report_html(df, title=args.title or f"IEC 104 report: {source.name}",
+            raise CliError(f"--known-ca: {exc}") from None
+    df, inputs = load_frame(args, args.source)
+    text = report_html(df, title=args.title or f"IEC 104 report: {Path(args.source).name}",
                        max_rows=args.max_rows, points=args.points, **options)
-    if args.output == "-":
+    if out is None:
         sys.stdout.write(text)
     else:
-        Path(args.output).write_text(text, encoding="utf-8")
-    return 0
+        _write(out, text)
+    return report_problems(inputs)
+
+
+def _write(out: Path, text: str) -> None:
+    """Write ``text`` to a hidden partial file beside ``out``, then rename it into place."""
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, out)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise CliError(f"{out}: cannot write: {exc.strerror or exc}") from None

@@ -49,7 +49,7 @@ from .session import (
                    Session,
                    State,
 )
-from .timetag import Time, TimeSize, full_year, time_from_datetime, time_to_datetime
+from .timetag import Time, TimeSize, cp56_year, time_from_datetime, time_to_datetime
 from .values import (
                    AckFileValue,
                    BinaryCounterValue,
@@ -145,13 +145,13 @@ __all__ = [
                    "asdu_to_data",
                    "cause_name",
                    "command_to_asdu",
+                   "cp56_year",
                    "data_to_asdus",
                    "decode_apdu",
                    "decode_asdu",
                    "decode_header",
                    "encode_apdu",
                    "encode_asdu",
-                   "full_year",
                    "seq_add",
                    "seq_diff",
                    "time_from_datetime",

@@ -12,6 +12,10 @@ CP56Time2a layout (7 octets)::
 CP24Time2a is the first three octets. Reserved bits are kept in ``reserved`` (bit 0 RES1,
 bits 1-2 RES2, bits 3-6 RES3, bit 7 RES4) so that re-encoding gives the same octets.
 
+The standard gives the year as 0..99 without a century. Every conversion to a date follows
+Wireshark (:func:`cp56_year`): 0-69 are 2000-2069 and 70-127 are 1970-2027, so the 7-bit
+field's out-of-range 109 (sent by some devices for 2009) is 2009, not 2109.
+
 Two conversions to ``datetime`` exist:
 
 * :meth:`Time.to_datetime` / :meth:`Time.from_datetime` (recommended): the caller names the
@@ -19,8 +23,7 @@ Two conversions to ``datetime`` exist:
 * :func:`time_from_datetime` / :func:`time_to_datetime`: the seed API's module-level helpers
   (hat-drivers), kept with their meaning: the tag holds the *local* wall-clock time of this
   machine (its zone and summer time, as ``time.localtime`` sees them), and two-digit years
-  below 70 are 20xx, the others 19xx (:func:`full_year`, which also turns the 7-bit year
-  109 into 2009 as tshark does).
+  below 70 are 20xx, the others 19xx (:func:`cp56_year`).
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ class Time(NamedTuple):
 
     def to_datetime(self, tz: _dt.tzinfo = _dt.UTC, *,
                     reference: _dt.datetime | None = None,
-                    century: int = 2000) -> _dt.datetime:
+                    century: int | None = None) -> _dt.datetime:
         """Convert to an aware ``datetime`` in ``tz``.
 
         Args:
@@ -82,7 +85,8 @@ class Time(NamedTuple):
             reference: for CP24 only: the time the tag was received; the result is the
                 latest instant not after ``reference`` + 1 minute with these minutes and
                 milliseconds.
-            century: added to the two-digit year.
+            century: added to the year field; None (default): Wireshark's rule,
+                :func:`cp56_year`.
 
         Raises:
             DecodeError: a field outside its calendar range (e.g. month 13).
@@ -108,7 +112,8 @@ class Time(NamedTuple):
         _check_range("hours", self.hours, 0, 23)
         _check_range("months", self.months, 1, 12)
         try:
-            return _dt.datetime(century + self.years, self.months, self.day_of_month,
+            year = cp56_year(self.years) if century is None else century + self.years
+            return _dt.datetime(year, self.months, self.day_of_month,
                                 self.hours, self.minutes, self.milliseconds // 1000,
                                 (self.milliseconds % 1000) * 1000, tzinfo=tz)
         except ValueError as exc:
@@ -117,27 +122,25 @@ class Time(NamedTuple):
     @classmethod
     def from_datetime(cls, value: _dt.datetime, size: TimeSize = TimeSize.SEVEN, *,
                       invalid: bool = False, summer_time: bool = False,
-                      century: int = 2000) -> Time:
+                      century: int | None = None) -> Time:
         """Build a time tag from a ``datetime`` (its wall-clock fields are used as they are).
 
-        ``day_of_week`` is set from the date (Monday = 1).
+        ``day_of_week`` is set from the date (Monday = 1). ``century`` is subtracted from the
+        year; None (default): the inverse of :func:`cp56_year`, for the years 1970-2069.
         """
         ms = value.second * 1000 + value.microsecond // 1000
         if size == TimeSize.THREE:
             return cls(TimeSize.THREE, ms, invalid, value.minute)
-        years = value.year - century
+        if century is None:
+            first = 1970
+            years = value.year % 100 if first <= value.year < first + 100 else -1
+        else:
+            first = century
+            years = value.year - century
         if not 0 <= years <= 99:
-            raise EncodeError("years", f"{value.year} outside [{century}, {century + 99}]")
+            raise EncodeError("years", f"{value.year} outside [{first}, {first + 99}]")
         return cls(TimeSize.SEVEN, ms, invalid, value.minute, summer_time, value.hour,
                    value.isoweekday(), value.day, value.month, years)
-
-
-def full_year(years: int) -> int:
-    """Calendar year of a CP56Time2a year field [0, 127]: below 70 is 20xx, else 19xx.
-
-    The rule of hat-drivers' ``time_to_datetime`` and of tshark (a year field of 109, which
-    the 7-bit field allows, is 2009)."""
-    return 2000 + years if years < 70 else 1900 + years
 
 
 def time_from_datetime(dt: _dt.datetime, invalid: bool = False) -> Time:
@@ -159,7 +162,7 @@ def time_from_datetime(dt: _dt.datetime, invalid: bool = False) -> Time:
 def time_to_datetime(t: Time) -> _dt.datetime:
     """Aware UTC ``datetime`` of a CP56Time2a read as local wall-clock time (seed API).
 
-    Years follow :func:`full_year`; the summer-time bit picks the instant when the local
+    Years follow :func:`cp56_year`; the summer-time bit picks the instant when the local
     clock shows the time twice (the hour the clocks go back). Prefer
     :meth:`Time.to_datetime` with an explicit zone.
 
@@ -173,12 +176,23 @@ def time_to_datetime(t: Time) -> _dt.datetime:
     assert t.months is not None and t.years is not None
     _check_range("milliseconds", t.milliseconds, 0, 59999)
     try:
-        local = _dt.datetime(full_year(t.years), t.months, t.day_of_month, t.hours, t.minutes,
+        local = _dt.datetime(cp56_year(t.years), t.months, t.day_of_month, t.hours, t.minutes,
                              t.milliseconds // 1000, (t.milliseconds % 1000) * 1000,
                              fold=0 if t.summer_time else 1)
     except ValueError as exc:
         raise DecodeError(f"time tag is no calendar date: {exc}", 0) from exc
     return local.astimezone(_dt.UTC)
+
+
+def cp56_year(years: int) -> int:
+    """The calendar year of a CP56Time2a year field [0, 127], as Wireshark shows it.
+
+    IEC 60870-5-4 defines 0..99 and no century; Wireshark (and this toolkit: the dissector,
+    :meth:`Time.to_datetime`) reads 0-69 as 2000-2069 and 70-127 as 1970-2027, so 109 is 2009.
+    Callers that store the date should flag a field above 99 as out of range.
+    """
+    years &= 0x7F
+    return 2000 + years if years < 70 else 1900 + years
 
 
 _new = tuple.__new__

@@ -25,6 +25,15 @@ Timestamps are integer nanoseconds since the Unix epoch, UTC:
   may have its own byte order and starts a new list of interfaces. Simple Packet Blocks carry no
   timestamp (Wireshark shows none): their ``time_ns`` is ``0``.
 
+This is the one place where capture timestamps become nanoseconds, and the one place that keeps
+them storable: every later stage (the Parquet ``time`` column, pandas) holds int64 nanoseconds,
+i.e. 1677-09-21 to 2262-04-11. A pcapng timestamp outside that range (a flipped bit, an
+``if_tsresol`` of 0 or 0x80 read as seconds, a huge ``if_tsoffset``) does not stop the reader:
+the packet is yielded with ``time_ns=None`` (a null ``time`` downstream), the first such frame is
+named in a :class:`~iec104.dissectors.errors.CaptureWarning`, and :attr:`CaptureReader.
+time_problem` summarises them all once iteration is over. (pcap timestamps are 32-bit seconds and
+always fit.)
+
 Damage part-way through (a truncated last record, a block length that cannot be right) does not
 raise: every whole record before it is yielded, then a
 :class:`~iec104.dissectors.errors.CaptureWarning` is issued, the reason is stored in
@@ -42,6 +51,7 @@ import io
 import os
 import struct
 import warnings
+import zlib
 from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple, Self
 
@@ -55,6 +65,14 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20
+_PIECE = 1 << 16  # one read() of a refill (see _refill)
+#: What reading the file may raise besides a clean end: I/O errors, and for gzip a damaged
+#: header or CRC (OSError), a cut stream (EOFError) or damaged deflate data (zlib.error).
+_READ_ERRORS = (OSError, EOFError, zlib.error)
+#: Nanosecond timestamps that int64 (Arrow's and pandas' ``timestamp[ns]``) can hold; pandas
+#: reserves -2**63 for NaT, so the range starts one above it.
+MIN_TIME_NS = -(1 << 63) + 1
+MAX_TIME_NS = (1 << 63) - 1
 #: A record longer than this is taken as corruption rather than an attempt to allocate it.
 MAX_RECORD = 1 << 26
 
@@ -80,8 +98,9 @@ class Packet(NamedTuple):
 
     frame: int
     """Frame number, 1-based, counting every packet record in the file (as Wireshark)."""
-    time_ns: int
-    """Capture time, integer nanoseconds since 1970-01-01T00:00:00Z (0 for pcapng SPBs)."""
+    time_ns: int | None
+    """Capture time, integer nanoseconds since 1970-01-01T00:00:00Z, in [MIN_TIME_NS,
+    MAX_TIME_NS]; 0 for pcapng SPBs; None when the file's timestamp is outside that range."""
     linktype: int
     """Link-layer type of the packet's interface (a :class:`LinkType` value or other int)."""
     data: bytes
@@ -158,6 +177,9 @@ class CaptureReader:
         frames: frame number of the last record read (as Wireshark numbers them).
         other_records: pcapng records that take a frame number but are no packets (custom
             and systemd journal blocks).
+        bad_time_frames: frame numbers (the first 10) of packets yielded with ``time_ns=None``
+            because their timestamp is outside the int64-nanosecond range;
+            ``bad_times`` counts them all.
 
     Use as an iterator (once) and preferably as a context manager::
 
@@ -174,8 +196,11 @@ class CaptureReader:
     def __init__(self, source: str | os.PathLike[str] | BinaryIO, *, name: str | None = None):
         self.name = name if name is not None else _source_name(source)
         self.problem: str | None = None
+        self._read_error: str | None = None  # a failed read; reported by _stop
         self.frames = 0
         self.other_records = 0
+        self.bad_times = 0
+        self.bad_time_frames: list[int] = []
         self._owned = isinstance(source, (str, os.PathLike))
         self._file: BinaryIO = (
             open(source, "rb") if isinstance(source, (str, os.PathLike))  # noqa: SIM115
@@ -183,7 +208,10 @@ class CaptureReader:
         )
         self._iterated = False
         try:
-            self._start()
+            try:
+                self._start()
+            except _READ_ERRORS as exc:  # e.g. damaged deflate data inside a gzip header
+                raise self._error(f"the file header cannot be read ({exc})") from exc
         except BaseException:
             self.close()
             raise
@@ -211,7 +239,7 @@ class CaptureReader:
             self._file = gzip.GzipFile(fileobj=inner)  # type: ignore[assignment]
             try:
                 head = self._read_exact(4)
-            except (OSError, EOFError) as exc:
+            except _READ_ERRORS as exc:
                 raise self._error(f"gzip-compressed but unreadable ({exc})") from exc
         if not head:
             raise self._error("empty file, not a pcap or pcapng capture")
@@ -292,7 +320,29 @@ class CaptureReader:
             return self._iter_pcap()
         return self._iter_pcapng()
 
+    def _bad_time(self, frame: int, ns: int) -> None:
+        """Note a packet whose timestamp ``ns`` cannot be stored (it is yielded without one)."""
+        self.bad_times += 1
+        if len(self.bad_time_frames) < 10:
+            self.bad_time_frames.append(frame)
+        if self.bad_times == 1:
+            warnings.warn(CaptureWarning(f"{self.name}: frame {frame}: {_bad_time_reason(ns)}; "
+                                         "kept without a time"), stacklevel=4)
+
+    @property
+    def time_problem(self) -> str | None:
+        """Which frames were yielded without a time (out-of-range timestamps), or None."""
+        if not self.bad_times:
+            return None
+        frames = ", ".join(map(str, self.bad_time_frames))
+        more = self.bad_times - len(self.bad_time_frames)
+        return (f"frame{'s' if self.bad_times > 1 else ''} {frames}"
+                f"{f' and {more} more' if more else ''}: timestamp outside the years 1677-2262 "
+                "(a damaged block, or an extreme if_tsresol/if_tsoffset); kept without a time")
+
     def _stop(self, reason: str) -> None:
+        if self._read_error is not None and reason != self._read_error:
+            reason = f"{self._read_error}; {reason}"  # the cause first, then what it cut
         self.problem = reason
         warnings.warn(CaptureWarning(f"{self.name}: {reason}"), stacklevel=3)
 
@@ -300,11 +350,20 @@ class CaptureReader:
         """Return ``buf[pos:]`` extended with file data to at least ``need`` bytes if possible."""
         tail = buf[pos:]
         want = max(_CHUNK, need - len(tail))
-        try:
-            more = self._read_exact(want)
-        except (OSError, EOFError) as exc:  # e.g. a damaged gzip stream
-            self.problem = self.problem or f"read error: {exc}"
-            more = b""
+        parts: list[bytes] = []
+        while want > 0:
+            # in pieces: a read that fails (damaged gzip data) loses only its own piece,
+            # not the records already decompressed in this chunk
+            try:
+                part = self._file.read(min(want, _PIECE))
+            except _READ_ERRORS as exc:
+                self._read_error = self._read_error or f"read error: {exc}"
+                break
+            if not part:
+                break
+            parts.append(part)
+            want -= len(part)
+        more = b"".join(parts)
         return tail + more if tail else more
 
     def _iter_pcap(self) -> Iterator[Packet]:
@@ -330,8 +389,8 @@ class CaptureReader:
                                 f"truncated record header after frame {frame} "
                                 f"({n} of {hsize} bytes)"
                             )
-                        elif self.problem:
-                            self._stop(self.problem)
+                        elif self._read_error:
+                            self._stop(self._read_error)
                         return
                 sec, frac, incl, orig = unpack(buf, pos)
                 start = pos + hsize
@@ -373,6 +432,7 @@ class CaptureReader:
         hdr = struct.Struct(order + "II")
         epb = struct.Struct(order + "IIIII")
         new = tuple.__new__
+        lowest, highest = MIN_TIME_NS, MAX_TIME_NS  # locals: checked once per packet
         try:
             while True:
                 if n - pos < 12:
@@ -383,8 +443,8 @@ class CaptureReader:
                         if n:
                             self._stop(f"truncated block header after frame {frame} "
                                        f"({n} bytes left)")
-                        elif self.problem:
-                            self._stop(self.problem)
+                        elif self._read_error:
+                            self._stop(self._read_error)
                         return
                 btype, blen = hdr.unpack_from(buf, pos)
                 if btype == _SHB:
@@ -432,12 +492,13 @@ class CaptureReader:
                     ts = (hi << 32) | lo
                     frame += 1
                     self.frames = frame
-                    yield new(Packet, (
-                        frame,
-                        (ts * itf.mul if itf.div == 1 else ts * itf.mul // itf.div)
-                        + itf.offset_ns,
-                        itf.linktype, buf[pos + 28:pos + 28 + caplen], orig, iface,
-                    ))
+                    ns = (ts * itf.mul if itf.div == 1 else ts * itf.mul // itf.div) \
+                        + itf.offset_ns
+                    if not lowest <= ns <= highest:
+                        self._bad_time(frame, ns)
+                        ns = None
+                    yield new(Packet, (frame, ns, itf.linktype,
+                                       buf[pos + 28:pos + 28 + caplen], orig, iface))
                 elif btype == _SPB:
                     if not interfaces:
                         self._stop(f"Simple Packet Block at frame {frame + 1} before any "
@@ -464,8 +525,12 @@ class CaptureReader:
                     ts = (hi << 32) | lo
                     frame += 1
                     self.frames = frame
-                    yield Packet(frame, ts * itf.mul // itf.div + itf.offset_ns, itf.linktype,
-                                 buf[pos + 28:pos + 28 + caplen], orig, iface)
+                    ns = ts * itf.mul // itf.div + itf.offset_ns
+                    if not lowest <= ns <= highest:
+                        self._bad_time(frame, ns)
+                        ns = None
+                    yield Packet(frame, ns, itf.linktype, buf[pos + 28:pos + 28 + caplen], orig,
+                                 iface)
                 elif btype == _IDB:
                     if blen < 20:
                         self._stop(f"Interface Description Block after frame {frame} is too short")
@@ -517,8 +582,9 @@ class CaptureReader:
         """Close the file if the reader opened it (also the gzip wrapper, if any)."""
         f = self._file
         if isinstance(f, gzip.GzipFile):
+            inner = f.fileobj  # GzipFile.close() sets it to None
             f.close()
-            f = f.fileobj  # type: ignore[assignment]
+            f = inner  # type: ignore[assignment]
             if isinstance(f, _Concat):
                 f = f.rest  # type: ignore[assignment]
         if self._owned and f is not None:
@@ -529,6 +595,10 @@ class CaptureReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _bad_time_reason(ns: int) -> str:
+    return f"timestamp {'after 2262' if ns > 0 else 'before 1677'} ({ns} ns since 1970)"
 
 
 class _Concat(io.RawIOBase):

@@ -24,7 +24,8 @@ class DirectionDecoder:
         self.framer = Framer()
         self.apdus = 0
 
-    def feed(self, time_ns: int, frame: int | None, data: bytes | bytearray | memoryview) -> int:
+    def feed(self, time_ns: int | None, frame: int | None,
+             data: bytes | bytearray | memoryview) -> int:
         """Add received bytes; records every APDU they complete, attributed to ``frame``.
 
         Returns the number of APDUs (and malformed runs) recorded.
@@ -46,7 +47,7 @@ class DirectionDecoder:
         self.apdus += n
         return n
 
-    def gap(self, time_ns: int, frame: int | None, missing: int, detail: str = "") -> None:
+    def gap(self, time_ns: int | None, frame: int | None, missing: int, detail: str = "") -> None:
         """Record lost bytes and drop the partial APDU buffered before them."""
         dropped = self.framer.reset(self.framer.offset + self.framer.pending + missing)
         if dropped:
@@ -54,7 +55,7 @@ class DirectionDecoder:
                       + (f"; {detail}" if detail else ""))
         self.builder.add_gap(time_ns, frame, self.endpoints, missing, detail)
 
-    def close(self, time_ns: int, frame: int | None) -> None:
+    def close(self, time_ns: int | None, frame: int | None) -> None:
         """End of stream: bytes left over are reported as a truncated APDU."""
         rest = self.framer.reset()
         if rest:

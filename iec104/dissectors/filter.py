@@ -9,7 +9,7 @@ expression can never call a function, read an attribute or run code. The checked
 compiled into a function over a ``pyarrow.RecordBatch`` built from :mod:`pyarrow.compute`
 kernels, so filtering runs at columnar speed on the dissector's batches.
 
-Language (also in ``README.dissect.md``):
+Language (also in README.md, section 'Filter language'):
 
 * **Columns**: every column of :data:`iec104.analyzer.schema.SCHEMA` (``frame``, ``src``,
   ``sport``, ``apci``, ``ssn``, ``rsn``, ``u_func``, ``type_id``, ``type_name``, ``cot``,
@@ -43,7 +43,9 @@ from __future__ import annotations
 
 import ast
 import difflib
+import math
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -73,11 +75,23 @@ class FilterError(ValueError):
         self.offset = offset
         super().__init__(reason if offset is None else f"{reason} (at character {offset + 1})")
 
-    def caret(self) -> str:
-        """The expression with a ``^`` under the problem (two lines), or just the expression."""
-        if self.offset is None:
-            return self.expression
-        return f"{self.expression}\n{' ' * self.offset}^"
+    def caret(self, width: int = 76) -> str:
+        """The expression with a ``^`` under the problem (two lines), or just the expression;
+        an expression longer than ``width`` is cut to a window around the problem, and
+        characters that are not printable are shown as ``?``."""
+        text, offset = self.expression, self.offset
+        if len(text) > width:
+            start = 0 if offset is None else max(0, min(offset - width // 2, len(text) - width))
+            window = text[start:start + width]
+            head, tail = ("..." if start else ""), ("..." if start + width < len(text) else "")
+            text = f"{head}{window}{tail}"
+            offset = None if offset is None else offset - start + len(head)
+        # one character each, so the caret stays in place: line breaks and control
+        # characters (terminal escapes) never reach the terminal
+        text = "".join(ch if ch.isprintable() else "?" for ch in text)
+        if offset is None:
+            return text
+        return f"{text}\n{' ' * offset}^"
 
 
 # -- names ----------------------------------------------------------------------------------
@@ -305,9 +319,13 @@ class _Compiler:
                 return bool(value)
         elif kind == "number":
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return value
+                return self.number(column, value, node)
         elif kind == "string":
             if isinstance(value, str):
+                try:
+                    value.encode()
+                except UnicodeEncodeError:  # e.g. undecodable command-line bytes
+                    raise self.error(f"{value!r} is not valid UTF-8 text", node) from None
                 return value
         elif kind == "time":
             if isinstance(value, str):
@@ -316,12 +334,36 @@ class _Compiler:
                 except ValueError:
                     raise self.error(f"{value!r} is not an ISO date/time such as "
                                      "'2024-03-01 08:00:00'", node) from None
-                return when if when.tzinfo else when.replace(tzinfo=UTC)
+                when = when if when.tzinfo else when.replace(tzinfo=UTC)
+                if not _TIME_RANGE[0] <= when <= _TIME_RANGE[1]:
+                    raise self.error(f"{value!r} is outside the years 1677-2262 that time "
+                                     "columns hold", node)
+                return when
         elif kind == "binary" and isinstance(value, bytes):
             return value
         words = {"bool": "True or False", "number": "a number", "string": "a \"string\"",
                  "time": "a date/time string", "binary": "bytes (b'...')"}
         raise self.error(f"{column} takes {words[kind]}, not {value!r}", node)
+
+    def number(self, column: str, value: float, node: ast.AST) -> float:
+        """A number checked against ``column``'s type: an integer column takes finite
+        values within its Arrow type's range (a non-integral float stays a float), a float
+        column any float (an int too large for a float is refused)."""
+        dtype = _TYPES[_SHORTHANDS.get(column, (column,))[0]]
+        if pa.types.is_integer(dtype):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise self.error(f"{column} holds integers; {value!r} is not a finite number",
+                                 node)
+            low, high = _INT_RANGES[dtype.bit_width]
+            if not low <= value <= high:
+                raise self.error(f"{_short(value)} is out of range for {column} ({dtype}: "
+                                 f"{low} to {high})", node)
+            return int(value) if isinstance(value, float) and value.is_integer() else value
+        try:
+            return float(value)
+        except OverflowError:
+            raise self.error(f"{_short(value)} is too large for {column} (a float column)",
+                             node) from None
 
     # comparisons ---------------------------------------------------------------------------
 
@@ -406,6 +448,9 @@ class _Compiler:
         masks = []
         for c in columns:
             values = [self.coerce(c, v, right.node) for v in right.value]
+            if pa.types.is_integer(_TYPES[c]):
+                # 1.5 equals no integer (and pa.array would truncate it to 1)
+                values = [v for v in values if not isinstance(v, float)]
             non_null = [v for v in values if v is not None]
             value_set = pa.array(non_null, type=_TYPES[c]) if non_null else None
             has_null = len(non_null) != len(values)
@@ -420,6 +465,16 @@ class _Compiler:
         return _any(masks)
 
 
+def _short(value: object, limit: int = 30) -> str:
+    """``repr(value)``, cut in the middle if long (a 400-digit literal in a message)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:12]}...{text[-12:]} ({len(text)} characters)"
+
+
+_INT_RANGES = {bits: (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) for bits in (8, 16, 32, 64)}
+# what timestamp[ns] holds (pandas keeps -2**63 for NaT)
+_TIME_RANGE = (datetime(1677, 9, 21, 0, 12, 44, tzinfo=UTC),
+               datetime(2262, 4, 11, 23, 47, 16, tzinfo=UTC))
 _KIND_WORDS = {"type": "type ID", "cause": "cause of transmission", "ufunc": "U function",
                "apci": "frame format"}
 _KERNELS: dict[type, Callable[[Any, Any], Any]] = {
@@ -509,25 +564,55 @@ class Filter:
         return batch.filter(self.apdu_mask(batch))
 
 
+MAX_DEPTH = 100
+"""Deepest nesting of ``not``, parentheses and operands an expression may have. Python's
+parser and the compiled mask both recurse once per level; this bound keeps both far from
+the interpreter's recursion limit, whatever the input (5,000 nested ``not`` are refused)."""
+
+
+def _check_depth(tree: ast.AST, expression: str) -> None:
+    """Refuse a tree whose expressions nest deeper than :data:`MAX_DEPTH` (walked without
+    recursion)."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise FilterError(f"expression nested too deeply (more than {MAX_DEPTH} levels of "
+                              "not, parentheses or signs)", expression)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node)
+                     if isinstance(child, ast.expr))  # not Load contexts or operators
+
+
 def compile_filter(expression: str) -> Filter:
     """Parse and check ``expression``; see the module docstring for the language.
 
     Raises:
         FilterError: a syntax error, an unknown column, a disallowed construct (function
-            calls, attributes, arithmetic, ...) or a literal of the wrong type.
+            calls, attributes, arithmetic, ...), a literal of the wrong type or out of its
+            column's range, or nesting deeper than :data:`MAX_DEPTH`.
     """
     if not expression.strip():
         raise FilterError("empty filter expression", expression)
     source = _normalise(expression)
     try:
-        # parenthesised: leading blanks and line breaks are fine; offsets shift by one
-        tree = ast.parse(f"({source})", mode="eval")
+        # parenthesised: leading blanks and line breaks are fine; offsets shift by one.
+        # Python's own SyntaxWarnings (e.g. '1and', '"\d"') would reach stderr raw
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(f"({source})", mode="eval")
     except SyntaxError as exc:
         offset = (exc.offset - 2) if exc.offset and exc.lineno == 1 else None
         if offset is not None and not 0 <= offset < len(expression):
             offset = None
         raise FilterError(f"syntax error: {exc.msg}", expression,
                           offset if source == expression else None) from None
+    except UnicodeEncodeError:  # undecodable command-line bytes arrive as surrogates
+        raise FilterError("the expression is not valid UTF-8 text", expression) from None
+    except (RecursionError, MemoryError):
+        # the parser itself recurses per level of e.g. 'not not not ...'
+        raise FilterError(f"expression nested too deeply (more than {MAX_DEPTH} levels of "
+                          "not, parentheses or signs)", expression) from None
+    _check_depth(tree.body, expression)
     compiler = _Compiler(expression, source)
     mask = compiler.condition(tree.body)
     return Filter(expression, frozenset(compiler.columns), mask)

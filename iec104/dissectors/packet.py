@@ -48,8 +48,9 @@ class TcpSegment(NamedTuple):
 
     frame: int
     """Frame number of the packet that carried the segment (1-based)."""
-    time_ns: int
-    """Capture time of that packet, ns since the Unix epoch (UTC)."""
+    time_ns: int | None
+    """Capture time of that packet, ns since the Unix epoch (UTC); None if the capture
+    file's timestamp is out of range (see :mod:`.capture`)."""
     src: bytes
     """Source address, 4 bytes (IPv4) or 16 bytes (IPv6); see :func:`format_ip`."""
     sport: int
@@ -101,7 +102,7 @@ _LOOPBACK = frozenset((0, 108))
 _ETHERTYPE_LINKS = {1: (12, 14), 113: (14, 16), 276: (0, 20)}
 
 
-def decode_tcp(frame: int, time_ns: int, linktype: int, data: bytes) -> TcpSegment | None:
+def decode_tcp(frame: int, time_ns: int | None, linktype: int, data: bytes) -> TcpSegment | None:
     """Decode a captured packet down to TCP.
 
     Args:
@@ -209,7 +210,7 @@ def decode_tcp(frame: int, time_ns: int, linktype: int, data: bytes) -> TcpSegme
                              data[start:end], wire_end - start, False))
 
 
-def _quoted_tcp(frame: int, time_ns: int, data: bytes, off: int, end: int,
+def _quoted_tcp(frame: int, time_ns: int | None, data: bytes, off: int, end: int,
                 v6: bool) -> TcpSegment | None:
     """The TCP header quoted in an ICMP(v6) error message at ``off`` (ports, seq, flags)."""
     if end < off + 8 or data[off] not in (_ICMPV6_ERRORS if v6 else _ICMP_ERRORS):

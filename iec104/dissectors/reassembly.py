@@ -12,10 +12,12 @@ Wireshark's ``tcp.stream``. A SYN (without ACK) on a 4-tuple that has already se
 or whose SYN carries a different initial sequence number from what this side used before,
 starts a new stream (port reuse).
 
-*Selection.* Only streams with an endpoint on one of ``ports`` (default 2404) are reassembled.
-With ``heuristic=True`` the other streams are reassembled tentatively and accepted if the first
-bytes of a direction frame as IEC 104 APDUs (:func:`~iec104.dissectors.heuristic.looks_like_iec104`);
-events are held back until the decision.
+*Selection.* Streams with an endpoint on one of ``ports`` (default 2404) are reassembled. With
+``heuristic=True`` (the default, like Zeek's dynamic protocol detection) the other streams are
+reassembled tentatively and accepted if the first bytes of a direction frame as IEC 104 APDUs
+(:func:`~iec104.dissectors.heuristic.looks_like_iec104`); events are held back until the
+decision. Streams that carried data and were not selected are counted per server port in
+:attr:`Reassembler.undecoded`, so a caller can say why an answer is empty.
 
 *Directions.* Direction 0 goes from the connection's client (``Connection.src``) to its server
 (``Connection.dst``), direction 1 back. The client is the sender of the SYN; without a SYN, the
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 import bisect
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -97,7 +100,7 @@ class Connection:
     dport: int
     first_frame: int
     """Frame number of the stream's first segment."""
-    first_time_ns: int
+    first_time_ns: int | None
     syn_seen: bool
     """Whether the first segment of the stream was a SYN (the opening was captured)."""
     selected_by: str
@@ -110,7 +113,7 @@ class StreamStart:
 
     stream: int
     frame: int
-    time_ns: int
+    time_ns: int | None
     connection: Connection
 
 
@@ -122,7 +125,7 @@ class Data:
     direction: int
     """0 = client to server (``Connection.src`` -> ``Connection.dst``), 1 = server to client."""
     frame: int
-    time_ns: int
+    time_ns: int | None
     offset: int
     """Bytes delivered before these in this direction (gaps do not count)."""
     data: bytes
@@ -136,7 +139,7 @@ class Gap:
     direction: int
     frame: int
     """The first frame after the hole (or the frame where the loss was detected)."""
-    time_ns: int
+    time_ns: int | None
     offset: int
     """Value of ``Data.offset`` at the hole (the next Data event has the same offset)."""
     seq: int | None
@@ -152,7 +155,7 @@ class Fallback:
     stream: int
     direction: int
     frame: int
-    time_ns: int
+    time_ns: int | None
     reason: str
 
 
@@ -163,7 +166,7 @@ class StreamEnd:
     stream: int
     frame: int
     """Last frame seen in the stream."""
-    time_ns: int
+    time_ns: int | None
     reason: str
     """``"closed"`` (FIN both ways or RST), ``"reused"`` (new SYN on the same 4-tuple) or
     ``"end"`` (end of input)."""
@@ -225,7 +228,7 @@ class _Half:
         self.next = 0  # relative position of the next expected byte
         self.offset = 0  # bytes delivered
         # (relative start, wire length, payload, frame, time_ns), sorted by start
-        self.pending: list[tuple[int, int, bytes, int, int]] = []
+        self.pending: list[tuple[int, int, bytes, int, int | None]] = []
         self.pending_keys: list[int] = []
         self.pending_bytes = 0
         self.history = bytearray()
@@ -233,7 +236,7 @@ class _Half:
         self.fin: int | None = None
         self.acked: int | None = None
         self.acked_frame = 0
-        self.acked_time = 0
+        self.acked_time: int | None = 0
         self.stats = stats
         self.probe: bytearray | None = None
         self.idle_seq: int | None = None  # seq of a pure ACK seen before any data
@@ -249,6 +252,7 @@ class _Half:
 class _Conn:
     __slots__ = (
         "client",
+        "counted",
         "fin",
         "finished",
         "first_seq",
@@ -267,6 +271,7 @@ class _Conn:
         self.stream = stream
         self.client = client
         self.selected = 0  # 0 ignored, 1 selected, 2 heuristic decision pending
+        self.counted = False  # in Reassembler.undecoded already
         self.halves: tuple[_Half, _Half] | None = None
         self.syn_seq: list[int | None] = [None, None]
         self.first_seq: list[int | None] = [None, None]
@@ -275,7 +280,7 @@ class _Conn:
         self.finished = False
         self.held: list[Event] | None = None
         self.last_frame = 0
-        self.last_time = 0
+        self.last_time: int | None = 0
         self.info: Connection | None = None
 
 
@@ -288,7 +293,8 @@ class Reassembler:
     Args:
         ports: TCP ports whose streams are reassembled (either endpoint). Default ``{2404}``.
             Pass an empty collection to rely on ``heuristic`` alone.
-        heuristic: also accept streams on other ports whose first bytes frame as IEC 104.
+        heuristic: also accept streams on other ports whose first bytes frame as IEC 104
+            (default True).
         max_pending_segments: out-of-order segments buffered per direction before the hole
             in front of them is declared a gap.
         max_pending_bytes: the same budget in payload bytes.
@@ -299,13 +305,15 @@ class Reassembler:
         connections: stream number -> :class:`Connection`, for the selected streams.
         stats: stream number -> ``(client->server, server->client)`` :class:`DirectionStats`.
         streams: number of TCP streams seen so far (selected or not).
+        undecoded: server port -> number of streams that carried data but were not decoded
+            (not on ``ports``, and rejected by the heuristic or with it off).
     """
 
     def __init__(
         self,
         ports: Iterable[int] | None = None,
         *,
-        heuristic: bool = False,
+        heuristic: bool = True,
         max_pending_segments: int = 256,
         max_pending_bytes: int = 1 << 18,
         fallback_after: int = 1,
@@ -318,6 +326,7 @@ class Reassembler:
         self.connections: dict[int, Connection] = {}
         self.stats: dict[int, tuple[DirectionStats, DirectionStats]] = {}
         self.streams = 0
+        self.undecoded: Counter[int] = Counter()
         # directional 4-tuple -> (connection, direction of a segment with that 4-tuple)
         self._table: dict[tuple[bytes, int, bytes, int], tuple[_Conn, int]] = {}
         self._open: dict[int, _Conn] = {}  # selected/pending streams not finished yet
@@ -362,8 +371,11 @@ class Reassembler:
                 self._segment(conn, d, seg)
                 if conn.rst or conn.fin[0] and conn.fin[1]:
                     self._maybe_finish(conn)
-        elif flags & FIN:
-            conn.fin[d] = True
+        else:
+            if flags & FIN:
+                conn.fin[d] = True
+            if seg.payload and not conn.counted:
+                self._not_decoded(conn, d, seg)
         out = self._out  # self._flush(), inline (once per segment)
         if out:
             self._out = []
@@ -453,6 +465,11 @@ class Reassembler:
             conn.halves[1].probe = bytearray()
         return conn, d
 
+    def _not_decoded(self, conn: _Conn, d: int, seg: TcpSegment) -> None:
+        """Count a stream with data that is not decoded, under its server's port."""
+        conn.counted = True
+        self.undecoded[seg.dport if d == 0 else seg.sport] += 1
+
     def _emit(self, conn: _Conn, event: Event) -> None:
         if conn.held is not None:
             conn.held.append(event)
@@ -466,6 +483,9 @@ class Reassembler:
             looks_like_iec104(h.probe) if h.probe else None for h in conn.halves
         ]
         if False in verdicts or (final and True not in verdicts):
+            if any(conn.halves[d].probe for d in (0, 1)):
+                conn.counted = True
+                self.undecoded[conn.info.dport] += 1
             conn.selected = 0
             conn.halves = None
             conn.held = None
@@ -578,7 +598,7 @@ class Reassembler:
             self._skip(conn, d, h, first[0], first[3], first[4])
 
     def _place(self, conn: _Conn, d: int, h: _Half, start: int, payload: bytes,
-               wire_len: int, frame: int, time_ns: int) -> None:
+               wire_len: int, frame: int, time_ns: int | None) -> None:
         nxt = h.next
         if start == nxt:
             self._deliver(conn, d, h, payload, wire_len, frame, time_ns)
@@ -644,7 +664,8 @@ class Reassembler:
                 h.stats.overlaps += 1
             self._deliver(conn, d, h, payload[cut:], wire_len - cut, frame, time_ns)
 
-    def _skip(self, conn: _Conn, d: int, h: _Half, to: int, frame: int, time_ns: int) -> None:
+    def _skip(self, conn: _Conn, d: int, h: _Half, to: int, frame: int,
+              time_ns: int | None) -> None:
         """Declare ``[next, to)`` lost, then deliver what the buffer holds after it."""
         missing = to - h.next
         if missing > 0:
@@ -658,7 +679,7 @@ class Reassembler:
         self._drain(conn, d, h)
 
     def _deliver(self, conn: _Conn, d: int, h: _Half, payload: bytes, wire_len: int,
-                 frame: int, time_ns: int) -> None:
+                 frame: int, time_ns: int | None) -> None:
         n = len(payload)
         if n:
             data = bytes(payload)  # no copy for bytes; accepts any buffer
@@ -687,7 +708,7 @@ class Reassembler:
             h.history.clear()
 
     def _to_fallback(self, conn: _Conn, d: int, h: _Half, payload: bytes, frame: int,
-                     time_ns: int) -> None:
+                     time_ns: int | None) -> None:
         h.fallback = True
         h.stats.fallback = True
         self._emit(conn, Fallback(
@@ -705,7 +726,7 @@ class Reassembler:
         self._deliver_raw(conn, d, h, payload, frame, time_ns)
 
     def _deliver_raw(self, conn: _Conn, d: int, h: _Half, payload: bytes, frame: int,
-                     time_ns: int) -> None:
+                     time_ns: int | None) -> None:
         n = len(payload)
         if not n:
             return
@@ -733,7 +754,7 @@ def stream_events(
     source: str | os.PathLike[str] | BinaryIO | CaptureReader,
     ports: Iterable[int] | None = None,
     *,
-    heuristic: bool = False,
+    heuristic: bool = True,
     reassembler: Reassembler | None = None,
 ) -> Iterator[Event]:
     """Read a capture file and yield the reassembly events of its IEC 104 streams.

@@ -38,6 +38,7 @@ from ..codec import (
     UFrame,
     UFunction,
     cause_name,
+    cp56_year,
     decode_asdu,
     decode_header,
     type_name,
@@ -113,13 +114,16 @@ def value_text(value: Any) -> str | None:
     return str(value)
 
 
-def time_tag_ns(tag: Time, reference_ns: int) -> int:
+def time_tag_ns(tag: Time, reference_ns: int | None) -> int:
     """UTC nanoseconds of a time tag; CP24 tags take hour and date from ``reference_ns``.
 
     Raises:
-        DecodeError: the tag is no calendar time (e.g. month 0).
+        DecodeError: the tag is no calendar time (e.g. month 0), or a CP24 tag has no
+            reference (the packet's capture time was out of range).
     """
     if tag.size == TimeSize.THREE:
+        if reference_ns is None:
+            raise DecodeError("CP24 time tag without a capture time to complete it", 0)
         if tag.minutes > 59 or tag.milliseconds > 59999:
             raise DecodeError(f"CP24 time tag {tag.minutes} min {tag.milliseconds} ms "
                               "out of range", 0)
@@ -131,13 +135,20 @@ def time_tag_ns(tag: Time, reference_ns: int) -> int:
     # a CP56 tag has all its fields (the decoder sets them)
     years, months, day, hours = tag.years, tag.months, tag.day_of_month, tag.hours
     assert years is not None and months is not None and day is not None and hours is not None
+    year = cp56_year(years)  # Wireshark's century rule; years > 99 are flagged by the caller
     if not (tag.milliseconds <= 59999 and tag.minutes <= 59 and hours <= 23
-            and 1 <= months <= 12 and 1 <= day <= calendar.monthrange(2000 + years, months)[1]):
+            and 1 <= months <= 12 and 1 <= day <= calendar.monthrange(year, months)[1]):
         raise DecodeError(f"CP56 time tag {years:02}-{months:02}-{day:02} "
                           f"{hours:02}:{tag.minutes:02}:{tag.milliseconds} out of range", 0)
-    seconds = (_days_from_civil(2000 + years, months, day) * 86400 + hours * 3600
+    seconds = (_days_from_civil(year, months, day) * 86400 + hours * 3600
                + tag.minutes * 60)
     return seconds * _NS + tag.milliseconds * 1_000_000
+
+
+def _year_error(years: int) -> str:
+    """The ``error`` of an object whose CP56 year field is outside the standard's 0..99 (its
+    ``time_tag`` is kept, read as Wireshark reads it)."""
+    return f"time tag: year {years} outside [0, 99], read as {cp56_year(years)} (as Wireshark)"
 
 
 def _days_from_civil(y: int, m: int, d: int) -> int:
@@ -228,7 +239,7 @@ class RecordBuilder:
     def __len__(self) -> int:
         return len(self._cells) // _NR
 
-    def _tag(self, tag: Time, time_ns: int) -> int | str:
+    def _tag(self, tag: Time, time_ns: int | None) -> int | str:
         """UTC ns of a time tag, or the reason it has none.
 
         CP56 tags are converted through a cache of their minute (tags of one minute differ
@@ -264,7 +275,8 @@ class RecordBuilder:
         self._heads.extend(head)
         self._cells.extend((*_NO_OBJECT, error, index))
 
-    def add_frame(self, time_ns: int, frame: int | None, ep: Endpoints, event: Frame) -> None:
+    def add_frame(self, time_ns: int | None, frame: int | None, ep: Endpoints,
+                  event: Frame) -> None:
         """Rows for one complete APDU."""
         apdu_index = self.next_apdu
         self.next_apdu += 1
@@ -356,10 +368,13 @@ class RecordBuilder:
                 cells.extend((i, address, number, text, *quality, None, tag.invalid,
                               select, qualifier, f"time tag: {ns}", index))
             else:
+                years = tag[9]  # None for CP24; the standard allows 0..99
                 cells.extend((i, address, number, text, *quality, ns, tag.invalid,
-                              select, qualifier, None, index))
+                              select, qualifier,
+                              None if years is None or years < 100 else _year_error(years),
+                              index))
 
-    def add_malformed(self, time_ns: int, frame: int | None, ep: Endpoints,
+    def add_malformed(self, time_ns: int | None, frame: int | None, ep: Endpoints,
                       event: Malformed) -> None:
         """One row for octets that are no valid APDU."""
         self.errors += 1
@@ -368,7 +383,7 @@ class RecordBuilder:
         self._one_row((time_ns, frame, *ep, apdu_index, None, None, None, None, *_NO_HEADER,
                        event.raw), f"APCI: {event.reason} (stream offset {event.offset})")
 
-    def add_gap(self, time_ns: int, frame: int | None, ep: Endpoints, missing: int,
+    def add_gap(self, time_ns: int | None, frame: int | None, ep: Endpoints, missing: int,
                 detail: str = "") -> None:
         """One row for octets missing from the capture."""
         self.gaps += 1
@@ -376,7 +391,7 @@ class RecordBuilder:
         self._one_row((time_ns, frame, *ep, None, None, None, None, None, *_NO_HEADER, None),
                       error)
 
-    def add_event(self, time_ns: int, frame: int | None, ep: Endpoints, text: str,
+    def add_event(self, time_ns: int | None, frame: int | None, ep: Endpoints, text: str,
                   raw: bytes | None = None) -> None:
         """One row for something that happened to a connection rather than an APDU.
 

@@ -68,7 +68,7 @@ class StreamDecoder:
         self.builder = builder
         self.fallbacks = 0
         self._decoders: dict[tuple[int, int], DirectionDecoder] = {}
-        self._last: tuple[int, int] = (0, 0)  # (time_ns, frame) of the last event seen
+        self._last: tuple[int | None, int] = (0, 0)  # (time_ns, frame) of the last event seen
 
     @property
     def apdus(self) -> int:
@@ -124,7 +124,7 @@ def dissect(
     source: str | os.PathLike[str] | BinaryIO | CaptureReader,
     ports: Iterable[int] | None = None,
     *,
-    heuristic: bool = False,
+    heuristic: bool = True,
     profile: Profile | None = None,
     batch_rows: int = 65536,
     reassembler: Reassembler | None = None,
@@ -136,7 +136,9 @@ def dissect(
         source: path or binary file object of a pcap/pcapng capture (gzip allowed), or an
             open :class:`~.capture.CaptureReader` (whose ``problem`` the caller can check).
         ports: TCP ports of IEC 104 servers (either endpoint; default 2404).
-        heuristic: also decode connections on other ports whose first bytes frame as IEC 104.
+        heuristic: also decode connections on other ports whose first bytes frame as IEC 104
+            (default True; streams left undecoded are counted in the reassembler's
+            ``undecoded``).
         profile: ASDU field sizes (default: the 104 profile, COT 2 / CA 2 / IOA 3).
         batch_rows: a batch is yielded once at least this many rows are pending.
         reassembler: a preconfigured :class:`~.reassembly.Reassembler` (then ``ports`` and
@@ -217,20 +219,21 @@ class _DeferredBuilder:
     def rows(self) -> int:
         return len(self.ops)
 
-    def add_frame(self, time_ns: int, frame: int | None, ep: Endpoints, event: Frame) -> None:
+    def add_frame(self, time_ns: int | None, frame: int | None, ep: Endpoints,
+                  event: Frame) -> None:
         self.ops.append((0, time_ns, frame, ep, event.raw))
         self.next_apdu += 1
 
-    def add_malformed(self, time_ns: int, frame: int | None, ep: Endpoints,
+    def add_malformed(self, time_ns: int | None, frame: int | None, ep: Endpoints,
                       event: Malformed) -> None:
         self.ops.append((1, time_ns, frame, ep, event))
         self.next_apdu += 1
 
-    def add_gap(self, time_ns: int, frame: int | None, ep: Endpoints, missing: int,
+    def add_gap(self, time_ns: int | None, frame: int | None, ep: Endpoints, missing: int,
                 detail: str = "") -> None:
         self.ops.append((2, time_ns, frame, ep, (missing, detail)))
 
-    def add_event(self, time_ns: int, frame: int | None, ep: Endpoints, text: str,
+    def add_event(self, time_ns: int | None, frame: int | None, ep: Endpoints, text: str,
                   raw: bytes | None = None) -> None:
         self.ops.append((3, time_ns, frame, ep, (text, raw)))
 

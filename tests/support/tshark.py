@@ -145,11 +145,12 @@ Quirks of tshark 4.0.17 (the Debian 12 version these were checked against)
 * **Non-standard port**: nothing is dissected unless ``port=`` (``-d``) is given.
 * **SQ=1**: the objects after the first get *generated* IOAs (base + i); their groups look the
   same as SQ=0 groups, so ``objects`` is uniform.
-* **CP56Time2a**: the component keys are the raw fields. ``text`` is tshark's rendering and is
-  *not* the raw fields: years 0-69 become 20xx but 70-99 become **19xx** (``mktime``), and
-  when SU=1 the text is **one hour earlier** than the hour field (it is treated as DST and
-  converted). Compare components, not ``text``. Bit 6 of the minutes octet (reserved in 104,
-  "GEN" in 101) is reported as ``gen``.
+* **CP56Time2a**: the component keys are the raw fields. ``text`` is the date tshark shows,
+  which is *not* the raw fields: years 0-69 become 20xx but 70-127 become **19xx** (so 109
+  is 2009; :func:`iec104.codec.cp56_year` is the same rule), and when SU=1 the text is **one
+  hour earlier** than the hour field (it is treated as DST and converted). The dissector's
+  agreement test compares ``time_tag`` with ``text``; the codec's compares the components.
+  Bit 6 of the minutes octet (reserved in 104, "GEN" in 101) is reported as ``gen``.
 * **CP24Time2a** is only used by the IEC 101 ``*_TA_1`` types (2, 4, ...), which tshark also
   decodes on 104; its ``text`` is seconds into the hour (``'310.000000000'``).
 * **Malformed input**: junk before the start byte is reported as ``iec60870_104.data`` (``prefix``)
