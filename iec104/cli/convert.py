@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             if exc.rows_kept is None:
                 raise CliError(f"{out}: cannot write: {exc}") from None
             print(f"iec104: {exc}", file=sys.stderr)
-            report_problems(inputs.problems)
+            report_problems(inputs)
             return 1
         except BaseException:
             writer.finish(discard=True)
