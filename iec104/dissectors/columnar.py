@@ -470,7 +470,8 @@ def _values(a: np.ndarray, at: np.ndarray, layout: Layout, type_id: int, m: np.n
     elif kind is ValueKind.SCALED:
         num = raw.astype(np.uint16).view(np.int16).astype(np.float64)
     elif kind is ValueKind.FLOAT:
-        num = raw.astype(np.uint32).view(np.float32).astype(np.float64)
+        with np.errstate(invalid="ignore"):  # signalling NaNs stay NaNs, as in struct
+            num = raw.astype(np.uint32).view(np.float32).astype(np.float64)
     else:
         assert kind is ValueKind.COUNTER
         num = (raw & 0xFFFFFFFF).astype(np.uint32).view(np.int32).astype(np.float64)
