@@ -69,6 +69,7 @@ _APCI = pa.array(["I", "S", "U"], pa.string())
 _LAID_OUT: dict[int, tuple[Layout, int, int]] = {
     int(t): (c.layout, int(c.size or 0), int(c.time_size or 0))
     for t, c in ELEMENTS.items() if c.layout is not None}
+_PLAIN_NUMBERS = (ValueKind.FLOAT, ValueKind.NORMALIZED, ValueKind.SCALED)
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31, 0, 0, 0], np.int64)
 
 
@@ -477,16 +478,22 @@ def _values(a: np.ndarray, at: np.ndarray, layout: Layout, type_id: int, m: np.n
         num = (raw & 0xFFFFFFFF).astype(np.uint32).view(np.int32).astype(np.float64)
     number[m] = num
     number_null[m] = False
-    # texts: decode each distinct value once with the scalar codec (no second text rule)
-    keys, inverse = np.unique(raw, return_inverse=True)
+    keys, index, inverse = np.unique(raw, return_index=True, return_inverse=True)
+    first = len(texts)
+    text_index[m] = first + inverse.reshape(-1)
+    if kind in _PLAIN_NUMBERS:
+        # value_text() of these is repr() of the number (the Python float of the octets,
+        # or the int of a scaled value): once per distinct value
+        plain = num[index]
+        texts.extend(map(repr, (plain.astype(np.int64) if kind is ValueKind.SCALED
+                                else plain).tolist()))
+        return
+    # the other texts: decode each distinct value once with the scalar codec
     decode = ELEMENTS[type_id].decode_untimed
     element = bytearray(layout.size)
-    first = len(texts)
     for key in keys.tolist():
         element[layout.value_at:layout.value_at + width] = key.to_bytes(width, "little")
-        value = decode(element, 0)[0]
-        texts.append(value_text(value))
-    text_index[m] = first + inverse.reshape(-1)
+        texts.append(value_text(decode(element, 0)[0]))
 
 
 def _time_tags(a: np.ndarray, at: np.ndarray, size: int, apdu: np.ndarray,
