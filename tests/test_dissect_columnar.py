@@ -233,3 +233,21 @@ def test_counts_match() -> None:
         getattr(columnar, method)(*args)
         assert (columnar.rows, columnar.errors, columnar.gaps) == \
             (scalar.rows, scalar.errors, scalar.gaps)
+
+
+def test_number_texts_are_repr() -> None:
+    """Float, normalized and scaled value texts are ``repr()`` of the number, also where
+    Arrow's own formatting differs (integral, tiny, huge, non-finite numbers)."""
+    from iec104.dissectors.columnar import _number_texts
+
+    special = [0.0, -0.0, 1.0, -3.0, 100.0, 1e-5, -1.5e-7, 9.999e-5, 1e-4, 1e15 + 0.5, 1e16,
+               1.7e17, 2.0**70, float("nan"), float("inf"), float("-inf"), 5e-324, 1.5,
+               0.1, 123456789012345.6, -32768 / 32768, 3.4028234663852886e38]
+    rng = np.random.default_rng(104)
+    with np.errstate(invalid="ignore"):  # signalling NaNs among the random bits
+        floats = rng.integers(0, 2**32, 20000, dtype=np.uint64).astype(np.uint32) \
+            .view(np.float32).astype(np.float64)
+    numbers = np.concatenate([np.array(special), floats])
+    assert _number_texts(numbers, False).to_pylist() == [repr(x) for x in numbers.tolist()]
+    scaled = np.arange(-32768, 32768, 7, dtype=np.float64)
+    assert _number_texts(scaled, True).to_pylist() == [repr(int(x)) for x in scaled.tolist()]

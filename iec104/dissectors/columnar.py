@@ -19,8 +19,10 @@ same rows, same batches) but decodes *by column* when a batch is taken:
   then one row per object (``np.repeat`` of the counts; SQ=0 objects at ``count * (IOA +
   size)`` strides, SQ=1 objects at ``size`` strides from one address), then, type by type
   present in the batch, the element fields where its ``Layout`` says they lie. Value texts
-  come from the *scalar* codec and :func:`~.records.value_text`, run once per distinct value
-  octets in the batch, so texts cannot differ from the scalar path's. Names (``type_name``,
+  are made once per distinct value octets in the batch: by the *scalar* codec and
+  :func:`~.records.value_text` (so they cannot differ from the scalar path's), except the
+  texts of float, normalized and scaled values, ``repr()`` of the number, which Arrow's cast
+  writes for most numbers (:func:`_number_texts`). Names (``type_name``,
   ``cot_name``, ``u_func``, ``apci``, endpoints) are taken from small tables by code.
 * Time tags are converted vectorised (CP56 by the civil-day formula, CP24 completed from the
   capture time). An APDU with a tag that is no calendar time, a CP56 year above 99 or a CP24
@@ -40,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..analyzer.schema import SCHEMA
 from ..codec import (
@@ -338,7 +341,7 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
     number = np.zeros(no, np.float64)
     number_null = np.ones(no, bool)
     text_index = np.full(no, -1, np.int64)
-    texts: list[str | None] = []
+    texts: list[pa.Array] = []
     qual = np.zeros((5, no), bool)  # iv nt sb bl ov
     qual_null = np.ones((5, no), bool)
     select = np.zeros(no, bool)
@@ -427,7 +430,8 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
         obj_col(k, pa.int16(), np.zeros(no, bool)),
         obj_col(address, pa.int32(), np.zeros(no, bool)),
         obj_col(number, pa.float64(), number_null),
-        pa.array(texts, pa.string()).take(pa.array(text_codes, mask=text_codes < 0)),
+        (pa.concat_arrays(texts) if texts else pa.array([], pa.string())).take(
+            pa.array(text_codes, mask=text_codes < 0)),
         *(obj_col(qual[b], pa.bool_(), qual_null[b], False) for b in range(5)),
         pa.nulls(nr, pa.bool_()),  # ei: protection quality only (scalar path)
         obj_col(tag, pa.int64(), tag_null).cast(SCHEMA.field("time_tag").type),
@@ -450,7 +454,7 @@ def _raw_column(buf: bytes, starts: np.ndarray, lens: np.ndarray) -> pa.Array:
 
 def _values(a: np.ndarray, at: np.ndarray, layout: Layout, type_id: int, m: np.ndarray,
             number: np.ndarray, number_null: np.ndarray, text_index: np.ndarray,
-            texts: list[str | None]) -> None:
+            texts: list[pa.Array]) -> None:
     """Numbers (vectorised, from the layout) and texts (the scalar codec's, once per
     distinct value octets) of the objects ``m`` of one type, elements at ``at``."""
     kind = layout.kind
@@ -479,21 +483,39 @@ def _values(a: np.ndarray, at: np.ndarray, layout: Layout, type_id: int, m: np.n
     number[m] = num
     number_null[m] = False
     keys, index, inverse = np.unique(raw, return_index=True, return_inverse=True)
-    first = len(texts)
-    text_index[m] = first + inverse.reshape(-1)
+    text_index[m] = sum(len(t) for t in texts) + inverse.reshape(-1)
     if kind in _PLAIN_NUMBERS:
-        # value_text() of these is repr() of the number (the Python float of the octets,
-        # or the int of a scaled value): once per distinct value
-        plain = num[index]
-        texts.extend(map(repr, (plain.astype(np.int64) if kind is ValueKind.SCALED
-                                else plain).tolist()))
+        texts.append(_number_texts(num[index], kind is ValueKind.SCALED))
         return
     # the other texts: decode each distinct value once with the scalar codec
     decode = ELEMENTS[type_id].decode_untimed
     element = bytearray(layout.size)
+    out = []
     for key in keys.tolist():
         element[layout.value_at:layout.value_at + width] = key.to_bytes(width, "little")
-        texts.append(value_text(decode(element, 0)[0]))
+        out.append(value_text(decode(element, 0)[0]))
+    texts.append(pa.array(out, pa.string()))
+
+
+def _number_texts(numbers: np.ndarray, scaled: bool) -> pa.Array:
+    """``value_text()`` of float, normalized and scaled values: ``repr()`` of the number
+    (the Python float of the octets, or the int of a scaled value).
+
+    Arrow's cast to string writes the same shortest round-trip digits as ``repr()`` but
+    formats integral numbers (no ``.0``), tiny ones (``0.00001``, not ``1e-05``) and huge ones
+    its own way: those, NaN and infinities take ``repr()`` itself.
+    """
+    if scaled:
+        return pa.array(numbers.astype(np.int64)).cast(pa.string())  # str(int) == repr(int)
+    out = pa.array(numbers).cast(pa.string())
+    magnitude = np.abs(numbers)
+    with np.errstate(invalid="ignore"):
+        own = ~(np.isfinite(numbers) & (numbers != np.floor(numbers)) & (magnitude >= 1e-4)
+                & (magnitude < 1e16))
+    if own.any():
+        out = pc.replace_with_mask(out, pa.array(own),
+                                   pa.array(list(map(repr, numbers[own].tolist())), pa.string()))
+    return out
 
 
 def _time_tags(a: np.ndarray, at: np.ndarray, size: int, apdu: np.ndarray,
