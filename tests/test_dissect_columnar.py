@@ -247,7 +247,8 @@ def test_number_texts_are_repr() -> None:
     with np.errstate(invalid="ignore"):  # signalling NaNs among the random bits
         floats = rng.integers(0, 2**32, 20000, dtype=np.uint64).astype(np.uint32) \
             .view(np.float32).astype(np.float64)
-    numbers = np.concatenate([np.array(special), floats])
+    magnitudes = 10.0 ** rng.uniform(-6, 18, 20000) * rng.choice([-1, 1], 20000)
+    numbers = np.concatenate([np.array(special), floats, magnitudes])
     assert _number_texts(numbers, False).to_pylist() == [repr(x) for x in numbers.tolist()]
     scaled = np.arange(-32768, 32768, 7, dtype=np.float64)
     assert _number_texts(scaled, True).to_pylist() == [repr(int(x)) for x in scaled.tolist()]

@@ -502,8 +502,9 @@ def _number_texts(numbers: np.ndarray, scaled: bool) -> pa.Array:
     (the Python float of the octets, or the int of a scaled value).
 
     Arrow's cast to string writes the same shortest round-trip digits as ``repr()`` but
-    formats integral numbers (no ``.0``), tiny ones (``0.00001``, not ``1e-05``) and huge ones
-    its own way: those, NaN and infinities take ``repr()`` itself.
+    formats integral numbers (no ``.0``), tiny ones (``0.00001``, not ``1e-05``) and long ones
+    (an exponent where ``repr()`` has none) its own way: those, NaN and infinities take
+    ``repr()`` itself.
     """
     if scaled:
         return pa.array(numbers.astype(np.int64)).cast(pa.string())  # str(int) == repr(int)
@@ -512,6 +513,7 @@ def _number_texts(numbers: np.ndarray, scaled: bool) -> pa.Array:
     with np.errstate(invalid="ignore"):
         own = ~(np.isfinite(numbers) & (numbers != np.floor(numbers)) & (magnitude >= 1e-4)
                 & (magnitude < 1e16))
+    own |= np.asarray(pc.match_substring(out, "e"), bool)  # Arrow chose an exponent
     if own.any():
         out = pc.replace_with_mask(out, pa.array(own),
                                    pa.array(list(map(repr, numbers[own].tolist())), pa.string()))
