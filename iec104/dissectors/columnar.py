@@ -84,6 +84,9 @@ class ColumnarBuilder:
         first_apdu: number of the first APDU recorded (>= 0).
     """
 
+    decodes_octets = True
+    """Frames need not carry a decoded APDU (``Framer(decode=False)`` suffices)."""
+
     def __init__(self, profile: Profile = DEFAULT_PROFILE, first_apdu: int = 0) -> None:
         self.profile = profile
         self.next_apdu = first_apdu
@@ -167,7 +170,7 @@ class ColumnarBuilder:
                 elif n == body + count * (ioa + size):
                     rows = count or 1
             if rows < 0:
-                if event is None:
+                if event is None or event.apdu is None:
                     event = Frame(0, raw, decode_apdu(raw))
                 self._scalar(self._inner.add_frame, time_ns, frame, ep, event)
                 return
