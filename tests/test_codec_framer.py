@@ -292,7 +292,7 @@ def test_reset() -> None:
 
 
 @settings(CODEC_SETTINGS)
-@given(st.lists(st.one_of(st.binary(max_size=12), apdus().map(encode_apdu)), max_size=12))
+@given(st.lists(st.one_of(st.binary(max_size=12), apdus.map(encode_apdu)), max_size=12))
 def test_checking_framer_finds_what_the_decoding_one_finds(chunks: list[bytes]) -> None:
     """``Framer(decode=False)`` (the columnar dissector's) checks each APDU as
     ``decode_apdu`` would and reports the same events, without the decoded APDU."""
