@@ -10,25 +10,31 @@
    FIN at the end. The APDUs are encoded by our codec (``encode_asdu``/``encode_apdu``) and
    the Ethernet/IPv4/TCP headers and pcap records are written with ``struct`` (scapy would
    take minutes for this size).
-2. Runs, each as a child process whose wall time and peak RSS (``ru_maxrss`` from
-   ``os.wait4``) are measured:
+2. Runs, each as a fresh process started by a small launcher that reports its ``wait4()``
+   rusage as ``/usr/bin/time`` does (wall time, CPU time = user + system of the process and
+   the worker processes it waited for, peak RSS; for ``--jobs`` also the sampled sum of the
+   RSS of the process and its workers):
 
-   * ``iec104 convert CAPTURE -o OUT.parquet`` (the installed console script's module,
-     ``python -m iec104.cli``);
+   * ``iec104 convert CAPTURE -o OUT.parquet`` (``python -m iec104.cli``), in one process and
+     with ``--jobs N`` (default 2);
    * ``tshark -r CAPTURE -T fields`` with the IEC 104 APCI, ASDU and object fields
      (``-E occurrence=a``: every APDU of a frame), output to a file;
    * scapy's contrib IEC 104 layer (``load_contrib('scada.iec104')``) over the first
      ``--scapy-apdus`` APDUs of the capture (a slice written with the same generator),
-     reading every packet with ``PcapReader`` and touching each APDU's fields; its time is
-     scaled to the full APDU count in the table (stated as such).
+     reading every packet with ``PcapReader`` and touching each APDU's fields; its times are
+     scaled to the full APDU count in the table (stated as such);
+   * ``iec104 read CAPTURE`` (one line per APDU) against ``tshark -r CAPTURE -Y
+     iec60870_104`` (tshark's default one-line output), both into a file.
 
-3. Prints a table: APDUs decoded, seconds, APDUs/s, peak RSS, and the ratio of our rate to
-   each other tool's.
+3. Prints two tables (convert vs the others; read vs tshark's one-line output): APDUs, wall
+   and CPU seconds, APDUs per CPU-second, peak RSS, and our ratio in CPU and in wall time.
+   Each tool runs ``--repeat`` times, alternating; the run with the least CPU time is shown.
 
 Usage::
 
-    python bench/dissect.py                    # 1M APDUs, all three tools
-    python bench/dissect.py --apdus 10000000   # a ~1 GB capture (RSS check); --skip tshark,scapy
+    python bench/dissect.py                    # 1M APDUs, every tool
+    python bench/dissect.py --apdus 600000 --skip scapy,jobs
+    python bench/dissect.py --apdus 10000000   # a ~1 GB capture (RSS check); --skip tshark,scapy,read
     python bench/dissect.py --json
 
 Only the capture file is large; everything runs on 127.0.0.1-free files (no network).
@@ -264,18 +270,23 @@ def capture(apdus: int, connections: int, seed: int) -> tuple[Path, dict[str, An
 class Run:
     tool: str
     apdus: int
-    seconds: float
+    seconds: float  # wall
     rss_mb: float
     note: str = ""
     scale: float = 1.0  # seconds were measured on 1/scale of the APDUs
+    cpu: float = 0.0  # user + system seconds of the process and its children
 
     @property
     def rate(self) -> float:
         return self.apdus / self.seconds if self.seconds else 0.0
 
+    @property
+    def cpu_rate(self) -> float:
+        return self.apdus / self.cpu if self.cpu else 0.0
+
 
 def _tree_rss_kb(root: int) -> int:
-    """Sum of VmRSS of ``root`` and its descendants (Linux /proc), in KiB."""
+    """Sum of VmRSS of the descendants of ``root`` (Linux /proc), in KiB."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -287,7 +298,7 @@ def _tree_rss_kb(root: int) -> int:
             continue
         ppid = int(stat.rsplit(b")", 1)[1].split()[1])
         children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0, [root]
+    total, todo = 0, list(children.get(root, []))
     while todo:
         pid = todo.pop()
         todo += children.get(pid, [])
@@ -302,27 +313,49 @@ def _tree_rss_kb(root: int) -> int:
     return total
 
 
-def measure(cmd: list[str], stdout: Any = subprocess.DEVNULL) -> tuple[float, float, bytes]:
-    """Run ``cmd``; (wall seconds, peak RSS in MiB, stderr). The peak is the larger of the
-    child's own ``ru_maxrss`` and the peak of the summed RSS of the child and its worker
-    processes, sampled every 50 ms."""
+# The launcher: a fresh, small interpreter that forks and execs the measured command and
+# reports the child's wait4() rusage, as /usr/bin/time does. Measuring a child forked by this
+# (large) process directly would not do: Linux records the forked copy's RSS (this process's)
+# as the child's ru_maxrss high-water mark at exec.
+_LAUNCHER = r"""
+import json, os, sys, time
+out = int(sys.argv[1])
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+os.write(out, json.dumps({"wall": time.perf_counter() - started,
+                          "cpu": usage.ru_utime + usage.ru_stime,
+                          "maxrss_kb": usage.ru_maxrss,
+                          "code": os.waitstatus_to_exitcode(status)}).encode())
+"""
+
+
+def measure(cmd: list[str], stdout: Any = subprocess.DEVNULL) -> tuple[float, float, float, bytes]:
+    """Run ``cmd``; (wall seconds, CPU seconds, peak RSS in MiB, stderr).
+
+    Wall and CPU time (user + system of the command and of the worker processes it waited
+    for) and the command's own peak RSS come from ``wait4()`` in a small launcher process
+    (see ``_LAUNCHER``). Commands with worker processes (``--jobs``) are also sampled every
+    50 ms for the summed RSS of the command and its workers; the larger peak is reported.
+    """
+    read_fd, write_fd = os.pipe()
     with tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=stdout, stderr=err)
+        proc = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(write_fd), *cmd],
+                                stdout=stdout, stderr=err, pass_fds=(write_fd,))
+        os.close(write_fd)
         peak_tree = 0
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
+        while proc.poll() is None:
             peak_tree = max(peak_tree, _tree_rss_kb(proc.pid))
             time.sleep(0.05)
-        elapsed = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        with os.fdopen(read_fd, "rb") as fh:
+            report = json.loads(fh.read() or b"{}")
         err.seek(0)
         stderr = err.read()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {stderr.decode()[-2000:]}")
-    return elapsed, max(usage.ru_maxrss, peak_tree) / 1024, stderr
+    if proc.returncode != 0 or report.get("code") != 0:
+        raise RuntimeError(f"{cmd[0]} failed ({report.get('code')}): {stderr.decode()[-2000:]}")
+    return (report["wall"], report["cpu"], max(report["maxrss_kb"], peak_tree) / 1024, stderr)
 
 
 def run_ours(path: Path, jobs: int = 0) -> Run:
@@ -330,18 +363,19 @@ def run_ours(path: Path, jobs: int = 0) -> Run:
     import pyarrow.parquet as pq
 
     out = WORK / "bench-out.parquet"
-    seconds, rss, _ = measure([sys.executable, "-m", "iec104.cli", "convert", str(path), "-o",
-                               str(out), "-q", "--jobs", str(jobs)])
+    seconds, cpu, rss, _ = measure([sys.executable, "-m", "iec104.cli", "convert", str(path),
+                                    "-o", str(out), "-q", "--jobs", str(jobs)])
     apdus = pc.count_distinct(pq.read_table(out, columns=["apdu"]).column("apdu")).as_py()
     out.unlink()
     name = "iec104 convert" + (f" --jobs {jobs}" if jobs else "")
     note = "-> Parquet (zstd), all columns" + (f"; {jobs} worker processes" if jobs else "")
-    return Run(name, apdus, seconds, rss, note)
+    return Run(name, apdus, seconds, rss, note, cpu=cpu)
 
 
 def best(runs: list[Run]) -> Run:
-    """The fastest of repeated runs (the machine is shared: the others measure the load)."""
-    return min(runs, key=lambda r: r.seconds)
+    """The run with the least CPU time of repeated runs (the machine is shared: the others
+    measure the load)."""
+    return min(runs, key=lambda r: r.cpu or r.seconds)
 
 
 TSHARK_FIELDS = [
@@ -361,7 +395,7 @@ def run_tshark(path: Path) -> Run:
     for f in TSHARK_FIELDS:
         cmd += ["-e", f]
     with open(out, "wb") as fh:
-        seconds, rss, _ = measure(cmd, stdout=fh)
+        seconds, cpu, rss, _ = measure(cmd, stdout=fh)
     apdus = 0
     col = TSHARK_FIELDS.index("iec60870_104.type")
     with open(out, encoding="utf-8", errors="replace") as fh:
@@ -370,7 +404,8 @@ def run_tshark(path: Path) -> Run:
             if cell:
                 apdus += cell.count("|") + 1
     out.unlink()
-    return Run("tshark -T fields", apdus, seconds, rss, "IEC 104 fields to TSV (-E occurrence=a)")
+    return Run("tshark -T fields", apdus, seconds, rss, "IEC 104 fields to TSV (-E occurrence=a)",
+               cpu=cpu)
 
 
 _SCAPY_CHILD = r"""
@@ -391,6 +426,7 @@ def touch(layer):
 
 apdus = 0
 started = time.perf_counter()
+cpu_started = time.process_time()
 with PcapReader(sys.argv[1]) as reader:
     for pkt in reader:
         layer = pkt.getlayer(TCP)
@@ -399,38 +435,67 @@ with PcapReader(sys.argv[1]) as reader:
             apdus += 1
             touch(layer)
             layer = layer.payload
-print(apdus, time.perf_counter() - started)
+print(apdus, time.perf_counter() - started, time.process_time() - cpu_started)
 """
 
 
 def run_scapy(apdus_slice: int, connections: int, seed: int, full_apdus: int) -> Run:
     path, info = capture(apdus_slice, connections, seed)
     with tempfile.TemporaryFile() as fh:
-        _, rss, _ = measure([sys.executable, "-c", _SCAPY_CHILD, str(path)], stdout=fh)
+        _, _, rss, _ = measure([sys.executable, "-c", _SCAPY_CHILD, str(path)], stdout=fh)
         fh.seek(0)
-        counted, seconds = fh.read().split()
+        counted, seconds, cpu = fh.read().split()
     n = int(counted)
     scale = full_apdus / n if n else 1.0
     return Run("scapy contrib iec104", n, float(seconds), rss,
                f"first {n:,} APDUs only ({info['bytes'] / 1e6:.1f} MB slice), parse time "
-               f"without imports; x{scale:.0f} = time for the full capture", scale)
+               f"without imports; x{scale:.0f} = time for the full capture", scale,
+               cpu=float(cpu))
+
+
+def run_read(path: Path) -> Run:
+    """``iec104 read CAPTURE`` (one line per APDU) into a file."""
+    out = WORK / "bench-read.txt"
+    with open(out, "wb") as fh:
+        seconds, cpu, rss, _ = measure([sys.executable, "-m", "iec104.cli", "read", str(path)],
+                                       stdout=fh)
+    with open(out, "rb") as fh:
+        lines = sum(1 for _ in fh)
+    out.unlink()
+    return Run("iec104 read", lines, seconds, rss, "one line per APDU, to a file", cpu=cpu)
+
+
+def run_tshark_lines(path: Path, apdus: int) -> Run:
+    """``tshark -r CAPTURE -Y iec60870_104`` (default one-line output) into a file."""
+    out = WORK / "bench-tshark-lines.txt"
+    with open(out, "wb") as fh:
+        seconds, cpu, rss, _ = measure(["tshark", "-n", "-r", str(path), "-Y", "iec60870_104"],
+                                       stdout=fh)
+    out.unlink()
+    return Run("tshark -r (one line)", apdus, seconds, rss,
+               "one line per frame (all its APDUs), to a file", cpu=cpu)
 
 
 # -- report -----------------------------------------------------------------------------------
 
 
 def table(runs: list[Run]) -> str:
+    """Markdown table; the ratios compare the first row with each other row (same run)."""
     if not runs:
         return "(every tool skipped: only the capture was generated)"
     ours = runs[0]
-    lines = ["| tool | APDUs decoded | seconds | APDUs/s | peak RSS MB | iec104 convert faster by |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [f"| tool | APDUs | wall s | CPU s | APDUs per CPU-s | peak RSS MB | "
+             f"{ours.tool} faster by (CPU) | (wall) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
-        seconds = f"{r.seconds:.1f}" + (f" (x{r.scale:.0f} = {r.seconds * r.scale:,.0f})"
-                                        if r.scale != 1 else "")
-        ratio = "-" if r is ours else f"{ours.rate / r.rate:.2f}x"
-        lines.append(f"| {r.tool} | {r.apdus:,} | {seconds} | {r.rate:,.0f} | "
-                     f"{r.rss_mb:,.0f} | {ratio} |")
+        wall = f"{r.seconds:.1f}" + (f" (x{r.scale:.0f} = {r.seconds * r.scale:,.0f})"
+                                     if r.scale != 1 else "")
+        cpu = f"{r.cpu:.1f}" + (f" (x{r.scale:.0f} = {r.cpu * r.scale:,.0f})"
+                                if r.scale != 1 else "")
+        cpu_ratio = "-" if r is ours else f"{ours.cpu_rate / r.cpu_rate:.2f}x"
+        wall_ratio = "-" if r is ours else f"{ours.rate / r.rate:.2f}x"
+        lines.append(f"| {r.tool} | {r.apdus:,} | {wall} | {cpu} | {r.cpu_rate:,.0f} | "
+                     f"{r.rss_mb:,.0f} | {cpu_ratio} | {wall_ratio} |")
     return "\n".join(lines)
 
 
@@ -444,7 +509,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="also run iec104 convert --jobs N (0: skip that row)")
     p.add_argument("--repeat", type=int, default=2,
                    help="runs per tool, alternating; the best is shown (scapy runs once)")
-    p.add_argument("--skip", default="", help="comma-separated: ours,tshark,scapy")
+    p.add_argument("--skip", default="",
+                   help="comma-separated: ours,jobs,tshark,scapy,read (read: the one-line table)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
@@ -452,28 +518,39 @@ def main(argv: list[str] | None = None) -> int:
     print(f"capture: {path} ({info['bytes'] / 1e6:,.1f} MB, {info['frames']:,} frames, "
           f"{info['apdus']:,} APDUs; generated in {info.get('seconds', '?')} s)",
           file=sys.stderr)
+    tools = (("ours", lambda: run_ours(path)),
+             ("jobs", lambda: run_ours(path, args.jobs)),
+             ("tshark", lambda: run_tshark(path)),
+             ("scapy", lambda: run_scapy(args.scapy_apdus, args.connections, args.seed,
+                                         info["apdus"])),
+             ("read", lambda: run_read(path)),
+             ("tshark-lines", lambda: run_tshark_lines(path, info["apdus"])))
     measured: dict[str, list[Run]] = {}
     for i in range(args.repeat):  # alternate the tools, keep each one's best run
-        for key, fn in (("ours", lambda: run_ours(path)),
-                        ("jobs", lambda: run_ours(path, args.jobs)),
-                        ("tshark", lambda: run_tshark(path)),
-                        ("scapy", lambda: run_scapy(args.scapy_apdus, args.connections,
-                                                    args.seed, info["apdus"]))):
-            if key in skip or (key == "jobs" and not args.jobs) or (key == "scapy" and i):
+        for key, fn in tools:
+            if (key in skip or (key == "jobs" and not args.jobs) or (key == "scapy" and i)
+                    or (key == "tshark-lines" and "read" in skip)):
                 continue
             run = fn()
-            print(f"  {run.tool}: {run.seconds:.1f} s, {run.rss_mb:.0f} MB", file=sys.stderr)
+            print(f"  {run.tool}: {run.seconds:.1f} s wall, {run.cpu:.1f} s CPU, "
+                  f"{run.rss_mb:.0f} MB", file=sys.stderr)
             measured.setdefault(key, []).append(run)
-    runs = [best(v) for v in measured.values()]
+    best_runs = {key: best(v) for key, v in measured.items()}
+    convert = [r for k, r in best_runs.items() if k not in ("read", "tshark-lines")]
+    lines = [r for k, r in best_runs.items() if k in ("read", "tshark-lines")]
     if args.json:
-        print(json.dumps({"capture": info, "runs": [asdict(r) | {"rate": r.rate}
-                                                    for r in runs]}, indent=2))
+        print(json.dumps({"capture": info, "runs": [
+            asdict(r) | {"rate": r.rate, "cpu_rate": r.cpu_rate} for r in best_runs.values()]},
+            indent=2))
     else:
         print(f"{platform.python_implementation()} {platform.python_version()}, "
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; capture "
               f"{info['bytes'] / 1e6:,.1f} MB, {info['frames']:,} frames, "
-              f"{info['apdus']:,} APDUs; best of {args.repeat} runs per tool")
-        print(table(runs))
+              f"{info['apdus']:,} APDUs; least CPU of {args.repeat} runs per tool")
+        print(table(convert))
+        if lines:
+            print()
+            print(table(lines))
     return 0
 
 
