@@ -406,45 +406,47 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
 
     text_codes = np.full(nr, -1, np.int64)
     text_codes[oi] = text_index
-    columns = [
-        pa.array(times, pa.int64()).take(row_index).cast(SCHEMA.field("time").type),
-        pa.array(frames, pa.int64()).take(row_index),
-        pa.array(ep_cols[0], pa.int32()).take(eid_arr),
-        pa.array(ep_cols[1], pa.string()).take(eid_arr),
-        pa.array(ep_cols[2], pa.string()).take(eid_arr),
-        pa.array(ep_cols[3], pa.int32()).take(eid_arr),
-        pa.array(ep_cols[4], pa.string()).take(eid_arr),
-        pa.array(ep_cols[5], pa.int32()).take(eid_arr),
-        pa.array(np.asarray(apdus, np.int64)[row_apdu], pa.int64()),
-        _APCI.take(pa.array(apci_code[row_apdu])),
-        _U_NAMES.take(pa.array(u_code, mask=~u_row)),
-        full(ssn[row_apdu], pa.int32(), su_row),
-        full(rsn[row_apdu], pa.int32(), u_row),
-        full(type_id[row_apdu], pa.int16(), su_row),
-        _TYPE_NAMES.take(pa.array(type_id[row_apdu], mask=su_row)),
-        full(sq[row_apdu].astype(bool), pa.bool_(), su_row),
-        full(count[row_apdu], pa.int16(), su_row),
-        full((cot & 0x3F)[row_apdu], pa.int16(), su_row),
-        _CAUSE_NAMES.take(pa.array((cot & 0x3F)[row_apdu], mask=su_row)),
-        full(((cot & 0x40) != 0)[row_apdu], pa.bool_(), su_row),
-        full(((cot & 0x80) != 0)[row_apdu], pa.bool_(), su_row),
-        full(oa[row_apdu], pa.int16(), su_row),
-        full(ca[row_apdu], pa.int32(), su_row),
-        obj_col(k, pa.int16(), np.zeros(no, bool)),
-        obj_col(address, pa.int32(), np.zeros(no, bool)),
-        obj_col(number, pa.float64(), number_null),
-        (pa.concat_arrays(texts) if texts else pa.array([], pa.string())).take(
-            pa.array(text_codes, mask=text_codes < 0)),
-        *(obj_col(qual[b], pa.bool_(), qual_null[b], False) for b in range(5)),
-        pa.nulls(nr, pa.bool_()),  # ei: protection quality only (scalar path)
-        obj_col(tag, pa.int64(), tag_null).cast(SCHEMA.field("time_tag").type),
-        obj_col(tag_iv, pa.bool_(), tag_null, False),
-        obj_col(select, pa.bool_(), select_null, False),
-        obj_col(qualifier, pa.int16(), qualifier_null),
-        _raw_column(buf, s, lens).take(row_index) if nr != n else _raw_column(buf, s, lens),
-        pa.nulls(nr, pa.string()),
-    ]
-    batch = pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
+    texts_all = pa.concat_arrays(texts) if texts else pa.array([], pa.string())
+    columns: dict[str, pa.Array] = {
+        "time": pa.array(times, pa.int64()).take(row_index).cast(SCHEMA.field("time").type),
+        "frame": pa.array(frames, pa.int64()).take(row_index),
+        "stream": pa.array(ep_cols[0], pa.int32()).take(eid_arr),
+        "direction": pa.array(ep_cols[1], pa.string()).take(eid_arr),
+        "src": pa.array(ep_cols[2], pa.string()).take(eid_arr),
+        "sport": pa.array(ep_cols[3], pa.int32()).take(eid_arr),
+        "dst": pa.array(ep_cols[4], pa.string()).take(eid_arr),
+        "dport": pa.array(ep_cols[5], pa.int32()).take(eid_arr),
+        "apdu": pa.array(np.asarray(apdus, np.int64)[row_apdu], pa.int64()),
+        "apci": _APCI.take(pa.array(apci_code[row_apdu])),
+        "u_func": _U_NAMES.take(pa.array(u_code, mask=~u_row)),
+        "ssn": full(ssn[row_apdu], pa.int32(), su_row),
+        "rsn": full(rsn[row_apdu], pa.int32(), u_row),
+        "type_id": full(type_id[row_apdu], pa.int16(), su_row),
+        "type_name": _TYPE_NAMES.take(pa.array(type_id[row_apdu], mask=su_row)),
+        "sq": full(sq[row_apdu].astype(bool), pa.bool_(), su_row),
+        "num_objects": full(count[row_apdu], pa.int16(), su_row),
+        "cot": full((cot & 0x3F)[row_apdu], pa.int16(), su_row),
+        "cot_name": _CAUSE_NAMES.take(pa.array((cot & 0x3F)[row_apdu], mask=su_row)),
+        "negative": full(((cot & 0x40) != 0)[row_apdu], pa.bool_(), su_row),
+        "test": full(((cot & 0x80) != 0)[row_apdu], pa.bool_(), su_row),
+        "oa": full(oa[row_apdu], pa.int16(), su_row),
+        "ca": full(ca[row_apdu], pa.int32(), su_row),
+        "obj": obj_col(k, pa.int16(), np.zeros(no, bool)),
+        "ioa": obj_col(address, pa.int32(), np.zeros(no, bool)),
+        "value": obj_col(number, pa.float64(), number_null),
+        "value_text": texts_all.take(pa.array(text_codes, mask=text_codes < 0)),
+        **{name: obj_col(qual[b], pa.bool_(), qual_null[b], False)
+           for b, name in enumerate(("iv", "nt", "sb", "bl", "ov"))},
+        "ei": pa.nulls(nr, pa.bool_()),  # protection quality only (scalar path)
+        "time_tag": obj_col(tag, pa.int64(), tag_null).cast(SCHEMA.field("time_tag").type),
+        "time_tag_iv": obj_col(tag_iv, pa.bool_(), tag_null, False),
+        "select": obj_col(select, pa.bool_(), select_null, False),
+        "qualifier": obj_col(qualifier, pa.int16(), qualifier_null),
+        "raw": (_raw_column(buf, s, lens).take(row_index) if nr != n
+                else _raw_column(buf, s, lens)),
+        "error": pa.nulls(nr, pa.string()),
+    }
+    batch = pa.RecordBatch.from_arrays([columns[name] for name in SCHEMA.names], schema=SCHEMA)
     odd_apdus = np.unique(ap[odd_rows])
     return batch, row_apdu, odd_apdus
 
