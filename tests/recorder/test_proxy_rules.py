@@ -32,18 +32,14 @@ from iec104.codec import (
 from iec104.codec.session import NEED_DATA, AsduReceived, Role, Session, State
 from iec104.proxy import Rule, RuleError, parse_rule
 from iec104.proxy.rules import Rewriter, SeqMap
+from tests.support.apdus import GOOD, measurement
 
-GOOD = Quality(False, False, False, False, False)
 
 
 def command(ioa: int, ca: int = 1, cause: int = Cause.ACTIVATION) -> bytes:
     return encode_asdu(ASDU(TypeId.C_SC_NA_1, False, cause, False, False, 0, ca,
                             (InformationObject(ioa, SingleValue.ON, select=False, qualifier=0),)))
 
-
-def measurement(ioa: int, value: float = 1.0) -> bytes:
-    return encode_asdu(ASDU(TypeId.M_ME_NC_1, False, Cause.SPONTANEOUS, False, False, 0, 1,
-                            (InformationObject(ioa, FloatingValue(value), GOOD),)))
 
 
 class Clock:

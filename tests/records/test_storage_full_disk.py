@@ -366,7 +366,7 @@ def wait_until(what: str, check: Callable[[], object], timeout: float = 60) -> N
 @pytest.mark.timeout(300)
 def test_proxy_on_a_full_tmpfs_forwards_on_keeps_its_log_readable_and_resumes(
         small_disk: Path) -> None:
-    from tests.test_proxy_process import Streamer, log_apdus, start_proxy
+    from tests.recorder.test_proxy_process import Streamer, log_apdus, start_proxy
 
     log_dir = small_disk / "log"
     streamer = Streamer()

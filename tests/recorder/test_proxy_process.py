@@ -38,8 +38,8 @@ from iec104.codec import (
 )
 from iec104.proxy import read_journal, recover
 from tests.conftest import REPO_ROOT, find_unused_tcp_port
+from tests.support import HOST
 
-HOST = "127.0.0.1"
 GOOD = Quality(False, False, False, False, False)
 
 

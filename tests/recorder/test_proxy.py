@@ -34,16 +34,12 @@ from iec104.codec import (
 )
 from iec104.proxy import BackgroundProxy, Proxy, Rule, parse_rule
 from tests.conftest import find_unused_tcp_port
+from tests.support import HOST
+from tests.support.apdus import GOOD, measurement
 
 pytestmark = pytest.mark.timeout(120)
 
-GOOD = Quality(False, False, False, False, False)
-HOST = "127.0.0.1"
 
-
-def measurement(ioa: int, value: float) -> bytes:
-    return encode_asdu(ASDU(TypeId.M_ME_NC_1, False, Cause.SPONTANEOUS, False, False, 0, 1,
-                            (InformationObject(ioa, FloatingValue(value), GOOD),)))
 
 
 def stream_of(n: int, seed: int, garbage: bool = True) -> tuple[bytes, list[bytes]]:

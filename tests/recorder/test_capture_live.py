@@ -30,9 +30,9 @@ from iec104.codec import TypeId
 from iec104.proxy import LiveCapture, Proxy
 from iec104.proxy.live import PcapngStream
 from tests.conftest import REPO_ROOT, find_unused_tcp_port, in_ci
+from tests.support import HOST
 
 pytestmark = pytest.mark.timeout(120)
-HOST = "127.0.0.1"
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ from iec104.dissectors.reassembly import Reassembler
 from iec104.dissectors.stream import dissect, dissect_table
 from tests.conftest import public_capture, public_capture_names
 from tests.support.tshark import TSHARK_NO_SEQ_ANALYSIS, tshark_apdus
-from tests.test_dissect_reassembly import STARTDT_ACT, STARTDT_CON, Conv, i_frame, write
+from tests.capture.test_dissect_reassembly import STARTDT_ACT, STARTDT_CON, Conv, i_frame, write
 
 # deliberately broken APDUs that tshark decodes anyway and the codec rejects (see SOURCES.md)
 LENIENT_TSHARK = {

@@ -27,7 +27,7 @@ import pytest
 
 from tests.conftest import in_ci
 from tests.support.conversation import write_pcap
-from tests.test_analyzer import command, healthy
+from tests.analyzer.test_analyzer import command, healthy
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",

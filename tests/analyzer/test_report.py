@@ -14,7 +14,7 @@ import pytest
 from iec104 import analyzer as an
 from iec104.codec import Cause, InformationObject, SingleValue, TypeId
 from tests.support.conversation import asdu, cp56, single, to_frame, write_pcap
-from tests.test_analyzer import command, event, healthy
+from tests.analyzer.test_analyzer import command, event, healthy
 
 
 def faulty():  # type: ignore[no-untyped-def]
