@@ -17,7 +17,7 @@ import enum
 import struct
 from typing import NamedTuple
 
-from .errors import DecodeError, EncodeError
+from .errors import DecodeError, DecodeReason, EncodeError
 
 START = 0x68
 MAX_LENGTH = 253
@@ -94,36 +94,44 @@ def decode_apdu(data: bytes | bytearray | memoryview) -> APDU:
     """
     size = len(data)
     if size < 6:
-        raise DecodeError(f"APDU of {size} octets is shorter than 6", size)
+        raise DecodeError(f"APDU of {size} octets is shorter than 6", size,
+                          DecodeReason.TRUNCATED)
     if data[0] != START:
-        raise DecodeError(f"start octet 0x{data[0]:02x} is not 0x68", 0)
+        raise DecodeError(f"start octet 0x{data[0]:02x} is not 0x68", 0, DecodeReason.START_BYTE)
     length = data[1]
     if length < 4 or length > MAX_LENGTH:
-        raise DecodeError(f"APDU length {length} outside [4, 253]", 1)
+        raise DecodeError(f"APDU length {length} outside [4, 253]", 1, DecodeReason.APDU_LENGTH)
     if length + 2 != size:
-        raise DecodeError(f"APDU length {length} does not match {size - 2} octets", 1)
+        raise DecodeError(f"APDU length {length} does not match {size - 2} octets", 1,
+                          DecodeReason.APDU_LENGTH)
     c1 = data[2]
     if not c1 & 0x01:
         if data[4] & 0x01:
-            raise DecodeError("I-frame receive sequence number has bit 0 set", 4)
+            raise DecodeError("I-frame receive sequence number has bit 0 set", 4,
+                              DecodeReason.CONTROL_FIELD)
         if length == 4:
-            raise DecodeError("I-frame without ASDU", 1)
+            raise DecodeError("I-frame without ASDU", 1, DecodeReason.APDU_LENGTH)
         first, second = _CONTROL.unpack_from(data, 2)
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (the dissector's hot path)
         return _new(IFrame, (first >> 1, second >> 1, bytes(data[6:])))
     if length != 4:
-        raise DecodeError(f"{'S' if c1 & 0x02 == 0 else 'U'}-frame with length {length}", 1)
+        raise DecodeError(f"{'S' if c1 & 0x02 == 0 else 'U'}-frame with length {length}", 1,
+                          DecodeReason.APDU_LENGTH)
     if c1 & 0x03 == 0x01:
         if c1 != 0x01 or data[3] != 0:
-            raise DecodeError("S-frame control octets 1-2 are not 0x01 0x00", 2)
+            raise DecodeError("S-frame control octets 1-2 are not 0x01 0x00", 2,
+                              DecodeReason.CONTROL_FIELD)
         if data[4] & 0x01:
-            raise DecodeError("S-frame receive sequence number has bit 0 set", 4)
+            raise DecodeError("S-frame receive sequence number has bit 0 set", 4,
+                              DecodeReason.CONTROL_FIELD)
         return SFrame(_CONTROL.unpack_from(data, 2)[1] >> 1)
     function = _U_FUNCTIONS.get(c1)
     if function is None:
-        raise DecodeError(f"U-frame function 0x{c1:02x} is not exactly one function", 2)
+        raise DecodeError(f"U-frame function 0x{c1:02x} is not exactly one function", 2,
+                          DecodeReason.CONTROL_FIELD)
     if data[3] or data[4] or data[5]:
-        raise DecodeError("U-frame control octets 2-4 are not zero", 3)
+        raise DecodeError("U-frame control octets 2-4 are not zero", 3,
+                          DecodeReason.CONTROL_FIELD)
     return UFrame(function)
 
 

@@ -11,10 +11,12 @@
 
 from __future__ import annotations
 
+from ..codec.errors import Iec104Error
+
 __all__ = ["CaptureError", "CaptureWarning"]
 
 
-class CaptureError(ValueError):
+class CaptureError(Iec104Error, ValueError):
     """The input is not a readable pcap/pcapng capture.
 
     Attributes:

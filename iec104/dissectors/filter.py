@@ -55,12 +55,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..analyzer.schema import SCHEMA
-from ..codec import Cause, TypeId, UFunction
+from ..codec import Cause, Iec104Error, TypeId, UFunction
 
 __all__ = ["Filter", "FilterError", "compile_filter"]
 
 
-class FilterError(ValueError):
+class FilterError(Iec104Error, ValueError):
     """The expression is not valid in the filter language.
 
     Attributes:

@@ -23,6 +23,7 @@ from ..codec import (
     BitstringValue,
     Cause,
     DecodeError,
+    DecodeReason,
     FloatingValue,
     Frame,
     IFrame,
@@ -123,10 +124,11 @@ def time_tag_ns(tag: Time, reference_ns: int | None) -> int:
     """
     if tag.size == TimeSize.THREE:
         if reference_ns is None:
-            raise DecodeError("CP24 time tag without a capture time to complete it", 0)
+            raise DecodeError("CP24 time tag without a capture time to complete it", 0,
+                              DecodeReason.TIME_TAG)
         if tag.minutes > 59 or tag.milliseconds > 59999:
             raise DecodeError(f"CP24 time tag {tag.minutes} min {tag.milliseconds} ms "
-                              "out of range", 0)
+                              "out of range", 0, DecodeReason.TIME_TAG)
         hour_ns = reference_ns - reference_ns % (3600 * _NS)
         ns = hour_ns + (tag.minutes * 60_000 + tag.milliseconds) * 1_000_000
         if ns > reference_ns + 60 * _NS:  # the tag belongs to the previous hour
@@ -139,7 +141,8 @@ def time_tag_ns(tag: Time, reference_ns: int | None) -> int:
     if not (tag.milliseconds <= 59999 and tag.minutes <= 59 and hours <= 23
             and 1 <= months <= 12 and 1 <= day <= calendar.monthrange(year, months)[1]):
         raise DecodeError(f"CP56 time tag {years:02}-{months:02}-{day:02} "
-                          f"{hours:02}:{tag.minutes:02}:{tag.milliseconds} out of range", 0)
+                          f"{hours:02}:{tag.minutes:02}:{tag.milliseconds} out of range", 0,
+                          DecodeReason.TIME_TAG)
     seconds = (_days_from_civil(year, months, day) * 86400 + hours * 3600
                + tag.minutes * 60)
     return seconds * _NS + tag.milliseconds * 1_000_000

@@ -42,7 +42,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, Self
 
-from ..codec import DEFAULT_PROFILE, Profile
+from ..codec import DEFAULT_PROFILE, Iec104Error, Profile
 from ..dissectors.packet import decode_tcp
 from ..dissectors.reassembly import IEC104_PORT, Reassembler
 from ..dissectors.stream import StreamDecoder
@@ -64,7 +64,7 @@ _EPB = 6
 _BOM = 0x1A2B3C4D
 
 
-class LiveCaptureError(RuntimeError):
+class LiveCaptureError(Iec104Error, RuntimeError):
     """dumpcap could not start, or the capture failed (the message says why)."""
 
 

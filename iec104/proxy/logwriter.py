@@ -38,7 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..codec import DEFAULT_PROFILE, Profile
+from ..codec import DEFAULT_PROFILE, Iec104Error, Profile
 from ..dissectors.decoder import DirectionDecoder
 from ..dissectors.records import Endpoints, RecordBuilder
 from .sink import JournaledParquetSink
@@ -54,7 +54,7 @@ __all__ = ["LogWriter", "LogWriterError"]
 log = logging.getLogger(__name__)
 
 
-class LogWriterError(RuntimeError):
+class LogWriterError(Iec104Error, RuntimeError):
     """Writing the log failed (e.g. disk full); the message names the cause."""
 
 

@@ -58,6 +58,7 @@ from ..codec import (
     type_name,
 )
 from ..codec.constants import TypeId
+from ..codec.errors import Iec104Error
 
 __all__ = ["RewriteResult", "Rewriter", "Rule", "RuleError", "SeqMap", "parse_rule"]
 
@@ -65,7 +66,7 @@ Direction = Literal["c2s", "s2c"]
 RuleFunction = Callable[[ASDU, str], "Sequence[ASDU | bytes] | None"]
 
 
-class RuleError(ValueError):
+class RuleError(Iec104Error, ValueError):
     """A rule specification that cannot be understood."""
 
 
