@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..codec import Cause, TypeId
-from .storage import load
+from ..records.reader import is_parquet, load
 
 Source = Union[pd.DataFrame, str, "os.PathLike[str]"]
 """What every investigation accepts (see the module docstring)."""
@@ -57,18 +57,10 @@ CONFIRM_CAUSES = frozenset({Cause.ACTIVATION_CONFIRMATION, Cause.DEACTIVATION_CO
 QUALITY_FLAGS = ("iv", "nt", "sb", "bl", "ov", "ei")
 
 
-def is_parquet(path: Path) -> bool:
-    """A directory (of Parquet files) or a file starting with the Parquet magic ``PAR1``."""
-    if path.is_dir():
-        return True
-    with open(path, "rb") as fh:
-        return fh.read(4) == b"PAR1"
-
-
 def read_capture(path: str | os.PathLike[str], *, ports: Iterable[int] | None = None,
                  heuristic: bool = True) -> pd.DataFrame:
     """Decode a pcap/pcapng file into a DataFrame of the schema, in memory, with the
-    dissector (:func:`iec104.dissectors.stream.dissect_table`).
+    dissector (:func:`iec104.dissector.dissect_table`).
 
     Args:
         ports: TCP ports of IEC 104 servers (default 2404).
@@ -77,7 +69,7 @@ def read_capture(path: str | os.PathLike[str], *, ports: Iterable[int] | None = 
     Raises:
         CaptureError: the file is not a capture.
     """
-    from ..dissectors.stream import dissect_table
+    from ..dissector import dissect_table
 
     return dissect_table(path, ports, heuristic=heuristic).to_pandas()
 

@@ -13,8 +13,8 @@ import pytest
 
 from iec104 import analyzer as an
 from iec104.codec import Cause, InformationObject, SingleValue, TypeId
-from tests.support.conversation import asdu, cp56, single, to_frame, write_pcap
 from tests.analyzer.test_analyzer import command, event, healthy
+from tests.support.conversation import asdu, cp56, single, to_frame, write_pcap
 
 
 def faulty():  # type: ignore[no-untyped-def]

@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
+from tests.analyzer.test_analyzer import command, healthy
 from tests.conftest import in_ci
 from tests.support.conversation import write_pcap
-from tests.analyzer.test_analyzer import command, healthy
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",

@@ -24,8 +24,8 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.utils import PcapNgWriter, PcapWriter
 
-from iec104.dissectors.capture import CaptureReader, LinkType, Packet, read_packets
-from iec104.dissectors.errors import CaptureError, CaptureWarning
+from iec104.capture.errors import CaptureError, CaptureWarning
+from iec104.capture.reader import CaptureReader, LinkType, Packet, read_packets
 from tests.support.tshark import ensure_tshark
 
 T0 = 1_700_000_000  # seconds

@@ -20,10 +20,10 @@ import pytest
 from scapy.utils import wrpcap
 
 from iec104 import analyzer
+from iec104.capture.errors import CaptureWarning
+from iec104.capture.reassembly import Reassembler
 from iec104.codec import Cause, TypeId, UFunction
-from iec104.dissectors.errors import CaptureWarning
-from iec104.dissectors.reassembly import Reassembler
-from iec104.dissectors.stream import dissect_table
+from iec104.dissector import dissect_table
 from tests.support.cli import run
 from tests.support.conversation import Conversation, asdu, floating
 from tests.support.pcapwriter import build_conversation

@@ -21,8 +21,8 @@ from scapy.layers.l2 import ARP, CookedLinux, CookedLinuxV2, Dot1AD, Dot1Q, Ethe
 from scapy.packet import Packet as ScapyPacket
 from scapy.packet import Raw
 
-from iec104.dissectors.capture import CaptureReader
-from iec104.dissectors.packet import ACK, PSH, SYN, TcpSegment, decode_tcp, format_ip
+from iec104.capture.packet import ACK, PSH, SYN, TcpSegment, decode_tcp, format_ip
+from iec104.capture.reader import CaptureReader
 from tests.support.tshark import ensure_tshark
 
 APDU = bytes.fromhex("680e0000000064010600010000000014")

@@ -16,8 +16,8 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet as ScapyPacket
 from scapy.utils import wrpcap
 
-from iec104.dissectors.packet import ACK, PSH, TcpSegment
-from iec104.dissectors.reassembly import (
+from iec104.capture.packet import ACK, PSH, TcpSegment
+from iec104.capture.reassembly import (
     Connection,
     Data,
     Event,

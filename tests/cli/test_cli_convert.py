@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from iec104.analyzer import SCHEMA, SCHEMA_VERSION, load, schema_version
-from iec104.dissectors.stream import dissect_table
+from iec104.dissector import dissect_table
 from tests.support.cli import COMMANDS, STATION, command, env, run
 
 

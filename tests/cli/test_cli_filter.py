@@ -1,4 +1,4 @@
-"""The filter language of ``--filter`` (:mod:`iec104.dissectors.filter`): what it accepts,
+"""The filter language of ``--filter`` (:mod:`iec104.records.filter`): what it accepts,
 what it means on real rows, and what it refuses (safely, with a position)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from iec104.dissectors.filter import FilterError, compile_filter
-from iec104.dissectors.stream import dissect_table
+from iec104.dissector import dissect_table
+from iec104.records.filter import FilterError, compile_filter
 from tests.support.cli import STATION
 
 
@@ -214,7 +214,7 @@ def test_never_evaluates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
             compile_filter(expr)
     assert not (tmp_path / "pwned").exists()
     # and the module never calls eval/exec/compile on the text
-    import iec104.dissectors.filter as module
+    import iec104.records.filter as module
 
     tree = ast.parse(Path(module.__file__).read_text())
     called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from iec104.dissectors.stream import dissect_table
+from iec104.dissector import dissect_table
 from tests.conftest import public_capture, public_capture_names
 from tests.support.cli import COMMANDS, STATION, pipe_to_head, run
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from iec104.dissectors.stream import dissect_table
+from iec104.dissector import dissect_table
 from tests.conftest import REPO_ROOT, in_ci
 from tests.support.tshark import tshark_apdus
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from iec104.dissectors.capture import CaptureReader
-from iec104.dissectors.packet import decode_tcp
-from iec104.dissectors.reassembly import Data, Fallback, Gap, Reassembler, stream_events
+from iec104.capture.packet import decode_tcp
+from iec104.capture.reader import CaptureReader
+from iec104.capture.reassembly import Data, Fallback, Gap, Reassembler, stream_events
 from tests.conftest import public_capture, public_capture_names
 from tests.support.tshark import TSHARK_NO_SEQ_ANALYSIS, ensure_tshark
 

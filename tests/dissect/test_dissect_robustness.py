@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from iec104.cli import main
-from iec104.dissectors.stream import dissect_table
+from iec104.dissector import dissect_table
 from tests.conftest import PUBLIC_CAPTURES_DIR
 from tests.support.cli import COMMANDS, STATION, run
 

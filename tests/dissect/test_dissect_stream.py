@@ -8,13 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from iec104.analyzer.schema import SCHEMA
-from iec104.dissectors.errors import CaptureError
-from iec104.dissectors.reassembly import Reassembler
-from iec104.dissectors.stream import dissect, dissect_table
+from iec104.capture.errors import CaptureError
+from iec104.capture.reassembly import Reassembler
+from iec104.dissector import dissect, dissect_table
+from iec104.records.schema import SCHEMA
+from tests.capture.test_dissect_reassembly import STARTDT_ACT, STARTDT_CON, Conv, i_frame, write
 from tests.conftest import public_capture, public_capture_names
 from tests.support.tshark import TSHARK_NO_SEQ_ANALYSIS, tshark_apdus
-from tests.capture.test_dissect_reassembly import STARTDT_ACT, STARTDT_CON, Conv, i_frame, write
 
 # deliberately broken APDUs that tshark decodes anyway and the codec rejects (see SOURCES.md)
 LENIENT_TSHARK = {
@@ -169,8 +169,8 @@ def test_tcp_stream_numbers_reach_the_records(tmp_path: Path) -> None:
 def test_an_open_reader_can_be_passed_to_see_its_problem(tmp_path: Path) -> None:
     import warnings
 
-    from iec104.dissectors.capture import CaptureReader
-    from iec104.dissectors.errors import CaptureWarning
+    from iec104.capture.errors import CaptureWarning
+    from iec104.capture.reader import CaptureReader
 
     c = Conv()
     c.emit(c.handshake(), c.seg(0, STARTDT_ACT), c.seg(1, STARTDT_CON))

@@ -32,7 +32,7 @@ import pytest
 from test_codec_tshark import KIND, TSHARK_RAW
 
 from iec104.codec import TypeId
-from iec104.dissectors.stream import dissect_table
+from iec104.dissector import dissect_table
 from tests.conftest import (
     CAPTURE_SUFFIXES,
     REPO_ROOT,

@@ -25,10 +25,10 @@ import pyarrow.parquet as pq
 import pytest
 
 import iec104
-from iec104.analyzer.schema import SCHEMA
 from iec104.codec import TypeId
-from iec104.proxy import LiveCapture, Proxy
-from iec104.proxy.live import PcapngStream
+from iec104.recorder import LiveCapture, Proxy
+from iec104.recorder.live import PcapngStream
+from iec104.records.schema import SCHEMA
 from tests.conftest import REPO_ROOT, find_unused_tcp_port, in_ci
 from tests.support import HOST
 
@@ -212,7 +212,7 @@ def logged_rows(directory: Path, type_id: TypeId) -> int:
     """Rows of ``type_id`` a recorder wrote so far: its Parquet files and journals."""
     import pyarrow.compute as pc
 
-    from iec104.proxy import read_journal
+    from iec104.recorder import read_journal
 
     files = list(directory.glob("*.parquet"))
     tables = [pq.read_table(p, columns=["type_id"]) for p in files]
@@ -223,7 +223,7 @@ def logged_rows(directory: Path, type_id: TypeId) -> int:
 
 
 def test_capture_sigkill_leaves_readable_files_and_no_dumpcap(tmp_path: Path) -> None:
-    from iec104.proxy import recover
+    from iec104.recorder import recover
 
     port = find_unused_tcp_port()
     out = tmp_path / "log"

@@ -18,24 +18,18 @@ import pandas as pd
 import pytest
 
 from iec104.codec import (
-    ASDU,
-    Cause,
-    FloatingValue,
     Framer,
     IFrame,
-    InformationObject,
-    Quality,
     SFrame,
     TypeId,
     UFrame,
     UFunction,
     encode_apdu,
-    encode_asdu,
 )
-from iec104.proxy import BackgroundProxy, Proxy, Rule, parse_rule
+from iec104.recorder import BackgroundProxy, Proxy, Rule, parse_rule
 from tests.conftest import find_unused_tcp_port
 from tests.support import HOST
-from tests.support.apdus import GOOD, measurement
+from tests.support.apdus import measurement
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -369,7 +363,7 @@ def test_framer_sees_the_same_apdus_as_the_log() -> None:
 async def test_forwarding_goes_on_when_the_log_cannot_be_written(tmp_path: Path) -> None:
     import shutil
 
-    from iec104.proxy import LogWriterError
+    from iec104.recorder import LogWriterError
 
     out = tmp_path / "log"
     script, _ = stream_of(4000, seed=21, garbage=False)

@@ -23,7 +23,7 @@ from tests.conftest import REPO_ROOT
 
 SCRIPT = """
 import asyncio, socket
-from iec104.proxy.server import Proxy
+from iec104.recorder.proxy import Proxy
 
 STARTDT_ACT, STARTDT_CON = bytes.fromhex("680407000000"), bytes.fromhex("68040b000000")
 

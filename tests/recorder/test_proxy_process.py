@@ -36,7 +36,7 @@ from iec104.codec import (
     encode_apdu,
     encode_asdu,
 )
-from iec104.proxy import read_journal, recover
+from iec104.recorder import read_journal, recover
 from tests.conftest import REPO_ROOT, find_unused_tcp_port
 from tests.support import HOST
 

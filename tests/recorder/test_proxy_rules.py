@@ -15,11 +15,9 @@ from iec104.codec import (
     ASDU,
     Cause,
     DoubleValue,
-    FloatingValue,
     Framer,
     IFrame,
     InformationObject,
-    Quality,
     ScaledValue,
     SFrame,
     SingleValue,
@@ -30,10 +28,9 @@ from iec104.codec import (
     encode_asdu,
 )
 from iec104.codec.session import NEED_DATA, AsduReceived, Role, Session, State
-from iec104.proxy import Rule, RuleError, parse_rule
-from iec104.proxy.rules import Rewriter, SeqMap
+from iec104.recorder import Rule, RuleError, parse_rule
+from iec104.recorder.rules import Rewriter, SeqMap
 from tests.support.apdus import GOOD, measurement
-
 
 
 def command(ioa: int, ca: int = 1, cause: int = Cause.ACTIVATION) -> bytes:

@@ -12,7 +12,6 @@ import pyarrow as pa
 import pytest
 
 from iec104.analyzer import load
-from iec104.analyzer.schema import SCHEMA
 from iec104.codec import (
     ASDU,
     Cause,
@@ -24,8 +23,9 @@ from iec104.codec import (
     encode_apdu,
     encode_asdu,
 )
-from iec104.dissectors.records import Endpoints
-from iec104.proxy import JournaledParquetSink, LogWriter, read_journal, recover
+from iec104.recorder import JournaledParquetSink, LogWriter, read_journal, recover
+from iec104.records.builder import Endpoints
+from iec104.records.schema import SCHEMA
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -206,7 +206,7 @@ def test_logwriter_reports_an_unwritable_directory(tmp_path: Path) -> None:
 
 
 def test_logwriter_keeping_its_builder_for_stream_decoder(tmp_path: Path) -> None:
-    from iec104.dissectors.decoder import DirectionDecoder
+    from iec104.records.decoder import DirectionDecoder
 
     writer = LogWriter(tmp_path, flush_rows=50, swap_builders=False)
     builder = writer.builder

@@ -30,8 +30,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from iec104.analyzer.schema import SCHEMA
-from iec104.proxy import JournaledParquetSink, recover
+from iec104.recorder import JournaledParquetSink, recover
+from iec104.records.schema import SCHEMA
 from tests.conftest import in_ci
 from tests.support.cli import COMMANDS, STATION, command, env
 
@@ -42,7 +42,7 @@ import json, os, resource, sys, time
 from pathlib import Path
 import pandas as pd
 import pyarrow as pa
-from iec104.analyzer.schema import SCHEMA
+from iec104.records.schema import SCHEMA
 
 def limit(size):
     # files may not grow past `size` octets: writes fail with EFBIG (SIGXFSZ is ignored)
@@ -80,7 +80,7 @@ def hidden(directory: Path) -> list[str]:
 @pytest.mark.parametrize("salvage", [True, False])
 def test_parquet_sink_never_names_an_incomplete_file(tmp_path: Path, salvage: bool) -> None:
     result = run_child("""
-        from iec104.analyzer.storage import ParquetSink, StorageError
+        from iec104.records.sink import ParquetSink, StorageError
         directory = Path(sys.argv[1])
         limit(300_000)
         sink = ParquetSink(directory / "out.parquet", salvage=sys.argv[2] == "True")
@@ -150,8 +150,8 @@ def test_a_partial_file_left_by_a_killed_convert_is_replaced(tmp_path: Path) -> 
 LOGWRITER = """
 from iec104.codec import (ASDU, Cause, FloatingValue, IFrame, InformationObject, Quality,
                           TypeId, encode_apdu, encode_asdu)
-from iec104.dissectors.records import Endpoints
-from iec104.proxy import LogWriter, LogWriterError, recover
+from iec104.records.builder import Endpoints
+from iec104.recorder import LogWriter, LogWriterError, recover
 
 directory = Path(sys.argv[1])
 EP = Endpoints(0, "s2c", "10.0.0.2", 2404, "10.0.0.1", 40000)
@@ -305,7 +305,7 @@ def test_recover_on_a_full_disk_keeps_the_journal_and_the_directory_readable(
     journal, final, good = make_journal(tmp_path / "log", "cut", 50)
     final.write_bytes(good[:-20])  # no footer
     result = run_child("""
-        from iec104.proxy import recover
+        from iec104.recorder import recover
         directory = Path(sys.argv[1])
         limit(1)
         result["written"] = len(recover(directory))

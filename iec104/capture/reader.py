@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 :class:`CaptureReader` opens the input, reads and checks the file header *eagerly* (so a file
-that is not a capture raises :class:`~iec104.dissectors.errors.CaptureError` from the
+that is not a capture raises :class:`~iec104.capture.errors.CaptureError` from the
 constructor, before any packet is produced) and then yields :class:`Packet` records lazily.
 
 The file is read in large chunks into a ``bytes`` buffer and records are cut out of it with
@@ -30,13 +30,13 @@ them storable: every later stage (the Parquet ``time`` column, pandas) holds int
 i.e. 1677-09-21 to 2262-04-11. A pcapng timestamp outside that range (a flipped bit, an
 ``if_tsresol`` of 0 or 0x80 read as seconds, a huge ``if_tsoffset``) does not stop the reader:
 the packet is yielded with ``time_ns=None`` (a null ``time`` downstream), the first such frame is
-named in a :class:`~iec104.dissectors.errors.CaptureWarning`, and :attr:`CaptureReader.
+named in a :class:`~iec104.capture.errors.CaptureWarning`, and :attr:`CaptureReader.
 time_problem` summarises them all once iteration is over. (pcap timestamps are 32-bit seconds and
 always fit.)
 
 Damage part-way through (a truncated last record, a block length that cannot be right) does not
 raise: every whole record before it is yielded, then a
-:class:`~iec104.dissectors.errors.CaptureWarning` is issued, the reason is stored in
+:class:`~iec104.capture.errors.CaptureWarning` is issued, the reason is stored in
 :attr:`CaptureReader.problem` and iteration stops.
 
 gzip-compressed captures (``.pcap.gz``, ``.pcapng.gz``, as Wireshark writes them) are
@@ -79,7 +79,7 @@ MAX_RECORD = 1 << 26
 
 class LinkType(enum.IntEnum):
     """Link-layer header types (``LINKTYPE_*`` values as stored in files) that
-    :mod:`iec104.dissectors.packet` can decode. Other values are passed through as ``int``."""
+    :mod:`iec104.capture.packet` can decode. Other values are passed through as ``int``."""
 
     NULL = 0  #: BSD loopback: 4-byte address family in the capturing host's byte order
     ETHERNET = 1

@@ -2,7 +2,7 @@
 
 * :class:`Proxy` (asyncio) / :class:`BackgroundProxy` (own thread, for notebooks): forward
   IEC 104 traffic between masters and an outstation unchanged and log both directions,
-  decoded, in the schema of :mod:`iec104.analyzer.schema`; optional :class:`Rule` objects
+  decoded, in the schema of :mod:`iec104.records.schema`; optional :class:`Rule` objects
   drop or rewrite chosen ASDUs (sequence numbers are kept consistent).
 * :class:`LiveCapture`: sniff an interface (dumpcap) through the dissector's TCP
   reassembly into the same kind of log, optionally keeping the raw pcapng.
@@ -11,7 +11,7 @@
 
 From a notebook or a script::
 
-    from iec104.proxy import BackgroundProxy, LiveCapture, Rule
+    from iec104.recorder import BackgroundProxy, LiveCapture, Rule
 
     proxy = BackgroundProxy("0.0.0.0:2405", "10.0.0.7:2404", "proxy-log",
                             rules=[Rule("drop", type_id=45, ca=1, ioa=100)]).start()
@@ -33,11 +33,11 @@ is recovered by :func:`recover`, which also runs when the next recorder opens th
 directory.
 """
 
+from ..records.journal import JournaledParquetSink, read_journal, recover
 from .live import LiveCapture, LiveCaptureError
 from .logwriter import LogWriter, LogWriterError
+from .proxy import BackgroundProxy, Proxy, parse_address
 from .rules import Rule, RuleError, parse_rule
-from .server import BackgroundProxy, Proxy, parse_address
-from .sink import JournaledParquetSink, read_journal, recover
 
 __all__ = ["BackgroundProxy", "JournaledParquetSink", "LiveCapture", "LiveCaptureError",
            "LogWriter", "LogWriterError", "Proxy", "Rule", "RuleError", "parse_address",

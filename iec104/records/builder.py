@@ -1,4 +1,4 @@
-"""Decoded frames -> rows of the Parquet schema (``iec104.analyzer.schema``).
+"""Decoded frames -> rows of the Parquet schema (``iec104.records.schema``).
 
 The dissector, the proxy and live capture all describe what they saw with the same
 :class:`RecordBuilder`: one call per APDU (``Frame``), per run of malformed octets
@@ -16,7 +16,6 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 
-from ..analyzer.schema import COLUMN_NAMES, SCHEMA
 from ..codec import (
     DEFAULT_PROFILE,
     BinaryCounterValue,
@@ -45,6 +44,7 @@ from ..codec import (
     type_name,
 )
 from ..codec import values as _v
+from .schema import COLUMN_NAMES, SCHEMA
 
 _NS = 1_000_000_000
 

@@ -15,7 +15,7 @@ recorder that closes a file per flush would leave thousands of tiny files. So th
 * When the segment reaches ``max_bytes`` (journal size) or ``max_seconds`` (age), it
   *rotates*: the journal is read back and written as ``<name>.parquet`` (through the
   hidden ``.<name>.parquet.partial`` and an atomic rename, see
-  :class:`~iec104.analyzer.storage.ParquetSink`), then the journal is deleted.
+  :class:`~iec104.records.sink.ParquetSink`), then the journal is deleted.
 * Names starting with ``.`` are skipped by ``pandas.read_parquet(directory)`` (pyarrow
   ignores ``.``/``_`` prefixes) and by :func:`iec104.analyzer.load`: the directory only
   ever shows complete Parquet files.
@@ -29,9 +29,9 @@ A full disk (or a file size limit, or an I/O error) loses nothing that was writt
 
 * A journal write that fails is cut back to the end of its last complete batch and the
   segment is closed there; :meth:`JournaledParquetSink.append` raises the
-  :class:`OSError`, so the caller (:class:`~iec104.proxy.logwriter.LogWriter`) keeps the
+  :class:`OSError`, so the caller (:class:`~iec104.recorder.logwriter.LogWriter`) keeps the
   batch and tries again later, into a new segment.
-* A conversion that fails (:class:`~iec104.analyzer.storage.ParquetSink` with
+* A conversion that fails (:class:`~iec104.records.sink.ParquetSink` with
   ``salvage=False`` leaves nothing behind) keeps its journal, locked, as *pending*;
   :meth:`JournaledParquetSink.tick` tries pending journals again every ``retry_seconds``.
   Journals still pending at :meth:`~JournaledParquetSink.close` are unlocked and left for
@@ -54,8 +54,8 @@ from typing import TYPE_CHECKING, Self
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..analyzer.schema import SCHEMA
-from ..analyzer.storage import FileOutput, ParquetSink, partial_path
+from .schema import SCHEMA
+from .sink import FileOutput, ParquetSink, partial_path
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -6,10 +6,10 @@ Theory of operation
 captures the interface and writes pcapng to a pipe. A thread reads the pipe and cuts it
 into blocks with :class:`PcapngStream` (incremental: a block is handled as soon as its last
 byte arrives). Each packet block goes through the dissector's path, exactly as a capture
-file would: :func:`~iec104.dissectors.packet.decode_tcp`, the
-:class:`~iec104.dissectors.reassembly.Reassembler` and the
-:class:`~iec104.dissectors.stream.StreamDecoder` (so rows, gaps and fallbacks are exactly
-those of ``iec104 convert``), into the same :class:`~iec104.proxy.logwriter.LogWriter` as
+file would: :func:`~iec104.capture.packet.decode_tcp`, the
+:class:`~iec104.capture.reassembly.Reassembler` and the
+:class:`~iec104.dissector.StreamDecoder` (so rows, gaps and fallbacks are exactly
+those of ``iec104 convert``), into the same :class:`~iec104.recorder.logwriter.LogWriter` as
 the proxy (rotation, crash safety). With
 ``pcapng_dir``, every block is also copied into rotating pcapng files there (each file
 starts with the section header and interface descriptions, so each is a valid capture).
@@ -42,10 +42,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, Self
 
+from ..capture.packet import decode_tcp
+from ..capture.reassembly import IEC104_PORT, Reassembler
 from ..codec import DEFAULT_PROFILE, Iec104Error, Profile
-from ..dissectors.packet import decode_tcp
-from ..dissectors.reassembly import IEC104_PORT, Reassembler
-from ..dissectors.stream import StreamDecoder
+from ..dissector import StreamDecoder
 from .logwriter import LogWriter
 
 if TYPE_CHECKING:
@@ -289,7 +289,7 @@ class LiveCapture:
 
     Args:
         interface: interface name for dumpcap (``lo``, ``eth0``, ``any``).
-        output: Parquet directory (see :class:`~iec104.proxy.logwriter.LogWriter`).
+        output: Parquet directory (see :class:`~iec104.recorder.logwriter.LogWriter`).
         ports: TCP ports of IEC 104 streams (default 2404); the capture filter is
             ``tcp port P or ...`` unless ``capture_filter`` or ``heuristic`` says otherwise.
         heuristic: also decode TCP streams on other ports that look like IEC 104
@@ -299,7 +299,7 @@ class LiveCapture:
             (must not be ``output`` itself: ``pandas.read_parquet`` reads every file in
             it; a subdirectory named ``_pcapng`` is ignored by it).
         profile, flush_rows, flush_seconds, max_bytes, max_seconds, prefix, fsync: see
-            :class:`~iec104.proxy.logwriter.LogWriter` (rotation applies to pcapng too).
+            :class:`~iec104.recorder.logwriter.LogWriter` (rotation applies to pcapng too).
         dumpcap: path of dumpcap (default: found on ``PATH``).
         buffer_mb: kernel capture buffer size (dumpcap ``-B``).
 

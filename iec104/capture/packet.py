@@ -21,7 +21,11 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from typing import NamedTuple
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from .reader import Packet
 
 __all__ = [
     "ACK",
@@ -33,6 +37,7 @@ __all__ = [
     "TcpSegment",
     "decode_tcp",
     "format_ip",
+    "tcp_segments",
 ]
 
 FIN = 0x01
@@ -234,3 +239,19 @@ def _quoted_tcp(frame: int, time_ns: int | None, data: bytes, off: int, end: int
     sport, dport, seq = struct.unpack_from("!HHI", data, tcp_off)
     flags = data[tcp_off + 13] if end >= tcp_off + 14 else 0
     return TcpSegment(frame, time_ns, src, sport, dst, dport, seq, 0, flags, _EMPTY, 0, True)
+
+
+def tcp_segments(packets: Iterable[Packet], frame_offset: int = 0) -> Iterator[TcpSegment]:
+    """The TCP segments of capture packets (others are skipped): the one packets -> segments
+    loop, shared by files, several files read as one, and the live pipe.
+
+    Args:
+        packets: :class:`~iec104.capture.reader.Packet` records.
+        frame_offset: added to every frame number (>= 0; the frames of earlier files when
+            several captures are read as one).
+    """
+    decode = decode_tcp
+    for pkt in packets:
+        seg = decode(pkt.frame + frame_offset, pkt.time_ns, pkt.linktype, pkt.data)
+        if seg is not None:
+            yield seg

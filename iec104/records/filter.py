@@ -11,7 +11,7 @@ kernels, so filtering runs at columnar speed on the dissector's batches.
 
 Language (also in README.md, section 'Filter language'):
 
-* **Columns**: every column of :data:`iec104.analyzer.schema.SCHEMA` (``frame``, ``src``,
+* **Columns**: every column of :data:`iec104.records.schema.SCHEMA` (``frame``, ``src``,
   ``sport``, ``apci``, ``ssn``, ``rsn``, ``u_func``, ``type_id``, ``type_name``, ``cot``,
   ``cot_name``, ``negative``, ``test``, ``oa``, ``ca``, ``ioa``, ``value``, ``iv`` ...), plus
   two shorthands: ``port`` (``sport`` or ``dport``) and ``host`` (``src`` or ``dst``).
@@ -54,8 +54,8 @@ from typing import Any, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..analyzer.schema import SCHEMA
 from ..codec import Cause, Iec104Error, TypeId, UFunction
+from .schema import SCHEMA
 
 __all__ = ["Filter", "FilterError", "compile_filter"]
 

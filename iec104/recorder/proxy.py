@@ -15,8 +15,8 @@ streams, no tasks on the hot path):
    If decoding falls more than ``max_backlog`` bytes behind, the proxy stops reading
    from all sockets until it has caught up: under overload forwarding slows down (TCP
    flow control) rather than log rows being lost.
-3. Decoding goes through the dissector's :class:`~iec104.dissectors.decoder.DirectionDecoder`
-   into a :class:`~iec104.proxy.logwriter.LogWriter`, which writes Parquet in a thread.
+3. Decoding goes through the dissector's :class:`~iec104.records.decoder.DirectionDecoder`
+   into a :class:`~iec104.recorder.logwriter.LogWriter`, which writes Parquet in a thread.
 
 Flow control: when one side's send buffer fills up, reading from the other side pauses.
 
@@ -26,8 +26,8 @@ APDUs a peer writes microseconds apart can reach the other peer in one segment. 
 must not care (TCP is a byte stream), but some do: c104 2.2.1's ``command()`` sometimes
 misses an ActCon that arrives in one segment with its ActTerm.
 
-Rules (:mod:`iec104.proxy.rules`) change step 1: bytes go through a
-:class:`~iec104.proxy.rules.Rewriter` and are forwarded APDU by APDU. The log always
+Rules (:mod:`iec104.recorder.rules`) change step 1: bytes go through a
+:class:`~iec104.recorder.rules.Rewriter` and are forwarded APDU by APDU. The log always
 shows the APDUs as each peer *sent* them, plus a ``proxy: ...`` event row per rule action.
 
 Log rows: ``direction`` is ``c2s`` for master -> outstation; ``src``/``dst`` are the
@@ -56,8 +56,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from ..codec import DEFAULT_PROFILE, Profile
-from ..dissectors.decoder import DirectionDecoder
-from ..dissectors.records import Endpoints
+from ..records.builder import Endpoints
+from ..records.decoder import DirectionDecoder
 from .logwriter import LogWriter, LogWriterError
 from .rules import Rewriter, Rule
 
@@ -381,11 +381,11 @@ class Proxy:
             port, see :attr:`address`).
         upstream: ``"HOST:PORT"`` or ``(host, port)`` of the outstation.
         output: directory of the Parquet log; None forwards without decoding or logging.
-        rules: :class:`~iec104.proxy.rules.Rule` objects, tried in order on every I-frame
+        rules: :class:`~iec104.recorder.rules.Rule` objects, tried in order on every I-frame
             (the first that matches applies). Empty: bytes pass untouched.
         profile: ASDU field sizes (for decoding and rules).
         flush_rows, flush_seconds: how often rows go to disk (the SIGKILL loss bound).
-        max_bytes, max_seconds: file rotation, see :class:`~iec104.proxy.sink.JournaledParquetSink`.
+        max_bytes, max_seconds: file rotation, see :class:`~iec104.records.journal.JournaledParquetSink`.
         connect_timeout: seconds to wait for the upstream connection.
         close_timeout: after closing one side of a connection (FIN), seconds to wait for
             its peer to close before closing the socket regardless.
@@ -397,7 +397,7 @@ class Proxy:
 
     Use in a running event loop (``await proxy.start()`` ... ``await proxy.stop()``, or
     ``async with``); from synchronous code or a notebook use
-    :class:`~iec104.proxy.BackgroundProxy`.
+    :class:`~iec104.recorder.BackgroundProxy`.
     """
 
     def __init__(self, listen: str | tuple[str, int], upstream: str | tuple[str, int],

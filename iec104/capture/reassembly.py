@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 :class:`Reassembler` is a sans-IO object: :meth:`Reassembler.feed` takes one
-:class:`~iec104.dissectors.packet.TcpSegment` and returns the events it caused;
+:class:`~iec104.capture.packet.TcpSegment` and returns the events it caused;
 :meth:`Reassembler.close` flushes everything at the end of the input.
 
 *Streams.* Every TCP connection gets a stream number, 0-based in order of first appearance,
@@ -15,7 +15,7 @@ starts a new stream (port reuse).
 *Selection.* Streams with an endpoint on one of ``ports`` (default 2404) are reassembled. With
 ``heuristic=True`` (the default, like Zeek's dynamic protocol detection) the other streams are
 reassembled tentatively and accepted if the first bytes of a direction frame as IEC 104 APDUs
-(:func:`~iec104.dissectors.heuristic.looks_like_iec104`); events are held back until the
+(:func:`~iec104.capture.heuristic.looks_like_iec104`); events are held back until the
 decision. Streams that carried data and were not selected are counted per server port in
 :attr:`Reassembler.undecoded`, so a caller can say why an answer is empty.
 
@@ -58,10 +58,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 from .heuristic import looks_like_iec104
-from .packet import ACK, FIN, RST, SYN, TcpSegment, decode_tcp, format_ip
+from .packet import ACK, FIN, RST, SYN, TcpSegment, format_ip, tcp_segments
 
 if TYPE_CHECKING:
-    from .capture import CaptureReader
+    from .reader import CaptureReader
 
 __all__ = [
     "IEC104_PORT",
@@ -75,7 +75,6 @@ __all__ = [
     "StreamEnd",
     "StreamStart",
     "stream_events",
-    "tcp_segments",
 ]
 
 IEC104_PORT = 2404
@@ -742,14 +741,6 @@ class Reassembler:
 # -- pipelines ----------------------------------------------------------------------------------
 
 
-def tcp_segments(packets: Iterable[object]) -> Iterator[TcpSegment]:
-    """Decode an iterable of :class:`~iec104.dissectors.capture.Packet` down to TCP segments."""
-    for pkt in packets:
-        seg = decode_tcp(pkt.frame, pkt.time_ns, pkt.linktype, pkt.data)  # type: ignore[attr-defined]
-        if seg is not None:
-            yield seg
-
-
 def stream_events(
     source: str | os.PathLike[str] | BinaryIO | CaptureReader,
     ports: Iterable[int] | None = None,
@@ -761,7 +752,7 @@ def stream_events(
 
     Args:
         source: path or binary file object of a pcap/pcapng capture, or an open
-            :class:`~iec104.dissectors.capture.CaptureReader` (not yet iterated; the caller
+            :class:`~iec104.capture.reader.CaptureReader` (not yet iterated; the caller
             can read its ``problem``/``frames`` afterwards and closes it).
         ports: see :class:`Reassembler` (ignored if ``reassembler`` is given).
         heuristic: see :class:`Reassembler` (ignored if ``reassembler`` is given).
@@ -771,16 +762,14 @@ def stream_events(
     Raises:
         CaptureError: the input is not a capture (before any event is yielded).
     """
-    from .capture import CaptureReader
+    from .reader import CaptureReader
 
     r = reassembler if reassembler is not None else Reassembler(ports, heuristic=heuristic)
     feed = r.feed
     with (nullcontext(source) if isinstance(source, CaptureReader)
           else CaptureReader(source)) as reader:
-        for pkt in reader:
-            seg = decode_tcp(pkt.frame, pkt.time_ns, pkt.linktype, pkt.data)
-            if seg is not None:
-                events = feed(seg)
-                if events:
-                    yield from events
+        for seg in tcp_segments(reader):
+            events = feed(seg)
+            if events:
+                yield from events
     yield from r.close()

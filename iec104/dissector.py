@@ -3,25 +3,25 @@
 Theory of operation
 -------------------
 :class:`StreamDecoder` is sans-IO: it takes the events of a
-:class:`~iec104.dissectors.reassembly.Reassembler` one at a time and keeps one
-:class:`~iec104.dissectors.decoder.DirectionDecoder` (a :class:`iec104.codec.Framer` plus the
+:class:`~iec104.capture.reassembly.Reassembler` one at a time and keeps one
+:class:`~iec104.records.decoder.DirectionDecoder` (a :class:`iec104.codec.Framer` plus the
 record builder) per stream and direction:
 
-* :class:`~.reassembly.StreamStart` creates the two direction decoders with the connection's
+* :class:`~iec104.capture.reassembly.StreamStart` creates the two direction decoders with the connection's
   endpoints (direction 0 = ``'c2s'``, from the TCP client; 1 = ``'s2c'``);
-* :class:`~.reassembly.Data` feeds its bytes to the direction's framer. Every APDU the chunk
+* :class:`~iec104.capture.reassembly.Data` feeds its bytes to the direction's framer. Every APDU the chunk
   completes is recorded with the chunk's frame number and time, i.e. an APDU is attributed to
   the frame that carried its *last* byte (what Wireshark does for reassembled PDUs). Octets
   that are not a valid APDU become a malformed row and the framer resynchronises;
-* :class:`~.reassembly.Gap` records a gap row and resets the framer (the partial APDU before
+* :class:`~iec104.capture.reassembly.Gap` records a gap row and resets the framer (the partial APDU before
   the hole is dropped and reported), so the first valid APDU after the hole is found again;
-* :class:`~.reassembly.Fallback` records a connection-level row (``error`` starts with
+* :class:`~iec104.capture.reassembly.Fallback` records a connection-level row (``error`` starts with
   ``'dissector: '``) saying that the direction is delivered per segment from there on;
-* :class:`~.reassembly.StreamEnd` closes both decoders (octets left in a framer are reported as
+* :class:`~iec104.capture.reassembly.StreamEnd` closes both decoders (octets left in a framer are reported as
   a truncated APDU).
 
 :func:`dissect` runs the whole chain (capture file -> packets -> TCP segments -> reassembly ->
-records) and yields ``pyarrow.RecordBatch`` objects of :data:`iec104.analyzer.schema.SCHEMA`,
+records) and yields ``pyarrow.RecordBatch`` objects of :data:`iec104.records.schema.SCHEMA`,
 at most ``batch_rows`` rows each, so memory stays bounded on big captures.
 """
 
@@ -32,17 +32,17 @@ from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, BinaryIO
 
-from ..codec import Frame, Malformed
-from .capture import CaptureReader
-from .decoder import DirectionDecoder
-from .packet import TcpSegment, decode_tcp
-from .reassembly import Data, Event, Fallback, Gap, Reassembler, StreamEnd, StreamStart
-from .records import Endpoints, RecordBuilder
+from .capture.packet import TcpSegment, tcp_segments
+from .capture.reader import CaptureReader
+from .capture.reassembly import Data, Event, Fallback, Gap, Reassembler, StreamEnd, StreamStart
+from .codec import Frame, Malformed
+from .records.builder import Endpoints, RecordBuilder
+from .records.decoder import DirectionDecoder
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from ..codec import Profile
+    from .codec import Profile
 
 __all__ = ["StreamDecoder", "dissect", "dissect_segments", "dissect_table"]
 
@@ -50,7 +50,7 @@ _DIRECTIONS = ("c2s", "s2c")
 
 
 class StreamDecoder:
-    """Turn reassembly events into rows of a :class:`~.records.RecordBuilder`.
+    """Turn reassembly events into rows of a :class:`~iec104.records.builder.RecordBuilder`.
 
     Args:
         builder: where rows go (default: a new builder with ``profile``).
@@ -134,37 +134,34 @@ def dissect(
 
     Args:
         source: path or binary file object of a pcap/pcapng capture (gzip allowed), or an
-            open :class:`~.capture.CaptureReader` (whose ``problem`` the caller can check).
+            open :class:`~iec104.capture.reader.CaptureReader` (whose ``problem`` the caller can check).
         ports: TCP ports of IEC 104 servers (either endpoint; default 2404).
         heuristic: also decode connections on other ports whose first bytes frame as IEC 104
             (default True; streams left undecoded are counted in the reassembler's
             ``undecoded``).
         profile: ASDU field sizes (default: the 104 profile, COT 2 / CA 2 / IOA 3).
         batch_rows: a batch is yielded once at least this many rows are pending.
-        reassembler: a preconfigured :class:`~.reassembly.Reassembler` (then ``ports`` and
+        reassembler: a preconfigured :class:`~iec104.capture.reassembly.Reassembler` (then ``ports`` and
             ``heuristic`` are ignored); read its ``connections``/``stats`` afterwards.
         workers: 0 decodes in this process; ``n > 0`` hands the ASDU decoding and row
             building to ``n`` worker processes (see :func:`dissect_segments`).
 
     Yields:
-        ``pyarrow.RecordBatch`` of :data:`iec104.analyzer.schema.SCHEMA` (the last one may be
+        ``pyarrow.RecordBatch`` of :data:`iec104.records.schema.SCHEMA` (the last one may be
         empty when the capture holds no IEC 104 at all).
 
     Raises:
         CaptureError: the input is not a capture (before anything is yielded).
 
     A capture damaged part-way through yields everything before the damage and issues a
-    :class:`~iec104.dissectors.errors.CaptureWarning`.
+    :class:`~iec104.capture.errors.CaptureWarning`.
     """
     r = reassembler if reassembler is not None else Reassembler(ports, heuristic=heuristic)
     reader = source if isinstance(source, CaptureReader) else CaptureReader(source)
 
     def segments() -> Iterator[TcpSegment]:
         with (nullcontext(reader) if isinstance(source, CaptureReader) else reader):
-            for pkt in reader:
-                seg = decode_tcp(pkt.frame, pkt.time_ns, pkt.linktype, pkt.data)
-                if seg is not None:
-                    yield seg
+            yield from tcp_segments(reader)
 
     yield from dissect_segments(segments(), r, profile=profile, batch_rows=batch_rows,
                                 workers=workers)
@@ -205,7 +202,7 @@ def dissect_segments(segments: Iterable[TcpSegment], reassembler: Reassembler, *
 
 
 class _DeferredBuilder:
-    """Takes the place of a :class:`~.records.RecordBuilder` in the reading process: notes
+    """Takes the place of a :class:`~iec104.records.builder.RecordBuilder` in the reading process: notes
     each call compactly (APDU numbers are assigned here), to be replayed by a worker."""
 
     def __init__(self) -> None:
@@ -248,7 +245,7 @@ def _build_chunk(first_apdu: int, ops: list[tuple], profile: Profile | None) -> 
     """Worker: replay the noted calls on a real RecordBuilder; the batch as Arrow IPC."""
     import pyarrow as pa
 
-    from ..codec import decode_apdu
+    from .codec import decode_apdu
 
     builder = RecordBuilder(first_apdu=first_apdu) if profile is None else \
         RecordBuilder(profile, first_apdu)
@@ -315,7 +312,7 @@ def dissect_table(source: str | os.PathLike[str] | BinaryIO | CaptureReader, por
     """:func:`dissect` collected into one ``pyarrow.Table`` (small captures, tests)."""
     import pyarrow as pa
 
-    from ..analyzer.schema import SCHEMA
+    from .records.schema import SCHEMA
 
     return pa.Table.from_batches(list(dissect(source, ports, **kwargs)),  # type: ignore[arg-type]
                                  schema=SCHEMA)

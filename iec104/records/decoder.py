@@ -1,7 +1,7 @@
 """One direction of one TCP connection: bytes in, rows out.
 
 :class:`DirectionDecoder` owns a :class:`~iec104.codec.Framer` and appends what it finds to
-a shared :class:`~iec104.dissectors.records.RecordBuilder`. The offline dissector, the
+a shared :class:`~iec104.records.builder.RecordBuilder`. The offline dissector, the
 proxy and live capture feed it the same way; only where the bytes come from differs.
 A gap (bytes lost in the capture) drops the partial APDU and resynchronises on the next
 valid APDU, so nothing after the gap is lost.
@@ -10,7 +10,7 @@ valid APDU, so nothing after the gap is lost.
 from __future__ import annotations
 
 from ..codec import NEED_DATA, Framer, Malformed
-from .records import Endpoints, RecordBuilder
+from .builder import Endpoints, RecordBuilder
 
 
 class DirectionDecoder:

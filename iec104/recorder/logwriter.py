@@ -3,13 +3,13 @@
 Theory of operation
 -------------------
 The producer (the proxy's event loop, or the live-capture thread) decodes bytes into the
-current :class:`~iec104.dissectors.records.RecordBuilder` through
-:class:`~iec104.dissectors.decoder.DirectionDecoder` objects obtained from
+current :class:`~iec104.records.builder.RecordBuilder` through
+:class:`~iec104.records.decoder.DirectionDecoder` objects obtained from
 :meth:`LogWriter.decoder`. A *flush* (every ``flush_rows`` rows or ``flush_seconds``,
 whichever comes first; :meth:`LogWriter.maybe_flush`) costs the producer almost nothing:
 it swaps in a fresh builder (APDU numbering continues) and queues the full one. A writer
 thread turns queued builders into a ``RecordBatch`` and appends it to a
-:class:`~iec104.proxy.sink.JournaledParquetSink`, which rotates files by size and age.
+:class:`~iec104.records.journal.JournaledParquetSink`, which rotates files by size and age.
 
 So the SIGKILL loss bound is one flush interval: rows decoded since the last flush (at
 most ``flush_rows``, at most ``flush_seconds`` old) plus batches still queued for the
@@ -21,10 +21,10 @@ memory (up to ``hold_bytes``; beyond that they are counted as lost) and tries ag
 ``retry_seconds`` (and at each :meth:`LogWriter.sync`). Once it succeeds, the held rows
 are written, framed by two ``<origin>: ...`` event rows (the failure, with its time, and
 the resumption, with the rows lost), and a warning line says logging resumed. What the
-sink had written stays safe (see :mod:`iec104.proxy.sink`). If the disk is still full at
+sink had written stays safe (see :mod:`iec104.records.journal`). If the disk is still full at
 :meth:`LogWriter.close`, the held rows are lost and ``close`` raises
 :class:`LogWriterError` naming them; journals on disk are left for
-:func:`~iec104.proxy.sink.recover`.
+:func:`~iec104.records.journal.recover`.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..codec import DEFAULT_PROFILE, Iec104Error, Profile
-from ..dissectors.decoder import DirectionDecoder
-from ..dissectors.records import Endpoints, RecordBuilder
-from .sink import JournaledParquetSink
+from ..records.builder import Endpoints, RecordBuilder
+from ..records.decoder import DirectionDecoder
+from ..records.journal import JournaledParquetSink
 
 if TYPE_CHECKING:
     import os
@@ -68,13 +68,13 @@ class LogWriter:
         flush_seconds: flush rows at the latest this long after the previous flush
             (the producer must call :meth:`maybe_flush` at least that often).
         max_bytes, max_seconds, prefix, compression, fsync: see
-            :class:`~iec104.proxy.sink.JournaledParquetSink`.
+            :class:`~iec104.records.journal.JournaledParquetSink`.
         swap_builders: True (default): a flush swaps in a new :attr:`builder` and re-points
             the decoders from :meth:`decoder`, and the writer thread converts the rows (the
             cheapest flush for the producer). False: :attr:`builder` stays the same object
             and a flush converts its rows on the calling thread (~1 µs per row), for
             producers that keep their own reference to the builder, such as
-            :class:`~iec104.dissectors.stream.StreamDecoder`.
+            :class:`~iec104.dissector.StreamDecoder`.
         origin: prefix of the event rows this writer adds itself (``'proxy'`` gives
             ``'proxy: ...'``).
         hold_bytes: while the log cannot be written, hold at most this many bytes of rows
@@ -164,7 +164,7 @@ class LogWriter:
     def event(self, time_ns: int, endpoints: Endpoints, text: str,
               raw: bytes | None = None) -> None:
         """Log a connection event or rule action (a row without APDU; see
-        :meth:`~iec104.dissectors.records.RecordBuilder.add_event`)."""
+        :meth:`~iec104.records.builder.RecordBuilder.add_event`)."""
         self.builder.add_event(time_ns, None, endpoints, text, raw)
 
     def maybe_flush(self, now: float | None = None) -> bool:
@@ -305,7 +305,7 @@ class LogWriter:
                 if failure is not None and self._error is None:
                     if sink.directory.is_dir() and any(sink.directory.glob(".*.arrows")):
                         failure = OSError(f"{failure}; the journals left in the directory "
-                                          "hold the rest: iec104.proxy.recover() converts "
+                                          "hold the rest: iec104.recorder.recover() converts "
                                           "them")
                     self._fatal(failure)
                 return

@@ -1,9 +1,9 @@
-"""Parquet files of decoded traffic: writing in row groups, loading to pandas.
+"""Parquet files of decoded traffic: where rows are written, in row groups.
 
 :class:`ParquetSink` writes one file incrementally (constant memory: each batch becomes
 a row group). Long-running recorders write a rotating, crash-safe directory instead
-(:class:`iec104.proxy.JournaledParquetSink`, which converts its journals through a
-:class:`ParquetSink`); :func:`load` reads either.
+(:class:`iec104.recorder.JournaledParquetSink`, which converts its journals through a
+:class:`ParquetSink`); :mod:`.reader` reads either.
 
 Theory of operation
 -------------------
@@ -34,18 +34,14 @@ Either way it raises :class:`StorageError`, which says how many rows were kept.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..codec.errors import Iec104Error
-from .schema import METADATA_KEY, SCHEMA, SCHEMA_VERSION
-
-if TYPE_CHECKING:
-    import pandas as pd
+from .schema import SCHEMA
 
 _MAGIC = b"PAR1"
 _BUFFER = 1 << 20
@@ -452,30 +448,4 @@ def _zigzag(value: int) -> int:
     return (value >> 1) ^ -(value & 1)
 
 
-def schema_version(path: str | os.PathLike[str]) -> str | None:
-    """Schema version stored in a Parquet file written by iec104 (None if absent)."""
-    meta = pq.read_schema(path).metadata or {}
-    value = meta.get(METADATA_KEY)
-    return value.decode() if value is not None else None
-
-
-def load(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
-         columns: list[str] | None = None) -> pd.DataFrame:
-    """Read a Parquet file, a directory of them, or a list of files into a DataFrame.
-
-    ``.partial`` files (still being written) are skipped.
-    """
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        paths = sorted(p for p in path.glob("*.parquet")) if path.is_dir() else [path]
-    else:
-        paths = [Path(p) for p in source]
-    if not paths:
-        return SCHEMA.empty_table().to_pandas()
-    tables = [pq.read_table(p, columns=columns) for p in paths]
-    # files of older minor versions may lack newer columns: promote fills them with nulls
-    return pa.concat_tables(tables, promote_options="default").to_pandas()
-
-
-__all__ = ["SCHEMA_VERSION", "FileOutput", "ParquetSink", "StorageError", "load", "partial_path",
-           "schema_version"]
+__all__ = ["FileOutput", "ParquetSink", "StorageError", "partial_path"]
