@@ -96,10 +96,8 @@ def apdus(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def gaps(df: pd.DataFrame) -> pd.DataFrame:
-    """The capture-gap rows (``error`` starting with ``gap:``)."""
-    error = df["error"]
-    return df[df["apdu"].isna() & error.notna() & error.astype("string").str.startswith("gap:")
-              .fillna(False)]
+    """The capture-gap rows (kind ``gap``)."""
+    return df[df["kind"] == "gap"]
 
 
 def by_time(df: pd.DataFrame) -> pd.DataFrame:

@@ -132,6 +132,10 @@ def _object_short(row: dict[str, Any], type_id: int | None) -> str:
     return " ".join(parts)
 
 
+# how a row without APCI is marked (its kind; see iec104.records.schema.RowKind)
+_KIND_TAGS = {"gap": "[gap]", "event": "[note]", "malformed": "[malformed]"}
+
+
 def apdu_line(rows: list[dict[str, Any]], time_mode: str = "a", t0: int = 0) -> str:
     """One line for one APDU (its rows), as ``iec104 read`` prints it."""
     head = rows[0]
@@ -140,8 +144,7 @@ def apdu_line(rows: list[dict[str, Any]], time_mode: str = "a", t0: int = 0) -> 
              f"{_endpoint(head['src'], head['sport'])} -> {_endpoint(head['dst'], head['dport'])}")
     if head["apci"] is None:
         error = head["error"] or ""
-        tag = ("[gap]" if error.startswith("gap:") else "[note]" if head["apdu"] is None
-               else "[malformed]")
+        tag = _KIND_TAGS[head["kind"]]
         raw = head["raw"]
         extra = f" raw={bytes(raw[:16]).hex(' ')}{'...' if len(raw) > 16 else ''}" if raw else ""
         return f"{where} {tag} {error}{extra}"

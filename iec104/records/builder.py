@@ -44,7 +44,7 @@ from ..codec import (
     type_name,
 )
 from ..codec import values as _v
-from .schema import COLUMN_NAMES, SCHEMA
+from .schema import COLUMN_NAMES, SCHEMA, RowKind
 
 _NS = 1_000_000_000
 
@@ -58,10 +58,6 @@ class Endpoints(NamedTuple):
     sport: int
     dst: str
     dport: int
-
-
-def _enum_or_int(value: Any) -> float:
-    return float(value)
 
 
 def _dot_value(value: Any) -> float:
@@ -165,17 +161,23 @@ def _days_from_civil(y: int, m: int, d: int) -> int:
 
 
 # A row's cells come in two parts (see RecordBuilder): the head, shared by the rows of one
-# APDU ("time" through "ca", then "raw"), and the row's own cells ("obj" through
-# "qualifier", then "error").
-_HEAD_COLUMNS = COLUMN_NAMES[:23] + ["raw"]
-_ROW_COLUMNS = COLUMN_NAMES[23:37] + ["error"]
-assert _HEAD_COLUMNS[22] == "ca" and _ROW_COLUMNS[:14] + ["raw", "error"] == COLUMN_NAMES[23:]
+# APDU, and the row's own cells. The tuples below are the order of the cells in the
+# builder's flat lists (the order the add_* methods write them in); take_batch() puts the
+# columns in the schema's order by name.
+_HEAD_COLUMNS = ("time", "frame", "stream", "direction", "src", "sport", "dst", "dport",
+                 "apdu", "apci", "u_func", "ssn", "rsn", "type_id", "type_name", "sq",
+                 "num_objects", "cot", "cot_name", "negative", "test", "oa", "ca", "raw")
+_ROW_COLUMNS = ("obj", "ioa", "value", "value_text", "iv", "nt", "sb", "bl", "ov", "ei",
+                "time_tag", "time_tag_iv", "select", "qualifier", "error", "kind")
+assert sorted(_HEAD_COLUMNS + _ROW_COLUMNS) == sorted(COLUMN_NAMES)
 _NH = len(_HEAD_COLUMNS)
 _NR = len(_ROW_COLUMNS) + 1  # the row's cells, then the index of its head in the batch
 _HEAD_TYPES = [SCHEMA.field(name).type for name in _HEAD_COLUMNS]
 _ROW_TYPES = [SCHEMA.field(name).type for name in _ROW_COLUMNS]
 _NO_HEADER = (None,) * 10  # type_id .. ca, for APDUs without an ASDU header
 _NO_OBJECT = (None,) * 14  # obj .. qualifier
+_OBJECT, _APDU, _MALFORMED, _GAP, _EVENT = (str(kind) for kind in RowKind)  # plain str cells
+assert (_OBJECT, _APDU, _MALFORMED, _GAP, _EVENT) == ("object", "apdu", "malformed", "gap", "event")
 _CACHE_LIMIT = 4096
 _TS = pa.timestamp("ns", tz="UTC")
 _U_NAMES = {f: f.name for f in UFunction}
@@ -272,11 +274,11 @@ class RecordBuilder:
                 return exc.reason
         return base + ms * 1_000_000  # type: ignore[operator]
 
-    def _one_row(self, head: tuple, error: str | None) -> None:
+    def _one_row(self, head: tuple, error: str | None, kind: str) -> None:
         """A head with one row that has no object (only ``error``, which may be None)."""
         index = len(self._heads) // _NH
         self._heads.extend(head)
-        self._cells.extend((*_NO_OBJECT, error, index))
+        self._cells.extend((*_NO_OBJECT, error, kind, index))
 
     def add_frame(self, time_ns: int | None, frame: int | None, ep: Endpoints,
                   event: Frame) -> None:
@@ -289,11 +291,11 @@ class RecordBuilder:
         if cls is UFrame:
             self._one_row((time_ns, frame, *ep, apdu_index, "U",
                            _U_NAMES[apdu.function], None, None,  # type: ignore[union-attr]
-                           *_NO_HEADER, raw), None)
+                           *_NO_HEADER, raw), None, _APDU)
             return
         if cls is SFrame:
             self._one_row((time_ns, frame, *ep, apdu_index, "S", None, None,
-                           apdu.rsn, *_NO_HEADER, raw), None)  # type: ignore[union-attr]
+                           apdu.rsn, *_NO_HEADER, raw), None, _APDU)  # type: ignore[union-attr]
             return
         assert cls is IFrame
         ssn, rsn, data = apdu  # type: ignore[misc]
@@ -308,12 +310,12 @@ class RecordBuilder:
                 head = _NO_HEADER
             # the ASDU starts 6 octets into the APDU
             self._one_row((time_ns, frame, *ep, apdu_index, "I", None, ssn, rsn, *head, raw),
-                          f"ASDU: {exc.reason} (APDU offset {exc.offset + 6})")
+                          f"ASDU: {exc.reason} (APDU offset {exc.offset + 6})", _MALFORMED)
             return
         if type(asdu) is RawASDU:
             self._one_row((time_ns, frame, *ep, apdu_index, "I", None, ssn, rsn,
                            *_header_fields(asdu, asdu.num_objects), raw),
-                          f"unknown type ID {asdu.type_id}: objects not decoded")
+                          f"unknown type ID {asdu.type_id}: objects not decoded", _MALFORMED)
             return
         type_id, sequence, cause, negative, test, originator, ca, objects = asdu  # type: ignore[misc]
         # (code, name) cells in one lookup; every decoded type ID is standard, a cause may not be
@@ -328,7 +330,7 @@ class RecordBuilder:
                       raw))
         cells = self._cells
         if not objects:
-            cells.extend((*_NO_OBJECT, None, index))
+            cells.extend((*_NO_OBJECT, None, _APDU, index))
             return
         tag_ns = self._tag
         convert = _CONVERT.get
@@ -360,7 +362,7 @@ class RecordBuilder:
                 quality = _NO_QUALITY
             if tag is None:
                 cells.extend((i, address, number, text, *quality, None, None, select,
-                              qualifier, None, index))
+                              qualifier, None, _OBJECT, index))
                 continue
             if tag is not last_tag:
                 # objects of one ASDU often share their tag, and the codec hands out one
@@ -369,13 +371,13 @@ class RecordBuilder:
                 ns = tag_ns(tag, time_ns)
             if type(ns) is str:
                 cells.extend((i, address, number, text, *quality, None, tag.invalid,
-                              select, qualifier, f"time tag: {ns}", index))
+                              select, qualifier, f"time tag: {ns}", _OBJECT, index))
             else:
                 years = tag[9]  # None for CP24; the standard allows 0..99
                 cells.extend((i, address, number, text, *quality, ns, tag.invalid,
                               select, qualifier,
                               None if years is None or years < 100 else _year_error(years),
-                              index))
+                              _OBJECT, index))
 
     def add_malformed(self, time_ns: int | None, frame: int | None, ep: Endpoints,
                       event: Malformed) -> None:
@@ -384,7 +386,8 @@ class RecordBuilder:
         apdu_index = self.next_apdu
         self.next_apdu += 1
         self._one_row((time_ns, frame, *ep, apdu_index, None, None, None, None, *_NO_HEADER,
-                       event.raw), f"APCI: {event.reason} (stream offset {event.offset})")
+                       event.raw), f"APCI: {event.reason} (stream offset {event.offset})",
+                      _MALFORMED)
 
     def add_gap(self, time_ns: int | None, frame: int | None, ep: Endpoints, missing: int,
                 detail: str = "") -> None:
@@ -392,18 +395,19 @@ class RecordBuilder:
         self.gaps += 1
         error = f"gap: {missing} octets not captured" + (f"; {detail}" if detail else "")
         self._one_row((time_ns, frame, *ep, None, None, None, None, None, *_NO_HEADER, None),
-                      error)
+                      error, _GAP)
 
     def add_event(self, time_ns: int | None, frame: int | None, ep: Endpoints, text: str,
                   raw: bytes | None = None) -> None:
         """One row for something that happened to a connection rather than an APDU.
 
         Used by the proxy for e.g. an unreachable or dropped upstream and for rule actions.
-        The row has no ``apdu``/``apci``; ``text`` goes in the ``error`` column (by
-        convention prefixed with its origin, e.g. ``'proxy: ...'``) and ``raw`` in ``raw``.
+        The row (kind ``event``) has no ``apdu``/``apci``; ``text`` goes in the ``error``
+        column (prefixed with its origin for people, e.g. ``'proxy: ...'``) and ``raw`` in
+        ``raw``.
         """
         self._one_row((time_ns, frame, *ep, None, None, None, None, None, *_NO_HEADER, raw),
-                      text)
+                      text, _EVENT)
 
     def take_batch(self) -> pa.RecordBatch:
         """The rows so far as a RecordBatch; the builder starts empty again."""
@@ -416,7 +420,9 @@ class RecordBuilder:
             index = pa.array(cells[_NR - 1::_NR], pa.int64())
             head = [column.take(index) for column in head]
         own = [_array(cells[i::_NR], t) for i, t in enumerate(_ROW_TYPES)]
-        return pa.RecordBatch.from_arrays([*head[:23], *own[:14], head[23], own[14]],
+        columns = dict(zip(_HEAD_COLUMNS, head, strict=True))
+        columns.update(zip(_ROW_COLUMNS, own, strict=True))
+        return pa.RecordBatch.from_arrays([columns[name] for name in COLUMN_NAMES],
                                           schema=SCHEMA)
 
 

@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Self
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .reader import conform_batch
 from .schema import SCHEMA
 from .sink import FileOutput, ParquetSink, partial_path
 
@@ -82,7 +83,8 @@ def read_journal(path: str | os.PathLike[str]) -> tuple[list[pa.RecordBatch], st
     """The complete batches of a journal, and why reading stopped early (None if it did not).
 
     A journal cut in the middle of a batch (a process killed while writing) yields the
-    batches before the cut.
+    batches before the cut. A journal of an older schema version (left by an older
+    recorder) comes back in the current schema.
     """
     batches: list[pa.RecordBatch] = []
     try:
@@ -90,7 +92,7 @@ def read_journal(path: str | os.PathLike[str]) -> tuple[list[pa.RecordBatch], st
             reader = pa.ipc.open_stream(f)
             while True:
                 try:
-                    batches.append(reader.read_next_batch())
+                    batches.append(conform_batch(reader.read_next_batch()))
                 except StopIteration:
                     return batches, None
     except (pa.ArrowInvalid, OSError, EOFError) as exc:

@@ -5,6 +5,7 @@
 * :func:`open_parquet` / :func:`parquet_batches` -- check that a file is of iec104's schema
   and iterate it in record batches cut at APDU boundaries, a damaged row group costing only
   its own rows (the CLI's ``read``/``summary``/``report`` on Parquet input);
+* version-1 files (no ``kind`` column) read like version-2 ones: :func:`derive_kind`;
 * :func:`schema_version` -- the version stored in a file's metadata.
 
 Everything a reader may meet is a :class:`SchemaError` (not Parquet, not our schema, a
@@ -19,15 +20,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..codec.errors import Iec104Error
-from .schema import METADATA_KEY, SCHEMA
+from .schema import METADATA_KEY, SCHEMA, RowKind
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SchemaError", "conform_batch", "is_parquet", "load", "open_parquet",
+__all__ = ["SchemaError", "conform_batch", "derive_kind", "is_parquet", "load", "open_parquet",
            "parquet_batches", "schema_version"]
 
 _MAGIC = b"PAR1"
@@ -65,9 +67,20 @@ def load(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
         paths = [Path(p) for p in source]
     if not paths:
         return SCHEMA.empty_table().to_pandas()
-    tables = [pq.read_table(p, columns=columns) for p in paths]
+    tables = [_with_kind(pq.read_table(p, columns=columns), columns) for p in paths]
     # files of older minor versions may lack newer columns: promote fills them with nulls
     return pa.concat_tables(tables, promote_options="default").to_pandas()
+
+
+def _with_kind(table: pa.Table, columns: list[str] | None) -> pa.Table:
+    """``table`` with a ``kind`` column derived if its file (version 1) has none."""
+    if "kind" in table.column_names or (columns is not None and "kind" not in columns):
+        return table
+    if not {"error", "obj", "apdu"} <= set(table.column_names):
+        return table  # a column selection without what the kind is derived from
+    return table.add_column(table.column_names.index("apdu") + 1
+                            if "apdu" in table.column_names else 0,
+                            "kind", derive_kind(table))
 
 
 def open_parquet(path: Path) -> pq.ParquetFile:
@@ -140,9 +153,28 @@ def parquet_batches(path: Path, batch_rows: int = 65536,
 
 
 def conform_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """A batch with every column of the schema (older files: missing columns are null)."""
+    """A batch with every column of the schema, in its order: of a version-1 file, ``kind``
+    is derived (:func:`derive_kind`); other missing columns are null."""
     if batch.schema.names == SCHEMA.names:
         return batch
-    arrays = [batch.column(f.name).cast(f.type) if f.name in batch.schema.names
+    names = batch.schema.names
+    arrays = [batch.column(f.name).cast(f.type) if f.name in names
+              else derive_kind(batch) if f.name == "kind"
               else pa.nulls(batch.num_rows, f.type) for f in SCHEMA]
     return pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
+
+
+def derive_kind(data: pa.RecordBatch | pa.Table) -> pa.Array | pa.ChunkedArray:
+    """The ``kind`` of the rows of a version-1 file, which had none.
+
+    Version 1 told the kinds apart only by other columns and by the prefix of ``error``:
+    object rows have ``obj``; rows without ``apdu`` are gaps (``error`` starting ``gap:``)
+    or events; other rows with an ``error`` are malformed, the rest are APDUs. This is the
+    only place that reads a kind out of the text, and only for old files.
+    """
+    error = data.column("error")
+    is_gap = pc.fill_null(pc.starts_with(error, "gap:"), False)
+    without_apdu = pc.if_else(is_gap, RowKind.GAP.value, RowKind.EVENT.value)
+    with_apdu = pc.if_else(pc.is_valid(error), RowKind.MALFORMED.value, RowKind.APDU.value)
+    return pc.if_else(pc.is_valid(data.column("obj")), RowKind.OBJECT.value,
+                      pc.if_else(pc.is_null(data.column("apdu")), without_apdu, with_apdu))

@@ -6,15 +6,42 @@ APDU-level columns repeat on every object row of the APDU, so a row stands alone
 The version is stored in the file's key-value metadata under ``iec104.schema_version``;
 it changes when a column is removed or changes meaning (adding a column does not).
 
+Columns are addressed by name everywhere (never by position): :data:`COLUMN_NAMES` gives
+the order of the file, nothing else depends on it.
+
+Every row has a :class:`RowKind` (the ``kind`` column); ``error`` is only human text.
+Version 2 added ``kind``; version-1 files are still read, their kind derived from the other
+columns (:func:`iec104.records.reader.derive_kind`).
+
 Column reference (also rendered in the README):
 """
 
 from __future__ import annotations
 
+import enum
+
 import pyarrow as pa
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 METADATA_KEY = b"iec104.schema_version"
+
+
+class RowKind(enum.StrEnum):
+    """What a row stands for (the ``kind`` column; the values are what files store)."""
+
+    OBJECT = "object"
+    """One information object of a decoded ASDU (``obj``/``ioa`` set)."""
+    APDU = "apdu"
+    """A decoded APDU without object rows: S- and U-frames, I-frames without objects."""
+    MALFORMED = "malformed"
+    """Octets that are no valid APDU, or an I-frame whose ASDU could not be decoded in full
+    (bad ASDU, unknown type ID); ``error`` says why, ``raw`` keeps the octets."""
+    GAP = "gap"
+    """Octets missing from the capture (no ``apdu``); ``error`` says how many."""
+    EVENT = "event"
+    """Something that happened to a connection rather than an APDU (no ``apdu``): a proxy
+    connection event or rule action, the dissector giving up reassembly of a direction."""
+
 
 _TS = pa.timestamp("ns", tz="UTC")
 
@@ -29,6 +56,10 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("dst", pa.string(), "destination IP address"),
     ("dport", pa.int32(), "destination TCP port"),
     ("apdu", pa.int64(), "APDU index in the file or log, 0-based (shared by the rows of one APDU)"),
+    ("kind", pa.string(), ("what the row stands for: 'object' (an information object), 'apdu' "
+                           "(an APDU without objects: S, U, empty I), 'malformed' (octets or an "
+                           "ASDU that could not be decoded), 'gap' (capture loss), 'event' "
+                           "(a proxy or dissector event on the connection)")),
     ("apci", pa.string(), "'I', 'S' or 'U'; null for malformed octets and gaps"),
     ("u_func", pa.string(), "U-frame function, e.g. 'STARTDT_ACT', 'TESTFR_CON'"),
     ("ssn", pa.int32(), "send sequence number N(S) of I-frames [0, 32767]"),
@@ -60,11 +91,11 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("select", pa.bool_(), "command S/E bit (True = select)"),
     ("qualifier", pa.int16(), "command/system/parameter qualifier (QU, QL, QOI, QCC RQT, QPM...)"),
     ("raw", pa.binary(), "the APDU octets (or the malformed octets)"),
-    ("error", pa.string(), ("why the APDU or octets could not be decoded; 'gap: ...' for capture "
-                            "loss; 'proxy: ...' for proxy connection events and rule actions "
-                            "(rows without APDU); 'time tag: ...' on an object whose time tag is "
-                            "no calendar date (time_tag null) or has a CP56 year above the "
-                            "standard's 99 (time_tag kept)")),
+    ("error", pa.string(), ("human text: why the APDU or octets could not be decoded "
+                            "(malformed), how much was lost (gap), what happened (event, "
+                            "prefixed 'proxy: ' or 'dissector: '); on an object row, "
+                            "'time tag: ...' when its time tag is no calendar date (time_tag "
+                            "null) or has a CP56 year above the standard's 99 (time_tag kept)")),
 ]
 
 SCHEMA = pa.schema([pa.field(name, dtype) for name, dtype, _ in COLUMNS],
