@@ -44,7 +44,7 @@ a read command is answered by data with cause REQUEST, not by a confirmation).""
 
 INTERROGATIONS = frozenset({TypeId.C_IC_NA_1, TypeId.C_CI_NA_1})
 
-MONITOR_TYPES = frozenset(range(1, 45))
+PROCESS_INFO_TYPES = frozenset(range(1, 45))
 """Process information in monitor direction (type IDs 1-44: measured values, points, ...)."""
 
 NEGATIVE_CAUSES = frozenset({Cause.UNKNOWN_TYPE, Cause.UNKNOWN_CAUSE, Cause.UNKNOWN_ASDU_ADDRESS,
