@@ -5,19 +5,19 @@ Theory of operation
 :class:`StreamDecoder` is sans-IO: it takes the events of a
 :class:`~iec104.capture.reassembly.Reassembler` one at a time and keeps one
 :class:`~iec104.records.decoder.DirectionDecoder` (a :class:`iec104.codec.Framer` plus the
-record builder) per stream and direction:
+record builder) per stream and direction; the events (of :mod:`iec104.capture.reassembly`):
 
-* :class:`~iec104.capture.reassembly.StreamStart` creates the two direction decoders with the connection's
+* ``StreamStart`` creates the two direction decoders with the connection's
   endpoints (direction 0 = ``'c2s'``, from the TCP client; 1 = ``'s2c'``);
-* :class:`~iec104.capture.reassembly.Data` feeds its bytes to the direction's framer. Every APDU the chunk
+* ``StreamData`` feeds its bytes to the direction's framer. Every APDU the chunk
   completes is recorded with the chunk's frame number and time, i.e. an APDU is attributed to
   the frame that carried its *last* byte (what Wireshark does for reassembled PDUs). Octets
   that are not a valid APDU become a malformed row and the framer resynchronises;
-* :class:`~iec104.capture.reassembly.Gap` records a gap row and resets the framer (the partial APDU before
+* ``Gap`` records a gap row and resets the framer (the partial APDU before
   the hole is dropped and reported), so the first valid APDU after the hole is found again;
-* :class:`~iec104.capture.reassembly.Fallback` records a connection-level row (``error`` starts with
-  ``'dissector: '``) saying that the direction is delivered per segment from there on;
-* :class:`~iec104.capture.reassembly.StreamEnd` closes both decoders (octets left in a framer are reported as
+* ``Fallback`` records an ``event`` row (``error`` starting ``'dissector: '``) saying that
+  the direction is delivered per segment from there on;
+* ``StreamEnd`` closes both decoders (octets left in a framer are reported as
   a truncated APDU).
 
 :func:`dissect` runs the whole chain (capture file -> packets -> TCP segments -> reassembly ->
@@ -34,7 +34,15 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from .capture.packet import TcpSegment, tcp_segments
 from .capture.reader import CaptureReader
-from .capture.reassembly import Data, Event, Fallback, Gap, Reassembler, StreamEnd, StreamStart
+from .capture.reassembly import (
+    Fallback,
+    Gap,
+    Reassembler,
+    StreamData,
+    StreamEnd,
+    StreamEvent,
+    StreamStart,
+)
 from .codec import Frame, Malformed
 from .records.builder import Endpoints, RecordBuilder
 from .records.decoder import DirectionDecoder
@@ -75,11 +83,11 @@ class StreamDecoder:
         """APDUs (and malformed runs) recorded by the open direction decoders so far."""
         return sum(d.apdus for d in self._decoders.values())
 
-    def handle(self, event: Event) -> None:
+    def handle(self, event: StreamEvent) -> None:
         """Process one reassembly event."""
         kind = type(event)
-        if kind is Data:
-            assert isinstance(event, Data)
+        if kind is StreamData:
+            assert isinstance(event, StreamData)
             self._last = (event.time_ns, event.frame)
             dec = self._decoders.get((event.stream, event.direction))
             if dec is not None:
@@ -134,14 +142,16 @@ def dissect(
 
     Args:
         source: path or binary file object of a pcap/pcapng capture (gzip allowed), or an
-            open :class:`~iec104.capture.reader.CaptureReader` (whose ``problem`` the caller can check).
+            open :class:`~iec104.capture.reader.CaptureReader` (whose ``problem`` the caller
+            can check).
         ports: TCP ports of IEC 104 servers (either endpoint; default 2404).
         heuristic: also decode connections on other ports whose first bytes frame as IEC 104
             (default True; streams left undecoded are counted in the reassembler's
             ``undecoded``).
         profile: ASDU field sizes (default: the 104 profile, COT 2 / CA 2 / IOA 3).
         batch_rows: a batch is yielded once at least this many rows are pending.
-        reassembler: a preconfigured :class:`~iec104.capture.reassembly.Reassembler` (then ``ports`` and
+        reassembler: a preconfigured
+            :class:`~iec104.capture.reassembly.Reassembler` (then ``ports`` and
             ``heuristic`` are ignored); read its ``connections``/``stats`` afterwards.
         workers: 0 decodes in this process; ``n > 0`` hands the ASDU decoding and row
             building to ``n`` worker processes (see :func:`dissect_segments`).
@@ -202,7 +212,8 @@ def dissect_segments(segments: Iterable[TcpSegment], reassembler: Reassembler, *
 
 
 class _DeferredBuilder:
-    """Takes the place of a :class:`~iec104.records.builder.RecordBuilder` in the reading process: notes
+    """Takes the place of a :class:`~iec104.records.builder.RecordBuilder` in the reading
+    process: notes
     each call compactly (APDU numbers are assigned here), to be replayed by a worker."""
 
     def __init__(self) -> None:
@@ -307,8 +318,8 @@ def _dissect_parallel(segments: Iterable[TcpSegment], reassembler: Reassembler,
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def dissect_table(source: str | os.PathLike[str] | BinaryIO | CaptureReader, ports: Iterable[int] | None = None,
-                  **kwargs: object) -> pa.Table:
+def dissect_table(source: str | os.PathLike[str] | BinaryIO | CaptureReader,
+                  ports: Iterable[int] | None = None, **kwargs: object) -> pa.Table:
     """:func:`dissect` collected into one ``pyarrow.Table`` (small captures, tests)."""
     import pyarrow as pa
 

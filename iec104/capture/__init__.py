@@ -3,7 +3,7 @@
 * :mod:`.reader` -- pcap/pcapng records (:class:`~.reader.CaptureReader`, :class:`~.reader.Packet`);
   :mod:`.errors` -- ``CaptureError``, ``CaptureWarning``
 * :mod:`.packet` -- link/IP/TCP header decoding (:func:`~.packet.decode_tcp`)
-* :mod:`.reassembly` -- per-connection TCP reassembly into StreamStart/Data/Gap/Fallback/
+* :mod:`.reassembly` -- per-connection TCP reassembly into StreamStart/StreamData/Gap/Fallback/
   StreamEnd events (:class:`~.reassembly.Reassembler`, :func:`~.reassembly.stream_events`)
 * :mod:`.heuristic` -- "do these bytes look like IEC 104 APDUs?" (the codec's APCI rules)
 

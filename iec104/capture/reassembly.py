@@ -19,8 +19,8 @@ reassembled tentatively and accepted if the first bytes of a direction frame as 
 decision. Streams that carried data and were not selected are counted per server port in
 :attr:`Reassembler.undecoded`, so a caller can say why an answer is empty.
 
-*Directions.* Direction 0 goes from the connection's client (``Connection.src``) to its server
-(``Connection.dst``), direction 1 back. The client is the sender of the SYN; without a SYN, the
+*Directions.* Direction 0 goes from the connection's client (``TcpConnection.src``) to its server
+(``TcpConnection.dst``), direction 1 back. The client is the sender of the SYN; without a SYN, the
 side that is not on a selected port; otherwise the side with the higher port number; otherwise
 the sender of the first segment.
 
@@ -41,10 +41,10 @@ with *different* bytes ``fallback_after`` times (default 1), the direction switc
 mode: a :class:`Fallback` event is emitted and from then on each segment's payload is delivered
 as it is, in capture order. ``DirectionStats.fallback_segments`` counts them.
 
-*Attribution.* Every :class:`Data` event holds bytes of exactly one segment and carries that
+*Attribution.* Every :class:`StreamData` event holds bytes of exactly one segment and carries that
 segment's frame number and timestamp, so the next layer can attribute each APDU to the frame that
-carried its last byte (as Wireshark does for reassembled PDUs). ``Data.offset`` is the number of
-bytes delivered earlier in the same direction (gaps do not advance it).
+carried its last byte (as Wireshark does for reassembled PDUs). ``StreamData.offset`` is the
+number of bytes delivered earlier in the same direction (gaps do not advance it).
 """
 
 from __future__ import annotations
@@ -65,15 +65,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IEC104_PORT",
-    "Connection",
-    "Data",
     "DirectionStats",
-    "Event",
     "Fallback",
     "Gap",
     "Reassembler",
+    "StreamData",
     "StreamEnd",
+    "StreamEvent",
     "StreamStart",
+    "TcpConnection",
     "stream_events",
 ]
 
@@ -86,7 +86,7 @@ _HISTORY = 1 << 16  # delivered bytes kept per direction to judge retransmission
 
 
 @dataclass(frozen=True, slots=True)
-class Connection:
+class TcpConnection:
     """Who talks to whom in one stream (direction 0 is ``src:sport -> dst:dport``)."""
 
     stream: int
@@ -113,16 +113,17 @@ class StreamStart:
     stream: int
     frame: int
     time_ns: int | None
-    connection: Connection
+    connection: TcpConnection
 
 
 @dataclass(frozen=True, slots=True)
-class Data:
+class StreamData:
     """Contiguous bytes of one direction, all from the segment in ``frame``."""
 
     stream: int
     direction: int
-    """0 = client to server (``Connection.src`` -> ``Connection.dst``), 1 = server to client."""
+    """0 = client to server (``TcpConnection.src`` -> ``TcpConnection.dst``), 1 = server to
+    client."""
     frame: int
     time_ns: int | None
     offset: int
@@ -140,7 +141,8 @@ class Gap:
     """The first frame after the hole (or the frame where the loss was detected)."""
     time_ns: int | None
     offset: int
-    """Value of ``Data.offset`` at the hole (the next Data event has the same offset)."""
+    """Value of ``StreamData.offset`` at the hole (the next StreamData event has the same
+    offset)."""
     seq: int | None
     """Raw TCP sequence number of the first missing byte (``None`` if unknown)."""
     missing: int | None
@@ -171,7 +173,7 @@ class StreamEnd:
     ``"end"`` (end of input)."""
 
 
-Event = StreamStart | Data | Gap | Fallback | StreamEnd
+StreamEvent = StreamStart | StreamData | Gap | Fallback | StreamEnd
 
 
 @dataclass(slots=True)
@@ -181,7 +183,7 @@ class DirectionStats:
     segments: int = 0
     """Segments with payload seen."""
     bytes: int = 0
-    """Bytes delivered in Data events."""
+    """Bytes delivered in StreamData events."""
     retransmissions: int = 0
     """Segments dropped because every byte had been delivered already."""
     overlaps: int = 0
@@ -277,13 +279,13 @@ class _Conn:
         self.fin = [False, False]
         self.rst = False
         self.finished = False
-        self.held: list[Event] | None = None
+        self.held: list[StreamEvent] | None = None
         self.last_frame = 0
         self.last_time: int | None = 0
-        self.info: Connection | None = None
+        self.info: TcpConnection | None = None
 
 
-_NO_EVENTS: list[Event] = []
+_NO_EVENTS: list[StreamEvent] = []
 
 
 class Reassembler:
@@ -301,7 +303,7 @@ class Reassembler:
             bytes) after which a direction switches to per-segment delivery; ``0`` disables it.
 
     Attributes:
-        connections: stream number -> :class:`Connection`, for the selected streams.
+        connections: stream number -> :class:`TcpConnection`, for the selected streams.
         stats: stream number -> ``(client->server, server->client)`` :class:`DirectionStats`.
         streams: number of TCP streams seen so far (selected or not).
         undecoded: server port -> number of streams that carried data but were not decoded
@@ -322,18 +324,18 @@ class Reassembler:
         self.max_pending_segments = max_pending_segments
         self.max_pending_bytes = max_pending_bytes
         self.fallback_after = fallback_after
-        self.connections: dict[int, Connection] = {}
+        self.connections: dict[int, TcpConnection] = {}
         self.stats: dict[int, tuple[DirectionStats, DirectionStats]] = {}
         self.streams = 0
         self.undecoded: Counter[int] = Counter()
         # directional 4-tuple -> (connection, direction of a segment with that 4-tuple)
         self._table: dict[tuple[bytes, int, bytes, int], tuple[_Conn, int]] = {}
         self._open: dict[int, _Conn] = {}  # selected/pending streams not finished yet
-        self._out: list[Event] = []
+        self._out: list[StreamEvent] = []
 
     # -- public API -----------------------------------------------------------------------------
 
-    def feed(self, seg: TcpSegment) -> list[Event]:
+    def feed(self, seg: TcpSegment) -> list[StreamEvent]:
         """Process one segment (in capture order); return the events it completes."""
         key = (seg.src, seg.sport, seg.dst, seg.dport)
         entry = self._table.get(key)
@@ -381,14 +383,14 @@ class Reassembler:
             return out
         return _NO_EVENTS
 
-    def _flush(self) -> list[Event]:
+    def _flush(self) -> list[StreamEvent]:
         if self._out:
             out = self._out
             self._out = []
             return out
         return _NO_EVENTS
 
-    def close(self) -> list[Event]:
+    def close(self) -> list[StreamEvent]:
         """Flush all open streams (end of input): pending data, trailing gaps, StreamEnd."""
         for conn in list(self._open.values()):
             if conn.selected == 2:
@@ -450,7 +452,7 @@ class Reassembler:
             src, sport, dst, dport = seg.src, seg.sport, seg.dst, seg.dport
         else:
             src, sport, dst, dport = seg.dst, seg.dport, seg.src, seg.sport
-        conn.info = Connection(stream, format_ip(src), sport, format_ip(dst), dport, seg.frame,
+        conn.info = TcpConnection(stream, format_ip(src), sport, format_ip(dst), dport, seg.frame,
                                seg.time_ns, bool(flags & SYN), how)
         stats = (DirectionStats(), DirectionStats())
         conn.halves = (_Half(stats[0]), _Half(stats[1]))
@@ -469,7 +471,7 @@ class Reassembler:
         conn.counted = True
         self.undecoded[seg.dport if d == 0 else seg.sport] += 1
 
-    def _emit(self, conn: _Conn, event: Event) -> None:
+    def _emit(self, conn: _Conn, event: StreamEvent) -> None:
         if conn.held is not None:
             conn.held.append(event)
         else:
@@ -682,7 +684,7 @@ class Reassembler:
         n = len(payload)
         if n:
             data = bytes(payload)  # no copy for bytes; accepts any buffer
-            event = Data(conn.stream, d, frame, time_ns, h.offset, data)
+            event = StreamData(conn.stream, d, frame, time_ns, h.offset, data)
             if conn.held is None:  # self._emit(conn, event), inline (once per segment)
                 self._out.append(event)
             else:
@@ -731,7 +733,7 @@ class Reassembler:
             return
         h.stats.fallback_segments += 1
         data = bytes(payload)
-        self._emit(conn, Data(conn.stream, d, frame, time_ns, h.offset, data))
+        self._emit(conn, StreamData(conn.stream, d, frame, time_ns, h.offset, data))
         h.offset += n
         h.stats.bytes += n
         if h.probe is not None and len(h.probe) < 512:
@@ -747,7 +749,7 @@ def stream_events(
     *,
     heuristic: bool = True,
     reassembler: Reassembler | None = None,
-) -> Iterator[Event]:
+) -> Iterator[StreamEvent]:
     """Read a capture file and yield the reassembly events of its IEC 104 streams.
 
     Args:

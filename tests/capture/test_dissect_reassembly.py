@@ -18,14 +18,14 @@ from scapy.utils import wrpcap
 
 from iec104.capture.packet import ACK, PSH, TcpSegment
 from iec104.capture.reassembly import (
-    Connection,
-    Data,
-    Event,
     Fallback,
     Gap,
     Reassembler,
+    StreamData,
     StreamEnd,
+    StreamEvent,
     StreamStart,
+    TcpConnection,
     stream_events,
 )
 from tests.support.tshark import ensure_tshark
@@ -113,21 +113,21 @@ def write(path: Path, packets: list[ScapyPacket], snaplen: int | None = None) ->
     return path
 
 
-def run(path: Path, **kw: object) -> tuple[list[Event], Reassembler]:
+def run(path: Path, **kw: object) -> tuple[list[StreamEvent], Reassembler]:
     r = Reassembler(**kw)  # type: ignore[arg-type]
     return list(stream_events(path, reassembler=r)), r
 
 
-def joined(events: list[Event]) -> dict[tuple[int, int], bytes]:
+def joined(events: list[StreamEvent]) -> dict[tuple[int, int], bytes]:
     out: dict[tuple[int, int], bytearray] = defaultdict(bytearray)
     for ev in events:
-        if isinstance(ev, Data):
+        if isinstance(ev, StreamData):
             assert ev.offset == len(out[ev.stream, ev.direction])
             out[ev.stream, ev.direction] += ev.data
     return {k: bytes(v) for k, v in out.items()}
 
 
-def of(events: list[Event], kind: type) -> list:
+def of(events: list[StreamEvent], kind: type) -> list:
     return [e for e in events if isinstance(e, kind)]
 
 
@@ -141,11 +141,11 @@ def test_simple_conversation_and_metadata(tmp_path: Path) -> None:
     events, r = run(write(tmp_path / "a.pcap", c.packets))
     assert isinstance(events[0], StreamStart) and isinstance(events[-1], StreamEnd)
     conn = events[0].connection
-    assert conn == Connection(0, "10.0.0.1", 50000, "10.0.0.2", 2404, 1,
+    assert conn == TcpConnection(0, "10.0.0.1", 50000, "10.0.0.2", 2404, 1,
                               1_700_000_000 * 10**9, True, "port")
     assert r.connections == {0: conn}
     assert joined(events) == {(0, 0): STARTDT_ACT, (0, 1): STARTDT_CON}
-    data = of(events, Data)
+    data = of(events, StreamData)
     assert [(d.frame, d.direction) for d in data] == [(4, 0), (6, 1)]
     assert data[0].time_ns == 1_700_000_000 * 10**9 + 30_000_000
     assert events[-1].reason == "closed"
@@ -160,7 +160,7 @@ def test_apdu_split_over_many_segments_keeps_each_segments_frame(tmp_path: Path)
     c.emit([c.seg(0, msg[i:i + 3]) for i in range(0, len(msg), 3)])
     events, _ = run(write(tmp_path / "split.pcap", c.packets))
     assert joined(events)[0, 0] == msg
-    data = of(events, Data)
+    data = of(events, StreamData)
     assert [d.frame for d in data] == list(range(4, 4 + len(data)))
     assert all(len(d.data) <= 3 for d in data)
 
@@ -170,7 +170,7 @@ def test_many_apdus_in_one_segment(tmp_path: Path) -> None:
     msg = STARTDT_ACT + b"".join(i_frame(n) for n in range(12)) + S_FRAME
     c.emit(c.handshake(), c.seg(1, msg))
     events, _ = run(write(tmp_path / "many.pcap", c.packets))
-    (d,) = of(events, Data)
+    (d,) = of(events, StreamData)
     assert d.data == msg and d.frame == 4 and d.direction == 1
 
 
@@ -202,7 +202,7 @@ def test_retransmissions_are_delivered_once(tmp_path: Path) -> None:
     c.emit(a, a.copy(), b, a.copy(), b.copy(), c.ack(1))
     events, r = run(write(tmp_path / "retrans.pcap", c.packets))
     assert joined(events)[0, 0] == i_frame(1) + i_frame(2)
-    assert [d.frame for d in of(events, Data)] == [4, 6]
+    assert [d.frame for d in of(events, StreamData)] == [4, 6]
     assert r.stats[0][0].retransmissions == 3
     assert not of(events, Fallback)
 
@@ -215,7 +215,7 @@ def test_overlapping_segments_count_bytes_once(tmp_path: Path) -> None:
            c.at(0, 0, msg[:64]))
     events, r = run(write(tmp_path / "overlap.pcap", c.packets))
     assert joined(events)[0, 0] == msg
-    data = of(events, Data)
+    data = of(events, StreamData)
     assert [(d.frame, d.offset, len(d.data)) for d in data] == [(4, 0, 20), (5, 20, 20),
                                                                 (6, 40, 24)]
     assert r.stats[0][0].overlaps == 2 and r.stats[0][0].retransmissions == 1
@@ -229,7 +229,7 @@ def test_out_of_order_segments_are_reordered(tmp_path: Path) -> None:
     events, r = run(write(tmp_path / "ooo.pcap", c.packets))
     assert joined(events)[0, 0] == b"".join(i_frame(n) for n in range(1, 5))
     # bytes keep the frame of the segment that carried them
-    assert [d.frame for d in of(events, Data)] == [4, 7, 5, 6]
+    assert [d.frame for d in of(events, StreamData)] == [4, 7, 5, 6]
     assert r.stats[0][0].out_of_order == 2
     assert not of(events, Gap)
 
@@ -254,8 +254,8 @@ def test_gap_acknowledged_by_the_peer_is_reported_at_once(tmp_path: Path) -> Non
     s1, lost, s3 = c.seg(1, i_frame(1)), c.seg(1, i_frame(2)), c.seg(1, i_frame(3))
     c.emit(s1, s3, c.ack(0), c.seg(1, i_frame(4)))
     events, r = run(write(tmp_path / "gap.pcap", c.packets))
-    body = [e for e in events if isinstance(e, (Data, Gap))]
-    assert [type(e).__name__ for e in body] == ["Data", "Gap", "Data", "Data"]
+    body = [e for e in events if isinstance(e, (StreamData, Gap))]
+    assert [type(e).__name__ for e in body] == ["StreamData", "Gap", "StreamData", "StreamData"]
     gap = body[1]
     assert (gap.stream, gap.direction, gap.frame, gap.offset, gap.missing) == (0, 1, 5, 16, 16)
     assert gap.seq == lost[TCP].seq
@@ -270,12 +270,12 @@ def test_gap_without_acks_is_declared_when_the_budget_is_exceeded(tmp_path: Path
     c.seg(0, b"x" * 100)  # lost
     c.emit([c.seg(0, i_frame(n)) for n in range(1, 8)])
     events, _ = run(write(tmp_path / "budget.pcap", c.packets), max_pending_segments=4)
-    kinds = [type(e).__name__ for e in events if isinstance(e, (Data, Gap))]
-    assert kinds == ["Data", "Gap"] + ["Data"] * 7
+    kinds = [type(e).__name__ for e in events if isinstance(e, (StreamData, Gap))]
+    assert kinds == ["StreamData", "Gap"] + ["StreamData"] * 7
     gap = of(events, Gap)[0]
     assert gap.missing == 100 and gap.frame == 5  # the first frame after the hole
     # the gap came out while frame 9 was read: before the later segments' data
-    assert of(events, Data)[1].frame == 5
+    assert of(events, StreamData)[1].frame == 5
 
 
 def test_gap_is_declared_at_the_end_of_the_capture(tmp_path: Path) -> None:
@@ -284,7 +284,7 @@ def test_gap_is_declared_at_the_end_of_the_capture(tmp_path: Path) -> None:
     c.seg(0, i_frame(1))  # lost
     c.emit(c.seg(0, i_frame(2)))
     events, _ = run(write(tmp_path / "eof.pcap", c.packets))
-    assert [type(e).__name__ for e in events] == ["StreamStart", "Data", "Gap", "Data",
+    assert [type(e).__name__ for e in events] == ["StreamStart", "StreamData", "Gap", "StreamData",
                                                   "StreamEnd"]
     assert events[-1].reason == "end"
 
@@ -305,8 +305,8 @@ def test_snapshot_length_cut_segment_gives_data_and_gap(tmp_path: Path) -> None:
     big = b"".join(i_frame(n) for n in range(10))  # 160 bytes
     c.emit(c.handshake(), c.seg(0, big), c.seg(0, i_frame(10)))
     events, _ = run(write(tmp_path / "snap.pcap", c.packets, snaplen=100))
-    body = [e for e in events if isinstance(e, (Data, Gap))]
-    assert [type(e).__name__ for e in body] == ["Data", "Gap", "Data"]
+    body = [e for e in events if isinstance(e, (StreamData, Gap))]
+    assert [type(e).__name__ for e in body] == ["StreamData", "Gap", "StreamData"]
     assert body[0].data == big[:46] and body[1].missing == 160 - 46
     assert body[2].data == i_frame(10) and body[2].offset == 46
 
@@ -359,7 +359,7 @@ def test_stream_numbers_count_every_tcp_connection_and_port_reuse(tmp_path: Path
                           "-e", "tcp.len", "-Y", "tcp.len > 0"],
                          capture_output=True, text=True, check=True).stdout
     theirs = [tuple(map(int, line.split("\t"))) for line in out.splitlines()]
-    ours = [(d.stream, len(d.data)) for d in of(events, Data)]
+    ours = [(d.stream, len(d.data)) for d in of(events, StreamData)]
     assert [t for t in theirs if t[0] != 0] == ours
 
 
@@ -393,7 +393,7 @@ def test_heuristic_accepts_iec104_on_an_unknown_port(tmp_path: Path) -> None:
     # the events held back while undecided come out complete and in order
     assert isinstance(events[0], StreamStart) and events[0].frame == 4
     assert joined(events) == {(1, 0): STARTDT_ACT, (1, 1): STARTDT_CON + i_frame(0)}
-    assert [d.frame for d in of(events, Data)] == [8, 9, 10, 11]
+    assert [d.frame for d in of(events, StreamData)] == [8, 9, 10, 11]
     assert dict(r.undecoded) == {8080: 1}
     # without the heuristic nothing is selected
     events, r = run(path, ports=(), heuristic=False)
@@ -421,7 +421,7 @@ def test_constant_sequence_numbers_fall_back_to_per_segment_delivery(tmp_path: P
     assert (fb.stream, fb.direction, fb.frame) == (0, 0, 2)
     stats = r.stats[0][0]
     assert stats.fallback and stats.fallback_segments == len(msgs) - 1
-    assert [d.frame for d in of(events, Data)] == list(range(1, len(msgs) + 1))
+    assert [d.frame for d in of(events, StreamData)] == list(range(1, len(msgs) + 1))
 
 
 def test_fallback_can_be_disabled(tmp_path: Path) -> None:
@@ -446,12 +446,12 @@ def seg(frame: int, seq: int, payload: bytes, flags: int = PSH | ACK, ack: int =
 
 def test_feed_and_close_without_files() -> None:
     r = Reassembler()
-    out: list[Event] = []
+    out: list[StreamEvent] = []
     for i in range(100):
         out += r.feed(seg(i + 1, 10 + i * 6, STARTDT_ACT))
     out += r.close()
     assert joined(out) == {(0, 0): STARTDT_ACT * 100}
-    assert [e.frame for e in of(out, Data)] == list(range(1, 101))
+    assert [e.frame for e in of(out, StreamData)] == list(range(1, 101))
     assert r.close() == []
 
 

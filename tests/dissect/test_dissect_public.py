@@ -15,7 +15,7 @@ import pytest
 
 from iec104.capture.packet import decode_tcp
 from iec104.capture.reader import CaptureReader
-from iec104.capture.reassembly import Data, Fallback, Gap, Reassembler, stream_events
+from iec104.capture.reassembly import Fallback, Gap, Reassembler, StreamData, stream_events
 from tests.conftest import public_capture, public_capture_names
 from tests.support.tshark import TSHARK_NO_SEQ_ANALYSIS, ensure_tshark
 
@@ -39,7 +39,7 @@ def our_bytes(path: Path) -> tuple[Counter, Reassembler, list]:
     events = list(stream_events(path, reassembler=r))
     got: Counter = Counter()
     for ev in events:
-        if isinstance(ev, Data):
+        if isinstance(ev, StreamData):
             c = r.connections[ev.stream]
             src = (c.src, c.sport) if ev.direction == 0 else (c.dst, c.dport)
             got[ev.stream, src] += len(ev.data)
@@ -102,7 +102,7 @@ def test_reading_is_the_same_through_decode_tcp(name: str) -> None:
 
 def test_heinrihs_broken_sequence_numbers_fall_back() -> None:
     _, r, events = our_bytes(public_capture(HEINRIHS))
-    data = [e for e in events if isinstance(e, Data)]
+    data = [e for e in events if isinstance(e, StreamData)]
     assert len(data) == 3422  # one per frame, none dropped as a "retransmission"
     assert [d.frame for d in data] == list(range(1, 3423))
     (fb,) = [e for e in events if isinstance(e, Fallback)]
@@ -123,4 +123,4 @@ def test_loopback_capture_with_windows_style_addresses() -> None:
     _, r, events = our_bytes(public_capture("iti_090813-diverse-hydro-commands.pcap"))
     (conn,) = r.connections.values()
     assert conn.src == conn.dst == "10.0.0.10" and conn.dport == 2404 and conn.sport == 1075
-    assert {e.direction for e in events if isinstance(e, Data)} == {0, 1}
+    assert {e.direction for e in events if isinstance(e, StreamData)} == {0, 1}
