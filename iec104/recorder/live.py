@@ -3,10 +3,12 @@
 Theory of operation
 -------------------
 ``dumpcap`` (Wireshark's capture engine: kernel BPF filter, ring buffer, no dissection)
-captures the interface and writes pcapng to a pipe. A thread reads the pipe and cuts it
-into blocks with :class:`PcapngStream` (incremental: a block is handled as soon as its last
-byte arrives). Each packet block goes through the dissector's path, exactly as a capture
-file would: :func:`~iec104.capture.packet.decode_tcp`, the
+captures the interface and writes pcapng to a pipe. A thread reads the pipe and feeds it to
+:class:`~iec104.capture.reader.CaptureParser`, the same sans-IO parser that reads capture
+files (a block is handled as soon as its last byte arrives; frames are numbered, snapshot
+lengths honoured and damage reported as for a file). Each packet goes through the
+dissector's path, exactly as a capture file would:
+:func:`~iec104.capture.packet.tcp_segments`, the
 :class:`~iec104.capture.reassembly.Reassembler` and the
 :class:`~iec104.dissector.StreamDecoder` (so rows, gaps and fallbacks are exactly
 those of ``iec104 convert``), into the same :class:`~iec104.recorder.logwriter.LogWriter` as
@@ -34,15 +36,15 @@ import os
 import selectors
 import shutil
 import signal
-import struct
 import subprocess
 import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NamedTuple, Self
+from typing import IO, TYPE_CHECKING, Any, Self
 
-from ..capture.packet import decode_tcp
+from ..capture.packet import tcp_segments
+from ..capture.reader import NEED_DATA, CaptureParser, Packet
 from ..capture.reassembly import IEC104_PORT, Reassembler
 from ..codec import DEFAULT_PROFILE, Iec104Error, Profile
 from ..dissector import StreamDecoder
@@ -51,159 +53,15 @@ from .logwriter import LogWriter
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["LiveCapture", "LiveCaptureError", "LivePacket", "PcapngStream", "find_dumpcap"]
+__all__ = ["LiveCapture", "LiveCaptureError", "find_dumpcap"]
 
 log = logging.getLogger(__name__)
 
-_SHB = 0x0A0D0D0A
-_IDB = 1
-_PB = 2  # obsolete Packet Block
-_SPB = 3
-_ISB = 5
-_EPB = 6
-_BOM = 0x1A2B3C4D
-
+# pcapng Section Header and Interface Description Blocks, either byte order
+_HEADER_BLOCK_TYPES = frozenset((b"\x0a\x0d\x0d\x0a", b"\x01\x00\x00\x00", b"\x00\x00\x00\x01"))
 
 class LiveCaptureError(Iec104Error, RuntimeError):
     """dumpcap could not start, or the capture failed (the message says why)."""
-
-
-class LivePacket(NamedTuple):
-    """One captured packet."""
-
-    frame: int
-    """1-based packet number in this capture."""
-    time_ns: int
-    """Capture time, ns since the Unix epoch (UTC); 0 for pcapng Simple Packet Blocks."""
-    linktype: int
-    data: bytes
-
-
-class _Iface(NamedTuple):
-    linktype: int
-    mul: int
-    div: int
-    offset_ns: int
-
-
-class PcapngStream:
-    """Incremental pcapng parser (sans-IO): bytes in, packets and whole blocks out.
-
-    :meth:`feed` returns the packets completed by the new bytes; :attr:`header` holds the
-    section header and interface description blocks seen so far (to start a new file).
-    Raises ``ValueError`` on input that is not pcapng.
-    """
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self._order = "<"
-        self._ifaces: list[_Iface] = []
-        self.header = bytearray()
-        """SHB and IDB blocks of the current section, as received."""
-        self.frames = 0
-        self.if_drops: dict[int, int] = {}
-        """Interface id -> packets dropped by the interface/kernel (from statistics blocks)."""
-        self.blocks: list[bytes] = []
-        """Whole blocks completed by the last :meth:`feed` (for copying to a file)."""
-
-    def feed(self, data: bytes) -> list[LivePacket]:
-        buf = self._buf
-        buf += data
-        out: list[LivePacket] = []
-        blocks: list[bytes] = []
-        pos = 0
-        while len(buf) - pos >= 12:
-            btype = struct.unpack_from(self._order + "I", buf, pos)[0]
-            if btype == _SHB:
-                bom = buf[pos + 8: pos + 12]
-                if bom == b"\x4d\x3c\x2b\x1a":
-                    self._order = "<"
-                elif bom == b"\x1a\x2b\x3c\x4d":
-                    self._order = ">"
-                else:
-                    raise ValueError("pcapng section header with a bad byte-order magic")
-            elif not self.blocks and pos == 0 and self.frames == 0 and not self.header:
-                raise ValueError("not a pcapng stream (no section header block first)")
-            blen = struct.unpack_from(self._order + "I", buf, pos + 4)[0]
-            if blen < 12 or blen % 4:
-                raise ValueError(f"pcapng block length {blen} is invalid")
-            if len(buf) - pos < blen:
-                break
-            block = bytes(buf[pos: pos + blen])
-            pos += blen
-            blocks.append(block)
-            pkt = self._block(btype, block)
-            if pkt is not None:
-                out.append(pkt)
-        del buf[:pos]
-        self.blocks = blocks
-        return out
-
-    def _block(self, btype: int, block: bytes) -> LivePacket | None:
-        o = self._order
-        if btype == _EPB or btype == _PB:
-            if btype == _EPB:
-                iface_id, hi, lo, caplen = struct.unpack_from(o + "IIII", block, 8)
-            else:
-                iface_id, _drops, hi, lo, caplen = struct.unpack_from(o + "HHIII", block, 8)
-            data = block[28: 28 + caplen]
-            self.frames += 1
-            if iface_id >= len(self._ifaces):
-                return None
-            iface = self._ifaces[iface_id]
-            ts = (hi << 32) | lo
-            return LivePacket(self.frames, ts * iface.mul // iface.div + iface.offset_ns,
-                              iface.linktype, data)
-        if btype == _SPB:
-            self.frames += 1
-            if not self._ifaces:
-                return None
-            origlen = struct.unpack_from(o + "I", block, 8)[0]
-            return LivePacket(self.frames, 0, self._ifaces[0].linktype,
-                              block[12: 12 + min(origlen, len(block) - 16)])
-        if btype == _SHB:
-            self._ifaces = []
-            self.header = bytearray(block)
-        elif btype == _IDB:
-            self._ifaces.append(self._parse_idb(block))
-            self.header += block
-        elif btype == _ISB:
-            self._parse_isb(block)
-        return None
-
-    def _options(self, block: bytes, start: int) -> Iterable[tuple[int, bytes]]:
-        o = self._order
-        pos = start
-        end = len(block) - 4
-        while pos + 4 <= end:
-            code, length = struct.unpack_from(o + "HH", block, pos)
-            if code == 0:
-                return
-            yield code, block[pos + 4: pos + 4 + length]
-            pos += 4 + (length + 3) // 4 * 4
-
-    def _parse_idb(self, block: bytes) -> _Iface:
-        o = self._order
-        linktype = struct.unpack_from(o + "H", block, 8)[0]
-        mul, div, offset_ns = 1000, 1, 0  # default resolution: microseconds
-        for code, value in self._options(block, 16):
-            if code == 9 and value:
-                res = value[0]
-                if res & 0x80:
-                    mul, div = 10**9, 1 << (res & 0x7F)
-                else:
-                    exp = res & 0x7F
-                    mul, div = (10 ** (9 - exp), 1) if exp <= 9 else (1, 10 ** (exp - 9))
-            elif code == 14 and len(value) == 8:
-                offset_ns = struct.unpack(o + "q", value)[0] * 10**9
-        return _Iface(linktype, mul, div, offset_ns)
-
-    def _parse_isb(self, block: bytes) -> None:
-        o = self._order
-        iface_id = struct.unpack_from(o + "I", block, 8)[0]
-        for code, value in self._options(block, 20):
-            if code == 5 and len(value) == 8:  # isb_ifdrop
-                self.if_drops[iface_id] = struct.unpack(o + "Q", value)[0]
 
 
 def _load_prctl() -> Any:
@@ -252,10 +110,9 @@ class _PcapngFiles:
         self._count = 0
         self._run = os.urandom(3).hex()
 
-    def write(self, stream: PcapngStream, blocks: list[bytes]) -> None:
+    def write(self, stream: CaptureParser, blocks: list[bytes]) -> None:
         for block in blocks:
-            btype = struct.unpack_from("<I", block)[0]
-            if btype == _SHB or btype == _IDB:  # replayed from stream.header on open
+            if block[:4] in _HEADER_BLOCK_TYPES:  # replayed from stream.header on open
                 if self._f is not None:
                     self._f.write(block)
                 continue
@@ -269,7 +126,7 @@ class _PcapngFiles:
                     or time.monotonic() - self._opened >= self.max_seconds):
                 self.close()
 
-    def _open(self, stream: PcapngStream) -> None:
+    def _open(self, stream: CaptureParser) -> None:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         path = self.directory / f"{self.prefix}-{stamp}-{self._run}-{self._count:05d}.pcapng"
         self._count += 1
@@ -336,7 +193,7 @@ class LiveCapture:
         self._decoder: StreamDecoder | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._thread: threading.Thread | None = None
-        self._stream = PcapngStream()
+        self._stream = CaptureParser("dumpcap", keep_blocks=pcapng_dir is not None)
         self._pcapng: _PcapngFiles | None = None
         self._stderr: list[str] = []
         self._error: BaseException | None = None
@@ -509,18 +366,16 @@ class LiveCapture:
                     data = os.read(fd, 1 << 20)
                     if not data:
                         break
-                    packets = stream.feed(data)
-                    if stream.header and not self._ready.is_set():
-                        self._ready.set()
-                    if self._pcapng is not None and stream.blocks:
-                        self._pcapng.write(stream, stream.blocks)
-                    for pkt in packets:
-                        self._packet(pkt)
+                    stream.feed(data)
+                    self._parse(stream)
                 writer.maybe_flush()
                 if self._flush_wanted:
                     self._flush_wanted = False
                     writer.flush()
                     self._flush_request.set()
+            stream.end()
+            if stream.started:  # (a dumpcap that wrote nothing failed: start() says why)
+                self._parse(stream)
             assert self._decoder is not None
             for event in self.reassembler.close():
                 self._decoder.handle(event)
@@ -533,18 +388,28 @@ class LiveCapture:
                 proc.terminate()
         finally:
             sel.close()
-            if stream.header:
+            if stream.frames or stream.header:
                 self._ready.set()
             self._flush_request.set()
 
-    def _packet(self, pkt: LivePacket) -> None:
-        self.packets += 1
-        seg = decode_tcp(pkt.frame, pkt.time_ns, pkt.linktype, pkt.data)
-        if seg is None:
+    def _parse(self, stream: CaptureParser) -> None:
+        """Decode what the bytes fed so far complete (and copy their blocks)."""
+        if not stream.parse_header():  # CaptureError: dumpcap wrote no capture
             return
-        self.segments += 1
-        events = self.reassembler.feed(seg)
-        if events:
-            handle = self._decoder.handle  # type: ignore[union-attr]
-            for event in events:
+        self._ready.set()
+        packets: list[Packet] = []
+        for item in stream.packets():
+            if item is NEED_DATA:
+                break
+            packets.append(item)  # type: ignore[arg-type]
+        if self._pcapng is not None and stream.blocks:
+            self._pcapng.write(stream, stream.take_blocks())
+        self.packets += len(packets)
+        handle = self._decoder.handle  # type: ignore[union-attr]
+        feed = self.reassembler.feed
+        for seg in tcp_segments(packets):
+            self.segments += 1
+            for event in feed(seg):
                 handle(event)
+        if stream.problem is not None:
+            raise LiveCaptureError(f"dumpcap's output: {stream.problem}")

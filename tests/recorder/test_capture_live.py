@@ -25,9 +25,10 @@ import pyarrow.parquet as pq
 import pytest
 
 import iec104
+from iec104.capture.errors import CaptureError
+from iec104.capture.reader import NEED_DATA, CaptureParser, CaptureReader
 from iec104.codec import TypeId
 from iec104.recorder import LiveCapture, Proxy
-from iec104.recorder.live import PcapngStream
 from iec104.records.schema import SCHEMA
 from tests.conftest import REPO_ROOT, find_unused_tcp_port, in_ci
 from tests.support import HOST
@@ -173,8 +174,9 @@ def test_capture_cli_with_pcapng_and_sigterm(tmp_path: Path) -> None:
     assert (df["type_id"] == TypeId.M_ME_NC_1).sum() == 500
     pcapngs = list((out / "_pcapng").glob("*.pcapng"))
     assert len(pcapngs) == int(m.group(3)) == 1
-    stream = PcapngStream()
-    packets = stream.feed(pcapngs[0].read_bytes())
+    with CaptureReader(pcapngs[0]) as reader:
+        packets = list(reader)
+    assert reader.problem is None
     assert len(packets) >= int(df["frame"].max())  # the frames the rows point at are there
 
 
@@ -186,7 +188,9 @@ def test_capture_on_a_missing_interface_fails_clearly(tmp_path: Path) -> None:
     assert res.stderr.startswith("iec104: dumpcap failed")
 
 
-def test_pcapng_stream_parses_incrementally_and_rejects_other_input() -> None:
+def test_the_capture_parser_parses_a_pipe_byte_by_byte_and_rejects_other_input() -> None:
+    """Live capture's parser is the file reader's: fed one byte at a time it yields what a
+    file yields, keeps the header blocks for new files, and refuses what is no capture."""
     shb = (b"\x0a\x0d\x0d\x0a" + (28).to_bytes(4, "little") + b"\x4d\x3c\x2b\x1a"
            + b"\x01\x00\x00\x00" + b"\xff" * 8 + (28).to_bytes(4, "little"))
     idb = (b"\x01\x00\x00\x00" + (32).to_bytes(4, "little") + b"\x01\x00\x00\x00"
@@ -197,15 +201,25 @@ def test_pcapng_stream_parses_incrementally_and_rejects_other_input() -> None:
            + (1).to_bytes(4, "little") + (2).to_bytes(4, "little")
            + (5).to_bytes(4, "little") * 2 + payload + b"\x00" * 3 + (40).to_bytes(4, "little"))
     data = shb + idb + epb + epb
-    s = PcapngStream()
+    s = CaptureParser("pipe", keep_blocks=True)
     packets = []
     for b in data:
-        packets += s.feed(bytes([b]))
+        s.feed(bytes([b]))
+        if s.parse_header():
+            for item in s.packets():
+                if item is NEED_DATA:
+                    break
+                packets.append(item)
     assert [(p.frame, p.time_ns, p.linktype, p.data) for p in packets] == [
         (1, (1 << 32) + 2, 1, payload), (2, (1 << 32) + 2, 1, payload)]
     assert bytes(s.header) == shb + idb
-    with pytest.raises(ValueError):
-        PcapngStream().feed(b"\xd4\xc3\xb2\xa1" + b"\x00" * 20)  # classic pcap
+    assert s.take_blocks() == [shb, idb, epb, epb] and s.blocks == []
+    s.end()
+    assert next(s.packets(), None) is None and s.problem is None
+    other = CaptureParser("pipe")
+    other.feed(b"\x00\x01\x02\x03" + b"\x00" * 20)  # neither pcap nor pcapng
+    with pytest.raises(CaptureError, match="not a pcap or pcapng capture"):
+        other.parse_header()
 
 
 def logged_rows(directory: Path, type_id: TypeId) -> int:
