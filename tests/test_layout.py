@@ -102,15 +102,20 @@ def test_the_layering_check_sees_a_violation() -> None:
     assert {("analyzer", lines - 1), ("cli", lines)} <= stages
 
 
+def _run_python(code: str) -> None:
+    """Run ``code`` in a fresh interpreter (nothing imported yet); it must succeed."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_codec_import_is_light() -> None:
     """``import iec104.codec`` loads neither asyncio (the driver) nor pyarrow (also in every
     ``--jobs`` worker process)."""
     code = ("import sys, iec104.codec\n"
             "heavy = [m for m in ('asyncio', 'pyarrow', 'iec104.driver') if m in sys.modules]\n"
             "assert not heavy, heavy\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=False, cwd=REPO_ROOT)
-    assert proc.returncode == 0, proc.stderr
+    _run_python(code)
 
 
 def test_package_faces_are_lazy() -> None:
@@ -121,9 +126,7 @@ def test_package_faces_are_lazy() -> None:
             "assert iec104.load.__module__ == 'iec104.records.reader'\n"
             "assert iec104.connect.__module__.startswith('iec104.driver')\n"
             "assert set(iec104.__all__) <= set(dir(iec104))\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=False, cwd=REPO_ROOT)
-    assert proc.returncode == 0, proc.stderr
+    _run_python(code)
 
 
 def test_readme_column_table_is_the_schema() -> None:

@@ -59,7 +59,7 @@ import os
 import struct
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Self
 
 from .errors import CaptureError, CaptureWarning
@@ -378,6 +378,21 @@ class CaptureParser:
             self._iterator = self._iter_pcap() if self.format == "pcap" else self._iter_pcapng()
         return self._iterator
 
+    def _more(self, buf: bytes, pos: int, need: int) -> Generator[_NeedData, None,
+                                                                  tuple[bytes, int, int]]:
+        """``(buf, pos, len(buf))`` with at least ``need`` bytes from ``pos`` on if the input
+        has them: the unread tail joined with the bytes fed, asking for more (yielding
+        :data:`NEED_DATA`) until there are enough or the input has ended."""
+        while len(buf) - pos < need:
+            if self._pending:
+                buf = self._take(buf[pos:])
+                pos = 0
+            elif self._eof:
+                break
+            else:
+                yield NEED_DATA
+        return buf, pos, len(buf)
+
     def _bad_time(self, frame: int, ns: int) -> None:
         """Note a packet whose timestamp ``ns`` cannot be stored (it is yielded without one)."""
         self.bad_times += 1
@@ -418,17 +433,7 @@ class CaptureParser:
         frame = 0
         while True:
             if n - pos < hsize:
-                while True:  # more bytes: fed ones, else ask for them
-                    if self._pending:
-                        buf = self._take(buf[pos:])
-                        pos = 0
-                        n = len(buf)
-                        if n >= hsize:
-                            break
-                    elif self._eof:
-                        break
-                    else:
-                        yield NEED_DATA
+                buf, pos, n = yield from self._more(buf, pos, hsize)
                 if n - pos < hsize:
                     if n - pos:
                         self._stop(f"truncated record header after frame {frame} "
@@ -444,17 +449,7 @@ class CaptureParser:
                     self._stop(f"record after frame {frame} claims {incl} captured bytes; "
                                "the file is corrupt")
                     return
-                while True:
-                    if self._pending:
-                        buf = self._take(buf[pos:])
-                        pos = 0
-                        n = len(buf)
-                        if hsize + incl <= n:
-                            break
-                    elif self._eof:
-                        break
-                    else:
-                        yield NEED_DATA
+                buf, pos, n = yield from self._more(buf, pos, hsize + incl)
                 start = pos + hsize
                 end = start + incl
                 if end > n:
@@ -483,17 +478,7 @@ class CaptureParser:
         lowest, highest = MIN_TIME_NS, MAX_TIME_NS  # locals: checked once per packet
         while True:
             if n - pos < 12:
-                while True:  # more bytes: fed ones, else ask for them
-                    if self._pending:
-                        buf = self._take(buf[pos:])
-                        pos = 0
-                        n = len(buf)
-                        if n >= 12:
-                            break
-                    elif self._eof:
-                        break
-                    else:
-                        yield NEED_DATA
+                buf, pos, n = yield from self._more(buf, pos, 12)
                 if n - pos < 12:
                     if n - pos:
                         self._stop(f"truncated block header after frame {frame} "
@@ -521,17 +506,7 @@ class CaptureParser:
                 return
             end = pos + blen
             if end > n:
-                while True:
-                    if self._pending:
-                        buf = self._take(buf[pos:])
-                        pos = 0
-                        n = len(buf)
-                        if blen <= n:
-                            break
-                    elif self._eof:
-                        break
-                    else:
-                        yield NEED_DATA
+                buf, pos, n = yield from self._more(buf, pos, blen)
                 end = pos + blen
                 if end > n:
                     self._stop(f"truncated block of type 0x{btype:08x} after frame {frame} "
