@@ -67,20 +67,25 @@ def load(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
         paths = [Path(p) for p in source]
     if not paths:
         return SCHEMA.empty_table().to_pandas()
-    tables = [_with_kind(pq.read_table(p, columns=columns), columns) for p in paths]
+    tables = [_read_table(p, columns) for p in paths]
     # files of older minor versions may lack newer columns: promote fills them with nulls
     return pa.concat_tables(tables, promote_options="default").to_pandas()
 
 
-def _with_kind(table: pa.Table, columns: list[str] | None) -> pa.Table:
-    """``table`` with a ``kind`` column derived if its file (version 1) has none."""
-    if "kind" in table.column_names or (columns is not None and "kind" not in columns):
-        return table
-    if not {"error", "obj", "apdu"} <= set(table.column_names):
-        return table  # a column selection without what the kind is derived from
-    return table.add_column(table.column_names.index("apdu") + 1
-                            if "apdu" in table.column_names else 0,
-                            "kind", derive_kind(table))
+def _read_table(path: Path, columns: list[str] | None) -> pa.Table:
+    """The ``columns`` (None: all) of one file; of a version-1 file, ``kind`` is derived."""
+    names = pq.read_schema(path).names
+    if "kind" in names or (columns is not None and "kind" not in columns):
+        return pq.read_table(path, columns=columns)
+    wanted = names if columns is None else columns
+    needed = [c for c in wanted if c != "kind"]
+    needed += [c for c in ("apdu", "obj", "error") if c not in needed]
+    table = pq.read_table(path, columns=needed)
+    table = table.append_column("kind", derive_kind(table))
+    if columns is None:  # kind in its place in the schema, after apdu
+        order = [n for n in SCHEMA.names if n in table.column_names]
+        return table.select(order + [n for n in table.column_names if n not in order])
+    return table.select(columns)
 
 
 def open_parquet(path: Path) -> pq.ParquetFile:
@@ -89,14 +94,14 @@ def open_parquet(path: Path) -> pq.ParquetFile:
         pf = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:
         raise SchemaError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())})"
-                       ) from None
+                          ) from None
     schema = pf.schema_arrow
     if "apdu" not in schema.names:
         raise SchemaError(f"{path}: not a Parquet file of iec104's schema (no 'apdu' column)")
     for f in SCHEMA:
         if f.name in schema.names and _family(schema.field(f.name).type) != _family(f.type):
             raise SchemaError(f"{path}: not a Parquet file of iec104's schema (column "
-                           f"{f.name!r} is {schema.field(f.name).type}, not {f.type})")
+                              f"{f.name!r} is {schema.field(f.name).type}, not {f.type})")
     return pf
 
 

@@ -98,6 +98,14 @@ def test_version_1_files_read_with_their_kinds_derived(tmp_path: Path, how: str)
         assert all(b.schema.names == SCHEMA.names for b in batches)
 
 
+def test_a_column_selection_of_a_version_1_file_may_ask_for_kind(tmp_path: Path) -> None:
+    table, expected = rows_of_every_kind()
+    path = tmp_path / "v1.parquet"
+    pq.write_table(_as_version_1(table), path)
+    df = load(path, columns=["frame", "kind"])
+    assert list(df.columns) == ["frame", "kind"] and df["kind"].tolist() == expected
+
+
 def test_version_2_files_say_so_and_keep_their_kinds(tmp_path: Path) -> None:
     table, expected = rows_of_every_kind()
     path = tmp_path / "v2.parquet"
