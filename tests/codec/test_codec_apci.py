@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_codec_asdu import CODEC_SETTINGS
 
 from iec104.codec import (
     MAX_ASDU_SIZE,
@@ -20,6 +19,7 @@ from iec104.codec import (
     seq_diff,
 )
 from iec104.codec.apci import SEQ_MODULO
+from tests.codec.test_codec_asdu import CODEC_SETTINGS
 
 seq = st.integers(0, SEQ_MODULO - 1)
 asdu_bytes = st.binary(min_size=1, max_size=MAX_ASDU_SIZE)

@@ -14,8 +14,6 @@ from collections.abc import Iterable, Sequence
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_codec_apci import apdus
-from test_codec_asdu import CODEC_SETTINGS
 
 from iec104.codec import (
     NEED_DATA,
@@ -29,6 +27,8 @@ from iec104.codec import (
     decode_apdu,
     encode_apdu,
 )
+from tests.codec.test_codec_apci import apdus
+from tests.codec.test_codec_asdu import CODEC_SETTINGS
 
 # One TCP segment of the Wireshark wiki capture (frame 12, server -> client): three
 # I-frames in one segment (C_IC_NA_1 ActCon, M_SP_NA_1 and M_DP_NA_1 interrogation replies).

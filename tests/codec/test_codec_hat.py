@@ -27,7 +27,6 @@ from hat.drivers.iec60870.encodings import iec101 as h101
 from hat.drivers.iec60870.encodings import iec104 as h104
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_codec_asdu import CODEC_SETTINGS, PROFILES, STANDARD_TYPES, asdus, profile_id
 
 from iec104.codec import (
     ASDU,
@@ -45,6 +44,7 @@ from iec104.codec import (
     decode_asdu,
     encode_asdu,
 )
+from tests.codec.test_codec_asdu import CODEC_SETTINGS, PROFILES, STANDARD_TYPES, asdus, profile_id
 
 T = TypeId
 DEFAULT = Profile()

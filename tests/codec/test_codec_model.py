@@ -8,25 +8,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_codec_asdu import (
-    CODEC_SETTINGS,
-    PROFILES,
-    bcr,
-    bsi,
-    coi,
-    cp24,
-    cp56,
-    flt,
-    nva,
-    oci,
-    qdp,
-    qds,
-    scd,
-    sep,
-    spe,
-    sva,
-    vti,
-)
 
 from iec104.codec import (
     MAX_ASDU_SIZE,
@@ -61,6 +42,25 @@ from iec104.codec import (
     encode_asdu,
 )
 from iec104.codec.model import _max_objects, data_type_id
+from tests.codec.test_codec_asdu import (
+    CODEC_SETTINGS,
+    PROFILES,
+    bcr,
+    bsi,
+    coi,
+    cp24,
+    cp56,
+    flt,
+    nva,
+    oci,
+    qdp,
+    qds,
+    scd,
+    sep,
+    spe,
+    sva,
+    vti,
+)
 
 any_time = st.one_of(st.none(), cp24, cp56)
 # (value strategy, quality strategy, time strategy) for every kind of monitor value

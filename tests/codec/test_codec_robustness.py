@@ -16,7 +16,6 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_codec_asdu import CODEC_SETTINGS, PROFILES, random_asdu_octets
 
 from iec104.codec import (
     ASDU,
@@ -33,6 +32,7 @@ from iec104.codec import (
     encode_apdu,
     encode_asdu,
 )
+from tests.codec.test_codec_asdu import CODEC_SETTINGS, PROFILES, random_asdu_octets
 from tests.support.fuzz import frame_in_chunks, mutate
 
 SEED = 60870

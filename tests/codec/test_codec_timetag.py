@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_codec_asdu import CODEC_SETTINGS, cp24, cp56
 
 from iec104.codec import DecodeError, EncodeError, Time, TimeSize, cp56_year
 from iec104.codec.timetag import decode_time, encode_time
+from tests.codec.test_codec_asdu import CODEC_SETTINGS, cp24, cp56
 
 UTC = dt.UTC
 SEVEN, THREE = TimeSize.SEVEN, TimeSize.THREE

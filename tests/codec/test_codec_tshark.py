@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_codec_asdu import STANDARD_TYPES, random_asdu_octets
 
 from iec104.codec import (
     ASDU,
@@ -48,6 +47,7 @@ from iec104.codec import (
     encode_apdu,
     encode_asdu,
 )
+from tests.codec.test_codec_asdu import STANDARD_TYPES, random_asdu_octets
 from tests.conftest import public_capture
 from tests.support.pcapwriter import write_pcap
 from tests.support.tshark import ensure_tshark, tshark_apdus, tshark_version

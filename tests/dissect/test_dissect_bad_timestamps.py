@@ -17,11 +17,11 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from test_dissect_capture import epb, idb, shb
 
 from iec104.capture.errors import CaptureWarning
 from iec104.capture.reader import CaptureReader
 from iec104.dissector import dissect_table
+from tests.capture.test_dissect_capture import epb, idb, shb
 from tests.support.cli import COMMANDS, STATION, run
 
 MAX_TIME_NS = (1 << 63) - 1  # the last nanosecond int64 holds: 2262-04-11T23:47:16.854775807

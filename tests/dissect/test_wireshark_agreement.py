@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_codec_tshark import KIND, TSHARK_RAW
 
 from iec104.codec import TypeId
 from iec104.dissector import dissect_table
+from tests.codec.test_codec_tshark import KIND, TSHARK_RAW
 from tests.conftest import (
     CAPTURE_SUFFIXES,
     REPO_ROOT,
