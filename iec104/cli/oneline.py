@@ -178,17 +178,17 @@ def _objects(rows: pa.RecordBatch, type_id: np.ndarray) -> pa.Array:
     return _join(first, flags, tag_text, select, qualifier)
 
 
-def _note_line(where: str, error: str | None, raw: bytes | None, apdu: int | None) -> str:
-    """The line of a row without APCI: malformed octets, a gap or a note."""
-    error = error or ""
-    tag = ("[gap]" if error.startswith("gap:") else "[note]" if apdu is None
-           else "[malformed]")
+_KIND_TAGS = {"gap": "[gap]", "event": "[note]", "malformed": "[malformed]"}
+
+
+def _note_line(where: str, error: str | None, raw: bytes | None, kind: str) -> str:
+    """The line of a row without APCI: malformed octets, a gap or an event."""
     extra = f" raw={bytes(raw[:16]).hex(' ')}{'...' if len(raw) > 16 else ''}" if raw else ""
-    return f"{where} {tag} {error}{extra}"
+    return f"{where} {_KIND_TAGS[kind]} {error or ''}{extra}"
 
 
 def batch_lines(batch: pa.RecordBatch, time_mode: str = "a", t0: int = 0) -> list[str]:
-    """One line per APDU of ``batch`` (rows of :data:`iec104.analyzer.schema.SCHEMA`)."""
+    """One line per APDU of ``batch`` (rows of :data:`iec104.records.schema.SCHEMA`)."""
     n = batch.num_rows
     if not n:
         return []
@@ -255,8 +255,8 @@ def batch_lines(batch: pa.RecordBatch, time_mode: str = "a", t0: int = 0) -> lis
     if len(notes):
         wheres = where.take(pa.array(notes)).to_pylist()
         cols = {c: head.column(c).take(pa.array(notes)).to_pylist()
-                for c in ("error", "raw", "apdu")}
-        for i, w, e, r, a in zip(notes.tolist(), wheres, cols["error"], cols["raw"],
-                                 cols["apdu"], strict=True):
-            lines[i] = _note_line(w, e, r, a)
+                for c in ("error", "raw", "kind")}
+        for i, w, e, r, k in zip(notes.tolist(), wheres, cols["error"], cols["raw"],
+                                 cols["kind"], strict=True):
+            lines[i] = _note_line(w, e, r, k)
     return lines

@@ -20,7 +20,7 @@ Layouts: the fixed-size elements of the common types also declare *where* their 
 (:class:`Layout`: the value octets and how they read, the quality octet, the S/E bit, the
 qualifier bits; the time tag follows at ``size``). The decoders below take their offsets
 and masks from these declarations, and the columnar dissector
-(:mod:`iec104.dissectors.columnar`) gathers the same fields for a whole batch of APDUs at
+(:mod:`iec104.records.columnar`) gathers the same fields for a whole batch of APDUs at
 once from the same declarations, so the two decoders cannot drift apart (a codec test
 checks every declared field against the decoder for every octet value).
 """
