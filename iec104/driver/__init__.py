@@ -15,11 +15,12 @@ from .common import (
                      InterrogateCb,
 )
 from .connection import Connection, connect
+from .files import FileProvider, MemoryFiles
 from .lifetime import Group, Resource
 from .server import Server, listen
 
 __all__ = [
     "Address", "ClockSyncCb", "CommandCb", "Connection", "ConnectionCb", "ConnectionInfo",
-    "CounterInterrogateCb", "Group", "GroupInterrogateCb", "InterrogateCb", "Resource",
-    "Server", "connect", "listen",
+    "CounterInterrogateCb", "FileProvider", "Group", "GroupInterrogateCb", "InterrogateCb",
+    "MemoryFiles", "Resource", "Server", "connect", "listen",
 ]

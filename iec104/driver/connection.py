@@ -51,6 +51,7 @@ from typing import Any, NamedTuple, cast
 from ..codec.asdu import ASDU, InformationObject, RawASDU, decode_asdu, encode_asdu
 from ..codec.constants import Cause, TypeId, cause_name, type_name
 from ..codec.errors import DecodeError, EncodeError, RemoteProtocolError
+from ..codec.files import FILE_TYPES
 from ..codec.model import (
     COMMAND_TYPES,
     MONITOR_TYPES,
@@ -82,6 +83,7 @@ from .common import (
     GroupInterrogateCb,
     InterrogateCb,
 )
+from .files import FileClient, FileProvider, FileService
 from .lifetime import Group, Resource
 
 mlog = logging.getLogger("iec104.driver")
@@ -124,6 +126,7 @@ class Settings(NamedTuple):
     clock_sync_cb: ClockSyncCb | None = None
     receive_queue_size: int = 1024
     send_queue_size: int = 10_000
+    file_provider: FileProvider | None = None
 
     def session(self, role: Role, clock: Callable[[], float]) -> Session:
         if isinstance(self.send_queue_size, bool) or not isinstance(
@@ -162,7 +165,7 @@ def _addr(sockname: Any) -> Address:
     return Address(str(sockname), 0)
 
 
-class Connection(Resource):
+class Connection(FileClient, Resource):
     """One IEC 104 connection (create with :func:`connect` or :func:`~iec104.listen`).
 
     Both ends have the same API: either side may send data, interrogate or command, and
@@ -204,6 +207,7 @@ class Connection(Resource):
                               TypeId.C_TS_TA_1: asyncio.Lock()}
         self._close_reason: str | None = None
         self._test_counter = 0
+        self._files = FileService(self, settings.file_provider, settings.response_timeout)
         group.on_close(self._cleanup)
 
     # -- public API ------------------------------------------------------------------------
@@ -606,6 +610,8 @@ class Connection(Resource):
             mlog.info("%s: refusing %s with cause %s", self._log_prefix,
                       type_name(type_id), cause_name(asdu.cause))
             self._respond(asdu._replace(cause=Cause.UNKNOWN_CAUSE, negative=True))
+        elif type_id in FILE_TYPES:
+            self._files.on_asdu(asdu)
         elif type_id in COMMAND_TYPES:
             self._on_command(asdu)
         elif type_id is TypeId.C_IC_NA_1:
@@ -862,6 +868,7 @@ class Connection(Resource):
             self._timer.cancel()
             self._timer = None
         error = ConnectionError(f"connection closed: {self._close_reason}")
+        self._files.close(error)
         futures: list[asyncio.Future[Any]] = [self._started, *self._commands.values(),
                                               *self._simple.values(), *self._drain_waiters]
         for request in (self._interrogation, self._counter_interrogation):
@@ -943,6 +950,7 @@ async def connect(addr: Address,
                   clock_sync_cb: ClockSyncCb | None = None,
                   receive_queue_size: int = 1024,
                   send_queue_size: int = 10_000,
+                  file_provider: FileProvider | None = None,
                   ) -> Connection:
     """Connect to an IEC 104 server (controlled station) and start data transfer.
 
@@ -967,6 +975,8 @@ async def connect(addr: Address,
             and a peer too slow even for that is disconnected (``close_reason`` starts with
             "slow consumer"). A single ``notify_data_change`` counts whole: raise it for
             bulk loads of more points than this.
+        file_provider: the files this end offers to and accepts from the peer (see
+            :mod:`iec104.driver.files`); None refuses file requests.
 
     Raises:
         OSError: TCP/TLS connection failed.
@@ -976,7 +986,7 @@ async def connect(addr: Address,
     settings = Settings(interrogate_cb, counter_interrogate_cb, command_cb, response_timeout,
                         supervisory_timeout, test_timeout, send_window_size,
                         receive_window_size, group_interrogate_cb, clock_sync_cb,
-                        receive_queue_size, send_queue_size)
+                        receive_queue_size, send_queue_size, file_provider)
     settings.session(Role.CONTROLLING, loop.time)  # validate before connecting
     kwargs: dict[str, Any] = {}
     if ssl_context is not None:

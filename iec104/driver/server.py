@@ -19,6 +19,7 @@ from .common import (
     InterrogateCb,
 )
 from .connection import Connection, Settings, _Protocol
+from .files import FileProvider
 from .lifetime import Group, Resource
 
 mlog = logging.getLogger("iec104.driver")
@@ -76,6 +77,7 @@ async def listen(connection_cb: ConnectionCb,
                  receive_queue_size: int = 1024,
                  send_queue_size: int = 10_000,
                  backlog: int = 100,
+                 file_provider: FileProvider | None = None,
                  ) -> Server:
     """Listen for IEC 104 clients (controlling stations).
 
@@ -88,13 +90,15 @@ async def listen(connection_cb: ConnectionCb,
         addr: listening address (port 0: any free port, see :attr:`Server.addresses`).
         ssl_context: TLS server context (IEC 62351-3) when given.
         backlog: listen backlog.
+        file_provider: the files the server offers and accepts (directory, read, write;
+            see :mod:`iec104.driver.files`); None refuses file requests.
         The other arguments are those of :func:`~iec104.connect`.
     """
     loop = asyncio.get_running_loop()
     settings = Settings(interrogate_cb, counter_interrogate_cb, command_cb, response_timeout,
                         supervisory_timeout, test_timeout, send_window_size,
                         receive_window_size, group_interrogate_cb, clock_sync_cb,
-                        receive_queue_size, send_queue_size)
+                        receive_queue_size, send_queue_size, file_provider)
     settings.session(Role.CONTROLLED, loop.time)  # validate now
     group = Group()
     server = Server(group)

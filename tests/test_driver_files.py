@@ -1,0 +1,208 @@
+"""File transfer between our client and our server over real sockets on 127.0.0.1: directory,
+read and write of files of every size class, refusals, sections damaged in transit (by a rule
+of our proxy between the two), a peer that stops answering (fake clock)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
+
+import pytest
+
+import iec104
+from iec104.codec import ASDU, TypeId
+from iec104.codec.files import (
+    FileChecksumError,
+    FileInfo,
+    FileRefusedError,
+    FileTimeoutError,
+    LastSection,
+)
+from iec104.driver import FileProvider, MemoryFiles
+from iec104.proxy import Proxy
+from iec104.proxy.rules import Rule
+from tests.support.fakeclock import FakeClockLoop, run, settle
+
+pytestmark = pytest.mark.timeout(60)
+
+HOST = "127.0.0.1"
+CA = 7
+SIZES = {1: 0, 2: 1, 3: 236, 4: 237, 5: 10_000, 6: 50_000}  # NOF -> size
+FILES = {(CA, 1000 + nof, nof): random.Random(nof).randbytes(size)
+         for nof, size in SIZES.items()}
+
+
+@contextlib.asynccontextmanager
+async def pair(provider: FileProvider | None, *, via: list[Rule] | None = None,
+               **client_kwargs: object) -> AsyncIterator[iec104.Connection]:
+    """Our server with ``provider`` and our client connected to it (through our proxy
+    applying ``via`` when given)."""
+    server = await iec104.listen(lambda conn: None, iec104.Address(HOST, 0),
+                                 file_provider=provider)
+    port = server.addresses[0].port
+    proxy = None
+    try:
+        if via is not None:
+            proxy = Proxy(f"{HOST}:0", (HOST, port), None, rules=via)
+            await proxy.start()
+            port = proxy.address[1]
+        conn = await iec104.connect(iec104.Address(HOST, port), **client_kwargs)
+        try:
+            yield conn
+        finally:
+            await conn.async_close()
+    finally:
+        if proxy is not None:
+            await proxy.stop()
+        await server.async_close()
+
+
+async def test_directory_read_and_write_every_size() -> None:
+    store = MemoryFiles(FILES)
+    async with pair(store) as conn:
+        listing = await conn.list_files(CA)
+        assert listing == [FileInfo(ioa, nof, len(data))
+                           for (_, ioa, nof), data in sorted(FILES.items())]
+        for (ca, ioa, nof), data in FILES.items():
+            assert await conn.read_file(ca, ioa, nof) == data
+        written = {(CA, 2000 + n, 100 + n): random.Random(-n).randbytes(size)
+                   for n, size in enumerate((0, 1, 236, 9000))}
+        for (ca, ioa, nof), data in written.items():
+            await conn.write_file(ca, ioa, nof, data, section_size=1000)
+        for key, data in written.items():
+            assert store.files[key] == data
+            assert await conn.read_file(*key) == data
+        assert await conn.list_files(99) == []  # empty directory
+
+
+class Refusing(FileProvider):
+    """Lists nothing, serves nothing, accepts files but refuses to store them."""
+
+    def accept_file(self, connection, asdu_address, io_address, name, length):
+        return True
+
+    async def write_file(self, connection, asdu_address, io_address, name, data):
+        return False
+
+
+async def test_refusals() -> None:
+    async with pair(MemoryFiles(FILES, writable=False)) as conn:
+        with pytest.raises(FileRefusedError, match="refused by the peer"):
+            await conn.read_file(CA, 1001, 99)  # no such file
+        with pytest.raises(FileRefusedError, match="refused by the peer"):
+            await conn.write_file(CA, 1, 1, b"abc")
+        assert await conn.read_file(CA, 1002, 2) == FILES[(CA, 1002, 2)]  # still serving
+    async with pair(Refusing()) as conn:
+        with pytest.raises(FileRefusedError, match="UNKNOWN_ASDU_ADDRESS"):
+            await conn.list_files(CA)
+        with pytest.raises(FileRefusedError, match="negative file acknowledgement"):
+            await conn.write_file(CA, 1, 1, b"x" * 500)
+    async with pair(None) as conn:  # no file service at all
+        for call in (conn.list_files(CA), conn.read_file(CA, 1, 1),
+                     conn.write_file(CA, 1, 1, b"")):
+            with pytest.raises(FileRefusedError, match="UNKNOWN_TYPE"):
+                await call
+
+
+def corrupt_segments(times: int | None) -> Rule:
+    """A proxy rule flipping one bit of the first octet of segments (``times`` of them)."""
+    def flip(asdu: ASDU, direction: str) -> list[ASDU]:
+        obj = asdu.objects[0]
+        value = obj.value
+        bad = bytes([value.data[0] ^ 1]) + value.data[1:]  # type: ignore[union-attr]
+        return [asdu._replace(objects=(obj._replace(
+            value=value._replace(data=bad)),))]  # type: ignore[union-attr]
+    return Rule(flip, type_id=TypeId.F_SG_NA_1, limit=times)
+
+
+async def test_damaged_section_in_transit_is_sent_again() -> None:
+    rule = corrupt_segments(2)
+    data = FILES[(CA, 1005, 5)]
+    async with pair(MemoryFiles(FILES), via=[rule]) as conn:
+        assert await conn.read_file(CA, 1005, 5) == data
+        assert rule.applied == 2
+        rule.applied, rule.limit = 0, 1
+        await conn.write_file(CA, 3000, 1, data)
+        assert rule.applied == 1
+        assert await conn.read_file(CA, 3000, 1) == data
+
+
+async def test_damaged_beyond_retries() -> None:
+    async with pair(MemoryFiles(FILES), via=[corrupt_segments(None)]) as conn:
+        with pytest.raises(FileChecksumError, match="checksum"):
+            await conn.read_file(CA, 1003, 3)
+        with pytest.raises(FileChecksumError):
+            await conn.write_file(CA, 3000, 1, b"abc")
+        assert await conn.read_file(CA, 1001, 1) == b""  # no segment to damage
+
+
+async def test_wrong_file_checksum() -> None:
+    def bad_file_checksum(asdu: ASDU, direction: str) -> list[ASDU] | None:
+        obj = asdu.objects[0]
+        if obj.qualifier != LastSection.FILE_TRANSFER_WITHOUT_DEACT:
+            return None
+        value = obj.value
+        return [asdu._replace(objects=(obj._replace(value=value._replace(  # type: ignore[union-attr]
+            checksum=value.checksum ^ 1)),))]  # type: ignore[union-attr]
+    rule = Rule(bad_file_checksum, type_id=TypeId.F_LS_NA_1)
+    async with pair(MemoryFiles(FILES), via=[rule]) as conn:
+        with pytest.raises(FileChecksumError, match="sender's"):
+            await conn.read_file(CA, 1002, 2)
+
+
+def test_silent_peer_times_out() -> None:
+    async def main(loop: FakeClockLoop) -> None:
+        release = asyncio.Event()
+
+        class Slow(MemoryFiles):
+            async def read_file(self, connection, asdu_address, io_address, name):
+                await release.wait()
+                return b"late"
+
+        async with pair(Slow(), response_timeout=5) as conn:
+            task = asyncio.ensure_future(conn.read_file(CA, 1, 1, timeout=2))
+            await settle()
+            loop.advance(1.9)
+            await settle()
+            assert not task.done()
+            loop.advance(0.2)
+            await settle()
+            with pytest.raises(FileTimeoutError, match="no answer within 2"):
+                await task
+            release.set()  # the late answer finds no transfer: ignored
+            await settle()
+            listing_task = asyncio.ensure_future(conn.list_files(CA))
+            await settle()
+            assert listing_task.done() and listing_task.result() == []
+            assert conn.is_open
+
+    run(main)
+
+
+async def test_many_sections_and_concurrent_callers() -> None:
+    big = random.Random(9).randbytes(300_000)  # more than 255 sections of 1 KiB
+    store = MemoryFiles({(CA, 1, 1): big}, max_length=1 << 24)
+    async with pair(store) as conn:
+        results = await asyncio.gather(conn.read_file(CA, 1, 1), conn.list_files(CA),
+                                       conn.write_file(CA, 2, 2, big, section_size=1024))
+        assert results == [big, [FileInfo(1, 1, len(big))], None]
+        assert store.files[(CA, 2, 2)] == big
+
+
+async def test_closing_fails_the_transfer() -> None:
+    release = asyncio.Event()
+
+    class Slow(MemoryFiles):
+        async def read_file(self, connection, asdu_address, io_address, name):
+            await release.wait()
+
+    async with pair(Slow()) as conn:
+        task = asyncio.ensure_future(conn.read_file(CA, 1, 1))
+        await asyncio.sleep(0.05)
+        conn.close()
+        with pytest.raises(ConnectionError):
+            await task
+
+
