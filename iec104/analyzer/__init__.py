@@ -11,6 +11,7 @@ file or directory, or a capture file, and returns a DataFrame (see each module):
 * :func:`type_counts`, :func:`cause_counts`, :func:`type_cause_matrix`, :func:`apci_counts`
   (:mod:`.stats`)
 * :func:`anomalies`, :func:`time_drift` (:mod:`.anomaly`)
+* :func:`files`: the files transferred, rebuilt (:mod:`.file_transfer`)
 * :func:`plot_value_timeline`, :func:`plot_message_rate` (:mod:`.plots`, needs matplotlib)
 * :func:`summary`, :func:`summary_text`, :func:`report_html`, :func:`write_report`
   (:mod:`.report`)
@@ -26,6 +27,7 @@ _LAZY = {
     "anomalies": "anomaly", "time_drift": "anomaly",
     "commands": "command_audit", "interrogations": "command_audit",
     "apdus": "frames", "as_frame": "frames",
+    "files": "file_transfer",
     "link_findings": "link", "message_rate": "link", "sequence_analysis": "link",
     "sessions": "link", "timeouts": "link",
     "plot_message_rate": "plots", "plot_value_timeline": "plots",
@@ -66,6 +68,7 @@ __all__ = [
            "as_frame",
            "cause_counts",
            "commands",
+           "files",
            "interrogations",
            "latest_values",
            "link_findings",
