@@ -10,11 +10,11 @@ verdict the master reached.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
-from ..codec import DEFAULT_PROFILE, ASDU, DecodeError, IFrame, Profile, decode_apdu, decode_asdu
+from ..codec import ASDU, DEFAULT_PROFILE, DecodeError, IFrame, Profile, decode_apdu, decode_asdu
 from ..codec.files import FILE_TYPES, FileReassembler, RebuiltFile
 from .frames import Source, apdus, as_frame, empty
 
@@ -73,8 +73,8 @@ def _decode(raw: bytes, profile: Profile) -> ASDU | None:
 
 
 def _row(stream: int, r: RebuiltFile) -> dict[str, Any]:
-    first_time, first_frame, first_direction = r.first  # type: ignore[misc]
-    last_time, last_frame, _ = r.last  # type: ignore[misc]
+    first_time, first_frame, first_direction = cast("tuple[Any, Any, str]", r.first)
+    last_time, last_frame, _ = cast("tuple[Any, Any, str]", r.last)
     return {"stream": stream, "direction": first_direction, "ca": r.common_address,
             "ioa": r.io_address, "name": r.name, "bytes": r.data, "size": len(r.data),
             "length": r.length, "checksum_ok": r.checksum_ok, "complete": r.complete,

@@ -300,8 +300,11 @@ class FileService:
             mlog.info("%s: refusing %s: no file provider", self._conn._log_prefix, what)
             self._send(asdu._replace(cause=Cause.UNKNOWN_TYPE, negative=True))
             return
-        self._conn._call(what, method(self._provider), args,
-                         lambda result: self._conn.is_open and done(result))
+        def answer(result: Any) -> None:
+            if self._conn.is_open:
+                done(result)
+
+        self._conn._call(what, method(self._provider), args, answer)
 
     def _answer_directory(self, request: ASDU, entries: list[FileInfo] | None) -> None:
         try:
@@ -376,10 +379,12 @@ class FileService:
             self._send(out)
         if step.data is not None:
             assert isinstance(transfer, FileReceiver)
-            data = step.data
-            self._conn._call("write file", self._provider.write_file,  # type: ignore[union-attr]
-                             (*key, data), lambda ok: self._conn.is_open and self._send(
-                                 transfer.ack_file(ok is True, FileError.DEFAULT)))
+            def stored(ok: Any) -> None:
+                self._send(transfer.ack_file(ok is True, FileError.DEFAULT))
+
+            assert self._provider is not None  # a receiver is opened by the provider only
+            self._conn._call("write file", self._provider.write_file, (*key, step.data),
+                             stored)
         if step.done:
             if step.error is not None:
                 mlog.info("%s: %s", self._conn._log_prefix, step.error)
