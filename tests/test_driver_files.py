@@ -7,7 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +27,7 @@ from iec104.codec.files import (
 from iec104.driver import FileProvider, MemoryFiles
 from iec104.proxy import Proxy
 from iec104.proxy.rules import Rule
+from tests.conftest import find_unused_tcp_port
 from tests.support.fakeclock import FakeClockLoop, run, settle
 
 pytestmark = pytest.mark.timeout(60)
@@ -206,3 +211,18 @@ async def test_closing_fails_the_transfer() -> None:
             await task
 
 
+
+
+def test_readme_snippet(tmp_path: Path) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    code = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+                if "read_file(" in b)
+    port = str(find_unused_tcp_port())
+    proc = subprocess.run([sys.executable, "-c", code.replace("2404", port)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "[FileInfo(io_address=100, name=1, length=18, time=Time(size=<TimeSize.SEVEN: 7>, "
+        "milliseconds=0, invalid=True, minutes=0, summer_time=False, hours=0, day_of_week=0, "
+        "day_of_month=1, months=1, years=0, reserved=0), status=0, directory=False, "
+        "active=False)]", "b'disturbance record'"]
