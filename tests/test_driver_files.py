@@ -222,7 +222,7 @@ def test_readme_snippet(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [
-        "[FileInfo(io_address=100, name=1, length=18, time=Time(size=<TimeSize.SEVEN: 7>, "
+        ("[FileInfo(io_address=100, name=1, length=18, time=Time(size=<TimeSize.SEVEN: 7>, "
         "milliseconds=0, invalid=True, minutes=0, summer_time=False, hours=0, day_of_week=0, "
         "day_of_month=1, months=1, years=0, reserved=0), status=0, directory=False, "
-        "active=False)]", "b'disturbance record'"]
+        "active=False)]"), "b'disturbance record'"]

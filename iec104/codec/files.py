@@ -122,6 +122,12 @@ def _low(qualifier: int | None) -> int:
     return (qualifier or 0) & 0x0F
 
 
+def _call_name(qualifier: int | None) -> str:
+    low = _low(qualifier)
+    return SelectCall(low).name.lower() if low in SelectCall._value2member_map_ \
+        else f"SCQ {low}"
+
+
 def _error(qualifier: int | None) -> FileError | int:
     code = (qualifier or 0) >> 4 & 0x0F
     try:
@@ -328,6 +334,10 @@ class _Transfer:
         obj = asdu.objects[0]
         if asdu.type_id is TypeId.F_FR_NA_1 and (obj.qualifier or 0) & NEGATIVE:
             return self._end(FileRefusedError(f"{self._label()}: refused by the peer"))
+        if asdu.type_id is TypeId.F_SC_NA_1 and asdu.negative:
+            return self._end(FileRefusedError(
+                f"{self._label()}: {_call_name(obj.qualifier)} "
+                f"(section {getattr(obj.value, 'section', 0)}) refused by the peer"))
         if asdu.type_id is TypeId.F_SC_NA_1 and _low(obj.qualifier) in (
                 SelectCall.DEACTIVATE_FILE, SelectCall.DEACTIVATE_SECTION):
             return self._end(FileAbortedError(f"{self._label()}: deactivated by the peer"))
@@ -393,7 +403,7 @@ class FileSender(_Transfer):
             return common
         obj = asdu.objects[0]
         kind, state = asdu.type_id, self._state
-        if kind is TypeId.F_SC_NA_1 and not asdu.negative:
+        if kind is TypeId.F_SC_NA_1:
             call = _low(obj.qualifier)
             if call == SelectCall.REQUEST_FILE and state == "ready":
                 self._state = "section ready"
