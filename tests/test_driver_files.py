@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import re
 import subprocess
@@ -14,12 +15,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from test_driver_protocol import Raw, iframe, sframe
 
 import iec104
-from iec104.codec import ASDU, TypeId
+from iec104.codec import ASDU, TypeId, decode_asdu, encode_asdu
 from iec104.codec.files import (
     FileChecksumError,
     FileInfo,
+    FileReassembler,
+    FileReceiver,
     FileRefusedError,
     FileTimeoutError,
     LastSection,
@@ -28,7 +32,7 @@ from iec104.driver import FileProvider, MemoryFiles
 from iec104.proxy import Proxy
 from iec104.proxy.rules import Rule
 from tests.conftest import find_unused_tcp_port
-from tests.support.fakeclock import FakeClockLoop, run, settle
+from tests.support.fakeclock import FakeClockLoop, nothing_to_read, run, settle
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -226,3 +230,47 @@ def test_readme_snippet(tmp_path: Path) -> None:
         "milliseconds=0, invalid=True, minutes=0, summer_time=False, hours=0, day_of_week=0, "
         "day_of_month=1, months=1, years=0, reserved=0), status=0, directory=False, "
         "active=False)]"), "b'disturbance record'"]
+
+
+def test_server_forgets_a_transfer_the_peer_abandons(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "iec104.driver")
+
+    async def main(loop: FakeClockLoop) -> None:
+        server = await iec104.listen(lambda conn: None, iec104.Address(HOST, 0),
+                                     response_timeout=5, file_provider=MemoryFiles(FILES))
+        raw = await Raw.connect(server.addresses[0].port)
+        await raw.start()
+        receiver = FileReceiver(CA, 1003, 3)
+        raw.send(iframe(0, 0, encode_asdu(receiver.select())))
+        kind, _, _, asdu = await raw.read()
+        assert kind == "I" and decode_asdu(asdu).type_id is TypeId.F_FR_NA_1
+        raw.send(sframe(1))
+        await settle()
+        loop.advance(4.9)
+        await settle()
+        assert "went silent" not in caplog.text
+        loop.advance(0.2)
+        await settle()
+        assert "file 3 at CA 7 IOA 1003: the peer went silent, transfer dropped" in caplog.text
+        raw.send(iframe(1, 1, encode_asdu(receiver.call_file())))  # too late: ignored
+        assert await nothing_to_read(raw.reader)
+        raw.close()
+        await server.async_close()
+
+    run(main)
+
+
+async def test_rejected_file_seen_by_the_reassembler() -> None:
+    """A file the provider refuses to store arrived whole: the passive reassembler of
+    that conversation says 'rejected' (checksums right), as the receiver decided."""
+    log: list[ASDU] = []
+
+    def spy(asdu: ASDU, direction: str) -> None:
+        log.append(asdu)
+
+    async with pair(Refusing(), via=[Rule(spy)]) as conn:
+        with pytest.raises(FileRefusedError):
+            await conn.write_file(CA, 1, 1, b"abc")
+    passive = FileReassembler()
+    (rebuilt,) = [r for asdu in log for r in passive.feed(asdu)]
+    assert (rebuilt.status, rebuilt.data, rebuilt.checksum_ok) == ("rejected", b"abc", True)
