@@ -41,6 +41,7 @@ it answers a call directory (F_SC_NA_1 with cause REQUEST) or is sent spontaneou
 
 from __future__ import annotations
 
+import abc
 import enum
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
@@ -292,7 +293,7 @@ class Step(NamedTuple):
     error: FileTransferError | None = None
 
 
-class _Transfer:
+class _Transfer(abc.ABC):
     """What the sender and the receiver share: the addressing of one file."""
 
     def __init__(self, common_address: int, io_address: int, name: int,
@@ -319,6 +320,18 @@ class _Transfer:
         obj = asdu.objects[0]
         name = getattr(obj.value, "file_name", None)
         return obj.address == self.io_address and (name is None or name == self.name)
+
+    def receive(self, asdu: ASDU) -> Step:
+        """React to the peer's ASDU about this file (see :meth:`matches`); ASDUs out of
+        turn are ignored (an empty step), as the standard's stations do."""
+        if self.done:
+            return Step(done=True)
+        common = self._common(asdu)
+        return common if common is not None else self._receive(asdu)
+
+    @abc.abstractmethod
+    def _receive(self, asdu: ASDU) -> Step:
+        """The step for an ASDU of this transfer that is no refusal or abort."""
 
     def _end(self, error: FileTransferError | None = None, send: tuple[ASDU, ...] = (),
              data: bytes | None = None) -> Step:
@@ -394,13 +407,7 @@ class FileSender(_Transfer):
             self.name, nos, checksum(section)), LastSection.SECTION_TRANSFER_WITHOUT_DEACT))
         return tuple(out)
 
-    def receive(self, asdu: ASDU) -> Step:
-        """React to the peer's ASDU about this file (see :meth:`matches`)."""
-        if self.done:
-            return Step(done=True)
-        common = self._common(asdu)
-        if common is not None:
-            return common
+    def _receive(self, asdu: ASDU) -> Step:
         obj = asdu.objects[0]
         kind, state = asdu.type_id, self._state
         if kind is TypeId.F_SC_NA_1:
@@ -511,13 +518,7 @@ class FileReceiver(_Transfer):
     def _ack(self, ack: Ack, error: FileError, nos: int) -> ASDU:
         return self._asdu(TypeId.F_AF_NA_1, AckFileValue(self.name, nos), ack | error << 4)
 
-    def receive(self, asdu: ASDU) -> Step:
-        """React to the peer's ASDU about this file (see :meth:`matches`)."""
-        if self.done:
-            return Step(done=True)
-        common = self._common(asdu)
-        if common is not None:
-            return common
+    def _receive(self, asdu: ASDU) -> Step:
         obj, kind, state = asdu.objects[0], asdu.type_id, self._state
         value = obj.value
         if kind is TypeId.F_FR_NA_1 and state == "selected":
