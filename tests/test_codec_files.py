@@ -10,6 +10,7 @@ import random
 from collections.abc import Callable
 
 import pytest
+from test_codec_asdu import random_asdu_octets
 
 from iec104.codec import (
     ASDU,
@@ -257,3 +258,38 @@ def test_directory() -> None:
     assert directory_asdus(1, []) == []
     with pytest.raises(ValueError, match="status"):
         directory_asdus(1, [FileInfo(1, 1, 1, status=32)])
+
+
+def random_file_asdus(seed: int, n: int) -> list[ASDU]:
+    """Random F_* ASDUs, most of them addressed to file 7 at CA 1 IOA 100."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        type_id = rng.choice(range(TypeId.F_FR_NA_1, TypeId.F_SC_NB_1 + 1))
+        asdu = decode_asdu(random_asdu_octets(rng, Profile(), type_id, rng.randint(1, 2)))
+        assert isinstance(asdu, ASDU)
+        if rng.random() < 0.8:
+            obj = asdu.objects[0]
+            value = obj.value._replace(file_name=7) if hasattr(obj.value, "file_name") \
+                else obj.value
+            asdu = asdu._replace(common_address=1, sequence=False, objects=(
+                obj._replace(address=100, value=value), *asdu.objects[1:]))
+        out.append(asdu)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_random_asdus_never_raise(seed: int) -> None:
+    """Whatever a peer sends, every end answers with a Step (no exception), and only
+    with ASDUs that encode."""
+    asdus = random_file_asdus(seed, 400)
+    ends = [FileSender(1, 100, 7, bytes(3000), section_size=500),
+            FileReceiver(1, 100, 7), FileReceiver(1, 100, 7, length=3000)]
+    passive = FileReassembler()
+    for asdu in asdus:
+        for end in ends:
+            if end.matches(asdu):
+                for out in end.receive(asdu).send:
+                    encode_asdu(out)
+        passive.feed(asdu)
+    passive.close()

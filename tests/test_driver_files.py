@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from test_codec_files import random_file_asdus
 from test_driver_protocol import Raw, iframe, sframe
 
 import iec104
@@ -274,3 +275,19 @@ async def test_rejected_file_seen_by_the_reassembler() -> None:
     passive = FileReassembler()
     (rebuilt,) = [r for asdu in log for r in passive.feed(asdu)]
     assert (rebuilt.status, rebuilt.data, rebuilt.checksum_ok) == ("rejected", b"abc", True)
+
+
+async def test_random_file_asdus_leave_the_server_serving(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """F_* ASDUs with random fields (most addressed to a served file) sent straight to our
+    server: the connection stays open, nothing is logged as an error, a read works."""
+    store = MemoryFiles(FILES)
+    async with pair(store) as conn:
+        for asdu in random_file_asdus(11, 300):
+            conn.send_asdu(asdu._replace(common_address=CA) if asdu.common_address == 1
+                           else asdu)
+        await conn.drain()
+        assert conn.is_open
+        assert await conn.read_file(CA, 1005, 5, timeout=5) == FILES[(CA, 1005, 5)]
+        assert await conn.list_files(CA)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

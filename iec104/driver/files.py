@@ -290,9 +290,8 @@ class FileService:
                           lambda r: self._answer_ready(asdu, key, value.length, r))
         elif key in self._served:
             self._serve(key, asdu)
-        else:
-            mlog.debug("%s: ignoring %s for no transfer in progress", self._conn._log_prefix,
-                       kind.name)
+        else:  # a request we do not serve (F_SC_NB_1...) is refused, the rest ignored
+            self._conn._on_unknown(asdu)
 
     def _request(self, asdu: ASDU, what: str, method: Any, args: tuple[Any, ...],
                  done: Any) -> None:
