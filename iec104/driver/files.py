@@ -32,7 +32,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..codec.asdu import ASDU, InformationObject
+from ..codec.asdu import ASDU, DEFAULT_PROFILE, InformationObject, Profile
 from ..codec.constants import Cause, TypeId
 from ..codec.files import (
     NEGATIVE,
@@ -182,10 +182,11 @@ class FileService:
     """The file transfers of one connection (both roles); see the module docstring."""
 
     def __init__(self, conn: Connection, provider: FileProvider | None,
-                 idle_timeout: float) -> None:
+                 idle_timeout: float, profile: Profile = DEFAULT_PROFILE) -> None:
         self._conn = conn
         self._provider = provider
         self._idle_timeout = idle_timeout
+        self.profile = profile  # field sizes: how much of a file fits a segment
         self.lock = asyncio.Lock()
         self._transfer: FileSender | FileReceiver | None = None  # our client transfer
         self._waiter: _Waiter | None = None
@@ -308,7 +309,7 @@ class FileService:
     def _answer_directory(self, request: ASDU, entries: list[FileInfo] | None) -> None:
         try:
             asdus = directory_asdus(request.common_address, entries or (),
-                                    originator=request.originator) \
+                                    originator=request.originator, profile=self.profile) \
                 if entries is not None else None
         except (TypeError, ValueError, AttributeError) as exc:
             mlog.warning("%s: list_files returned a bad directory: %s",
@@ -328,7 +329,8 @@ class FileService:
                          type(data).__name__)
             data = None
         try:
-            sender = FileSender(*key, bytes(data), originator=request.originator) \
+            sender = FileSender(*key, bytes(data), originator=request.originator,
+                                profile=self.profile) \
                 if data is not None else None
         except ValueError as exc:
             mlog.warning("%s: cannot send file: %s", self._conn._log_prefix, exc)
@@ -487,7 +489,7 @@ class FileClient:
             ConnectionError: the connection closed first.
         """
         sender = FileSender(asdu_address, io_address, name, bytes(data),
-                            section_size=section_size)
+                            section_size=section_size, profile=self._files.profile)
         async with self._files.lock:
             await self._files.run(
                 sender, sender.ready(), timeout,
