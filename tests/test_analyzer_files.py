@@ -93,6 +93,7 @@ async def transfers(provider: MemoryFiles, *, rules: list[Rule] | None = None,
                 await conn.write_file(CA, 900 + n, 90 + n, bytes(range(256))[:size] * 2)
             with pytest.raises(iec104.codec.files.FileRefusedError):
                 await conn.read_file(CA, 1, 77)
+            await conn.delete_file(CA, 901, 91)  # confirmed by an F_FR: no transfer
             await conn.async_close()
     finally:
         if proxy is not None:

@@ -85,6 +85,12 @@ async def test_directory_read_and_write_every_size() -> None:
             assert store.files[key] == data
             assert await conn.read_file(*key) == data
         assert await conn.list_files(99) == []  # empty directory
+        await conn.delete_file(CA, 1001, 1)
+        assert (CA, 1001, 1) not in store.files
+        assert [f.name for f in await conn.list_files(CA)] == [2, 3, 4, 5, 6, 100, 101,
+                                                               102, 103]
+        with pytest.raises(FileRefusedError, match="refused by the peer"):
+            await conn.delete_file(CA, 1001, 1)  # gone
 
 
 class Refusing(FileProvider):
@@ -103,6 +109,8 @@ async def test_refusals() -> None:
             await conn.read_file(CA, 1001, 99)  # no such file
         with pytest.raises(FileRefusedError, match="refused by the peer"):
             await conn.write_file(CA, 1, 1, b"abc")
+        with pytest.raises(FileRefusedError, match="refused by the peer"):
+            await conn.delete_file(CA, 1002, 2)  # not writable
         assert await conn.read_file(CA, 1002, 2) == FILES[(CA, 1002, 2)]  # still serving
     async with pair(Refusing()) as conn:
         with pytest.raises(FileRefusedError, match="UNKNOWN_ASDU_ADDRESS"):
@@ -111,7 +119,7 @@ async def test_refusals() -> None:
             await conn.write_file(CA, 1, 1, b"x" * 500)
     async with pair(None) as conn:  # no file service at all
         for call in (conn.list_files(CA), conn.read_file(CA, 1, 1),
-                     conn.write_file(CA, 1, 1, b"")):
+                     conn.write_file(CA, 1, 1, b""), conn.delete_file(CA, 1, 1)):
             with pytest.raises(FileRefusedError, match="UNKNOWN_TYPE"):
                 await call
 

@@ -386,7 +386,8 @@ class FileSender(_Transfer):
 
     def ready(self) -> ASDU:
         """F_FR_NA_1, file ready (positive)."""
-        return self._asdu(TypeId.F_FR_NA_1, FileReadyValue(self.name, len(self.data)), 0)
+        return file_ready(self.common_address, self.io_address, self.name, positive=True,
+                          length=len(self.data), originator=self.originator)
 
     def abort(self) -> ASDU:
         """F_LS_NA_1 with deactivation: the sender gives up (ends the transfer)."""
@@ -581,6 +582,29 @@ class FileReceiver(_Transfer):
             f"{checksum(data)} (sender's {chs})"), (self.ack_file(False, FileError.CHECKSUM),))
 
 
+class FileDeletion(_Transfer):
+    """Deleting a file at the peer: :meth:`request` (F_SC_NA_1, delete file), answered
+    by F_FR_NA_1 confirming (FRQ bit 8 clear) or refusing."""
+
+    def request(self) -> ASDU:
+        return self._asdu(TypeId.F_SC_NA_1, CallFileValue(self.name, 0),
+                          SelectCall.DELETE_FILE)
+
+    def _receive(self, asdu: ASDU) -> Step:
+        if asdu.type_id is TypeId.F_FR_NA_1:  # a negative one is a refusal (_common)
+            return self._end()
+        return Step()
+
+
+def file_ready(common_address: int, io_address: int, name: int, *, positive: bool,
+               length: int = 0, originator: int = 0) -> ASDU:
+    """F_FR_NA_1 as a confirmation: of a select (with the file's ``length``), of a delete,
+    or (``positive`` False, FRQ bit 8 set) refusing either, or refusing a file offered."""
+    return ASDU(TypeId.F_FR_NA_1, False, Cause.FILE_TRANSFER, False, False, originator,
+                common_address, (InformationObject(io_address, FileReadyValue(name, length),
+                                                   qualifier=0 if positive else NEGATIVE),))
+
+
 # -- passive reassembly -------------------------------------------------------------------
 
 class RebuiltFile(NamedTuple):
@@ -625,18 +649,24 @@ class FileReassembler:
 
     def __init__(self) -> None:
         self._open: dict[tuple[int, int, int], _Seen] = {}
+        self._deleting: set[tuple[int, int, int]] = set()  # F_FR then confirms a delete
 
     def feed(self, asdu: ASDU, position: object = None) -> list[RebuiltFile]:
         """Feed one decoded ASDU (others than F_* are ignored); ``position`` is echoed
         in the result (a frame number, a row index...)."""
         if asdu.type_id not in FILE_TYPES or not asdu.objects:
             return []
-        out = []
+        out: list[RebuiltFile] = []
         obj = asdu.objects[0]
         name = getattr(obj.value, "file_name", None)
-        if asdu.type_id is TypeId.F_FR_NA_1 and not asdu.negative and \
-                asdu.cause == Cause.FILE_TRANSFER and isinstance(name, int):
-            key = (asdu.common_address, obj.address, name)
+        key = (asdu.common_address, obj.address, name if isinstance(name, int) else -1)
+        if asdu.type_id is TypeId.F_SC_NA_1 and obj.qualifier == SelectCall.DELETE_FILE:
+            self._deleting.add(key)
+        elif asdu.type_id is TypeId.F_FR_NA_1 and key in self._deleting:
+            self._deleting.discard(key)
+            return out
+        elif asdu.type_id is TypeId.F_FR_NA_1 and not asdu.negative and \
+                asdu.cause == Cause.FILE_TRANSFER:
             seen = self._open.get(key)
             if seen is not None and seen.data is not None:  # a new transfer of the file
                 out.append(seen.result("complete", seen.last))

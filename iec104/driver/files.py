@@ -32,10 +32,11 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..codec.asdu import ASDU, DEFAULT_PROFILE, InformationObject, Profile
+from ..codec.asdu import ASDU, DEFAULT_PROFILE, Profile
 from ..codec.constants import Cause, TypeId
 from ..codec.files import (
     NEGATIVE,
+    FileDeletion,
     FileError,
     FileInfo,
     FileReceiver,
@@ -47,6 +48,7 @@ from ..codec.files import (
     call_directory,
     directory_asdus,
     directory_entries,
+    file_ready,
 )
 from ..codec.values import FileReadyValue
 
@@ -88,6 +90,12 @@ class FileProvider:
         positive when this returns True."""
         return False
 
+    def delete_file(self, connection: Connection, asdu_address: int, io_address: int,
+                    name: int) -> bool:
+        """Delete a file; the confirmation (F_FR_NA_1) is positive when this returns
+        True."""
+        return False
+
 
 class MemoryFiles(FileProvider):
     """A :class:`FileProvider` keeping files in memory, by (ASDU address, IOA, name).
@@ -122,13 +130,10 @@ class MemoryFiles(FileProvider):
         self.files[(asdu_address, io_address, name)] = data
         return True
 
-
-def refused_ready(common_address: int, io_address: int, name: int,
-                  originator: int = 0) -> ASDU:
-    """Negative F_FR_NA_1 (FRQ bit 8): the file cannot be read or written."""
-    return ASDU(TypeId.F_FR_NA_1, False, Cause.FILE_TRANSFER, False, False, originator,
-                common_address, (InformationObject(io_address, FileReadyValue(name, 0),
-                                                   qualifier=NEGATIVE),))
+    def delete_file(self, connection: Connection, asdu_address: int, io_address: int,
+                    name: int) -> bool:
+        return self.writable and self.files.pop((asdu_address, io_address, name),
+                                                None) is not None
 
 
 class _Waiter:
@@ -188,14 +193,14 @@ class FileService:
         self._idle_timeout = idle_timeout
         self.profile = profile  # field sizes: how much of a file fits a segment
         self.lock = asyncio.Lock()
-        self._transfer: FileSender | FileReceiver | None = None  # our client transfer
+        self._transfer: FileSender | FileReceiver | FileDeletion | None = None  # client
         self._waiter: _Waiter | None = None
         self._directory: tuple[int, list[FileInfo]] | None = None  # CA, entries so far
         self._served: dict[tuple[int, int, int], _Served] = {}
 
     # -- client side ----------------------------------------------------------------------
 
-    async def run(self, transfer: FileSender | FileReceiver | None, first: ASDU,
+    async def run(self, transfer: FileSender | FileReceiver | FileDeletion | None, first: ASDU,
                   timeout: float | None, what: str, on_timeout: Any = None) -> Any:
         """Send ``first`` and wait for the end of ``transfer`` (or of the directory)."""
         waiter = self._waiter = _Waiter(asyncio.get_running_loop(),
@@ -242,7 +247,8 @@ class FileService:
         """Requests that open a server-side transfer even while we run a client one."""
         obj = asdu.objects[0]
         return (asdu.type_id is TypeId.F_SC_NA_1 and asdu.cause == Cause.FILE_TRANSFER
-                and obj.qualifier == SelectCall.SELECT_FILE and not asdu.negative)
+                and obj.qualifier in (SelectCall.SELECT_FILE, SelectCall.DELETE_FILE)
+                and not asdu.negative)
 
     def _directory_asdu(self, asdu: ASDU, directory: tuple[int, list[FileInfo]],
                         waiter: _Waiter) -> bool:
@@ -282,6 +288,11 @@ class FileService:
                 obj.qualifier == SelectCall.SELECT_FILE and not asdu.negative:
             self._request(asdu, "read file", lambda p: p.read_file, key,
                           lambda r: self._answer_select(asdu, key, r))
+        elif kind is TypeId.F_SC_NA_1 and asdu.cause == Cause.FILE_TRANSFER and \
+                obj.qualifier == SelectCall.DELETE_FILE and not asdu.negative:
+            self._request(asdu, "delete file", lambda p: p.delete_file, key,
+                          lambda r: self._send(file_ready(
+                              *key, positive=r is True, originator=asdu.originator)))
         elif kind is TypeId.F_FR_NA_1 and asdu.cause == Cause.FILE_TRANSFER and \
                 not asdu.negative and not (obj.qualifier or 0) & NEGATIVE and \
                 key not in self._served:
@@ -336,7 +347,7 @@ class FileService:
             mlog.warning("%s: cannot send file: %s", self._conn._log_prefix, exc)
             sender = None
         if sender is None:
-            self._send(refused_ready(*key, originator=request.originator))
+            self._send(file_ready(*key, positive=False, originator=request.originator))
             return
         self._open(key, sender)
         self._send(sender.ready())
@@ -344,7 +355,7 @@ class FileService:
     def _answer_ready(self, request: ASDU, key: tuple[int, int, int], length: int,
                       accepted: Any) -> None:
         if accepted is not True:
-            self._send(refused_ready(*key, originator=request.originator))
+            self._send(file_ready(*key, positive=False, originator=request.originator))
             return
         receiver = FileReceiver(*key, length=length, originator=request.originator)
         self._open(key, receiver)
@@ -468,6 +479,21 @@ class FileClient:
                 lambda: self._files._send(receiver.deactivate()))
             return data
 
+    async def delete_file(self, asdu_address: int, io_address: int, name: int, *,
+                          timeout: float | None = None) -> None:
+        """Delete a file at the peer (F_SC_NA_1 delete file); returns once the peer
+        confirmed (F_FR_NA_1).
+
+        Raises:
+            FileRefusedError: the peer refused (no such file, no file service).
+            FileTimeoutError: no confirmation within ``timeout`` seconds (default: t1).
+            ConnectionError: the connection closed first.
+        """
+        async with self._files.lock:
+            deletion = FileDeletion(asdu_address, io_address, name, 0)
+            await self._files.run(deletion, deletion.request(), timeout,
+                                  f"delete file {name} at CA {asdu_address} IOA {io_address}")
+
     async def write_file(self, asdu_address: int, io_address: int, name: int, data: bytes,
                          *, timeout: float | None = None, section_size: int = 4096) -> None:
         """Write (upload) a file to the peer: file ready, then the sections the peer calls,
@@ -498,4 +524,4 @@ class FileClient:
 
 
 __all__ = ["FileClient", "FileInfo", "FileProvider", "FileService", "FileTransferError",
-           "MemoryFiles", "refused_ready"]
+           "MemoryFiles"]
