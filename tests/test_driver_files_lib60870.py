@@ -16,11 +16,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from test_analyzer_files import Relay
 
 import iec104
+from iec104 import analyzer
 from iec104.codec.files import FileRefusedError
 from tests.conftest import find_unused_tcp_port
 from tests.support.lib60870 import file_server
+from tests.support.pcapwriter import write_pcap
 
 pytestmark = pytest.mark.timeout(900)  # the first run builds lib60870-C
 
@@ -33,10 +36,10 @@ def server_exe() -> Path:
 
 
 @contextlib.asynccontextmanager
-async def lib60870(exe: Path, tmp: Path, served: bytes
-                   ) -> AsyncIterator[tuple[iec104.Connection, asyncio.StreamReader]]:
-    """lib60870's outstation serving ``served`` as (CA, IOA, NOF), and our client
-    connected to it; yields the client and the outstation's stdout."""
+async def outstation(exe: Path, tmp: Path, served: bytes
+                     ) -> AsyncIterator[tuple[int, asyncio.StreamReader]]:
+    """lib60870's outstation serving ``served`` as (CA, IOA, NOF); yields its port and
+    its stdout."""
     (tmp / "received").mkdir(exist_ok=True)
     (tmp / "served").write_bytes(served)
     port = find_unused_tcp_port()
@@ -46,14 +49,22 @@ async def lib60870(exe: Path, tmp: Path, served: bytes
     assert proc.stdout is not None and proc.stdin is not None
     try:
         assert await asyncio.wait_for(proc.stdout.readline(), 30) == b"listening\n"
-        conn = await iec104.connect(iec104.Address("127.0.0.1", port))
-        try:
-            yield conn, proc.stdout
-        finally:
-            await conn.async_close()
+        yield port, proc.stdout
     finally:
         proc.stdin.close()
         await asyncio.wait_for(proc.wait(), 30)
+
+
+@contextlib.asynccontextmanager
+async def lib60870(exe: Path, tmp: Path, served: bytes
+                   ) -> AsyncIterator[tuple[iec104.Connection, asyncio.StreamReader]]:
+    """:func:`outstation` and our client connected to it."""
+    async with outstation(exe, tmp, served) as (port, out):
+        conn = await iec104.connect(iec104.Address("127.0.0.1", port))
+        try:
+            yield conn, out
+        finally:
+            await conn.async_close()
 
 
 @pytest.mark.parametrize("size", [1, 236, 237, 2500])  # one segment, two, three sections
@@ -84,3 +95,18 @@ async def test_write_to_lib60870(server_exe: Path, tmp_path: Path) -> None:
             assert (tmp_path / "received" / f"{CA}-{200 + n}-{n}").read_bytes() == data
         with pytest.raises(FileRefusedError, match="refused by the peer"):
             await conn.write_file(CA, 300, 99, b"refused", timeout=10)
+
+
+async def test_analyzer_rebuilds_what_lib60870_sent(server_exe: Path, tmp_path: Path) -> None:
+    """A capture of lib60870 sending a file (and receiving one): the analyzer rebuilds
+    both byte for byte from lib60870's own segments and checksums."""
+    data = random.Random(7).randbytes(2500)
+    written = bytes(range(256)) * 5
+    async with outstation(server_exe, tmp_path, data) as (port, _), Relay(port) as relay:
+        conn = await iec104.connect(iec104.Address("127.0.0.1", relay.port))
+        assert await conn.read_file(CA, IOA, NOF, timeout=10) == data
+        await conn.write_file(CA, 300, 3, written, section_size=1000, timeout=10)
+        await conn.async_close()
+    table = analyzer.files(write_pcap(tmp_path / "lib60870.pcap", relay.chunks))
+    assert [(r.direction, r.ca, r.ioa, r.name, r.bytes, r.status) for r in table.itertuples()] \
+        == [("s2c", CA, IOA, NOF, data, "complete"), ("c2s", CA, 300, 3, written, "complete")]
