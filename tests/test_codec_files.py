@@ -10,7 +10,6 @@ import random
 from collections.abc import Callable
 
 import pytest
-from test_codec_asdu import random_asdu_octets
 
 from iec104.codec import (
     ASDU,
@@ -44,6 +43,7 @@ from iec104.codec.files import (
     split_sections,
 )
 from iec104.codec.timetag import Time
+from tests.support.filetransfer import random_file_asdus
 
 Tamper = Callable[[str, ASDU], ASDU]
 
@@ -258,24 +258,6 @@ def test_directory() -> None:
     assert directory_asdus(1, []) == []
     with pytest.raises(ValueError, match="status"):
         directory_asdus(1, [FileInfo(1, 1, 1, status=32)])
-
-
-def random_file_asdus(seed: int, n: int) -> list[ASDU]:
-    """Random F_* ASDUs, most of them addressed to file 7 at CA 1 IOA 100."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        type_id = rng.choice(range(TypeId.F_FR_NA_1, TypeId.F_SC_NB_1 + 1))
-        asdu = decode_asdu(random_asdu_octets(rng, Profile(), type_id, rng.randint(1, 2)))
-        assert isinstance(asdu, ASDU)
-        if rng.random() < 0.8:
-            obj = asdu.objects[0]
-            value = obj.value._replace(file_name=7) if hasattr(obj.value, "file_name") \
-                else obj.value
-            asdu = asdu._replace(common_address=1, sequence=False, objects=(
-                obj._replace(address=100, value=value), *asdu.objects[1:]))
-        out.append(asdu)
-    return out
 
 
 @pytest.mark.parametrize("seed", range(5))

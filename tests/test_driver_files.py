@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from test_codec_files import random_file_asdus
 from test_driver_protocol import Raw, iframe, sframe
 
 import iec104
@@ -34,6 +33,7 @@ from iec104.proxy import Proxy
 from iec104.proxy.rules import Rule
 from tests.conftest import find_unused_tcp_port
 from tests.support.fakeclock import FakeClockLoop, nothing_to_read, run, settle
+from tests.support.filetransfer import random_file_asdus
 
 pytestmark = pytest.mark.timeout(60)
 

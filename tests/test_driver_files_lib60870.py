@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from test_analyzer_files import Relay
 
 import iec104
 from iec104 import analyzer
 from iec104.codec.files import FileRefusedError
 from tests.conftest import find_unused_tcp_port
+from tests.support.filetransfer import Relay
 from tests.support.lib60870 import file_server
 from tests.support.pcapwriter import write_pcap
 
