@@ -170,7 +170,8 @@ async def test_wrong_file_checksum() -> None:
             await conn.read_file(CA, 1002, 2)
 
 
-def test_silent_peer_times_out() -> None:
+@pytest.mark.parametrize("call", ["read", "write", "list", "delete"])
+def test_silent_peer_times_out(call: str) -> None:
     async def main(loop: FakeClockLoop) -> None:
         release = asyncio.Event()
 
@@ -179,8 +180,24 @@ def test_silent_peer_times_out() -> None:
                 await release.wait()
                 return b"late"
 
+            async def accept_file(self, connection, asdu_address, io_address, name, length):
+                await release.wait()
+                return True
+
+            async def list_files(self, connection, asdu_address):
+                await release.wait()
+                return []
+
+            async def delete_file(self, connection, asdu_address, io_address, name):
+                await release.wait()
+                return True
+
+        calls = {"read": lambda c: c.read_file(CA, 1, 1, timeout=2),
+                 "write": lambda c: c.write_file(CA, 1, 1, b"data", timeout=2),
+                 "list": lambda c: c.list_files(CA, timeout=2),
+                 "delete": lambda c: c.delete_file(CA, 1, 1, timeout=2)}
         async with pair(Slow(), response_timeout=5) as conn:
-            task = asyncio.ensure_future(conn.read_file(CA, 1, 1, timeout=2))
+            task = asyncio.ensure_future(calls[call](conn))
             await settle()
             loop.advance(1.9)
             await settle()
@@ -189,11 +206,9 @@ def test_silent_peer_times_out() -> None:
             await settle()
             with pytest.raises(FileTimeoutError, match="no answer within 2"):
                 await task
-            release.set()  # the late answer finds no transfer: ignored
+            release.set()  # the late answer finds no transfer: refused or ignored
             await settle()
-            listing_task = asyncio.ensure_future(conn.list_files(CA))
-            await settle()
-            assert listing_task.done() and listing_task.result() == []
+            assert await conn.read_file(CA, 1, 1) == b"late"  # the connection still works
             assert conn.is_open
 
     run(main)
