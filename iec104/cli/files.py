@@ -6,7 +6,7 @@ transfer's octets to ``DIR``: ``NNN-ca<CA>-ioa<IOA>-nof<NOF>.bin`` for a file th
 whole with the right checksum, ``... .<status>.bin`` for the others (the sections that
 arrived whole: 'incomplete', 'checksum', 'rejected', 'aborted'; a refused file has none).
 
-Exit codes (:func:`~iec104.cli.read.exit_status`): as ``iec104 summary``; 2 also when
+Exit codes (:func:`~iec104.cli.common.exit_status`): as ``iec104 summary``; 2 also when
 ``DIR`` cannot be created or written.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import CliError
-from .read import add_input_options, exit_status, load_frame, report_problems
+from .common import add_input_options, exit_status, load_frame, report_problems
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

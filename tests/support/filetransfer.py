@@ -23,8 +23,8 @@ from iec104.codec import ASDU, Profile, TypeId, decode_asdu
 from iec104.codec.elements import ELEMENTS
 from iec104.codec.files import FileRefusedError
 from iec104.driver import MemoryFiles
-from iec104.proxy import Proxy
-from iec104.proxy.rules import Rule
+from iec104.recorder import Proxy
+from iec104.recorder.rules import Rule
 
 HOST = "127.0.0.1"
 CA = 3

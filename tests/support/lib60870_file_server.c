@@ -1,6 +1,6 @@
 /*
  * A lib60870-C (IEC 104) outstation with lib60870's file service, the peer of
- * tests/test_driver_files_lib60870.py. Built by tests/support/lib60870.py against the
+ * tests/driver/test_driver_files_lib60870.py. Built by tests/support/lib60870.py against the
  * lib60870-C sources shipped in c104's sdist.
  *
  * usage: lib60870_file_server PORT CA IOA NOF SERVED_FILE RECEIVED_DIR
