@@ -7,9 +7,16 @@ The package itself exports the seed driver API (compatible with hat-drivers' ``i
     conn = await iec104.connect(iec104.Address('127.0.0.1', 2404))
 """
 
-from .codec import DecodeError, EncodeError, Iec104Error
+from .codec import DecodeError, EncodeError, Iec104Error, Profile
 from .codec.constants import Cause
 from .codec.model import Action, Command, CommandValue, Data, DataValue
+from .codec.parameters import (
+                               ActivationKind,
+                               Parameter,
+                               ParameterActivation,
+                               ParameterKind,
+                               ResetKind,
+)
 from .codec.timetag import Time, TimeSize, time_from_datetime, time_to_datetime
 from .codec.values import (
                            BinaryCounterValue,
@@ -40,6 +47,9 @@ from .driver import (
                      CounterInterrogateCb,
                      GroupInterrogateCb,
                      InterrogateCb,
+                     NegativeResponse,
+                     RedundancyGroup,
+                     ResponseTimeout,
                      Server,
                      connect,
                      listen,
@@ -54,5 +64,8 @@ __all__ = [
     "ProtectionStartValue", "ProtectionValue", "Quality", "RegulatingValue", "ScaledValue",
     "Server", "SingleValue", "StatusChangeValue", "StepPositionValue", "Time", "TimeSize",
     "connect", "listen", "time_from_datetime", "time_to_datetime",
+    # issue 15: the whole message set
+    "ActivationKind", "NegativeResponse", "Parameter", "ParameterActivation", "ParameterKind",
+    "Profile", "RedundancyGroup", "ResetKind", "ResponseTimeout",
 ]
 __version__ = "0.1.0"
