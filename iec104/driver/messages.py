@@ -9,7 +9,8 @@ state of these requests). All bit-level meaning comes from ``codec.parameters``.
 Controlling side (methods): each request is an ASDU sent at once; its answer is matched
 by (type ID, common address, IOA), or by type ID alone for the station-wide requests
 (reset process, delay acquisition) whose answer carries the station's address even when
-the request was broadcast. A second request with the same key waits for the first one.
+the request was broadcast. A second request with the same key waits for the first one's answer (the entry is
+removed when the answer arrives).
 Every request waits at most ``response_timeout`` (t1) on the event loop's clock, then
 raises :class:`ResponseTimeout`.
 
@@ -100,7 +101,8 @@ class Requests:
             self._send_asdu(asdu)
             return await self._answer(future, "read")
         finally:
-            del self._reads[key]
+            if self._reads.get(key) is future:
+                del self._reads[key]
 
     async def reset_process(self: Connection, asdu_address: int = 0xFFFF,
                             kind: ResetKind | int = ResetKind.GENERAL) -> bool:
@@ -178,7 +180,8 @@ class Requests:
             self._send_asdu(asdu)
             return await self._answer(future, what)
         finally:
-            del self._replies[key]
+            if self._replies.get(key) is future:
+                del self._replies[key]
 
     async def _answer(self: Connection, future: asyncio.Future[Any], what: str) -> Any:
         try:
@@ -198,7 +201,7 @@ class Requests:
         """Resolve the reads that ``data`` (cause REQUEST) answers; return the rest."""
         rest = []
         for item in data:
-            future = self._reads.get((item.asdu_address, item.io_address))
+            future = self._reads.pop((item.asdu_address, item.io_address), None)
             if future is not None and not future.done():
                 future.set_result(item)
             else:
@@ -211,7 +214,8 @@ class Requests:
             return False
         if asdu.type_id == TypeId.C_RD_NA_1:
             obj = asdu.objects[0] if asdu.objects else None
-            read = None if obj is None else self._reads.get((asdu.common_address, obj.address))
+            read = None if obj is None else self._reads.pop((asdu.common_address, obj.address),
+                                                            None)
             if read is None or read.done():
                 return False
             read.set_exception(NegativeResponse("read", asdu.cause))
@@ -222,7 +226,7 @@ class Requests:
             key = (int(asdu.type_id), asdu.common_address, asdu.objects[0].address)
         else:
             return False
-        future = self._replies.get(key)
+        future = self._replies.pop(key, None)
         if future is None or future.done():
             return False
         future.set_result(asdu)
