@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from ..codec.asdu import ASDU
 from ..codec.constants import Cause, TypeId
+from ..codec.elements import ELEMENTS
 from ..codec.model import COMMAND_TYPES, Data
 from ..codec.timetag import Time
 
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 mlog = logging.getLogger("iec104.driver")
 
 _NO_SELECT = frozenset((TypeId.C_BO_NA_1, TypeId.C_BO_TA_1))
-_TIME_TAGGED = frozenset(t for t in COMMAND_TYPES if t.name.endswith("_TA_1"))
+_TIME_TAGGED = frozenset(t for t in COMMAND_TYPES if ELEMENTS[t].time_size is not None)
 
 
 class CommandGate:
