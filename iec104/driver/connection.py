@@ -133,7 +133,9 @@ _PERMITTED_CAUSES: dict[int, frozenset[int]] = {
     TypeId.C_CS_NA_1: _SPONTANEOUS_CAUSES,
     **dict.fromkeys(_TEST_TYPES, frozenset((Cause.ACTIVATION, Cause.ACTIVATION_CONFIRMATION))
                     | _UNKNOWN_CAUSES),
-    TypeId.C_RD_NA_1: frozenset((Cause.REQUEST,)) | _UNKNOWN_CAUSES,
+    # lib60870 (c104) confirms a read with ACTCON before the data: tolerated
+    TypeId.C_RD_NA_1: frozenset((Cause.REQUEST, Cause.ACTIVATION_CONFIRMATION))
+    | _UNKNOWN_CAUSES,
     TypeId.C_RP_NA_1: _ACTIVATION_CAUSES,
     TypeId.C_CD_NA_1: _SPONTANEOUS_CAUSES,
     # parameters also come with the interrogation causes (in answers: for asdu_cb)

@@ -16,7 +16,8 @@ raises :class:`ResponseTimeout`.
 
 * ``read``: the answer is the point's data with cause REQUEST (it does not go to
   ``receive()``), or the C_RD_NA_1 mirrored with P/N=1 or an UNKNOWN_* cause, raised as
-  :class:`NegativeResponse`.
+  :class:`NegativeResponse`. lib60870 first confirms a read with a C_RD_NA_1 ACTCON,
+  which the standard does not define: a positive one is skipped, a negative one refuses.
 * ``acquire_delay`` runs IEC 60870-5-5's procedure: C_CD_NA_1 ACT carrying the send time
   (CP16, ms of the minute); the ACTCON carries it back plus the outstation's holding time;
   half the remaining round trip is the transmission delay, which is then loaded into the
@@ -214,10 +215,13 @@ class Requests:
             return False
         if asdu.type_id == TypeId.C_RD_NA_1:
             obj = asdu.objects[0] if asdu.objects else None
-            read = None if obj is None else self._reads.pop((asdu.common_address, obj.address),
-                                                            None)
+            key = None if obj is None else (asdu.common_address, obj.address)
+            read = self._reads.get(key)  # type: ignore[arg-type]
             if read is None or read.done():
                 return False
+            if _positive(asdu):
+                return True  # lib60870's ACTCON before the data: the data answers
+            del self._reads[key]  # type: ignore[arg-type]
             read.set_exception(NegativeResponse("read", asdu.cause))
             return True
         if asdu.type_id in _STATION_WIDE:
