@@ -316,3 +316,20 @@ async def test_private_type_ids_through_asdu_cb_and_send_asdu(pair):
     assert (await asyncio.wait_for(server_got.get(), 5)).type_id == 151
     assert await asyncio.wait_for(client_got.get(), 5) == private._replace(
         type_id=151, cause=iec104.Cause.UNKNOWN_TYPE, negative=True)
+
+
+def test_readme_message_set_snippet(tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    code = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+                if "select_timeout=10" in b)
+    code = code.replace("2404", str(find_unused_tcp_port()))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "FloatingValue(value=21.5)\nFalse\nFalse\n"

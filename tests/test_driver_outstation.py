@@ -33,15 +33,16 @@ def command(action, value=ON, ioa=10, time=None, qualifier=0):
     return iec104.Command(action, value, CA, ioa, time, qualifier)
 
 
-def sbo_test(body, **server_kwargs):
+def sbo_test(body, accept=lambda command: True, **server_kwargs):
     """Run ``body(loop, client, other_client, commands)`` against an SBO server on the
-    fake clock; ``commands`` lists what reached ``command_cb``."""
+    fake clock; ``commands`` lists what reached ``command_cb``, which confirms what
+    ``accept`` accepts."""
     async def main(loop: FakeClockLoop) -> None:
         commands = []
 
         def command_cb(conn, cmds):
             commands.extend(cmds)
-            return True
+            return all(accept(c) for c in cmds)
 
         srv = await iec104.listen(lambda conn: None, iec104.Address("127.0.0.1", 0),
                                   command_cb=command_cb, **server_kwargs)
@@ -108,17 +109,12 @@ def test_a_select_times_out_on_the_fake_clock():
 
 
 def test_a_refused_select_selects_nothing():
-    async def main(loop: FakeClockLoop) -> None:
-        srv = await iec104.listen(lambda conn: None, iec104.Address("127.0.0.1", 0),
-                                  command_cb=lambda conn, cmds: cmds[0].action != Action.SELECT,
-                                  select_timeout=5)
-        client = await iec104.connect(srv.addresses[0])
+    async def body(loop, client, other, commands):
         assert await client.send_command(command(Action.SELECT)) is False
         assert await client.send_command(command(Action.EXECUTE)) is False
-        await client.async_close()
-        await srv.async_close()
+        assert commands == [command(Action.SELECT)]
 
-    run(main)
+    sbo_test(body, lambda command: command.action != Action.SELECT, select_timeout=5)
 
 
 def test_without_select_timeout_commands_pass_as_before():
@@ -341,3 +337,59 @@ def test_type_of_time_tagged_commands():
     assert _TIME_TAGGED == {TypeId.C_SC_TA_1, TypeId.C_DC_TA_1, TypeId.C_RC_TA_1,
                             TypeId.C_SE_TA_1, TypeId.C_SE_TB_1, TypeId.C_SE_TC_1,
                             TypeId.C_BO_TA_1}
+
+
+MASTER = """
+import asyncio, sys, iec104
+
+async def main():
+    conn = await iec104.connect(iec104.Address("127.0.0.1", int(sys.argv[1])))
+    while True:
+        for item in await conn.receive():
+            print(item.asdu_address, item.io_address, flush=True)
+
+asyncio.run(main())
+"""
+
+
+async def test_sigkilled_master_process_then_the_other_master_gets_the_buffered_data():
+    import signal
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    srv = await iec104.listen(lambda conn: None, iec104.Address("127.0.0.1", 0),
+                              redundancy_groups=[iec104.RedundancyGroup("station")])
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", MASTER, str(srv.addresses[0].port), cwd=REPO_ROOT,
+        stdout=asyncio.subprocess.PIPE)
+    try:
+        for _ in range(500):
+            if srv.redundancy_groups["station"] is not None:
+                break
+            await asyncio.sleep(0.01)
+        srv.notify_data_change(_one_asdu_each(range(1, 61)))
+        first = []
+        while len(first) < 60:
+            line = await asyncio.wait_for(proc.stdout.readline(), 10)
+            ca, ioa = map(int, line.split())
+            first.append((ca, ioa))
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        for _ in range(500):
+            if srv.redundancy_groups["station"] is None:
+                break
+            await asyncio.sleep(0.01)
+        assert srv.redundancy_groups["station"] is None
+        srv.notify_data_change(_one_asdu_each(range(61, 101)))  # nobody started: buffered
+        second = await iec104.connect(srv.addresses[0])
+        got = await _receive_points(second, 40)
+        counts = collections.Counter(first + got)
+        assert set(counts) == {(CA, i) for i in range(1, 101)}
+        assert set(counts.values()) == {1}
+        await second.async_close()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await srv.async_close()

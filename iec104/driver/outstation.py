@@ -151,8 +151,9 @@ class GroupState:
 
     def notify(self, data: Sequence[Data]) -> None:
         """Give ``data`` to the active connection, or buffer it."""
-        if self.active is not None:
-            self.active.notify_data_change(data)
+        active = self.active
+        if active is not None and active.is_open:  # a closing one returns its data soon
+            active.notify_data_change(data)
             return
         self._buffer.extend(data)
         if len(self._buffer) > self._limit:
