@@ -56,16 +56,15 @@ from .driver import (
 )
 
 __all__ = [
-    "Action", "Address", "BinaryCounterValue", "BitstringValue", "Cause", "ClockSyncCb",
-    "Command", "CommandCb", "CommandValue", "Connection", "ConnectionCb", "ConnectionInfo",
-    "CounterInterrogateCb", "Data", "DataValue", "DecodeError", "DoubleValue", "EncodeError",
-    "FloatingValue", "FreezeCode", "GroupInterrogateCb", "Iec104Error", "InitializationValue",
-    "InterrogateCb", "NormalizedValue", "ProtectionCommandValue", "ProtectionQuality",
-    "ProtectionStartValue", "ProtectionValue", "Quality", "RegulatingValue", "ScaledValue",
-    "Server", "SingleValue", "StatusChangeValue", "StepPositionValue", "Time", "TimeSize",
-    "connect", "listen", "time_from_datetime", "time_to_datetime",
-    # issue 15: the whole message set
-    "ActivationKind", "NegativeResponse", "Parameter", "ParameterActivation", "ParameterKind",
-    "Profile", "RedundancyGroup", "ResetKind", "ResponseTimeout",
+    "Action", "ActivationKind", "Address", "BinaryCounterValue", "BitstringValue", "Cause",
+    "ClockSyncCb", "Command", "CommandCb", "CommandValue", "Connection", "ConnectionCb",
+    "ConnectionInfo", "CounterInterrogateCb", "Data", "DataValue", "DecodeError", "DoubleValue",
+    "EncodeError", "FloatingValue", "FreezeCode", "GroupInterrogateCb", "Iec104Error",
+    "InitializationValue", "InterrogateCb", "NegativeResponse", "NormalizedValue", "Parameter",
+    "ParameterActivation", "ParameterKind", "Profile", "ProtectionCommandValue",
+    "ProtectionQuality", "ProtectionStartValue", "ProtectionValue", "Quality", "RedundancyGroup",
+    "RegulatingValue", "ResetKind", "ResponseTimeout", "ScaledValue", "Server", "SingleValue",
+    "StatusChangeValue", "StepPositionValue", "Time", "TimeSize", "connect", "listen",
+    "time_from_datetime", "time_to_datetime",
 ]
 __version__ = "0.1.0"

@@ -578,7 +578,7 @@ def _read_points(srv: C104Server) -> list[int]:
 
 async def test_our_client_reads_from_c104(c104_server):
     holder = []
-    srv, conn = await c104_server([], lambda srv: holder.append(_read_points(srv)))
+    _srv, conn = await c104_server([], lambda srv: holder.append(_read_points(srv)))
     reads = holder[0]
     try:
         assert await conn.read(100, asdu_address=CA) == iec104.Data(

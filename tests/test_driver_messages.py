@@ -13,9 +13,9 @@ import pytest
 import iec104
 from iec104.codec import ASDU, InformationObject, RawASDU, TypeId
 from iec104.codec.parameters import (
+    asdu_to_parameters,
     delay_reply,
     parameter_to_asdu,
-    asdu_to_parameters,
     qpm,
     transmission_delay,
 )

@@ -146,7 +146,8 @@ def test_time_tagged_commands_older_than_command_max_age_are_refused():
         await _wait(loop, 30.5)  # the tag is 30.5 s old when the server sees it
         assert await client.send_command(old) is False
         ahead = command(Action.EXECUTE, ioa=12, time=iec104.Time.from_datetime(
-            datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=80)))  # 49.5 s ahead of the server
+            # 49.5 s ahead of the server, whose clock is 30.5 s ahead
+            datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=80)))
         assert await client.send_command(ahead) is False
         invalid = command(Action.EXECUTE, ioa=13, time=_now_tag()._replace(invalid=True))
         assert await client.send_command(invalid) is False
@@ -199,8 +200,9 @@ class NeverAcks:
 
 def _one_asdu_each(ioas):
     # alternate the types so that every item is an ASDU of its own
-    return [iec104.Data(iec104.SingleValue.ON if i % 2 else iec104.FloatingValue(i), iec104.Quality(),
-                        None, CA, i, iec104.Cause.SPONTANEOUS, False) for i in ioas]
+    return [iec104.Data(iec104.SingleValue.ON if i % 2 else iec104.FloatingValue(i),
+                        iec104.Quality(), None, CA, i, iec104.Cause.SPONTANEOUS, False)
+            for i in ioas]
 
 
 async def _receive_points(conn, count):

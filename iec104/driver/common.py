@@ -80,7 +80,8 @@ ParameterCb: TypeAlias = Callable[["Connection", "Parameter | ParameterActivatio
 """Parameter of a measured value (P_ME_NA/NB/NC_1) or parameter (de)activation
 (P_AC_NA_1) request; returns whether it is accepted (positive (DE)ACTCON)."""
 
-AsduCb: TypeAlias = Callable[["Connection", "ASDU | RawASDU"], "bool | None | Awaitable[bool | None]"]
+AsduCb: TypeAlias = Callable[["Connection", "ASDU | RawASDU"],
+                             "bool | None | Awaitable[bool | None]"]
 """Any ASDU the driver does not handle itself (private type IDs, answers it does not wait
 for); returns True when the application handled it, so that a request is not refused
 with UNKNOWN_TYPE."""

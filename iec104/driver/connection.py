@@ -79,6 +79,7 @@ from ..codec.model import (
     data_type_id,
     pack_data,
 )
+from ..codec.parameters import PARAMETER_TYPES
 from ..codec.session import (
     NEED_DATA,
     AsduReceived,
@@ -90,7 +91,6 @@ from ..codec.session import (
 )
 from ..codec.timetag import Time, TimeSize
 from ..codec.values import FreezeCode
-from ..codec.parameters import PARAMETER_TYPES
 from .common import (
     Address,
     AsduCb,

@@ -9,10 +9,9 @@ state of these requests). All bit-level meaning comes from ``codec.parameters``.
 Controlling side (methods): each request is an ASDU sent at once; its answer is matched
 by (type ID, common address, IOA), or by type ID alone for the station-wide requests
 (reset process, delay acquisition) whose answer carries the station's address even when
-the request was broadcast. A second request with the same key waits for the first one's answer (the entry is
-removed when the answer arrives).
-Every request waits at most ``response_timeout`` (t1) on the event loop's clock, then
-raises :class:`ResponseTimeout`.
+the request was broadcast. A second request with the same key waits for the first one's
+answer (the entry is removed when the answer arrives). Every request waits at most
+``response_timeout`` (t1) on the event loop's clock, then raises :class:`ResponseTimeout`.
 
 * ``read``: the answer is the point's data with cause REQUEST (it does not go to
   ``receive()``), or the C_RD_NA_1 mirrored with P/N=1 or an UNKNOWN_* cause, raised as
@@ -33,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from typing import TYPE_CHECKING, Any
 
 from ..codec.asdu import ASDU, InformationObject
@@ -54,7 +54,10 @@ from ..codec.parameters import (
 from .common import NegativeResponse, ResponseTimeout
 
 if TYPE_CHECKING:
-    from .connection import Connection
+    from collections.abc import Callable
+
+    from ..codec.asdu import RawASDU
+    from .connection import Settings
 
 _UNKNOWN_CAUSES = frozenset((Cause.UNKNOWN_TYPE, Cause.UNKNOWN_CAUSE,
                              Cause.UNKNOWN_ASDU_ADDRESS, Cause.UNKNOWN_IO_ADDRESS))
@@ -66,7 +69,24 @@ Key = tuple[int, int, int]
 class Requests:
     """The connection's read/reset/delay/parameter requests and answers (a mixin)."""
 
-    def _init_requests(self: Connection) -> None:
+    if TYPE_CHECKING:  # what Connection provides
+        _loop: asyncio.AbstractEventLoop
+        _settings: Settings
+        _wall_offset: float
+
+        @property
+        def is_open(self) -> bool: ...
+        def _send_asdu(self, asdu: ASDU | RawASDU) -> None: ...
+        def _respond(self, asdu: ASDU | RawASDU) -> None: ...
+        def _confirm(self, request: ASDU, cause: Cause, positive: bool) -> None: ...
+        def _call(self, what: str, cb: Callable[..., Any] | None, args: tuple[Any, ...],
+                  done: Callable[[Any], None]) -> None: ...
+        def _is_open_then(self, fn: Callable[..., None], *args: Any) -> None: ...
+        def _on_unhandled(self, asdu: ASDU | RawASDU) -> None: ...
+        def _send_answer(self, request: ASDU, data: list[Data]) -> None: ...
+        def _log_warning(self, message: str, *args: Any) -> None: ...
+
+    def _init_requests(self) -> None:
         self._reads: dict[tuple[int, int], asyncio.Future[Data]] = {}
         self._replies: dict[Key, asyncio.Future[ASDU]] = {}
         self._transmission_delay: int | None = None
@@ -79,7 +99,7 @@ class Requests:
 
     # -- controlling side ------------------------------------------------------------------
 
-    async def read(self: Connection, io_address: int, asdu_address: int) -> Data:
+    async def read(self, io_address: int, asdu_address: int) -> Data:
         """Read one point (C_RD_NA_1).
 
         Returns:
@@ -105,7 +125,7 @@ class Requests:
             if self._reads.get(key) is future:
                 del self._reads[key]
 
-    async def reset_process(self: Connection, asdu_address: int = 0xFFFF,
+    async def reset_process(self, asdu_address: int = 0xFFFF,
                             kind: ResetKind | int = ResetKind.GENERAL) -> bool:
         """Reset process command (C_RP_NA_1) with QRP ``kind`` [0, 255].
 
@@ -120,7 +140,7 @@ class Requests:
         reply = await self._request(asdu, "reset process")
         return _positive(reply)
 
-    async def acquire_delay(self: Connection, asdu_address: int = 0xFFFF, *,
+    async def acquire_delay(self, asdu_address: int = 0xFFFF, *,
                             load: bool = True) -> int:
         """Measure the transmission delay (IEC 60870-5-5 6.5, C_CD_NA_1) and, with
         ``load``, send it to the station (cause SPONTANEOUS) for its clock corrections.
@@ -146,7 +166,7 @@ class Requests:
                                           objects=(InformationObject(0, delay),)))
         return delay
 
-    async def set_parameter(self: Connection, parameter: Parameter) -> bool:
+    async def set_parameter(self, parameter: Parameter) -> bool:
         """Parameter of measured values (P_ME_NA/NB/NC_1 by the value's class).
 
         Returns:
@@ -158,7 +178,7 @@ class Requests:
         """
         return _positive(await self._request(parameter_to_asdu(parameter), "parameter"))
 
-    async def activate_parameter(self: Connection, activation: ParameterActivation) -> bool:
+    async def activate_parameter(self, activation: ParameterActivation) -> bool:
         """Parameter activation (P_AC_NA_1), or deactivation when ``activation.activate``
         is False.
 
@@ -168,7 +188,7 @@ class Requests:
         return _positive(await self._request(activation_to_asdu(activation),
                                               "parameter activation"))
 
-    async def _request(self: Connection, asdu: ASDU, what: str) -> ASDU:
+    async def _request(self, asdu: ASDU, what: str) -> ASDU:
         obj = asdu.objects[0]
         key: Key = ((int(asdu.type_id), -1, -1) if asdu.type_id in _STATION_WIDE
                     else (int(asdu.type_id), asdu.common_address, obj.address))
@@ -184,7 +204,7 @@ class Requests:
             if self._replies.get(key) is future:
                 del self._replies[key]
 
-    async def _answer(self: Connection, future: asyncio.Future[Any], what: str) -> Any:
+    async def _answer(self, future: asyncio.Future[Any], what: str) -> Any:
         try:
             return await asyncio.wait_for(asyncio.shield(future),
                                           self._settings.response_timeout)
@@ -194,11 +214,11 @@ class Requests:
             raise ResponseTimeout(f"{what}: no answer within "
                                   f"{self._settings.response_timeout} s (t1)") from None
 
-    def _wall_ms(self: Connection, at: float | None = None) -> float:
+    def _wall_ms(self, at: float | None = None) -> float:
         """Wall-clock milliseconds at loop time ``at`` (default now)."""
         return ((self._loop.time() if at is None else at) + self._wall_offset) * 1000
 
-    def _take_read_answers(self: Connection, data: list[Data]) -> list[Data]:
+    def _take_read_answers(self, data: list[Data]) -> list[Data]:
         """Resolve the reads that ``data`` (cause REQUEST) answers; return the rest."""
         rest = []
         for item in data:
@@ -209,42 +229,41 @@ class Requests:
                 rest.append(item)
         return rest
 
-    def _resolve_reply(self: Connection, asdu: ASDU) -> bool:
+    def _resolve_reply(self, asdu: ASDU) -> bool:
         """Resolve a request that ``asdu`` answers; False if none waits for it."""
         if asdu.cause not in _REPLY_CAUSES and asdu.cause not in _UNKNOWN_CAUSES:
             return False
+        if not asdu.objects:
+            return False
+        address = asdu.objects[0].address
         if asdu.type_id == TypeId.C_RD_NA_1:
-            obj = asdu.objects[0] if asdu.objects else None
-            key = None if obj is None else (asdu.common_address, obj.address)
-            read = self._reads.get(key)  # type: ignore[arg-type]
+            point = (asdu.common_address, address)
+            read = self._reads.get(point)
             if read is None or read.done():
                 return False
             if _positive(asdu):
                 return True  # lib60870's ACTCON before the data: the data answers
-            del self._reads[key]  # type: ignore[arg-type]
+            del self._reads[point]
             read.set_exception(NegativeResponse("read", asdu.cause))
             return True
-        if asdu.type_id in _STATION_WIDE:
-            key: Key = (int(asdu.type_id), -1, -1)
-        elif asdu.objects:
-            key = (int(asdu.type_id), asdu.common_address, asdu.objects[0].address)
-        else:
-            return False
+        key: Key = ((int(asdu.type_id), -1, -1) if asdu.type_id in _STATION_WIDE
+                    else (int(asdu.type_id), asdu.common_address, address))
         future = self._replies.pop(key, None)
         if future is None or future.done():
             return False
         future.set_result(asdu)
         return True
 
-    def _fail_requests(self: Connection, error: Exception) -> None:
-        for future in (*self._reads.values(), *self._replies.values()):
+    def _fail_requests(self, error: Exception) -> None:
+        futures: list[asyncio.Future[Any]] = [*self._reads.values(), *self._replies.values()]
+        for future in futures:
             if not future.done():
                 future.set_exception(error)
                 future.exception()
 
     # -- controlled side -------------------------------------------------------------------
 
-    def _on_request(self: Connection, asdu: ASDU) -> None:
+    def _on_request(self, asdu: ASDU) -> None:
         """A read/reset/delay/parameter ASDU from the peer (cause already checked)."""
         if self._resolve_reply(asdu):
             return
@@ -278,17 +297,16 @@ class Requests:
             self._call("parameter", self._settings.parameter_cb, (request,),
                        lambda ok: self._is_open_then(self._confirm, asdu, con, ok is True))
 
-    def _serve_read(self: Connection, asdu: ASDU) -> None:
+    def _serve_read(self, asdu: ASDU) -> None:
         cb = self._settings.read_cb
         if cb is None:
             self._respond(asdu._replace(cause=Cause.UNKNOWN_TYPE, negative=True))
             return
         for obj in asdu.objects:
-            one = asdu._replace(objects=(obj,))
             self._call("read", cb, (asdu.common_address, obj.address),
-                       lambda data, one=one: self._answer_read(one, data))
+                       functools.partial(self._answer_read, asdu._replace(objects=(obj,))))
 
-    def _answer_read(self: Connection, request: ASDU, data: Any) -> None:
+    def _answer_read(self, request: ASDU, data: Any) -> None:
         if not self.is_open:
             return
         if data is not None:
@@ -302,7 +320,7 @@ class Requests:
             return
         self._send_answer(request, [data._replace(cause=Cause.REQUEST)])
 
-    def _serve_delay(self: Connection, asdu: ASDU) -> None:
+    def _serve_delay(self, asdu: ASDU) -> None:
         obj = asdu.objects[0]
         if asdu.cause == Cause.SPONTANEOUS:  # the delay the master measured, loaded
             self._transmission_delay = int(obj.value)  # type: ignore[arg-type]

@@ -6,9 +6,8 @@ import asyncio
 import inspect
 import logging
 import ssl as _ssl
-from typing import Any
-
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from ..codec.asdu import DEFAULT_PROFILE, Profile
 from ..codec.model import Data, data_type_id

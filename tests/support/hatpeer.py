@@ -315,7 +315,9 @@ class HatRtu:
                             [self._data_msg(msg.io_address, data, iec104.DataResCause.REQUEST)]
                         )
                     else:
-                        await conn.send([msg._replace(cause=iec104.ReadResCause.UNKNOWN_IO_ADDRESS)])
+                        await conn.send(
+                            [msg._replace(cause=iec104.ReadResCause.UNKNOWN_IO_ADDRESS)]
+                        )
                 elif isinstance(msg, iec104.ResetMsg):
                     await conn.send(
                         [msg._replace(cause=iec104.ActivationResCause.ACTIVATION_CONFIRMATION)]
