@@ -333,3 +333,39 @@ def test_readme_message_set_snippet(tmp_path):
                           text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "FloatingValue(value=21.5)\nFalse\nFalse\n"
+
+
+async def test_every_cause_of_the_new_request_types_leaves_the_server_serving(pair):
+    """Requests with any cause, P/N, missing or extra objects: answered or ignored, never
+    a crash; the callbacks see only well-formed requests."""
+    seen = []
+
+    def record(*args):
+        seen.append(args[1:])
+        return True
+
+    _, sconn, client = await pair({
+        "read_cb": lambda conn, ca, ioa: point(iec104.SingleValue.ON, ioa),
+        "reset_cb": record, "parameter_cb": record,
+        "delay_cb": lambda conn, ca, ms: None, "asdu_cb": lambda conn, asdu: None})
+    objects = {
+        TypeId.C_RD_NA_1: InformationObject(1),
+        TypeId.C_RP_NA_1: InformationObject(0, qualifier=1),
+        TypeId.C_CD_NA_1: InformationObject(0, 100),
+        TypeId.P_ME_NA_1: InformationObject(1, iec104.NormalizedValue(0.5), qualifier=1),
+        TypeId.P_ME_NB_1: InformationObject(1, iec104.ScaledValue(5), qualifier=2),
+        TypeId.P_ME_NC_1: InformationObject(1, iec104.FloatingValue(5.0), qualifier=3),
+        TypeId.P_AC_NA_1: InformationObject(1, qualifier=2),
+    }
+    for type_id, obj in objects.items():
+        for cause in range(64):
+            for negative in (False, True):
+                for objs in ((obj,), (), (obj, obj._replace(address=2))):
+                    client.send_asdu(ASDU(type_id, False, cause, negative, False, 0, CA,
+                                          objs))
+    await client.drain()
+    assert await client.read(1, CA) == point(iec104.SingleValue.ON, 1, iec104.Cause.REQUEST)
+    assert sconn.is_open and client.is_open
+    for args in seen:
+        assert isinstance(args[-1], iec104.ResetKind | iec104.Parameter
+                          | iec104.ParameterActivation), args
