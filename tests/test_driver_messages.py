@@ -369,3 +369,43 @@ async def test_every_cause_of_the_new_request_types_leaves_the_server_serving(pa
     for args in seen:
         assert isinstance(args[-1], iec104.ResetKind | iec104.Parameter
                           | iec104.ParameterActivation), args
+
+
+def test_delay_acquisition_round_trip_on_the_fake_clock():
+    """The controlling side of IEC 60870-5-5's procedure against a hand-written station:
+    100 ms round trip of which the station held 40 ms -> 30 ms each way, then loaded."""
+    from iec104.codec import decode_asdu, encode_asdu
+    from tests.test_driver_protocol import STARTDT_ACT, STARTDT_CON, Raw, iframe
+
+    async def main(loop: FakeClockLoop) -> None:
+        accepted: asyncio.Queue = asyncio.Queue()
+
+        async def on_client(reader, writer):
+            await accepted.put(Raw(reader, writer))
+
+        raw_srv = await asyncio.start_server(on_client, "127.0.0.1", 0)
+        task = asyncio.ensure_future(iec104.connect(
+            iec104.Address("127.0.0.1", raw_srv.sockets[0].getsockname()[1])))
+        raw = await accepted.get()
+        assert await raw.read() == ("U", STARTDT_ACT)
+        raw.send(STARTDT_CON)
+        conn = await task
+        delay = asyncio.ensure_future(conn.acquire_delay(CA))
+        kind, _, _, body = await raw.read()
+        request = decode_asdu(body)
+        assert (kind, request.type_id, request.cause) == ("I", TypeId.C_CD_NA_1,
+                                                          iec104.Cause.ACTIVATION)
+        sent = request.objects[0].value
+        loop.advance(0.1)
+        reply = request._replace(cause=iec104.Cause.ACTIVATION_CONFIRMATION, objects=(
+            request.objects[0]._replace(value=(sent + 40) % 60_000),))
+        raw.send(iframe(0, 1, encode_asdu(reply)))
+        assert await delay == 30
+        kind, _, _, body = await raw.read()
+        loaded = decode_asdu(body)
+        assert (loaded.type_id, loaded.cause, loaded.objects[0].value) == (
+            TypeId.C_CD_NA_1, iec104.Cause.SPONTANEOUS, 30)
+        await conn.async_close()
+        raw_srv.close()
+
+    run(main)

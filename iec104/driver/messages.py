@@ -91,6 +91,7 @@ class Requests:
         self._replies: dict[Key, asyncio.Future[ASDU]] = {}
         self._transmission_delay: int | None = None
         self._received_at = 0.0  # loop time the ASDU being handled arrived
+        self._delay_reply_at = 0.0  # ... and the last C_CD_NA_1 ACTCON
 
     @property
     def transmission_delay(self) -> int | None:
@@ -159,7 +160,7 @@ class Requests:
         if not _positive(reply) or not reply.objects:
             raise NegativeResponse("delay acquisition", reply.cause)
         delay = transmission_delay(int(reply.objects[0].value),  # type: ignore[arg-type]
-                                   self._wall_ms(self._received_at))
+                                   self._wall_ms(self._delay_reply_at))
         if load:
             self._send_asdu(asdu._replace(cause=Cause.SPONTANEOUS,
                                           common_address=reply.common_address,
@@ -251,6 +252,8 @@ class Requests:
         future = self._replies.pop(key, None)
         if future is None or future.done():
             return False
+        if asdu.type_id == TypeId.C_CD_NA_1:  # its arrival time is part of the answer
+            self._delay_reply_at = self._received_at
         future.set_result(asdu)
         return True
 
