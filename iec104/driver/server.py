@@ -71,8 +71,11 @@ class Server(Resource):
 
     def buffered(self, group: str) -> int:
         """Data items redundancy group ``group`` holds while none of its connections is
-        started."""
-        return next(s.buffered for s in self._groups if s.group.name == group)
+        started (``KeyError`` for an unknown group)."""
+        for state in self._groups:
+            if state.group.name == group:
+                return state.buffered
+        raise KeyError(group)
 
     def notify_data_change(self, data: Iterable[Data]) -> None:
         """Send data to every client: with redundancy groups, to the started connection
