@@ -370,6 +370,9 @@ async def test_sigkilled_master_process_then_the_other_master_gets_the_buffered_
             if srv.redundancy_groups["station"] is not None:
                 break
             await asyncio.sleep(0.01)
+        # a second master connected all along, stopped (standby, as 10.3 has it)
+        second = await iec104.connect(srv.addresses[0], started=False)
+        assert not second.is_enabled
         srv.notify_data_change(_one_asdu_each(range(1, 61)))
         first = []
         while len(first) < 60:
@@ -384,7 +387,7 @@ async def test_sigkilled_master_process_then_the_other_master_gets_the_buffered_
             await asyncio.sleep(0.01)
         assert srv.redundancy_groups["station"] is None
         srv.notify_data_change(_one_asdu_each(range(61, 101)))  # nobody started: buffered
-        second = await iec104.connect(srv.addresses[0])
+        await second.start()  # the standby connection takes over
         got = await _receive_points(second, 40)
         counts = collections.Counter(first + got)
         assert set(counts) == {(CA, i) for i in range(1, 101)}

@@ -1119,6 +1119,7 @@ async def connect(addr: Address,
                   enabled_cb: EnabledCb | None = None,
                   select_timeout: float | None = None,
                   command_max_age: float | None = None,
+                  started: bool = True,
                   ) -> Connection:
     """Connect to an IEC 104 server (controlled station) and start data transfer.
 
@@ -1158,6 +1159,8 @@ async def connect(addr: Address,
             as they come).
         command_max_age: refuse time-tagged commands (C_*_TA_1) whose time tag is
             further than this many seconds from now (None: no check).
+        started: False: connect without STARTDT (a standby connection of a redundancy
+            group, IEC 104 10.3); :meth:`Connection.start` starts it later.
 
     Raises:
         OSError: TCP/TLS connection failed.
@@ -1178,6 +1181,8 @@ async def connect(addr: Address,
         lambda: _Protocol(Role.CONTROLLING, settings), addr.host, addr.port, **kwargs)
     conn = protocol.connection
     assert conn is not None
+    if not started:
+        return conn
     try:
         conn._session.start()
         conn._flush()
