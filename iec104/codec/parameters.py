@@ -5,7 +5,7 @@ Theory of operation
 -------------------
 The element codecs (``elements.py``) carry these requests' qualifiers as one raw octet
 (``InformationObject.qualifier``). This module owns what the octets mean (IEC 60870-5-101
-7.2.6.21-25) and the mapping between the driver's named tuples and ASDUs, so the driver
+7.2.6) and the mapping between the driver's named tuples and ASDUs, so the driver
 never handles bits itself:
 
 * QRP (C_RP_NA_1): 1 general reset of process, 2 reset of the event buffer's pending
@@ -16,7 +16,7 @@ never handles bits itself:
 * QPA (P_AC_NA_1): 1 (de)activate previously loaded parameters (IOA 0), 2 the parameter of
   the addressed object, 3 persistent cyclic/periodic transmission of the addressed object.
 * C_CD_NA_1 carries a CP16Time2a, milliseconds in [0, 59999]; the round-trip procedure of
-  IEC 60870-5-5 (6.5) is :func:`delay_reply` on the controlled side and
+  IEC 60870-5-5 is :func:`delay_reply` on the controlled side and
   :func:`transmission_delay` on the controlling side.
 """
 
@@ -175,7 +175,7 @@ def cp16(milliseconds: float) -> int:
 
 def delay_reply(sent: int, held_ms: float) -> int:
     """Controlled station: the SDT to return in the ACTCON of a C_CD_NA_1 activation, the
-    received SDT plus the time the request spent in this station (IEC 60870-5-5 6.5)."""
+    received SDT plus the time the request spent in this station (IEC 60870-5-5)."""
     return cp16(sent + held_ms)
 
 

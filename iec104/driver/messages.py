@@ -143,7 +143,7 @@ class Requests:
 
     async def acquire_delay(self, asdu_address: int = 0xFFFF, *,
                             load: bool = True) -> int:
-        """Measure the transmission delay (IEC 60870-5-5 6.5, C_CD_NA_1) and, with
+        """Measure the transmission delay (IEC 60870-5-5, C_CD_NA_1) and, with
         ``load``, send it to the station (cause SPONTANEOUS) for its clock corrections.
 
         Returns:

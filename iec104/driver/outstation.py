@@ -3,7 +3,7 @@ redundancy groups.
 
 Theory of operation
 -------------------
-Select before operate (IEC 60870-5-5 6.8) is enforced per connection by
+Select before operate (IEC 60870-5-5 command transmission) is enforced per connection by
 :class:`CommandGate` when ``select_timeout`` is given. An activation with S/E=1 (select)
 goes to ``command_cb``; when that confirms it, the point is *selected* on that connection
 until ``select_timeout`` seconds have passed on the event loop's clock. An execute (S/E=0)
