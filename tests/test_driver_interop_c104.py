@@ -740,3 +740,26 @@ async def test_c104_tls_client(tmp_path, capfd):
         assert not ours
     else:
         assert ours, "c104's TLS client reaches c104's TLS server but not ours"
+
+
+async def test_c104_time_tagged_commands_against_command_max_age(c104_client):
+    """c104 writes a naive datetime as it is: a UTC one now passes a 60 s age limit, the
+    2024 one of the other tests is refused before command_cb."""
+    received = []
+
+    def on_command(conn, commands):
+        received.extend(commands)
+        return True
+
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+    def setup(client: C104Client) -> None:
+        for ioa, when in ((30, now), (31, TS)):
+            point = client.add_point(ioa, CT.C_SC_TA_1)
+            point.info = c104.SingleCmd(on=True, recorded_at=when)
+
+    client, _ = await c104_client(setup, command_cb=on_command, command_max_age=60)
+    assert await asyncio.to_thread(client.transmit, 30) is True
+    assert await asyncio.to_thread(client.transmit, 31) is False
+    assert [c.io_address for c in received] == [30]
+    assert client.answers(31, int(CT.C_SC_TA_1))[0] == (7, True)
