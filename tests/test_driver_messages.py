@@ -72,11 +72,13 @@ async def test_read_answers_with_cause_request_and_not_through_receive(pair):
 async def test_read_coroutine_callback_and_concurrent_reads(pair):
     async def read_cb(conn, asdu_address, io_address):
         await asyncio.sleep(0)
-        return point(iec104.ScaledValue(io_address), io_address)
+        # a careless application: the answer still names the point asked for
+        return point(iec104.ScaledValue(io_address), 0)._replace(asdu_address=99)
 
     _, _, client = await pair({"read_cb": read_cb})
     got = await asyncio.gather(*(client.read(ioa, CA) for ioa in (1, 2, 3, 1)))
     assert [g.value for g in got] == [iec104.ScaledValue(i) for i in (1, 2, 3, 1)]
+    assert [(g.asdu_address, g.io_address) for g in got] == [(CA, i) for i in (1, 2, 3, 1)]
 
 
 async def test_read_of_unknown_point_is_negative_unknown_ioa(pair):

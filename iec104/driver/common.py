@@ -63,8 +63,8 @@ ConnectionCb: TypeAlias = Callable[["Connection"], "None | Awaitable[None]"]
 
 ReadCb: TypeAlias = Callable[["Connection", int, int], "Data | None | Awaitable[Data | None]"]
 """Read request (C_RD_NA_1): called with the ASDU and IO address; returns the point's
-``Data`` (sent with cause REQUEST), or None for a negative answer with cause
-UNKNOWN_IO_ADDRESS."""
+``Data`` (sent with cause REQUEST and the addresses asked for), or None for a negative
+answer with cause UNKNOWN_IO_ADDRESS."""
 
 ResetCb: TypeAlias = Callable[["Connection", int, "ResetKind | int"], "bool | Awaitable[bool]"]
 """Reset process request (C_RP_NA_1): called with the ASDU address and the QRP; returns

@@ -321,7 +321,10 @@ class Requests:
         if data is None:
             self._respond(request._replace(cause=Cause.UNKNOWN_IO_ADDRESS, negative=True))
             return
-        self._send_answer(request, [data._replace(cause=Cause.REQUEST)])
+        # the answer names the point asked for, whatever address the callback filled in
+        self._send_answer(request, [data._replace(
+            asdu_address=request.common_address, io_address=request.objects[0].address,
+            cause=Cause.REQUEST)])
 
     def _serve_delay(self, asdu: ASDU) -> None:
         obj = asdu.objects[0]
