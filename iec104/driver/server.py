@@ -153,9 +153,10 @@ async def listen(connection_cb: ConnectionCb,
     settings = Settings(interrogate_cb, counter_interrogate_cb, command_cb, response_timeout,
                         supervisory_timeout, test_timeout, send_window_size,
                         receive_window_size, group_interrogate_cb, clock_sync_cb,
-                        receive_queue_size, send_queue_size, profile, read_cb, reset_cb,
-                        delay_cb, parameter_cb, asdu_cb, enabled_cb, select_timeout,
-                        command_max_age)
+                        receive_queue_size, send_queue_size, profile=profile,
+                        read_cb=read_cb, reset_cb=reset_cb, delay_cb=delay_cb,
+                        parameter_cb=parameter_cb, asdu_cb=asdu_cb, enabled_cb=enabled_cb,
+                        select_timeout=select_timeout, command_max_age=command_max_age)
     settings.session(Role.CONTROLLED, loop.time)  # validate now
     groups = [GroupState(g, send_queue_size) for g in redundancy_groups or ()]
     group = Group()
