@@ -398,3 +398,16 @@ async def test_sigkilled_master_process_then_the_other_master_gets_the_buffered_
             proc.kill()
             await proc.wait()
         await srv.async_close()
+
+
+def test_command_gate_refuses_impossible_time_tags_without_raising():
+    from iec104.codec import ASDU, InformationObject
+    from iec104.driver.outstation import CommandGate
+
+    gate = CommandGate(None, 30, lambda: 1000.0, 1.7e9 - 1000.0)
+    tag = iec104.Time.from_datetime(datetime.datetime.fromtimestamp(1.7e9, datetime.UTC))
+    for time, refused in ((tag, False), (tag._replace(months=0), True),
+                          (tag._replace(day_of_month=31, months=2), True)):
+        asdu = ASDU(TypeId.C_SC_TA_1, False, iec104.Cause.ACTIVATION, False, False, 0, CA,
+                    (InformationObject(1, ON, time=time, select=False, qualifier=0),))
+        assert (gate.refusal(asdu) is not None) is refused, time
