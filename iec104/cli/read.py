@@ -507,10 +507,11 @@ def _value(row: dict[str, Any]) -> str:
 
 
 def _object_short(row: dict[str, Any], type_id: int | None) -> str:
-    parts = [str(row["ioa"])]
     value = _value(row)
-    if value:
-        parts[0] += f"={value}"
+    if row["ioa"] is None:  # secure authentication messages have no IOA
+        parts = [value or "(no value)"]
+    else:
+        parts = [str(row["ioa"]) + (f"={value}" if value else "")]
     flags = _flags(row)
     if flags:
         parts.append(flags)
@@ -587,7 +588,8 @@ def apdu_tree(rows: list[dict[str, Any]]) -> list[str]:
                 continue
             value = r["value_text"]
             number = "" if r["value"] is None else f" (value {r['value']!r})"
-            lines.append(f"    IOA {r['ioa']}: {value or '(no value)'}{number}")
+            ioa = "(no IOA)" if r["ioa"] is None else f"IOA {r['ioa']}"
+            lines.append(f"    {ioa}: {value or '(no value)'}{number}")
             quality = [f"{name.upper()}={_bit(r[name])}" for name in ("iv", "nt", "sb", "bl",
                                                                       "ov", "ei")
                        if r[name] is not None

@@ -74,9 +74,12 @@ _NUMERIC: dict[type, Any] = {
     _v.ProtectionValue: lambda v: float(v.state),
     _v.StatusChangeValue: lambda v: float(v.status),
     _v.InitializationValue: lambda v: float(v.cause),
+    _v.SecurityStatisticValue: lambda v: float(v.counter.value),
+    _v.AuthenticationErrorValue: lambda v: float(v.error_code),
 }
 
 
+_AUTH_ERRORS = {m.value: m.name for m in _v.AuthErrorCode}
 _ENUM_NAMES: dict[tuple[type, int], str] = {
     (cls, m.value): m.name for cls in (_v.SingleValue, _v.DoubleValue, _v.RegulatingValue,
                                        _v.FreezeCode) for m in cls}
@@ -108,9 +111,17 @@ def value_text(value: Any) -> str | None:
         return f"{value.value} seq={value.sequence}" + (" adjusted" if value.adjusted else "")
     if cls is _v.SegmentValue:
         return f"file_name={value.file_name} section={value.section} data={value.data.hex()}"
+    if cls is _v.SecurityStatisticValue:
+        return f"aid={value.association_id} {value_text(value.counter)}"
+    if cls is _v.AuthenticationErrorValue:
+        code = value.error_code
+        name = _AUTH_ERRORS.get(code, str(code))
+        return (f"error={name} csq={value.csq} user={value.user} "
+                f"aid={value.association_id} text={value.text!r}")
     fields = getattr(value, "_fields", None)  # the other NamedTuple values
-    if fields is not None:
-        return " ".join(f"{k}={getattr(value, k)!s}" for k in fields)
+    if fields is not None:  # octets (MACs, challenges, opaque messages) in hex
+        return " ".join(f"{k}={v.hex() if isinstance(v, bytes) else v!s}"
+                        for k, v in zip(fields, value))
     return str(value)
 
 
@@ -353,6 +364,9 @@ class RecordBuilder:
                 quality = (q[0], q[1], q[2], q[3], None, q[4])  # type: ignore[index]
             elif type(value) is BinaryCounterValue:
                 quality = (value.invalid, None, None, None, value.overflow, None)
+            elif type(value) is _v.SecurityStatisticValue:
+                c = value.counter
+                quality = (c.invalid, None, None, None, c.overflow, None)
             else:
                 quality = _NO_QUALITY
             if tag is None:
