@@ -11,6 +11,7 @@ file or directory, or a capture file, and returns a DataFrame (see each module):
 * :func:`type_counts`, :func:`cause_counts`, :func:`type_cause_matrix`, :func:`apci_counts`
   (:mod:`.stats`)
 * :func:`anomalies`, :func:`time_drift` (:mod:`.anomaly`)
+* :func:`authentication` (:mod:`.security`: IEC 62351-5 challenges, replies, failures)
 * :func:`plot_value_timeline`, :func:`plot_message_rate` (:mod:`.plots`, needs matplotlib)
 * :func:`summary`, :func:`summary_text`, :func:`report_html`, :func:`write_report`
   (:mod:`.report`)
@@ -35,6 +36,7 @@ _LAZY = {
     "summary_text": "report", "write_report": "report",
     "COLUMN_NAMES": "schema", "COLUMNS": "schema", "SCHEMA": "schema",
     "SCHEMA_VERSION": "schema",
+    "authentication": "security",
     "apci_counts": "stats", "cause_counts": "stats", "type_cause_matrix": "stats",
     "type_counts": "stats",
     "ParquetSink": "storage", "load": "storage", "schema_version": "storage",
@@ -64,6 +66,7 @@ __all__ = [
            "apci_counts",
            "apdus",
            "as_frame",
+           "authentication",
            "cause_counts",
            "commands",
            "interrogations",

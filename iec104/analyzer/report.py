@@ -24,6 +24,7 @@ from .command_audit import commands, interrogations
 from .frames import Source, apdus, as_frame, gaps
 from .link import link_findings, sessions
 from .points import latest_values, quality_transitions
+from .security import authentication
 from .stats import apci_counts, cause_counts, type_counts
 
 _LINK_OPTIONS = ("k", "w", "t1", "t2", "t3", "slack")
@@ -48,7 +49,7 @@ def overview(source: Source) -> pd.DataFrame:
         ("duration (s)", round((times.max() - times.min()).total_seconds(), 3)
          if len(times) else 0.0),
         ("I / S / U frames", " / ".join(str(int((a["apci"] == k).sum())) for k in "ISU")),
-        ("information objects", len(objects)),
+        ("information objects", int(df["obj"].notna().sum())),  # also those without IOA
         ("common addresses", ", ".join(str(int(c)) for c in sorted(a["ca"].dropna().unique()))
          [:200]),
         ("points (CA, IOA)", len(objects.drop_duplicates(["ca", "ioa"]))),
@@ -69,7 +70,8 @@ def summary(source: Source, **options: Any) -> dict[str, pd.DataFrame]:
     (:func:`~iec104.analyzer.anomalies`).
 
     Keys: ``overview, sessions, link`` (sequence + timeout findings), ``commands,
-    interrogations, anomalies, latest_values, quality_transitions, apci, types, causes``.
+    interrogations, anomalies, authentication, latest_values, quality_transitions, apci,
+    types, causes``.
     """
     unknown = set(options) - set(_LINK_OPTIONS + _ANOMALY_OPTIONS + _COMMAND_OPTIONS)
     if unknown:
@@ -86,6 +88,7 @@ def summary(source: Source, **options: Any) -> dict[str, pd.DataFrame]:
         "commands": commands(df, **pick(_COMMAND_OPTIONS)),
         "interrogations": interrogations(df),
         "anomalies": anomalies(df, **pick(_ANOMALY_OPTIONS)),
+        "authentication": authentication(df),
         "latest_values": latest_values(df),
         "quality_transitions": quality_transitions(df),
         "apci": apci_counts(df).reset_index().rename_axis(columns=None),
@@ -172,6 +175,15 @@ def summary_text(source: Source, *, max_rows: int = 20, **options: Any) -> str:
     lines.append(f"== Anomalies: {_counts_line(an, 'kind')} ==")
     section("Anomalies", an, ["kind", "severity", "stream", "frame", "src", "ca", "ioa",
                               "count", "detail"])
+    auth = tables["authentication"]
+    if len(auth):  # only captures with IEC 62351-5 secure authentication
+        lines.append("")
+        lines.append(f"== Secure authentication: {int(auth['challenges'].sum())} challenges, "
+                     f"{int(auth['replies'].sum())} replies, "
+                     f"{int(auth['failures'].sum())} failures ==")
+        section("Secure authentication", auth,
+                ["stream", "client", "server", "challenges", "replies", "aggressive",
+                 "key_changes", "errors", "key_failures", "error_codes"])
     section("Types", tables["types"], ["type_id", "type_name", "direction", "asdus",
                                        "objects"])
     section("Causes", tables["causes"], ["cot", "cot_name", "negative", "direction", "asdus",
@@ -238,6 +250,10 @@ _SECTIONS = [
     ("anomalies", "Anomalies",
      "Flags for security analysts: unknown addresses, commands from unexpected hosts, "
      "bursts, time-tag drift, broadcast common address, malformed frames."),
+    ("authentication", "Secure authentication",
+     "IEC 62351-5 messages per connection: challenges, replies, aggressive-mode requests, "
+     "session key statuses and changes, and the failures (authentication errors by code, "
+     "key statuses other than OK)."),
     ("latest_values", "Points: latest values",
      "The last report of every point (CA, IOA) with its number of reports and value "
      "changes."),

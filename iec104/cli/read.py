@@ -481,6 +481,8 @@ def _value(row: dict[str, Any]) -> str:
     """The value as shown on the one-line view: ``value_text`` made compact
     (``'value=5 transient=False'`` -> ``'5'``, ``'... transient=True'`` -> ``'5,transient'``)."""
     text = row["value_text"]
+    if text is not None and row["ioa"] is None:
+        return text  # a secure authentication message: its fields, as they are
     if text is None:
         value = row["value"]
         return "" if value is None else (str(int(value)) if float(value).is_integer()
@@ -551,7 +553,9 @@ def apdu_line(rows: list[dict[str, Any]], time_mode: str = "a", t0: int = 0) -> 
         parts.append(f"CA={head['ca']}")
         objects = [r for r in rows if r["obj"] is not None]
         if objects:
-            parts.append("IOA " + "; ".join(_object_short(r, type_id) for r in objects))
+            shown = "; ".join(_object_short(r, type_id) for r in objects)
+            # secure authentication messages have one object and no IOA
+            parts.append(shown if objects[0]["ioa"] is None else "IOA " + shown)
     if head["error"]:
         parts.append(f"!! {head['error']}")
     return " ".join(parts)

@@ -76,6 +76,7 @@ _NUMERIC: dict[type, Any] = {
     _v.InitializationValue: lambda v: float(v.cause),
     _v.SecurityStatisticValue: lambda v: float(v.counter.value),
     _v.AuthenticationErrorValue: lambda v: float(v.error_code),
+    _v.KeyStatus: lambda v: float(v.key_status),
 }
 
 
@@ -112,7 +113,10 @@ def value_text(value: Any) -> str | None:
     if cls is _v.SegmentValue:
         return f"file_name={value.file_name} section={value.section} data={value.data.hex()}"
     if cls is _v.SecurityStatisticValue:
-        return f"aid={value.association_id} {value_text(value.counter)}"
+        return f"{value_text(value.counter)} aid={value.association_id}"
+    if cls is _v.AggressiveModeRequest:
+        return (f"asdu={type_name(value.asdu[0])}:{value.asdu.hex()} csq={value.csq} "
+                f"user={value.user} mac={value.mac.hex()}")
     if cls is _v.AuthenticationErrorValue:
         code = value.error_code
         name = _AUTH_ERRORS.get(code, str(code))
