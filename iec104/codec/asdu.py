@@ -340,16 +340,17 @@ def encode_asdu(asdu: ASDU | RawASDU, profile: Profile = DEFAULT_PROFILE) -> byt
     ioa_size = profile.ioa_size
     ioa_max = (1 << (8 * ioa_size)) - 1
     encode = codec.encode
+    first = 0
     for i, obj in enumerate(objects):
         if asdu.sequence:
             if i == 0:
-                out += _check("objects[0].address", obj.address, ioa_max).to_bytes(
-                    ioa_size, "little")
-            elif obj.address != objects[0].address + i:
+                first = _check("objects[0].address", obj.address, ioa_max)
+                out += first.to_bytes(ioa_size, "little")
+            elif obj.address != first + i:
                 raise EncodeError(f"objects[{i}].address",
                                   f"{obj.address} breaks the SQ=1 sequence from "
                                   f"{objects[0].address}")
-            elif obj.address > ioa_max:
+            elif first + i > ioa_max:
                 raise EncodeError(f"objects[{i}].address", f"{obj.address} outside "
                                   f"[0, {ioa_max}]")
         else:
