@@ -29,6 +29,7 @@ from .asdu import (
                    encode_asdu,
 )
 from .constants import Cause, TypeId, cause_name, to_cause, to_type_id, type_name
+from .detect import PROFILES, Detection, detect_profile
 from .errors import DecodeError, EncodeError, Iec104Error, LocalProtocolError, RemoteProtocolError
 from .framer import NEED_DATA, Frame, Framer, Malformed
 from .model import (
@@ -95,6 +96,7 @@ __all__ = [
                    "DEFAULT_PROFILE",
                    "MAX_ASDU_SIZE",
                    "NEED_DATA",
+                   "PROFILES",
                    "AckFileValue",
                    "Acknowledged",
                    "Action",
@@ -113,6 +115,7 @@ __all__ = [
                    "DataTransferStarted",
                    "DataTransferStopped",
                    "DecodeError",
+                   "Detection",
                    "DirectoryValue",
                    "DoubleValue",
                    "EncodeError",
@@ -170,6 +173,7 @@ __all__ = [
                    "decode_apdu",
                    "decode_asdu",
                    "decode_header",
+                   "detect_profile",
                    "encode_apdu",
                    "encode_asdu",
                    "seq_add",
