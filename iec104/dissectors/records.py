@@ -177,11 +177,12 @@ def _days_from_civil(y: int, m: int, d: int) -> int:
 
 
 # A row's cells come in two parts (see RecordBuilder): the head, shared by the rows of one
-# APDU ("time" through "ca", then "raw"), and the row's own cells ("obj" through
-# "qualifier", then "error").
-_HEAD_COLUMNS = COLUMN_NAMES[:23] + ["raw"]
+# APDU ("time" through "ca", then "raw", "profile", "profile_confidence"), and the row's own
+# cells ("obj" through "qualifier", then "error").
+_HEAD_COLUMNS = COLUMN_NAMES[:23] + ["raw", "profile", "profile_confidence"]
 _ROW_COLUMNS = COLUMN_NAMES[23:37] + ["error"]
-assert _HEAD_COLUMNS[22] == "ca" and _ROW_COLUMNS[:14] + ["raw", "error"] == COLUMN_NAMES[23:]
+assert _HEAD_COLUMNS[22] == "ca" and _ROW_COLUMNS[:14] + ["raw", "error"] + _HEAD_COLUMNS[24:] \
+    == COLUMN_NAMES[23:]
 _NH = len(_HEAD_COLUMNS)
 _NR = len(_ROW_COLUMNS) + 1  # the row's cells, then the index of its head in the batch
 _HEAD_TYPES = [SCHEMA.field(name).type for name in _HEAD_COLUMNS]
@@ -194,6 +195,9 @@ _U_NAMES = {f: f.name for f in UFunction}
 _TYPE_CELLS: dict[int, tuple[int, str]] = {int(m): (int(m), m.name) for m in TypeId}
 _CAUSE_CELLS: dict[int, tuple[int, str]] = {int(m): (int(m), m.name) for m in Cause}
 _NO_QUALITY = (None,) * 6
+_NO_PROFILE = (None, None)  # profile cells of rows that are no I-frame
+# "2/2/3" by Profile: one text per profile, built once
+_PROFILE_TEXT: dict[Profile, str] = {}
 _THREE = TimeSize.THREE  # an enum member looked up once (class attribute lookups are slow)
 # Quality (a NamedTuple of 5 bools: at most 32 distinct values) -> its 6 quality columns
 _QUALITY: dict[Quality, tuple] = {}
@@ -284,15 +288,19 @@ class RecordBuilder:
                 return exc.reason
         return base + ms * 1_000_000  # type: ignore[operator]
 
-    def _one_row(self, head: tuple, error: str | None) -> None:
+    def _one_row(self, head: tuple, error: str | None,
+                 profile_cells: tuple[str | None, float | None] = _NO_PROFILE) -> None:
         """A head with one row that has no object (only ``error``, which may be None)."""
         index = len(self._heads) // _NH
         self._heads.extend(head)
+        self._heads.extend(profile_cells)
         self._cells.extend((*_NO_OBJECT, error, index))
 
     def add_frame(self, time_ns: int | None, frame: int | None, ep: Endpoints,
-                  event: Frame) -> None:
-        """Rows for one complete APDU."""
+                  event: Frame, profile: Profile | None = None,
+                  confidence: float | None = None) -> None:
+        """Rows for one complete APDU; an I-frame's ASDU is decoded with ``profile`` (default:
+        the builder's), and ``confidence`` says how sure its detection was (None: given)."""
         apdu_index = self.next_apdu
         self.next_apdu += 1
         apdu = event.apdu
@@ -309,23 +317,29 @@ class RecordBuilder:
             return
         assert cls is IFrame
         ssn, rsn, data = apdu  # type: ignore[misc]
+        if profile is None:
+            profile = self.profile
+        ptext = _PROFILE_TEXT.get(profile)
+        if ptext is None:
+            ptext = _PROFILE_TEXT[profile] = "/".join(map(str, profile))
+        pcells = (ptext, confidence)
         try:
-            asdu = decode_asdu(data, self.profile)
+            asdu = decode_asdu(data, profile)
         except DecodeError as exc:
             self.errors += 1
             try:
-                header, _ = decode_header(data, self.profile)
+                header, _ = decode_header(data, profile)
                 head = _header_fields(header, header.num_objects)
             except DecodeError:
                 head = _NO_HEADER
             # the ASDU starts 6 octets into the APDU
             self._one_row((time_ns, frame, *ep, apdu_index, "I", None, ssn, rsn, *head, raw),
-                          f"ASDU: {exc.reason} (APDU offset {exc.offset + 6})")
+                          f"ASDU: {exc.reason} (APDU offset {exc.offset + 6})", pcells)
             return
         if type(asdu) is RawASDU:
             self._one_row((time_ns, frame, *ep, apdu_index, "I", None, ssn, rsn,
                            *_header_fields(asdu, asdu.num_objects), raw),
-                          f"unknown type ID {asdu.type_id}: objects not decoded")
+                          f"unknown type ID {asdu.type_id}: objects not decoded", pcells)
             return
         type_id, sequence, cause, negative, test, originator, ca, objects = asdu  # type: ignore[misc]
         # (code, name) cells in one lookup; every decoded type ID is standard, a cause may not be
@@ -337,7 +351,7 @@ class RecordBuilder:
         index = len(heads) // _NH
         heads.extend((time_ns, frame, *ep, apdu_index, "I", None, ssn, rsn, *type_cells,
                       sequence, len(objects), *cause_cells, negative, test, originator, ca,
-                      raw))
+                      raw, *pcells))
         cells = self._cells
         if not objects:
             cells.extend((*_NO_OBJECT, None, index))
@@ -431,8 +445,8 @@ class RecordBuilder:
             index = pa.array(cells[_NR - 1::_NR], pa.int64())
             head = [column.take(index) for column in head]
         own = [_array(cells[i::_NR], t) for i, t in enumerate(_ROW_TYPES)]
-        return pa.RecordBatch.from_arrays([*head[:23], *own[:14], head[23], own[14]],
-                                          schema=SCHEMA)
+        return pa.RecordBatch.from_arrays([*head[:23], *own[:14], head[23], own[14],
+                                           *head[24:]], schema=SCHEMA)
 
 
 def _array(cells: list[Any], dtype: pa.DataType) -> pa.Array:
