@@ -11,6 +11,7 @@ file or directory, or a capture file, and returns a DataFrame (see each module):
 * :func:`type_counts`, :func:`cause_counts`, :func:`type_cause_matrix`, :func:`apci_counts`
   (:mod:`.stats`)
 * :func:`anomalies`, :func:`time_drift` (:mod:`.anomaly`)
+* :func:`profiles` (:mod:`.profiles`: field sizes per connection direction)
 * :func:`authentication` (:mod:`.security`: IEC 62351-5 challenges, replies, failures)
 * :func:`plot_value_timeline`, :func:`plot_message_rate` (:mod:`.plots`, needs matplotlib)
 * :func:`summary`, :func:`summary_text`, :func:`report_html`, :func:`write_report`
@@ -37,6 +38,7 @@ _LAZY = {
     "COLUMN_NAMES": "schema", "COLUMNS": "schema", "SCHEMA": "schema",
     "SCHEMA_VERSION": "schema",
     "authentication": "security",
+    "profiles": "profiles",
     "apci_counts": "stats", "cause_counts": "stats", "type_cause_matrix": "stats",
     "type_counts": "stats",
     "ParquetSink": "storage", "load": "storage", "schema_version": "storage",
@@ -78,6 +80,7 @@ __all__ = [
            "plot_message_rate",
            "plot_value_timeline",
            "point_timeline",
+           "profiles",
            "quality_transitions",
            "report_html",
            "schema_version",

@@ -24,6 +24,7 @@ from .command_audit import commands, interrogations
 from .frames import Source, apdus, as_frame, gaps
 from .link import link_findings, sessions
 from .points import latest_values, quality_transitions
+from .profiles import profiles
 from .security import authentication
 from .stats import apci_counts, cause_counts, type_counts
 
@@ -69,7 +70,7 @@ def summary(source: Source, **options: Any) -> dict[str, pd.DataFrame]:
     masters, max_drift, burst_*, command_burst, broadcast_ca``
     (:func:`~iec104.analyzer.anomalies`).
 
-    Keys: ``overview, sessions, link`` (sequence + timeout findings), ``commands,
+    Keys: ``overview, sessions, profiles, link`` (sequence + timeout findings), ``commands,
     interrogations, anomalies, authentication, latest_values, quality_transitions, apci,
     types, causes``.
     """
@@ -84,6 +85,7 @@ def summary(source: Source, **options: Any) -> dict[str, pd.DataFrame]:
     return {
         "overview": overview(df),
         "sessions": sessions(df),
+        "profiles": profiles(df),
         "link": link_findings(df, **pick(_LINK_OPTIONS)),
         "commands": commands(df, **pick(_COMMAND_OPTIONS)),
         "interrogations": interrogations(df),
@@ -162,6 +164,9 @@ def summary_text(source: Source, *, max_rows: int = 20, **options: Any) -> str:
     section("Connections", tables["sessions"],
             ["stream", "client", "server", "master", "start", "duration", "apdus", "errors",
              "capture_gaps"])
+    section("Field-size profiles (COT/CA/IOA octets)", tables["profiles"],
+            ["stream", "direction", "src", "dst", "profile", "confidence", "basis",
+             "i_frames"])
     link = tables["link"]
     lines.append("")
     lines.append(f"== APCI findings: {_counts_line(link, 'kind')} ==")
@@ -236,6 +241,9 @@ _SECTIONS = [
     ("sessions", "Connections",
      "One row per TCP connection: endpoints, the controlling station (master) and how it "
      "was recognised, duration, APDU counts, STARTDT/STOPDT/TESTFR exchanges."),
+    ("profiles", "Field-size profiles",
+     "The COT/CA/IOA sizes in octets each direction was decoded with: detected from its "
+     "ASDUs (confidence 0-1), assumed 2/2/3 when too few I-frames, or given by --profile."),
     ("link", "Sequence numbers and timeouts",
      "APCI-level findings: N(S) gaps, duplicates and resets, acknowledgements that are "
      "wrong or later than t2, send windows beyond k, t1 expiries, idle links without TESTFR "

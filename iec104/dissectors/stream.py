@@ -127,6 +127,9 @@ class StreamDecoder:
 def _builder(target: Any, profile: Profile | ProfileOverrides | None) -> Any:
     """``target`` itself for one given profile (it decodes with its own, or with the one a
     worker is given), else a :class:`DetectingBuilder` in front of it."""
+    if isinstance(profile, ProfileOverrides) and not profile.endpoints \
+            and profile.default is not None:
+        profile = profile.default  # one profile for all: nothing to detect
     if profile is None or isinstance(profile, ProfileOverrides):
         return DetectingBuilder(target, profile)
     if isinstance(target, RecordBuilder):
@@ -211,11 +214,19 @@ def dissect_segments(segments: Iterable[TcpSegment], reassembler: Reassembler, *
             for ev in events:
                 handle(ev)
             if builder.rows >= batch_rows:
-                yield builder.take_batch()
+                yield from _bounded(builder.take_batch(), batch_rows)
     for ev in reassembler.close():
         handle(ev)
     decoder.close()
-    yield builder.take_batch()
+    last = builder.take_batch()
+    yield from _bounded(last, batch_rows) if last.num_rows else [last]
+
+
+def _bounded(batch: pa.RecordBatch, rows: int) -> Iterator[pa.RecordBatch]:
+    """``batch`` in slices of at most ``rows`` rows (zero-copy): a profile decision replays
+    the rows held back for it at once."""
+    for offset in range(0, batch.num_rows, rows):
+        yield batch.slice(offset, rows)
 
 
 # -- parallel decoding ---------------------------------------------------------------------
