@@ -269,3 +269,36 @@ def test_every_decision_decodes_what_it_detected() -> None:
     assert {c[4] for c in calls} == {Profile(1, 1, 2)}
     for c in calls:
         decode_asdu(c[3].apdu.asdu, c[4])
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    ("1,1,2", (None, None, Profile(1, 1, 2))),
+    ("10.0.0.5=2,2,2", ("10.0.0.5", None, Profile(2, 2, 2))),
+    ("10.0.0.5:2405=1,2,3", ("10.0.0.5", 2405, Profile(1, 2, 3))),
+    ("[fe80::1]=1,1,1", ("fe80::1", None, Profile(1, 1, 1))),
+    ("[fe80::1]:2404=1,1,1", ("fe80::1", 2404, Profile(1, 1, 1))),
+    ("fe80::1=1,1,1", ("fe80::1", None, Profile(1, 1, 1))),
+])
+def test_profile_option_values(text: str, want: tuple[Any, ...]) -> None:
+    from iec104.cli.read import parse_profile_entry
+
+    assert parse_profile_entry(text) == want
+
+
+@pytest.mark.parametrize("text", ["=1,1,2", "h:0=1,1,2", "h:70000=1,1,2", "[::1]x=1,1,2",
+                                  "h=3,1,2", "h=1,1"])
+def test_bad_profile_option_values(text: str) -> None:
+    import argparse
+
+    from iec104.cli.read import parse_profile_entry
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_profile_entry(text)
+
+
+def test_verbose_read_shows_the_field_sizes(capture: tuple[Path, Any]) -> None:
+    path, _ = capture
+    out = subprocess.run([sys.executable, "-m", "iec104.cli", "read", "-V", str(path),
+                          "--filter", 'src == "10.0.0.2" and apci == "I"', "-c", "1"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "  Field sizes (COT/CA/IOA): 1/1/2, detected, confidence " in out

@@ -628,6 +628,10 @@ def apdu_tree(rows: list[dict[str, Any]]) -> list[str]:
     elif head["apci"] == "I":
         lines.append(f"  APCI: I-format, N(S)={head['ssn']}, N(R)={head['rsn']}, "
                      f"length {len(raw) - 2 if raw else '?'}")
+        if head.get("profile") is not None:  # (Parquet of schema 1 before the column: none)
+            confidence = head.get("profile_confidence")
+            lines.append(f"  Field sizes (COT/CA/IOA): {head['profile']}, " + (
+                "given" if confidence is None else f"detected, confidence {confidence:.2f}"))
     elif head["apci"] == "S":
         lines.append(f"  APCI: S-format, N(R)={head['rsn']}")
     else:
