@@ -153,7 +153,7 @@ def test_summary_says_which_profile_and_how_sure(capture: tuple[Path, Any]) -> N
     lines = section.split("\n\n")[0].splitlines()
     by_server = {}
     for line in lines[1:]:
-        stream, direction, src, dst, profile, *rest = line.split()
+        _stream, direction, src, _dst, profile, *rest = line.split()
         if direction == "s2c":
             by_server[src.split(":")[0]] = (profile, " ".join(rest))
     assert by_server["10.0.0.2"][0] == "1/1/2" and "detected" in by_server["10.0.0.2"][1]
@@ -164,7 +164,7 @@ def test_summary_says_which_profile_and_how_sure(capture: tuple[Path, Any]) -> N
 
 def test_profile_override_per_endpoint(capture: tuple[Path, Any]) -> None:
     """Forcing the wrong sizes on one device makes only its frames fail; 'given' shows."""
-    path, expected = capture
+    path, _ = capture
     overrides = ProfileOverrides(endpoints=(("10.0.0.2", 2404, Profile(2, 2, 3)),))
     df = dissect_table(path, profile=overrides).to_pandas()
     bad = df[df["error"].notna()]
@@ -181,7 +181,8 @@ def test_profile_override_per_endpoint(capture: tuple[Path, Any]) -> None:
             failed = "!! ASDU:" in line
             assert failed == any(f"{h}:2404" in line for h in ("10.0.0.1", SHORT)), line
     err = subprocess.run([sys.executable, "-m", "iec104.cli", "read", str(path),
-                          "--profile", "10.0.0.2:x=1,1,2"], capture_output=True, text=True)
+                          "--profile", "10.0.0.2:x=1,1,2"], capture_output=True, text=True,
+                         check=False)
     assert err.returncode == 2 and "HOST[:PORT]=COT,CA,IOA" in err.stderr
 
 
