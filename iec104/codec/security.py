@@ -112,6 +112,32 @@ def _asdu_length(data: bytes, o: int, end: int, cot_size: int, ca_size: int,
     return p - o
 
 
+# The message layouts, field by field: (attribute, wire name, kind, size). Kinds: "u" an
+# unsigned little-endian integer of ``size`` octets; "len" octets preceded by their length in
+# ``size`` octets (the wire name is the length's: CLN, HLN, WKL, ELN); "text" the same, UTF-8; "rest" octets to the end of the message; "asdu" an
+# ASDU of the profile (its length from its type); "time" the CP56Time2a that goes into the
+# object's ``time`` (attribute None). decode_secure and encode_secure both read this table.
+_U, _LEN, _TEXT, _REST, _ASDU, _TIME = "u", "len", "text", "rest", "asdu", "time"
+_CSQ, _KSQ, _USR = ("csq", "CSQ", _U, 4), ("ksq", "KSQ", _U, 4), ("user", "USR", _U, 2)
+_MAL = ("mac_algorithm", "MAL", _U, 1)
+LAYOUTS: dict[int, tuple[type, tuple[tuple[str | None, str, str, int], ...]]] = {
+    81: (AuthenticationChallenge, (_CSQ, _USR, _MAL, ("reason", "RSC", _U, 1),
+                                   ("challenge", "CLN", _LEN, 2))),
+    82: (AuthenticationReply, (_CSQ, _USR, ("mac", "HLN", _LEN, 2))),
+    83: (AggressiveModeRequest, (("asdu", "ASDU", _ASDU, 0), _CSQ, _USR,
+                                 ("mac", "MAC", _REST, 0))),
+    84: (KeyStatusRequest, (_USR,)),
+    85: (KeyStatus, (_KSQ, _USR, ("key_wrap_algorithm", "KWA", _U, 1),
+                     ("key_status", "KST", _U, 1), _MAL,
+                     ("challenge", "CLN", _LEN, 2), ("mac", "MAC", _REST, 0))),
+    86: (KeyChange, (_KSQ, _USR, ("wrapped_key", "WKL", _LEN, 2))),
+    87: (AuthenticationErrorValue, (_CSQ, _USR, ("association_id", "AID", _U, 2),
+                                    ("error_code", "ERR", _U, 1), (None, "ETM", _TIME, 7),
+                                    ("text", "ELN", _TEXT, 2))),
+}
+"""Field layout of each decoded secure message type (after the segmentation octet)."""
+
+
 def decode_secure(type_id: int, data: bytes, o: int, end: int, count: int, sequence: bool,
                   cot_size: int, ca_size: int,
                   ioa_size: int) -> tuple[Any, Time | None, int | None]:
@@ -127,42 +153,30 @@ def decode_secure(type_id: int, data: bytes, o: int, end: int, count: int, seque
     r = _Reader(data, o, end, name)
     if type_id in OPAQUE:
         return SecurityData(r.rest()), None, None
-    if type_id == 84:
-        value: Any = KeyStatusRequest(r.uint(2, "USR"))
-        _check_end(r)
-        return value, None, None
-    control = r.uint(1, "segmentation octet")
-    if control & WHOLE != WHOLE:
-        return SecurityData(r.rest()), None, control
+    control = None
+    if type_id in SEGMENTED:
+        control = r.uint(1, "segmentation octet")
+        if control & WHOLE != WHOLE:
+            return SecurityData(r.rest()), None, control
+    cls, layout = LAYOUTS[type_id]
+    fields: list[Any] = []
     time = None
-    if type_id == 81:
-        csq, user, mal, rsc = r.uint(4, "CSQ"), r.uint(2, "USR"), r.uint(1, "MAL"), \
-            r.uint(1, "RSC")
-        value = AuthenticationChallenge(csq, user, mal, rsc, r.take(r.uint(2, "CLN"),
-                                                                    "challenge data"))
-    elif type_id == 82:
-        csq, user = r.uint(4, "CSQ"), r.uint(2, "USR")
-        value = AuthenticationReply(csq, user, r.take(r.uint(2, "HLN"), "MAC"))
-    elif type_id == 83:
-        asdu = r.take(_asdu_length(data, r.o, end, cot_size, ca_size, ioa_size), "ASDU")
-        value = AggressiveModeRequest(asdu, r.uint(4, "CSQ"), r.uint(2, "USR"), r.rest())
-    elif type_id == 85:
-        ksq, user, kwa, kst, mal = r.uint(4, "KSQ"), r.uint(2, "USR"), r.uint(1, "KWA"), \
-            r.uint(1, "KST"), r.uint(1, "MAL")
-        challenge = r.take(r.uint(2, "CLN"), "challenge data")
-        value = KeyStatus(ksq, user, kwa, kst, mal, challenge, r.rest())
-    elif type_id == 86:
-        ksq, user = r.uint(4, "KSQ"), r.uint(2, "USR")
-        value = KeyChange(ksq, user, r.take(r.uint(2, "WKL"), "wrapped key data"))
-    else:  # 87
-        csq, user, aid, err = r.uint(4, "CSQ"), r.uint(2, "USR"), r.uint(2, "AID"), \
-            r.uint(1, "ERR")
-        time = decode_time(r.take(7, "ETM"), 0, _ETM)
-        text = r.take(r.uint(2, "ELN"), "error text")
-        value = AuthenticationErrorValue(csq, user, aid, err,
-                                         text.decode("utf-8", "surrogateescape"))
+    for _attr, wire, kind, size in layout:
+        if kind == _U:
+            fields.append(r.uint(size, wire))
+        elif kind in (_LEN, _TEXT):
+            octets = r.take(r.uint(size, wire), f"octets counted by {wire}")
+            fields.append(octets.decode("utf-8", "surrogateescape") if kind == _TEXT
+                          else octets)
+        elif kind == _REST:
+            fields.append(r.rest())
+        elif kind == _ASDU:
+            fields.append(r.take(_asdu_length(data, r.o, end, cot_size, ca_size, ioa_size),
+                                 wire))
+        else:  # _TIME
+            time = decode_time(r.take(size, wire), 0, _ETM)
     _check_end(r)
-    return value, time, control
+    return cls(*fields), time, control
 
 
 def _check_end(r: _Reader) -> None:
@@ -202,43 +216,32 @@ def encode_secure(type_id: int, value: Any, time: Any, qualifier: Any) -> bytes:
     """
     if type_id in OPAQUE or (type_id in SEGMENTED and isinstance(value, SecurityData)):
         body = _octets("value.data", _expect(value, SecurityData).data)
-    elif type_id == 84:
-        body = _uint("value.user", _expect(value, KeyStatusRequest).user, 2)
-    elif type_id == 81:
-        v = _expect(value, AuthenticationChallenge)
-        body = (_uint("value.csq", v.csq, 4) + _uint("value.user", v.user, 2)
-                + _uint("value.mac_algorithm", v.mac_algorithm, 1)
-                + _uint("value.reason", v.reason, 1) + _octets("value.challenge", v.challenge, 2))
-    elif type_id == 82:
-        v = _expect(value, AuthenticationReply)
-        body = (_uint("value.csq", v.csq, 4) + _uint("value.user", v.user, 2)
-                + _octets("value.mac", v.mac, 2))
-    elif type_id == 83:
-        v = _expect(value, AggressiveModeRequest)
-        body = (_octets("value.asdu", v.asdu) + _uint("value.csq", v.csq, 4)
-                + _uint("value.user", v.user, 2) + _octets("value.mac", v.mac))
-    elif type_id == 85:
-        v = _expect(value, KeyStatus)
-        body = (_uint("value.ksq", v.ksq, 4) + _uint("value.user", v.user, 2)
-                + _uint("value.key_wrap_algorithm", v.key_wrap_algorithm, 1)
-                + _uint("value.key_status", v.key_status, 1)
-                + _uint("value.mac_algorithm", v.mac_algorithm, 1)
-                + _octets("value.challenge", v.challenge, 2) + _octets("value.mac", v.mac))
-    elif type_id == 86:
-        v = _expect(value, KeyChange)
-        body = (_uint("value.ksq", v.ksq, 4) + _uint("value.user", v.user, 2)
-                + _octets("value.wrapped_key", v.wrapped_key, 2))
-    elif type_id == 87:
-        v = _expect(value, AuthenticationErrorValue)
-        if not isinstance(v.text, str):
-            raise EncodeError("value.text", f"{type(v.text).__name__} is not str")
-        body = (_uint("value.csq", v.csq, 4) + _uint("value.user", v.user, 2)
-                + _uint("value.association_id", v.association_id, 2)
-                + _uint("value.error_code", v.error_code, 1) + encode_time(time, _ETM)
-                + _octets("value.text", v.text.encode("utf-8", "surrogateescape"), 2))
+        has_time = False
+    elif type_id in LAYOUTS:
+        cls, layout = LAYOUTS[type_id]
+        v = _expect(value, cls)
+        parts = []
+        has_time = False
+        for attr, _wire, kind, size in layout:
+            field = None if attr is None else getattr(v, attr)
+            name = f"value.{attr}"
+            if kind == _U:
+                parts.append(_uint(name, field, size))
+            elif kind == _TEXT:
+                if not isinstance(field, str):
+                    raise EncodeError(name, f"{type(field).__name__} is not str")
+                parts.append(_octets(name, field.encode("utf-8", "surrogateescape"), size))
+            elif kind == _LEN:
+                parts.append(_octets(name, field, size))
+            elif kind in (_REST, _ASDU):
+                parts.append(_octets(name, field))
+            else:  # _TIME
+                parts.append(encode_time(time, _ETM))
+                has_time = True
+        body = b"".join(parts)
     else:
         raise EncodeError("type_id", f"{type_id} is no secure authentication message")
-    if (type_id != 87 or isinstance(value, SecurityData)) and time is not None:
+    if not has_time and time is not None:
         raise EncodeError("time", f"must be None for type {type_id}, got {time!r}")
     if type_id in SEGMENTED:
         control = _uint("qualifier", qualifier, 1)
