@@ -30,6 +30,7 @@ from iec104.codec import (
     Profile,
     Quality,
     ScaledValue,
+    SFrame,
     SingleValue,
     TypeId,
     UFrame,
@@ -303,3 +304,37 @@ def test_verbose_read_shows_the_field_sizes(capture: tuple[Path, Any]) -> None:
                           "--filter", 'src == "10.0.0.2" and apci == "I"', "-c", "1"],
                          capture_output=True, text=True, check=True).stdout
     assert "  Field sizes (COT/CA/IOA): 1/1/2, detected, confidence " in out
+
+
+def test_the_master_direction_does_not_hold_rows_back() -> None:
+    """A master's lone interrogation is decided with the outstation's sizes as soon as the
+    outstation's direction is decided, not at the end of the connection."""
+    calls: list[tuple[Any, ...]] = []
+
+    class Target:
+        rows = errors = gaps = 0
+
+        def add_frame(self, *args: Any) -> None:
+            calls.append(args)
+
+    from iec104.codec import Frame, decode_apdu
+    from iec104.dissectors.records import Endpoints
+
+    b = DetectingBuilder(Target(), sample=4)
+    down = Endpoints(0, "c2s", "10.0.0.100", 50000, "10.0.0.2", 2404)
+    up = Endpoints(0, "s2c", "10.0.0.2", 2404, "10.0.0.100", 50000)
+    items = _asdus(random.Random(5), ca=5)
+    frame = 0
+    for direction, asdu in items[:7]:
+        frame += 1
+        raw = encode_apdu(IFrame(frame, 0, encode_asdu(asdu, Profile(1, 1, 2))))
+        b.add_frame(None, frame, down if direction == "c2s" else up,
+                    Frame(0, raw, decode_apdu(raw)))
+        s_frame = encode_apdu(SFrame(frame))
+        frame += 1
+        b.add_frame(None, frame, down, Frame(0, s_frame, decode_apdu(s_frame)))
+    assert [c[1] for c in calls] == list(range(1, frame + 1))  # all out, in order
+    master = [c for c in calls if c[2] is down and len(c) > 4]
+    assert master and {c[4] for c in master} == {Profile(1, 1, 2)}
+    assert b.decisions[(0, "c2s")].confidence == pytest.approx(
+        b.decisions[(0, "s2c")].confidence / 2, abs=0.001)

@@ -15,9 +15,11 @@ a :class:`~iec104.codec.Profile` for each direction of each connection:
   with too little evidence of its own takes the other direction's detected profile (one
   device, one set of sizes) at half its confidence, else falls back to 2/2/3 (confidence 0).
 
-Every call (frame, malformed run, gap, event) is queued while any earlier call waits for a
-decision and replayed in its original order once the decisions it needs are made, so rows
-are neither lost nor reordered (APDU numbers are assigned at replay, in capture order). The
+A master sends few I-frames: when one direction decides, a waiting other direction decides
+too (from its own ASDUs when it has the 3 detection needs, else it borrows), and a direction
+whose other one is decided waits for 3 I-frames only. Every call (frame, malformed run, gap,
+event) is queued while an earlier I-frame waits for a decision, and replayed in its order
+once the decisions it needs are made, so rows are neither lost nor reordered (APDU numbers are assigned at replay, in capture order). The
 queue is bounded by ``max_pending``: beyond it the waiting directions decide at once. Once a
 direction is decided its calls go straight through (the common case costs a dict lookup).
 """
@@ -31,6 +33,8 @@ from ..codec import Detection, Frame, IFrame, Malformed, Profile, detect_profile
 from .records import Endpoints
 
 Key = tuple[int, str]  # (stream, direction)
+_OTHER = {"c2s": "s2c", "s2c": "c2s"}
+_ENOUGH = 3  # detect_profile's min_asdus: I-frames a direction needs to detect on its own
 
 
 class ProfileOverrides(NamedTuple):
@@ -134,18 +138,26 @@ class DetectingBuilder:
 
     def add_frame(self, time_ns: int | None, frame: int | None, ep: Endpoints,
                   event: Frame) -> None:
+        if type(event.apdu) is not IFrame:  # S and U frames need no profile, only their turn
+            self._other(4, time_ns, frame, ep, (event,))
+            return
         d = self._direction(ep)
         decision = d.decision
         if decision is not None and not self._queue:
             self.target.add_frame(time_ns, frame, ep, event, decision.profile,
                                   decision.confidence)
             return
-        if decision is None and type(event.apdu) is IFrame:
+        if decision is None:
             d.asdus.append(event.apdu.asdu)
         d.queued += 1
         self._queue.append((0, time_ns, frame, ep, event))
-        if decision is None and len(d.asdus) >= self.sample:
+        other_key = (ep.stream, _OTHER[ep.direction])
+        if decision is None and len(d.asdus) >= (
+                _ENOUGH if other_key in self.decisions else self.sample):
             self._decide((ep.stream, ep.direction), d)
+            other = self._directions.get(other_key)
+            if other is not None and other.decision is None:
+                self._decide(other_key, other)
         self._after_queueing()
 
     def add_malformed(self, time_ns: int | None, frame: int | None, ep: Endpoints,
@@ -193,7 +205,7 @@ class DetectingBuilder:
         if decision is None:
             detection = detect_profile(d.asdus)
             decision = Decision(detection.profile, detection.confidence, detection)
-            other = self.decisions.get((key[0], "s2c" if key[1] == "c2s" else "c2s"))
+            other = self.decisions.get((key[0], _OTHER[key[1]]))
             if detection.fallback and other is not None and other.confidence:
                 # too little here: the other direction's device sizes, less sure
                 decision = Decision(other.profile, round(other.confidence / 2, 3), detection)
@@ -228,7 +240,9 @@ class DetectingBuilder:
     def _call(self, kind: int, time_ns: int | None, frame: int | None, ep: Endpoints,
               args: tuple[Any, ...]) -> None:
         target = self.target
-        if kind == 1:
+        if kind == 4:
+            target.add_frame(time_ns, frame, ep, *args)
+        elif kind == 1:
             target.add_malformed(time_ns, frame, ep, *args)
         elif kind == 2:
             target.add_gap(time_ns, frame, ep, *args)
