@@ -104,6 +104,7 @@ class DetectingBuilder:
         self.decisions: dict[Key, Decision] = {}
         self._directions: dict[Key, _Direction] = {}
         self._queue: deque[tuple[Any, ...]] = deque()
+        self._decided: dict[int, Decision] = {}  # id(Endpoints) -> decision, while open
 
     # what callers read from a builder
     @property
@@ -138,6 +139,13 @@ class DetectingBuilder:
 
     def add_frame(self, time_ns: int | None, frame: int | None, ep: Endpoints,
                   event: Frame) -> None:
+        # fast path: a decided direction and nothing queued (a direction decoder passes the
+        # same Endpoints object every time; _Direction keeps it alive, so its id is unique)
+        decision = self._decided.get(id(ep))
+        if decision is not None and not self._queue:
+            self.target.add_frame(time_ns, frame, ep, event, decision.profile,
+                                  decision.confidence)
+            return
         if type(event.apdu) is not IFrame:  # S and U frames need no profile, only their turn
             self._other(4, time_ns, frame, ep, (event,))
             return
@@ -190,8 +198,10 @@ class DetectingBuilder:
                 self._decide(key, d)
         self._flush()
         for key in keys:  # nothing of a decided direction is left queued after the flush
-            if not self._directions[key].queued:
+            d = self._directions[key]
+            if not d.queued:
                 del self._directions[key]
+                self._decided.pop(id(d.endpoints), None)
 
     def close(self) -> None:
         """End of input: decide every direction still waiting and replay the queue."""
@@ -212,6 +222,7 @@ class DetectingBuilder:
         d.decision = decision
         d.asdus = []
         self.decisions[key] = decision
+        self._decided[id(d.endpoints)] = decision
 
     def _after_queueing(self) -> None:
         if len(self._queue) > self.max_pending:

@@ -249,6 +249,8 @@ class RecordBuilder:
         self._tag_cache: dict[tuple[int | None, ...], int | str] = {}
         self.errors = 0
         self.gaps = 0
+        # (profile, confidence, their two cells) of the last I-frame
+        self._last_profile: tuple[Any, Any, tuple[str, float | None]] = (None, None, ("", None))
 
     @property
     def rows(self) -> int:
@@ -319,10 +321,15 @@ class RecordBuilder:
         ssn, rsn, data = apdu  # type: ignore[misc]
         if profile is None:
             profile = self.profile
-        ptext = _PROFILE_TEXT.get(profile)
-        if ptext is None:
-            ptext = _PROFILE_TEXT[profile] = "/".join(map(str, profile))
-        pcells = (ptext, confidence)
+        last = self._last_profile  # consecutive I-frames mostly share theirs
+        if last[0] is profile and last[1] == confidence:
+            pcells = last[2]
+        else:
+            ptext = _PROFILE_TEXT.get(profile)
+            if ptext is None:
+                ptext = _PROFILE_TEXT[profile] = "/".join(map(str, profile))
+            pcells = (ptext, confidence)
+            self._last_profile = (profile, confidence, pcells)
         try:
             asdu = decode_asdu(data, profile)
         except DecodeError as exc:
