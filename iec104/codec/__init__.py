@@ -30,7 +30,14 @@ from .asdu import (
 )
 from .constants import Cause, TypeId, cause_name, to_cause, to_type_id, type_name
 from .detect import PROFILES, Detection, detect_profile
-from .errors import DecodeError, EncodeError, Iec104Error, LocalProtocolError, RemoteProtocolError
+from .errors import (
+    DecodeError,
+    DecodeReason,
+    EncodeError,
+    Iec104Error,
+    LocalProtocolError,
+    RemoteProtocolError,
+)
 from .framer import NEED_DATA, Frame, Framer, Malformed
 from .model import (
                    Action,
@@ -115,6 +122,7 @@ __all__ = [
                    "DataTransferStarted",
                    "DataTransferStopped",
                    "DecodeError",
+                   "DecodeReason",
                    "Detection",
                    "DirectoryValue",
                    "DoubleValue",

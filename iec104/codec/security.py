@@ -38,7 +38,7 @@ from __future__ import annotations
 from typing import Any
 
 from .elements import ELEMENTS, variable_size
-from .errors import DecodeError, EncodeError
+from .errors import DecodeError, DecodeReason, EncodeError
 from .timetag import Time, TimeSize, decode_time, encode_time
 from .values import (
     AggressiveModeRequest,
@@ -99,7 +99,7 @@ def _asdu_length(data: bytes, o: int, end: int, cot_size: int, ca_size: int,
     codec = ELEMENTS.get(data[o])
     if codec is None:
         raise DecodeError(f"S_AR_NA_1 authenticates type {data[o]}, whose length is unknown",
-                          o)
+                          o, DecodeReason.SECURE_MESSAGE)
     sequence, count = data[o + 1] > 0x7F, data[o + 1] & 0x7F
     p = o + head
     for i in range(count):
@@ -149,7 +149,8 @@ def decode_secure(type_id: int, data: bytes, o: int, end: int, count: int, seque
     name = f"type {type_id}"
     if count != 1 or sequence:
         raise DecodeError(f"{name} carries one object without address; the VSQ says "
-                          f"{count}{' (SQ=1)' if sequence else ''}", 1)
+                          f"{count}{' (SQ=1)' if sequence else ''}", 1,
+                          DecodeReason.SECURE_MESSAGE)
     r = _Reader(data, o, end, name)
     if type_id in OPAQUE:
         return SecurityData(r.rest()), None, None
@@ -181,7 +182,8 @@ def decode_secure(type_id: int, data: bytes, o: int, end: int, count: int, seque
 
 def _check_end(r: _Reader) -> None:
     if r.o != r.end:
-        raise DecodeError(f"{r.end - r.o} octets after the end of the {r.what} message", r.o)
+        raise DecodeError(f"{r.end - r.o} octets after the end of the {r.what} message", r.o,
+                          DecodeReason.TRAILING_OCTETS)
 
 
 # -- encoding ------------------------------------------------------------------------------
