@@ -282,7 +282,7 @@ def test_every_decision_decodes_what_it_detected() -> None:
     ("fe80::1=1,1,1", ("fe80::1", None, Profile(1, 1, 1))),
 ])
 def test_profile_option_values(text: str, want: tuple[Any, ...]) -> None:
-    from iec104.cli.read import parse_profile_entry
+    from iec104.cli.common import parse_profile_entry
 
     assert parse_profile_entry(text) == want
 
@@ -292,7 +292,7 @@ def test_profile_option_values(text: str, want: tuple[Any, ...]) -> None:
 def test_bad_profile_option_values(text: str) -> None:
     import argparse
 
-    from iec104.cli.read import parse_profile_entry
+    from iec104.cli.common import parse_profile_entry
 
     with pytest.raises(argparse.ArgumentTypeError):
         parse_profile_entry(text)
