@@ -133,12 +133,18 @@ class StreamDecoder:
             self.builder.close()
 
 
+def _single(profile: Profile | ProfileOverrides | None) -> Profile | ProfileOverrides | None:
+    """Overrides that give one profile for all connections, as that profile."""
+    if isinstance(profile, ProfileOverrides) and not profile.endpoints \
+            and profile.default is not None:
+        return profile.default  # nothing to detect
+    return profile
+
+
 def _builder(target: Any, profile: Profile | ProfileOverrides | None) -> Any:
     """``target`` itself for one given profile (it decodes with its own, or with the one a
     worker is given), else a :class:`DetectingBuilder` in front of it."""
-    if isinstance(profile, ProfileOverrides) and not profile.endpoints \
-            and profile.default is not None:
-        profile = profile.default  # one profile for all: nothing to detect
+    profile = _single(profile)
     if profile is None or isinstance(profile, ProfileOverrides):
         return DetectingBuilder(target, profile)
     if isinstance(target, RecordBuilder):
@@ -167,8 +173,8 @@ def dissect(
             (default True; streams left undecoded are counted in the reassembler's
             ``undecoded``).
         profile: ASDU field sizes of every connection (no detection); a
-            :class:`~.profiles.ProfileOverrides` gives them per endpoint; None (default)
-            detects them per connection and direction (:mod:`.profiles`).
+            :class:`~.records.profiles.ProfileOverrides` gives them per endpoint; None
+            (default) detects them per connection and direction (:mod:`.records.profiles`).
         batch_rows: a batch is yielded once at least this many rows are pending.
         reassembler: a preconfigured
             :class:`~iec104.capture.reassembly.Reassembler` (then ``ports`` and
@@ -323,7 +329,8 @@ def _dissect_parallel(segments: Iterable[TcpSegment], reassembler: Reassembler,
     deferred = _DeferredBuilder()
     decoder = StreamDecoder(_builder(deferred, profile))
     # the profile of frames the deferred builder gets without one (a single given profile)
-    fixed = profile if isinstance(profile, Profile) else DEFAULT_PROFILE
+    given = _single(profile)
+    fixed = given if isinstance(given, Profile) else DEFAULT_PROFILE
     handle = decoder.handle
     feed = reassembler.feed
     # about two rows per APDU in typical traffic; small chunks keep the workers' memory low

@@ -338,3 +338,12 @@ def test_the_master_direction_does_not_hold_rows_back() -> None:
     assert master and {c[4] for c in master} == {Profile(1, 1, 2)}
     assert b.decisions[(0, "c2s")].confidence == pytest.approx(
         b.decisions[(0, "s2c")].confidence / 2, abs=0.001)
+
+
+def test_worker_processes_decode_with_the_same_profiles(capture: tuple[Path, Any]) -> None:
+    path, _ = capture
+    one = dissect_table(path)
+    assert dissect_table(path, workers=1).equals(one)
+    given = ProfileOverrides(default=Profile(1, 1, 2))
+    assert dissect_table(path, workers=1, profile=given).equals(
+        dissect_table(path, profile=Profile(1, 1, 2)))
