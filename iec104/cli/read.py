@@ -90,6 +90,8 @@ def _value(row: dict[str, Any]) -> str:
     """The value as shown on the one-line view: ``value_text`` made compact
     (``'value=5 transient=False'`` -> ``'5'``, ``'... transient=True'`` -> ``'5,transient'``)."""
     text = row["value_text"]
+    if text is not None and row["ioa"] is None:
+        return text  # a secure authentication message: its fields, as they are
     if text is None:
         value = row["value"]
         return "" if value is None else (str(int(value)) if float(value).is_integer()
@@ -116,10 +118,11 @@ def _value(row: dict[str, Any]) -> str:
 
 
 def _object_short(row: dict[str, Any], type_id: int | None) -> str:
-    parts = [str(row["ioa"])]
     value = _value(row)
-    if value:
-        parts[0] += f"={value}"
+    if row["ioa"] is None:  # secure authentication messages have no IOA
+        parts = [value or "(no value)"]
+    else:
+        parts = [str(row["ioa"]) + (f"={value}" if value else "")]
     flags = _flags(row)
     if flags:
         parts.append(flags)
@@ -162,7 +165,9 @@ def apdu_line(rows: list[dict[str, Any]], time_mode: str = "a", t0: int = 0) -> 
         parts.append(f"CA={head['ca']}")
         objects = [r for r in rows if r["obj"] is not None]
         if objects:
-            parts.append("IOA " + "; ".join(_object_short(r, type_id) for r in objects))
+            shown = "; ".join(_object_short(r, type_id) for r in objects)
+            # secure authentication messages have one object and no IOA
+            parts.append(shown if objects[0]["ioa"] is None else "IOA " + shown)
     if head["error"]:
         parts.append(f"!! {head['error']}")
     return " ".join(parts)
@@ -184,6 +189,10 @@ def apdu_tree(rows: list[dict[str, Any]]) -> list[str]:
     elif head["apci"] == "I":
         lines.append(f"  APCI: I-format, N(S)={head['ssn']}, N(R)={head['rsn']}, "
                      f"length {len(raw) - 2 if raw else '?'}")
+        if head.get("profile") is not None:  # (Parquet of schema 1 before the column: none)
+            confidence = head.get("profile_confidence")
+            lines.append(f"  Field sizes (COT/CA/IOA): {head['profile']}, " + (
+                "given" if confidence is None else f"detected, confidence {confidence:.2f}"))
     elif head["apci"] == "S":
         lines.append(f"  APCI: S-format, N(R)={head['rsn']}")
     else:
@@ -199,7 +208,8 @@ def apdu_tree(rows: list[dict[str, Any]]) -> list[str]:
                 continue
             value = r["value_text"]
             number = "" if r["value"] is None else f" (value {r['value']!r})"
-            lines.append(f"    IOA {r['ioa']}: {value or '(no value)'}{number}")
+            ioa = "(no IOA)" if r["ioa"] is None else f"IOA {r['ioa']}"
+            lines.append(f"    {ioa}: {value or '(no value)'}{number}")
             quality = [f"{name.upper()}={_bit(r[name])}" for name in ("iv", "nt", "sb", "bl",
                                                                       "ov", "ei")
                        if r[name] is not None

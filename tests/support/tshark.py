@@ -463,7 +463,7 @@ def _parse_packet(packet: ET.Element, server_port: int) -> list[dict[str, Any]]:
                 key = _FRAME_FIELDS.get(field.get("name", ""))
                 if key and info[key[0]] is None:
                     info[key[0]] = key[1](field.get("show"))
-        elif pname == "iec60870_104":
+        elif pname in ("iec60870_104", "iec60870_101"):  # 101: FT1.2 frames, no APCI
             if not apdus:
                 direction = None
                 if info["dst_port"] == server_port:
@@ -472,7 +472,8 @@ def _parse_packet(packet: ET.Element, server_port: int) -> list[dict[str, Any]]:
                     direction = "s2c"
                 info["direction"] = direction
             apdus.append(_new_apdu(info, len(apdus)))
-            _parse_apci(proto, apdus[-1])
+            if pname == "iec60870_104":
+                _parse_apci(proto, apdus[-1])
         elif pname == "iec60870_asdu" and apdus:
             _parse_asdu(proto, apdus[-1])
         elif pname == "_ws.malformed" and apdus:
