@@ -280,16 +280,18 @@ def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
     (:func:`~iec104.dissectors.stream.dissect_segments`).
     """
     from ..dissectors.errors import CaptureWarning
-    from ..dissectors.packet import TcpSegment, decode_tcp
+    from ..dissectors.ipfrag import Defragmenter
+    from ..dissectors.packet import TcpSegment
     from ..dissectors.reassembly import Reassembler
     from ..dissectors.stream import dissect_segments
 
     def segments() -> Iterator[TcpSegment]:
         offset = 0
         for reader in inputs.readers:
+            decode = Defragmenter().decode  # IP fragments, per file
             with reader:
                 for pkt in reader:
-                    seg = decode_tcp(pkt.frame + offset, pkt.time_ns, pkt.linktype, pkt.data)
+                    seg = decode(pkt.frame + offset, pkt.time_ns, pkt.linktype, pkt.data)
                     if seg is not None:
                         yield seg
             offset += reader.frames

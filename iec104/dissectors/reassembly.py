@@ -58,7 +58,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 from .heuristic import looks_like_iec104
-from .packet import ACK, FIN, RST, SYN, TcpSegment, decode_tcp, format_ip
+from .packet import ACK, FIN, RST, SYN, TcpSegment, format_ip
 
 if TYPE_CHECKING:
     from .capture import CaptureReader
@@ -743,9 +743,13 @@ class Reassembler:
 
 
 def tcp_segments(packets: Iterable[object]) -> Iterator[TcpSegment]:
-    """Decode an iterable of :class:`~iec104.dissectors.capture.Packet` down to TCP segments."""
+    """Decode an iterable of :class:`~iec104.dissectors.capture.Packet` down to TCP segments
+    (IP fragments reassembled, see :mod:`.ipfrag`)."""
+    from .ipfrag import Defragmenter
+
+    decode = Defragmenter().decode
     for pkt in packets:
-        seg = decode_tcp(pkt.frame, pkt.time_ns, pkt.linktype, pkt.data)  # type: ignore[attr-defined]
+        seg = decode(pkt.frame, pkt.time_ns, pkt.linktype, pkt.data)  # type: ignore[attr-defined]
         if seg is not None:
             yield seg
 
@@ -777,10 +781,8 @@ def stream_events(
     feed = r.feed
     with (nullcontext(source) if isinstance(source, CaptureReader)
           else CaptureReader(source)) as reader:
-        for pkt in reader:
-            seg = decode_tcp(pkt.frame, pkt.time_ns, pkt.linktype, pkt.data)
-            if seg is not None:
-                events = feed(seg)
-                if events:
-                    yield from events
+        for seg in tcp_segments(reader):
+            events = feed(seg)
+            if events:
+                yield from events
     yield from r.close()

@@ -21,7 +21,8 @@ record builder) per stream and direction:
   a truncated APDU).
 
 :func:`dissect` runs the whole chain (capture file -> packets -> TCP segments -> reassembly ->
-records) and yields ``pyarrow.RecordBatch`` objects of :data:`iec104.analyzer.schema.SCHEMA`,
+records, with IP fragments reassembled by :class:`~.ipfrag.Defragmenter`) and yields
+``pyarrow.RecordBatch`` objects of :data:`iec104.analyzer.schema.SCHEMA`,
 at most ``batch_rows`` rows each, so memory stays bounded on big captures.
 """
 
@@ -35,7 +36,8 @@ from typing import TYPE_CHECKING, BinaryIO
 from ..codec import Frame, Malformed
 from .capture import CaptureReader
 from .decoder import DirectionDecoder
-from .packet import TcpSegment, decode_tcp
+from .ipfrag import Defragmenter
+from .packet import TcpSegment
 from .reassembly import Data, Event, Fallback, Gap, Reassembler, StreamEnd, StreamStart
 from .records import Endpoints, RecordBuilder
 
@@ -159,10 +161,12 @@ def dissect(
     r = reassembler if reassembler is not None else Reassembler(ports, heuristic=heuristic)
     reader = source if isinstance(source, CaptureReader) else CaptureReader(source)
 
+    decode = Defragmenter().decode  # IP fragments are reassembled (see .ipfrag)
+
     def segments() -> Iterator[TcpSegment]:
         with (nullcontext(reader) if isinstance(source, CaptureReader) else reader):
             for pkt in reader:
-                seg = decode_tcp(pkt.frame, pkt.time_ns, pkt.linktype, pkt.data)
+                seg = decode(pkt.frame, pkt.time_ns, pkt.linktype, pkt.data)
                 if seg is not None:
                     yield seg
 

@@ -6,7 +6,7 @@ Theory of operation
 captures the interface and writes pcapng to a pipe. A thread reads the pipe and cuts it
 into blocks with :class:`PcapngStream` (incremental: a block is handled as soon as its last
 byte arrives). Each packet block goes through the dissector's path, exactly as a capture
-file would: :func:`~iec104.dissectors.packet.decode_tcp`, the
+file would: :class:`~iec104.dissectors.ipfrag.Defragmenter` (IP fragments), the
 :class:`~iec104.dissectors.reassembly.Reassembler` and the
 :class:`~iec104.dissectors.stream.StreamDecoder` (so rows, gaps and fallbacks are exactly
 those of ``iec104 convert``), into the same :class:`~iec104.proxy.logwriter.LogWriter` as
@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, Self
 
 from ..codec import DEFAULT_PROFILE, Profile
-from ..dissectors.packet import decode_tcp
+from ..dissectors.ipfrag import Defragmenter
 from ..dissectors.reassembly import IEC104_PORT, Reassembler
 from ..dissectors.stream import StreamDecoder
 from .logwriter import LogWriter
@@ -63,6 +63,9 @@ _ISB = 5
 _EPB = 6
 _BOM = 0x1A2B3C4D
 
+
+_FRAGMENTS = " or (ip[6:2] & 0x1fff != 0) or (ip6 proto 44)"
+"""BPF: IPv4 fragments after the first, IPv6 packets with a fragment header."""
 
 class LiveCaptureError(RuntimeError):
     """dumpcap could not start, or the capture failed (the message says why)."""
@@ -291,7 +294,8 @@ class LiveCapture:
         interface: interface name for dumpcap (``lo``, ``eth0``, ``any``).
         output: Parquet directory (see :class:`~iec104.proxy.logwriter.LogWriter`).
         ports: TCP ports of IEC 104 streams (default 2404); the capture filter is
-            ``tcp port P or ...`` unless ``capture_filter`` or ``heuristic`` says otherwise.
+            ``tcp port P or ...`` (plus every non-first IP fragment) unless
+            ``capture_filter`` or ``heuristic`` says otherwise.
         heuristic: also decode TCP streams on other ports that look like IEC 104
             (captures all TCP unless ``capture_filter`` is given).
         capture_filter: a BPF filter replacing the default.
@@ -321,6 +325,8 @@ class LiveCapture:
         if capture_filter is None:
             capture_filter = ("tcp" if heuristic or not self.ports else
                               " or ".join(f"tcp port {p}" for p in self.ports))
+            # non-first IP fragments carry no TCP header: keep them all for the Defragmenter
+            capture_filter += _FRAGMENTS
         self.capture_filter = capture_filter
         self.pcapng_dir = Path(pcapng_dir) if pcapng_dir is not None else None
         if self.pcapng_dir is not None and self.pcapng_dir.resolve() == self.output.resolve():
@@ -333,6 +339,7 @@ class LiveCapture:
             "fsync": fsync}
         self.writer: LogWriter | None = None
         self.reassembler = Reassembler(self.ports, heuristic=heuristic)
+        self._defrag = Defragmenter()  # IP fragments, as in a capture file
         self._decoder: StreamDecoder | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._thread: threading.Thread | None = None
@@ -539,7 +546,7 @@ class LiveCapture:
 
     def _packet(self, pkt: LivePacket) -> None:
         self.packets += 1
-        seg = decode_tcp(pkt.frame, pkt.time_ns, pkt.linktype, pkt.data)
+        seg = self._defrag.decode(pkt.frame, pkt.time_ns, pkt.linktype, pkt.data)
         if seg is None:
             return
         self.segments += 1
