@@ -24,6 +24,7 @@ from iec104.dissectors.capture import CaptureReader
 from iec104.dissectors.ipfrag import Defragmenter, Fragment, parse_fragment
 from iec104.dissectors.reassembly import tcp_segments
 from iec104.dissectors.stream import dissect_table
+from tests.support.cli import run
 from tests.support.tshark import ensure_tshark, tshark_apdus
 
 MACS = ("02:00:00:00:00:01", "02:00:00:00:00:02")
@@ -161,6 +162,12 @@ def test_missing_fragment_gives_a_gap_row_and_keeps_the_rest(tmp_path: Path, v6:
     assert gaps[0]["direction"] == "s2c"
     assert gaps[0]["error"].startswith("gap: 480 ")
     assert "stream ended" not in gaps[0]["error"]
+    # the command line says why, and the exit status is unchanged (a note, not damage)
+    proc = run("convert", path, "-o", tmp_path / "lost.parquet")
+    assert proc.returncode == 0, proc.stderr
+    first = packets.index(frags1[0]) + 1
+    assert (f"1 fragmented IP datagram was incomplete (first fragment in frame {first}); "
+            "the TCP octets it carried are gap rows") in proc.stderr
 
 
 def test_bounds_timeouts_and_stats() -> None:

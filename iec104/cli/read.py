@@ -275,7 +275,8 @@ def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
     A capture damaged part-way through is read up to the damage; the reason is appended to
     ``inputs.problems`` (no warning is issued) and the next file is read. So are packets kept
     without a time (their timestamp was out of range, see :mod:`~iec104.dissectors.capture`).
-    TCP connections with data that were not decoded give a line in ``inputs.notes``.
+    TCP connections with data that were not decoded, and IP datagrams left incomplete, give a
+    line in ``inputs.notes``.
     ``workers`` > 0 decodes ASDUs in that many worker processes
     (:func:`~iec104.dissectors.stream.dissect_segments`).
     """
@@ -288,12 +289,16 @@ def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
     def segments() -> Iterator[TcpSegment]:
         offset = 0
         for reader in inputs.readers:
-            decode = Defragmenter().decode  # IP fragments, per file
+            defrag = Defragmenter()  # IP fragments, per file
+            decode = defrag.decode
             with reader:
                 for pkt in reader:
                     seg = decode(pkt.frame + offset, pkt.time_ns, pkt.linktype, pkt.data)
                     if seg is not None:
                         yield seg
+            defrag.close()
+            if defrag.stats.incomplete:
+                inputs.notes.append(f"{reader.name}: {defrag.stats.describe()}")
             offset += reader.frames
             if reader.time_problem:
                 inputs.problems.append(f"{reader.name}: {reader.time_problem}")

@@ -147,6 +147,17 @@ class DefragStats:
     """Fragments ignored: payload beyond 65,535 octets, a second different end, more than
     1,024 fragments in one datagram."""
 
+    def describe(self) -> str:
+        """One line on the datagrams dropped incomplete ('' if none was)."""
+        n = self.incomplete
+        if not n:
+            return ""
+        frames = ", ".join(map(str, self.incomplete_frames[:5]))
+        more = ", ..." if n > 5 else ""
+        return (f"{n} fragmented IP datagram{'s were' if n > 1 else ' was'} incomplete (first "
+                f"fragment in frame{'s' if n > 1 else ''} {frames}{more}); the TCP octets {'they' if n > 1 else 'it'} "
+                f"carried are gap rows")
+
 
 class _Datagram:
     __slots__ = ("end", "first_frame", "first_time", "held", "parts")
