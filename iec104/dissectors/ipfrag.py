@@ -152,11 +152,11 @@ class DefragStats:
         n = self.incomplete
         if not n:
             return ""
-        frames = ", ".join(map(str, self.incomplete_frames[:5]))
-        more = ", ..." if n > 5 else ""
-        return (f"{n} fragmented IP datagram{'s were' if n > 1 else ' was'} incomplete (first "
-                f"fragment in frame{'s' if n > 1 else ''} {frames}{more}); the TCP octets {'they' if n > 1 else 'it'} "
-                f"carried are gap rows")
+        frames = ", ".join(map(str, self.incomplete_frames[:5])) + (", ..." if n > 5 else "")
+        many = n > 1
+        return (f"{n} fragmented IP datagram{'s were' if many else ' was'} incomplete (first "
+                f"fragment in frame{'s' if many else ''} {frames}); the TCP octets "
+                f"{'they' if many else 'it'} carried are gap rows")
 
 
 class _Datagram:
