@@ -50,19 +50,24 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .packet import TcpSegment, decode_tcp, ip_header
+# the header constants are packet's: one statement of the IP rules
+from .packet import (
+    _ETH_IPV4,
+    _ETH_IPV6,
+    _IPV6_AH,
+    _IPV6_EXT,
+    _IPV6_FRAG,
+    _TCP,
+    TcpSegment,
+    decode_tcp,
+    ip_header,
+)
 
 __all__ = ["DEFAULT_TIMEOUT_NS", "DefragStats", "Defragmenter", "Fragment", "parse_fragment"]
 
 DEFAULT_TIMEOUT_NS = 30 * 1_000_000_000
 _MAX_PAYLOAD = 0xFFFF
 _MAX_PARTS = 1024  # fragments per datagram (overlap checks are linear in it)
-_TCP = 6
-_ETH_IPV4 = 0x0800
-_ETH_IPV6 = 0x86DD
-_IPV6_FRAG = 44
-_IPV6_AH = 51
-_IPV6_EXT = frozenset((0, 43, 60, 135, 139, 140))  # hop-by-hop, routing, ...: (len + 1) * 8
 _RAW_IP = 101
 
 _ip4 = struct.Struct("!BxHHHxB2x4s4s").unpack_from  # vihl, tlen, id, frag, proto, src, dst
@@ -90,28 +95,35 @@ def parse_fragment(linktype: int, data: bytes) -> Fragment | None:
     located = ip_header(linktype, data)
     if located is None:
         return None
-    etype, off = located
-    n = len(data)
-    if etype == _ETH_IPV4:
-        if n < off + 20:
-            return None
-        vihl, tlen, ident, frag, proto, src, dst = _ip4(data, off)
-        ihl = (vihl & 0x0F) << 2
-        if vihl >> 4 != 4 or ihl < 20 or proto != _TCP or not frag & 0x3FFF or tlen < ihl:
-            return None
-        if n < off + tlen:
-            return None  # cut by the snapshot length: its octets are not all there
-        return Fragment((src, dst, 4, ident), (frag & 0x1FFF) << 3, bool(frag & 0x2000),
-                        data[off + ihl:off + tlen])
-    if etype != _ETH_IPV6 or n < off + 40 or data[off] >> 4 != 6:
+    if located[0] == _ETH_IPV4:
+        return _fragment4(data, located[1])
+    if located[0] == _ETH_IPV6:
+        return _fragment6(data, located[1])
+    return None
+
+
+def _fragment4(data: bytes, off: int) -> Fragment | None:
+    if len(data) < off + 20:
         return None
-    plen = (data[off + 4] << 8) | data[off + 5]
-    nxt = data[off + 6]
-    end = off + 40 + plen
-    if n < end:
+    vihl, tlen, ident, frag, proto, src, dst = _ip4(data, off)
+    ihl = (vihl & 0x0F) << 2
+    if vihl >> 4 != 4 or ihl < 20 or proto != _TCP or not frag & 0x3FFF or tlen < ihl:
+        return None
+    if len(data) < off + tlen:
+        return None  # cut by the snapshot length: its octets are not all there
+    return Fragment((src, dst, 4, ident), (frag & 0x1FFF) << 3, bool(frag & 0x2000),
+                    data[off + ihl:off + tlen])
+
+
+def _fragment6(data: bytes, off: int) -> Fragment | None:
+    if len(data) < off + 40 or data[off] >> 4 != 6:
+        return None
+    end = off + 40 + ((data[off + 4] << 8) | data[off + 5])
+    if len(data) < end:
         return None  # cut by the snapshot length
+    nxt = data[off + 6]
     at = off + 40
-    while at + 8 <= end:
+    while at + 8 <= end:  # walk the extension headers to the fragment header
         if nxt == _IPV6_FRAG:
             nxt, bits, ident = _frag6(data, at)
             if nxt != _TCP or not bits & 0xFFF9:
