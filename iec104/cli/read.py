@@ -282,7 +282,7 @@ def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
     """
     from ..dissectors.errors import CaptureWarning
     from ..dissectors.ipfrag import Defragmenter
-    from ..dissectors.packet import TcpSegment
+    from ..dissectors.packet import TcpSegment, decode_tcp
     from ..dissectors.reassembly import Reassembler
     from ..dissectors.stream import dissect_segments
 
@@ -290,10 +290,12 @@ def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
         offset = 0
         for reader in inputs.readers:
             defrag = Defragmenter()  # IP fragments, per file
-            decode = defrag.decode
+            reassemble = defrag.reassemble
             with reader:
-                for pkt in reader:
-                    seg = decode(pkt.frame + offset, pkt.time_ns, pkt.linktype, pkt.data)
+                for frame, time_ns, linktype, data, _, _ in reader:
+                    frame += offset
+                    seg = decode_tcp(frame, time_ns, linktype, data) or \
+                        reassemble(frame, time_ns, linktype, data)
                     if seg is not None:
                         yield seg
             defrag.close()

@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 :class:`Defragmenter` sits between the capture reader and TCP reassembly. Its
 :meth:`~Defragmenter.decode` takes a captured packet like
-:func:`~iec104.dissectors.packet.decode_tcp` (which it calls first: an unfragmented packet costs
-one call) and returns a :class:`~iec104.dissectors.packet.TcpSegment` or ``None``. A fragment
+:func:`~iec104.dissectors.packet.decode_tcp` (which it calls first; the hot loops call
+``decode_tcp`` themselves and :meth:`~Defragmenter.reassemble` only when it returns ``None``,
+so an unfragmented packet costs nothing more) and returns a :class:`~iec104.dissectors.packet.TcpSegment` or ``None``. A fragment
 of a TCP datagram is stored; the fragment that completes its datagram returns the segment of the
 whole datagram, attributed to *that* frame and its time (Wireshark dissects TCP in the frame
 "reassembled in"), the others return ``None``.
@@ -239,9 +240,14 @@ class Defragmenter:
             The TCP segment of an unfragmented packet or of the datagram this fragment
             completes (with this packet's frame and time); ``None`` otherwise.
         """
-        seg = decode_tcp(frame, time_ns, linktype, data)
-        if seg is not None:
-            return seg
+        return decode_tcp(frame, time_ns, linktype, data) or \
+            self.reassemble(frame, time_ns, linktype, data)
+
+    def reassemble(self, frame: int, time_ns: int | None, linktype: int,
+                   data: bytes) -> TcpSegment | None:
+        """The fragment path of :meth:`decode`, for a packet ``decode_tcp`` returned ``None``
+        for. Hot loops write ``decode_tcp(...) or defrag.reassemble(...)``: one call fewer
+        per unfragmented packet."""
         frag = parse_fragment(linktype, data)
         if frag is None:
             return None

@@ -152,11 +152,14 @@ def decode_tcp(frame: int, time_ns: int | None, linktype: int, data: bytes) -> T
         link type, is damaged (headers cut short, bad header lengths) or is an IP fragment
         (see :class:`~.ipfrag.Defragmenter`).
     """
-    located = ip_header(linktype, data)
-    if located is None:
-        return None
-    etype, off = located
     n = len(data)
+    if linktype == 1 and n >= 14 and data[12] == 8 and data[13] == 0:
+        etype, off = _ETH_IPV4, 14  # untagged Ethernet + IPv4, the common case, without a call
+    else:
+        located = ip_header(linktype, data)
+        if located is None:
+            return None
+        etype, off = located
 
     # -- network layer ---------------------------------------------------------------------------
     if etype == _ETH_IPV4:

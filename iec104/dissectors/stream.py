@@ -37,7 +37,7 @@ from ..codec import Frame, Malformed
 from .capture import CaptureReader
 from .decoder import DirectionDecoder
 from .ipfrag import Defragmenter
-from .packet import TcpSegment
+from .packet import TcpSegment, decode_tcp
 from .reassembly import Data, Event, Fallback, Gap, Reassembler, StreamEnd, StreamStart
 from .records import Endpoints, RecordBuilder
 
@@ -161,12 +161,13 @@ def dissect(
     r = reassembler if reassembler is not None else Reassembler(ports, heuristic=heuristic)
     reader = source if isinstance(source, CaptureReader) else CaptureReader(source)
 
-    decode = Defragmenter().decode  # IP fragments are reassembled (see .ipfrag)
+    reassemble = Defragmenter().reassemble  # IP fragments (see .ipfrag)
 
     def segments() -> Iterator[TcpSegment]:
         with (nullcontext(reader) if isinstance(source, CaptureReader) else reader):
-            for pkt in reader:
-                seg = decode(pkt.frame, pkt.time_ns, pkt.linktype, pkt.data)
+            for frame, time_ns, linktype, data, _, _ in reader:
+                seg = decode_tcp(frame, time_ns, linktype, data) or \
+                    reassemble(frame, time_ns, linktype, data)
                 if seg is not None:
                     yield seg
 
