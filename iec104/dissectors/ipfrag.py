@@ -29,7 +29,9 @@ ignored (the first end stands). An overlap is counted in :attr:`DefragStats.over
 :attr:`DefragStats.conflicts` when the octets differ.
 
 *Bounds.* A datagram still incomplete ``timeout_ns`` after its first fragment (capture time;
-30 s, as Linux's ``ipfrag_time``) is dropped, as a receiver drops it. At most
+30 s for both versions, as Linux's ``ipfrag_time`` for IPv4; fragments of one datagram
+normally arrive within milliseconds, and tshark, which has no timeout, would join fragments
+further apart) is dropped, as a receiver drops it. At most
 ``max_datagrams`` incomplete datagrams and ``max_bytes`` fragment octets are held; beyond
 that the oldest are dropped first. A fragment that would end past 65,535 octets of payload is
 ignored, and so are fragments beyond 1,024 in one datagram; a fragment cut by the snapshot
