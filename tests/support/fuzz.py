@@ -38,7 +38,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from iec104.analyzer.schema import SCHEMA
+from iec104.capture.errors import CaptureError, CaptureWarning
+from iec104.capture.ipfrag import Defragmenter
+from iec104.capture.packet import TcpSegment, tcp_segments
+from iec104.capture.reader import CaptureReader
+from iec104.capture.reassembly import Reassembler
 from iec104.codec import (
     DecodeError,
     Frame,
@@ -51,13 +55,9 @@ from iec104.codec import (
     encode_apdu,
     encode_asdu,
 )
-from iec104.dissectors.capture import CaptureReader
-from iec104.dissectors.errors import CaptureError, CaptureWarning
-from iec104.dissectors.filter import FilterError, compile_filter
-from iec104.dissectors.ipfrag import Defragmenter
-from iec104.dissectors.packet import TcpSegment
-from iec104.dissectors.reassembly import Reassembler
-from iec104.dissectors.stream import StreamDecoder
+from iec104.dissector import StreamDecoder
+from iec104.records.filter import FilterError, compile_filter
+from iec104.records.schema import SCHEMA
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OWN_CAPTURES = sorted((REPO_ROOT / "captures").glob("*.pcap*"))
@@ -85,7 +85,7 @@ class Corpus:
 def corpus(public: bool = True) -> Corpus:
     """The seed corpus (cached): our captures and, if ``public`` and present, six small
     public ones."""
-    from iec104.dissectors.stream import dissect_table
+    from iec104.dissector import dissect_table
 
     paths = list(OWN_CAPTURES)
     if public and PUBLIC_CAPTURES_DIR.is_dir():
@@ -414,12 +414,9 @@ def dissect_case(rng: random.Random, c: Corpus) -> str:
         reassembler = Reassembler(rng.choice((None, (), (2404, 2405))),
                                   heuristic=rng.random() < 0.8)
         decoder = StreamDecoder(profile=rng.choice(PROFILES) if rng.random() < 0.2 else None)
-        decode = Defragmenter().decode
-        for pkt in reader:
-            seg = decode(pkt.frame, pkt.time_ns, pkt.linktype, pkt.data)
-            if seg is not None:
-                for event in reassembler.feed(seg):
-                    decoder.handle(event)
+        for seg in tcp_segments(reader):
+            for event in reassembler.feed(seg):
+                decoder.handle(event)
         for event in reassembler.close():
             decoder.handle(event)
         decoder.close()
