@@ -20,9 +20,9 @@ record builder) per stream and direction; the events (of :mod:`iec104.capture.re
 * ``StreamEnd`` closes both decoders (octets left in a framer are reported as
   a truncated APDU).
 
-:func:`dissect` runs the whole chain (capture file -> packets -> TCP segments -> reassembly ->
-records) and yields ``pyarrow.RecordBatch`` objects of :data:`iec104.records.schema.SCHEMA`,
-at most ``batch_rows`` rows each, so memory stays bounded on big captures.
+:func:`dissect` runs the whole chain (capture file -> packets -> TCP segments, IP fragments
+reassembled -> reassembly -> records) and yields ``pyarrow.RecordBatch`` objects of
+:data:`iec104.records.schema.SCHEMA`, at most ``batch_rows`` rows each, so memory stays bounded on big captures.
 """
 
 from __future__ import annotations

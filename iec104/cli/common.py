@@ -329,11 +329,13 @@ def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
     A capture damaged part-way through is read up to the damage; the reason is appended to
     ``inputs.problems`` (no warning is issued) and the next file is read. So are packets kept
     without a time (their timestamp was out of range, see :mod:`~iec104.capture.reader`).
-    TCP connections with data that were not decoded give a line in ``inputs.notes``.
+    TCP connections with data that were not decoded, and IP datagrams left incomplete, give a
+    line in ``inputs.notes``.
     ``workers`` > 0 decodes ASDUs in that many worker processes
     (:func:`~iec104.dissector.dissect_segments`).
     """
     from ..capture.errors import CaptureWarning
+    from ..capture.ipfrag import Defragmenter
     from ..capture.packet import TcpSegment, tcp_segments
     from ..capture.reassembly import Reassembler
     from ..dissector import dissect_segments
@@ -341,8 +343,12 @@ def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
     def segments() -> Iterator[TcpSegment]:
         offset = 0
         for reader in inputs.readers:
+            defrag = Defragmenter()  # IP fragments, per file
             with reader:
-                yield from tcp_segments(reader, offset)
+                yield from tcp_segments(reader, offset, defrag)
+            defrag.close()
+            if defrag.stats.incomplete:
+                inputs.notes.append(f"{reader.name}: {defrag.stats.describe()}")
             offset += reader.frames
             if reader.time_problem:
                 inputs.problems.append(f"{reader.name}: {reader.time_problem}")
