@@ -29,6 +29,7 @@ import threading
 from typing import Any
 
 from . import CliError
+from .convert_dataset import add_dataset_options, convert_dataset, refuse_dataset_options
 from .read import (
     add_input_options,
     check_output,
@@ -49,8 +50,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         epilog=exit_status("in the output file"))
     p.add_argument("captures", nargs="+", metavar="CAPTURE",
                    help="pcap/pcapng files (.gz allowed), read in the order given")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.parquet",
-                   help="Parquet file to write (replaced if it exists)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("-o", "--output", metavar="OUT.parquet",
+                       help="Parquet file to write (replaced if it exists)")
+    where.add_argument("--dataset", metavar="DIR",
+                       help="add the captures to a partitioned dataset instead, one task per "
+                       "capture (see 'Datasets' in README.md); a path or fsspec URL")
     add_input_options(p, filter_help="write only the rows of APDUs with a row matching EXPR")
     p.add_argument("--batch-rows", type=int, default=65536, metavar="N",
                    help="rows per Parquet row group (default 65536; memory grows with it)")
@@ -62,6 +67,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--compression", default="zstd",
                    choices=["zstd", "snappy", "gzip", "lz4", "none"],
                    help="Parquet compression (default zstd)")
+    add_dataset_options(p)
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bar and no closing line on stderr")
     return p
@@ -70,6 +76,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from ..analyzer.storage import ParquetSink, StorageError
 
+    if args.dataset is not None:
+        return convert_dataset(args)
+    refuse_dataset_options(args)
     if args.batch_rows < 1:
         raise CliError("--batch-rows must be positive")
     if args.jobs < 0:
