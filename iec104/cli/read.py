@@ -156,6 +156,7 @@ class Inputs:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     parquet: list[Path] = field(default_factory=list)
+    dataset: str | None = None  # a dataset directory (iec104.cli.dataset_source)
 
     @property
     def total_bytes(self) -> int:
@@ -210,6 +211,11 @@ def open_source(name: str, args: argparse.Namespace, *, directories: bool = Fals
     anything is decoded or written; raises CliError (exit 2) for a bad source. In a
     directory a damaged or foreign Parquet file is a problem (warning, exit 1) and is
     skipped, unless no file is readable."""
+    from .dataset_source import dataset_url
+
+    dataset = dataset_url(name, args)
+    if dataset is not None:
+        return Inputs([], [], [], dataset=dataset)
     path = Path(name)
     if directories and path.is_dir():
         found = sorted(p for p in path.glob("*.parquet") if not p.name.startswith((".", "_")))
@@ -239,13 +245,19 @@ def open_source(name: str, args: argparse.Namespace, *, directories: bool = Fals
 
 def source_batches(inputs: Inputs, args: argparse.Namespace,
                    batch_rows: int = 65536) -> Iterator[pa.RecordBatch]:
-    """Record batches of an :func:`open_source` (captures decoded with the input options)."""
-    if inputs.parquet:
+    """Record batches of an :func:`open_source` (captures decoded with the input options),
+    within ``--start``/``--end`` where the command has them."""
+    from .dataset_source import dataset_batches, in_range
+
+    if inputs.dataset is not None:
+        yield from dataset_batches(inputs.dataset, args, batch_rows)
+    elif inputs.parquet:
         for path in inputs.parquet:
-            yield from parquet_batches(path, batch_rows, inputs.problems)
-        return
-    yield from dissect_inputs(inputs, ports=args.ports, heuristic=args.heuristic is not False,
-                              profile=args.profile, batch_rows=batch_rows)
+            yield from in_range(parquet_batches(path, batch_rows, inputs.problems), args)
+    else:
+        yield from in_range(dissect_inputs(inputs, ports=args.ports,
+                                           heuristic=args.heuristic is not False,
+                                           profile=args.profile, batch_rows=batch_rows), args)
 
 
 def load_frame(args: argparse.Namespace, name: str) -> tuple[pd.DataFrame, Inputs]:
@@ -255,8 +267,12 @@ def load_frame(args: argparse.Namespace, name: str) -> tuple[pd.DataFrame, Input
 
     from ..analyzer.schema import SCHEMA
 
+    from .dataset_source import dataset_frame
+
     flt = compile_filter_option(args.filter)
     inputs = open_source(name, args, directories=True)
+    if inputs.dataset is not None:
+        return dataset_frame(inputs.dataset, args, flt), inputs
     try:
         batches = [b if flt is None else flt.apply(b) for b in source_batches(inputs, args)]
     finally:
@@ -640,6 +656,8 @@ def group_apdus(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    from .dataset_source import add_range_options
+
     p = subparsers.add_parser(
         "read", help="print the decoded APDUs of a capture (one line each, or a tree with -V)",
         description="Decode the IEC 104 traffic of a pcap/pcapng capture (or a Parquet file "
@@ -647,8 +665,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "(UTC), src:port -> dst:port, I(N(S),N(R)) / S(N(R)) / U(function), type, cause, "
         "CA and the objects (IOA=value [quality] @time-tag select/execute qualifier).",
         epilog=exit_status("printed"))
-    p.add_argument("capture", metavar="CAPTURE", help="pcap/pcapng file (.gz allowed) or a "
-                   "Parquet file written by iec104 convert")
+    p.add_argument("capture", metavar="CAPTURE", help="pcap/pcapng file (.gz allowed), a "
+                   "Parquet file written by iec104 convert, or a dataset directory")
+    add_range_options(p)
     add_input_options(p, filter_help="show only APDUs with a row matching EXPR, e.g. "
                       "'type_id == 45 and ca == 1', 'apci == \"U\"', 'ioa in (1, 2, 3)'")
     p.add_argument("-V", "--verbose", action="store_true",

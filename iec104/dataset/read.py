@@ -78,14 +78,19 @@ def time_bound(value: str | dt.datetime | dt.date | None) -> dt.datetime | None:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+def arrow_dataset_schema() -> pa.Schema:
+    """The dataset schema with the partition column ``date``."""
+    return pa.schema([*DATASET_SCHEMA, *partition_schema()])
+
+
 def arrow_dataset(url: str | os.PathLike[str]) -> ds.Dataset:
     """The committed files as a ``pyarrow.dataset.Dataset`` with the ``date`` partition."""
     import pyarrow.dataset as pads
 
     store = Store(url)
     files = committed_files(store)
-    schema = pa.schema([*DATASET_SCHEMA, *partition_schema()])
-    return pads.dataset(files, schema=schema, format="parquet", filesystem=store.fs,
+    return pads.dataset(files, schema=arrow_dataset_schema(), format="parquet",
+                        filesystem=store.fs,
                         partitioning=pads.HivePartitioning(partition_schema()),
                         partition_base_dir=store.root)
 
@@ -224,6 +229,7 @@ def connect(url: str | os.PathLike[str], database: duckdb.DuckDBPyConnection | N
 
     store = Store(url)
     con = database if database is not None else duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")  # times print and convert as UTC, as everywhere else
     if not store.local:
         con.register_filesystem(store.fs)
     prefix = "" if store.local else f"{store.fs.protocol[0] if isinstance(store.fs.protocol, tuple) else store.fs.protocol}://"
@@ -233,7 +239,7 @@ def connect(url: str | os.PathLike[str], database: duckdb.DuckDBPyConnection | N
         con.execute(f"CREATE OR REPLACE VIEW iec104 AS SELECT * FROM read_parquet([{listing}], "
                     f"hive_partitioning = true, hive_types = {{'{PARTITION}': DATE}})")
     else:
-        empty = pa.schema([*DATASET_SCHEMA, *partition_schema()]).empty_table()
+        empty = arrow_dataset_schema().empty_table()
         con.register("_iec104_empty", empty)
         con.execute("CREATE OR REPLACE VIEW iec104 AS SELECT * FROM _iec104_empty")
     manifest = store.read_manifest()
