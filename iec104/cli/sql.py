@@ -96,8 +96,10 @@ def _write(rel: Any, out: Path) -> int:
 def _print(rel: Any, limit: int) -> int:
     frame = rel.limit(limit + 1).df()
     more = len(frame) > limit
-    text = frame.head(limit).to_string(index=False, na_rep="NULL") if len(frame.columns) \
-        else ""
+    if not len(frame):  # pandas would print 'Empty DataFrame'
+        text = "  ".join(map(str, frame.columns)) + "\n(no rows)"
+    else:
+        text = frame.head(limit).to_string(index=False, na_rep="NULL")
     try:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()

@@ -82,6 +82,7 @@ def convert_many(sources: Sequence[str], url: str, *, options: Options = Options
 
     for result in _run(sources, store.url, known, options, workers, scheduler):
         commit(result)
+    store.tidy()
     return results
 
 

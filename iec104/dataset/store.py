@@ -106,6 +106,15 @@ class Store:
     def discard_staging(self, staging: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
+    def tidy(self) -> None:
+        """Remove the staging directory once empty (Dask's reader trips over any ``_``
+        directory)."""
+        if self.local:
+            try:
+                (Path(self.root) / STAGING).rmdir()
+            except OSError:
+                pass
+
     def remove(self, relatives: list[str]) -> None:
         """Delete data files (missing ones are fine)."""
         for relative in relatives:
