@@ -56,3 +56,13 @@ __all__ = [
     "connect", "listen", "time_from_datetime", "time_to_datetime",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # iec104.load (datasets, Parquet files): imported on first use, so that the driver and
+    # the codec start without pyarrow and pandas
+    if name == "load":
+        from .dataset.read import load
+
+        return load
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
