@@ -27,6 +27,7 @@ from iec104.dataset import Converted, Skipped, connect, convert_many, load
 from iec104.dataset.layout import MANIFEST, capture_name, file_digest
 from iec104.dataset.read import _nullable, arrow_dataset
 from iec104.dataset.store import Store
+from iec104.dissectors.errors import CaptureWarning
 from iec104.dissectors.stream import dissect_table
 from tests.support import cli
 from tests.support.captureset import write_capture_set
@@ -348,3 +349,55 @@ def test_read_summary_report_of_a_dataset(tmp_path: Path, reference: Path) -> No
     report = cli.run("report", reference, "-o", tmp_path / "r.html", "--start", "2024-03-03")
     assert report.returncode == 0, report.stderr
     assert "<html" in (tmp_path / "r.html").read_text()
+
+
+def test_rows_without_time_go_to_the_null_partition(tmp_path: Path) -> None:
+    from test_dissect_bad_timestamps import flip_timestamps
+
+    flipped = tmp_path / "flipped.pcapng"
+    flip_timestamps(cli.COMMANDS, flipped, [20, 21, 22])
+    proc = cli.run("convert", flipped, "--dataset", tmp_path / "ds", "--workers", "0")
+    assert proc.returncode == 1 and "flipped.pcapng" in proc.stderr  # damage reported
+    assert list((tmp_path / "ds").glob("date=__HIVE_DEFAULT_PARTITION__/*.parquet"))
+    df = load(tmp_path / "ds")
+    assert df["time"].isna().any() and df["time"].notna().any()
+    with pytest.warns(CaptureWarning):
+        assert len(df) == dissect_table(flipped).num_rows
+    (nulls,), = connect(tmp_path / "ds").sql(
+        "SELECT count(*) FROM iec104 WHERE date IS NULL").fetchall()
+    assert nulls == df["time"].isna().sum()
+    assert manifest(tmp_path / "ds")["problem"].notna().all()
+
+
+def test_progress_bar_counts_captures_on_a_terminal(tmp_path: Path,
+                                                    captures: list[Path]) -> None:
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    try:
+        child = subprocess.run([*cli.command(), "convert", *map(str, captures[:3]),
+                                "--dataset", str(tmp_path / "ds"), "--workers", "0"],
+                               check=False, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=slave, env=cli.env(), timeout=120)
+        os.close(slave)
+        slave = -1
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    assert child.returncode == 0
+    text = seen.decode(errors="replace")
+    assert "\r" in text and "3/3" in text and "capture" in text and "APDUs" in text, text

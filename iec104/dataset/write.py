@@ -25,6 +25,7 @@ manifest's ``problem``.
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from typing import Any, NamedTuple
 
 import pyarrow as pa
@@ -85,7 +86,7 @@ def convert_capture(source: str, url: str, known: frozenset[str] | set[str],
 
     from ..codec import Profile
     from ..dissectors.capture import CaptureReader
-    from ..dissectors.errors import CaptureError
+    from ..dissectors.errors import CaptureError, CaptureWarning
     from ..dissectors.reassembly import Reassembler
     from ..dissectors.stream import dissect
 
@@ -110,7 +111,9 @@ def convert_capture(source: str, url: str, known: frozenset[str] | set[str],
                 return Failed(source, str(exc))
             reassembler = Reassembler(options.ports, heuristic=options.heuristic)
             profile = Profile(*options.profile) if options.profile else None
-            with reader:
+            with reader, warnings.catch_warnings():
+                # damage is recorded in the manifest's problem (and reported by the caller)
+                warnings.simplefilter("ignore", CaptureWarning)
                 for batch in dissect(reader, reassembler=reassembler, profile=profile,
                                      batch_rows=options.batch_rows):
                     stats.add(batch)
