@@ -16,11 +16,11 @@ task), :mod:`.run` (many captures on a Dask cluster, the manifest's commits), :m
 through DuckDB, in bounded memory).
 """
 
-from .layout import CAPTURE_FIELD, DATASET_SCHEMA, DATASET_VERSION, capture_name
+from .layout import CAPTURE_FIELD, DATASET_SCHEMA, DATASET_VERSION, DatasetError, capture_name
 from .read import batches, connect, is_dataset, load
 from .run import convert_many, default_workers
 from .write import Converted, Failed, Options, Skipped, convert_capture
 
-__all__ = ["CAPTURE_FIELD", "DATASET_SCHEMA", "DATASET_VERSION", "Converted", "Failed",
+__all__ = ["CAPTURE_FIELD", "DATASET_SCHEMA", "DATASET_VERSION", "Converted", "DatasetError", "Failed",
            "Options", "Skipped", "batches", "capture_name", "connect", "convert_capture",
            "convert_many", "default_workers", "is_dataset", "load"]

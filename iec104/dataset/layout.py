@@ -35,6 +35,7 @@ from typing import BinaryIO
 import pyarrow as pa
 
 from ..analyzer.schema import METADATA_KEY, SCHEMA
+from ..codec.errors import Iec104Error
 
 MANIFEST = "_captures.parquet"
 """The manifest's file name in the dataset directory."""
@@ -61,6 +62,10 @@ DATASET_SCHEMA = pa.schema([CAPTURE_FIELD, *SCHEMA],
 """Rows of dataset files: ``capture`` first, then the records schema."""
 
 _CHUNK = 1 << 20
+
+
+class DatasetError(Iec104Error, ValueError):
+    """A bad argument for reading a dataset (an unknown column, a time that is no time)."""
 
 
 def file_digest(fh: BinaryIO) -> str:

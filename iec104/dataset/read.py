@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from .layout import (
     DATASET_SCHEMA,
+    DatasetError,
     MANIFEST,
     PARTITION,
     capture_of_file,
@@ -68,11 +69,15 @@ def committed_files(store: Store) -> list[str]:
 
 def time_bound(value: str | dt.datetime | dt.date | None) -> dt.datetime | None:
     """A ``start``/``end`` argument as an aware UTC datetime (naive means UTC; a date is its
-    midnight). Raises ValueError for text that is no ISO date/time."""
+    midnight). Raises DatasetError for text that is no ISO date/time."""
     if value is None:
         return None
     if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        try:
+            value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise DatasetError(f"{value!r} is not an ISO date/time such as "
+                               "2024-03-01T08:00") from None
     elif not isinstance(value, dt.datetime):
         value = dt.datetime(value.year, value.month, value.day)
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
@@ -126,7 +131,7 @@ def batches(url: str | os.PathLike[str], *, start: Any = None, end: Any = None,
     wanted = list(columns) if columns is not None else DATASET_SCHEMA.names
     unknown = [c for c in wanted if c not in DATASET_SCHEMA.names and c != PARTITION]
     if unknown:
-        raise ValueError(f"no such column: {', '.join(unknown)}")
+        raise DatasetError(f"no such column: {', '.join(unknown)}")
     read = list(wanted)
     if flt is not None:
         read += [c for c in (*sorted(flt.columns), "apdu") if c not in read]
