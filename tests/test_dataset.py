@@ -401,3 +401,14 @@ def test_progress_bar_counts_captures_on_a_terminal(tmp_path: Path,
     assert child.returncode == 0
     text = seen.decode(errors="replace")
     assert "\r" in text and "3/3" in text and "capture" in text and "APDUs" in text, text
+
+
+def test_unreachable_scheduler_exits_2_and_writes_nothing(tmp_path: Path,
+                                                          captures: list[Path]) -> None:
+    env = {**cli.env(), "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
+    proc = subprocess.run([*cli.command(), "convert", str(captures[0]), "--dataset",
+                           str(tmp_path / "ds"), "--scheduler", f"tcp://127.0.0.1:{_free_port()}"],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "cannot reach the Dask scheduler" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "ds").exists()

@@ -57,56 +57,61 @@ def convert_many(sources: Sequence[str], url: str, *, options: Options = Options
     Returns:
         The results, in order of completion.
     """
-    store = Store(url)
-    store.ensure()
-    manifest = store.read_manifest()
-    store.recover(manifest)
-    rows: list[dict[str, Any]] = manifest.to_pylist()
-    known = frozenset(r["sha256"] for r in rows)
-    results: list[Result] = []
+    with _client(workers, scheduler) as client:  # first: an unreachable one writes nothing
+        store = Store(url)
+        store.ensure()
+        manifest = store.read_manifest()
+        store.recover(manifest)
+        rows: list[dict[str, Any]] = manifest.to_pylist()
+        known = frozenset(r["sha256"] for r in rows)
+        results: list[Result] = []
 
-    def commit(result: Result) -> None:
-        if isinstance(result, Converted):
-            if any(r["sha256"] == result.entry["sha256"] for r in rows):
-                result = Skipped(result.source, result.entry["sha256"])
-            else:
-                replaced = [r for r in rows if r["source"] == result.source]
-                rows[:] = [r for r in rows if r["source"] != result.source]
-                rows.append(result.entry)
-                store.write_manifest(rows)
-                kept = {f for r in rows for f in r["files"]}
-                store.remove([f for r in replaced for f in r["files"] if f not in kept])
-        results.append(result)
-        if on_result is not None:
-            on_result(result)
+        def commit(result: Result) -> None:
+            if isinstance(result, Converted):
+                if any(r["sha256"] == result.entry["sha256"] for r in rows):
+                    result = Skipped(result.source, result.entry["sha256"])
+                else:
+                    replaced = [r for r in rows if r["source"] == result.source]
+                    rows[:] = [r for r in rows if r["source"] != result.source]
+                    rows.append(result.entry)
+                    store.write_manifest(rows)
+                    kept = {f for r in rows for f in r["files"]}
+                    store.remove([f for r in replaced for f in r["files"] if f not in kept])
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
 
-    for result in _run(sources, store.url, known, options, workers, scheduler):
-        commit(result)
-    store.tidy()
+        for result in _run(client, sources, store.url, known, options):
+            commit(result)
+        store.tidy()
     return results
 
 
-def _run(sources: Sequence[str], url: str, known: frozenset[str], options: Options,
-         workers: int | None, scheduler: str | None) -> Iterator[Result]:
-    if scheduler is None and workers == 0:
+def _run(client: Any, sources: Sequence[str], url: str, known: frozenset[str],
+         options: Options) -> Iterator[Result]:
+    """Results of the tasks in order of completion (``client`` None: in this process)."""
+    if client is None:
         for source in sources:
             yield convert_capture(source, url, known, options)
         return
     from distributed import as_completed
 
-    with _client(workers, scheduler) as client:
-        futures = {client.submit(convert_capture, source, url, known, options, pure=False):
-                   source for source in sources}
-        for future in as_completed(futures):
-            try:
-                yield future.result()
-            except Exception as exc:  # noqa: BLE001 -- a worker died or the task raised
-                yield Failed(futures[future], f"{futures[future]}: task failed: "
-                             f"{type(exc).__name__}: {exc}")
+    futures = {client.submit(convert_capture, source, url, known, options, pure=False):
+               source for source in sources}
+    for future in as_completed(futures):
+        try:
+            yield future.result()
+        except Exception as exc:  # noqa: BLE001 -- a worker died or the task raised
+            yield Failed(futures[future], f"{futures[future]}: task failed: "
+                         f"{type(exc).__name__}: {exc}")
 
 
 @contextmanager
 def _client(workers: int | None, scheduler: str | None) -> Iterator[Any]:
+    """A Dask client of the cluster to use (None: convert in this process)."""
+    if scheduler is None and workers == 0:
+        yield None
+        return
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
