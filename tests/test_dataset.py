@@ -342,8 +342,10 @@ def test_read_summary_report_of_a_dataset(tmp_path: Path, reference: Path) -> No
     summary = cli.run("summary", reference)
     assert summary.returncode == 0, summary.stderr
     con = connect(reference)
-    (pairs,), = con.sql("SELECT count(DISTINCT (capture, stream)) FROM iec104").fetchall()
+    (pairs, apdus), = con.sql("SELECT count(DISTINCT (capture, stream)), "
+                              "count(DISTINCT (capture, apdu)) FROM iec104").fetchall()
     assert "captures                         54" in summary.stdout
+    assert f"APDUs                            {apdus}\n" in summary.stdout
     assert f"connections (capture, stream)    {pairs}" in summary.stdout
     assert f"== Connections ({pairs}) ==" in summary.stdout
     report = cli.run("report", reference, "-o", tmp_path / "r.html", "--start", "2024-03-03")

@@ -35,34 +35,38 @@ if TYPE_CHECKING:
 
     from ..dissectors.filter import Filter
 
-_OVERVIEW = """
+# An APDU's first row: its object 0, or its only row when it has no object. Counting these
+# rows instead of DISTINCT (capture, apdu) keeps every aggregate in constant memory.
+_HEAD = "apdu IS NOT NULL AND (obj IS NULL OR obj = 0)"
+
+_OVERVIEW = f"""
 SELECT count(*) AS rows,
-       count(DISTINCT (capture, apdu)) FILTER (WHERE apdu IS NOT NULL) AS apdus,
+       count(*) FILTER (WHERE {_HEAD}) AS apdus,
        count(DISTINCT capture) AS captures,
        count(DISTINCT (capture, stream)) AS connections,
        min(time) AS first, max(time) AS last,
-       count(DISTINCT (capture, apdu)) FILTER (WHERE apci = 'I') AS i,
-       count(DISTINCT (capture, apdu)) FILTER (WHERE apci = 'S') AS s,
-       count(DISTINCT (capture, apdu)) FILTER (WHERE apci = 'U') AS u,
+       count(*) FILTER (WHERE {_HEAD} AND apci = 'I') AS i,
+       count(*) FILTER (WHERE {_HEAD} AND apci = 'S') AS s,
+       count(*) FILTER (WHERE {_HEAD} AND apci = 'U') AS u,
        count(ioa) AS objects,
        string_agg(DISTINCT CAST(ca AS VARCHAR), ', ' ORDER BY CAST(ca AS VARCHAR)) AS cas,
        count(DISTINCT (ca, ioa)) FILTER (WHERE ioa IS NOT NULL) AS points,
-       count(DISTINCT (capture, apdu)) FILTER (WHERE apdu IS NOT NULL AND error IS NOT NULL
-                                              AND error NOT LIKE 'time tag%') AS undecodable,
+       count(*) FILTER (WHERE {_HEAD} AND error IS NOT NULL
+                        AND error NOT LIKE 'time tag%') AS undecodable,
        count(*) FILTER (WHERE apci IS NULL AND error LIKE 'gap:%') AS gaps
 FROM rows_
 """
 
-_TYPES = """
+_TYPES = f"""
 SELECT type_id, any_value(type_name) AS type_name, direction,
-       count(DISTINCT (capture, apdu)) AS asdus, count(ioa) AS objects
+       count(*) FILTER (WHERE {_HEAD}) AS asdus, count(ioa) AS objects
 FROM rows_ WHERE apci = 'I' AND type_id IS NOT NULL GROUP BY type_id, direction
 ORDER BY type_id, direction
 """
 
-_CAUSES = """
+_CAUSES = f"""
 SELECT cot, any_value(cot_name) AS cot_name, negative, direction,
-       count(DISTINCT (capture, apdu)) AS asdus, count(ioa) AS objects
+       count(*) FILTER (WHERE {_HEAD}) AS asdus, count(ioa) AS objects
 FROM rows_ WHERE apci = 'I' AND cot IS NOT NULL GROUP BY cot, negative, direction
 ORDER BY cot, negative, direction
 """
