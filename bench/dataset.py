@@ -33,7 +33,6 @@ import datetime as dt
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from dissect import TSHARK_FIELDS, WORK, generate, measure  # noqa: E402  (bench/dissect.py)
+from dissect import TSHARK_FIELDS, WORK, generate, measure
 
 DATA = WORK / "dataset"
 IEC104 = [sys.executable, "-m", "iec104.cli"]

@@ -19,12 +19,13 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from ..codec.errors import Iec104Error
 
 SUBCOMMANDS: tuple[str, ...] = ("read", "convert", "summary", "report", "sql", "proxy", "capture")
 """Module names (in this package) of the subcommands, in help order."""
 
 
-class CliError(Exception):
+class CliError(Iec104Error):
     """A clear user-facing error: printed as ``iec104: <message>`` with exit code 2."""
 
 

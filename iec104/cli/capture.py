@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import CliError
-from .proxy import add_log_options, log_kwargs, parse_duration
+from .common import add_log_options, log_kwargs, parse_duration
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -44,7 +44,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..proxy.live import LiveCapture, LiveCaptureError
+    from ..recorder.live import LiveCapture, LiveCaptureError
 
     pcapng_dir = args.pcapng_dir or (str(Path(args.output) / "_pcapng") if args.pcapng else None)
     try:

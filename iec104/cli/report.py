@@ -21,8 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from . import CliError
-from .dataset_source import add_range_options
-from .read import add_input_options, check_output, exit_status, load_frame, report_problems
+from .common import (
+    add_input_options,
+    add_range_options,
+    check_output,
+    exit_status,
+    load_frame,
+    report_problems,
+)
 
 
 def _points(text: str) -> list[tuple[int, int]]:

@@ -18,14 +18,16 @@ import os
 import sys
 from typing import Any
 
-from .dataset_source import add_range_options, dataset_url, summarize
-from .read import (
+from .common import (
     Inputs,
     add_input_options,
+    add_range_options,
     compile_filter_option,
+    dataset_url,
     exit_status,
     load_frame,
     report_problems,
+    summarize,
 )
 
 

@@ -34,8 +34,8 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-from ..analyzer.schema import METADATA_KEY, SCHEMA
 from ..codec.errors import Iec104Error
+from ..records.schema import METADATA_KEY, SCHEMA
 
 MANIFEST = "_captures.parquet"
 """The manifest's file name in the dataset directory."""
@@ -84,16 +84,21 @@ def capture_name(file_name: str, sha256: str) -> str:
 def capture_of_file(path: str | os.PathLike[str]) -> str:
     """The ``capture`` value of a Parquet file written without the column: its stem."""
     name = os.path.basename(os.fspath(path))
-    return name[:-len(".parquet")] if name.endswith(".parquet") else name
+    return name.removesuffix(".parquet")
+
+
+def capture_column(rows: int, capture: str) -> pa.DictionaryArray:
+    """``rows`` times the value ``capture``, dictionary encoded (one string)."""
+    import numpy as np
+
+    return pa.DictionaryArray.from_arrays(np.zeros(rows, dtype=np.int32),
+                                          pa.array([capture], pa.string()))
 
 
 def with_capture(batch: pa.RecordBatch, capture: str) -> pa.RecordBatch:
     """``batch`` (of the records schema) with the ``capture`` column in front."""
-    import numpy as np
-
-    column = pa.DictionaryArray.from_arrays(np.zeros(batch.num_rows, dtype=np.int32),
-                                            pa.array([capture], pa.string()))
-    return pa.RecordBatch.from_arrays([column, *batch.columns], schema=DATASET_SCHEMA)
+    return pa.RecordBatch.from_arrays([capture_column(batch.num_rows, capture),
+                                       *batch.columns], schema=DATASET_SCHEMA)
 
 
 def partition_value(day: dt.date | None) -> str:

@@ -9,7 +9,7 @@ partly) is read from every ``date=*/*.parquet`` file.
 The time range is pushed down twice: ``date`` (the partition) skips whole directories without
 opening a file, and ``time`` (row-group statistics: rows are written in capture order) skips
 row groups. ``columns`` reads only those columns. A ``filter`` expression of the filter
-language (:mod:`iec104.dissectors.filter`) is evaluated batch by batch as the data is
+language (:mod:`iec104.records.filter`) is evaluated batch by batch as the data is
 scanned, so memory holds one batch plus what matched; the rows of one APDU are always in one
 row group (:mod:`iec104.dataset.write`), so a filter selects whole APDUs as on a capture.
 
@@ -29,9 +29,10 @@ import pyarrow as pa
 
 from .layout import (
     DATASET_SCHEMA,
-    DatasetError,
     MANIFEST,
     PARTITION,
+    DatasetError,
+    capture_column,
     capture_of_file,
     partition_schema,
 )
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow.dataset as ds
 
-    from ..dissectors.filter import Filter
+    from ..records.filter import Filter
 
 __all__ = ["batches", "connect", "is_dataset", "load", "time_bound"]
 
@@ -74,7 +75,7 @@ def time_bound(value: str | dt.datetime | dt.date | None) -> dt.datetime | None:
         return None
     if isinstance(value, str):
         try:
-            value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            value = dt.datetime.fromisoformat(value.strip())
         except ValueError:
             raise DatasetError(f"{value!r} is not an ISO date/time such as "
                                "2024-03-01T08:00") from None
@@ -125,7 +126,7 @@ def batches(url: str | os.PathLike[str], *, start: Any = None, end: Any = None,
             batch_rows: int = 1 << 17) -> Iterator[pa.RecordBatch]:
     """Record batches of the dataset at ``url`` (see the module docstring); ``columns`` None
     gives every column of the dataset schema (``date`` excluded)."""
-    from ..dissectors.filter import compile_filter
+    from ..records.filter import compile_filter
 
     flt = compile_filter(filter) if isinstance(filter, str) else filter
     wanted = list(columns) if columns is not None else DATASET_SCHEMA.names
@@ -197,7 +198,8 @@ def _legacy_table(url: str | os.PathLike[str], start: Any, end: Any,
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from ..dissectors.filter import compile_filter
+    from ..records.filter import compile_filter
+    from ..records.reader import derive_kind
 
     flt = compile_filter(filter) if isinstance(filter, str) else filter
     store = Store(url)
@@ -209,10 +211,11 @@ def _legacy_table(url: str | os.PathLike[str], start: Any, end: Any,
     for path in paths:
         with store.fs.open(path, "rb") as fh:
             table = pq.read_table(fh)
+        if "kind" not in table.column_names:  # schema version 1
+            table = table.append_column("kind", derive_kind(table))
         if "capture" not in table.column_names:
-            name = pa.DictionaryArray.from_arrays(
-                pa.array([0] * table.num_rows, pa.int32()), pa.array([capture_of_file(path)]))
-            table = table.add_column(0, DATASET_SCHEMA.field("capture"), name)
+            table = table.add_column(0, DATASET_SCHEMA.field("capture"),
+                                     capture_column(table.num_rows, capture_of_file(path)))
         table = table.select([f.name for f in DATASET_SCHEMA if f.name in table.column_names])
         if lo is not None:
             table = table.filter(pc.fill_null(pc.greater_equal(table["time"], lo), False))

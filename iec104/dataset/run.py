@@ -43,7 +43,7 @@ def default_workers() -> int:
         os.cpu_count() or 1)
 
 
-def convert_many(sources: Sequence[str], url: str, *, options: Options = Options(),
+def convert_many(sources: Sequence[str], url: str, *, options: Options | None = None,
                  workers: int | None = None, scheduler: str | None = None,
                  on_result: Callable[[Result], None] | None = None) -> list[Result]:
     """Convert ``sources`` (paths or URLs of captures) into the dataset at ``url``.
@@ -57,6 +57,7 @@ def convert_many(sources: Sequence[str], url: str, *, options: Options = Options
     Returns:
         The results, in order of completion.
     """
+    options = options if options is not None else Options()
     with _client(workers, scheduler) as client:  # first: an unreachable one writes nothing
         store = Store(url)
         store.ensure()

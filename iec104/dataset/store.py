@@ -31,7 +31,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..analyzer.storage import _sync_directory
+from ..records.sink import _sync_directory
 from .layout import MANIFEST, PARTITION, STAGING, data_glob
 
 _TS = pa.timestamp("ns", tz="UTC")
@@ -127,7 +127,7 @@ class Store:
         """Every published data file, relative to the dataset, sorted."""
         found = self.fs.glob(data_glob(self.root))
         prefix = self.root.rstrip("/") + "/"
-        return sorted(str(p)[len(prefix):] if str(p).startswith(prefix) else str(p)
+        return sorted(str(p).removeprefix(prefix)
                       for p in found)
 
     def partitions(self) -> bool:

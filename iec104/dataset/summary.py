@@ -25,15 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from .layout import DATASET_SCHEMA
-from .layout import partition_schema
+from .layout import DATASET_SCHEMA, partition_schema
 from .read import _expression, arrow_dataset, arrow_dataset_schema, batches, connect, time_bound
 from .store import Store
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..dissectors.filter import Filter
+    from ..records.filter import Filter
 
 # An APDU's first row: its object 0, or its only row when it has no object. Counting these
 # rows instead of DISTINCT (capture, apdu) keeps every aggregate in constant memory.
@@ -51,9 +50,8 @@ SELECT count(*) AS rows,
        count(ioa) AS objects,
        string_agg(DISTINCT CAST(ca AS VARCHAR), ', ' ORDER BY CAST(ca AS VARCHAR)) AS cas,
        count(DISTINCT (ca, ioa)) FILTER (WHERE ioa IS NOT NULL) AS points,
-       count(*) FILTER (WHERE {_HEAD} AND error IS NOT NULL
-                        AND error NOT LIKE 'time tag%') AS undecodable,
-       count(*) FILTER (WHERE apci IS NULL AND error LIKE 'gap:%') AS gaps
+       count(*) FILTER (WHERE {_HEAD} AND kind = 'malformed') AS undecodable,
+       count(*) FILTER (WHERE kind = 'gap') AS gaps
 FROM rows_
 """
 

@@ -33,7 +33,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import __version__
-from .layout import DATASET_SCHEMA, DATASET_VERSION, capture_name, data_file, file_digest, with_capture
+from .layout import (
+    DATASET_SCHEMA,
+    DATASET_VERSION,
+    capture_name,
+    data_file,
+    file_digest,
+    with_capture,
+)
 from .store import Store
 
 
@@ -80,16 +87,17 @@ Result = Converted | Skipped | Failed
 
 
 def convert_capture(source: str, url: str, known: frozenset[str] | set[str],
-                    options: Options = Options()) -> Result:
+                    options: Options | None = None) -> Result:
     """Convert one capture into the dataset at ``url`` (see the module docstring)."""
     import fsspec
 
+    from ..capture.errors import CaptureError, CaptureWarning
+    from ..capture.reader import CaptureReader
+    from ..capture.reassembly import Reassembler
     from ..codec import Profile
-    from ..dissectors.capture import CaptureReader
-    from ..dissectors.errors import CaptureError, CaptureWarning
-    from ..dissectors.reassembly import Reassembler
-    from ..dissectors.stream import dissect
+    from ..dissector import dissect
 
+    options = options if options is not None else Options()
     store = Store(url)
     try:
         with fsspec.open(source, "rb") as fh:
