@@ -29,6 +29,7 @@ from . import CliError
 from .common import (
     Inputs,
     add_input_options,
+    add_range_options,
     compile_filter_option,
     exit_status,
     open_source,
@@ -269,8 +270,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "(UTC), src:port -> dst:port, I(N(S),N(R)) / S(N(R)) / U(function), type, cause, "
         "CA and the objects (IOA=value [quality] @time-tag select/execute qualifier).",
         epilog=exit_status("printed"))
-    p.add_argument("capture", metavar="CAPTURE", help="pcap/pcapng file (.gz allowed) or a "
-                   "Parquet file written by iec104 convert")
+    p.add_argument("capture", metavar="CAPTURE", help="pcap/pcapng file (.gz allowed), a "
+                   "Parquet file written by iec104 convert, or a dataset directory")
+    add_range_options(p)
     add_input_options(p, filter_help="show only APDUs with a row matching EXPR, e.g. "
                       "'type_id == 45 and ca == 1', 'apci == \"U\"', 'ioa in (1, 2, 3)'")
     p.add_argument("-V", "--verbose", action="store_true",
