@@ -190,8 +190,9 @@ class LogProcess:
         self._data_fd, self._reply_fd = data_w, reply_r
         self._inbox.clear()
         self._started_at = time.monotonic()
+        # a restarted logger numbers APDUs on from what its predecessors wrote
         self._put(_control("config", str(self.directory), self.writer_args,
-                           root.getEffectiveLevel(), fmt))
+                           root.getEffectiveLevel(), fmt, self.deaths > 0))
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Block until the logger's writer is open; raises what opening it raised."""
@@ -605,10 +606,12 @@ class _Logger:
         op = item[0]
         writer = self.writer
         if op == "config":
-            _, directory, args, level, fmt = item
+            _, directory, args, level, fmt, resume = item
             logging.basicConfig(level=level, format=fmt or logging.BASIC_FORMAT)
             try:
                 self.writer = LogWriter(directory, **args)
+                if resume:
+                    self.writer.builder.next_apdu = _next_apdu(self.writer.directory)
             except Exception as exc:  # noqa: BLE001 -- handed to the proxy
                 self.answer("ready", None, exc)
                 return True
@@ -668,6 +671,21 @@ class _Logger:
 
 
 _NO_ENDPOINTS = Endpoints(None, None, None, None, None, None)  # type: ignore[arg-type]
+
+
+def _next_apdu(directory: Path) -> int:
+    """One more than the highest ``apdu`` in the directory's files (their footers only)."""
+    import pyarrow.parquet as pq
+
+    top = -1
+    for path in directory.glob("*.parquet"):
+        meta = pq.ParquetFile(path).metadata
+        column = meta.schema.names.index("apdu")
+        for i in range(meta.num_row_groups):
+            stats = meta.row_group(i).column(column).statistics
+            if stats is not None and stats.has_min_max:
+                top = max(top, int(stats.max))
+    return top + 1
 
 
 def _die_with(parent: int) -> None:
