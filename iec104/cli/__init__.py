@@ -20,7 +20,8 @@ from collections.abc import Sequence
 
 from .. import __version__
 
-SUBCOMMANDS: tuple[str, ...] = ("read", "convert", "summary", "report", "proxy", "capture")
+SUBCOMMANDS: tuple[str, ...] = ("read", "convert", "summary", "report", "proxy", "capture",
+                                 "verify")
 """Module names (in this package) of the subcommands, in help order."""
 
 
