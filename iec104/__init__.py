@@ -56,3 +56,17 @@ __all__ = [
     "connect", "listen", "time_from_datetime", "time_to_datetime",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """``iec104.dissect`` and ``iec104.load``, imported on first use: they need pyarrow and
+    pandas, which the codec and the driver do not."""
+    if name == "dissect":
+        from .dissectors.stream import dissect
+
+        return dissect
+    if name == "load":
+        from .analyzer.storage import load
+
+        return load
+    raise AttributeError(f"module 'iec104' has no attribute {name!r}")

@@ -10,4 +10,5 @@ Layers (each usable on its own; only :mod:`.records`/:mod:`.stream` need pyarrow
 * :mod:`.heuristic` -- "do these bytes look like IEC 104 APDUs?"
 * :mod:`.decoder` / :mod:`.records` -- one direction's bytes -> codec Framer -> rows
 * :mod:`.stream` -- reassembly events -> rows; :func:`~.stream.dissect` runs the whole chain
+* :mod:`.objects` -- packets held in memory (scapy lists, (time, frame) pairs) as records
 """

@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from contextlib import nullcontext
-from typing import TYPE_CHECKING, BinaryIO
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..codec import Frame, Malformed
-from .capture import CaptureReader
+from .capture import CaptureReader, LinkType, Packet
 from .decoder import DirectionDecoder
+from .objects import is_packet_iterable, packets_from_objects
 from .packet import TcpSegment, decode_tcp
 from .reassembly import Data, Event, Fallback, Gap, Reassembler, StreamEnd, StreamStart
 from .records import Endpoints, RecordBuilder
@@ -121,7 +122,7 @@ class StreamDecoder:
 
 
 def dissect(
-    source: str | os.PathLike[str] | BinaryIO | CaptureReader,
+    source: str | os.PathLike[str] | BinaryIO | CaptureReader | Iterable[Any],
     ports: Iterable[int] | None = None,
     *,
     heuristic: bool = True,
@@ -129,12 +130,15 @@ def dissect(
     batch_rows: int = 65536,
     reassembler: Reassembler | None = None,
     workers: int = 0,
+    linktype: int = LinkType.ETHERNET,
 ) -> Iterator[pa.RecordBatch]:
     """Decode the IEC 104 traffic of a capture file into record batches.
 
     Args:
-        source: path or binary file object of a pcap/pcapng capture (gzip allowed), or an
-            open :class:`~.capture.CaptureReader` (whose ``problem`` the caller can check).
+        source: path or binary file object of a pcap/pcapng capture (gzip allowed), an
+            open :class:`~.capture.CaptureReader` (whose ``problem`` the caller can check),
+            or an iterable of packets held in memory: a scapy ``PacketList``, scapy packets,
+            ``(timestamp, frame)`` pairs (see :mod:`.objects`).
         ports: TCP ports of IEC 104 servers (either endpoint; default 2404).
         heuristic: also decode connections on other ports whose first bytes frame as IEC 104
             (default True; streams left undecoded are counted in the reassembler's
@@ -145,6 +149,8 @@ def dissect(
             ``heuristic`` are ignored); read its ``connections``/``stats`` afterwards.
         workers: 0 decodes in this process; ``n > 0`` hands the ASDU decoding and row
             building to ``n`` worker processes (see :func:`dissect_segments`).
+        linktype: link layer of ``(timestamp, frame)`` pairs without one (default
+            Ethernet).
 
     Yields:
         ``pyarrow.RecordBatch`` of :data:`iec104.analyzer.schema.SCHEMA` (the last one may be
@@ -157,11 +163,20 @@ def dissect(
     :class:`~iec104.dissectors.errors.CaptureWarning`.
     """
     r = reassembler if reassembler is not None else Reassembler(ports, heuristic=heuristic)
-    reader = source if isinstance(source, CaptureReader) else CaptureReader(source)
+    packets: Iterable[Packet]
+    context: AbstractContextManager[object]
+    if is_packet_iterable(source):
+        packets = packets_from_objects(source, linktype)  # type: ignore[arg-type]
+        context = nullcontext()
+    else:
+        reader = source if isinstance(source, CaptureReader) else CaptureReader(
+            source)  # type: ignore[arg-type]
+        packets = reader
+        context = nullcontext(reader) if isinstance(source, CaptureReader) else reader
 
     def segments() -> Iterator[TcpSegment]:
-        with (nullcontext(reader) if isinstance(source, CaptureReader) else reader):
-            for pkt in reader:
+        with context:
+            for pkt in packets:
                 seg = decode_tcp(pkt.frame, pkt.time_ns, pkt.linktype, pkt.data)
                 if seg is not None:
                     yield seg
@@ -310,7 +325,8 @@ def _dissect_parallel(segments: Iterable[TcpSegment], reassembler: Reassembler,
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def dissect_table(source: str | os.PathLike[str] | BinaryIO | CaptureReader, ports: Iterable[int] | None = None,
+def dissect_table(source: str | os.PathLike[str] | BinaryIO | CaptureReader | Iterable[Any],
+                  ports: Iterable[int] | None = None,
                   **kwargs: object) -> pa.Table:
     """:func:`dissect` collected into one ``pyarrow.Table`` (small captures, tests)."""
     import pyarrow as pa
