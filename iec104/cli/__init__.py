@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from .. import __version__
 
 SUBCOMMANDS: tuple[str, ...] = ("read", "convert", "summary", "report", "proxy", "capture",
-                                 "verify")
+                                 "verify", "export")
 """Module names (in this package) of the subcommands, in help order."""
 
 

@@ -77,6 +77,7 @@ from .values import (
                    StatusChangeValue,
                    StepPositionValue,
                    Value,
+                   float32_text,
 )
 
 __all__ = [
@@ -102,7 +103,7 @@ __all__ = [
                    "DoubleValue",
                    "EncodeError",
                    "FileReadyValue",
-                   "FloatingValue",
+                   "FloatingValue", "float32_text",
                    "Frame",
                    "Framer",
                    "FreezeCode",
