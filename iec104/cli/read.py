@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from ..codec.values import FLOAT32_TYPE_IDS, float32_text
 from . import CliError
 
 if TYPE_CHECKING:
@@ -440,7 +441,6 @@ _QUALIFIER_NAMES = {100: "QOI", 101: "RQT", 105: "QRP", 113: "QPA", 110: "QPM", 
                     48: "QL", 49: "QL", 50: "QL", 61: "QL", 62: "QL", 63: "QL"}
 
 
-_FLOAT_TYPES = frozenset((13, 14, 36, 50, 63, 112))
 # single and double points (SIQ/DIQ) have no OV bit
 _NO_OV_TYPES = frozenset((1, 2, 3, 4, 30, 31))
 
@@ -486,11 +486,8 @@ def _value(row: dict[str, Any]) -> str:
         return "" if value is None else (str(int(value)) if float(value).is_integer()
                                          else repr(value))
     if " " not in text:
-        if row["type_id"] in _FLOAT_TYPES:
-            try:
-                return format(float(text), ".7g")  # short floats: 7 significant digits
-            except ValueError:
-                pass
+        if row["type_id"] in FLOAT32_TYPE_IDS and row["value"] is not None:
+            return float32_text(row["value"])  # 3.14, as the device sent it
         return text
     parts = []
     for i, item in enumerate(text.split(" ")):
@@ -587,6 +584,8 @@ def apdu_tree(rows: list[dict[str, Any]]) -> list[str]:
                 continue
             value = r["value_text"]
             number = "" if r["value"] is None else f" (value {r['value']!r})"
+            if type_id in FLOAT32_TYPE_IDS and r["value"] is not None:
+                value, number = float32_text(r["value"]), ""  # 3.14, as the device sent it
             lines.append(f"    IOA {r['ioa']}: {value or '(no value)'}{number}")
             quality = [f"{name.upper()}={_bit(r[name])}" for name in ("iv", "nt", "sb", "bl",
                                                                       "ov", "ei")

@@ -77,6 +77,7 @@ from .values import (
                    StatusChangeValue,
                    StepPositionValue,
                    Value,
+                   FLOAT32_TYPE_IDS,
                    float32_text,
 )
 
@@ -103,7 +104,7 @@ __all__ = [
                    "DoubleValue",
                    "EncodeError",
                    "FileReadyValue",
-                   "FloatingValue", "float32_text",
+                   "FLOAT32_TYPE_IDS", "FloatingValue", "float32_text",
                    "Frame",
                    "Framer",
                    "FreezeCode",

@@ -93,6 +93,11 @@ class FloatingValue(NamedTuple):
     value: float
 
 
+FLOAT32_TYPE_IDS = frozenset((13, 14, 36, 50, 63, 112))
+"""Type IDs whose value is a short float (binary32): M_ME_NC_1, M_ME_TC_1, M_ME_TF_1,
+C_SE_NC_1, C_SE_TC_1, P_ME_NC_1; display their values with :func:`float32_text`."""
+
+
 def float32_text(value: float) -> str:
     """The shortest decimal text that reads back as the same binary32 number: what the
     device sent, e.g. ``'3.14'`` for 3.140000104904175 (``repr`` shows the binary64 that
