@@ -68,12 +68,13 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
 ]
 
 def _pandas_metadata(schema: pa.Schema) -> bytes:
-    """pandas' own metadata for the schema, asking for nullable dtypes: integer columns
-    become ``Int16``/``Int32``/``Int64`` and booleans ``boolean`` (an IOA reads 114, not
-    114.0, and a missing flag is ``<NA>``, not ``None`` in an object column). pyarrow's
-    ``to_pandas`` and ``pandas.read_parquet`` both honour it, so every loader and a plain
-    ``pd.read_parquet`` of our files agree. Timestamps stay ``datetime64[ns, UTC]``, which
-    DuckDB and pandas subtract without casts."""
+    """pandas' own metadata asking for nullable dtypes: integer columns become
+    ``Int16``/``Int32``/``Int64`` and booleans ``boolean`` (an IOA reads 114, not 114.0, and
+    a missing flag is ``<NA>``, not ``None`` in an object column). pyarrow's ``to_pandas``
+    and ``pandas.read_parquet`` both honour it, so every loader and a plain
+    ``pd.read_parquet`` of our files agree. Only those columns are listed (the others
+    convert as they would anyway: timestamps stay ``datetime64[ns, UTC]``, which DuckDB
+    and pandas subtract without casts), which keeps each file's footer small."""
     import json
 
     columns = []
@@ -83,20 +84,13 @@ def _pandas_metadata(schema: pa.Schema) -> bytes:
             pandas_type, numpy_type = str(t), f"Int{t.bit_width}"
         elif pa.types.is_boolean(t):
             pandas_type, numpy_type = "bool", "boolean"
-        elif pa.types.is_timestamp(t):
-            columns.append({"name": field.name, "field_name": field.name,
-                            "pandas_type": "datetimetz", "numpy_type": "datetime64[ns]",
-                            "metadata": {"timezone": t.tz}})
-            continue
         else:
-            pandas_type = "bytes" if pa.types.is_binary(t) else (
-                "unicode" if pa.types.is_string(t) else "float64")
-            numpy_type = "object" if pandas_type != "float64" else "float64"
+            continue
         columns.append({"name": field.name, "field_name": field.name,
                         "pandas_type": pandas_type, "numpy_type": numpy_type,
                         "metadata": None})
-    return json.dumps({"index_columns": [], "column_indexes": [], "columns": columns,
-                       "creator": {"library": "iec104"}, "pandas_version": "2.0.0"}).encode()
+    return json.dumps({"index_columns": [], "column_indexes": [], "columns": columns},
+                      separators=(",", ":")).encode()
 
 
 _FIELDS = [pa.field(name, dtype) for name, dtype, _ in COLUMNS]
