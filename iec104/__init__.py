@@ -1,49 +1,86 @@
-"""iec104: IEC 60870-5-104 toolkit (codec, driver, dissector, proxy, analyzer).
+"""iec104: IEC 60870-5-104 toolkit (codec, driver, dissector, recorder, analyzer).
 
 The package itself exports the seed driver API (compatible with hat-drivers' ``iec104``)::
 
     import iec104
     srv = await iec104.listen(on_connection, iec104.Address('127.0.0.1', 2404))
     conn = await iec104.connect(iec104.Address('127.0.0.1', 2404))
+
+and the faces of the dissector and of the records::
+
+    for batch in iec104.dissect("capture.pcapng"):   # pyarrow.RecordBatch of the schema
+        ...
+    table = iec104.dissect_table("capture.pcapng")   # the same, as one pyarrow.Table
+    df = iec104.load("capture-log")                  # Parquet file(s)/directory -> DataFrame
+
+Every name is imported on first use (PEP 562): ``import iec104.codec`` must not pay for
+asyncio and the driver (nor pyarrow), in every ``--jobs`` worker process too.
 """
 
-from .codec import DecodeError, EncodeError, Iec104Error
-from .codec.constants import Cause
-from .codec.model import Action, Command, CommandValue, Data, DataValue
-from .codec.timetag import Time, TimeSize, time_from_datetime, time_to_datetime
-from .codec.values import (
-                           BinaryCounterValue,
-                           BitstringValue,
-                           DoubleValue,
-                           FloatingValue,
-                           FreezeCode,
-                           InitializationValue,
-                           NormalizedValue,
-                           ProtectionCommandValue,
-                           ProtectionQuality,
-                           ProtectionStartValue,
-                           ProtectionValue,
-                           Quality,
-                           RegulatingValue,
-                           ScaledValue,
-                           SingleValue,
-                           StatusChangeValue,
-                           StepPositionValue,
-)
-from .driver import (
-                     Address,
-                     ClockSyncCb,
-                     CommandCb,
-                     Connection,
-                     ConnectionCb,
-                     ConnectionInfo,
-                     CounterInterrogateCb,
-                     GroupInterrogateCb,
-                     InterrogateCb,
-                     Server,
-                     connect,
-                     listen,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
+    from .codec import DecodeError, EncodeError, Iec104Error
+    from .codec.constants import Cause
+    from .codec.model import Action, Command, CommandValue, Data, DataValue
+    from .codec.timetag import Time, TimeSize, time_from_datetime, time_to_datetime
+    from .codec.values import (
+                               BinaryCounterValue,
+                               BitstringValue,
+                               DoubleValue,
+                               FloatingValue,
+                               FreezeCode,
+                               InitializationValue,
+                               NormalizedValue,
+                               ProtectionCommandValue,
+                               ProtectionQuality,
+                               ProtectionStartValue,
+                               ProtectionValue,
+                               Quality,
+                               RegulatingValue,
+                               ScaledValue,
+                               SingleValue,
+                               StatusChangeValue,
+                               StepPositionValue,
+    )
+    from .dissector import dissect, dissect_table
+    from .driver import (
+                         Address,
+                         ClockSyncCb,
+                         CommandCb,
+                         Connection,
+                         ConnectionCb,
+                         ConnectionInfo,
+                         CounterInterrogateCb,
+                         GroupInterrogateCb,
+                         InterrogateCb,
+                         Server,
+                         connect,
+                         listen,
+    )
+    from .records.reader import load
+
+_HOMES = {
+    ".codec.errors": ("DecodeError", "EncodeError", "Iec104Error"),
+    ".codec.constants": ("Cause",),
+    ".codec.model": ("Action", "Command", "CommandValue", "Data", "DataValue"),
+    ".codec.timetag": ("Time", "TimeSize", "time_from_datetime", "time_to_datetime"),
+    ".codec.values": (
+        "BinaryCounterValue", "BitstringValue", "DoubleValue", "FloatingValue", "FreezeCode",
+        "InitializationValue", "NormalizedValue", "ProtectionCommandValue", "ProtectionQuality",
+        "ProtectionStartValue", "ProtectionValue", "Quality", "RegulatingValue", "ScaledValue",
+        "SingleValue", "StatusChangeValue", "StepPositionValue"),
+    ".driver": (
+        "Address", "ClockSyncCb", "CommandCb", "Connection", "ConnectionCb", "ConnectionInfo",
+        "CounterInterrogateCb", "GroupInterrogateCb", "InterrogateCb", "Server", "connect",
+        "listen"),
+    ".dissector": ("dissect", "dissect_table"),
+    ".records.reader": ("load",),
+}
+_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "Action", "Address", "BinaryCounterValue", "BitstringValue", "Cause", "ClockSyncCb",
@@ -53,20 +90,21 @@ __all__ = [
     "InterrogateCb", "NormalizedValue", "ProtectionCommandValue", "ProtectionQuality",
     "ProtectionStartValue", "ProtectionValue", "Quality", "RegulatingValue", "ScaledValue",
     "Server", "SingleValue", "StatusChangeValue", "StepPositionValue", "Time", "TimeSize",
-    "connect", "listen", "time_from_datetime", "time_to_datetime",
+    "connect", "dissect", "dissect_table", "listen", "load", "time_from_datetime",
+    "time_to_datetime",
 ]
+assert sorted(__all__) == sorted(_MODULE_OF)  # one list for ruff and readers, one for lookups
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> object:
-    """``iec104.dissect`` and ``iec104.load``, imported on first use: they need pyarrow and
-    pandas, which the codec and the driver do not."""
-    if name == "dissect":
-        from .dissectors.stream import dissect
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
 
-        return dissect
-    if name == "load":
-        from .analyzer.storage import load
 
-        return load
-    raise AttributeError(f"module 'iec104' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -13,15 +13,14 @@ Theory of operation
   decoded view is :attr:`IEC104.frame` / :attr:`IEC104.asdu` (codec NamedTuples) and
   :attr:`IEC104.error`; ``show()`` and ``summary()`` print them. Several APDUs in one TCP
   segment are stacked ``IEC104`` layers; an APDU split over segments shows as a truncated
-  layer in each (scapy does no TCP reassembly: use :func:`iec104.dissectors.stream.dissect`
+  layer in each (scapy does no TCP reassembly: use :func:`iec104.dissect`
   on the packets for that).
 * The layer is bound to TCP port 2404 in both directions when this module is imported;
   :func:`bind_port` adds other ports. So ``sniff(prn=lambda p: p[IEC104].summary())``,
   ``rdpcap`` and ``send(IP(...)/TCP(...)/IEC104(apdu=...))`` work as for any scapy layer.
-* :func:`packet_record` turns a scapy packet into ``(time_ns, linktype, octets)``, which is
-  how :func:`iec104.dissectors.stream.dissect` reads a ``PacketList`` (or any iterable of
-  scapy packets, see :mod:`iec104.dissectors.objects`).
-* :class:`ScapyLiveCapture` is :class:`iec104.proxy.live.LiveCapture` with scapy's
+* :func:`iec104.dissect` reads a ``PacketList`` (or any iterable of scapy packets, see
+  :mod:`iec104.capture.objects`, which knows scapy packets without importing scapy).
+* :class:`ScapyLiveCapture` is :class:`iec104.recorder.live.LiveCapture` with scapy's
   ``AsyncSniffer`` in place of dumpcap (``iec104 capture`` uses it when dumpcap is
   missing): same reassembly, rows and Parquet log.
 """
@@ -57,9 +56,10 @@ from .codec import (
     encode_apdu,
     encode_asdu,
 )
-from .dissectors.objects import time_ns_of
-from .dissectors.reassembly import IEC104_PORT
-from .proxy.live import LiveCapture, LiveCaptureError, LivePacket
+from .capture.objects import scapy_record
+from .capture.reader import Packet as CapturePacket
+from .capture.reassembly import IEC104_PORT
+from .recorder.live import LiveCapture, LiveCaptureError
 
 __all__ = ["IEC104", "ScapyLiveCapture", "bind_port", "packet_record"]
 
@@ -195,19 +195,17 @@ bind_port(IEC104_PORT)
 
 
 def packet_record(pkt: Packet) -> tuple[int | None, int, bytes]:
-    """``(time_ns, linktype, octets)`` of a scapy packet, for the dissector.
+    """``(time_ns, linktype, octets)`` of a scapy packet, for the dissector
+    (:func:`iec104.capture.objects.scapy_record`).
 
     Raises:
         TypeError: its outermost layer is no link layer scapy can write to a capture.
     """
-    linktype = conf.l2types.layer2num.get(type(pkt))
-    if linktype is None:
-        raise TypeError(f"a scapy {type(pkt).__name__} packet: no link-layer type for it")
-    return time_ns_of(pkt.time), int(linktype), bytes(pkt)
+    return scapy_record(pkt)
 
 
 class ScapyLiveCapture(LiveCapture):
-    """:class:`~iec104.proxy.live.LiveCapture` fed by scapy's ``AsyncSniffer`` instead of
+    """:class:`~iec104.recorder.live.LiveCapture` fed by scapy's ``AsyncSniffer`` instead of
     dumpcap (``iec104 capture`` falls back to it when dumpcap is missing): same capture
     filter, reassembly, rows and Parquet log. ``dumpcap``, ``buffer_mb`` and ``pcapng_dir``
     need dumpcap and are refused (ValueError)."""
@@ -252,20 +250,27 @@ class ScapyLiveCapture(LiveCapture):
         tick = min(0.25, writer.flush_seconds / 2)
         frame = 0
         try:
-            while True:
+            stopping = False
+            while not stopping:
+                items = []
                 try:
-                    item = self._packets.get(timeout=tick)
+                    items.append(self._packets.get(timeout=tick))
+                    while True:  # whatever else arrived meanwhile, in one go
+                        items.append(self._packets.get_nowait())
                 except queue.Empty:
-                    item = None
-                if item is _STOP:
-                    break
-                if item is not None:
+                    pass
+                packets = []
+                for item in items:
+                    if item is _STOP:
+                        stopping = True
+                        break
                     try:
                         time_ns, linktype, data = packet_record(item)
                     except TypeError:
                         continue  # a link layer the dissector cannot read either
                     frame += 1
-                    self._packet(LivePacket(frame, time_ns or 0, linktype, data))
+                    packets.append(CapturePacket(frame, time_ns, linktype, data, len(data)))
+                self._decode(packets)
                 self._tick()
             self._finish()
         except Exception as exc:  # noqa: BLE001 -- reported by stop()

@@ -1,7 +1,7 @@
-"""Analysis of decoded IEC 104 traffic: Parquet storage, loaders and investigations.
+"""Investigations of decoded IEC 104 traffic (pandas).
 
-Every investigation takes a DataFrame of the Parquet schema (:mod:`.schema`), a Parquet
-file or directory, or a capture file, and returns a DataFrame (see each module):
+Every investigation takes a DataFrame of the Parquet schema (:mod:`iec104.records.schema`),
+a Parquet file or directory, or a capture file, and returns a DataFrame (see each module):
 
 * :func:`sessions`, :func:`link_findings`, :func:`sequence_analysis`, :func:`timeouts`,
   :func:`message_rate` (:mod:`.link`)
@@ -14,45 +14,22 @@ file or directory, or a capture file, and returns a DataFrame (see each module):
 * :func:`plot_value_timeline`, :func:`plot_message_rate` (:mod:`.plots`, needs matplotlib)
 * :func:`summary`, :func:`summary_text`, :func:`report_html`, :func:`write_report`
   (:mod:`.report`)
+
+For notebooks, the records' own faces are re-exported here too: :data:`SCHEMA`,
+:class:`ParquetSink`, :func:`load`, :func:`schema_version` (their home is :mod:`iec104.records`).
 """
 
-import importlib
-from typing import Any
-
-# The investigations need pandas (and plots matplotlib): they are imported on first use, so
-# that the dissector, which only needs the schema, starts fast and light (also in workers).
-_LAZY = {
-    # (no module is named like a function: importing a submodule binds its name here)
-    "anomalies": "anomaly", "time_drift": "anomaly",
-    "commands": "command_audit", "interrogations": "command_audit",
-    "apdus": "frames", "as_frame": "frames",
-    "link_findings": "link", "message_rate": "link", "sequence_analysis": "link",
-    "sessions": "link", "timeouts": "link",
-    "plot_message_rate": "plots", "plot_value_timeline": "plots",
-    "latest_values": "points", "point_timeline": "points", "quality_transitions": "points",
-    "value_changes": "points",
-    "overview": "report", "report_html": "report", "summary": "report",
-    "summary_text": "report", "write_report": "report",
-    "COLUMN_NAMES": "schema", "COLUMNS": "schema", "SCHEMA": "schema",
-    "SCHEMA_VERSION": "schema",
-    "apci_counts": "stats", "cause_counts": "stats", "type_cause_matrix": "stats",
-    "type_counts": "stats",
-    "ParquetSink": "storage", "load": "storage", "schema_version": "storage",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
+from ..records.reader import load, schema_version
+from ..records.schema import COLUMN_NAMES, COLUMNS, SCHEMA, SCHEMA_VERSION
+from ..records.sink import ParquetSink
+from .anomaly import anomalies, time_drift
+from .command_audit import commands, interrogations
+from .frames import apdus, as_frame
+from .link import link_findings, message_rate, sequence_analysis, sessions, timeouts
+from .plots import plot_message_rate, plot_value_timeline
+from .points import latest_values, point_timeline, quality_transitions, value_changes
+from .report import overview, report_html, summary, summary_text, write_report
+from .stats import apci_counts, cause_counts, type_cause_matrix, type_counts
 
 __all__ = [
            "COLUMNS",

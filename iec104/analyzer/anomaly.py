@@ -43,7 +43,7 @@ from ..codec import Cause, TypeId
 from .frames import (
     AUDITED_COMMANDS,
     INTERROGATIONS,
-    MONITOR_TYPES,
+    PROCESS_INFO_TYPES,
     Source,
     apdus,
     as_frame,
@@ -108,7 +108,7 @@ def anomalies(source: Source, *, known_cas: Iterable[int] | None = None,
         base = as_frame(baseline)
         base = base[base["type_id"].notna() & base["ca"].notna()]
         known_cas = set(known_cas or ()) | {int(c) for c in base["ca"].unique()}
-        pts = base[base["ioa"].notna() & base["type_id"].isin(MONITOR_TYPES | _COMMANDS)]
+        pts = base[base["ioa"].notna() & base["type_id"].isin(PROCESS_INFO_TYPES | _COMMANDS)]
         known_points = set(known_points or ()) | {
             (int(c), int(i)) for c, i in zip(pts["ca"], pts["ioa"])}
     flags += _addresses(asdu_rows, known_cas, known_points, broadcast_ca)
@@ -150,7 +150,7 @@ def _addresses(rows: pd.DataFrame, known_cas: Iterable[int] | None,
             flags.append(_flag("unknown_ca", "high", g.iloc[0], len(g),
                                f"common address {int(ca)} is not a known station", ca=ca))
     else:
-        reporting = set(rows.loc[rows["type_id"].isin(MONITOR_TYPES | {70}), "ca"].dropna())
+        reporting = set(rows.loc[rows["type_id"].isin(PROCESS_INFO_TYPES | {70}), "ca"].dropna())
         ctl = rows[rows["type_id"].isin(_COMMANDS) & rows["cot"].isin(_REQUEST)
                    & ~rows["ca"].isin(reporting)]
         for (stream, ca), g in _grouped(ctl, ["stream", "ca"]):
@@ -159,7 +159,7 @@ def _addresses(rows: pd.DataFrame, known_cas: Iterable[int] | None,
                                "data", ca=ca))
     if known_points is not None:
         known_p = {(int(c), int(i)) for c, i in known_points}
-        obj = rows[rows["ioa"].notna() & rows["type_id"].isin(MONITOR_TYPES | _COMMANDS)
+        obj = rows[rows["ioa"].notna() & rows["type_id"].isin(PROCESS_INFO_TYPES | _COMMANDS)
                    & ~rows["type_id"].isin(INTERROGATIONS)]
         pairs = pd.Series(list(zip(obj["ca"].astype("int64"), obj["ioa"].astype("int64"))),
                           index=obj.index, dtype="object")
@@ -295,8 +295,8 @@ def _time_tags(df: pd.DataFrame, max_drift: float) -> list[dict[str, Any]]:
                            f"time tag {g.iloc[0]['time_tag']:%Y-%m-%d %H:%M:%S.%f} vs capture "
                            f"{g.iloc[0]['time']:%Y-%m-%d %H:%M:%S.%f}: drift up to {worst:+.3f} s "
                            f"(limit {max_drift:g} s){hint}", ca=ca, ioa=ioa))
-    err = df["error"].astype("string")
-    invalid = df[err.str.startswith("time tag").fillna(False).astype(bool)]
+    # the only text an object row carries is about its time tag
+    invalid = df[(df["kind"] == "object") & df["error"].notna()]
     for _, r in by_time(invalid).iterrows():
         flags.append(_flag("invalid_time_tag", "medium", r, 1, str(r["error"]), ca=r["ca"],
                            ioa=r["ioa"]))
@@ -321,8 +321,7 @@ def _broadcast(rows: pd.DataFrame, broadcast_ca: int) -> list[dict[str, Any]]:
 def _malformed_and_test(df: pd.DataFrame) -> list[dict[str, Any]]:
     flags = []
     a = apdus(df)
-    err = a["error"].astype("string")
-    bad = a[err.notna() & ~err.str.startswith("time tag").fillna(False).astype(bool)]
+    bad = a[a["kind"] == "malformed"]
     for stream, g in _grouped(bad, ["stream"]):
         flags.append(_flag("malformed", "medium", g.iloc[0], len(g),
                            f"{len(g)} undecodable APDU(s)/octet run(s); first: "

@@ -34,6 +34,7 @@ address seen elsewhere in the data that did not answer.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -43,9 +44,9 @@ from ..codec import Cause, TypeId
 from .frames import (
     AUDITED_COMMANDS,
     INTERROGATIONS,
-    MONITOR_TYPES,
     NEGATIVE_CAUSES,
     PROCESS_COMMANDS,
+    PROCESS_INFO_TYPES,
     SBO_COMMANDS,
     Source,
     as_frame,
@@ -92,6 +93,103 @@ def _terminating_stations(df: pd.DataFrame) -> set[str]:
     return {endpoint(r.src, r.sport) for r in rows.itertuples(index=False)}
 
 
+@dataclass(slots=True)
+class _Command:
+    """One audited request (or an answer that matched none), completed as answers arrive.
+
+    The fields up to ``detail`` are the columns of :func:`commands` (``rtt_*`` are computed
+    on the table); ``cot`` and ``type_id`` are the request's codes, used for matching."""
+
+    stream: int
+    time: Any
+    frame: int | None
+    src: str
+    dst: str
+    direction: str
+    type_name: str
+    cot_name: str
+    ca: int
+    ioa: int
+    value: Any
+    value_text: Any
+    select: bool | None
+    qualifier: int | None
+    cot: int
+    type_id: int
+    con_time: Any = pd.NaT
+    con_cot: str | None = None
+    con_negative: bool | None = None
+    term_time: Any = pd.NaT
+    status: str = ""
+    sbo_violation: str = ""
+    detail: str = ""
+
+
+def _command(r: dict[str, Any], cot: int) -> _Command:
+    """The :class:`_Command` of an object row (a request, or an answer nobody asked for)."""
+    return _Command(int(r["stream"]), r["time"], opt_int(r["frame"]),
+                    endpoint(r["src"], r["sport"]), endpoint(r["dst"], r["dport"]),
+                    r["direction"], r["type_name"], r["cot_name"], int(r["ca"]), int(r["ioa"]),
+                    r["value"], r["value_text"], opt_bool(r["select"]),
+                    opt_int(r["qualifier"]), cot, int(r["type_id"]))
+
+
+def _candidates(pending: dict[tuple[Any, ...], list[_Command]], key: tuple[Any, ...],
+                r: dict[str, Any]) -> list[_Command]:
+    """Open requests an answer row ``r`` may belong to: same connection, type, CA (or a
+    broadcast request), IOA, opposite direction; oldest first."""
+    cands = pending.get(key, [])
+    if not cands and r["ca"] != BROADCAST_CA:
+        cands = pending.get((r["stream"], r["type_id"], BROADCAST_CA, r["ioa"]), [])
+    return [c for c in cands if c.direction != r["direction"]]
+
+
+def _answer(cands: list[_Command], r: dict[str, Any], cot: int) -> _Command | None:
+    """Record answer ``r`` (cause ``cot``) on the first request it answers; that request."""
+    if cot == _TERM:
+        match = next((c for c in cands if c.cot == _ACT and c.con_negative is False
+                      and not c.select and pd.isna(c.term_time)), None)
+        if match is not None:
+            match.term_time = r["time"]
+        return match
+    match = next((c for c in cands if c.con_cot is None
+                  and (cot in _NEG or _CON_OF[c.cot] == cot)), None)
+    if match is not None:
+        match.con_time = r["time"]
+        match.con_cot = r["cot_name"]
+        match.con_negative = bool(r["negative"]) or cot in _NEG
+    return match
+
+
+def _settle(cmd: _Command, expect_actterm: bool | str, terminating: set[str]) -> None:
+    """The ``status`` (and ``detail``) of a request once every answer is in."""
+    if cmd.status:
+        return
+    term_expected = (cmd.type_id in PROCESS_COMMANDS and cmd.cot == _ACT and not cmd.select
+                     and (expect_actterm is True
+                          or (expect_actterm == "auto" and cmd.dst in terminating)))
+    if cmd.con_cot is None:
+        cmd.status, cmd.detail = "unanswered", _join(cmd.detail, "no confirmation")
+    elif cmd.con_negative:
+        cmd.status = "negative"
+        cmd.detail = _join(cmd.detail, f"refused: {cmd.con_cot} negative")
+    elif term_expected and pd.isna(cmd.term_time):
+        cmd.status = "no_actterm"
+        cmd.detail = _join(cmd.detail, "confirmed but never terminated")
+    else:
+        cmd.status = "ok"
+
+
+def _with_times(table: pd.DataFrame) -> pd.DataFrame:
+    """Time columns as UTC datetimes, frame/qualifier as nullable ints (in place)."""
+    # "time" too: a column of NaT only (a capture without timestamps) would come out naive
+    for name in ("time", "con_time", "term_time"):
+        table[name] = pd.to_datetime(table[name], utc=True)
+    for name in ("frame", "qualifier"):
+        table[name] = table[name].astype("Int64")
+    return table
+
+
 def commands(source: Source, *, expect_actterm: bool | str = "auto",
              sbo_timeout: float = 30.0) -> pd.DataFrame:
     """Audit every command (see the module docstring).
@@ -115,128 +213,76 @@ def commands(source: Source, *, expect_actterm: bool | str = "auto",
     terminating = _terminating_stations(df) if expect_actterm == "auto" else set()
     sbo_points = {(r["ca"], r["ioa"]) for r in rows
                   if opt_bool(r["select"]) and r["cot"] == _ACT and r["type_id"] in SBO_COMMANDS}
-    out: list[dict[str, Any]] = []
-    pending: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    open_select: dict[tuple[Any, ...], dict[str, Any]] = {}
+    out: list[_Command] = []
+    pending: dict[tuple[Any, ...], list[_Command]] = {}
+    open_select: dict[tuple[Any, ...], _Command] = {}
     for r in rows:
         cot = opt_int(r["cot"])
         key = (r["stream"], r["type_id"], r["ca"], r["ioa"])
-        src, dst = endpoint(r["src"], r["sport"]), endpoint(r["dst"], r["dport"])
         if cot in (_ACT, _DEACT) and not r["negative"]:
-            cmd = {"stream": int(r["stream"]), "time": r["time"], "frame": opt_int(r["frame"]),
-                   "src": src, "dst": dst, "direction": r["direction"],
-                   "type_name": r["type_name"], "cot_name": r["cot_name"], "ca": int(r["ca"]),
-                   "ioa": int(r["ioa"]), "value": r["value"], "value_text": r["value_text"],
-                   "select": opt_bool(r["select"]), "qualifier": opt_int(r["qualifier"]),
-                   "con_time": pd.NaT, "con_cot": None, "con_negative": None,
-                   "term_time": pd.NaT, "status": "", "sbo_violation": "", "detail": "",
-                   "_cot": cot, "_type": int(r["type_id"])}
+            cmd = _command(r, cot)
             pending.setdefault(key, []).append(cmd)
             out.append(cmd)
             _check_sbo(cmd, key, open_select, sbo_points, sbo_timeout)
-            continue
-        if cot not in _RESPONSES:
-            continue
-        cands = pending.get(key, [])
-        if not cands and r["ca"] != BROADCAST_CA:
-            cands = pending.get((r["stream"], r["type_id"], BROADCAST_CA, r["ioa"]), [])
-        cands = [c for c in cands if c["direction"] != r["direction"]]
-        match = None
-        if cot == _TERM:
-            match = next((c for c in cands if c["_cot"] == _ACT and c["con_negative"] is False
-                          and not c["select"] and pd.isna(c["term_time"])), None)
-            if match is not None:
-                match["term_time"] = r["time"]
-        else:
-            match = next((c for c in cands if c["con_cot"] is None
-                          and (cot in _NEG or _CON_OF[c["_cot"]] == cot)), None)
-            if match is not None:
-                match["con_time"] = r["time"]
-                match["con_cot"] = r["cot_name"]
-                match["con_negative"] = bool(r["negative"]) or cot in _NEG
-        if match is None:
-            out.append({"stream": int(r["stream"]), "time": r["time"],
-                        "frame": opt_int(r["frame"]), "src": src, "dst": dst,
-                        "direction": r["direction"], "type_name": r["type_name"],
-                        "cot_name": r["cot_name"], "ca": int(r["ca"]), "ioa": int(r["ioa"]),
-                        "value": r["value"], "value_text": r["value_text"],
-                        "select": opt_bool(r["select"]), "qualifier": opt_int(r["qualifier"]),
-                        "con_time": pd.NaT, "con_cot": None, "con_negative": None,
-                        "term_time": pd.NaT, "status": "unmatched_response",
-                        "sbo_violation": "", "detail": f"{r['cot_name']} that answers no "
-                                                       "request seen", "_cot": cot,
-                        "_type": int(r["type_id"])})
+        elif cot in _RESPONSES and _answer(_candidates(pending, key, r), r, cot) is None:
+            cmd = _command(r, cot)  # type: ignore[arg-type]
+            cmd.status = "unmatched_response"
+            cmd.detail = f"{r['cot_name']} that answers no request seen"
+            out.append(cmd)
     if not out:
         return empty(COMMAND_COLUMNS)
     for cmd in out:
-        if cmd["status"]:
-            continue
-        term_expected = (cmd["_type"] in PROCESS_COMMANDS and cmd["_cot"] == _ACT
-                         and not cmd["select"]
-                         and (expect_actterm is True
-                              or (expect_actterm == "auto" and cmd["dst"] in terminating)))
-        if cmd["con_cot"] is None:
-            cmd["status"] = "unanswered"
-            cmd["detail"] = _join(cmd["detail"], "no confirmation")
-        elif cmd["con_negative"]:
-            cmd["status"] = "negative"
-            cmd["detail"] = _join(cmd["detail"], f"refused: {cmd['con_cot']} negative")
-        elif term_expected and pd.isna(cmd["term_time"]):
-            cmd["status"] = "no_actterm"
-            cmd["detail"] = _join(cmd["detail"], "confirmed but never terminated")
-        else:
-            cmd["status"] = "ok"
-    table = pd.DataFrame(out).drop(columns=["_cot", "_type"])
-    # "time" too: a column of NaT only (a capture without timestamps) would come out naive
-    for name in ("time", "con_time", "term_time"):
-        table[name] = pd.to_datetime(table[name], utc=True)
+        _settle(cmd, expect_actterm, terminating)
+    table = _with_times(pd.DataFrame([_row(cmd, COMMAND_COLUMNS) for cmd in out]))
     table["rtt_con"] = (table["con_time"] - table["time"]).dt.total_seconds()
     table["rtt_term"] = (table["term_time"] - table["time"]).dt.total_seconds()
-    for name in ("frame", "qualifier"):
-        table[name] = table[name].astype("Int64")
     table = table.sort_values("time", kind="stable").reset_index(drop=True)
     return table[list(COMMAND_COLUMNS)]
+
+
+def _row(record: Any, columns: dict[str, str]) -> dict[str, Any]:
+    """The cells of a record for the columns of a result table (computed ones left out)."""
+    return {name: getattr(record, name) for name in columns if hasattr(record, name)}
 
 
 def _join(a: str, b: str) -> str:
     return f"{a}; {b}" if a else b
 
 
-def _check_sbo(cmd: dict[str, Any], key: tuple[Any, ...],
-               open_select: dict[tuple[Any, ...], dict[str, Any]],
+def _check_sbo(cmd: _Command, key: tuple[Any, ...], open_select: dict[tuple[Any, ...], _Command],
                sbo_points: set[tuple[Any, Any]], timeout: float) -> None:
-    if cmd["_type"] not in SBO_COMMANDS:
+    if cmd.type_id not in SBO_COMMANDS:
         return
-    if cmd["_cot"] == _DEACT:
+    if cmd.cot == _DEACT:
         open_select.pop(key, None)
         return
-    if cmd["select"]:
+    if cmd.select:
         open_select[key] = cmd
         return
     sel = open_select.pop(key, None)
     if sel is None:
-        if (cmd["ca"], cmd["ioa"]) in sbo_points:
-            cmd["sbo_violation"] = "execute without select"
-            cmd["detail"] = "the point is operated with select-before-operate elsewhere"
+        if (cmd.ca, cmd.ioa) in sbo_points:
+            cmd.sbo_violation = "execute without select"
+            cmd.detail = "the point is operated with select-before-operate elsewhere"
         return
-    waited = (cmd["time"] - sel["time"]).total_seconds()
+    waited = (cmd.time - sel.time).total_seconds()
     problems = []
-    if sel["con_negative"]:
+    if sel.con_negative:
         problems.append(("execute after negative select",
-                         f"select at frame {sel['frame']} was refused"))
-    elif sel["con_cot"] is None:
+                         f"select at frame {sel.frame} was refused"))
+    elif sel.con_cot is None:
         problems.append(("execute before select confirmed",
-                         f"select at frame {sel['frame']} not confirmed yet"))
+                         f"select at frame {sel.frame} not confirmed yet"))
     if waited > timeout:
         problems.append(("select expired", f"{waited:.1f} s after the select "
                                            f"(timeout {timeout:g} s)"))
-    if (sel["value_text"], sel["qualifier"]) != (cmd["value_text"], cmd["qualifier"]):
+    if (sel.value_text, sel.qualifier) != (cmd.value_text, cmd.qualifier):
         problems.append(("execute differs from select",
-                         f"select {sel['value_text']} qu={sel['qualifier']}, execute "
-                         f"{cmd['value_text']} qu={cmd['qualifier']}"))
+                         f"select {sel.value_text} qu={sel.qualifier}, execute "
+                         f"{cmd.value_text} qu={cmd.qualifier}"))
     if problems:
-        cmd["sbo_violation"] = "; ".join(p for p, _ in problems)
-        cmd["detail"] = "; ".join(d for _, d in problems)
+        cmd.sbo_violation = "; ".join(p for p, _ in problems)
+        cmd.detail = "; ".join(d for _, d in problems)
 
 
 INTERROGATION_COLUMNS = {
@@ -264,6 +310,97 @@ def _expected_cause(type_id: int, qualifier: int | None) -> tuple[int, str]:
     return -1, f"RQT {rqt}"
 
 
+@dataclass(slots=True)
+class _Interrogation:
+    """One interrogation activation, completed as its answers arrive.
+
+    The fields up to ``objects`` are columns of :func:`interrogations`; ``direction``,
+    ``cause`` (the COT its data must carry), ``type_id``, and the IOAs/CAs that answered
+    are for matching."""
+
+    stream: int
+    time: Any
+    frame: int | None
+    src: str
+    dst: str
+    type_name: str
+    ca: int
+    qualifier: int | None
+    group: str
+    direction: str
+    cause: int
+    type_id: int
+    con_time: Any = pd.NaT
+    con_negative: bool | None = None
+    term_time: Any = pd.NaT
+    objects: int = 0
+    answered: set[int] = field(default_factory=set)
+    answering_cas: set[int] = field(default_factory=set)
+    status: str = ""
+    detail: str = ""
+    n_points: int = 0
+    points: list[int] = field(default_factory=list)
+    missing_points: list[int] = field(default_factory=list)
+
+
+def _interrogation(r: dict[str, Any]) -> _Interrogation:
+    """The :class:`_Interrogation` opened by an activation row."""
+    cause, group = _expected_cause(int(r["type_id"]), opt_int(r["qualifier"]))
+    return _Interrogation(int(r["stream"]), r["time"], opt_int(r["frame"]),
+                          endpoint(r["src"], r["sport"]), endpoint(r["dst"], r["dport"]),
+                          r["type_name"], int(r["ca"]), opt_int(r["qualifier"]), group,
+                          r["direction"], cause, int(r["type_id"]))
+
+
+def _count_data(opened: list[_Interrogation], r: dict[str, Any]) -> None:
+    """Credit a data object row to the latest open interrogation it answers (if any)."""
+    for ic in reversed(opened):
+        if (ic.cause == r["cot"] and ic.direction != r["direction"]
+                and ic.ca in (r["ca"], BROADCAST_CA) and pd.isna(ic.term_time)):
+            ic.answered.add(int(r["ioa"]))
+            ic.answering_cas.add(int(r["ca"]))
+            ic.objects += 1
+            return
+
+
+def _control(opened: list[_Interrogation], r: dict[str, Any], cot: int | None) -> None:
+    """Record a confirmation or termination row on the interrogation it answers."""
+    for ic in opened:
+        if (ic.type_id != r["type_id"] or ic.direction == r["direction"]
+                or ic.ca not in (r["ca"], BROADCAST_CA)):
+            continue
+        if cot == _TERM and pd.isna(ic.term_time) and ic.con_negative is False:
+            ic.term_time = r["time"]
+            return
+        if (cot == int(Cause.ACTIVATION_CONFIRMATION) or cot in _NEG) \
+                and ic.con_negative is None:
+            ic.con_time = r["time"]
+            ic.con_negative = bool(r["negative"]) or cot in _NEG
+            return
+
+
+def _settle_interrogation(ic: _Interrogation,
+                          known: dict[tuple[int, bool], set[int]]) -> None:
+    """Points, missing points, ``status`` and ``detail`` once every answer is in."""
+    ic.points = sorted(ic.answered)
+    ic.n_points = len(ic.points)
+    if ic.group in ("station", "counters"):
+        counters = ic.type_id == TypeId.C_CI_NA_1
+        expected = set().union(*(known.get((ca, counters), set())
+                                 for ca in ic.answering_cas or {ic.ca}))
+        ic.missing_points = sorted(expected - ic.answered)
+    if ic.con_negative is None:
+        ic.status, ic.detail = "unanswered", "no confirmation"
+    elif ic.con_negative:
+        ic.status, ic.detail = "negative", "refused"
+    elif pd.isna(ic.term_time):
+        ic.status, ic.detail = "no_actterm", "confirmed but never terminated"
+    else:
+        ic.status, ic.detail = "complete", ""
+    if ic.missing_points:
+        ic.detail = _join(ic.detail, f"{len(ic.missing_points)} known point(s) did not answer")
+
+
 def interrogations(source: Source) -> pd.DataFrame:
     """General and counter interrogations and how completely they were answered.
 
@@ -278,80 +415,30 @@ def interrogations(source: Source) -> pd.DataFrame:
         ``unanswered``, ``no_actterm``) and ``detail``.
     """
     df = as_frame(source)
-    is_data = (df["apci"].eq("I") & df["type_id"].isin(MONITOR_TYPES) & df["ioa"].notna()
+    is_data = (df["apci"].eq("I") & df["type_id"].isin(PROCESS_INFO_TYPES) & df["ioa"].notna()
                & df["cot"].between(20, 41))
     is_control = df["apci"].eq("I") & df["type_id"].isin(INTERROGATIONS) & df["ioa"].notna()
+    out: list[_Interrogation] = []
+    opened: dict[int, list[_Interrogation]] = {}
     # one pass in time order; equal times keep file order (an ACTTERM in the same segment
     # as the data comes after it)
-    rows = _records(by_time(df[is_data | is_control]))
-    out: list[dict[str, Any]] = []
-    opened: dict[int, list[dict[str, Any]]] = {}
-    for r in rows:
-        if r["type_id"] not in INTERROGATIONS:
-            for ic in reversed(opened.get(int(r["stream"]), [])):
-                if (ic["_cause"] == r["cot"] and ic["direction"] != r["direction"]
-                        and ic["ca"] in (r["ca"], BROADCAST_CA) and pd.isna(ic["term_time"])):
-                    ic["_points"].add(int(r["ioa"]))
-                    ic["_cas"].add(int(r["ca"]))
-                    ic["objects"] += 1
-                    break
-            continue
+    for r in _records(by_time(df[is_data | is_control])):
+        stream_open = opened.setdefault(int(r["stream"]), [])
         cot = opt_int(r["cot"])
-        stream = int(r["stream"])
-        if cot == _ACT and not r["negative"]:
-            cause, group = _expected_cause(int(r["type_id"]), opt_int(r["qualifier"]))
-            ic = {"stream": stream, "time": r["time"], "frame": opt_int(r["frame"]),
-                  "src": endpoint(r["src"], r["sport"]), "dst": endpoint(r["dst"], r["dport"]),
-                  "type_name": r["type_name"], "ca": int(r["ca"]),
-                  "qualifier": opt_int(r["qualifier"]), "group": group, "con_time": pd.NaT,
-                  "con_negative": None, "term_time": pd.NaT, "objects": 0,
-                  "direction": r["direction"], "_cause": cause, "_type": int(r["type_id"]),
-                  "_points": set(), "_cas": set()}
-            opened.setdefault(stream, []).append(ic)
-            out.append(ic)
-            continue
-        for ic in opened.get(stream, []):
-            if (ic["_type"] != r["type_id"] or ic["direction"] == r["direction"]
-                    or ic["ca"] not in (r["ca"], BROADCAST_CA)):
-                continue
-            if cot == _TERM and pd.isna(ic["term_time"]) and ic["con_negative"] is False:
-                ic["term_time"] = r["time"]
-                break
-            if (cot == int(Cause.ACTIVATION_CONFIRMATION) or cot in _NEG) \
-                    and ic["con_negative"] is None:
-                ic["con_time"] = r["time"]
-                ic["con_negative"] = bool(r["negative"]) or cot in _NEG
-                break
+        if r["type_id"] not in INTERROGATIONS:
+            _count_data(stream_open, r)
+        elif cot == _ACT and not r["negative"]:
+            stream_open.append(_interrogation(r))
+            out.append(stream_open[-1])
+        else:
+            _control(stream_open, r, cot)
     if not out:
         return empty(INTERROGATION_COLUMNS)
     known = _known_points(df)
     for ic in out:
-        points = sorted(ic.pop("_points"))
-        cas = ic.pop("_cas") or {ic["ca"]}
-        ic["n_points"] = len(points)
-        ic["points"] = points
-        whole = ic["group"] in ("station", "counters")
-        counters = ic["_type"] == TypeId.C_CI_NA_1
-        expected = set().union(*(known.get((ca, counters), set()) for ca in cas))
-        ic["missing_points"] = sorted(expected - set(points)) if whole else []
-        if ic["con_negative"] is None:
-            ic["status"], ic["detail"] = "unanswered", "no confirmation"
-        elif ic["con_negative"]:
-            ic["status"], ic["detail"] = "negative", "refused"
-        elif pd.isna(ic["term_time"]):
-            ic["status"], ic["detail"] = "no_actterm", "confirmed but never terminated"
-        else:
-            ic["status"], ic["detail"] = "complete", ""
-        if ic["missing_points"]:
-            ic["detail"] = _join(ic["detail"], f"{len(ic['missing_points'])} known point(s) "
-                                               "did not answer")
-    table = pd.DataFrame(out).drop(columns=["direction", "_cause", "_type"])
-    # "time" too: a column of NaT only (a capture without timestamps) would come out naive
-    for name in ("time", "con_time", "term_time"):
-        table[name] = pd.to_datetime(table[name], utc=True)
+        _settle_interrogation(ic, known)
+    table = _with_times(pd.DataFrame([_row(ic, INTERROGATION_COLUMNS) for ic in out]))
     table["duration"] = (table["term_time"] - table["time"]).dt.total_seconds()
-    for name in ("frame", "qualifier"):
-        table[name] = table[name].astype("Int64")
     table["objects"] = table["objects"].astype(np.int64)
     return table[list(INTERROGATION_COLUMNS)].reset_index(drop=True)
 
@@ -360,7 +447,7 @@ _COUNTER_TYPES = {int(TypeId.M_IT_NA_1), int(TypeId.M_IT_TA_1), int(TypeId.M_IT_
 
 
 def _known_points(df: pd.DataFrame) -> dict[tuple[int, bool], set[int]]:
-    rows = df[df["apci"].eq("I") & df["type_id"].isin(MONITOR_TYPES) & df["ioa"].notna()]
+    rows = df[df["apci"].eq("I") & df["type_id"].isin(PROCESS_INFO_TYPES) & df["ioa"].notna()]
     rows = rows.drop_duplicates(["ca", "ioa", "type_id"])
     known: dict[tuple[int, bool], set[int]] = {}
     for ca, ioa, type_id in zip(rows["ca"], rows["ioa"], rows["type_id"]):

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..codec import Cause, TypeId
-from .storage import load
+from ..records.reader import is_parquet, load
 
 Source = Union[pd.DataFrame, str, "os.PathLike[str]"]
 """What every investigation accepts (see the module docstring)."""
@@ -44,7 +44,7 @@ a read command is answered by data with cause REQUEST, not by a confirmation).""
 
 INTERROGATIONS = frozenset({TypeId.C_IC_NA_1, TypeId.C_CI_NA_1})
 
-MONITOR_TYPES = frozenset(range(1, 45))
+PROCESS_INFO_TYPES = frozenset(range(1, 45))
 """Process information in monitor direction (type IDs 1-44: measured values, points, ...)."""
 
 NEGATIVE_CAUSES = frozenset({Cause.UNKNOWN_TYPE, Cause.UNKNOWN_CAUSE, Cause.UNKNOWN_ASDU_ADDRESS,
@@ -57,18 +57,10 @@ CONFIRM_CAUSES = frozenset({Cause.ACTIVATION_CONFIRMATION, Cause.DEACTIVATION_CO
 QUALITY_FLAGS = ("iv", "nt", "sb", "bl", "ov", "ei")
 
 
-def is_parquet(path: Path) -> bool:
-    """A directory (of Parquet files) or a file starting with the Parquet magic ``PAR1``."""
-    if path.is_dir():
-        return True
-    with open(path, "rb") as fh:
-        return fh.read(4) == b"PAR1"
-
-
 def read_capture(path: str | os.PathLike[str], *, ports: Iterable[int] | None = None,
                  heuristic: bool = True) -> pd.DataFrame:
     """Decode a pcap/pcapng file into a DataFrame of the schema, in memory, with the
-    dissector (:func:`iec104.dissectors.stream.dissect_table`).
+    dissector (:func:`iec104.dissector.dissect_table`).
 
     Args:
         ports: TCP ports of IEC 104 servers (default 2404).
@@ -77,7 +69,7 @@ def read_capture(path: str | os.PathLike[str], *, ports: Iterable[int] | None = 
     Raises:
         CaptureError: the file is not a capture.
     """
-    from ..dissectors.stream import dissect_table
+    from ..dissector import dissect_table
 
     return dissect_table(path, ports, heuristic=heuristic).to_pandas()
 
@@ -105,10 +97,8 @@ def apdus(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def gaps(df: pd.DataFrame) -> pd.DataFrame:
-    """The capture-gap rows (``error`` starting with ``gap:``)."""
-    error = df["error"]
-    return df[df["apdu"].isna() & error.notna() & error.astype("string").str.startswith("gap:")
-              .fillna(False)]
+    """The capture-gap rows (kind ``gap``)."""
+    return df[df["kind"] == "gap"]
 
 
 def by_time(df: pd.DataFrame) -> pd.DataFrame:

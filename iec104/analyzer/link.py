@@ -402,8 +402,7 @@ def sessions(source: Source) -> pd.DataFrame:
         start, end = times.min(), times.max()
         started = u.loc[u["u_func"] == "STARTDT_CON", "time"]
         stopped = u.loc[u["u_func"] == "STOPDT_CON", "time"]
-        errors = part["error"].notna() & ~part["error"].astype("string").str.startswith(
-            "time tag").fillna(False)
+        errors = part["kind"] == "malformed"
         rows.append({
             "stream": stream, "client": client, "server": server,
             "master": client if master_dir == "c2s" else server, "master_by": by,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .frames import MONITOR_TYPES, QUALITY_FLAGS, Source, as_frame, by_time
+from .frames import PROCESS_INFO_TYPES, QUALITY_FLAGS, Source, as_frame, by_time
 
 _KEY = ["ca", "ioa"]
 TIMELINE_COLUMNS = ["time", "stream", "frame", "direction", "src", "ca", "ioa", "type_name",
@@ -37,7 +37,7 @@ def point_timeline(source: Source, ca: int | None = None,
     ``time_tag``.
     """
     df = as_frame(source)
-    mask = df["ioa"].notna() & df["type_id"].isin(MONITOR_TYPES)
+    mask = df["ioa"].notna() & df["type_id"].isin(PROCESS_INFO_TYPES)
     if ca is not None:
         mask &= df["ca"] == ca
     if ioa is not None:

@@ -38,7 +38,6 @@ def overview(source: Source) -> pd.DataFrame:
     """Key figures of the data as a two-column table (``item``, ``value``)."""
     df = as_frame(source)
     a = apdus(df)
-    err = a["error"].astype("string")
     times = df["time"].dropna()
     objects = df[df["ioa"].notna()]
     items: list[tuple[str, Any]] = [
@@ -53,8 +52,7 @@ def overview(source: Source) -> pd.DataFrame:
         ("common addresses (list)",
          ", ".join(str(int(c)) for c in sorted(a["ca"].dropna().unique()))[:200]),
         ("points (CA, IOA)", len(objects.drop_duplicates(["ca", "ioa"]))),
-        ("undecodable APDUs / octet runs", int((err.notna() & ~err.str.startswith("time tag")
-                                                .fillna(False).astype(bool)).sum())),
+        ("undecodable APDUs / octet runs", int((a["kind"] == "malformed").sum())),
         ("capture gaps", len(gaps(df))),
     ]
     return pd.DataFrame(items, columns=["item", "value"]).astype({"value": "string"})
@@ -202,9 +200,8 @@ def _problems(df: pd.DataFrame) -> pd.DataFrame:
     (e.g. the dissector's per-segment fallback), in file order. Time tags that are no
     calendar time are left out: their APDU itself was decoded."""
     a = apdus(df)
-    err = a["error"].astype("string")
-    bad = a[err.notna() & ~err.str.startswith("time tag").fillna(False).astype(bool)]
-    notes = df[df["apdu"].isna() & df["error"].notna()]
+    bad = a[a["kind"] == "malformed"]
+    notes = df[df["kind"].isin(("gap", "event"))]
     table = pd.concat([bad, notes]).sort_index(kind="stable")
     table = table.assign(src=table["src"].astype("string") + ":" + table["sport"].astype("string"),
                          dst=table["dst"].astype("string") + ":" + table["dport"].astype("string"))

@@ -19,13 +19,14 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from ..codec.errors import Iec104Error
 
 SUBCOMMANDS: tuple[str, ...] = ("read", "convert", "summary", "report", "proxy", "capture",
                                  "verify", "export")
 """Module names (in this package) of the subcommands, in help order."""
 
 
-class CliError(Exception):
+class CliError(Iec104Error):
     """A clear user-facing error: printed as ``iec104: <message>`` with exit code 2."""
 
 

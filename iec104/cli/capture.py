@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import CliError
-from .proxy import add_log_options, log_kwargs, parse_duration
+from .common import add_log_options, log_kwargs, parse_duration
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -47,7 +47,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def _engine(args: argparse.Namespace, pcapng_dir: str | None) -> tuple[type, dict[str, Any]]:
     """dumpcap's LiveCapture, or scapy's sniffer when dumpcap is missing (and scapy is not)."""
-    from ..proxy.live import LiveCapture, LiveCaptureError, find_dumpcap
+    from ..recorder.live import LiveCapture, LiveCaptureError, find_dumpcap
 
     try:
         find_dumpcap(args.dumpcap)
@@ -69,7 +69,7 @@ def _engine(args: argparse.Namespace, pcapng_dir: str | None) -> tuple[type, dic
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..proxy.live import LiveCaptureError
+    from ..recorder.live import LiveCaptureError
 
     pcapng_dir = args.pcapng_dir or (str(Path(args.output) / "_pcapng") if args.pcapng else None)
     engine, options = _engine(args, pcapng_dir)

@@ -2,7 +2,7 @@
 
 Memory stays constant whatever the capture size: packets are read in 1 MiB chunks, decoded
 rows are handed out in batches of ``--batch-rows`` rows, and each batch is written as one
-Parquet row group at once (:class:`iec104.analyzer.storage.ParquetSink`, which writes a
+Parquet row group at once (:class:`iec104.records.sink.ParquetSink`, which writes a
 hidden ``.OUT.parquet.partial`` and renames it when complete and checked), in a background thread while
 the next batch is decoded. With ``--jobs N``, N worker
 processes decode the ASDUs while this one reads, reassembles and frames: faster on several
@@ -29,7 +29,7 @@ import threading
 from typing import Any
 
 from . import CliError
-from .read import (
+from .common import (
     add_input_options,
     check_output,
     compile_filter_option,
@@ -68,7 +68,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analyzer.storage import ParquetSink, StorageError
+    from ..records.sink import ParquetSink, StorageError
 
     if args.batch_rows < 1:
         raise CliError("--batch-rows must be positive")

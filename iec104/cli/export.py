@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import CliError
-from .read import (
+from .common import (
     add_input_options,
     compile_filter_option,
     exit_status,
@@ -51,7 +51,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from ..codec import DEFAULT_PROFILE
-    from ..zeek import ZeekWriter
+    from ..records.zeek import ZeekWriter
 
     out = Path(args.zeek)
     if out.exists() and not out.is_dir():

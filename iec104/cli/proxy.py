@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import signal
 import sys
 from typing import Any
 
-from ..codec import Profile
 from . import CliError
+from .common import add_log_options, log_kwargs, parse_duration, parse_size
 
 EPILOG = """\
 rule SPEC: KEY=VALUE,... with keys dir (c2s|s2c), type (mnemonic or number), ca, ioa,
@@ -64,7 +63,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..proxy import Proxy, RuleError, parse_address, parse_rule
+    from ..recorder import Proxy, RuleError, parse_address, parse_rule
 
     rules = []
     try:
@@ -101,7 +100,7 @@ async def _serve(proxy: Any, stats_interval: float | None) -> int:
     host, port = proxy.address
     print(f"iec104 proxy: listening on {host}:{port}, upstream {proxy.upstream[0]}:"
           f"{proxy.upstream[1]}, log {proxy.output or '(none)'}", file=sys.stderr, flush=True)
-    from ..proxy import LogWriterError
+    from ..recorder import LogWriterError
 
     failed: LogWriterError | None = None
     try:
@@ -129,62 +128,3 @@ def _format_stats(stats: dict[str, Any]) -> str:
     text = " ".join(f"{k}={stats[k]}" for k in keys if k in stats)
     applied = {k: v for k, v in stats.get("rules_applied", {}).items() if v}
     return text + (f" rules={applied}" if applied else "")
-
-
-# -- options shared with ``iec104 capture`` (log flushing and rotation) --
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
-def parse_size(text: str) -> int:
-    """``'64M'`` -> 67108864 (k/M/G/T are powers of 1024; a plain number is bytes)."""
-    m = _SIZE.match(text)
-    if not m:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 500k, 64M or 1G")
-    value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
-    if value <= 0:
-        raise argparse.ArgumentTypeError("size must be positive")
-    return value
-
-
-def parse_duration(text: str) -> float:
-    """``'90'``, ``'30s'``, ``'15m'``, ``'1h'``, ``'1d'`` -> seconds."""
-    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", text, re.IGNORECASE)
-    if not m:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30s, 15m or 1h")
-    value = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[
-        m.group(2).lower()]
-    if value <= 0:
-        raise argparse.ArgumentTypeError("duration must be positive")
-    return value
-
-
-def add_log_options(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("log output (Parquet directory)")
-    g.add_argument("--flush-rows", type=int, default=10_000, metavar="N",
-                   help="write rows to disk at least every N rows (default 10000)")
-    g.add_argument("--flush-seconds", type=parse_duration, default=1.0, metavar="T",
-                   help="... and at least every T seconds (default 1): at most this much is "
-                   "lost on SIGKILL or a crash")
-    g.add_argument("--rotate-size", type=parse_size, default=64 << 20, metavar="SIZE",
-                   help="start a new file when the open one holds SIZE of rows "
-                   "(size of the open lz4 journal; the Parquet file made from it is smaller; default 64M)")
-    g.add_argument("--rotate-seconds", type=parse_duration, default=3600.0, metavar="T",
-                   help="start a new file every T (default 1h)")
-    g.add_argument("--fsync", action="store_true",
-                   help="fsync every flush (survives power loss, slower)")
-    g.add_argument("--cot-size", type=int, choices=(1, 2), default=2,
-                   help="cause of transmission octets (default 2)")
-    g.add_argument("--ca-size", type=int, choices=(1, 2), default=2,
-                   help="common address octets (default 2)")
-    g.add_argument("--ioa-size", type=int, choices=(1, 2, 3), default=3,
-                   help="information object address octets (default 3)")
-
-
-def log_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    if args.flush_rows <= 0:
-        raise CliError("--flush-rows must be positive")
-    return {"profile": Profile(args.cot_size, args.ca_size, args.ioa_size),
-            "flush_rows": args.flush_rows, "flush_seconds": args.flush_seconds,
-            "max_bytes": args.rotate_size, "max_seconds": args.rotate_seconds,
-            "fsync": args.fsync}

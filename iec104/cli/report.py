@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import CliError
-from .read import add_input_options, check_output, exit_status, load_frame, report_problems
+from .common import add_input_options, check_output, exit_status, load_frame, report_problems
 
 
 def _points(text: str) -> list[tuple[int, int]]:

@@ -18,7 +18,7 @@ import os
 import sys
 from typing import Any
 
-from .read import add_input_options, exit_status, load_frame, report_problems
+from .common import add_input_options, exit_status, load_frame, report_problems
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from . import CliError
-from .read import open_captures
+from .common import open_captures
 
 EXIT_STATUS = ("Exit status: 0 the two dissections agree on every APDU; 1 at least one "
                "disagreement (listed on stdout); 2 bad usage, an input that is missing or not "
@@ -46,7 +46,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..tshark import TsharkError, find_tshark
+    from ..verify.tshark import TsharkError, find_tshark
     from ..verify import verify
 
     if args.port is not None and not 0 < args.port < 65536:

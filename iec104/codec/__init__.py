@@ -29,7 +29,14 @@ from .asdu import (
                    encode_asdu,
 )
 from .constants import Cause, TypeId, cause_name, to_cause, to_type_id, type_name
-from .errors import DecodeError, EncodeError, Iec104Error, LocalProtocolError, RemoteProtocolError
+from .errors import (
+    DecodeError,
+    DecodeReason,
+    EncodeError,
+    Iec104Error,
+    LocalProtocolError,
+    RemoteProtocolError,
+)
 from .framer import NEED_DATA, Frame, Framer, Malformed
 from .model import (
                    Action,
@@ -100,6 +107,7 @@ __all__ = [
                    "DataTransferStarted",
                    "DataTransferStopped",
                    "DecodeError",
+                   "DecodeReason",
                    "DirectoryValue",
                    "DoubleValue",
                    "EncodeError",

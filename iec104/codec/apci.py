@@ -7,6 +7,10 @@ octets and the ASDU, so it is in [4, 253]. The control field selects the format:
 * S-frame (octet 1 == 0x01): receive sequence number only, no ASDU;
 * U-frame (octet 1 & 0x03 == 0x03): exactly one of STARTDT/STOPDT/TESTFR act/con.
 
+This module is the one home of the APCI header rules: :func:`decode_apdu` (with reasons),
+:func:`apdu_size` (a yes/no for the dissector's port heuristic), :func:`encode_apdu` and the
+unchecked fast encoders the session's send path uses all read the constants below.
+
 Sequence numbers are 15 bits and wrap around; :func:`seq_add` and :func:`seq_diff`
 do the modular arithmetic so callers never compare raw numbers.
 """
@@ -17,9 +21,11 @@ import enum
 import struct
 from typing import NamedTuple
 
-from .errors import DecodeError, EncodeError
+from .errors import DecodeError, DecodeReason, EncodeError
 
 START = 0x68
+MIN_LENGTH = 4
+"""Smallest APDU length octet (the four control octets, no ASDU)."""
 MAX_LENGTH = 253
 """Largest APDU length octet (the whole APDU is then 255 octets)."""
 MAX_ASDU_SIZE = MAX_LENGTH - 4
@@ -94,37 +100,95 @@ def decode_apdu(data: bytes | bytearray | memoryview) -> APDU:
     """
     size = len(data)
     if size < 6:
-        raise DecodeError(f"APDU of {size} octets is shorter than 6", size)
+        raise DecodeError(f"APDU of {size} octets is shorter than 6", size,
+                          DecodeReason.TRUNCATED)
     if data[0] != START:
-        raise DecodeError(f"start octet 0x{data[0]:02x} is not 0x68", 0)
+        raise DecodeError(f"start octet 0x{data[0]:02x} is not 0x68", 0, DecodeReason.START_BYTE)
     length = data[1]
-    if length < 4 or length > MAX_LENGTH:
-        raise DecodeError(f"APDU length {length} outside [4, 253]", 1)
+    if length < MIN_LENGTH or length > MAX_LENGTH:
+        raise DecodeError(f"APDU length {length} outside [4, 253]", 1, DecodeReason.APDU_LENGTH)
     if length + 2 != size:
-        raise DecodeError(f"APDU length {length} does not match {size - 2} octets", 1)
+        raise DecodeError(f"APDU length {length} does not match {size - 2} octets", 1,
+                          DecodeReason.APDU_LENGTH)
     c1 = data[2]
     if not c1 & 0x01:
         if data[4] & 0x01:
-            raise DecodeError("I-frame receive sequence number has bit 0 set", 4)
+            raise DecodeError("I-frame receive sequence number has bit 0 set", 4,
+                              DecodeReason.CONTROL_FIELD)
         if length == 4:
-            raise DecodeError("I-frame without ASDU", 1)
+            raise DecodeError("I-frame without ASDU", 1, DecodeReason.APDU_LENGTH)
         first, second = _CONTROL.unpack_from(data, 2)
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (the dissector's hot path)
         return _new(IFrame, (first >> 1, second >> 1, bytes(data[6:])))
     if length != 4:
-        raise DecodeError(f"{'S' if c1 & 0x02 == 0 else 'U'}-frame with length {length}", 1)
+        raise DecodeError(f"{'S' if c1 & 0x02 == 0 else 'U'}-frame with length {length}", 1,
+                          DecodeReason.APDU_LENGTH)
     if c1 & 0x03 == 0x01:
         if c1 != 0x01 or data[3] != 0:
-            raise DecodeError("S-frame control octets 1-2 are not 0x01 0x00", 2)
+            raise DecodeError("S-frame control octets 1-2 are not 0x01 0x00", 2,
+                              DecodeReason.CONTROL_FIELD)
         if data[4] & 0x01:
-            raise DecodeError("S-frame receive sequence number has bit 0 set", 4)
+            raise DecodeError("S-frame receive sequence number has bit 0 set", 4,
+                              DecodeReason.CONTROL_FIELD)
         return SFrame(_CONTROL.unpack_from(data, 2)[1] >> 1)
     function = _U_FUNCTIONS.get(c1)
     if function is None:
-        raise DecodeError(f"U-frame function 0x{c1:02x} is not exactly one function", 2)
+        raise DecodeError(f"U-frame function 0x{c1:02x} is not exactly one function", 2,
+                          DecodeReason.CONTROL_FIELD)
     if data[3] or data[4] or data[5]:
-        raise DecodeError("U-frame control octets 2-4 are not zero", 3)
+        raise DecodeError("U-frame control octets 2-4 are not zero", 3,
+                          DecodeReason.CONTROL_FIELD)
     return UFrame(function)
+
+
+def apdu_size(data: bytes | bytearray | memoryview, offset: int = 0) -> int | None:
+    """Size of the APDU that starts at ``offset`` (2 + length octet) if its APCI is valid.
+
+    The same rules as :func:`decode_apdu`, without building a frame or a reason: the cheap
+    question "is this an APDU header?" that the dissector's port heuristic asks.
+
+    Returns:
+        The total APDU size in octets (6..255), ``0`` if fewer than 6 octets are available to
+        judge (and those present are valid so far), or ``None`` if the octets at ``offset``
+        are not a valid APCI.
+    """
+    available = len(data) - offset
+    if available < 6:
+        if available > 0 and data[offset] != START:
+            return None
+        if available >= 2 and not MIN_LENGTH <= data[offset + 1] <= MAX_LENGTH:
+            return None
+        return 0
+    if data[offset] != START:
+        return None
+    length = data[offset + 1]
+    if not MIN_LENGTH <= length <= MAX_LENGTH:
+        return None
+    c1, c2, c3, c4 = data[offset + 2], data[offset + 3], data[offset + 4], data[offset + 5]
+    if c1 & 0x01 == 0:  # I-format
+        if length == MIN_LENGTH or c3 & 0x01:
+            return None
+    elif c1 & 0x03 == 0x01:  # S-format
+        if c1 != 0x01 or c2 != 0 or c3 & 0x01 or length != MIN_LENGTH:
+            return None
+    elif c1 not in _U_FUNCTIONS or c2 or c3 or c4 or length != MIN_LENGTH:  # U-format
+        return None
+    return length + 2
+
+
+def i_frame_header(ssn: int, rsn: int, asdu_size: int) -> bytes:
+    """The six octets before an ASDU of ``asdu_size`` in [1, 249] octets, unchecked.
+
+    For callers that checked the numbers already (the session's send path); everyone else
+    uses :func:`encode_apdu`.
+    """
+    return bytes((START, asdu_size + 4, (ssn << 1) & 0xFF, ssn >> 7, (rsn << 1) & 0xFF,
+                  rsn >> 7))
+
+
+def s_frame(rsn: int) -> bytes:
+    """The S-frame acknowledging up to ``rsn`` - 1 (``rsn`` in [0, 32767], unchecked)."""
+    return bytes((START, MIN_LENGTH, 0x01, 0x00, (rsn << 1) & 0xFF, rsn >> 7))
 
 
 def _check_seq(name: str, value: int) -> None:
@@ -146,11 +210,10 @@ def encode_apdu(apdu: APDU) -> bytes:
         size = len(apdu.asdu)
         if not 0 < size <= MAX_ASDU_SIZE:
             raise EncodeError("asdu", f"{size} octets outside [1, 249]")
-        return (bytes((START, size + 4)) + _CONTROL.pack(apdu.ssn << 1, apdu.rsn << 1)
-                + bytes(apdu.asdu))
+        return i_frame_header(apdu.ssn, apdu.rsn, size) + bytes(apdu.asdu)
     if type(apdu) is SFrame:
         _check_seq("rsn", apdu.rsn)
-        return bytes((START, 4, 0x01, 0)) + (apdu.rsn << 1).to_bytes(2, "little")
+        return s_frame(apdu.rsn)
     if type(apdu) is UFrame:
         if apdu.function not in _U_FUNCTIONS:
             raise EncodeError("function", f"{apdu.function!r} is no U-frame function")

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from .constants import Cause, TypeId, to_cause, to_type_id
 from .elements import ELEMENTS, variable_size
-from .errors import DecodeError, EncodeError
+from .errors import DecodeError, DecodeReason, EncodeError
 from .timetag import Time, TimeSize, decode_time
 from .values import ProtectionQuality, Quality, Value
 
@@ -203,7 +203,7 @@ def decode_asdu(data: bytes | bytearray | memoryview,
         address = int.from_bytes(data[o:o + ioa_size], "little")
         if (address + count - 1) >> (8 * ioa_size):
             raise DecodeError(f"SQ=1 addresses {address}..{address + count - 1} exceed the "
-                              f"{ioa_size}-octet IOA range", o)
+                              f"{ioa_size}-octet IOA range", o, DecodeReason.ADDRESS_RANGE)
         o += ioa_size
         step = size
         first = o
@@ -268,7 +268,8 @@ def _decode_checked(data: bytes, o: int, end: int, count: int, sequence: bool, a
         objects.append(InformationObject(obj_address, value, quality, time, select, qualifier))
         o += s
     if o != end:
-        raise DecodeError(f"{end - o} octets after the last of {count} objects", o)
+        raise DecodeError(f"{end - o} octets after the last of {count} objects", o,
+                          DecodeReason.TRAILING_OCTETS)
     return objects
 
 

@@ -1,11 +1,38 @@
 """One error hierarchy for the whole toolkit.
 
 ``DecodeError`` is the only exception that decoding bad bytes may raise: it carries the
-byte ``offset`` (relative to the start of the buffer given to the decoder) and a short
-``reason``. ``EncodeError`` names the field whose value cannot be represented.
+byte ``offset`` (relative to the start of the buffer given to the decoder), a short human
+``reason`` and a machine-readable ``code`` (:class:`DecodeReason`), so that callers branch on
+the code and never on the text. ``EncodeError`` names the field whose value cannot be
+represented.
+
+Every exception raised anywhere in the package derives from :class:`Iec104Error`; where
+callers have long relied on a builtin (``ValueError``, ``OSError``, ``RuntimeError``), that
+builtin stays a second base.
 """
 
 from __future__ import annotations
+
+import enum
+
+
+class DecodeReason(enum.StrEnum):
+    """What kind of problem a :class:`DecodeError` reports (stable values, safe to store)."""
+
+    TRUNCATED = "truncated"
+    """The buffer ends before the structure it announces (APDU, ASDU header, object)."""
+    START_BYTE = "start_byte"
+    """The first octet of an APDU is not 0x68."""
+    APDU_LENGTH = "apdu_length"
+    """The APCI length octet is outside [4, 253] or disagrees with the octets present."""
+    CONTROL_FIELD = "control_field"
+    """The four control octets are not a valid I-, S- or U-format."""
+    ADDRESS_RANGE = "address_range"
+    """SQ=1 object addresses run past the largest address of the profile."""
+    TRAILING_OCTETS = "trailing_octets"
+    """Octets are left over after the last information object."""
+    TIME_TAG = "time_tag"
+    """A time tag is no calendar date, or a field is out of its range."""
 
 
 class Iec104Error(Exception):
@@ -16,18 +43,21 @@ class DecodeError(Iec104Error, ValueError):
     """Malformed input bytes.
 
     Attributes:
-        reason: what is wrong, e.g. ``"start byte 0x05 is not 0x68"``.
+        reason: what is wrong, for people, e.g. ``"start octet 0x05 is not 0x68"``.
         offset: byte offset of the problem in the decoded buffer (>= 0).
+        code: what is wrong, for programs (:class:`DecodeReason`).
     """
 
-    def __init__(self, reason: str, offset: int = 0) -> None:
+    def __init__(self, reason: str, offset: int = 0,
+                 code: DecodeReason = DecodeReason.TRUNCATED) -> None:
         super().__init__(f"{reason} (at offset {offset})")
         self.reason = reason
         self.offset = offset
+        self.code = code
 
     def shifted(self, delta: int) -> DecodeError:
         """The same error with its offset moved by ``delta`` (for nested decoders)."""
-        return DecodeError(self.reason, self.offset + delta)
+        return DecodeError(self.reason, self.offset + delta, self.code)
 
 
 class EncodeError(Iec104Error, ValueError):

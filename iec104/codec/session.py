@@ -55,7 +55,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .apci import IFrame, SFrame, UFrame, UFunction, encode_apdu, seq_add
+from .apci import (
+    MAX_ASDU_SIZE,
+    IFrame,
+    SFrame,
+    UFrame,
+    UFunction,
+    encode_apdu,
+    i_frame_header,
+    s_frame,
+    seq_add,
+)
 from .errors import LocalProtocolError, RemoteProtocolError
 from .framer import NEED_DATA, Framer, Malformed, _Sentinel
 
@@ -136,7 +146,6 @@ _STOPDT_ACT = encode_apdu(UFrame(UFunction.STOPDT_ACT))
 _STOPDT_CON = encode_apdu(UFrame(UFunction.STOPDT_CON))
 _TESTFR_ACT = encode_apdu(UFrame(UFunction.TESTFR_ACT))
 _TESTFR_CON = encode_apdu(UFrame(UFunction.TESTFR_CON))
-_MAX_ASDU = 249
 
 
 class Session:
@@ -299,13 +308,12 @@ class Session:
         if len(sent) >= self.k:
             raise LocalProtocolError(f"send window full: {self.k} I-frames unacknowledged")
         size = len(asdu)
-        if not 0 < size <= _MAX_ASDU:
+        if not 0 < size <= MAX_ASDU_SIZE:
             # let the codec produce the error (it names the field)
             encode_apdu(IFrame(self._vs, self._vr, asdu))
         vs = self._vs
         vr = self._vr
-        self._out += bytes((0x68, size + 4, (vs << 1) & 0xFF, vs >> 7, (vr << 1) & 0xFF,
-                            vr >> 7))
+        self._out += i_frame_header(vs, vr, size)
         self._out += asdu
         sent.append(self._clock())
         self._vs = (vs + 1) & 0x7FFF
@@ -494,8 +502,7 @@ class Session:
 
     def _send_ack(self) -> None:
         if self._rx_unacked and self._sent_framer is None:
-            vr = self._vr
-            self._out += bytes((0x68, 4, 0x01, 0x00, (vr << 1) & 0xFF, vr >> 7))
+            self._out += s_frame(self._vr)
             self._rx_unacked = 0
 
     def _acknowledge(self, rsn: int) -> int:

@@ -33,7 +33,7 @@ import enum
 import time as _time
 from typing import NamedTuple
 
-from .errors import DecodeError, EncodeError
+from .errors import DecodeError, DecodeReason, EncodeError
 
 
 class TimeSize(enum.IntEnum):
@@ -117,7 +117,8 @@ class Time(NamedTuple):
                                 self.hours, self.minutes, self.milliseconds // 1000,
                                 (self.milliseconds % 1000) * 1000, tzinfo=tz)
         except ValueError as exc:
-            raise DecodeError(f"time tag is no calendar date: {exc}", 0) from exc
+            raise DecodeError(f"time tag is no calendar date: {exc}", 0,
+                              DecodeReason.TIME_TAG) from exc
 
     @classmethod
     def from_datetime(cls, value: _dt.datetime, size: TimeSize = TimeSize.SEVEN, *,
@@ -180,7 +181,8 @@ def time_to_datetime(t: Time) -> _dt.datetime:
                              t.milliseconds // 1000, (t.milliseconds % 1000) * 1000,
                              fold=0 if t.summer_time else 1)
     except ValueError as exc:
-        raise DecodeError(f"time tag is no calendar date: {exc}", 0) from exc
+        raise DecodeError(f"time tag is no calendar date: {exc}", 0,
+                              DecodeReason.TIME_TAG) from exc
     return local.astimezone(_dt.UTC)
 
 
@@ -202,7 +204,8 @@ _THREE, _SEVEN = TimeSize.THREE, TimeSize.SEVEN
 
 def _check_range(name: str, value: int, low: int, high: int) -> None:
     if not low <= value <= high:
-        raise DecodeError(f"time tag {name} {value} outside [{low}, {high}]", 0)
+        raise DecodeError(f"time tag {name} {value} outside [{low}, {high}]", 0,
+                          DecodeReason.TIME_TAG)
 
 
 def decode_time(data: bytes | bytearray | memoryview, offset: int, size: TimeSize) -> Time:

@@ -46,6 +46,8 @@ from typing import Any, Literal, Self
 
 import c104
 
+from tests.support import HOST
+
 __all__ = [
     "C104Client",
     "C104Server",
@@ -57,7 +59,6 @@ __all__ = [
     "wait_for",
 ]
 
-HOST = "127.0.0.1"
 MIN_TICK_MS = 50
 
 

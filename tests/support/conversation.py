@@ -6,8 +6,8 @@ numbered like a correct peer would number them (N(S) counts, N(R) acknowledges e
 received) unless the test overrides ``ssn``/``rsn`` to inject a fault.
 
 The result goes through the real decoding path: :func:`to_frame` feeds the octets, one
-TCP segment per message, to :class:`~iec104.dissectors.decoder.DirectionDecoder` and
-:class:`~iec104.dissectors.records.RecordBuilder` (what the dissector and the proxy use), and
+TCP segment per message, to :class:`~iec104.records.decoder.DirectionDecoder` and
+:class:`~iec104.records.builder.RecordBuilder` (what the dissector and the proxy use), and
 :func:`write_pcap` writes a real capture with :mod:`tests.support.pcapwriter` (scapy) with the
 scripted timestamps, for tests that go through ``iec104 convert``/``report``.
 """
@@ -34,8 +34,8 @@ from iec104.codec import (
     encode_apdu,
     encode_asdu,
 )
-from iec104.dissectors.decoder import DirectionDecoder
-from iec104.dissectors.records import Endpoints, RecordBuilder
+from iec104.records.builder import Endpoints, RecordBuilder
+from iec104.records.decoder import DirectionDecoder
 
 START = dt.datetime(2024, 3, 1, 8, 0, 0, tzinfo=dt.UTC)
 _NS = 1_000_000_000

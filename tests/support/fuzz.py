@@ -38,7 +38,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from iec104.analyzer.schema import SCHEMA
+from iec104.capture.errors import CaptureError, CaptureWarning
+from iec104.capture.packet import decode_tcp
+from iec104.capture.reader import CaptureReader
+from iec104.capture.reassembly import Reassembler
 from iec104.codec import (
     DecodeError,
     Frame,
@@ -51,12 +54,9 @@ from iec104.codec import (
     encode_apdu,
     encode_asdu,
 )
-from iec104.dissectors.capture import CaptureReader
-from iec104.dissectors.errors import CaptureError, CaptureWarning
-from iec104.dissectors.filter import FilterError, compile_filter
-from iec104.dissectors.packet import decode_tcp
-from iec104.dissectors.reassembly import Reassembler
-from iec104.dissectors.stream import StreamDecoder
+from iec104.dissector import StreamDecoder
+from iec104.records.filter import FilterError, compile_filter
+from iec104.records.schema import SCHEMA
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OWN_CAPTURES = sorted((REPO_ROOT / "captures").glob("*.pcap*"))
@@ -84,7 +84,7 @@ class Corpus:
 def corpus(public: bool = True) -> Corpus:
     """The seed corpus (cached): our captures and, if ``public`` and present, six small
     public ones."""
-    from iec104.dissectors.stream import dissect_table
+    from iec104.dissector import dissect_table
 
     paths = list(OWN_CAPTURES)
     if public and PUBLIC_CAPTURES_DIR.is_dir():

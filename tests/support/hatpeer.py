@@ -45,6 +45,8 @@ from hat.drivers.iec60870.apci import common as _apci
 from hat.drivers.iec60870.apci import encoder as _apci_encoder
 from hat.drivers.iec60870.encodings import iec104 as structural
 
+from tests.support import HOST
+
 __all__ = [
     "HatRtu",
     "decode_apdu",
@@ -63,7 +65,6 @@ __all__ = [
     "u_frame",
 ]
 
-HOST = "127.0.0.1"
 # Short timers so that tests notice a dead peer fast (t1, t2, t3 in seconds).
 FAST_TIMEOUTS: dict[str, float] = {
     "response_timeout": 5.0,

@@ -1,4 +1,4 @@
-"""tshark for the tests: :mod:`iec104.tshark` (the oracle ``iec104 verify`` uses), plus
+"""tshark for the tests: :mod:`iec104.verify.tshark` (the oracle ``iec104 verify`` uses), plus
 :func:`ensure_tshark`, which skips a test when tshark is missing (and fails it in CI)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from iec104.tshark import (
+from iec104.verify.tshark import (
     IEC104_PORT,
     MISSING,
     TSHARK_NO_SEQ_ANALYSIS,

@@ -1,0 +1,257 @@
+"""Decode link layer, IPv4/IPv6 and TCP headers of a captured packet (standard library only).
+
+:func:`decode_tcp` is the hot path: it turns ``(linktype, bytes)`` into a :class:`TcpSegment` or
+``None`` (not TCP, not decodable, or a non-first IP fragment). It never raises on bad input.
+
+Link types: Ethernet (with any number of stacked 802.1Q / 802.1ad / QinQ tags), Linux cooked
+capture v1 (SLL) and v2 (SLL2), raw IP (101, 12, 14, and 228/229 for IPv4/IPv6 only), BSD
+loopback (0) and OpenBSD loopback (108). For raw IP and loopback the IP version is taken from
+the first nibble of the IP header, so the address-family byte order does not matter.
+
+IPv4: options are skipped with IHL; the total length is honoured, so Ethernet padding and
+trailers never reach the TCP payload (a total length of 0, as written with TCP segmentation
+offload, means "up to the end of the captured bytes", as Wireshark does). Non-first fragments
+are skipped; a first fragment yields the TCP bytes it holds.
+
+IPv6: hop-by-hop, routing, destination-options, mobility, HIP, shim6, AH and fragment
+extension headers are skipped (non-first fragments are skipped).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from .reader import Packet
+
+__all__ = [
+    "ACK",
+    "FIN",
+    "PSH",
+    "RST",
+    "SYN",
+    "URG",
+    "TcpSegment",
+    "decode_tcp",
+    "format_ip",
+    "tcp_segments",
+]
+
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+PSH = 0x08
+ACK = 0x10
+URG = 0x20
+
+
+class TcpSegment(NamedTuple):
+    """The parts of one TCP segment the reassembler needs."""
+
+    frame: int
+    """Frame number of the packet that carried the segment (1-based)."""
+    time_ns: int | None
+    """Capture time of that packet, ns since the Unix epoch (UTC); None if the capture
+    file's timestamp is out of range (see :mod:`.capture`)."""
+    src: bytes
+    """Source address, 4 bytes (IPv4) or 16 bytes (IPv6); see :func:`format_ip`."""
+    sport: int
+    dst: bytes
+    dport: int
+    seq: int
+    """Raw 32-bit sequence number."""
+    ack: int
+    """Raw 32-bit acknowledgement number (meaningful only with the ACK flag)."""
+    flags: int
+    """TCP flags, FIN=0x01 ... CWR=0x80 (see the module constants)."""
+    payload: bytes
+    """The captured TCP payload (may be shorter than ``wire_len`` if the snapshot cut it)."""
+    wire_len: int
+    """TCP payload length on the wire, from the IP length fields."""
+    in_icmp: bool = False
+    """The TCP header was quoted inside an ICMP/ICMPv6 error message (no payload). Wireshark
+    numbers such headers into ``tcp.stream`` too, so the reassembler counts them."""
+
+
+def format_ip(addr: bytes) -> str:
+    """``b'\\x0a\\x00\\x00\\x01'`` -> ``'10.0.0.1'``; 16 bytes -> compressed IPv6 text."""
+    if len(addr) == 4:
+        return f"{addr[0]}.{addr[1]}.{addr[2]}.{addr[3]}"
+    return str(ipaddress.IPv6Address(bytes(addr)))
+
+
+_ETH_IPV4 = 0x0800
+_ETH_IPV6 = 0x86DD
+_VLAN_TYPES = frozenset((0x8100, 0x88A8, 0x9100, 0x9200, 0x9300))
+_IPV6_EXT = frozenset((0, 43, 60, 135, 139, 140))  # (len + 1) * 8 bytes each
+_IPV6_FRAG = 44
+_IPV6_AH = 51
+_TCP = 6
+_ICMP = 1
+_ICMPV6 = 58
+_ICMP_ERRORS = frozenset((3, 4, 5, 11, 12))
+_ICMPV6_ERRORS = frozenset((1, 2, 3, 4))
+_EMPTY = b""
+
+_ip4 = struct.Struct("!BxHxxHxBxx4s4s").unpack_from  # vihl, total length, frag, proto, src, dst
+_tcp = struct.Struct("!HHIIBB").unpack_from  # sport, dport, seq, ack, offset byte, flags
+_u16 = struct.Struct("!H").unpack_from
+
+_RAW_IP = frozenset((101, 12, 14))
+_new = tuple.__new__
+_LOOPBACK = frozenset((0, 108))
+# link type -> (offset of its protocol field, header length): Ethernet, Linux cooked v1 and v2
+_ETHERTYPE_LINKS = {1: (12, 14), 113: (14, 16), 276: (0, 20)}
+
+
+def decode_tcp(frame: int, time_ns: int | None, linktype: int, data: bytes) -> TcpSegment | None:
+    """Decode a captured packet down to TCP.
+
+    Args:
+        frame: the packet's frame number (copied into the result).
+        time_ns: the packet's timestamp (copied into the result).
+        linktype: the capture's link-layer type (``LINKTYPE_*`` value).
+        data: the captured bytes.
+
+    Returns:
+        The TCP segment, or ``None`` if the packet is not TCP over IPv4/IPv6 on a supported
+        link type, is damaged (headers cut short, bad header lengths) or is a non-first IP
+        fragment.
+    """
+    n = len(data)
+    # -- link layer: find the offset of the IP header and its EtherType ---------------------
+    # where the EtherType-like protocol field sits and where the next header starts
+    header = _ETHERTYPE_LINKS.get(linktype)
+    if header is not None:
+        etype_at, off = header
+        if n < off:
+            return None
+        etype = (data[etype_at] << 8) | data[etype_at + 1]
+        while etype in _VLAN_TYPES:  # 802.1Q / 802.1ad tags, stacked
+            if n < off + 4:
+                return None
+            etype = (data[off + 2] << 8) | data[off + 3]
+            off += 4
+    elif linktype in _RAW_IP or linktype in _LOOPBACK or linktype == 228 or linktype == 229:
+        off = 4 if linktype in _LOOPBACK else 0
+        if n <= off:
+            return None
+        version = data[off] >> 4
+        if linktype == 228 and version != 4 or linktype == 229 and version != 6:
+            return None
+        etype = _ETH_IPV4 if version == 4 else _ETH_IPV6 if version == 6 else 0
+    else:
+        return None
+
+    # -- network layer ---------------------------------------------------------------------------
+    if etype == _ETH_IPV4:
+        if n < off + 20:
+            return None
+        vihl, tlen, frag, proto, src, dst = _ip4(data, off)
+        ihl = (vihl & 0x0F) << 2
+        if vihl >> 4 != 4 or ihl < 20 or frag & 0x1FFF:
+            return None
+        if proto != _TCP:
+            if proto == _ICMP:
+                return _quoted_tcp(frame, time_ns, data, off + ihl, min(n, off + tlen or n),
+                                   False)
+            return None
+        if tlen == 0:  # TSO: length not filled in
+            end = n
+        elif tlen < ihl:
+            return None
+        else:
+            end = off + tlen
+        tcp_off = off + ihl
+        wire_end = end
+        end = min(end, n)
+    elif etype == _ETH_IPV6:
+        if n < off + 40:
+            return None
+        if data[off] >> 4 != 6:
+            return None
+        plen = (data[off + 4] << 8) | data[off + 5]
+        nxt = data[off + 6]
+        src = bytes(data[off + 8:off + 24])
+        dst = bytes(data[off + 24:off + 40])
+        tcp_off = off + 40
+        wire_end = tcp_off + plen if plen else n  # 0: jumbogram, use captured length
+        end = min(wire_end, n)
+        while nxt != _TCP:
+            if nxt in _IPV6_EXT:
+                if end < tcp_off + 8:
+                    return None
+                nxt, hlen = data[tcp_off], (data[tcp_off + 1] + 1) << 3
+            elif nxt == _IPV6_FRAG:
+                if end < tcp_off + 8:
+                    return None
+                if _u16(data, tcp_off + 2)[0] & 0xFFF8:  # fragment offset != 0
+                    return None
+                nxt, hlen = data[tcp_off], 8
+            elif nxt == _IPV6_AH:
+                if end < tcp_off + 8:
+                    return None
+                nxt, hlen = data[tcp_off], (data[tcp_off + 1] + 2) << 2
+            elif nxt == _ICMPV6:
+                return _quoted_tcp(frame, time_ns, data, tcp_off, end, True)
+            else:
+                return None
+            tcp_off += hlen
+    else:
+        return None
+
+    # -- TCP ---------------------------------------------------------------------------------------
+    if end < tcp_off + 20:
+        return None
+    sport, dport, seq, ack, doff, flags = _tcp(data, tcp_off)
+    thl = (doff >> 4) << 2
+    if thl < 20 or tcp_off + thl > end:
+        return None
+    start = tcp_off + thl
+    return _new(TcpSegment, (frame, time_ns, src, sport, dst, dport, seq, ack, flags,
+                             data[start:end], wire_end - start, False))
+
+
+def _quoted_tcp(frame: int, time_ns: int | None, data: bytes, off: int, end: int,
+                v6: bool) -> TcpSegment | None:
+    """The TCP header quoted in an ICMP(v6) error message at ``off`` (ports, seq, flags)."""
+    if end < off + 8 or data[off] not in (_ICMPV6_ERRORS if v6 else _ICMP_ERRORS):
+        return None
+    off += 8
+    if v6:
+        if end < off + 40 or data[off] >> 4 != 6 or data[off + 6] != _TCP:
+            return None
+        src = bytes(data[off + 8:off + 24])
+        dst = bytes(data[off + 24:off + 40])
+        tcp_off = off + 40
+    else:
+        if end < off + 20:
+            return None
+        vihl, _tlen, frag, proto, src, dst = _ip4(data, off)
+        if vihl >> 4 != 4 or proto != _TCP or frag & 0x1FFF or (vihl & 0x0F) < 5:
+            return None
+        tcp_off = off + ((vihl & 0x0F) << 2)
+    if end < tcp_off + 8:
+        return None
+    sport, dport, seq = struct.unpack_from("!HHI", data, tcp_off)
+    flags = data[tcp_off + 13] if end >= tcp_off + 14 else 0
+    return TcpSegment(frame, time_ns, src, sport, dst, dport, seq, 0, flags, _EMPTY, 0, True)
+
+
+def tcp_segments(packets: Iterable[Packet], frame_offset: int = 0) -> Iterator[TcpSegment]:
+    """The TCP segments of capture packets (others are skipped): the one packets -> segments
+    loop, shared by files, several files read as one, and the live pipe.
+
+    Args:
+        packets: :class:`~iec104.capture.reader.Packet` records.
+        frame_offset: added to every frame number (>= 0; the frames of earlier files when
+            several captures are read as one).
+    """
+    decode = decode_tcp
+    for pkt in packets:
+        seg = decode(pkt.frame + frame_offset, pkt.time_ns, pkt.linktype, pkt.data)
+        if seg is not None:
+            yield seg

@@ -1,0 +1,402 @@
+"""What the subcommands share, so that they keep one contract.
+
+* the input options of read/convert/summary/report (``--port``,
+  ``--heuristic/--no-heuristic``, ``--profile``, ``--filter``) and the exit-status text of
+  ``--help``;
+* checking inputs and outputs with one-line errors (:func:`open_source`, :func:`check_output`),
+  :func:`dissect_inputs` (several captures read one after the other as one) and
+  :func:`report_problems` (notes and warnings on stderr, the exit code);
+* the log options of the recorders (``proxy`` and ``capture``: flushing, rotation, profile).
+
+No subcommand module imports another; they all import this one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from . import CliError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from ..capture.reader import CaptureReader
+    from ..codec import Profile
+    from ..records.filter import Filter
+
+# -- what convert, summary and report share --------------------------------------------------
+
+
+def parse_profile(text: str) -> Profile:
+    """``'1,1,2'`` -> ``Profile(cot_size=1, ca_size=1, ioa_size=2)``."""
+    from ..codec import Profile
+
+    try:
+        sizes = [int(part) for part in text.split(",")]
+        if len(sizes) != 3:
+            raise ValueError
+        return Profile(*sizes).check()
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not COT,CA,IOA octet sizes such as 2,2,3 (COT 1-2, CA 1-2, "
+            "IOA 1-3)") from None
+
+
+FILTER_DOC = "see 'Filter language' in README.md"
+"""Where the filter language is documented (in filter errors and --help)."""
+
+
+def exit_status(output: str) -> str:
+    """The ``Exit status`` paragraph of a subcommand's ``--help`` (one text for all of them;
+    ``output`` says where the decoded data goes, e.g. 'in the output file')."""
+    return (f"Exit status: 0 ok; 1 an input is damaged part-way through or has packets with "
+            f"an impossible timestamp (everything else is {output}, a warning naming the file "
+            "and frame goes to stderr), or the output's disk filled up part-way through (what "
+            "was written before is kept); 2 bad usage or a bad filter, an input that is missing "
+            "or neither a capture nor a Parquet file of iec104's schema, or an output that "
+            "cannot be written (nothing is written).")
+
+
+def add_input_options(p: argparse.ArgumentParser, *, filter_help: str) -> None:
+    """``-d/--port``, ``--heuristic/--no-heuristic``, ``--profile`` and ``-Y/--filter``."""
+    p.add_argument("-d", "--port", type=int, action="append", dest="ports", metavar="N",
+                   help="TCP port of IEC 104 servers (repeatable; default 2404)")
+    # default None: "not given", so a Parquet input can refuse it; None means on for captures
+    p.add_argument("--heuristic", action=argparse.BooleanOptionalAction, default=None,
+                   help="decode TCP connections on other ports too when their first bytes "
+                   "frame as IEC 104 (default: on; --no-heuristic decodes only --port)")
+    p.add_argument("--profile", type=parse_profile, metavar="COT,CA,IOA",
+                   help="field sizes in octets for non-standard devices, e.g. 1,1,2 "
+                   "(default 2,2,3, the IEC 104 profile)")
+    p.add_argument("-Y", "--filter", metavar="EXPR", help=f"{filter_help} ({FILTER_DOC})")
+
+
+def compile_filter_option(expr: str | None) -> Filter | None:
+    if expr is None:
+        return None
+    from ..records.filter import FilterError, compile_filter
+
+    try:
+        return compile_filter(expr)
+    except FilterError as exc:
+        raise CliError(f"--filter: {exc.reason}\n  {exc.caret().replace(chr(10), chr(10) + '  ')}"
+                       f"\n({FILTER_DOC})") from None
+
+
+def _no_capture_options(args: argparse.Namespace, source: Path) -> None:
+    if args.profile or args.ports or args.heuristic is not None:
+        raise CliError(f"{source}: --port, --heuristic and --profile apply to captures, not "
+                       "to Parquet data (it is decoded already)")
+
+
+# -- inputs ------------------------------------------------------------------------------
+
+
+def check_input(path: str) -> Path:
+    """The path of an input file, or a clear CliError (missing, a directory, unreadable)."""
+    p = Path(path)
+    if not p.exists():
+        raise CliError(f"{path}: no such file")
+    if p.is_dir():
+        raise CliError(f"{path}: is a directory, not a capture file")
+    if not os.access(p, os.R_OK):
+        raise CliError(f"{path}: permission denied")
+    return p
+
+
+def check_output(path: str, inputs: Sequence[str]) -> Path:
+    """The path of an output file, or a clear CliError: a directory, a missing directory, an
+    existing non-regular file (a device: the output is renamed into place), or one of
+    ``inputs`` (it would be overwritten)."""
+    out = Path(path)
+    if out.is_dir():
+        raise CliError(f"{out}: is a directory; give a file name such as {out / 'out'}")
+    if not out.parent.is_dir():
+        raise CliError(f"{out.parent}: no such directory")
+    if out.exists() and not out.is_file():
+        raise CliError(f"{out}: is not a regular file")
+    for name in inputs:
+        if Path(name).resolve() == out.resolve():
+            raise CliError(f"{name}: the output would overwrite this input")
+    return out
+
+
+@dataclass
+class Inputs:
+    """Checked inputs (captures, or Parquet files of the schema) and what happened reading
+    them: ``problems`` (damage: warnings, exit 1) and ``notes`` (hints, exit unchanged)."""
+
+    paths: list[Path]
+    readers: list[CaptureReader]
+    files: list[IO[bytes]]
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    parquet: list[Path] = field(default_factory=list)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.paths)
+
+    def bytes_read(self) -> int:
+        done = 0
+        for f in self.files:
+            try:
+                done += f.tell() if not f.closed else os.fstat(f.fileno()).st_size
+            except (OSError, ValueError):
+                pass
+        return done
+
+    def close(self) -> None:
+        for reader in self.readers:
+            reader.close()
+        for f in self.files:
+            f.close()
+
+
+def open_captures(paths: Sequence[str]) -> Inputs:
+    """Open and check every capture before anything is decoded (so nothing is written for a
+    bad argument list). Raises CliError for a missing file or one that is not a capture."""
+    from ..capture.errors import CaptureError
+    from ..capture.reader import CaptureReader
+    from ..records.reader import is_parquet
+
+    checked = [check_input(p) for p in paths]
+    inputs = Inputs([], [], [])
+    try:
+        for path in checked:
+            fh = open(path, "rb")  # noqa: SIM115 - closed by Inputs.close
+            inputs.files.append(fh)
+            try:
+                inputs.readers.append(CaptureReader(fh, name=str(path)))
+            except CaptureError as exc:
+                hint = (" (it is a Parquet file: use 'iec104 read' or 'iec104 summary' on it)"
+                        if is_parquet(path) else "")
+                raise CliError(f"{exc}{hint}") from None
+            except (OSError, EOFError) as exc:
+                raise CliError(f"{path}: cannot read: {exc}") from None
+            inputs.paths.append(path)
+    except BaseException:
+        inputs.close()
+        raise
+    return inputs
+
+
+def open_source(name: str, args: argparse.Namespace, *, directories: bool = False) -> Inputs:
+    """Check and open the SOURCE of read/summary/report: a capture, a Parquet file of the
+    schema or, with ``directories``, a directory of them. Every check happens here, before
+    anything is decoded or written; raises CliError (exit 2) for a bad source. In a
+    directory a damaged or foreign Parquet file is a problem (warning, exit 1) and is
+    skipped, unless no file is readable."""
+    from ..records.reader import SchemaError, is_parquet, open_parquet
+
+    path = Path(name)
+    if directories and path.is_dir():
+        found = sorted(p for p in path.glob("*.parquet") if not p.name.startswith((".", "_")))
+        if not found:
+            captures = any(p.suffix in (".pcap", ".pcapng", ".gz") for p in path.iterdir())
+            hint = ": give one of its captures instead" if captures else ""
+            raise CliError(f"{path}: a directory without Parquet files{hint}")
+        _no_capture_options(args, path)
+        inputs = Inputs([], [], [])
+        for p in found:
+            try:
+                open_parquet(p)
+                inputs.parquet.append(p)
+            except SchemaError as exc:
+                inputs.problems.append(f"{exc}; skipped")
+        if not inputs.parquet:
+            raise CliError(f"{path}: no readable Parquet file of iec104's schema "
+                           f"({inputs.problems[0]})")
+        return inputs
+    checked = check_input(name)
+    if is_parquet(checked):
+        _no_capture_options(args, checked)
+        _checked_parquet(checked)
+        return Inputs([], [], [], parquet=[checked])
+    return open_captures([name])
+
+
+def _checked_parquet(path: Path) -> None:
+    """``path`` is a Parquet file of the schema, or a CliError saying why not."""
+    from ..records.reader import SchemaError, open_parquet
+
+    try:
+        open_parquet(path)
+    except SchemaError as exc:
+        raise CliError(str(exc)) from None
+
+
+def source_batches(inputs: Inputs, args: argparse.Namespace,
+                   batch_rows: int = 65536) -> Iterator[pa.RecordBatch]:
+    """Record batches of an :func:`open_source` (captures decoded with the input options)."""
+    from ..records.reader import SchemaError, parquet_batches
+
+    if inputs.parquet:
+        for path in inputs.parquet:
+            try:
+                yield from parquet_batches(path, batch_rows, inputs.problems)
+            except SchemaError as exc:
+                raise CliError(str(exc)) from None
+        return
+    yield from dissect_inputs(inputs, ports=args.ports, heuristic=args.heuristic is not False,
+                              profile=args.profile, batch_rows=batch_rows)
+
+
+def load_frame(args: argparse.Namespace, name: str) -> tuple[pd.DataFrame, Inputs]:
+    """SOURCE (see :func:`open_source`, directories allowed) filtered by ``--filter``, as a
+    DataFrame of the schema (summary and report)."""
+    import pyarrow as pa
+
+    from ..records.schema import SCHEMA
+
+    flt = compile_filter_option(args.filter)
+    inputs = open_source(name, args, directories=True)
+    try:
+        batches = [b if flt is None else flt.apply(b) for b in source_batches(inputs, args)]
+    finally:
+        inputs.close()
+    return pa.Table.from_batches(batches, schema=SCHEMA).to_pandas(), inputs
+
+
+def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
+                   heuristic: bool = True, profile: Profile | None = None,
+                   batch_rows: int = 65536, workers: int = 0,
+                   progress: Callable[[], None] | None = None) -> Iterator[pa.RecordBatch]:
+    """Record batches of the captures in ``inputs``, read one after the other as one capture
+    (as ``mergecap -a`` would join them): TCP connections continue across files, frame
+    numbers continue counting, and stream and APDU numbers stay unique.
+
+    A capture damaged part-way through is read up to the damage; the reason is appended to
+    ``inputs.problems`` (no warning is issued) and the next file is read. So are packets kept
+    without a time (their timestamp was out of range, see :mod:`~iec104.capture.reader`).
+    TCP connections with data that were not decoded give a line in ``inputs.notes``.
+    ``workers`` > 0 decodes ASDUs in that many worker processes
+    (:func:`~iec104.dissector.dissect_segments`).
+    """
+    from ..capture.errors import CaptureWarning
+    from ..capture.packet import TcpSegment, tcp_segments
+    from ..capture.reassembly import Reassembler
+    from ..dissector import dissect_segments
+
+    def segments() -> Iterator[TcpSegment]:
+        offset = 0
+        for reader in inputs.readers:
+            with reader:
+                yield from tcp_segments(reader, offset)
+            offset += reader.frames
+            if reader.time_problem:
+                inputs.problems.append(f"{reader.name}: {reader.time_problem}")
+            if reader.problem:
+                inputs.problems.append(f"{reader.name}: {reader.problem}; every whole record "
+                                       "before it was decoded")
+
+    reassembler = Reassembler(ports, heuristic=heuristic)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CaptureWarning)
+        for batch in dissect_segments(segments(), reassembler, profile=profile,
+                                      batch_rows=batch_rows, workers=workers):
+            if progress is not None:
+                progress()
+            yield batch
+    note = undecoded_note(reassembler.undecoded, heuristic)
+    if note:
+        inputs.notes.append(note)
+
+
+def undecoded_note(undecoded: Mapping[int, int], heuristic: bool) -> str | None:
+    """Why TCP connections were left out (server port -> count), so that an empty answer is
+    never silent; None if none was."""
+    total = sum(undecoded.values())
+    if not total:
+        return None
+    ports = sorted(undecoded, key=lambda port: (-undecoded[port], port))
+    shown = ", ".join(f"{port} x{undecoded[port]}" if undecoded[port] > 1 < len(ports)
+                      else str(port) for port in ports[:6])
+    more = f" and {len(ports) - 6} more" if len(ports) > 6 else ""
+    what = (f"{total} TCP connection{'s' if total > 1 else ''} "
+            f"{'were' if total > 1 else 'was'} not decoded (server "
+            f"{'port' if len(ports) == 1 else 'ports'} {shown}{more})")
+    if heuristic:
+        return (f"{what}: {'their' if total > 1 else 'its'} first bytes do not frame as "
+                "IEC 104; -d PORT decodes a port anyway")
+    return f"{what}: drop --no-heuristic to detect IEC 104 on any port, or add -d PORT"
+
+
+def report_problems(inputs: Inputs) -> int:
+    """Notes and warnings about the inputs on stderr; the exit code (1 if there were
+    problems, else 0)."""
+    for note in inputs.notes:
+        print(f"iec104: note: {note}", file=sys.stderr)
+    for problem in inputs.problems:
+        print(f"iec104: warning: {problem}", file=sys.stderr)
+    return 1 if inputs.problems else 0
+
+
+# -- options shared with ``iec104 capture`` (log flushing and rotation) --
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``'64M'`` -> 67108864 (k/M/G/T are powers of 1024; a plain number is bytes)."""
+    m = _SIZE.match(text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 500k, 64M or 1G")
+    value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if value <= 0:
+        raise argparse.ArgumentTypeError("size must be positive")
+    return value
+
+
+def parse_duration(text: str) -> float:
+    """``'90'``, ``'30s'``, ``'15m'``, ``'1h'``, ``'1d'`` -> seconds."""
+    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", text, re.IGNORECASE)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30s, 15m or 1h")
+    value = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[
+        m.group(2).lower()]
+    if value <= 0:
+        raise argparse.ArgumentTypeError("duration must be positive")
+    return value
+
+
+def add_log_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("log output (Parquet directory)")
+    g.add_argument("--flush-rows", type=int, default=10_000, metavar="N",
+                   help="write rows to disk at least every N rows (default 10000)")
+    g.add_argument("--flush-seconds", type=parse_duration, default=1.0, metavar="T",
+                   help="... and at least every T seconds (default 1): at most this much is "
+                   "lost on SIGKILL or a crash")
+    g.add_argument("--rotate-size", type=parse_size, default=64 << 20, metavar="SIZE",
+                   help="start a new file when the open one holds SIZE of rows "
+                   "(size of the open lz4 journal; the Parquet file made from it is smaller; default 64M)")
+    g.add_argument("--rotate-seconds", type=parse_duration, default=3600.0, metavar="T",
+                   help="start a new file every T (default 1h)")
+    g.add_argument("--fsync", action="store_true",
+                   help="fsync every flush (survives power loss, slower)")
+    g.add_argument("--cot-size", type=int, choices=(1, 2), default=2,
+                   help="cause of transmission octets (default 2)")
+    g.add_argument("--ca-size", type=int, choices=(1, 2), default=2,
+                   help="common address octets (default 2)")
+    g.add_argument("--ioa-size", type=int, choices=(1, 2, 3), default=3,
+                   help="information object address octets (default 3)")
+
+
+def log_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    if args.flush_rows <= 0:
+        raise CliError("--flush-rows must be positive")
+    from ..codec import Profile
+
+    return {"profile": Profile(args.cot_size, args.ca_size, args.ioa_size),
+            "flush_rows": args.flush_rows, "flush_seconds": args.flush_seconds,
+            "max_bytes": args.rotate_size, "max_seconds": args.rotate_seconds,
+            "fsync": args.fsync}
