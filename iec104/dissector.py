@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from .capture.objects import is_packet_iterable, packets_from_objects
 from .capture.packet import TcpSegment, tcp_segments
-from .capture.reader import CaptureReader
+from .capture.reader import CaptureReader, LinkType, Packet
 from .capture.reassembly import (
     Fallback,
     Gap,
@@ -153,7 +154,7 @@ def _builder(target: Any, profile: Profile | ProfileOverrides | None) -> Any:
 
 
 def dissect(
-    source: str | os.PathLike[str] | BinaryIO | CaptureReader,
+    source: str | os.PathLike[str] | BinaryIO | CaptureReader | Iterable[Any],
     ports: Iterable[int] | None = None,
     *,
     heuristic: bool = True,
@@ -161,13 +162,15 @@ def dissect(
     batch_rows: int = 65536,
     reassembler: Reassembler | None = None,
     workers: int = 0,
+    linktype: int = LinkType.ETHERNET,
 ) -> Iterator[pa.RecordBatch]:
     """Decode the IEC 104 traffic of a capture file into record batches.
 
     Args:
-        source: path or binary file object of a pcap/pcapng capture (gzip allowed), or an
+        source: path or binary file object of a pcap/pcapng capture (gzip allowed), an
             open :class:`~iec104.capture.reader.CaptureReader` (whose ``problem`` the caller
-            can check).
+            can check), or an iterable of packets held in memory: a scapy ``PacketList``,
+            scapy packets, ``(timestamp, frame)`` pairs (see :mod:`iec104.capture.objects`).
         ports: TCP ports of IEC 104 servers (either endpoint; default 2404).
         heuristic: also decode connections on other ports whose first bytes frame as IEC 104
             (default True; streams left undecoded are counted in the reassembler's
@@ -181,6 +184,8 @@ def dissect(
             ``heuristic`` are ignored); read its ``connections``/``stats`` afterwards.
         workers: 0 decodes in this process; ``n > 0`` hands the ASDU decoding and row
             building to ``n`` worker processes (see :func:`dissect_segments`).
+        linktype: link layer of ``(timestamp, frame)`` pairs without one (default
+            Ethernet).
 
     Yields:
         ``pyarrow.RecordBatch`` of :data:`iec104.records.schema.SCHEMA` (the last one may be
@@ -193,11 +198,20 @@ def dissect(
     :class:`~iec104.capture.errors.CaptureWarning`.
     """
     r = reassembler if reassembler is not None else Reassembler(ports, heuristic=heuristic)
-    reader = source if isinstance(source, CaptureReader) else CaptureReader(source)
+    packets: Iterable[Packet]
+    context: AbstractContextManager[object]
+    if is_packet_iterable(source):
+        packets = packets_from_objects(source, linktype)  # type: ignore[arg-type]
+        context = nullcontext()
+    else:
+        reader = source if isinstance(source, CaptureReader) else CaptureReader(
+            source)  # type: ignore[arg-type]
+        packets = reader
+        context = nullcontext(reader) if isinstance(source, CaptureReader) else reader
 
     def segments() -> Iterator[TcpSegment]:
-        with (nullcontext(reader) if isinstance(source, CaptureReader) else reader):
-            yield from tcp_segments(reader)
+        with context:
+            yield from tcp_segments(packets)
 
     yield from dissect_segments(segments(), r, profile=profile, batch_rows=batch_rows,
                                 workers=workers)
@@ -358,7 +372,7 @@ def _dissect_parallel(segments: Iterable[TcpSegment], reassembler: Reassembler,
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def dissect_table(source: str | os.PathLike[str] | BinaryIO | CaptureReader,
+def dissect_table(source: str | os.PathLike[str] | BinaryIO | CaptureReader | Iterable[Any],
                   ports: Iterable[int] | None = None, **kwargs: object) -> pa.Table:
     """:func:`dissect` collected into one ``pyarrow.Table`` (small captures, tests)."""
     import pyarrow as pa

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from .. import __version__
+from ..codec import FLOAT32_TYPE_IDS, TypeId, float32_text
 from .anomaly import anomalies
 from .command_audit import commands, interrogations
 from .field_sizes import profiles
@@ -50,8 +51,8 @@ def overview(source: Source) -> pd.DataFrame:
          if len(times) else 0.0),
         ("I / S / U frames", " / ".join(str(int((a["apci"] == k).sum())) for k in "ISU")),
         ("information objects", int(df["obj"].notna().sum())),  # also those without IOA
-        ("common addresses", ", ".join(str(int(c)) for c in sorted(a["ca"].dropna().unique()))
-         [:200]),
+        ("common addresses (list)",
+         ", ".join(str(int(c)) for c in sorted(a["ca"].dropna().unique()))[:200]),
         ("points (CA, IOA)", len(objects.drop_duplicates(["ca", "ioa"]))),
         ("undecodable APDUs / octet runs", int((a["kind"] == "malformed").sum())),
         ("capture gaps", len(gaps(df))),
@@ -122,6 +123,21 @@ def _compact(values: Any) -> str:
 def _display(table: pd.DataFrame) -> pd.DataFrame:
     """Format for people: times as text, lists compacted, floats rounded, nulls blank."""
     out = table.copy()
+    if "type_id" in out.columns or "type_name" in out.columns:
+        # short floats as the device sent them: 50.016, not 50.015999 (binary32 -> 64)
+        kind = out["type_id"] if "type_id" in out.columns else out["type_name"].map(
+            lambda n: getattr(TypeId, str(n), None) if isinstance(n, str) else None)
+        floats = kind.isin(FLOAT32_TYPE_IDS).fillna(False).astype(bool)
+        for name, text_name in (("value", "value_text"), ("prev_value", "prev_text")):
+            if name not in out.columns or not floats.any():
+                continue
+            shown = floats & out[name].notna()
+            texts = out.loc[shown, name].map(float32_text)
+            for target in (name, text_name):
+                if target in out.columns:
+                    column = out[target].astype(object)
+                    column[shown] = texts
+                    out[target] = column
     for name in out.columns:
         col = out[name]
         if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(

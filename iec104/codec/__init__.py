@@ -95,6 +95,8 @@ from .values import (
                    StatusChangeValue,
                    StepPositionValue,
                    Value,
+                   FLOAT32_TYPE_IDS,
+                   float32_text,
 )
 
 __all__ = [
@@ -128,7 +130,7 @@ __all__ = [
                    "DoubleValue",
                    "EncodeError",
                    "FileReadyValue",
-                   "FloatingValue",
+                   "FLOAT32_TYPE_IDS", "FloatingValue", "float32_text",
                    "Frame",
                    "Framer",
                    "FreezeCode",

@@ -8,6 +8,7 @@ Ranges are those of the wire encoding; the encoder raises ``EncodeError`` outsid
 from __future__ import annotations
 
 import enum
+import struct
 from typing import NamedTuple
 
 from .timetag import Time
@@ -90,6 +91,28 @@ class FloatingValue(NamedTuple):
     """Short floating point value (IEEE 754 binary32)."""
 
     value: float
+
+
+FLOAT32_TYPE_IDS = frozenset((13, 14, 36, 50, 63, 112))
+"""Type IDs whose value is a short float (binary32): M_ME_NC_1, M_ME_TC_1, M_ME_TF_1,
+C_SE_NC_1, C_SE_TC_1, P_ME_NC_1; display their values with :func:`float32_text`."""
+
+
+def float32_text(value: float) -> str:
+    """The shortest decimal text that reads back as the same binary32 number: what the
+    device sent, e.g. ``'3.14'`` for 3.140000104904175 (``repr`` shows the binary64 that
+    holds it). Values that are no binary32 (a binary64 given by hand) get ``repr``."""
+    try:
+        wire = struct.pack("<f", value)
+    except (OverflowError, struct.error):
+        return repr(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        return repr(value)
+    for digits in range(1, 10):  # 9 significant digits always round-trip a binary32
+        shortest = float(f"{value:.{digits}g}")
+        if struct.pack("<f", shortest) == wire:
+            return repr(shortest)
+    return repr(value)
 
 
 class BinaryCounterValue(NamedTuple):
