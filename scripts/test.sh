@@ -15,6 +15,8 @@ if ! command -v tshark >/dev/null 2>&1; then
     apt_install tshark
 fi
 command -v chromium >/dev/null 2>&1 || apt_install chromium
+# Spark (the README's dataset recipe, tests/test_dataset_engines.py) runs on a JVM
+command -v java >/dev/null 2>&1 || apt_install default-jre-headless
 # gcc, cmake and make build lib60870-C's file service from c104's sdist (tests/support/lib60870.py)
 for tool in gcc cmake make; do
     command -v "$tool" >/dev/null 2>&1 || { apt_install gcc cmake make; break; }

@@ -17,7 +17,8 @@ and callbacks. Every :class:`~iec104.driver.connection.Connection` owns one
   ``connect``), a call directory, a select file and a file ready (the peer writing) ask
   the provider, whose methods may be plain or coroutine functions. Transfers in progress
   are kept per (CA, IOA, NOF) and forgotten after ``response_timeout`` seconds of silence.
-  Without a provider these requests are mirrored with cause UNKNOWN_TYPE (negative): the
+  Without a provider these requests go to ``asdu_cb`` when there is one (an application's
+  own file service), else they are mirrored with cause UNKNOWN_TYPE (negative): the
   station has no file service.
 
 An empty directory has no F_DR_TA_1 to send (the standard defines none without an
@@ -302,12 +303,15 @@ class FileService:
                           lambda r: self._answer_ready(asdu, key, value.length, r))
         elif key in self._served:
             self._serve(key, asdu)
-        else:  # a request we do not serve (F_SC_NB_1...) is refused, the rest ignored
-            self._conn._on_unknown(asdu)
+        else:  # a request we do not serve (F_SC_NB_1...): asdu_cb's, else refused
+            self._conn._on_unhandled(asdu)
 
     def _request(self, asdu: ASDU, what: str, method: Any, args: tuple[Any, ...],
                  done: Any) -> None:
         if self._provider is None:
+            if self._conn._settings.asdu_cb is not None:  # the application's file service
+                self._conn._on_unhandled(asdu)
+                return
             mlog.info("%s: refusing %s: no file provider", self._conn._log_prefix, what)
             self._send(asdu._replace(cause=Cause.UNKNOWN_TYPE, negative=True))
             return
