@@ -259,7 +259,7 @@ def directory_entries(asdu: ASDU) -> tuple[list[FileInfo], bool]:
     out, last = [], False
     for obj in asdu.objects:
         v = obj.value
-        if not isinstance(v, DirectoryValue):
+        if not isinstance(v, DirectoryValue) or obj.address is None:
             continue
         out.append(FileInfo(obj.address, v.file_name, v.length, obj.time or UNKNOWN_TIME,
                             v.status & _STATUS, bool(v.status & _FOR), bool(v.status & _FA)))
@@ -658,6 +658,8 @@ class FileReassembler:
             return []
         out: list[RebuiltFile] = []
         obj = asdu.objects[0]
+        if obj.address is None:  # file types always have an IOA
+            return out
         name = getattr(obj.value, "file_name", None)
         key = (asdu.common_address, obj.address, name if isinstance(name, int) else -1)
         if asdu.type_id is TypeId.F_SC_NA_1 and obj.qualifier == SelectCall.DELETE_FILE:

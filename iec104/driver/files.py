@@ -280,7 +280,9 @@ class FileService:
             return
         obj = asdu.objects[0]
         value = obj.value
-        key = (asdu.common_address, obj.address, getattr(value, "file_name", 0))
+        if obj.address is None:  # file types always have an IOA
+            return
+        key = (asdu.common_address, obj.address, int(getattr(value, "file_name", 0)))
         kind = asdu.type_id
         if kind is TypeId.F_SC_NA_1 and asdu.cause == Cause.REQUEST and not asdu.negative:
             self._request(asdu, "list files", lambda p: p.list_files,
