@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import iec104
-from iec104.codec import ASDU, TypeId, decode_asdu, encode_asdu
+from iec104.codec import ASDU, Profile, TypeId, decode_asdu, encode_asdu
 from iec104.codec.files import (
     FileChecksumError,
     FileInfo,
@@ -26,6 +26,7 @@ from iec104.codec.files import (
     FileRefusedError,
     FileTimeoutError,
     LastSection,
+    max_segment_size,
 )
 from iec104.driver import FileProvider, MemoryFiles
 from iec104.recorder import Proxy
@@ -50,12 +51,14 @@ async def pair(provider: FileProvider | None, *, via: list[Rule] | None = None,
     """Our server with ``provider`` and our client connected to it (through our proxy
     applying ``via`` when given)."""
     server = await iec104.listen(lambda conn: None, iec104.Address(HOST, 0),
-                                 file_provider=provider)
+                                 file_provider=provider,
+                                 profile=client_kwargs.get("profile", Profile()))
     port = server.addresses[0].port
     proxy = None
     try:
         if via is not None:
-            proxy = Proxy(f"{HOST}:0", (HOST, port), None, rules=via)
+            proxy = Proxy(f"{HOST}:0", (HOST, port), None, rules=via,
+                          profile=client_kwargs.get("profile", Profile()))
             await proxy.start()
             port = proxy.address[1]
         conn = await iec104.connect(iec104.Address(HOST, port), **client_kwargs)
@@ -314,3 +317,23 @@ async def test_random_file_asdus_leave_the_server_serving(
         assert await conn.read_file(CA, 1005, 5, timeout=5) == FILES[(CA, 1005, 5)]
         assert await conn.list_files(CA)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_other_field_sizes_fill_their_segments() -> None:
+    """With COT 1, CA 1, IOA 2 octets a segment holds 239 octets (236 with 104's 2/2/3),
+    as our proxy (same profile) sees on the wire, and files arrive whole both ways."""
+    profile = Profile(1, 1, 2)
+    data = random.Random(3).randbytes(5000)
+    store = MemoryFiles({(7, 300, 1): data})
+    sizes: list[int] = []
+
+    def spy(asdu: ASDU, direction: str) -> None:
+        sizes.append(len(asdu.objects[0].value.data))  # type: ignore[union-attr]
+
+    async with pair(store, profile=profile,
+                    via=[Rule(spy, type_id=TypeId.F_SG_NA_1)]) as conn:
+        assert await conn.read_file(7, 300, 1) == data
+        await conn.write_file(7, 301, 2, data)
+        assert store.files[(7, 301, 2)] == data
+        assert [f.name for f in await conn.list_files(7)] == [1, 2]
+    assert max(sizes) == max_segment_size(profile) == 239
