@@ -621,10 +621,12 @@ async def test_c104_client_reads_from_our_server(c104_client):
     client, _ = await c104_client(lambda client: points.extend(
         client.add_point(ioa, CT.M_ME_NC_1) for ioa in (100, 101)), read_cb=read_cb)
     point, unknown = points
-    assert await asyncio.to_thread(point.read) is True
-    assert await asyncio.to_thread(wait_for, lambda: point.value == 7.25)
-    assert client.received[-1].cot == c104.Cot.REQUEST
-    assert await asyncio.to_thread(unknown.read) is False
+    assert await asyncio.to_thread(client.read, 100) is True
+    assert await asyncio.to_thread(wait_for, lambda: any(
+        (r.ioa, r.value, r.cot) == (100, 7.25, c104.Cot.REQUEST) for r in client.received))
+    assert point.value == 7.25
+    assert await asyncio.to_thread(client.read, 101) is False
+    assert unknown.value != 7.25
     assert asked == [(CA, 100), (CA, 101)]
     negative = client.answers(101, int(CT.C_RD_NA_1))
     assert negative == [(int(iec104.Cause.UNKNOWN_IO_ADDRESS), True)]
