@@ -27,51 +27,51 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from .codec.constants import Cause
     from .codec.model import Action, Command, CommandValue, Data, DataValue
     from .codec.parameters import (
-                                   ActivationKind,
-                                   Parameter,
-                                   ParameterActivation,
-                                   ParameterKind,
-                                   ResetKind,
+        ActivationKind,
+        Parameter,
+        ParameterActivation,
+        ParameterKind,
+        ResetKind,
     )
     from .codec.timetag import Time, TimeSize, time_from_datetime, time_to_datetime
     from .codec.values import (
-                               BinaryCounterValue,
-                               BitstringValue,
-                               DoubleValue,
-                               FloatingValue,
-                               FreezeCode,
-                               InitializationValue,
-                               NormalizedValue,
-                               ProtectionCommandValue,
-                               ProtectionQuality,
-                               ProtectionStartValue,
-                               ProtectionValue,
-                               Quality,
-                               RegulatingValue,
-                               ScaledValue,
-                               SingleValue,
-                               StatusChangeValue,
-                               StepPositionValue,
+        BinaryCounterValue,
+        BitstringValue,
+        DoubleValue,
+        FloatingValue,
+        FreezeCode,
+        InitializationValue,
+        NormalizedValue,
+        ProtectionCommandValue,
+        ProtectionQuality,
+        ProtectionStartValue,
+        ProtectionValue,
+        Quality,
+        RegulatingValue,
+        ScaledValue,
+        SingleValue,
+        StatusChangeValue,
+        StepPositionValue,
     )
+    from .dataset.read import load
     from .dissector import dissect, dissect_table
     from .driver import (
-                         Address,
-                         ClockSyncCb,
-                         CommandCb,
-                         Connection,
-                         ConnectionCb,
-                         ConnectionInfo,
-                         CounterInterrogateCb,
-                         GroupInterrogateCb,
-                         InterrogateCb,
-                         NegativeResponse,
-                         RedundancyGroup,
-                         ResponseTimeout,
-                         Server,
-                         connect,
-                         listen,
+        Address,
+        ClockSyncCb,
+        CommandCb,
+        Connection,
+        ConnectionCb,
+        ConnectionInfo,
+        CounterInterrogateCb,
+        GroupInterrogateCb,
+        InterrogateCb,
+        NegativeResponse,
+        RedundancyGroup,
+        ResponseTimeout,
+        Server,
+        connect,
+        listen,
     )
-    from .records.reader import load
 
 _HOMES = {
     ".codec.errors": ("DecodeError", "EncodeError", "Iec104Error"),
@@ -91,7 +91,7 @@ _HOMES = {
         "CounterInterrogateCb", "GroupInterrogateCb", "InterrogateCb", "NegativeResponse",
         "RedundancyGroup", "ResponseTimeout", "Server", "connect", "listen"),
     ".dissector": ("dissect", "dissect_table"),
-    ".records.reader": ("load",),
+    ".dataset.read": ("load",),
 }
 _MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
 

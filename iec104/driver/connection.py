@@ -958,6 +958,8 @@ class Connection(Requests, Resource):
                 or cause in _UNKNOWN_CAUSES:
             positive = not asdu.negative and cause not in _UNKNOWN_CAUSES
             for obj in asdu.objects:
+                if obj.address is None:  # (secure authentication messages have none)
+                    continue
                 future = self._commands.get((int(asdu.type_id), asdu.common_address,
                                              obj.address))
                 if future is not None and not future.done():
