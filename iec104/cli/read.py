@@ -24,10 +24,12 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..codec.values import FLOAT32_TYPE_IDS, float32_text
 from . import CliError
 from .common import (
     Inputs,
     add_input_options,
+    add_range_options,
     compile_filter_option,
     exit_status,
     open_source,
@@ -65,6 +67,10 @@ def apdu_tree(rows: list[dict[str, Any]]) -> list[str]:
     elif head["apci"] == "I":
         lines.append(f"  APCI: I-format, N(S)={head['ssn']}, N(R)={head['rsn']}, "
                      f"length {len(raw) - 2 if raw else '?'}")
+        if head.get("profile") is not None:  # (Parquet of schema 1 before the column: none)
+            confidence = head.get("profile_confidence")
+            lines.append(f"  Field sizes (COT/CA/IOA): {head['profile']}, " + (
+                "given" if confidence is None else f"detected, confidence {confidence:.2f}"))
     elif head["apci"] == "S":
         lines.append(f"  APCI: S-format, N(R)={head['rsn']}")
     else:
@@ -80,7 +86,10 @@ def apdu_tree(rows: list[dict[str, Any]]) -> list[str]:
                 continue
             value = r["value_text"]
             number = "" if r["value"] is None else f" (value {r['value']!r})"
-            lines.append(f"    IOA {r['ioa']}: {value or '(no value)'}{number}")
+            if type_id in FLOAT32_TYPE_IDS and r["value"] is not None:
+                value, number = float32_text(r["value"]), ""  # 3.14, as the device sent it
+            ioa = "(no IOA)" if r["ioa"] is None else f"IOA {r['ioa']}"
+            lines.append(f"    {ioa}: {value or '(no value)'}{number}")
             quality = [f"{name.upper()}={_bit(r[name])}" for name in ("iv", "nt", "sb", "bl",
                                                                       "ov", "ei")
                        if r[name] is not None
@@ -140,8 +149,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "(UTC), src:port -> dst:port, I(N(S),N(R)) / S(N(R)) / U(function), type, cause, "
         "CA and the objects (IOA=value [quality] @time-tag select/execute qualifier).",
         epilog=exit_status("printed"))
-    p.add_argument("capture", metavar="CAPTURE", help="pcap/pcapng file (.gz allowed) or a "
-                   "Parquet file written by iec104 convert")
+    p.add_argument("capture", metavar="CAPTURE", help="pcap/pcapng file (.gz allowed), a "
+                   "Parquet file written by iec104 convert, or a dataset directory")
+    add_range_options(p)
     add_input_options(p, filter_help="show only APDUs with a row matching EXPR, e.g. "
                       "'type_id == 45 and ca == 1', 'apci == \"U\"', 'ioa in (1, 2, 3)'")
     p.add_argument("-V", "--verbose", action="store_true",
@@ -150,18 +160,76 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="time format: a = absolute UTC date and time (default), r = seconds "
                    "since the first decoded row, e = seconds since the epoch")
     p.add_argument("-c", "--count", type=int, metavar="N", help="stop after N APDUs")
+    p.add_argument("-T", dest="output", choices=["text", "json", "jsonl", "fields"],
+                   default="text",
+                   help="output format, as tshark's -T: text (default; -V for the tree), "
+                   "json (an array of APDU objects with their information objects nested), "
+                   "jsonl (one such object per line), fields (the -e columns, one line per "
+                   "APDU); names are the Parquet schema's")
+    p.add_argument("-e", dest="fields", action="append", default=[], metavar="COLUMN",
+                   help="a column for -T fields (repeatable), e.g. -e frame -e ioa -e value")
+    p.add_argument("-E", dest="field_options", action="append", default=[],
+                   metavar="NAME=VALUE",
+                   help="-T fields option as tshark's: separator=,|/t|/s, header=y|n, "
+                   "quote=d|s|n, aggregator=, (joins the values of several objects), "
+                   "occurrence=a|f|l")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     if args.count is not None and args.count < 1:
         raise CliError("-c/--count must be at least 1")
+    _check_output_options(args)
     flt = compile_filter_option(args.filter)
     inputs = open_source(args.capture, args)
     try:
         return _print(source_batches(inputs, args, 8192), args, flt, inputs)
     finally:
         inputs.close()
+
+
+def _check_output_options(args: argparse.Namespace) -> None:
+    """-T/-e/-E checked before anything is decoded (CliError: exit 2)."""
+    from ..records.output import parse_field_options
+
+    if args.output != "text" and args.verbose:
+        raise CliError(f"-V prints the text tree; it does not combine with -T {args.output}")
+    if args.output == "fields" and not args.fields:
+        raise CliError("-T fields needs at least one -e COLUMN")
+    if args.output != "fields" and (args.fields or args.field_options):
+        raise CliError("-e and -E apply to -T fields")
+    try:
+        args.fields_opts = parse_field_options(args.field_options)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    from ..records.schema import SCHEMA
+
+    unknown = [name for name in args.fields if name not in SCHEMA.names]
+    if unknown:
+        raise CliError(f"-e {unknown[0]}: no such column (columns: {', '.join(SCHEMA.names)})")
+
+
+def _format(groups: list[list[dict[str, Any]]], args: argparse.Namespace, t0: int,
+            first: bool) -> list[str]:
+    """The output lines of some APDUs in the -T format (``first``: the first APDUs
+    printed, so the JSON array opens here)."""
+    from ..records.output import fields_lines, json_lines
+
+    if args.output == "json":
+        body = list(json_lines(groups))
+        if not body:
+            return []
+        return ["[" + body[0] if first else "," + body[0], *("," + b for b in body[1:])]
+    if args.output == "jsonl":
+        return list(json_lines(groups))
+    if args.output == "fields":
+        return list(fields_lines(groups, args.fields, args.fields_opts._replace(
+            header=args.fields_opts.header and first)))
+    lines: list[str] = []
+    for rows in groups:  # -V (the one-line view is formatted by column: _print)
+        lines.extend(apdu_tree(rows))
+        lines.append("")
+    return lines
 
 
 def _print(batches: Iterator[pa.RecordBatch], args: argparse.Namespace, flt: Filter | None,
@@ -181,22 +249,26 @@ def _print(batches: Iterator[pa.RecordBatch], args: argparse.Namespace, flt: Fil
                 batch = flt.apply(batch)
             if not batch.num_rows:
                 continue
-            lines: list[str] = []
-            if args.verbose:
-                for rows in group_apdus(_rows(batch)):
-                    lines.extend(apdu_tree(rows))
-                    lines.append("")
-                    shown += 1
-                    if limit is not None and shown >= limit:
-                        break
-            else:  # formatted by column (iec104.cli.oneline)
+            if args.output == "text" and not args.verbose:
+                # the one-line view, formatted by column (iec104.cli.oneline)
                 lines = batch_lines(batch, args.time, t0 or 0)
                 if limit is not None:
                     lines = lines[:limit - shown]
                 shown += len(lines)
-            out.write("\n".join(lines) + "\n")
+            else:
+                groups = list(group_apdus(_rows(batch)))
+                if limit is not None:
+                    groups = groups[:limit - shown]
+                shown += len(groups)
+                lines = _format(groups, args, t0 or 0, first=shown == len(groups))
+            if lines:
+                out.write("\n".join(lines) + "\n")
             if limit is not None and shown >= limit:
                 break
+        if args.output == "json":
+            out.write("[]\n" if not shown else "]\n")
+        elif args.output == "fields" and not shown and args.fields_opts.header:
+            out.write(args.fields_opts.separator.join(args.fields) + "\n")
         out.flush()
     except BrokenPipeError:
         # the reader went away (e.g. `| head`): stop quietly, as other Unix tools do

@@ -89,13 +89,9 @@ class ColumnarBuilder:
     """Frames need not carry a decoded APDU (``Framer(decode=False)`` suffices)."""
 
     def __init__(self, profile: Profile = DEFAULT_PROFILE, first_apdu: int = 0) -> None:
-        self.profile = profile
         self.next_apdu = first_apdu
         self._inner = RecordBuilder(profile, first_apdu)
-        cot, ca, ioa = profile
-        self._body = 6 + 2 + cot + ca  # APDU offset of the first object
-        self._ioa = ioa
-        self._ioa_bits = 8 * ioa
+        self.profile = profile
         # type ID -> element size (time tag included) for the types decoded here
         self._sizes = {t: size for t, (_layout, size, _ts) in _LAID_OUT.items()}
         self._clear()
@@ -104,12 +100,26 @@ class ColumnarBuilder:
         self._last_ep: Endpoints | None = None
         self._last_eid = 0
 
+    @property
+    def profile(self) -> Profile:
+        """The ASDU field sizes of I-frames added without a profile of their own."""
+        return self._profile
+
+    @profile.setter
+    def profile(self, profile: Profile) -> None:
+        self._profile = self._inner.profile = profile
+        cot, ca, ioa = profile
+        self._body = 6 + 2 + cot + ca  # APDU offset of the first object
+        self._ioa = ioa
+        self._ioa_bits = 8 * ioa
+
     def _clear(self) -> None:
         self._raws: list[bytes] = []
         self._times: list[int | None] = []
         self._frames: list[int | None] = []
         self._eids: list[int] = []
         self._apdus: list[int] = []
+        self._confidences: list[float | None] = []
         self._fast_rows = 0
         # (columnar APDUs before it, its rows) for each scalar call, in order
         self._marks: list[tuple[int, int]] = []
@@ -144,16 +154,21 @@ class ColumnarBuilder:
         self._marks.append((len(self._raws), inner.rows - before))
 
     def add_frame(self, time_ns: int | None, frame: int | None, ep: Endpoints,
-                  event: Frame) -> None:
-        """Rows for one complete APDU."""
-        self.add_apdu(time_ns, frame, ep, event.raw, event)
+                  event: Frame, profile: Profile | None = None,
+                  confidence: float | None = None) -> None:
+        """Rows for one complete APDU (see :meth:`RecordBuilder.add_frame`)."""
+        self.add_apdu(time_ns, frame, ep, event.raw, event, profile, confidence)
 
     def add_apdu(self, time_ns: int | None, frame: int | None, ep: Endpoints, raw: bytes,
-                 event: Frame | None = None) -> None:
+                 event: Frame | None = None, profile: Profile | None = None,
+                 confidence: float | None = None) -> None:
         """Rows for one complete, valid APDU given by its octets (``event``: the framer's
-        ``Frame`` of it, when at hand)."""
+        ``Frame`` of it, when at hand); an I-frame's ASDU is decoded with ``profile``
+        (default: the builder's), detected with ``confidence`` (None: given)."""
         if raw[2] & 1:  # S- or U-frame: one row
             rows = 1
+        elif profile is not None and profile is not self._profile and profile != self._profile:
+            rows = -1  # another profile than the batch's: the scalar path
         else:
             n = len(raw)
             body = self._body
@@ -170,11 +185,11 @@ class ColumnarBuilder:
                         rows = count
                 elif n == body + count * (ioa + size):
                     rows = count or 1
-            if rows < 0:
-                if event is None or event.apdu is None:
-                    event = Frame(0, raw, decode_apdu(raw))
-                self._scalar(self._inner.add_frame, time_ns, frame, ep, event)
-                return
+        if rows < 0:
+            if event is None or event.apdu is None:
+                event = Frame(0, raw, decode_apdu(raw))
+            self._scalar(self._inner.add_frame, time_ns, frame, ep, event, profile, confidence)
+            return
         if ep is not self._last_ep:
             eid = self._endpoint_ids.get(ep)
             if eid is None:
@@ -186,6 +201,7 @@ class ColumnarBuilder:
         self._frames.append(frame)
         self._eids.append(self._last_eid)
         self._apdus.append(self.next_apdu)
+        self._confidences.append(confidence)
         self.next_apdu += 1
         self._fast_rows += rows
 
@@ -208,14 +224,14 @@ class ColumnarBuilder:
 
     def take_batch(self) -> pa.RecordBatch:
         """The rows so far as a RecordBatch; the builder starts empty again."""
-        raws, times, frames, eids, apdus = (self._raws, self._times, self._frames,
-                                            self._eids, self._apdus)
+        raws, times, frames, eids, apdus, confidences = (
+            self._raws, self._times, self._frames, self._eids, self._apdus, self._confidences)
         marks = self._marks
         self._clear()
         if not raws:
             return self._inner.take_batch()
-        fast, row_apdu, odd = _decode(raws, times, frames, eids, apdus, self._endpoints,
-                                      self.profile)
+        fast, row_apdu, odd = _decode(raws, times, frames, eids, apdus, confidences,
+                                      self._endpoints, self.profile)
         if not marks and not odd.size:
             return fast
         # rows of each columnar APDU start at fast_start[j] in `fast`
@@ -238,7 +254,7 @@ class ColumnarBuilder:
                 redo.next_apdu = apdus[j]
                 raw = raws[j]
                 redo.add_frame(times[j], frames[j], self._endpoints[eids[j]],
-                               Frame(0, raw, decode_apdu(raw)))
+                               Frame(0, raw, decode_apdu(raw)), None, confidences[j])
                 keep[fast_start[j]:fast_start[j + 1]] = False
             pieces.append(redo.take_batch())
             positions.append(np.concatenate([
@@ -275,7 +291,8 @@ def _bools(values: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
 
 
 def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None],
-            eids: list[int], apdus: list[int], endpoints: list[Endpoints],
+            eids: list[int], apdus: list[int], confidences: list[float | None],
+            endpoints: list[Endpoints],
             profile: Profile) -> tuple[pa.RecordBatch, np.ndarray, np.ndarray]:
     """Decode valid APDUs (as :meth:`ColumnarBuilder.add_apdu` admits them) by column.
 
@@ -447,6 +464,11 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
                 else _raw_column(buf, s, lens)),
         "error": pa.nulls(nr, pa.string()),
         "kind": _KINDS.take(pa.array(has_obj.astype(np.int8))),
+        # I-frames: the profile their ASDU was decoded with, and how sure its detection was
+        "profile": pa.array(["/".join(map(str, profile))], pa.string()).take(
+            pa.array(np.zeros(nr, np.int64), mask=su_row)),
+        "profile_confidence": pa.array(confidences, pa.float32()).take(
+            pa.array(row_apdu, mask=su_row)),
     }
     batch = pa.RecordBatch.from_arrays([columns[name] for name in SCHEMA.names], schema=SCHEMA)
     odd_apdus = np.unique(ap[odd_rows])

@@ -196,7 +196,14 @@ def _calls(rng: random.Random, profile: Profile, n: int) -> list[tuple]:
             apdu = IFrame(rng.randrange(32768), rng.randrange(32768),
                           _random_asdu(rng, profile, t))
         raw = encode_apdu(apdu)  # type: ignore[arg-type]
-        calls.append(("add_frame", time_ns, frame, ep, Frame(0, raw, decode_apdu(raw))))
+        event = Frame(0, raw, decode_apdu(raw))
+        r = rng.random()
+        if r < 0.6:
+            calls.append(("add_frame", time_ns, frame, ep, event))
+        else:  # a profile given or detected per direction (another one: the scalar path)
+            given = profile if r < 0.9 else rng.choice(PROFILES)
+            calls.append(("add_frame", time_ns, frame, ep, event, given,
+                          rng.choice([None, 0.0, 0.5, 1.0, rng.random()])))
     return calls
 
 
