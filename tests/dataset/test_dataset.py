@@ -403,7 +403,7 @@ def test_progress_bar_counts_captures_on_a_terminal(tmp_path: Path,
             os.close(slave)
     assert child.returncode == 0
     text = seen.decode(errors="replace")
-    assert "\r" in text and "3/3" in text and "capture" in text and "APDUs" in text, text
+    assert "\r" in text and "/3 [" in text and "capture/s" in text and "APDUs" in text, text
 
 
 def test_unreachable_scheduler_exits_2_and_writes_nothing(tmp_path: Path,
