@@ -1,9 +1,10 @@
 """The package's layering (DEVELOPERS.md, "Layout"): imports point one way.
 
 codec <- capture, records, driver; capture + records <- dissector, recorder;
-records + dissector <- analyzer; everything <- cli. Every import statement of every module
-is read with ``ast`` (also those inside functions and ``TYPE_CHECKING`` blocks: a lazy import
-is still a dependency), so a new module cannot slip past.
+records + dissector <- analyzer, verify; recorder <- scapy; everything <- cli. Every import
+statement of every module is read with ``ast`` (also those inside functions and
+``TYPE_CHECKING`` blocks: a lazy import is still a dependency), so a new module cannot slip
+past.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ ALLOWED: dict[str, set[str]] = {
     "dissector": {"codec", "capture", "records"},
     "recorder": {"codec", "capture", "records", "dissector"},
     "analyzer": {"codec", "records", "dissector", "__init__"},
-    "dataset": {"codec", "capture", "records", "dissector", "analyzer"},
+    "dataset": {"codec", "capture", "records", "dissector", "analyzer", "__init__"},
+    "verify": {"codec", "records", "dissector"},
+    "scapy": {"codec", "capture", "records", "dissector", "recorder"},
     "cli": {"codec", "capture", "records", "dissector", "recorder", "analyzer", "dataset",
-            "__init__"},
+            "verify", "scapy", "__init__"},
     "__init__": {"codec", "driver", "records", "dissector", "dataset"},
 }
 

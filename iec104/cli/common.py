@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ..capture.reader import CaptureReader
     from ..codec import Profile
     from ..records.filter import Filter
+    from ..records.profiles import ProfileOverrides
 
 # -- what convert, summary and report share --------------------------------------------------
 
@@ -51,6 +52,53 @@ def parse_profile(text: str) -> Profile:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not COT,CA,IOA octet sizes such as 2,2,3 (COT 1-2, CA 1-2, "
             "IOA 1-3)") from None
+
+
+def parse_profile_entry(text: str) -> tuple[str | None, int | None, Profile]:
+    """``'1,1,2'`` -> ``(None, None, profile)``; ``'10.0.0.5:2404=1,1,2'`` or
+    ``'[fe80::1]=1,1,2'`` -> ``(host, port or None, profile)``."""
+    target, sep, sizes = text.rpartition("=")
+    profile = parse_profile(sizes)
+    if not sep:
+        return None, None, profile
+    host, port = target, None
+    if target.startswith("["):  # [IPv6] or [IPv6]:port
+        host, _, rest = target[1:].partition("]")
+        port_text = rest.removeprefix(":") if rest.startswith(":") else None
+        if rest and port_text is None:
+            host = ""
+    elif target.count(":") == 1:
+        host, port_text = target.split(":")
+    else:
+        port_text = None
+    try:
+        if port_text is not None:
+            port = int(port_text)
+            if not 0 < port < 65536:
+                raise ValueError
+    except ValueError:
+        host = ""
+    if not host:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected HOST[:PORT]=COT,CA,IOA, e.g. 10.0.0.5:2404=1,1,2 or "
+            "[fe80::1]=1,1,2")
+    return host, port, profile
+
+
+class _ProfileAction(argparse.Action):
+    """Collects repeated ``--profile`` values into one ``ProfileOverrides``."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        from ..records.profiles import ProfileOverrides
+
+        host, port, profile = values
+        current = getattr(namespace, self.dest, None) or ProfileOverrides()
+        if host is None:
+            current = current._replace(default=profile)
+        else:
+            current = current._replace(endpoints=(*current.endpoints, (host, port, profile)))
+        setattr(namespace, self.dest, current)
 
 
 FILTER_DOC = "see 'Filter language' in README.md"
@@ -76,9 +124,11 @@ def add_input_options(p: argparse.ArgumentParser, *, filter_help: str) -> None:
     p.add_argument("--heuristic", action=argparse.BooleanOptionalAction, default=None,
                    help="decode TCP connections on other ports too when their first bytes "
                    "frame as IEC 104 (default: on; --no-heuristic decodes only --port)")
-    p.add_argument("--profile", type=parse_profile, metavar="COT,CA,IOA",
-                   help="field sizes in octets for non-standard devices, e.g. 1,1,2 "
-                   "(default 2,2,3, the IEC 104 profile)")
+    p.add_argument("--profile", type=parse_profile_entry, action=_ProfileAction,
+                   metavar="[HOST[:PORT]=]COT,CA,IOA",
+                   help="field sizes in octets instead of detecting them per connection: "
+                   "1,1,2 for every connection, 10.0.0.5:2404=1,1,2 for the connections of "
+                   "one device (repeatable; default: detected, 2,2,3 when unsure)")
     p.add_argument("-Y", "--filter", metavar="EXPR", help=f"{filter_help} ({FILTER_DOC})")
 
 
@@ -280,7 +330,8 @@ def load_frame(args: argparse.Namespace, name: str) -> tuple[pd.DataFrame, Input
 
 
 def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
-                   heuristic: bool = True, profile: Profile | None = None,
+                   heuristic: bool = True,
+                   profile: Profile | ProfileOverrides | None = None,
                    batch_rows: int = 65536, workers: int = 0,
                    progress: Callable[[], None] | None = None) -> Iterator[pa.RecordBatch]:
     """Record batches of the captures in ``inputs``, read one after the other as one capture
@@ -290,11 +341,13 @@ def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
     A capture damaged part-way through is read up to the damage; the reason is appended to
     ``inputs.problems`` (no warning is issued) and the next file is read. So are packets kept
     without a time (their timestamp was out of range, see :mod:`~iec104.capture.reader`).
-    TCP connections with data that were not decoded give a line in ``inputs.notes``.
+    TCP connections with data that were not decoded, and IP datagrams left incomplete, give a
+    line in ``inputs.notes``.
     ``workers`` > 0 decodes ASDUs in that many worker processes
     (:func:`~iec104.dissector.dissect_segments`).
     """
     from ..capture.errors import CaptureWarning
+    from ..capture.ipfrag import Defragmenter
     from ..capture.packet import TcpSegment, tcp_segments
     from ..capture.reassembly import Reassembler
     from ..dissector import dissect_segments
@@ -302,8 +355,12 @@ def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
     def segments() -> Iterator[TcpSegment]:
         offset = 0
         for reader in inputs.readers:
+            defrag = Defragmenter()  # IP fragments, per file
             with reader:
-                yield from tcp_segments(reader, offset)
+                yield from tcp_segments(reader, offset, defrag)
+            defrag.close()
+            if defrag.stats.incomplete:
+                inputs.notes.append(f"{reader.name}: {defrag.stats.describe()}")
             offset += reader.frames
             if reader.time_problem:
                 inputs.problems.append(f"{reader.name}: {reader.time_problem}")
