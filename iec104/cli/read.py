@@ -178,9 +178,10 @@ def _bit(value: Any) -> str:
 def apdu_tree(rows: list[dict[str, Any]]) -> list[str]:
     """The detailed view of one APDU (``-V``): every header field and every object."""
     head = rows[0]
-    lines = [(f"Frame {head['frame']}: {_ts(head['time'])} UTC, TCP stream {head['stream']} "
-              f"({head['direction']}), {_endpoint(head['src'], head['sport'])} -> "
-              f"{_endpoint(head['dst'], head['dport'])}")]
+    where = f"capture {head['capture']}, " if head.get("capture") else ""  # a dataset's row
+    lines = [(f"Frame {head['frame']}: {_ts(head['time'])} UTC, {where}TCP stream "
+              f"{head['stream']} ({head['direction']}), {_endpoint(head['src'], head['sport'])} "
+              f"-> {_endpoint(head['dst'], head['dport'])}")]
     raw = head["raw"]
     if head["apci"] is None:
         lines.append(f"  {head['error']}")
