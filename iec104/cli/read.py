@@ -58,8 +58,10 @@ def apdu_tree(rows: list[dict[str, Any]]) -> list[str]:
     from .oneline import QUALIFIER_NAMES, format_endpoint, format_time
 
     head = rows[0]
-    lines = [(f"Frame {head['frame']}: {format_time(head['time'])} UTC, TCP stream {head['stream']} "
-              f"({head['direction']}), {format_endpoint(head['src'], head['sport'])} -> "
+    where = f"capture {head['capture']}, " if head.get("capture") else ""  # a dataset's row
+    lines = [(f"Frame {head['frame']}: {format_time(head['time'])} UTC, {where}TCP stream "
+              f"{head['stream']} ({head['direction']}), "
+              f"{format_endpoint(head['src'], head['sport'])} -> "
               f"{format_endpoint(head['dst'], head['dport'])}")]
     raw = head["raw"]
     if head["apci"] is None:
