@@ -55,6 +55,12 @@ from ..records.partitions import (  # the row layout, shared with the recorders
     with_capture,
 )
 
+__all__ = ["CAPTURE_DOC", "CAPTURE_FIELD", "DATASET_SCHEMA", "DATASET_VERSION", "DIGEST_CHARS",
+           "MANIFEST", "NULL_PARTITION", "PARTITION", "STAGING", "DatasetError",
+           "capture_column", "capture_name", "capture_of_file", "data_file", "data_glob",
+           "digest_of_data_file", "file_digest", "is_capture_file", "partition_dir",
+           "partition_schema", "partition_value", "split_by_day", "with_capture"]
+
 MANIFEST = "_captures.parquet"
 """The manifest's file name in the dataset directory."""
 STAGING = "_staging"

@@ -147,13 +147,13 @@ async def test_proxy_legs_carry_identical_bytes_seen_by_live_capture(tmp_path: P
     assert logged == a
 
 
-def test_capture_cli_with_pcapng_and_sigterm(tmp_path: Path) -> None:
+def run_capture_cli(out: Path, *args: str) -> str:
+    """``iec104 capture -i lo -o OUT ARGS`` while our driver exchanges 500 data messages and
+    10 commands on ``lo``, then SIGTERM; returns its stderr (exit status 0 checked)."""
     port = find_unused_tcp_port()
-    out = tmp_path / "log"
     proc = subprocess.Popen([sys.executable, "-m", "iec104.cli", "capture", "-i", "lo",
-                             "--port", str(port), "-o", str(out), "--pcapng",
-                             "--flush-seconds", "0.2"],
-                            cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True)
+                             "--port", str(port), "-o", str(out), "--flush-seconds", "0.2",
+                             *args], cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     line = proc.stderr.readline()
     assert "capturing on lo" in line, line + (proc.stderr.read() if proc.poll() is not None else "")
@@ -165,6 +165,12 @@ def test_capture_cli_with_pcapng_and_sigterm(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
+    return err
+
+
+def test_capture_cli_with_pcapng_and_sigterm(tmp_path: Path) -> None:
+    out = tmp_path / "log"
+    err = run_capture_cli(out, "--pcapng")
     m = re.search(r"rows=(\d+) files=(\d+) pcapng=(\d+)", err)
     assert m is not None, err
     df = pd.read_parquet(out)

@@ -11,7 +11,6 @@ Flat log directories of older recorders stay readable.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import os
 import shutil
@@ -27,7 +26,7 @@ import pytest
 import iec104
 from iec104.codec import TypeId
 from iec104.recorder import LogWriter, read_journal, recover
-from tests.conftest import REPO_ROOT, find_unused_tcp_port, in_ci
+from tests.conftest import REPO_ROOT, in_ci
 from tests.recorder.test_proxy_process import (
     Streamer,
     log_apdus,
@@ -170,7 +169,7 @@ def test_sigkill_of_the_proxy_then_recover_keeps_the_dataset_readable(
 
 
 def test_live_capture_logs_into_a_dataset_beside_a_converted_capture(dataset: Path) -> None:
-    from tests.recorder.test_capture_live import driver_traffic
+    from tests.recorder.test_capture_live import run_capture_cli
 
     if shutil.which("dumpcap") is None or os.geteuid() != 0:  # as test_capture_live.py
         message = "live capture needs dumpcap and root"
@@ -178,21 +177,7 @@ def test_live_capture_logs_into_a_dataset_beside_a_converted_capture(dataset: Pa
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     converted_rows = rows_per_capture(dataset)
-    port = find_unused_tcp_port()
-    proc = subprocess.Popen([sys.executable, "-m", "iec104.cli", "capture", "-i", "lo",
-                             "--port", str(port), "-o", str(dataset), "--flush-seconds", "0.2"],
-                            cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    line = proc.stderr.readline()
-    assert "capturing on lo" in line, line + (proc.stderr.read() if proc.poll() is not None else "")
-    try:
-        received = asyncio.run(driver_traffic(port, port, n_data=500, n_commands=10))
-        assert len(received) == 500
-        time.sleep(0.5)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+    run_capture_cli(dataset)
     counts = rows_per_capture(dataset)
     (session,) = set(counts) - set(converted_rows)
     assert session.startswith("iec104-capture@")
