@@ -334,6 +334,11 @@ class LogProcess:
             self._died()
 
     @property
+    def pid(self) -> int | None:
+        """The logger process's id (None while none runs)."""
+        return None if self._proc is None else self._proc.pid
+
+    @property
     def backlog(self) -> int:
         """Octets waiting for the pipe."""
         return self._out_bytes
