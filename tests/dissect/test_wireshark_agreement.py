@@ -3,9 +3,20 @@
 For every capture in ``captures/`` (generated with our driver) and every public capture
 (``captures/public`` and ``../shared/captures/public``, see their SOURCES.md), every APDU of
 :func:`dissect_table` is compared with tshark's dissection of the same file
-(:func:`tests.support.tshark.tshark_apdus`, ``-T pdml``): APCI format, N(S)/N(R), U function, type ID, SQ, number of objects, COT, P/N,
-T, OA, CA, and for every information object its IOA, value, quality bits, S/E bit, qualifier
-and time tag fields.
+(:func:`tests.support.tshark.tshark_apdus`, ``-T pdml``), on what the user sees:
+
+* the packet: TCP stream number (``tcp.stream``) and capture time (``frame.time_epoch``, ns);
+* the APCI: format, N(S)/N(R), U function;
+* the ASDU header: type ID and its name, SQ, number of objects, COT, P/N, T, OA, CA;
+* every information object: IOA, the value of every element type (exactly, and as tshark
+  shows normalized and float values: 6 significant digits), the quality bits (IV NT SB BL OV,
+  counter IV CY CA and sequence), S/E, QU, QL, QOI, QRP, QCC (RQT, FRZ), QPM (KPA, LPC,
+  POP), COI, and the time tags *as shown*: the date tshark prints for a CP56Time2a (its
+  century rule, not the raw fields) and the seconds into the hour it prints for a CP24Time2a
+  against the minutes and seconds of our completed date.
+
+The same comparison runs on a generated capture with every standard type ID, SQ=0 and SQ=1,
+random values, quality bits, qualifiers and time tags (``test_every_type_with_random_values``).
 
 APDUs are paired by frame: both tools attribute an APDU to the frame that carried its last
 octet, so the *k*-th APDU of frame *n* is the same APDU on both sides. Every difference must
@@ -32,7 +43,7 @@ import pytest
 
 from iec104.codec import TypeId
 from iec104.dissector import dissect_table
-from tests.codec.test_codec_tshark import KIND, TSHARK_RAW
+from tests.codec.test_codec_tshark import KIND, TSHARK_RAW, conversation
 from tests.conftest import (
     CAPTURE_SUFFIXES,
     REPO_ROOT,
@@ -40,6 +51,7 @@ from tests.conftest import (
     public_capture_names,
     public_captures_dir,
 )
+from tests.support.pcapwriter import write_pcap
 from tests.support.tshark import TSHARK_NO_SEQ_ANALYSIS, ensure_tshark, tshark_apdus
 
 OWN_CAPTURES_DIR = REPO_ROOT / "captures"
@@ -189,10 +201,10 @@ def _f32(value: float) -> bytes:
     return struct.pack("<f", value)
 
 
-def _time_components(ns: int) -> dict[str, int]:
-    when = datetime.fromtimestamp(ns // 1_000_000_000, UTC)
-    ms = when.second * 1000 + (ns // 1_000_000) % 1000
-    return {"ms": ms, "min": when.minute}
+def _seconds_into_hour(ns: int) -> str:
+    """A CP24Time2a as tshark shows it: seconds into the hour, 9 decimals."""
+    into = ns % 3_600_000_000_000
+    return f"{into // 1_000_000_000}.{into % 1_000_000_000:09d}"
 
 
 _SHOWN = re.compile(r"(\w{3}) +(\d{1,2}), (\d{4}) (\d\d):(\d\d):(\d\d)\.(\d{9}) UTC$")
@@ -258,12 +270,21 @@ def compare_object(type_id: int, ours: dict[str, Any], theirs: dict[str, Any],
     elif kind == "qcc":
         same("rqt", ours["qualifier"], "QCC RQT")
         same("frz", None if value is None else int(value), "QCC FRZ")
+    # the value as tshark shows it (6 significant digits, C's %g) is ours rounded alike
+    for key in ("normval_text", "float_text"):
+        if key in theirs and (value is None or f"{value:.6g}" != theirs[key]):
+            out.append(f"value shown: tshark {theirs[key]!r}, ours {value!r}")
     if kind in ("qualifier",) or (kind in ("nva", "sva", "flt") and ours["select"] is None
                                   and ours["qualifier"] is not None):
         same("qualifier", ours["qualifier"], "qualifier")
     if kind != "bcr":
         for bit in ("iv", "nt", "sb", "bl", "ov"):
             same(bit, ours[bit], f"quality {bit.upper()}")
+    if "kpa" in theirs:  # QPM: KPA bits 1-6, LPC bit 7, POP bit 8 of our qualifier octet
+        q = ours["qualifier"]
+        mine_qpm = None if q is None else {"kpa": q & 0x3F, "lpc": q >> 6 & 1, "pop": q >> 7}
+        for key in ("kpa", "lpc", "pop"):
+            same(key, None if mine_qpm is None else mine_qpm[key], f"QPM {key.upper()}")
     same("select", ours["select"], "S/E")
     same("qu", ours["qualifier"], "QU")
     same("ql", ours["qualifier"], "QL")
@@ -275,10 +296,7 @@ def compare_object(type_id: int, ours: dict[str, Any], theirs: dict[str, Any],
             else:
                 out.append("time tag: tshark has one, ours is null")
         else:
-            ns = ours["time_tag"]
-            if isinstance(ns, datetime):
-                ns = round(ns.timestamp() * 1_000_000) * 1000 if ns.tzinfo else 0
-            ns = int(ns)
+            ns = _ns(ours["time_tag"])
             if "hour" in tag:
                 # CP56: the date as tshark shows it (its century rule is ours), not raw fields
                 shown = shown_ns(tag.get("text"))
@@ -291,20 +309,40 @@ def compare_object(type_id: int, ours: dict[str, Any], theirs: dict[str, Any],
                     if not (ours["error"] or "").startswith(f"time tag: year {tag['year']} "):
                         out.append(f"time tag: year {tag['year']} is not flagged")
             else:
-                # CP24: tshark shows seconds into the hour; we complete it from the capture
-                mine = _time_components(ns)
-                for key in ("ms", "min"):
-                    if tag.get(key) != mine[key]:
-                        out.append(f"time {key}: tshark {tag.get(key)}, ours {mine[key]}")
+                # CP24: tshark shows seconds into the hour ('599.123000000'); we complete the
+                # tag from the capture time, so our date shows the same minutes and seconds
+                shown = _seconds_into_hour(ns)
+                if tag.get("text") != shown:
+                    out.append(f"time tag: tshark shows {tag.get('text')!r}, ours {shown!r} "
+                               f"({_iso(ns)})")
             if tag.get("iv") != ours["time_tag_iv"]:
                 out.append(f"time IV: tshark {tag.get('iv')}, ours {ours['time_tag_iv']}")
+    return out
+
+
+def _ns(value: Any) -> int:
+    """A timestamp cell of ours (pandas.Timestamp, datetime or int ns) as int ns."""
+    if hasattr(value, "value"):  # pandas.Timestamp keeps the nanoseconds
+        return int(value.value)
+    if isinstance(value, datetime):
+        return round(value.timestamp() * 1_000_000) * 1000 if value.tzinfo else 0
+    return int(value)
+
+
+def compare_frame(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
+    """What both tools show for the packet an APDU came in: TCP stream number and time."""
+    out: list[str] = []
+    if theirs["stream"] != ours["stream"]:
+        out.append(f"tcp.stream: tshark {theirs['stream']}, ours {ours['stream']}")
+    if ours["time"] is not None and theirs["time_ns"] != _ns(ours["time"]):
+        out.append(f"time: tshark {theirs['time_ns']}, ours {_ns(ours['time'])}")
     return out
 
 
 def compare_apdu(ours: list[dict[str, Any]], theirs: dict[str, Any], result: Agreement, *,
                  header_only: bool = False) -> list[str]:
     head = ours[0]
-    out: list[str] = []
+    out: list[str] = compare_frame(head, theirs)
     for tkey, okey in _HEADER:
         mine = head[okey]
         if head["apci"] != "I" and tkey in ("type_id", "sq", "num_objects", "cot", "negative",
@@ -316,6 +354,9 @@ def compare_apdu(ours: list[dict[str, Any]], theirs: dict[str, Any], result: Agr
             continue
         if theirs[tkey] != mine:
             out.append(f"{tkey}: tshark {theirs[tkey]!r}, ours {mine!r}")
+    if head["apci"] == "I" and theirs["type_name"] is not None and \
+            theirs["type_name"] != head["type_name"]:
+        out.append(f"type name: tshark {theirs['type_name']!r}, ours {head['type_name']!r}")
     if head["apci"] != "I" or out or header_only:
         return out
     type_id = head["type_id"]
@@ -455,6 +496,21 @@ def test_every_apdu_agrees_with_tshark(capture_id: str) -> None:
     assert result.apdus_compared + result.flagged_by_both == result.tshark_apdus
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_every_type_with_random_values_agrees(tmp_path: Path, seed: int) -> None:
+    """Every standard type ID, SQ=0 and SQ=1, random values, quality bits, qualifiers, S/E
+    and time tags (the conversation of test_codec_tshark), through the whole dissector."""
+    ensure_tshark()
+    path = write_pcap(tmp_path / "every-type.pcap", [(d, raw) for d, _, raw in
+                                                     conversation(seed)], seed=seed)
+    result = compare_capture(path)
+    print(result.line())
+    assert not result.problems, "\n".join(result.problems)
+    assert set(result.known) <= set(KNOWN_DIFFERENCES)
+    assert result.apdus_compared + result.flagged_by_both == result.tshark_apdus
+    assert result.objects_compared >= 2 * len(KIND)
+
+
 def test_agreement_table() -> None:
     """All files at once: the table printed (``-s``) and the totals."""
     public_captures_dir()  # the totals are over every public capture
@@ -499,3 +555,36 @@ def test_comparison_detects_differences() -> None:
     assert compare_object(30, {**flagged, "error": None}, {**theirs, "time": tag109}, known)
     y2109 = int(datetime(2109, 8, 13, 19, 23, 0, 8000, UTC).timestamp() * 1e9)
     assert compare_object(30, {**flagged, "time_tag": y2109}, {**theirs, "time": tag109}, known)
+
+
+def test_comparison_detects_differences_in_what_is_shown() -> None:
+    """The checks added for what the user sees fail when the two sides differ."""
+    known: Counter = Counter()
+    row = {"ioa": 7, "value": 11.25, "value_text": "11.25", "iv": False, "nt": False,
+           "sb": False, "bl": False, "ov": False, "select": None, "qualifier": None,
+           "time_tag": None, "time_tag_iv": None, "error": None}
+    flt = {"ioa": 7, "value": 11.25, "float_text": "11.25", "iv": False}
+    assert compare_object(13, row, flt, known) == []
+    assert compare_object(13, row, {**flt, "float_text": "11.3"}, known)
+    nva = {"ioa": 7, "value": 0.0764465, "normval_text": "0.0764465"}
+    assert compare_object(9, {**row, "value": 2505 / 32768}, {**nva, "value": 2505 / 32768},
+                          known) == []
+    assert compare_object(9, {**row, "value": 2505 / 32768},
+                          {**nva, "value": 2505 / 32768, "normval_text": "0.0764"}, known)
+    # CP24Time2a: tshark's seconds into the hour against the minutes and seconds of our date
+    stamp = int(datetime(2026, 11, 26, 8, 9, 59, tzinfo=UTC).timestamp()) * 10**9 + 123_000_000
+    timed = {**row, "time_tag": stamp, "time_tag_iv": False}
+    cp24 = {"ms": 59123, "min": 9, "iv": False, "text": "599.123000000"}
+    assert _seconds_into_hour(stamp) == "599.123000000"
+    assert compare_object(14, timed, {**flt, "time": cp24}, known) == []
+    assert compare_object(14, timed, {**flt, "time": {**cp24, "text": "599.124000000"}}, known)
+    # QPM: KPA, LPC and POP are the bits of our qualifier octet
+    qpm = {"ioa": 7, "value": 11.25, "qualifier": 0x81, "kpa": 1, "lpc": 0, "pop": 1}
+    assert compare_object(112, {**row, "qualifier": 0x81}, qpm, known) == []
+    assert compare_object(112, {**row, "qualifier": 0x81}, {**qpm, "lpc": 1}, known)
+    # the packet: TCP stream number and capture time
+    ours = {"stream": 3, "time": 1_795_680_599_123_890_698}
+    theirs = {"stream": 3, "time_ns": 1_795_680_599_123_890_698}
+    assert compare_frame(ours, theirs) == []
+    assert compare_frame(ours, {**theirs, "stream": 2})
+    assert compare_frame(ours, {**theirs, "time_ns": theirs["time_ns"] + 1})
