@@ -38,7 +38,9 @@ no logger runs (counted) and starts a new logger at most once per ``restart_seco
 new logger recovers the dead one's journal (as any recorder opening the directory does),
 so the log up to the last flush before the death stays readable, and its first row is a
 ``proxy: the logger process ... died`` event with the octets not logged. The decoders start
-afresh: an APDU cut by the restart is logged as malformed. If the logger is dead when the
+afresh: an APDU cut by the restart is logged as malformed. While the new logger starts
+(about half a second to import pyarrow) heavy traffic can fill ``max_backlog``; reading
+then pauses until it catches up, as under any overload. If the logger is dead when the
 proxy stops, one is started to write that event row; :meth:`LogProcess.close` then raises
 :class:`LogWriterError` naming the deaths (the ``iec104 proxy`` exit status 1: the log is
 incomplete).
@@ -209,6 +211,7 @@ class LogProcess:
         value, error = self._wait("ready", timeout)
         if error is not None:
             self._reap()
+            self._closed = True  # nothing to close: the writer never opened
             raise error
         self.recovered = [Path(p) for p in value]
 
