@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from contextlib import nullcontext
-from typing import TYPE_CHECKING, BinaryIO
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Any, BinaryIO
 
+from .capture.objects import is_packet_iterable, packets_from_objects
 from .capture.packet import TcpSegment, tcp_segments
-from .capture.reader import CaptureReader
+from .capture.reader import CaptureReader, LinkType, Packet
 from .capture.reassembly import (
     Fallback,
     Gap,
@@ -43,14 +44,13 @@ from .capture.reassembly import (
     StreamEvent,
     StreamStart,
 )
-from .codec import Frame, Malformed
+from .codec import DEFAULT_PROFILE, Frame, Malformed, Profile
 from .records.builder import Endpoints, RecordBuilder
 from .records.decoder import DirectionDecoder
+from .records.profiles import DetectingBuilder, ProfileOverrides
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-    from .codec import Profile
 
 __all__ = ["StreamDecoder", "dissect", "dissect_segments", "dissect_table"]
 
@@ -62,7 +62,9 @@ class StreamDecoder:
 
     Args:
         builder: where rows go (default: a new builder with ``profile``).
-        profile: ASDU field sizes, used when ``builder`` is not given.
+        profile: ASDU field sizes for every connection; None or :class:`ProfileOverrides`
+            detect them per direction (:class:`~.records.profiles.DetectingBuilder`) where not
+            given.
 
     Attributes:
         builder: the record builder (take batches from it as rows accumulate).
@@ -70,9 +72,9 @@ class StreamDecoder:
     """
 
     def __init__(self, builder: RecordBuilder | None = None, *,
-                 profile: Profile | None = None) -> None:
+                 profile: Profile | ProfileOverrides | None = None) -> None:
         if builder is None:
-            builder = RecordBuilder() if profile is None else RecordBuilder(profile)
+            builder = _builder(RecordBuilder(), profile)
         self.builder = builder
         self.fallbacks = 0
         self._decoders: dict[tuple[int, int], DirectionDecoder] = {}
@@ -112,6 +114,8 @@ class StreamDecoder:
                 dec = self._decoders.pop((event.stream, d), None)
                 if dec is not None:
                     dec.close(event.time_ns, event.frame)
+            if type(self.builder) is DetectingBuilder:
+                self.builder.end_stream(event.stream)
         elif kind is Fallback:
             assert isinstance(event, Fallback)
             self.fallbacks += 1
@@ -126,35 +130,62 @@ class StreamDecoder:
         for dec in self._decoders.values():
             dec.close(time_ns, frame)
         self._decoders.clear()
+        if type(self.builder) is DetectingBuilder:
+            self.builder.close()
+
+
+def _single(profile: Profile | ProfileOverrides | None) -> Profile | ProfileOverrides | None:
+    """Overrides that give one profile for all connections, as that profile."""
+    if isinstance(profile, ProfileOverrides) and not profile.endpoints \
+            and profile.default is not None:
+        return profile.default  # nothing to detect
+    return profile
+
+
+def _builder(target: Any, profile: Profile | ProfileOverrides | None) -> Any:
+    """``target`` itself for one given profile (it decodes with its own, or with the one a
+    worker is given), else a :class:`DetectingBuilder` in front of it."""
+    profile = _single(profile)
+    if profile is None or isinstance(profile, ProfileOverrides):
+        return DetectingBuilder(target, profile)
+    if isinstance(target, RecordBuilder):
+        target.profile = profile
+    return target
 
 
 def dissect(
-    source: str | os.PathLike[str] | BinaryIO | CaptureReader,
+    source: str | os.PathLike[str] | BinaryIO | CaptureReader | Iterable[Any],
     ports: Iterable[int] | None = None,
     *,
     heuristic: bool = True,
-    profile: Profile | None = None,
+    profile: Profile | ProfileOverrides | None = None,
     batch_rows: int = 65536,
     reassembler: Reassembler | None = None,
     workers: int = 0,
+    linktype: int = LinkType.ETHERNET,
 ) -> Iterator[pa.RecordBatch]:
     """Decode the IEC 104 traffic of a capture file into record batches.
 
     Args:
-        source: path or binary file object of a pcap/pcapng capture (gzip allowed), or an
+        source: path or binary file object of a pcap/pcapng capture (gzip allowed), an
             open :class:`~iec104.capture.reader.CaptureReader` (whose ``problem`` the caller
-            can check).
+            can check), or an iterable of packets held in memory: a scapy ``PacketList``,
+            scapy packets, ``(timestamp, frame)`` pairs (see :mod:`iec104.capture.objects`).
         ports: TCP ports of IEC 104 servers (either endpoint; default 2404).
         heuristic: also decode connections on other ports whose first bytes frame as IEC 104
             (default True; streams left undecoded are counted in the reassembler's
             ``undecoded``).
-        profile: ASDU field sizes (default: the 104 profile, COT 2 / CA 2 / IOA 3).
+        profile: ASDU field sizes of every connection (no detection); a
+            :class:`~.records.profiles.ProfileOverrides` gives them per endpoint; None
+            (default) detects them per connection and direction (:mod:`.records.profiles`).
         batch_rows: a batch is yielded once at least this many rows are pending.
         reassembler: a preconfigured
             :class:`~iec104.capture.reassembly.Reassembler` (then ``ports`` and
             ``heuristic`` are ignored); read its ``connections``/``stats`` afterwards.
         workers: 0 decodes in this process; ``n > 0`` hands the ASDU decoding and row
             building to ``n`` worker processes (see :func:`dissect_segments`).
+        linktype: link layer of ``(timestamp, frame)`` pairs without one (default
+            Ethernet).
 
     Yields:
         ``pyarrow.RecordBatch`` of :data:`iec104.records.schema.SCHEMA` (the last one may be
@@ -167,18 +198,28 @@ def dissect(
     :class:`~iec104.capture.errors.CaptureWarning`.
     """
     r = reassembler if reassembler is not None else Reassembler(ports, heuristic=heuristic)
-    reader = source if isinstance(source, CaptureReader) else CaptureReader(source)
+    packets: Iterable[Packet]
+    context: AbstractContextManager[object]
+    if is_packet_iterable(source):
+        packets = packets_from_objects(source, linktype)  # type: ignore[arg-type]
+        context = nullcontext()
+    else:
+        reader = source if isinstance(source, CaptureReader) else CaptureReader(
+            source)  # type: ignore[arg-type]
+        packets = reader
+        context = nullcontext(reader) if isinstance(source, CaptureReader) else reader
 
     def segments() -> Iterator[TcpSegment]:
-        with (nullcontext(reader) if isinstance(source, CaptureReader) else reader):
-            yield from tcp_segments(reader)
+        with context:
+            yield from tcp_segments(packets)
 
     yield from dissect_segments(segments(), r, profile=profile, batch_rows=batch_rows,
                                 workers=workers)
 
 
 def dissect_segments(segments: Iterable[TcpSegment], reassembler: Reassembler, *,
-                     profile: Profile | None = None, batch_rows: int = 65536,
+                     profile: Profile | ProfileOverrides | None = None,
+                     batch_rows: int = 65536,
                      workers: int = 0) -> Iterator[pa.RecordBatch]:
     """TCP segments (in capture order) -> record batches: reassembly, framing, records.
 
@@ -201,11 +242,19 @@ def dissect_segments(segments: Iterable[TcpSegment], reassembler: Reassembler, *
             for ev in events:
                 handle(ev)
             if builder.rows >= batch_rows:
-                yield builder.take_batch()
+                yield from _bounded(builder.take_batch(), batch_rows)
     for ev in reassembler.close():
         handle(ev)
     decoder.close()
-    yield builder.take_batch()
+    last = builder.take_batch()
+    yield from _bounded(last, batch_rows) if last.num_rows else [last]
+
+
+def _bounded(batch: pa.RecordBatch, rows: int) -> Iterator[pa.RecordBatch]:
+    """``batch`` in slices of at most ``rows`` rows (zero-copy): a profile decision replays
+    the rows held back for it at once."""
+    for offset in range(0, batch.num_rows, rows):
+        yield batch.slice(offset, rows)
 
 
 # -- parallel decoding ---------------------------------------------------------------------
@@ -228,8 +277,9 @@ class _DeferredBuilder:
         return len(self.ops)
 
     def add_frame(self, time_ns: int | None, frame: int | None, ep: Endpoints,
-                  event: Frame) -> None:
-        self.ops.append((0, time_ns, frame, ep, event.raw))
+                  event: Frame, profile: Profile | None = None,
+                  confidence: float | None = None) -> None:
+        self.ops.append((0, time_ns, frame, ep, (event.raw, profile, confidence)))
         self.next_apdu += 1
 
     def add_malformed(self, time_ns: int | None, frame: int | None, ep: Endpoints,
@@ -252,17 +302,18 @@ class _DeferredBuilder:
         return chunk
 
 
-def _build_chunk(first_apdu: int, ops: list[tuple], profile: Profile | None) -> bytes:
+def _build_chunk(first_apdu: int, ops: list[tuple], profile: Profile) -> bytes:
     """Worker: replay the noted calls on a real RecordBuilder; the batch as Arrow IPC."""
     import pyarrow as pa
 
     from .codec import decode_apdu
 
-    builder = RecordBuilder(first_apdu=first_apdu) if profile is None else \
-        RecordBuilder(profile, first_apdu)
+    builder = RecordBuilder(profile, first_apdu)
     for kind, time_ns, frame, ep, arg in ops:
         if kind == 0:
-            builder.add_frame(time_ns, frame, ep, Frame(0, arg, decode_apdu(arg)))
+            raw, apdu_profile, confidence = arg
+            builder.add_frame(time_ns, frame, ep, Frame(0, raw, decode_apdu(raw)), apdu_profile,
+                              confidence)
         elif kind == 1:
             builder.add_malformed(time_ns, frame, ep, arg)
         elif kind == 2:
@@ -283,14 +334,17 @@ def _read_chunk(data: bytes) -> pa.RecordBatch:
 
 
 def _dissect_parallel(segments: Iterable[TcpSegment], reassembler: Reassembler,
-                      profile: Profile | None, batch_rows: int,
+                      profile: Profile | ProfileOverrides | None, batch_rows: int,
                       workers: int) -> Iterator[pa.RecordBatch]:
     import multiprocessing
     from collections import deque
     from concurrent.futures import Future, ProcessPoolExecutor
 
     deferred = _DeferredBuilder()
-    decoder = StreamDecoder(deferred)  # type: ignore[arg-type]
+    decoder = StreamDecoder(_builder(deferred, profile))
+    # the profile of frames the deferred builder gets without one (a single given profile)
+    given = _single(profile)
+    fixed = given if isinstance(given, Profile) else DEFAULT_PROFILE
     handle = decoder.handle
     feed = reassembler.feed
     # about two rows per APDU in typical traffic; small chunks keep the workers' memory low
@@ -305,20 +359,20 @@ def _dissect_parallel(segments: Iterable[TcpSegment], reassembler: Reassembler,
                 for ev in events:
                     handle(ev)
                 if deferred.rows >= chunk_apdus:
-                    pending.append(pool.submit(_build_chunk, *deferred.take(), profile))
+                    pending.append(pool.submit(_build_chunk, *deferred.take(), fixed))
                     while pending and (len(pending) > 2 * workers or pending[0].done()):
                         yield _read_chunk(pending.popleft().result())
         for ev in reassembler.close():
             handle(ev)
         decoder.close()
-        pending.append(pool.submit(_build_chunk, *deferred.take(), profile))
+        pending.append(pool.submit(_build_chunk, *deferred.take(), fixed))
         while pending:
             yield _read_chunk(pending.popleft().result())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def dissect_table(source: str | os.PathLike[str] | BinaryIO | CaptureReader,
+def dissect_table(source: str | os.PathLike[str] | BinaryIO | CaptureReader | Iterable[Any],
                   ports: Iterable[int] | None = None, **kwargs: object) -> pa.Table:
     """:func:`dissect` collected into one ``pyarrow.Table`` (small captures, tests)."""
     import pyarrow as pa

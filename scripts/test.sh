@@ -14,6 +14,8 @@ if ! command -v tshark >/dev/null 2>&1; then
     apt_install tshark
 fi
 command -v chromium >/dev/null 2>&1 || apt_install chromium
+# Spark (the README's dataset recipe, tests/test_dataset_engines.py) runs on a JVM
+command -v java >/dev/null 2>&1 || apt_install default-jre-headless
 
 bash scripts/setup.sh test
 set +u  # activate reads unset variables

@@ -72,13 +72,13 @@ def test_missing_tshark_fails_in_ci_and_skips_elsewhere(
 ) -> None:
     monkeypatch.setenv("TSHARK", "/nonexistent/tshark")
     monkeypatch.setenv("CI", ci)
-    ts._find_tshark.cache_clear()
+    ts.find_tshark.cache_clear()
     try:
         with pytest.raises(outcome):
             ts.ensure_tshark()
     finally:
         monkeypatch.undo()
-        ts._find_tshark.cache_clear()
+        ts.find_tshark.cache_clear()
 
 
 # --- the Wireshark wiki capture -------------------------------------------------------------

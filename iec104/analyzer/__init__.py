@@ -11,6 +11,8 @@ a Parquet file or directory, or a capture file, and returns a DataFrame (see eac
 * :func:`type_counts`, :func:`cause_counts`, :func:`type_cause_matrix`, :func:`apci_counts`
   (:mod:`.stats`)
 * :func:`anomalies`, :func:`time_drift` (:mod:`.anomaly`)
+* :func:`profiles` (:mod:`.field_sizes`: COT/CA/IOA sizes per connection direction)
+* :func:`authentication` (:mod:`.security`: IEC 62351-5 challenges, replies, failures)
 * :func:`plot_value_timeline`, :func:`plot_message_rate` (:mod:`.plots`, needs matplotlib)
 * :func:`summary`, :func:`summary_text`, :func:`report_html`, :func:`write_report`
   (:mod:`.report`)
@@ -24,11 +26,13 @@ from ..records.schema import COLUMN_NAMES, COLUMNS, SCHEMA, SCHEMA_VERSION
 from ..records.sink import ParquetSink
 from .anomaly import anomalies, time_drift
 from .command_audit import commands, interrogations
+from .field_sizes import profiles
 from .frames import apdus, as_frame
 from .link import link_findings, message_rate, sequence_analysis, sessions, timeouts
 from .plots import plot_message_rate, plot_value_timeline
 from .points import latest_values, point_timeline, quality_transitions, value_changes
 from .report import overview, report_html, summary, summary_text, write_report
+from .security import authentication
 from .stats import apci_counts, cause_counts, type_cause_matrix, type_counts
 
 __all__ = [
@@ -41,6 +45,7 @@ __all__ = [
            "apci_counts",
            "apdus",
            "as_frame",
+           "authentication",
            "cause_counts",
            "commands",
            "interrogations",
@@ -52,6 +57,7 @@ __all__ = [
            "plot_message_rate",
            "plot_value_timeline",
            "point_timeline",
+           "profiles",
            "quality_transitions",
            "report_html",
            "schema_version",

@@ -91,7 +91,8 @@ def apdus(df: pd.DataFrame) -> pd.DataFrame:
     whose indexes restart still split correctly.
     """
     apdu = df["apdu"]
-    first = apdu.notna() & (apdu != apdu.shift())
+    # NA != x is NA in nullable columns: the first row (nothing before it) starts an APDU
+    first = apdu.notna() & (apdu != apdu.shift()).fillna(True).astype(bool)
     return df[first]
 
 

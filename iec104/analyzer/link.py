@@ -22,7 +22,8 @@ Deviations (``kind``):
 sequence (:func:`sequence_analysis`)
     ``gap`` N(S) ahead of the expected one (frames missing); ``duplicate`` N(S) behind it
     (a frame sent again); ``reset`` N(S) back to 0 inside a connection; ``bad_ack`` N(R)
-    acknowledging frames never sent; ``ack_backwards`` N(R) lower than one already
+    acknowledging frames never sent; ``capture_lost`` such an N(R) that acknowledges frames
+    the capture lost (actor ``capture``, see :mod:`.capture_loss`); ``ack_backwards`` N(R) lower than one already
     received; ``k_exceeded`` more than ``k`` I-frames of one side unacknowledged;
     ``w_exceeded`` (only when ``w`` is given) more than ``w`` received I-frames not
     acknowledged; ``late_ack`` an acknowledgement later than ``t2`` after the oldest frame
@@ -49,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from ..codec import seq_add, seq_diff
+from .capture_loss import attribute_capture_loss
 from .frames import (
     Source,
     apdus,
@@ -70,8 +72,8 @@ FINDING_COLUMNS = {"stream": "int64", "time": "datetime64[ns, UTC]", "frame": "I
                    "apdu": "Int64", "direction": "str", "actor": "str", "kind": "str",
                    "expected": "Int64", "got": "Int64", "delay": "float64", "detail": "str"}
 
-SEQUENCE_KINDS = ("gap", "duplicate", "reset", "bad_ack", "ack_backwards", "k_exceeded",
-                  "w_exceeded", "late_ack", "data_while_stopped")
+SEQUENCE_KINDS = ("gap", "duplicate", "reset", "bad_ack", "capture_lost", "ack_backwards",
+                  "k_exceeded", "w_exceeded", "late_ack", "data_while_stopped")
 TIMEOUT_KINDS = ("t1_expired", "t3_no_testfr", "unsolicited_con")
 
 
@@ -330,6 +332,7 @@ def link_findings(source: Source, *, k: int = 12, w: int | None = None, t1: floa
     for name in ("frame", "apdu", "expected", "got"):
         table[name] = table[name].astype("Int64")
     table["delay"] = table["delay"].astype("float64")
+    table = attribute_capture_loss(table, df)
     return table.sort_values(["time", "stream"], kind="stable").reset_index(drop=True)
 
 

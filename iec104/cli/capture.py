@@ -21,9 +21,10 @@ from .common import add_log_options, log_kwargs, parse_duration
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("capture", help="capture live traffic from an interface into Parquet",
                        description="Capture IEC 104 traffic from a network interface with "
-                       "dumpcap, reassemble and decode it as the offline dissector does, and "
-                       "log it into a rotating Parquet directory (optionally keeping the raw "
-                       "packets as pcapng). Needs root or CAP_NET_RAW.")
+                       "dumpcap (or, when dumpcap is missing, scapy's sniffer: pip install "
+                       "'iec104[scapy]'), reassemble and decode it as the offline dissector "
+                       "does, and log it into a rotating Parquet directory (optionally keeping "
+                       "the raw packets as pcapng, with dumpcap). Needs root or CAP_NET_RAW.")
     p.add_argument("-i", "--interface", required=True, metavar="IFACE",
                    help="interface to capture on (e.g. eth0, lo, any)")
     p.add_argument("--port", type=int, action="append", metavar="N",
@@ -38,19 +39,44 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--heuristic", action="store_true",
                    help="also decode TCP streams on other ports that look like IEC 104")
     p.add_argument("--duration", type=parse_duration, metavar="T", help="stop after T")
-    p.add_argument("--dumpcap", metavar="PATH", help="dumpcap program (default: on PATH)")
+    p.add_argument("--dumpcap", metavar="PATH", help="dumpcap program (default: "
+                   "$IEC104_DUMPCAP or on PATH; without it, scapy's sniffer if installed)")
     add_log_options(p)
     return p
 
 
+def _engine(args: argparse.Namespace, pcapng_dir: str | None) -> tuple[type, dict[str, Any]]:
+    """dumpcap's LiveCapture, or scapy's sniffer when dumpcap is missing (and scapy is not)."""
+    from ..recorder.live import LiveCapture, LiveCaptureError, find_dumpcap
+
+    try:
+        find_dumpcap(args.dumpcap)
+    except LiveCaptureError as exc:
+        if args.dumpcap:
+            raise CliError(str(exc)) from None
+        try:
+            from ..scapy import ScapyLiveCapture
+        except ImportError:
+            raise CliError(f"{exc}; or pip install 'iec104[scapy]' to capture with scapy's "
+                           "sniffer") from None
+        if pcapng_dir:
+            raise CliError(f"{exc}; --pcapng/--pcapng-dir need it (scapy's sniffer, the "
+                           "fallback, does not keep raw packets)")
+        print("iec104 capture: dumpcap not found; capturing with scapy's sniffer",
+              file=sys.stderr, flush=True)
+        return ScapyLiveCapture, {}
+    return LiveCapture, {"pcapng_dir": pcapng_dir, "dumpcap": args.dumpcap}
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..recorder.live import LiveCapture, LiveCaptureError
+    from ..recorder.live import LiveCaptureError
 
     pcapng_dir = args.pcapng_dir or (str(Path(args.output) / "_pcapng") if args.pcapng else None)
+    engine, options = _engine(args, pcapng_dir)
     try:
-        cap = LiveCapture(args.interface, args.output, ports=args.port or (2404,),
-                          heuristic=args.heuristic, capture_filter=args.capture_filter,
-                          pcapng_dir=pcapng_dir, dumpcap=args.dumpcap, **log_kwargs(args))
+        cap = engine(args.interface, args.output, ports=args.port or (2404,),
+                     heuristic=args.heuristic, capture_filter=args.capture_filter,
+                     **options, **log_kwargs(args))
     except ValueError as exc:
         raise CliError(str(exc)) from None
     stop = threading.Event()

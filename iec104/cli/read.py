@@ -25,10 +25,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ..codec.values import FLOAT32_TYPE_IDS, float32_text
 from . import CliError
 from .common import (
     Inputs,
     add_input_options,
+    add_range_options,
     compile_filter_option,
     exit_status,
     open_source,
@@ -49,7 +51,6 @@ _QUALIFIER_NAMES = {100: "QOI", 101: "RQT", 105: "QRP", 113: "QPA", 110: "QPM", 
                     48: "QL", 49: "QL", 50: "QL", 61: "QL", 62: "QL", 63: "QL"}
 
 
-_FLOAT_TYPES = frozenset((13, 14, 36, 50, 63, 112))
 # single and double points (SIQ/DIQ) have no OV bit
 _NO_OV_TYPES = frozenset((1, 2, 3, 4, 30, 31))
 
@@ -90,16 +91,15 @@ def _value(row: dict[str, Any]) -> str:
     """The value as shown on the one-line view: ``value_text`` made compact
     (``'value=5 transient=False'`` -> ``'5'``, ``'... transient=True'`` -> ``'5,transient'``)."""
     text = row["value_text"]
+    if text is not None and row["ioa"] is None:
+        return text  # a secure authentication message: its fields, as they are
     if text is None:
         value = row["value"]
         return "" if value is None else (str(int(value)) if float(value).is_integer()
                                          else repr(value))
     if " " not in text:
-        if row["type_id"] in _FLOAT_TYPES:
-            try:
-                return format(float(text), ".7g")  # short floats: 7 significant digits
-            except ValueError:
-                pass
+        if row["type_id"] in FLOAT32_TYPE_IDS and row["value"] is not None:
+            return float32_text(row["value"])  # 3.14, as the device sent it
         return text
     parts = []
     for i, item in enumerate(text.split(" ")):
@@ -116,10 +116,11 @@ def _value(row: dict[str, Any]) -> str:
 
 
 def _object_short(row: dict[str, Any], type_id: int | None) -> str:
-    parts = [str(row["ioa"])]
     value = _value(row)
-    if value:
-        parts[0] += f"={value}"
+    if row["ioa"] is None:  # secure authentication messages have no IOA
+        parts = [value or "(no value)"]
+    else:
+        parts = [str(row["ioa"]) + (f"={value}" if value else "")]
     flags = _flags(row)
     if flags:
         parts.append(flags)
@@ -162,7 +163,9 @@ def apdu_line(rows: list[dict[str, Any]], time_mode: str = "a", t0: int = 0) -> 
         parts.append(f"CA={head['ca']}")
         objects = [r for r in rows if r["obj"] is not None]
         if objects:
-            parts.append("IOA " + "; ".join(_object_short(r, type_id) for r in objects))
+            shown = "; ".join(_object_short(r, type_id) for r in objects)
+            # secure authentication messages have one object and no IOA
+            parts.append(shown if objects[0]["ioa"] is None else "IOA " + shown)
     if head["error"]:
         parts.append(f"!! {head['error']}")
     return " ".join(parts)
@@ -184,6 +187,10 @@ def apdu_tree(rows: list[dict[str, Any]]) -> list[str]:
     elif head["apci"] == "I":
         lines.append(f"  APCI: I-format, N(S)={head['ssn']}, N(R)={head['rsn']}, "
                      f"length {len(raw) - 2 if raw else '?'}")
+        if head.get("profile") is not None:  # (Parquet of schema 1 before the column: none)
+            confidence = head.get("profile_confidence")
+            lines.append(f"  Field sizes (COT/CA/IOA): {head['profile']}, " + (
+                "given" if confidence is None else f"detected, confidence {confidence:.2f}"))
     elif head["apci"] == "S":
         lines.append(f"  APCI: S-format, N(R)={head['rsn']}")
     else:
@@ -199,7 +206,10 @@ def apdu_tree(rows: list[dict[str, Any]]) -> list[str]:
                 continue
             value = r["value_text"]
             number = "" if r["value"] is None else f" (value {r['value']!r})"
-            lines.append(f"    IOA {r['ioa']}: {value or '(no value)'}{number}")
+            if type_id in FLOAT32_TYPE_IDS and r["value"] is not None:
+                value, number = float32_text(r["value"]), ""  # 3.14, as the device sent it
+            ioa = "(no IOA)" if r["ioa"] is None else f"IOA {r['ioa']}"
+            lines.append(f"    {ioa}: {value or '(no value)'}{number}")
             quality = [f"{name.upper()}={_bit(r[name])}" for name in ("iv", "nt", "sb", "bl",
                                                                       "ov", "ei")
                        if r[name] is not None
@@ -259,8 +269,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "(UTC), src:port -> dst:port, I(N(S),N(R)) / S(N(R)) / U(function), type, cause, "
         "CA and the objects (IOA=value [quality] @time-tag select/execute qualifier).",
         epilog=exit_status("printed"))
-    p.add_argument("capture", metavar="CAPTURE", help="pcap/pcapng file (.gz allowed) or a "
-                   "Parquet file written by iec104 convert")
+    p.add_argument("capture", metavar="CAPTURE", help="pcap/pcapng file (.gz allowed), a "
+                   "Parquet file written by iec104 convert, or a dataset directory")
+    add_range_options(p)
     add_input_options(p, filter_help="show only APDUs with a row matching EXPR, e.g. "
                       "'type_id == 45 and ca == 1', 'apci == \"U\"', 'ioa in (1, 2, 3)'")
     p.add_argument("-V", "--verbose", action="store_true",
@@ -269,18 +280,79 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="time format: a = absolute UTC date and time (default), r = seconds "
                    "since the first decoded row, e = seconds since the epoch")
     p.add_argument("-c", "--count", type=int, metavar="N", help="stop after N APDUs")
+    p.add_argument("-T", dest="output", choices=["text", "json", "jsonl", "fields"],
+                   default="text",
+                   help="output format, as tshark's -T: text (default; -V for the tree), "
+                   "json (an array of APDU objects with their information objects nested), "
+                   "jsonl (one such object per line), fields (the -e columns, one line per "
+                   "APDU); names are the Parquet schema's")
+    p.add_argument("-e", dest="fields", action="append", default=[], metavar="COLUMN",
+                   help="a column for -T fields (repeatable), e.g. -e frame -e ioa -e value")
+    p.add_argument("-E", dest="field_options", action="append", default=[],
+                   metavar="NAME=VALUE",
+                   help="-T fields option as tshark's: separator=,|/t|/s, header=y|n, "
+                   "quote=d|s|n, aggregator=, (joins the values of several objects), "
+                   "occurrence=a|f|l")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     if args.count is not None and args.count < 1:
         raise CliError("-c/--count must be at least 1")
+    _check_output_options(args)
     flt = compile_filter_option(args.filter)
     inputs = open_source(args.capture, args)
     try:
         return _print(source_batches(inputs, args, 8192), args, flt, inputs)
     finally:
         inputs.close()
+
+
+def _check_output_options(args: argparse.Namespace) -> None:
+    """-T/-e/-E checked before anything is decoded (CliError: exit 2)."""
+    from ..records.output import parse_field_options
+
+    if args.output != "text" and args.verbose:
+        raise CliError(f"-V prints the text tree; it does not combine with -T {args.output}")
+    if args.output == "fields" and not args.fields:
+        raise CliError("-T fields needs at least one -e COLUMN")
+    if args.output != "fields" and (args.fields or args.field_options):
+        raise CliError("-e and -E apply to -T fields")
+    try:
+        args.fields_opts = parse_field_options(args.field_options)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    from ..records.schema import SCHEMA
+
+    unknown = [name for name in args.fields if name not in SCHEMA.names]
+    if unknown:
+        raise CliError(f"-e {unknown[0]}: no such column (columns: {', '.join(SCHEMA.names)})")
+
+
+def _format(groups: list[list[dict[str, Any]]], args: argparse.Namespace, t0: int,
+            first: bool) -> list[str]:
+    """The output lines of some APDUs in the -T format (``first``: the first APDUs
+    printed, so the JSON array opens here)."""
+    from ..records.output import fields_lines, json_lines
+
+    if args.output == "json":
+        body = list(json_lines(groups))
+        if not body:
+            return []
+        return ["[" + body[0] if first else "," + body[0], *("," + b for b in body[1:])]
+    if args.output == "jsonl":
+        return list(json_lines(groups))
+    if args.output == "fields":
+        return list(fields_lines(groups, args.fields, args.fields_opts._replace(
+            header=args.fields_opts.header and first)))
+    lines: list[str] = []
+    for rows in groups:
+        if args.verbose:
+            lines.extend(apdu_tree(rows))
+            lines.append("")
+        else:
+            lines.append(apdu_line(rows, args.time, t0))
+    return lines
 
 
 def _print(batches: Iterator[pa.RecordBatch], args: argparse.Namespace, flt: Filter | None,
@@ -298,19 +370,19 @@ def _print(batches: Iterator[pa.RecordBatch], args: argparse.Namespace, flt: Fil
                 batch = flt.apply(batch)
             if not batch.num_rows:
                 continue
-            lines: list[str] = []
-            for rows in group_apdus(_rows(batch)):
-                if args.verbose:
-                    lines.extend(apdu_tree(rows))
-                    lines.append("")
-                else:
-                    lines.append(apdu_line(rows, args.time, t0 or 0))
-                shown += 1
-                if limit is not None and shown >= limit:
-                    break
-            out.write("\n".join(lines) + "\n")
+            groups = list(group_apdus(_rows(batch)))
+            if limit is not None:
+                groups = groups[:limit - shown]
+            shown += len(groups)
+            lines = _format(groups, args, t0 or 0, first=shown == len(groups))
+            if lines:
+                out.write("\n".join(lines) + "\n")
             if limit is not None and shown >= limit:
                 break
+        if args.output == "json":
+            out.write("[]\n" if not shown else "]\n")
+        elif args.output == "fields" and not shown and args.fields_opts.header:
+            out.write(args.fields_opts.separator.join(args.fields) + "\n")
         out.flush()
     except BrokenPipeError:
         # the reader went away (e.g. `| head`): stop quietly, as other Unix tools do

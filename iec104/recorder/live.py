@@ -221,14 +221,7 @@ class LiveCapture:
         if self._proc is not None:
             raise RuntimeError("the capture is already running")
         dumpcap = find_dumpcap(self.dumpcap)
-        # the StreamDecoder keeps its builder: flushes convert rows in the capture thread
-        self.writer = LogWriter(self.output, swap_builders=False, origin="capture",
-                                **self._writer_args)
-        self._decoder = StreamDecoder(self.writer.builder)
-        if self.pcapng_dir is not None:
-            self._pcapng = _PcapngFiles(self.pcapng_dir, self._writer_args["prefix"],
-                                        self._writer_args["max_bytes"],
-                                        self._writer_args["max_seconds"])
+        self._open_writer()
         cmd = [dumpcap, "-i", self.interface, "-f", self.capture_filter, "-w", "-",
                "-B", str(self.buffer_mb), "-q"]
         log.info("starting %s", " ".join(cmd))
@@ -250,6 +243,16 @@ class LiveCapture:
                 raise LiveCaptureError(f"dumpcap did not start within {timeout} s: "
                                         f"{self._dumpcap_message()}")
         return self
+
+    def _open_writer(self) -> None:
+        # the StreamDecoder keeps its builder: flushes convert rows in the capture thread
+        self.writer = LogWriter(self.output, swap_builders=False, origin="capture",
+                                **self._writer_args)
+        self._decoder = StreamDecoder(self.writer.builder)
+        if self.pcapng_dir is not None:
+            self._pcapng = _PcapngFiles(self.pcapng_dir, self._writer_args["prefix"],
+                                        self._writer_args["max_bytes"],
+                                        self._writer_args["max_seconds"])
 
     def stop(self, linger: float = 0.5) -> list[Path]:
         """Stop capturing (after ``linger`` seconds for packets still in flight), decode
@@ -378,20 +381,11 @@ class LiveCapture:
                         break
                     stream.feed(data)
                     self._parse(stream)
-                writer.maybe_flush()
-                if self._flush_wanted:
-                    self._flush_wanted = False
-                    writer.flush()
-                    self._flush_request.set()
+                self._tick()
             stream.end()
             if stream.started:  # (a dumpcap that wrote nothing failed: start() says why)
                 self._parse(stream)
-            assert self._decoder is not None
-            self._defrag.close()
-            for event in self.reassembler.close():
-                self._decoder.handle(event)
-            self._decoder.close()
-            writer.flush()
+            self._finish()
         except Exception as exc:  # noqa: BLE001 -- reported by stop()
             log.error("live capture failed: %s", exc)
             self._error = exc
@@ -415,6 +409,12 @@ class LiveCapture:
             packets.append(item)  # type: ignore[arg-type]
         if self._pcapng is not None and stream.blocks:
             self._pcapng.write(stream, stream.take_blocks())
+        self._decode(packets)
+        if stream.problem is not None:
+            raise LiveCaptureError(f"dumpcap's output: {stream.problem}")
+
+    def _decode(self, packets: list[Packet]) -> None:
+        """Capture thread: packets -> TCP segments -> reassembly -> rows."""
         self.packets += len(packets)
         handle = self._decoder.handle  # type: ignore[union-attr]
         feed = self.reassembler.feed
@@ -422,5 +422,22 @@ class LiveCapture:
             self.segments += 1
             for event in feed(seg):
                 handle(event)
-        if stream.problem is not None:
-            raise LiveCaptureError(f"dumpcap's output: {stream.problem}")
+
+    def _tick(self) -> None:
+        """Capture thread, at least every ``flush_seconds / 2``: flush when due or asked."""
+        writer = self.writer
+        assert writer is not None
+        writer.maybe_flush()
+        if self._flush_wanted:
+            self._flush_wanted = False
+            writer.flush()
+            self._flush_request.set()
+
+    def _finish(self) -> None:
+        """Capture thread, at the end of the packets: close the streams, flush."""
+        assert self._decoder is not None and self.writer is not None
+        self._defrag.close()
+        for event in self.reassembler.close():
+            self._decoder.handle(event)
+        self._decoder.close()
+        self.writer.flush()

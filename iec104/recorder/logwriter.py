@@ -23,8 +23,10 @@ are written, framed by two ``<origin>: ...`` event rows (the failure, with its t
 the resumption, with the rows lost), and a warning line says logging resumed. What the
 sink had written stays safe (see :mod:`iec104.records.journal`). If the disk is still full at
 :meth:`LogWriter.close`, the held rows are lost and ``close`` raises
-:class:`LogWriterError` naming them; journals on disk are left for
-:func:`~iec104.records.journal.recover`.
+:class:`LogWriterError` counting them and saying where the rows written before are:
+journals that could not be converted are left for :func:`~iec104.records.journal.recover`;
+if the outage began on a fresh segment (its first write failed, so it was discarded),
+there is no journal and every written row is already in a Parquet file.
 """
 
 from __future__ import annotations
@@ -297,18 +299,25 @@ class LogWriter:
                 failure: BaseException | None = None
                 if self._outage is not None:
                     failure = OSError(f"{self._outage}; {self._held_rows + self._lost_now} "
-                                      "rows could not be written")
+                                      "rows held in memory could not be written (lost)")
                 try:
                     sink.close()  # always: it releases the journals' locks
                 except Exception as exc:  # noqa: BLE001 -- reported to the producer
                     failure = failure or exc
                 if failure is not None and self._error is None:
-                    if sink.directory.is_dir() and any(sink.directory.glob(".*.arrows")):
-                        failure = OSError(f"{failure}; the journals left in the directory "
-                                          "hold the rest: iec104.recorder.recover() converts "
-                                          "them")
-                    self._fatal(failure)
+                    self._fatal(OSError(f"{failure}; {self._journals_left()}"))
                 return
+
+    def _journals_left(self) -> str:
+        """Where the rows written before a failed close are (the outage may have begun on
+        a fresh segment: then no journal is left and every written row is in Parquet)."""
+        directory = self._sink.directory
+        journals = len(list(directory.glob(".*.arrows"))) if directory.is_dir() else 0
+        if not journals:
+            return "every row written before is in the directory's Parquet files"
+        return (f"the rows written after the last Parquet file are in {journals} hidden "
+                "journal(s) left in the directory: iec104.recorder.recover() converts them once "
+                "there is space")
 
     def _store(self, batch: pa.RecordBatch | None, retry_now: bool = False) -> None:
         """Write a batch (None: nothing new), or hold it while the log cannot be written."""

@@ -96,10 +96,42 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
                             "prefixed 'proxy: ' or 'dissector: '); on an object row, "
                             "'time tag: ...' when its time tag is no calendar date (time_tag "
                             "null) or has a CP56 year above the standard's 99 (time_tag kept)")),
+    ("profile", pa.string(), ("field sizes 'COT/CA/IOA' (octets) the I-frame's ASDU was decoded "
+                              "with, e.g. '2/2/3'; null on other rows")),
+    ("profile_confidence", pa.float32(), ("how sure the per-direction detection of 'profile' "
+                                          "was [0, 1]; 0: too little evidence, 2/2/3 assumed; "
+                                          "null: given by --profile (or the proxy's setting)")),
 ]
 
-SCHEMA = pa.schema([pa.field(name, dtype) for name, dtype, _ in COLUMNS],
-                   metadata={METADATA_KEY: SCHEMA_VERSION.encode()})
+def _pandas_metadata(schema: pa.Schema) -> bytes:
+    """pandas' own metadata asking for nullable dtypes: integer columns become
+    ``Int16``/``Int32``/``Int64`` and booleans ``boolean`` (an IOA reads 114, not 114.0, and
+    a missing flag is ``<NA>``, not ``None`` in an object column). pyarrow's ``to_pandas``
+    and ``pandas.read_parquet`` both honour it, so every loader and a plain
+    ``pd.read_parquet`` of our files agree. Only those columns are listed (the others
+    convert as they would anyway: timestamps stay ``datetime64[ns, UTC]``, which DuckDB
+    and pandas subtract without casts), which keeps each file's footer small."""
+    import json
+
+    columns = []
+    for field in schema:
+        t = field.type
+        if pa.types.is_integer(t):
+            pandas_type, numpy_type = str(t), f"Int{t.bit_width}"
+        elif pa.types.is_boolean(t):
+            pandas_type, numpy_type = "bool", "boolean"
+        else:
+            continue
+        columns.append({"name": field.name, "field_name": field.name,
+                        "pandas_type": pandas_type, "numpy_type": numpy_type,
+                        "metadata": None})
+    return json.dumps({"index_columns": [], "column_indexes": [], "columns": columns},
+                      separators=(",", ":")).encode()
+
+
+_FIELDS = [pa.field(name, dtype) for name, dtype, _ in COLUMNS]
+SCHEMA = pa.schema(_FIELDS, metadata={METADATA_KEY: SCHEMA_VERSION.encode(),
+                                      b"pandas": _pandas_metadata(pa.schema(_FIELDS))})
 COLUMN_NAMES = [name for name, _, _ in COLUMNS]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from iec104.analyzer.frames import apdus
 from iec104.capture.errors import CaptureError
 from iec104.capture.reassembly import Reassembler
 from iec104.dissector import dissect, dissect_table
@@ -26,8 +27,7 @@ LENIENT_TSHARK = {
 
 def apdu_rows(table: pd.DataFrame) -> pd.DataFrame:
     """First row of every APDU (rows of one APDU share ``apdu``), gap/event rows dropped."""
-    first = table["apdu"].notna() & (table["apdu"] != table["apdu"].shift())
-    return table[first]
+    return apdus(table)  # the analyzer's rule (nullable Int64 ``apdu``: NA-aware)
 
 
 def key(frame: object, direction: object, apci: object, ssn: object, rsn: object,

@@ -388,7 +388,7 @@ async def test_forwarding_goes_on_when_the_log_cannot_be_written(tmp_path: Path)
         assert bytes(outstation.received[0]) == script  # every byte still forwarded
         assert proxy.writer.suspended and proxy.stats["rows_held"] > 0
         writer.close()
-        with pytest.raises(LogWriterError, match="rows could not be written"):
+        with pytest.raises(LogWriterError, match="rows held in memory could not be written"):
             await proxy.stop()  # the directory never came back
 
 
