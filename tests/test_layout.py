@@ -30,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "dissector": {"codec", "capture", "records"},
     "recorder": {"codec", "capture", "records", "dissector"},
     "analyzer": {"codec", "records", "dissector", "__init__"},
-    "dataset": {"codec", "capture", "records", "dissector", "analyzer"},
+    "dataset": {"codec", "capture", "records", "dissector", "analyzer", "__init__"},
     "verify": {"codec", "records", "dissector"},
     "scapy": {"codec", "capture", "records", "dissector", "recorder"},
     "cli": {"codec", "capture", "records", "dissector", "recorder", "analyzer", "dataset",

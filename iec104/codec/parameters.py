@@ -139,7 +139,7 @@ def asdu_to_parameters(asdu: ASDU) -> list[Parameter]:
     """``Parameter`` for each object of a P_ME_* ASDU (empty for other types)."""
     if asdu.type_id not in PARAMETER_TYPES:
         return []
-    return [Parameter(o.value, asdu.common_address, o.address,  # type: ignore[arg-type]
+    return [Parameter(o.value, asdu.common_address, o.address or 0,  # type: ignore[arg-type]
                       _enum(ParameterKind, (o.qualifier or 0) & 0x3F),
                       bool((o.qualifier or 0) & 0x40), not (o.qualifier or 0) & 0x80)
             for o in asdu.objects]
@@ -158,7 +158,7 @@ def asdu_to_activations(asdu: ASDU) -> list[ParameterActivation]:
     if asdu.type_id != TypeId.P_AC_NA_1:
         return []
     activate = asdu.cause not in (Cause.DEACTIVATION, Cause.DEACTIVATION_CONFIRMATION)
-    return [ParameterActivation(asdu.common_address, o.address,
+    return [ParameterActivation(asdu.common_address, o.address or 0,
                                 _enum(ActivationKind, o.qualifier or 0), activate)
             for o in asdu.objects]
 

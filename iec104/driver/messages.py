@@ -63,7 +63,7 @@ _UNKNOWN_CAUSES = frozenset((Cause.UNKNOWN_TYPE, Cause.UNKNOWN_CAUSE,
                              Cause.UNKNOWN_ASDU_ADDRESS, Cause.UNKNOWN_IO_ADDRESS))
 _REPLY_CAUSES = frozenset((Cause.ACTIVATION_CONFIRMATION, Cause.DEACTIVATION_CONFIRMATION))
 _STATION_WIDE = frozenset((TypeId.C_RP_NA_1, TypeId.C_CD_NA_1))
-Key = tuple[int, int, int]
+Key = tuple[int, int, int | None]  # IOA None: codec objects without one (security types)
 
 
 class Requests:
@@ -87,7 +87,7 @@ class Requests:
         def _log_warning(self, message: str, *args: Any) -> None: ...
 
     def _init_requests(self) -> None:
-        self._reads: dict[tuple[int, int], asyncio.Future[Data]] = {}
+        self._reads: dict[tuple[int, int | None], asyncio.Future[Data]] = {}
         self._replies: dict[Key, asyncio.Future[ASDU]] = {}
         self._transmission_delay: int | None = None
         self._received_at = 0.0  # loop time the ASDU being handled arrived

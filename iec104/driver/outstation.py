@@ -69,7 +69,7 @@ class CommandGate:
         self._clock = clock
         self._wall_offset = wall_offset
         # (type ID, common address, IOA) -> (value, qualifier, deadline)
-        self._selected: dict[tuple[int, int, int], tuple[object, object, float]] = {}
+        self._selected: dict[tuple[int, int, int | None], tuple[object, object, float]] = {}
 
     def refusal(self, asdu: ASDU) -> str | None:
         """Why the command activation/deactivation ``asdu`` is refused, else None (it goes

@@ -621,10 +621,13 @@ async def test_c104_client_reads_from_our_server(c104_client):
     client, _ = await c104_client(lambda client: points.extend(
         client.add_point(ioa, CT.M_ME_NC_1) for ioa in (100, 101)), read_cb=read_cb)
     point, unknown = points
-    assert await asyncio.to_thread(point.read) is True
-    assert await asyncio.to_thread(wait_for, lambda: point.value == 7.25)
-    assert client.received[-1].cot == c104.Cot.REQUEST
-    assert await asyncio.to_thread(unknown.read) is False
+    assert await asyncio.to_thread(client.read, 100) is True
+    assert await asyncio.to_thread(wait_for, lambda: any(
+        (r.ioa, r.value, r.cot) == (100, 7.25, c104.Cot.REQUEST) for r in client.received))
+    assert point.value == 7.25
+    assert await asyncio.to_thread(client.read, 101) is False
+    assert unknown.value != 7.25
+    assert await asyncio.to_thread(wait_for, lambda: client.answers(101, int(CT.C_RD_NA_1)))
     assert asked == [(CA, 100), (CA, 101)]
     negative = client.answers(101, int(CT.C_RD_NA_1))
     assert negative == [(int(iec104.Cause.UNKNOWN_IO_ADDRESS), True)]
@@ -647,6 +650,8 @@ async def test_c104_select_before_operate_against_our_server(c104_client):
     client, _ = await c104_client(setup, command_cb=command_cb, select_timeout=5)
     # execute without select: negative ACTCON, command_cb never sees it
     assert await asyncio.to_thread(client.transmit, 20) is False
+    # (c104 may report the raw frame after transmit returned)
+    assert await asyncio.to_thread(wait_for, lambda: client.answers(20, int(CT.C_SC_NA_1)))
     assert client.answers(20, int(CT.C_SC_NA_1)) == [(7, True)]
     assert commands == []
     # select then execute: both positive, both reach command_cb
@@ -762,4 +767,5 @@ async def test_c104_time_tagged_commands_against_command_max_age(c104_client):
     assert await asyncio.to_thread(client.transmit, 30) is True
     assert await asyncio.to_thread(client.transmit, 31) is False
     assert [c.io_address for c in received] == [30]
+    assert await asyncio.to_thread(wait_for, lambda: client.answers(31, int(CT.C_SC_TA_1)))
     assert client.answers(31, int(CT.C_SC_TA_1))[0] == (7, True)

@@ -205,6 +205,15 @@ def _one_asdu_each(ioas):
             for i in ioas]
 
 
+async def _until(condition, seconds=10.0):
+    """Poll ``condition`` (state the server reaches by itself) for up to ``seconds``."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached")
+
+
 async def _receive_points(conn, count):
     points = []
     while len(points) < count:
@@ -220,18 +229,12 @@ async def test_killed_master_its_unsent_and_buffered_data_go_to_the_next_one_sta
     port = srv.addresses[0].port
     try:
         first = await NeverAcks.start(port)
-        for _ in range(100):
-            if srv.redundancy_groups["station"] is not None:
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: srv.redundancy_groups["station"] is not None)
         batch_a = _one_asdu_each(range(1, 101))
         srv.notify_data_change(batch_a)
         await first.read_iframes(12)  # k frames, then the outstation waits for acks
         first.kill()
-        for _ in range(100):
-            if srv.redundancy_groups["station"] is None:
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: srv.redundancy_groups["station"] is None)
         assert srv.redundancy_groups["station"] is None
         assert srv.buffered("station") == 88  # the unsent rest came back to the group
         batch_b = _one_asdu_each(range(101, 151))
@@ -257,11 +260,8 @@ async def test_one_started_connection_per_group_and_takeover():
     try:
         one = await iec104.connect(srv.addresses[0])
         two = await iec104.connect(srv.addresses[0])  # also started: takes over
-        for _ in range(100):
-            active = srv.redundancy_groups["a"]
-            if active is not None and active.info.remote_addr == two.info.local_addr:
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: srv.redundancy_groups["a"] is not None and
+                     srv.redundancy_groups["a"].info.remote_addr == two.info.local_addr)
         assert srv.redundancy_groups["a"].info.remote_addr == two.info.local_addr
         assert srv.redundancy_groups["other"] is None
         srv.notify_data_change(_one_asdu_each([1, 2]))
@@ -317,10 +317,7 @@ async def test_without_groups_server_notify_goes_to_every_connection():
     try:
         one = await iec104.connect(srv.addresses[0])
         two = await iec104.connect(srv.addresses[0])
-        for _ in range(100):
-            if len(srv.connections) == 2:
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: len(srv.connections) == 2)
         srv.notify_data_change(_one_asdu_each([1]))
         assert await _receive_points(one, 1) == [(CA, 1)]
         assert await _receive_points(two, 1) == [(CA, 1)]
@@ -366,10 +363,7 @@ async def test_sigkilled_master_process_then_the_other_master_gets_the_buffered_
         sys.executable, "-c", MASTER, str(srv.addresses[0].port), cwd=REPO_ROOT,
         stdout=asyncio.subprocess.PIPE)
     try:
-        for _ in range(500):
-            if srv.redundancy_groups["station"] is not None:
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: srv.redundancy_groups["station"] is not None)
         # a second master connected all along, stopped (standby, as 10.3 has it)
         second = await iec104.connect(srv.addresses[0], started=False)
         assert not second.is_enabled
@@ -381,10 +375,7 @@ async def test_sigkilled_master_process_then_the_other_master_gets_the_buffered_
             first.append((ca, ioa))
         proc.send_signal(signal.SIGKILL)
         await proc.wait()
-        for _ in range(500):
-            if srv.redundancy_groups["station"] is None:
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: srv.redundancy_groups["station"] is None)
         assert srv.redundancy_groups["station"] is None
         srv.notify_data_change(_one_asdu_each(range(61, 101)))  # nobody started: buffered
         await second.start()  # the standby connection takes over
