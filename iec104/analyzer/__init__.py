@@ -28,6 +28,7 @@ from .frames import apdus, as_frame
 from .link import link_findings, message_rate, sequence_analysis, sessions, timeouts
 from .plots import plot_message_rate, plot_value_timeline
 from .points import latest_values, point_timeline, quality_transitions, value_changes
+from .process import command_feedback, learn_limits, limit_violations, stale_points
 from .report import overview, report_html, summary, summary_text, write_report
 from .stats import apci_counts, cause_counts, type_cause_matrix, type_counts
 
@@ -42,8 +43,11 @@ __all__ = [
            "apdus",
            "as_frame",
            "cause_counts",
+           "command_feedback",
            "commands",
            "interrogations",
+           "learn_limits",
+           "limit_violations",
            "latest_values",
            "link_findings",
            "load",
@@ -57,6 +61,7 @@ __all__ = [
            "schema_version",
            "sequence_analysis",
            "sessions",
+           "stale_points",
            "summary",
            "summary_text",
            "time_drift",
