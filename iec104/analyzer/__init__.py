@@ -11,6 +11,8 @@ a Parquet file or directory, or a capture file, and returns a DataFrame (see eac
 * :func:`type_counts`, :func:`cause_counts`, :func:`type_cause_matrix`, :func:`apci_counts`
   (:mod:`.stats`)
 * :func:`anomalies`, :func:`time_drift` (:mod:`.anomaly`)
+* :func:`limit_violations`, :func:`learn_limits`, :func:`stale_points`,
+  :func:`command_feedback` (:mod:`.process`); :func:`vantage_diff` (:mod:`.vantage`)
 * :func:`plot_value_timeline`, :func:`plot_message_rate` (:mod:`.plots`, needs matplotlib)
 * :func:`summary`, :func:`summary_text`, :func:`report_html`, :func:`write_report`
   (:mod:`.report`)
@@ -29,6 +31,7 @@ from .link import link_findings, message_rate, sequence_analysis, sessions, time
 from .plots import plot_message_rate, plot_value_timeline
 from .points import latest_values, point_timeline, quality_transitions, value_changes
 from .process import command_feedback, learn_limits, limit_violations, stale_points
+from .vantage import vantage_diff
 from .report import overview, report_html, summary, summary_text, write_report
 from .stats import apci_counts, cause_counts, type_cause_matrix, type_counts
 
@@ -69,5 +72,6 @@ __all__ = [
            "type_cause_matrix",
            "type_counts",
            "value_changes",
+           "vantage_diff",
            "write_report",
 ]
