@@ -10,8 +10,8 @@
    FIN at the end. The APDUs are encoded by our codec (``encode_asdu``/``encode_apdu``) and
    the Ethernet/IPv4/TCP headers and pcap records are written with ``struct`` (scapy would
    take minutes for this size).
-2. Runs, each as a child process whose wall time and peak RSS (``ru_maxrss`` from
-   ``os.wait4``) are measured:
+2. Runs, each as a child process whose wall time, CPU seconds (user + system, with the
+   workers it waited for) and peak RSS (``ru_maxrss`` from ``os.wait4``) are measured:
 
    * ``iec104 convert CAPTURE -o OUT.parquet`` (the installed console script's module,
      ``python -m iec104.cli``);
@@ -22,8 +22,8 @@
      reading every packet with ``PcapReader`` and touching each APDU's fields; its time is
      scaled to the full APDU count in the table (stated as such).
 
-3. Prints a table: APDUs decoded, seconds, APDUs/s, peak RSS, and the ratio of our rate to
-   each other tool's.
+3. Prints a table: APDUs decoded, seconds, CPU seconds, APDUs/s, peak RSS, and the ratio
+   of our rate to each other tool's, by wall time and by CPU seconds.
 
 Usage::
 
@@ -268,6 +268,11 @@ class Run:
     rss_mb: float
     note: str = ""
     scale: float = 1.0  # seconds were measured on 1/scale of the APDUs
+    cpu: float = 0.0  # CPU seconds (user + system) of the process and its workers
+
+    @property
+    def cpu_rate(self) -> float:
+        return self.apdus / self.cpu if self.cpu else 0.0
 
     @property
     def rate(self) -> float:
@@ -302,10 +307,13 @@ def _tree_rss_kb(root: int) -> int:
     return total
 
 
-def measure(cmd: list[str], stdout: Any = subprocess.DEVNULL) -> tuple[float, float, bytes]:
-    """Run ``cmd``; (wall seconds, peak RSS in MiB, stderr). The peak is the larger of the
-    child's own ``ru_maxrss`` and the peak of the summed RSS of the child and its worker
-    processes, sampled every 50 ms."""
+def measure(cmd: list[str],
+            stdout: Any = subprocess.DEVNULL) -> tuple[float, float, float, bytes]:
+    """Run ``cmd``; (wall seconds, CPU seconds, peak RSS in MiB, stderr). CPU seconds are user
+    + system time of the child and the workers it waited for (``os.wait4``): unlike wall time
+    they hardly move with the load of a shared machine. The peak is the larger of the child's
+    own ``ru_maxrss`` and the peak of the summed RSS of the child and its worker processes,
+    sampled every 50 ms."""
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=stdout, stderr=err)
@@ -322,7 +330,8 @@ def measure(cmd: list[str], stdout: Any = subprocess.DEVNULL) -> tuple[float, fl
         stderr = err.read()
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {stderr.decode()[-2000:]}")
-    return elapsed, max(usage.ru_maxrss, peak_tree) / 1024, stderr
+    return (elapsed, usage.ru_utime + usage.ru_stime, max(usage.ru_maxrss, peak_tree) / 1024,
+            stderr)
 
 
 def run_ours(path: Path, jobs: int = 0) -> Run:
@@ -330,13 +339,13 @@ def run_ours(path: Path, jobs: int = 0) -> Run:
     import pyarrow.parquet as pq
 
     out = WORK / "bench-out.parquet"
-    seconds, rss, _ = measure([sys.executable, "-m", "iec104.cli", "convert", str(path), "-o",
-                               str(out), "-q", "--jobs", str(jobs)])
+    seconds, cpu, rss, _ = measure([sys.executable, "-m", "iec104.cli", "convert", str(path),
+                                    "-o", str(out), "-q", "--jobs", str(jobs)])
     apdus = pc.count_distinct(pq.read_table(out, columns=["apdu"]).column("apdu")).as_py()
     out.unlink()
     name = "iec104 convert" + (f" --jobs {jobs}" if jobs else "")
     note = "-> Parquet (zstd), all columns" + (f"; {jobs} worker processes" if jobs else "")
-    return Run(name, apdus, seconds, rss, note)
+    return Run(name, apdus, seconds, rss, note, cpu=cpu)
 
 
 def best(runs: list[Run]) -> Run:
@@ -361,7 +370,7 @@ def run_tshark(path: Path) -> Run:
     for f in TSHARK_FIELDS:
         cmd += ["-e", f]
     with open(out, "wb") as fh:
-        seconds, rss, _ = measure(cmd, stdout=fh)
+        seconds, cpu, rss, _ = measure(cmd, stdout=fh)
     apdus = 0
     col = TSHARK_FIELDS.index("iec60870_104.type")
     with open(out, encoding="utf-8", errors="replace") as fh:
@@ -370,7 +379,8 @@ def run_tshark(path: Path) -> Run:
             if cell:
                 apdus += cell.count("|") + 1
     out.unlink()
-    return Run("tshark -T fields", apdus, seconds, rss, "IEC 104 fields to TSV (-E occurrence=a)")
+    return Run("tshark -T fields", apdus, seconds, rss, "IEC 104 fields to TSV (-E occurrence=a)",
+               cpu=cpu)
 
 
 _SCAPY_CHILD = r"""
@@ -390,7 +400,7 @@ def touch(layer):
                     touch(item)
 
 apdus = 0
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 with PcapReader(sys.argv[1]) as reader:
     for pkt in reader:
         layer = pkt.getlayer(TCP)
@@ -399,21 +409,21 @@ with PcapReader(sys.argv[1]) as reader:
             apdus += 1
             touch(layer)
             layer = layer.payload
-print(apdus, time.perf_counter() - started)
+print(apdus, time.perf_counter() - started, time.process_time() - cpu)
 """
 
 
 def run_scapy(apdus_slice: int, connections: int, seed: int, full_apdus: int) -> Run:
     path, info = capture(apdus_slice, connections, seed)
     with tempfile.TemporaryFile() as fh:
-        _, rss, _ = measure([sys.executable, "-c", _SCAPY_CHILD, str(path)], stdout=fh)
+        _, _, rss, _ = measure([sys.executable, "-c", _SCAPY_CHILD, str(path)], stdout=fh)
         fh.seek(0)
-        counted, seconds = fh.read().split()
+        counted, seconds, cpu = fh.read().split()
     n = int(counted)
     scale = full_apdus / n if n else 1.0
     return Run("scapy contrib iec104", n, float(seconds), rss,
                f"first {n:,} APDUs only ({info['bytes'] / 1e6:.1f} MB slice), parse time "
-               f"without imports; x{scale:.0f} = time for the full capture", scale)
+               f"without imports; x{scale:.0f} = time for the full capture", scale, float(cpu))
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -423,14 +433,18 @@ def table(runs: list[Run]) -> str:
     if not runs:
         return "(every tool skipped: only the capture was generated)"
     ours = runs[0]
-    lines = ["| tool | APDUs decoded | seconds | APDUs/s | peak RSS MB | iec104 convert faster by |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| tool | APDUs decoded | seconds | CPU s | APDUs/s | peak RSS MB | "
+             "iec104 convert faster by (wall) | (CPU) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
+        scaled = r.scale != 1
         seconds = f"{r.seconds:.1f}" + (f" (x{r.scale:.0f} = {r.seconds * r.scale:,.0f})"
-                                        if r.scale != 1 else "")
+                                        if scaled else "")
+        cpu = f"{r.cpu:.1f}" + (f" (x{r.scale:.0f} = {r.cpu * r.scale:,.0f})" if scaled else "")
         ratio = "-" if r is ours else f"{ours.rate / r.rate:.2f}x"
-        lines.append(f"| {r.tool} | {r.apdus:,} | {seconds} | {r.rate:,.0f} | "
-                     f"{r.rss_mb:,.0f} | {ratio} |")
+        cpu_ratio = "-" if r is ours or not r.cpu_rate else f"{ours.cpu_rate / r.cpu_rate:.2f}x"
+        lines.append(f"| {r.tool} | {r.apdus:,} | {seconds} | {cpu} | {r.rate:,.0f} | "
+                     f"{r.rss_mb:,.0f} | {ratio} | {cpu_ratio} |")
     return "\n".join(lines)
 
 
@@ -462,7 +476,8 @@ def main(argv: list[str] | None = None) -> int:
             if key in skip or (key == "jobs" and not args.jobs) or (key == "scapy" and i):
                 continue
             run = fn()
-            print(f"  {run.tool}: {run.seconds:.1f} s, {run.rss_mb:.0f} MB", file=sys.stderr)
+            print(f"  {run.tool}: {run.seconds:.1f} s, {run.cpu:.1f} CPU s, {run.rss_mb:.0f} MB",
+                  file=sys.stderr)
             measured.setdefault(key, []).append(run)
     runs = [best(v) for v in measured.values()]
     if args.json:

@@ -4,8 +4,15 @@ Every configuration runs in the same invocation, on 127.0.0.1, each endpoint in 
 process (outstation, proxy, master), so the proxy does not share a GIL with the peers:
 
 * ``direct``        master connected straight to the outstation;
+* ``asyncio fwd``   a plain asyncio forwarder (two ``asyncio.Protocol`` objects per
+                    connection writing what they read to the other socket): the floor
+                    for a Python proxy;
 * ``proxy no-log``  ``iec104 proxy --no-log`` (forwarding only);
-* ``proxy + log``   ``iec104 proxy -o DIR`` (forwarding, decoding, Parquet).
+* ``proxy + log``   ``iec104 proxy -o DIR`` (forwarding; decoding and Parquet in its
+                    logger process).
+
+CPU seconds: user + system time of the forwarder's process tree (the proxy and its logger
+process), for the bulk transfer and for the latency runs, from ``RUSAGE_CHILDREN``.
 
 Throughput: the outstation writes N pre-encoded I-frames (M_ME_NC_1, 20 octets each) as
 fast as TCP takes them; the master counts APDUs until it has all of them. For ``proxy +
@@ -18,6 +25,8 @@ Latency: the master sends one I-frame, the outstation echoes it, 1 ms pause, rep
 trip, and the median added by the proxy (a round trip crosses the proxy twice).
 
     python bench/proxy.py [--messages 1000000] [--pings 2000] [--load-rate 10000] [--json]
+
+(``python bench/proxy.py --plain-forwarder PORT`` runs the plain asyncio forwarder alone.)
 """
 
 from __future__ import annotations
@@ -25,8 +34,10 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import asyncio
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -142,13 +153,71 @@ def echo_outstation(srv: socket.socket, rate: int) -> None:
 # -- the proxy under test ------------------------------------------------------------------------
 
 
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class _Pipe(asyncio.Protocol):
+    """One socket of the plain forwarder: what it reads goes to ``peer`` unchanged."""
+
+    def __init__(self, peer: _Pipe | None = None) -> None:
+        self.peer = peer
+        self.transport: asyncio.Transport | None = None
+        self.early: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.write(data)
+        else:
+            self.early.append(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.close()
+
+
+def plain_forwarder(upstream: int) -> None:
+    """The floor: forward bytes both ways with asyncio, nothing else."""
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+
+        def accept() -> _Pipe:
+            master = _Pipe()
+
+            async def connect() -> None:
+                _, up = await loop.create_connection(lambda: _Pipe(master), HOST, upstream)
+                master.peer = up
+                for data in master.early:
+                    up.transport.write(data)  # type: ignore[union-attr]
+                master.early.clear()
+
+            loop.create_task(connect())
+            return master
+
+        server = await loop.create_server(accept, HOST, 0)
+        print(f"listening on {HOST}:{server.sockets[0].getsockname()[1]}", file=sys.stderr,
+              flush=True)
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+
+    asyncio.run(run())
+
+
 class ProxyProcess:
-    def __init__(self, upstream: int, output: Path | None) -> None:
+    def __init__(self, upstream: int, output: Path | None, plain: bool = False) -> None:
         args = ["-o", str(output)] if output is not None else ["--no-log"]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "iec104.cli", "proxy", "--listen", f"{HOST}:0",
-             "--upstream", f"{HOST}:{upstream}", *args],
-            cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        command = ([sys.executable, __file__, "--plain-forwarder", str(upstream)] if plain
+                   else [sys.executable, "-m", "iec104.cli", "proxy", "--listen", f"{HOST}:0",
+                         "--upstream", f"{HOST}:{upstream}", *args])
+        self.cpu0 = children_cpu()
+        self.cpu = 0.0
+        self.proc = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
         assert self.proc.stderr is not None
         line = self.proc.stderr.readline()
         m = re.search(r"listening on [\d.]+:(\d+)", line)
@@ -161,6 +230,7 @@ class ProxyProcess:
         t0 = time.perf_counter()
         self.proc.send_signal(signal.SIGTERM)
         self.proc.communicate(timeout=600)
+        self.cpu = children_cpu() - self.cpu0  # the process and its logger (reaped by it)
         return time.perf_counter() - t0
 
 
@@ -222,6 +292,10 @@ def drain_in_thread(sock: socket.socket) -> Any:
     return t
 
 
+def cpu(row: dict[str, Any], key: str) -> str:
+    return f"{row[key]:.2f}" if key in row else "-"
+
+
 def percentile(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))]
@@ -233,7 +307,11 @@ def main() -> None:
     ap.add_argument("--pings", type=int, default=2000)
     ap.add_argument("--load-rate", type=int, default=10_000)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--plain-forwarder", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.plain_forwarder:
+        plain_forwarder(args.plain_forwarder)
+        return
 
     blob = frames(args.messages)
     bulk_srv = listener()
@@ -249,17 +327,19 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     try:
         throughput(bulk_port, len(blob))  # warm up the outstation
-        for name in ("direct", "proxy no-log", "proxy + log"):
+        for name in ("direct", "asyncio fwd", "proxy no-log", "proxy + log"):
             out = tmp / name.replace(" ", "_").replace("+", "") if name == "proxy + log" else None
             row: dict[str, Any] = {"config": name}
             # throughput
-            proxy = None if name == "direct" else ProxyProcess(bulk_port, out)
+            plain = name == "asyncio fwd"
+            proxy = None if name == "direct" else ProxyProcess(bulk_port, out, plain)
             port = bulk_port if proxy is None else proxy.port
             elapsed = throughput(port, len(blob))
             row["apdu_per_s"] = args.messages / elapsed
             if proxy is not None:
                 time.sleep(0.2)
                 drain = proxy.stop()
+                row["bulk_cpu_s"] = proxy.cpu
                 row["logged_per_s"] = (args.messages / (elapsed + drain) if out is not None
                                        else None)
                 if out is not None:
@@ -270,7 +350,7 @@ def main() -> None:
                     row["parquet_bytes"] = sum(p.stat().st_size for p in out.glob("*.parquet"))
             # latency, idle and under load
             proxy = None if name == "direct" else ProxyProcess(echo_port, out and tmp / (
-                out.name + "-lat"))
+                out.name + "-lat"), plain)
             port = echo_port if proxy is None else proxy.port
             idle = pings(port, args.pings)
             load = load_connection(port)
@@ -281,6 +361,7 @@ def main() -> None:
             drainer.join(5)
             if proxy is not None:
                 proxy.stop()
+                row["latency_cpu_s"] = proxy.cpu
             row["idle_median_ms"] = statistics.median(idle) * 1e3
             row["idle_p99_ms"] = percentile(idle, 0.99) * 1e3
             row["load_median_ms"] = statistics.median(loaded) * 1e3
@@ -303,16 +384,17 @@ def main() -> None:
           f"{os.cpu_count()} CPUs")
     print()
     print("| config       |  fwd APDU/s | fwd MB/s | logged APDU/s | RTT idle med / p99 ms "
-          "| added idle ms | RTT load med / p99 ms | added load ms |")
+          "| added idle ms | RTT load med / p99 ms | added load ms | CPU s bulk / latency |")
     print("|--------------|------------:|---------:|--------------:|----------------------:"
-          "|--------------:|----------------------:|--------------:|")
+          "|--------------:|----------------------:|--------------:|---------------------:|")
     for r in results:
         logged = f"{r['logged_per_s']:,.0f}" if r.get("logged_per_s") else "-"
         mbps = r["apdu_per_s"] * 20 / 1e6
         print(f"| {r['config']:<12} | {r['apdu_per_s']:>11,.0f} | {mbps:>8,.0f} | {logged:>13} "
               f"| {r['idle_median_ms']:>9.3f} / {r['idle_p99_ms']:<9.3f} "
               f"| {r['added_idle_ms']:>13.3f} | {r['load_median_ms']:>9.3f} / "
-              f"{r['load_p99_ms']:<9.3f} | {r['added_load_ms']:>13.3f} |")
+              f"{r['load_p99_ms']:<9.3f} | {r['added_load_ms']:>13.3f} | "
+              f"{cpu(r, 'bulk_cpu_s'):>9} / {cpu(r, 'latency_cpu_s'):<8} |")
     logged_row = results[-1]
     if "rows" in logged_row:
         print()

@@ -23,50 +23,63 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
-    from .codec import DecodeError, EncodeError, Iec104Error
+    from .codec import DecodeError, EncodeError, Iec104Error, Profile
     from .codec.constants import Cause
     from .codec.model import Action, Command, CommandValue, Data, DataValue
+    from .codec.parameters import (
+        ActivationKind,
+        Parameter,
+        ParameterActivation,
+        ParameterKind,
+        ResetKind,
+    )
     from .codec.timetag import Time, TimeSize, time_from_datetime, time_to_datetime
     from .codec.values import (
-                               BinaryCounterValue,
-                               BitstringValue,
-                               DoubleValue,
-                               FloatingValue,
-                               FreezeCode,
-                               InitializationValue,
-                               NormalizedValue,
-                               ProtectionCommandValue,
-                               ProtectionQuality,
-                               ProtectionStartValue,
-                               ProtectionValue,
-                               Quality,
-                               RegulatingValue,
-                               ScaledValue,
-                               SingleValue,
-                               StatusChangeValue,
-                               StepPositionValue,
+        BinaryCounterValue,
+        BitstringValue,
+        DoubleValue,
+        FloatingValue,
+        FreezeCode,
+        InitializationValue,
+        NormalizedValue,
+        ProtectionCommandValue,
+        ProtectionQuality,
+        ProtectionStartValue,
+        ProtectionValue,
+        Quality,
+        RegulatingValue,
+        ScaledValue,
+        SingleValue,
+        StatusChangeValue,
+        StepPositionValue,
     )
+    from .dataset.read import load
     from .dissector import dissect, dissect_table
     from .driver import (
-                         Address,
-                         ClockSyncCb,
-                         CommandCb,
-                         Connection,
-                         ConnectionCb,
-                         ConnectionInfo,
-                         CounterInterrogateCb,
-                         GroupInterrogateCb,
-                         InterrogateCb,
-                         Server,
-                         connect,
-                         listen,
+        Address,
+        ClockSyncCb,
+        CommandCb,
+        Connection,
+        ConnectionCb,
+        ConnectionInfo,
+        CounterInterrogateCb,
+        GroupInterrogateCb,
+        InterrogateCb,
+        NegativeResponse,
+        RedundancyGroup,
+        ResponseTimeout,
+        Server,
+        connect,
+        listen,
     )
-    from .records.reader import load
 
 _HOMES = {
     ".codec.errors": ("DecodeError", "EncodeError", "Iec104Error"),
     ".codec.constants": ("Cause",),
     ".codec.model": ("Action", "Command", "CommandValue", "Data", "DataValue"),
+    ".codec.asdu": ("Profile",),
+    ".codec.parameters": ("ActivationKind", "Parameter", "ParameterActivation", "ParameterKind",
+                          "ResetKind"),
     ".codec.timetag": ("Time", "TimeSize", "time_from_datetime", "time_to_datetime"),
     ".codec.values": (
         "BinaryCounterValue", "BitstringValue", "DoubleValue", "FloatingValue", "FreezeCode",
@@ -75,23 +88,24 @@ _HOMES = {
         "SingleValue", "StatusChangeValue", "StepPositionValue"),
     ".driver": (
         "Address", "ClockSyncCb", "CommandCb", "Connection", "ConnectionCb", "ConnectionInfo",
-        "CounterInterrogateCb", "GroupInterrogateCb", "InterrogateCb", "Server", "connect",
-        "listen"),
+        "CounterInterrogateCb", "GroupInterrogateCb", "InterrogateCb", "NegativeResponse",
+        "RedundancyGroup", "ResponseTimeout", "Server", "connect", "listen"),
     ".dissector": ("dissect", "dissect_table"),
-    ".records.reader": ("load",),
+    ".dataset.read": ("load",),
 }
 _MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
-    "Action", "Address", "BinaryCounterValue", "BitstringValue", "Cause", "ClockSyncCb",
-    "Command", "CommandCb", "CommandValue", "Connection", "ConnectionCb", "ConnectionInfo",
-    "CounterInterrogateCb", "Data", "DataValue", "DecodeError", "DoubleValue", "EncodeError",
-    "FloatingValue", "FreezeCode", "GroupInterrogateCb", "Iec104Error", "InitializationValue",
-    "InterrogateCb", "NormalizedValue", "ProtectionCommandValue", "ProtectionQuality",
-    "ProtectionStartValue", "ProtectionValue", "Quality", "RegulatingValue", "ScaledValue",
-    "Server", "SingleValue", "StatusChangeValue", "StepPositionValue", "Time", "TimeSize",
-    "connect", "dissect", "dissect_table", "listen", "load", "time_from_datetime",
-    "time_to_datetime",
+    "Action", "ActivationKind", "Address", "BinaryCounterValue", "BitstringValue", "Cause",
+    "ClockSyncCb", "Command", "CommandCb", "CommandValue", "Connection", "ConnectionCb",
+    "ConnectionInfo", "CounterInterrogateCb", "Data", "DataValue", "DecodeError", "DoubleValue",
+    "EncodeError", "FloatingValue", "FreezeCode", "GroupInterrogateCb", "Iec104Error",
+    "InitializationValue", "InterrogateCb", "NegativeResponse", "NormalizedValue", "Parameter",
+    "ParameterActivation", "ParameterKind", "Profile", "ProtectionCommandValue",
+    "ProtectionQuality", "ProtectionStartValue", "ProtectionValue", "Quality", "RedundancyGroup",
+    "RegulatingValue", "ResetKind", "ResponseTimeout", "ScaledValue", "Server", "SingleValue",
+    "StatusChangeValue", "StepPositionValue", "Time", "TimeSize", "connect", "dissect",
+    "dissect_table", "listen", "load", "time_from_datetime", "time_to_datetime",
 ]
 assert sorted(__all__) == sorted(_MODULE_OF)  # one list for ruff and readers, one for lookups
 __version__ = "0.1.0"

@@ -20,9 +20,9 @@ record builder) per stream and direction; the events (of :mod:`iec104.capture.re
 * ``StreamEnd`` closes both decoders (octets left in a framer are reported as
   a truncated APDU).
 
-:func:`dissect` runs the whole chain (capture file -> packets -> TCP segments -> reassembly ->
-records) and yields ``pyarrow.RecordBatch`` objects of :data:`iec104.records.schema.SCHEMA`,
-at most ``batch_rows`` rows each, so memory stays bounded on big captures.
+:func:`dissect` runs the whole chain (capture file -> packets -> TCP segments, IP fragments
+reassembled -> reassembly -> records) and yields ``pyarrow.RecordBatch`` objects of
+:data:`iec104.records.schema.SCHEMA`, at most ``batch_rows`` rows each, so memory stays bounded on big captures.
 """
 
 from __future__ import annotations
@@ -44,14 +44,13 @@ from .capture.reassembly import (
     StreamEvent,
     StreamStart,
 )
-from .codec import Frame, Malformed
+from .codec import DEFAULT_PROFILE, Frame, Malformed, Profile
 from .records.builder import Endpoints, RecordBuilder
 from .records.decoder import DirectionDecoder
+from .records.profiles import DetectingBuilder, ProfileOverrides
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-    from .codec import Profile
 
 __all__ = ["StreamDecoder", "dissect", "dissect_segments", "dissect_table"]
 
@@ -63,7 +62,9 @@ class StreamDecoder:
 
     Args:
         builder: where rows go (default: a new builder with ``profile``).
-        profile: ASDU field sizes, used when ``builder`` is not given.
+        profile: ASDU field sizes for every connection; None or :class:`ProfileOverrides`
+            detect them per direction (:class:`~.records.profiles.DetectingBuilder`) where not
+            given.
 
     Attributes:
         builder: the record builder (take batches from it as rows accumulate).
@@ -71,9 +72,9 @@ class StreamDecoder:
     """
 
     def __init__(self, builder: RecordBuilder | None = None, *,
-                 profile: Profile | None = None) -> None:
+                 profile: Profile | ProfileOverrides | None = None) -> None:
         if builder is None:
-            builder = RecordBuilder() if profile is None else RecordBuilder(profile)
+            builder = _builder(RecordBuilder(), profile)
         self.builder = builder
         self.fallbacks = 0
         self._decoders: dict[tuple[int, int], DirectionDecoder] = {}
@@ -113,6 +114,8 @@ class StreamDecoder:
                 dec = self._decoders.pop((event.stream, d), None)
                 if dec is not None:
                     dec.close(event.time_ns, event.frame)
+            if type(self.builder) is DetectingBuilder:
+                self.builder.end_stream(event.stream)
         elif kind is Fallback:
             assert isinstance(event, Fallback)
             self.fallbacks += 1
@@ -127,6 +130,27 @@ class StreamDecoder:
         for dec in self._decoders.values():
             dec.close(time_ns, frame)
         self._decoders.clear()
+        if type(self.builder) is DetectingBuilder:
+            self.builder.close()
+
+
+def _single(profile: Profile | ProfileOverrides | None) -> Profile | ProfileOverrides | None:
+    """Overrides that give one profile for all connections, as that profile."""
+    if isinstance(profile, ProfileOverrides) and not profile.endpoints \
+            and profile.default is not None:
+        return profile.default  # nothing to detect
+    return profile
+
+
+def _builder(target: Any, profile: Profile | ProfileOverrides | None) -> Any:
+    """``target`` itself for one given profile (it decodes with its own, or with the one a
+    worker is given), else a :class:`DetectingBuilder` in front of it."""
+    profile = _single(profile)
+    if profile is None or isinstance(profile, ProfileOverrides):
+        return DetectingBuilder(target, profile)
+    if isinstance(target, RecordBuilder):
+        target.profile = profile
+    return target
 
 
 def dissect(
@@ -134,7 +158,7 @@ def dissect(
     ports: Iterable[int] | None = None,
     *,
     heuristic: bool = True,
-    profile: Profile | None = None,
+    profile: Profile | ProfileOverrides | None = None,
     batch_rows: int = 65536,
     reassembler: Reassembler | None = None,
     workers: int = 0,
@@ -151,7 +175,9 @@ def dissect(
         heuristic: also decode connections on other ports whose first bytes frame as IEC 104
             (default True; streams left undecoded are counted in the reassembler's
             ``undecoded``).
-        profile: ASDU field sizes (default: the 104 profile, COT 2 / CA 2 / IOA 3).
+        profile: ASDU field sizes of every connection (no detection); a
+            :class:`~.records.profiles.ProfileOverrides` gives them per endpoint; None
+            (default) detects them per connection and direction (:mod:`.records.profiles`).
         batch_rows: a batch is yielded once at least this many rows are pending.
         reassembler: a preconfigured
             :class:`~iec104.capture.reassembly.Reassembler` (then ``ports`` and
@@ -192,7 +218,8 @@ def dissect(
 
 
 def dissect_segments(segments: Iterable[TcpSegment], reassembler: Reassembler, *,
-                     profile: Profile | None = None, batch_rows: int = 65536,
+                     profile: Profile | ProfileOverrides | None = None,
+                     batch_rows: int = 65536,
                      workers: int = 0) -> Iterator[pa.RecordBatch]:
     """TCP segments (in capture order) -> record batches: reassembly, framing, records.
 
@@ -215,11 +242,19 @@ def dissect_segments(segments: Iterable[TcpSegment], reassembler: Reassembler, *
             for ev in events:
                 handle(ev)
             if builder.rows >= batch_rows:
-                yield builder.take_batch()
+                yield from _bounded(builder.take_batch(), batch_rows)
     for ev in reassembler.close():
         handle(ev)
     decoder.close()
-    yield builder.take_batch()
+    last = builder.take_batch()
+    yield from _bounded(last, batch_rows) if last.num_rows else [last]
+
+
+def _bounded(batch: pa.RecordBatch, rows: int) -> Iterator[pa.RecordBatch]:
+    """``batch`` in slices of at most ``rows`` rows (zero-copy): a profile decision replays
+    the rows held back for it at once."""
+    for offset in range(0, batch.num_rows, rows):
+        yield batch.slice(offset, rows)
 
 
 # -- parallel decoding ---------------------------------------------------------------------
@@ -242,8 +277,9 @@ class _DeferredBuilder:
         return len(self.ops)
 
     def add_frame(self, time_ns: int | None, frame: int | None, ep: Endpoints,
-                  event: Frame) -> None:
-        self.ops.append((0, time_ns, frame, ep, event.raw))
+                  event: Frame, profile: Profile | None = None,
+                  confidence: float | None = None) -> None:
+        self.ops.append((0, time_ns, frame, ep, (event.raw, profile, confidence)))
         self.next_apdu += 1
 
     def add_malformed(self, time_ns: int | None, frame: int | None, ep: Endpoints,
@@ -266,17 +302,18 @@ class _DeferredBuilder:
         return chunk
 
 
-def _build_chunk(first_apdu: int, ops: list[tuple], profile: Profile | None) -> bytes:
+def _build_chunk(first_apdu: int, ops: list[tuple], profile: Profile) -> bytes:
     """Worker: replay the noted calls on a real RecordBuilder; the batch as Arrow IPC."""
     import pyarrow as pa
 
     from .codec import decode_apdu
 
-    builder = RecordBuilder(first_apdu=first_apdu) if profile is None else \
-        RecordBuilder(profile, first_apdu)
+    builder = RecordBuilder(profile, first_apdu)
     for kind, time_ns, frame, ep, arg in ops:
         if kind == 0:
-            builder.add_frame(time_ns, frame, ep, Frame(0, arg, decode_apdu(arg)))
+            raw, apdu_profile, confidence = arg
+            builder.add_frame(time_ns, frame, ep, Frame(0, raw, decode_apdu(raw)), apdu_profile,
+                              confidence)
         elif kind == 1:
             builder.add_malformed(time_ns, frame, ep, arg)
         elif kind == 2:
@@ -297,14 +334,17 @@ def _read_chunk(data: bytes) -> pa.RecordBatch:
 
 
 def _dissect_parallel(segments: Iterable[TcpSegment], reassembler: Reassembler,
-                      profile: Profile | None, batch_rows: int,
+                      profile: Profile | ProfileOverrides | None, batch_rows: int,
                       workers: int) -> Iterator[pa.RecordBatch]:
     import multiprocessing
     from collections import deque
     from concurrent.futures import Future, ProcessPoolExecutor
 
     deferred = _DeferredBuilder()
-    decoder = StreamDecoder(deferred)  # type: ignore[arg-type]
+    decoder = StreamDecoder(_builder(deferred, profile))
+    # the profile of frames the deferred builder gets without one (a single given profile)
+    given = _single(profile)
+    fixed = given if isinstance(given, Profile) else DEFAULT_PROFILE
     handle = decoder.handle
     feed = reassembler.feed
     # about two rows per APDU in typical traffic; small chunks keep the workers' memory low
@@ -319,13 +359,13 @@ def _dissect_parallel(segments: Iterable[TcpSegment], reassembler: Reassembler,
                 for ev in events:
                     handle(ev)
                 if deferred.rows >= chunk_apdus:
-                    pending.append(pool.submit(_build_chunk, *deferred.take(), profile))
+                    pending.append(pool.submit(_build_chunk, *deferred.take(), fixed))
                     while pending and (len(pending) > 2 * workers or pending[0].done()):
                         yield _read_chunk(pending.popleft().result())
         for ev in reassembler.close():
             handle(ev)
         decoder.close()
-        pending.append(pool.submit(_build_chunk, *deferred.take(), profile))
+        pending.append(pool.submit(_build_chunk, *deferred.take(), fixed))
         while pending:
             yield _read_chunk(pending.popleft().result())
     finally:

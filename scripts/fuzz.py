@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support import fuzz  # after the path is set
 
-SHARES = {"codec": 0.6, "framer": 0.2, "dissect": 0.12, "filter": 0.075, "cli": 0.005}
+SHARES = {"codec": 0.6, "framer": 0.2, "dissect": 0.1, "ipfrag": 0.02, "filter": 0.075,
+          "cli": 0.005}
 """Fractions of the cases per target (the slow targets get fewer)."""
 
 

@@ -16,12 +16,14 @@ from tests.support import fuzz
 
 SEED = 104
 # cases per target: about a minute on one CPU of the CI machine in total
-CASES = {"codec": 40_000, "framer": 10_000, "dissect": 4_000, "filter": 3_000, "cli": 60}
+CASES = {"codec": 40_000, "framer": 10_000, "dissect": 4_000, "ipfrag": 3_000, "filter": 3_000,
+         "cli": 60}
 # outcomes each target must reach (the run is not vacuous)
 EXPECTED = {
     "codec": {"decoded", "DecodeError"},
     "framer": {"frames only", "malformed octets"},
     "dissect": {"whole", "damaged part-way", "time out of range", "CaptureError"},
+    "ipfrag": {"reassembled", "incomplete"},
     "filter": {"compiled", "FilterError"},
     "cli": {"exit 0", "exit 1", "exit 2"},
 }

@@ -30,11 +30,12 @@ ALLOWED: dict[str, set[str]] = {
     "dissector": {"codec", "capture", "records"},
     "recorder": {"codec", "capture", "records", "dissector"},
     "analyzer": {"codec", "records", "dissector", "__init__"},
+    "dataset": {"codec", "capture", "records", "dissector", "analyzer", "__init__"},
     "verify": {"codec", "records", "dissector"},
     "scapy": {"codec", "capture", "records", "dissector", "recorder"},
-    "cli": {"codec", "capture", "records", "dissector", "recorder", "analyzer", "verify",
-            "scapy", "__init__"},
-    "__init__": {"codec", "driver", "records", "dissector"},
+    "cli": {"codec", "capture", "records", "dissector", "recorder", "analyzer", "dataset",
+            "verify", "scapy", "__init__"},
+    "__init__": {"codec", "driver", "records", "dissector", "dataset"},
 }
 
 
@@ -127,7 +128,7 @@ def test_package_faces_are_lazy() -> None:
     code = ("import sys, iec104\n"
             "assert 'iec104.driver' not in sys.modules\n"
             "assert iec104.dissect.__module__ == 'iec104.dissector'\n"
-            "assert iec104.load.__module__ == 'iec104.records.reader'\n"
+            "assert iec104.load.__module__ == 'iec104.dataset.read'\n"
             "assert iec104.connect.__module__.startswith('iec104.driver')\n"
             "assert set(iec104.__all__) <= set(dir(iec104))\n")
     _run_python(code)

@@ -13,6 +13,9 @@ a Parquet file or directory, or a capture file, and returns a DataFrame (see eac
 * :func:`anomalies`, :func:`time_drift` (:mod:`.anomaly`)
 * :func:`limit_violations`, :func:`learn_limits`, :func:`stale_points`,
   :func:`command_feedback` (:mod:`.process`); :func:`vantage_diff` (:mod:`.vantage`)
+* :func:`profiles` (:mod:`.field_sizes`: COT/CA/IOA sizes per connection direction)
+* :func:`authentication` (:mod:`.security`: IEC 62351-5 challenges, replies, failures)
+* :func:`files`: the files transferred, rebuilt (:mod:`.file_transfer`)
 * :func:`plot_value_timeline`, :func:`plot_message_rate` (:mod:`.plots`, needs matplotlib)
 * :func:`summary`, :func:`summary_text`, :func:`report_html`, :func:`write_report`
   (:mod:`.report`)
@@ -26,14 +29,17 @@ from ..records.schema import COLUMN_NAMES, COLUMNS, SCHEMA, SCHEMA_VERSION
 from ..records.sink import ParquetSink
 from .anomaly import anomalies, time_drift
 from .command_audit import commands, interrogations
+from .field_sizes import profiles
+from .file_transfer import files
 from .frames import apdus, as_frame
 from .link import link_findings, message_rate, sequence_analysis, sessions, timeouts
 from .plots import plot_message_rate, plot_value_timeline
 from .points import latest_values, point_timeline, quality_transitions, value_changes
 from .process import command_feedback, learn_limits, limit_violations, stale_points
-from .vantage import vantage_diff
 from .report import overview, report_html, summary, summary_text, write_report
+from .security import authentication
 from .stats import apci_counts, cause_counts, type_cause_matrix, type_counts
+from .vantage import vantage_diff
 
 __all__ = [
            "COLUMNS",
@@ -45,9 +51,11 @@ __all__ = [
            "apci_counts",
            "apdus",
            "as_frame",
+           "authentication",
            "cause_counts",
            "command_feedback",
            "commands",
+           "files",
            "interrogations",
            "learn_limits",
            "limit_violations",
@@ -59,6 +67,7 @@ __all__ = [
            "plot_message_rate",
            "plot_value_timeline",
            "point_timeline",
+           "profiles",
            "quality_transitions",
            "report_html",
            "schema_version",

@@ -22,9 +22,11 @@ from .. import __version__
 from ..codec import FLOAT32_TYPE_IDS, TypeId, float32_text
 from .anomaly import anomalies
 from .command_audit import commands, interrogations
+from .field_sizes import profiles
 from .frames import Source, apdus, as_frame, gaps
 from .link import link_findings, sessions
 from .points import latest_values, quality_transitions
+from .security import authentication
 from .stats import apci_counts, cause_counts, type_counts
 
 _LINK_OPTIONS = ("k", "w", "t1", "t2", "t3", "slack")
@@ -48,7 +50,7 @@ def overview(source: Source) -> pd.DataFrame:
         ("duration (s)", round((times.max() - times.min()).total_seconds(), 3)
          if len(times) else 0.0),
         ("I / S / U frames", " / ".join(str(int((a["apci"] == k).sum())) for k in "ISU")),
-        ("information objects", len(objects)),
+        ("information objects", int(df["obj"].notna().sum())),  # also those without IOA
         ("common addresses (list)",
          ", ".join(str(int(c)) for c in sorted(a["ca"].dropna().unique()))[:200]),
         ("points (CA, IOA)", len(objects.drop_duplicates(["ca", "ioa"]))),
@@ -67,8 +69,9 @@ def summary(source: Source, **options: Any) -> dict[str, pd.DataFrame]:
     masters, max_drift, burst_*, command_burst, broadcast_ca``
     (:func:`~iec104.analyzer.anomalies`).
 
-    Keys: ``overview, sessions, link`` (sequence + timeout findings), ``commands,
-    interrogations, anomalies, latest_values, quality_transitions, apci, types, causes``.
+    Keys: ``overview, sessions, profiles, link`` (sequence + timeout findings), ``commands,
+    interrogations, anomalies, authentication, latest_values, quality_transitions, apci,
+    types, causes``.
     """
     unknown = set(options) - set(_LINK_OPTIONS + _ANOMALY_OPTIONS + _COMMAND_OPTIONS)
     if unknown:
@@ -81,10 +84,12 @@ def summary(source: Source, **options: Any) -> dict[str, pd.DataFrame]:
     return {
         "overview": overview(df),
         "sessions": sessions(df),
+        "profiles": profiles(df),
         "link": link_findings(df, **pick(_LINK_OPTIONS)),
         "commands": commands(df, **pick(_COMMAND_OPTIONS)),
         "interrogations": interrogations(df),
         "anomalies": anomalies(df, **pick(_ANOMALY_OPTIONS)),
+        "authentication": authentication(df),
         "latest_values": latest_values(df),
         "quality_transitions": quality_transitions(df),
         "apci": apci_counts(df).reset_index().rename_axis(columns=None),
@@ -173,6 +178,9 @@ def summary_text(source: Source, *, max_rows: int = 20, **options: Any) -> str:
     section("Connections", tables["sessions"],
             ["stream", "client", "server", "master", "start", "duration", "apdus", "errors",
              "capture_gaps"])
+    section("Field-size profiles (COT/CA/IOA octets)", tables["profiles"],
+            ["stream", "direction", "src", "dst", "profile", "confidence", "basis",
+             "i_frames"])
     link = tables["link"]
     lines.append("")
     lines.append(f"== APCI findings: {_counts_line(link, 'kind')} ==")
@@ -186,6 +194,15 @@ def summary_text(source: Source, *, max_rows: int = 20, **options: Any) -> str:
     lines.append(f"== Anomalies: {_counts_line(an, 'kind')} ==")
     section("Anomalies", an, ["kind", "severity", "stream", "frame", "src", "ca", "ioa",
                               "count", "detail"])
+    auth = tables["authentication"]
+    if len(auth):  # only captures with IEC 62351-5 secure authentication
+        lines.append("")
+        lines.append(f"== Secure authentication: {int(auth['challenges'].sum())} challenges, "
+                     f"{int(auth['replies'].sum())} replies, "
+                     f"{int(auth['failures'].sum())} failures ==")
+        section("Secure authentication", auth,
+                ["stream", "client", "server", "challenges", "replies", "aggressive",
+                 "key_changes", "errors", "key_failures", "error_codes"])
     section("Types", tables["types"], ["type_id", "type_name", "direction", "asdus",
                                        "objects"])
     section("Causes", tables["causes"], ["cot", "cot_name", "negative", "direction", "asdus",
@@ -237,6 +254,9 @@ _SECTIONS = [
     ("sessions", "Connections",
      "One row per TCP connection: endpoints, the controlling station (master) and how it "
      "was recognised, duration, APDU counts, STARTDT/STOPDT/TESTFR exchanges."),
+    ("profiles", "Field-size profiles",
+     "The COT/CA/IOA sizes in octets each direction was decoded with: detected from its "
+     "ASDUs (confidence 0-1), assumed 2/2/3 when too few I-frames, or given by --profile."),
     ("link", "Sequence numbers and timeouts",
      "APCI-level findings: N(S) gaps, duplicates and resets, acknowledgements that are "
      "wrong or later than t2, send windows beyond k, t1 expiries, idle links without TESTFR "
@@ -251,6 +271,10 @@ _SECTIONS = [
     ("anomalies", "Anomalies",
      "Flags for security analysts: unknown addresses, commands from unexpected hosts, "
      "bursts, time-tag drift, broadcast common address, malformed frames."),
+    ("authentication", "Secure authentication",
+     "IEC 62351-5 messages per connection: challenges, replies, aggressive-mode requests, "
+     "session key statuses and changes, and the failures (authentication errors by code, "
+     "key statuses other than OK)."),
     ("latest_values", "Points: latest values",
      "The last report of every point (CA, IOA) with its number of reports and value "
      "changes."),

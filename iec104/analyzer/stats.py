@@ -17,7 +17,7 @@ def type_counts(source: Source) -> pd.DataFrame:
     and ``last`` time. Sorted by type ID."""
     df = as_frame(source)
     a = _asdus(df)
-    objects = df[df["type_id"].notna() & df["ioa"].notna()]
+    objects = df[df["type_id"].notna() & df["obj"].notna()]  # also objects without IOA
     keys = ["type_id", "type_name", "direction"]
     g = a.groupby(keys, dropna=False)
     table = pd.DataFrame({"asdus": g.size(), "first": g["time"].min(), "last": g["time"].max()})
@@ -32,7 +32,7 @@ def cause_counts(source: Source) -> pd.DataFrame:
     """Per cause of transmission, P/N bit and direction: ``asdus`` and ``objects``."""
     df = as_frame(source)
     a = _asdus(df)
-    objects = df[df["type_id"].notna() & df["ioa"].notna()]
+    objects = df[df["type_id"].notna() & df["obj"].notna()]  # also objects without IOA
     keys = ["cot", "cot_name", "negative", "direction"]
     table = pd.DataFrame({"asdus": a.groupby(keys, dropna=False).size()})
     table["objects"] = objects.groupby(keys, dropna=False).size().reindex(

@@ -1,7 +1,7 @@
 """Decode link layer, IPv4/IPv6 and TCP headers of a captured packet (standard library only).
 
 :func:`decode_tcp` is the hot path: it turns ``(linktype, bytes)`` into a :class:`TcpSegment` or
-``None`` (not TCP, not decodable, or a non-first IP fragment). It never raises on bad input.
+``None`` (not TCP, not decodable, or an IP fragment). It never raises on bad input.
 
 Link types: Ethernet (with any number of stacked 802.1Q / 802.1ad / QinQ tags), Linux cooked
 capture v1 (SLL) and v2 (SLL2), raw IP (101, 12, 14, and 228/229 for IPv4/IPv6 only), BSD
@@ -10,11 +10,11 @@ the first nibble of the IP header, so the address-family byte order does not mat
 
 IPv4: options are skipped with IHL; the total length is honoured, so Ethernet padding and
 trailers never reach the TCP payload (a total length of 0, as written with TCP segmentation
-offload, means "up to the end of the captured bytes", as Wireshark does). Non-first fragments
-are skipped; a first fragment yields the TCP bytes it holds.
+offload, means "up to the end of the captured bytes", as Wireshark does). Fragments (MF set or
+a fragment offset) give ``None``: :mod:`.ipfrag` reassembles them and decodes the datagram.
 
 IPv6: hop-by-hop, routing, destination-options, mobility, HIP, shim6, AH and fragment
-extension headers are skipped (non-first fragments are skipped).
+extension headers are skipped (a fragment, unless atomic, gives ``None`` as for IPv4).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from .ipfrag import Defragmenter
     from .reader import Packet
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "TcpSegment",
     "decode_tcp",
     "format_ip",
+    "ip_header",
     "tcp_segments",
 ]
 
@@ -107,22 +109,15 @@ _LOOPBACK = frozenset((0, 108))
 _ETHERTYPE_LINKS = {1: (12, 14), 113: (14, 16), 276: (0, 20)}
 
 
-def decode_tcp(frame: int, time_ns: int | None, linktype: int, data: bytes) -> TcpSegment | None:
-    """Decode a captured packet down to TCP.
-
-    Args:
-        frame: the packet's frame number (copied into the result).
-        time_ns: the packet's timestamp (copied into the result).
-        linktype: the capture's link-layer type (``LINKTYPE_*`` value).
-        data: the captured bytes.
+def ip_header(linktype: int, data: bytes) -> tuple[int, int] | None:
+    """Find the network layer of a captured packet.
 
     Returns:
-        The TCP segment, or ``None`` if the packet is not TCP over IPv4/IPv6 on a supported
-        link type, is damaged (headers cut short, bad header lengths) or is a non-first IP
-        fragment.
+        ``(ethertype, offset)``: 0x0800 (IPv4), 0x86DD (IPv6) or another EtherType, and the
+        offset of that header in ``data``; ``None`` for an unsupported link type or a link
+        header cut short.
     """
     n = len(data)
-    # -- link layer: find the offset of the IP header and its EtherType ---------------------
     # where the EtherType-like protocol field sits and where the next header starts
     header = _ETHERTYPE_LINKS.get(linktype)
     if header is not None:
@@ -146,13 +141,39 @@ def decode_tcp(frame: int, time_ns: int | None, linktype: int, data: bytes) -> T
     else:
         return None
 
+    return etype, off
+
+
+def decode_tcp(frame: int, time_ns: int | None, linktype: int, data: bytes) -> TcpSegment | None:
+    """Decode a captured packet down to TCP.
+
+    Args:
+        frame: the packet's frame number (copied into the result).
+        time_ns: the packet's timestamp (copied into the result).
+        linktype: the capture's link-layer type (``LINKTYPE_*`` value).
+        data: the captured bytes.
+
+    Returns:
+        The TCP segment, or ``None`` if the packet is not TCP over IPv4/IPv6 on a supported
+        link type, is damaged (headers cut short, bad header lengths) or is an IP fragment
+        (see :class:`~.ipfrag.Defragmenter`).
+    """
+    n = len(data)
+    if linktype == 1 and n >= 14 and data[12] == 8 and data[13] == 0:
+        etype, off = _ETH_IPV4, 14  # untagged Ethernet + IPv4, the common case, without a call
+    else:
+        located = ip_header(linktype, data)
+        if located is None:
+            return None
+        etype, off = located
+
     # -- network layer ---------------------------------------------------------------------------
     if etype == _ETH_IPV4:
         if n < off + 20:
             return None
         vihl, tlen, frag, proto, src, dst = _ip4(data, off)
         ihl = (vihl & 0x0F) << 2
-        if vihl >> 4 != 4 or ihl < 20 or frag & 0x1FFF:
+        if vihl >> 4 != 4 or ihl < 20 or frag & 0x3FFF:  # a fragment: see .ipfrag
             return None
         if proto != _TCP:
             if proto == _ICMP:
@@ -188,7 +209,7 @@ def decode_tcp(frame: int, time_ns: int | None, linktype: int, data: bytes) -> T
             elif nxt == _IPV6_FRAG:
                 if end < tcp_off + 8:
                     return None
-                if _u16(data, tcp_off + 2)[0] & 0xFFF8:  # fragment offset != 0
+                if _u16(data, tcp_off + 2)[0] & 0xFFF9:  # offset or M flag: see .ipfrag
                     return None
                 nxt, hlen = data[tcp_off], 8
             elif nxt == _IPV6_AH:
@@ -241,17 +262,30 @@ def _quoted_tcp(frame: int, time_ns: int | None, data: bytes, off: int, end: int
     return TcpSegment(frame, time_ns, src, sport, dst, dport, seq, 0, flags, _EMPTY, 0, True)
 
 
-def tcp_segments(packets: Iterable[Packet], frame_offset: int = 0) -> Iterator[TcpSegment]:
+def tcp_segments(packets: Iterable[Packet], frame_offset: int = 0,
+                 defragmenter: Defragmenter | None = None) -> Iterator[TcpSegment]:
     """The TCP segments of capture packets (others are skipped): the one packets -> segments
-    loop, shared by files, several files read as one, and the live pipe.
+    loop, shared by files, several files read as one, and the live pipe. IP fragments are
+    reassembled (:mod:`.ipfrag`): a fragmented segment comes out with the frame of the
+    fragment that completed it.
 
     Args:
         packets: :class:`~iec104.capture.reader.Packet` records.
         frame_offset: added to every frame number (>= 0; the frames of earlier files when
             several captures are read as one).
+        defragmenter: a :class:`~.ipfrag.Defragmenter` the caller keeps (fragments held
+            across calls, as the live pipe needs; the caller closes it and reads its
+            ``stats``). Default: a new one, closed when ``packets`` ends.
     """
+    from .ipfrag import Defragmenter  # ipfrag builds on this module
+
+    defrag = Defragmenter() if defragmenter is None else defragmenter
     decode = decode_tcp
-    for pkt in packets:
-        seg = decode(pkt.frame + frame_offset, pkt.time_ns, pkt.linktype, pkt.data)
+    reassemble = defrag.reassemble  # only for what decode_tcp rejects: fragments, non-TCP
+    for frame, time_ns, linktype, data, _, _ in packets:
+        frame += frame_offset
+        seg = decode(frame, time_ns, linktype, data) or reassemble(frame, time_ns, linktype, data)
         if seg is not None:
             yield seg
+    if defragmenter is None:
+        defrag.close()

@@ -8,9 +8,11 @@ Theory of operation
 
 *Streams.* Every TCP connection gets a stream number, 0-based in order of first appearance,
 counting *all* TCP connections in the input (selected or not), so the numbers equal
-Wireshark's ``tcp.stream``. A SYN (without ACK) on a 4-tuple that has already seen a FIN or RST,
-or whose SYN carries a different initial sequence number from what this side used before,
-starts a new stream (port reuse).
+Wireshark's ``tcp.stream``. A SYN (without ACK) on a known 4-tuple starts a new stream (port
+reuse, a reconnection) when its sequence number differs from Wireshark's ``base_seq`` of that
+side: the seq of its first SYN, else its first seq - 1 (a connection the capture joined late),
+else the first acknowledgement from the other side - 1; a FIN or RST before does not matter (a
+SYN repeating the old ISN is a retransmission to Wireshark, even after a close).
 
 *Selection.* Streams with an endpoint on one of ``ports`` (default 2404) are reassembled. With
 ``heuristic=True`` (the default, like Zeek's dynamic protocol detection) the other streams are
@@ -256,7 +258,7 @@ class _Conn:
         "counted",
         "fin",
         "finished",
-        "first_seq",
+        "base",
         "halves",
         "held",
         "info",
@@ -265,7 +267,6 @@ class _Conn:
         "rst",
         "selected",
         "stream",
-        "syn_seq",
     )
 
     def __init__(self, stream: int, client: tuple[bytes, int]) -> None:
@@ -274,8 +275,9 @@ class _Conn:
         self.selected = 0  # 0 ignored, 1 selected, 2 heuristic decision pending
         self.counted = False  # in Reassembler.undecoded already
         self.halves: tuple[_Half, _Half] | None = None
-        self.syn_seq: list[int | None] = [None, None]
-        self.first_seq: list[int | None] = [None, None]
+        # Wireshark's base_seq per direction: the SYN's seq, else the first seq - 1, else
+        # (first seen acknowledged by the peer) ack - 1; a SYN with another seq is a new stream
+        self.base: list[int | None] = [None, None]
         self.fin = [False, False]
         self.rst = False
         self.finished = False
@@ -349,17 +351,18 @@ class Reassembler:
             conn, d = self._new_conn(seg, key)
         else:
             conn, d = entry
-            if flags & (SYN | ACK) == SYN and self._is_reuse(conn, d, seg.seq):
+            base = conn.base[d]
+            if flags & (SYN | ACK) == SYN and base is not None and seg.seq != base:
                 if conn.selected == 2:
                     self._decide(conn, final=True)
                 if conn.selected == 1 and not conn.finished:
                     self._finish(conn, "reused")
                 conn, d = self._new_conn(seg, key)
         # bookkeeping needed for stream numbering, for every stream
-        if conn.first_seq[d] is None:
-            conn.first_seq[d] = seg.seq
-        if flags & SYN and conn.syn_seq[d] is None:
-            conn.syn_seq[d] = seg.seq
+        if conn.base[d] is None:
+            conn.base[d] = seg.seq if flags & SYN else (seg.seq - 1) & _M32
+        if flags & ACK and conn.base[1 - d] is None:
+            conn.base[1 - d] = (seg.ack - 1) & _M32
         if flags & RST:
             conn.rst = True
         if conn.selected:
@@ -403,14 +406,6 @@ class Reassembler:
         return out
 
     # -- streams --------------------------------------------------------------------------------
-
-    @staticmethod
-    def _is_reuse(conn: _Conn, d: int, seq: int) -> bool:
-        if conn.rst or conn.fin[0] or conn.fin[1]:
-            return True
-        if conn.syn_seq[d] is not None:
-            return seq != conn.syn_seq[d]
-        return conn.first_seq[d] is not None
 
     def _new_conn(self, seg: TcpSegment, key: tuple[bytes, int, bytes, int],
                   quoted: bool = False) -> tuple[_Conn, int]:

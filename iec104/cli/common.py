@@ -26,12 +26,15 @@ from typing import IO, TYPE_CHECKING, Any
 from . import CliError
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     import pandas as pd
     import pyarrow as pa
 
     from ..capture.reader import CaptureReader
     from ..codec import Profile
     from ..records.filter import Filter
+    from ..records.profiles import ProfileOverrides
 
 # -- what convert, summary and report share --------------------------------------------------
 
@@ -49,6 +52,53 @@ def parse_profile(text: str) -> Profile:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not COT,CA,IOA octet sizes such as 2,2,3 (COT 1-2, CA 1-2, "
             "IOA 1-3)") from None
+
+
+def parse_profile_entry(text: str) -> tuple[str | None, int | None, Profile]:
+    """``'1,1,2'`` -> ``(None, None, profile)``; ``'10.0.0.5:2404=1,1,2'`` or
+    ``'[fe80::1]=1,1,2'`` -> ``(host, port or None, profile)``."""
+    target, sep, sizes = text.rpartition("=")
+    profile = parse_profile(sizes)
+    if not sep:
+        return None, None, profile
+    host, port = target, None
+    if target.startswith("["):  # [IPv6] or [IPv6]:port
+        host, _, rest = target[1:].partition("]")
+        port_text = rest.removeprefix(":") if rest.startswith(":") else None
+        if rest and port_text is None:
+            host = ""
+    elif target.count(":") == 1:
+        host, port_text = target.split(":")
+    else:
+        port_text = None
+    try:
+        if port_text is not None:
+            port = int(port_text)
+            if not 0 < port < 65536:
+                raise ValueError
+    except ValueError:
+        host = ""
+    if not host:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected HOST[:PORT]=COT,CA,IOA, e.g. 10.0.0.5:2404=1,1,2 or "
+            "[fe80::1]=1,1,2")
+    return host, port, profile
+
+
+class _ProfileAction(argparse.Action):
+    """Collects repeated ``--profile`` values into one ``ProfileOverrides``."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        from ..records.profiles import ProfileOverrides
+
+        host, port, profile = values
+        current = getattr(namespace, self.dest, None) or ProfileOverrides()
+        if host is None:
+            current = current._replace(default=profile)
+        else:
+            current = current._replace(endpoints=(*current.endpoints, (host, port, profile)))
+        setattr(namespace, self.dest, current)
 
 
 FILTER_DOC = "see 'Filter language' in README.md"
@@ -74,9 +124,11 @@ def add_input_options(p: argparse.ArgumentParser, *, filter_help: str) -> None:
     p.add_argument("--heuristic", action=argparse.BooleanOptionalAction, default=None,
                    help="decode TCP connections on other ports too when their first bytes "
                    "frame as IEC 104 (default: on; --no-heuristic decodes only --port)")
-    p.add_argument("--profile", type=parse_profile, metavar="COT,CA,IOA",
-                   help="field sizes in octets for non-standard devices, e.g. 1,1,2 "
-                   "(default 2,2,3, the IEC 104 profile)")
+    p.add_argument("--profile", type=parse_profile_entry, action=_ProfileAction,
+                   metavar="[HOST[:PORT]=]COT,CA,IOA",
+                   help="field sizes in octets instead of detecting them per connection: "
+                   "1,1,2 for every connection, 10.0.0.5:2404=1,1,2 for the connections of "
+                   "one device (repeatable; default: detected, 2,2,3 when unsure)")
     p.add_argument("-Y", "--filter", metavar="EXPR", help=f"{filter_help} ({FILTER_DOC})")
 
 
@@ -141,6 +193,7 @@ class Inputs:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     parquet: list[Path] = field(default_factory=list)
+    dataset: str | None = None  # a dataset directory (see 'a dataset as the SOURCE' below)
 
     @property
     def total_bytes(self) -> int:
@@ -198,6 +251,9 @@ def open_source(name: str, args: argparse.Namespace, *, directories: bool = Fals
     skipped, unless no file is readable."""
     from ..records.reader import SchemaError, is_parquet, open_parquet
 
+    dataset = dataset_url(name, args)
+    if dataset is not None:
+        return Inputs([], [], [], dataset=dataset)
     path = Path(name)
     if directories and path.is_dir():
         found = sorted(p for p in path.glob("*.parquet") if not p.name.startswith((".", "_")))
@@ -237,18 +293,22 @@ def _checked_parquet(path: Path) -> None:
 
 def source_batches(inputs: Inputs, args: argparse.Namespace,
                    batch_rows: int = 65536) -> Iterator[pa.RecordBatch]:
-    """Record batches of an :func:`open_source` (captures decoded with the input options)."""
+    """Record batches of an :func:`open_source` (captures decoded with the input options),
+    within ``--start``/``--end`` where the command has them."""
     from ..records.reader import SchemaError, parquet_batches
-
+    if inputs.dataset is not None:
+        yield from dataset_batches(inputs.dataset, args, batch_rows)
+        return
     if inputs.parquet:
         for path in inputs.parquet:
             try:
-                yield from parquet_batches(path, batch_rows, inputs.problems)
+                yield from in_range(parquet_batches(path, batch_rows, inputs.problems), args)
             except SchemaError as exc:
                 raise CliError(str(exc)) from None
         return
-    yield from dissect_inputs(inputs, ports=args.ports, heuristic=args.heuristic is not False,
-                              profile=args.profile, batch_rows=batch_rows)
+    yield from in_range(dissect_inputs(inputs, ports=args.ports,
+                                       heuristic=args.heuristic is not False,
+                                       profile=args.profile, batch_rows=batch_rows), args)
 
 
 def load_frame(args: argparse.Namespace, name: str) -> tuple[pd.DataFrame, Inputs]:
@@ -260,6 +320,8 @@ def load_frame(args: argparse.Namespace, name: str) -> tuple[pd.DataFrame, Input
 
     flt = compile_filter_option(args.filter)
     inputs = open_source(name, args, directories=True)
+    if inputs.dataset is not None:
+        return dataset_frame(inputs.dataset, args, flt), inputs
     try:
         batches = [b if flt is None else flt.apply(b) for b in source_batches(inputs, args)]
     finally:
@@ -268,7 +330,8 @@ def load_frame(args: argparse.Namespace, name: str) -> tuple[pd.DataFrame, Input
 
 
 def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
-                   heuristic: bool = True, profile: Profile | None = None,
+                   heuristic: bool = True,
+                   profile: Profile | ProfileOverrides | None = None,
                    batch_rows: int = 65536, workers: int = 0,
                    progress: Callable[[], None] | None = None) -> Iterator[pa.RecordBatch]:
     """Record batches of the captures in ``inputs``, read one after the other as one capture
@@ -278,11 +341,13 @@ def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
     A capture damaged part-way through is read up to the damage; the reason is appended to
     ``inputs.problems`` (no warning is issued) and the next file is read. So are packets kept
     without a time (their timestamp was out of range, see :mod:`~iec104.capture.reader`).
-    TCP connections with data that were not decoded give a line in ``inputs.notes``.
+    TCP connections with data that were not decoded, and IP datagrams left incomplete, give a
+    line in ``inputs.notes``.
     ``workers`` > 0 decodes ASDUs in that many worker processes
     (:func:`~iec104.dissector.dissect_segments`).
     """
     from ..capture.errors import CaptureWarning
+    from ..capture.ipfrag import Defragmenter
     from ..capture.packet import TcpSegment, tcp_segments
     from ..capture.reassembly import Reassembler
     from ..dissector import dissect_segments
@@ -290,8 +355,12 @@ def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
     def segments() -> Iterator[TcpSegment]:
         offset = 0
         for reader in inputs.readers:
+            defrag = Defragmenter()  # IP fragments, per file
             with reader:
-                yield from tcp_segments(reader, offset)
+                yield from tcp_segments(reader, offset, defrag)
+            defrag.close()
+            if defrag.stats.incomplete:
+                inputs.notes.append(f"{reader.name}: {defrag.stats.describe()}")
             offset += reader.frames
             if reader.time_problem:
                 inputs.problems.append(f"{reader.name}: {reader.time_problem}")
@@ -400,3 +469,106 @@ def log_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             "flush_rows": args.flush_rows, "flush_seconds": args.flush_seconds,
             "max_bytes": args.rotate_size, "max_seconds": args.rotate_seconds,
             "fsync": args.fsync}
+
+
+# -- a dataset as the SOURCE of read, summary and report -------------------------------------
+# --start/--end select a time range: on a dataset they skip whole partitions and row groups
+# (iec104.dataset.read); on a capture or Parquet file they drop rows outside as they are
+# decoded. -Y is applied batch by batch as the dataset is scanned. read DIR prints the rows
+# day by day, capture by capture; summary DIR runs in bounded memory (iec104.dataset.summary);
+# report DIR loads the selected rows, its streams numbered across the dataset by (capture,
+# stream) so that the investigations never merge two captures' connections.
+
+
+def add_range_options(p: argparse.ArgumentParser) -> None:
+    """``--start`` and ``--end``."""
+    p.add_argument("--start", metavar="TIME", help="only rows at or after TIME (ISO 8601, "
+                   "UTC unless it has an offset, e.g. 2024-03-01T08:00); on a dataset, "
+                   "partitions and row groups before it are not read")
+    p.add_argument("--end", metavar="TIME", help="only rows before TIME (as --start)")
+
+
+def time_range(args: argparse.Namespace) -> tuple[dt.datetime | None, dt.datetime | None]:
+    from ..dataset.read import time_bound
+
+    out = []
+    for option in ("start", "end"):
+        try:
+            out.append(time_bound(getattr(args, option, None)))
+        except ValueError:
+            raise CliError(f"--{option}: {getattr(args, option)!r} is not an ISO date/time "
+                           "such as 2024-03-01T08:00 or 2024-03-01") from None
+    return out[0], out[1]
+
+
+def dataset_url(name: str, args: argparse.Namespace) -> str | None:
+    """``name`` if it is a dataset (capture options refused), else None."""
+    from ..dataset import is_dataset
+
+    if not is_dataset(name):
+        return None
+    if args.profile or args.ports or args.heuristic is not None:
+        raise CliError(f"{name}: --port, --heuristic and --profile apply to captures, not "
+                       "to a dataset (it is decoded already)")
+    return name
+
+
+def in_range(batches: Iterator[pa.RecordBatch], args: argparse.Namespace
+             ) -> Iterator[pa.RecordBatch]:
+    """Rows of a capture or Parquet file within ``--start``/``--end``."""
+    import pyarrow.compute as pc
+
+    start, end = time_range(args)
+    if start is None and end is None:
+        yield from batches
+        return
+    for batch in batches:
+        mask = None
+        for bound, kernel in ((start, pc.greater_equal), (end, pc.less)):
+            if bound is not None:
+                cond = pc.fill_null(kernel(batch.column("time"), bound), False)
+                mask = cond if mask is None else pc.and_(mask, cond)
+        yield batch.filter(mask)
+
+
+def dataset_batches(url: str, args: argparse.Namespace, batch_rows: int
+                    ) -> Iterator[pa.RecordBatch]:
+    from ..dataset import batches
+
+    start, end = time_range(args)
+    yield from batches(url, start=start, end=end, batch_rows=batch_rows)
+
+
+def dataset_frame(url: str, args: argparse.Namespace, flt: Filter | None) -> pd.DataFrame:
+    """The selected rows for the analyzer: records schema, ``stream`` and ``apdu`` numbered
+    across the dataset in order of (capture, stream) and (capture, apdu)."""
+    import pyarrow as pa
+
+    from ..dataset import batches
+    from ..records.schema import SCHEMA
+
+    start, end = time_range(args)
+    table = pa.Table.from_batches(
+        list(batches(url, start=start, end=end, filter=flt)),
+        schema=pa.schema([pa.field("capture", pa.dictionary(pa.int32(), pa.string())),
+                          *SCHEMA]))
+    if table.num_rows:
+        capture = table.column("capture").cast(pa.string())
+        for column in ("stream", "apdu"):
+            key = pa.Table.from_arrays([capture, table.column(column)], ["c", "v"])
+            pairs = key.group_by(["c", "v"]).aggregate([]).sort_by([("c", "ascending"),
+                                                                      ("v", "ascending")])
+            pairs = pairs.append_column("n", pa.array(range(pairs.num_rows),
+                                                      SCHEMA.field(column).type))
+            joined = key.append_column("i", pa.array(range(key.num_rows))).join(
+                pairs, ["c", "v"], join_type="left outer").sort_by("i")
+            table = table.set_column(table.schema.get_field_index(column), column,
+                                     joined.column("n").cast(SCHEMA.field(column).type))
+    return table.select(SCHEMA.names).to_pandas()
+
+
+def summarize(args: argparse.Namespace, url: str, flt: Filter | None) -> str:
+    from ..dataset.summary import summary_text
+
+    start, end = time_range(args)
+    return summary_text(url, start=start, end=end, filter=flt, max_rows=args.max_rows)

@@ -76,9 +76,6 @@ def run(args: argparse.Namespace) -> int:
     proxy = Proxy(listen, upstream, None if args.no_log else args.output, rules=rules,
                   connect_timeout=args.connect_timeout, max_backlog=args.max_backlog,
                   **log_kwargs(args))
-    # the log writer thread competes for the GIL with the forwarding loop: let the loop
-    # get it back within 0.5 ms instead of the default 5 ms
-    sys.setswitchinterval(0.0005)
     return asyncio.run(_serve(proxy, args.stats_interval))
 
 

@@ -30,6 +30,7 @@ from . import CliError
 from .common import (
     Inputs,
     add_input_options,
+    add_range_options,
     compile_filter_option,
     exit_status,
     open_source,
@@ -90,6 +91,8 @@ def _value(row: dict[str, Any]) -> str:
     """The value as shown on the one-line view: ``value_text`` made compact
     (``'value=5 transient=False'`` -> ``'5'``, ``'... transient=True'`` -> ``'5,transient'``)."""
     text = row["value_text"]
+    if text is not None and row["ioa"] is None:
+        return text  # a secure authentication message: its fields, as they are
     if text is None:
         value = row["value"]
         return "" if value is None else (str(int(value)) if float(value).is_integer()
@@ -113,10 +116,11 @@ def _value(row: dict[str, Any]) -> str:
 
 
 def _object_short(row: dict[str, Any], type_id: int | None) -> str:
-    parts = [str(row["ioa"])]
     value = _value(row)
-    if value:
-        parts[0] += f"={value}"
+    if row["ioa"] is None:  # secure authentication messages have no IOA
+        parts = [value or "(no value)"]
+    else:
+        parts = [str(row["ioa"]) + (f"={value}" if value else "")]
     flags = _flags(row)
     if flags:
         parts.append(flags)
@@ -159,7 +163,9 @@ def apdu_line(rows: list[dict[str, Any]], time_mode: str = "a", t0: int = 0) -> 
         parts.append(f"CA={head['ca']}")
         objects = [r for r in rows if r["obj"] is not None]
         if objects:
-            parts.append("IOA " + "; ".join(_object_short(r, type_id) for r in objects))
+            shown = "; ".join(_object_short(r, type_id) for r in objects)
+            # secure authentication messages have one object and no IOA
+            parts.append(shown if objects[0]["ioa"] is None else "IOA " + shown)
     if head["error"]:
         parts.append(f"!! {head['error']}")
     return " ".join(parts)
@@ -181,6 +187,10 @@ def apdu_tree(rows: list[dict[str, Any]]) -> list[str]:
     elif head["apci"] == "I":
         lines.append(f"  APCI: I-format, N(S)={head['ssn']}, N(R)={head['rsn']}, "
                      f"length {len(raw) - 2 if raw else '?'}")
+        if head.get("profile") is not None:  # (Parquet of schema 1 before the column: none)
+            confidence = head.get("profile_confidence")
+            lines.append(f"  Field sizes (COT/CA/IOA): {head['profile']}, " + (
+                "given" if confidence is None else f"detected, confidence {confidence:.2f}"))
     elif head["apci"] == "S":
         lines.append(f"  APCI: S-format, N(R)={head['rsn']}")
     else:
@@ -198,7 +208,8 @@ def apdu_tree(rows: list[dict[str, Any]]) -> list[str]:
             number = "" if r["value"] is None else f" (value {r['value']!r})"
             if type_id in FLOAT32_TYPE_IDS and r["value"] is not None:
                 value, number = float32_text(r["value"]), ""  # 3.14, as the device sent it
-            lines.append(f"    IOA {r['ioa']}: {value or '(no value)'}{number}")
+            ioa = "(no IOA)" if r["ioa"] is None else f"IOA {r['ioa']}"
+            lines.append(f"    {ioa}: {value or '(no value)'}{number}")
             quality = [f"{name.upper()}={_bit(r[name])}" for name in ("iv", "nt", "sb", "bl",
                                                                       "ov", "ei")
                        if r[name] is not None
@@ -258,8 +269,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "(UTC), src:port -> dst:port, I(N(S),N(R)) / S(N(R)) / U(function), type, cause, "
         "CA and the objects (IOA=value [quality] @time-tag select/execute qualifier).",
         epilog=exit_status("printed"))
-    p.add_argument("capture", metavar="CAPTURE", help="pcap/pcapng file (.gz allowed) or a "
-                   "Parquet file written by iec104 convert")
+    p.add_argument("capture", metavar="CAPTURE", help="pcap/pcapng file (.gz allowed), a "
+                   "Parquet file written by iec104 convert, or a dataset directory")
+    add_range_options(p)
     add_input_options(p, filter_help="show only APDUs with a row matching EXPR, e.g. "
                       "'type_id == 45 and ca == 1', 'apci == \"U\"', 'ioa in (1, 2, 3)'")
     p.add_argument("-V", "--verbose", action="store_true",

@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from . import CliError
-from .common import add_input_options, check_output, exit_status, load_frame, report_problems
+from .common import (
+    add_input_options,
+    add_range_options,
+    check_output,
+    exit_status,
+    load_frame,
+    report_problems,
+)
 
 
 def _points(text: str) -> list[tuple[int, int]]:
@@ -41,7 +48,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "and plots (no scripts, no external resources).",
         epilog=exit_status("in the report"))
     p.add_argument("source", metavar="CAPTURE|PARQUET",
-                   help="pcap/pcapng file, Parquet file, or directory of Parquet files")
+                   help="pcap/pcapng file, Parquet file, directory of Parquet files, or "
+                   "a dataset directory (its selected rows are loaded into memory)")
     p.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="HTML file to write ('-' for standard output)")
     p.add_argument("--title", help="report heading (default: the source file name)")
@@ -50,6 +58,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--points", type=_points, metavar="CA:IOA,...",
                    help="points for the value timeline (default: the busiest six)")
     add_input_options(p, filter_help="report only APDUs with a row matching EXPR")
+    add_range_options(p)
     g = p.add_argument_group("thresholds")
     g.add_argument("--k", type=int, default=12, help="send window k (default 12)")
     g.add_argument("--w", type=int, default=None,

@@ -18,7 +18,17 @@ import os
 import sys
 from typing import Any
 
-from .common import add_input_options, exit_status, load_frame, report_problems
+from .common import (
+    Inputs,
+    add_input_options,
+    add_range_options,
+    compile_filter_option,
+    dataset_url,
+    exit_status,
+    load_frame,
+    report_problems,
+    summarize,
+)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -29,9 +39,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "analyzer's investigations.",
         epilog=exit_status("summarized"))
     p.add_argument("source", metavar="PARQUET|CAPTURE",
-                   help="Parquet file or directory written by iec104 convert, or a "
-                   "pcap/pcapng capture")
+                   help="Parquet file or directory written by iec104 convert, a dataset "
+                   "directory (summarized in bounded memory), or a pcap/pcapng capture")
     add_input_options(p, filter_help="summarize only APDUs with a row matching EXPR")
+    add_range_options(p)
     p.add_argument("--max-rows", type=int, default=20, metavar="N",
                    help="rows shown per table (default 20)")
     return p
@@ -40,8 +51,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from ..analyzer import summary_text
 
-    df, inputs = load_frame(args, args.source)
-    text = summary_text(df, max_rows=args.max_rows)
+    dataset = dataset_url(args.source, args)
+    if dataset is not None:
+        inputs = Inputs([], [], [], dataset=dataset)
+        text = summarize(args, dataset, compile_filter_option(args.filter))
+    else:
+        df, inputs = load_frame(args, args.source)
+        text = summary_text(df, max_rows=args.max_rows)
     try:
         sys.stdout.write(f"Source: {args.source}\n{text}")
         sys.stdout.flush()

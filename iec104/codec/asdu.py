@@ -6,8 +6,10 @@ Layout (sizes from :class:`Profile`, 104 defaults in brackets)::
     common address (1|[2]) | objects
 
 With SQ=0 every object carries its address (IOA 1|2|[3] octets); with SQ=1 only the first
-does and the others follow at consecutive addresses. Unknown (private) type IDs decode to
-:class:`RawASDU`, which keeps the header and the undecoded object octets.
+does and the others follow at consecutive addresses. The secure authentication messages
+(type IDs 81-95, ``security.py``) carry one object without an address (``address`` None).
+Unknown (private) type IDs decode to :class:`RawASDU`, which keeps the header and the
+undecoded object octets.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, NamedTuple
 from .constants import Cause, TypeId, to_cause, to_type_id
 from .elements import ELEMENTS, variable_size
 from .errors import DecodeError, DecodeReason, EncodeError
+from .security import NO_ADDRESS, decode_secure, encode_secure
 from .timetag import Time, TimeSize, decode_time
 from .values import ProtectionQuality, Quality, Value
 
@@ -50,15 +53,17 @@ class InformationObject(NamedTuple):
     """One information object (see ``elements.py`` for which fields each type uses).
 
     Attributes:
-        address: IOA in [0, 255 | 65535 | 16777215] depending on the profile.
+        address: IOA in [0, 255 | 65535 | 16777215] depending on the profile; None for the
+            secure authentication messages (type IDs 81-95), whose object has no address.
         value: the value (``None`` for types that carry none, e.g. C_IC_NA_1).
         quality: ``Quality``/``ProtectionQuality`` for monitor types with quality, else None.
         time: CP24/CP56 time tag for time-tagged types, else None.
         select: S/E bit of commands (True = select), else None.
-        qualifier: qualifier of commands/system/parameter/file types, else None.
+        qualifier: qualifier of commands/system/parameter/file types, the segmentation
+            octet of segmented secure authentication messages, else None.
     """
 
-    address: int
+    address: int | None
     value: Value | None = None
     quality: Quality | ProtectionQuality | None = None
     time: Time | None = None
@@ -183,6 +188,15 @@ def decode_asdu(data: bytes | bytearray | memoryview,
     kind = _TYPES.get(data[0]) if end >= o else None
     if kind is None:  # unknown type ID (or too short: decode_header raises)
         header, o = decode_header(data, profile)
+        if header.type_id in NO_ADDRESS:
+            data = bytes(data)
+            value, time, qualifier = decode_secure(header.type_id, data, o, end,
+                                                   header.num_objects, header.sequence,
+                                                   cot_size, ca_size, ioa_size)
+            return ASDU(header.type_id, header.sequence, header.cause,  # type: ignore[arg-type]
+                        header.negative, header.test, header.originator,
+                        header.common_address,
+                        (InformationObject(None, value, None, time, None, qualifier),))
         return RawASDU(header.type_id, header.sequence, header.cause, header.negative,
                        header.test, header.originator, header.common_address,
                        header.num_objects, bytes(data[o:]))
@@ -304,6 +318,21 @@ def encode_asdu(asdu: ASDU | RawASDU, profile: Profile = DEFAULT_PROFILE) -> byt
     """
     if isinstance(asdu, RawASDU):
         return bytes(_identifier(asdu, asdu.num_objects, profile)) + bytes(asdu.payload)
+    if asdu.type_id in NO_ADDRESS:
+        if len(asdu.objects) != 1 or asdu.sequence:
+            raise EncodeError("objects", f"type {int(asdu.type_id)} carries exactly one "
+                                         "object, with SQ=0")
+        obj = asdu.objects[0]
+        if obj.address is not None:
+            raise EncodeError("objects[0].address", "must be None: this type has no address")
+        for name in ("quality", "select"):
+            if getattr(obj, name) is not None:
+                raise EncodeError(f"objects[0].{name}", "must be None for this type")
+        out = _identifier(asdu, 1, profile)
+        try:
+            return bytes(out) + encode_secure(asdu.type_id, obj.value, obj.time, obj.qualifier)
+        except EncodeError as exc:
+            raise EncodeError(f"objects[0].{exc.field}", exc.reason) from exc
     codec = ELEMENTS.get(asdu.type_id)
     if codec is None:
         raise EncodeError("type_id", f"{asdu.type_id} has no element codec; use RawASDU")
@@ -312,16 +341,17 @@ def encode_asdu(asdu: ASDU | RawASDU, profile: Profile = DEFAULT_PROFILE) -> byt
     ioa_size = profile.ioa_size
     ioa_max = (1 << (8 * ioa_size)) - 1
     encode = codec.encode
+    first = 0
     for i, obj in enumerate(objects):
         if asdu.sequence:
             if i == 0:
-                out += _check("objects[0].address", obj.address, ioa_max).to_bytes(
-                    ioa_size, "little")
-            elif obj.address != objects[0].address + i:
+                first = _check("objects[0].address", obj.address, ioa_max)
+                out += first.to_bytes(ioa_size, "little")
+            elif obj.address != first + i:
                 raise EncodeError(f"objects[{i}].address",
                                   f"{obj.address} breaks the SQ=1 sequence from "
                                   f"{objects[0].address}")
-            elif obj.address > ioa_max:
+            elif first + i > ioa_max:
                 raise EncodeError(f"objects[{i}].address", f"{obj.address} outside "
                                   f"[0, {ioa_max}]")
         else:

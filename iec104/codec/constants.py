@@ -45,6 +45,8 @@ class TypeId(enum.IntEnum):
     M_EP_TD_1 = 38
     M_EP_TE_1 = 39
     M_EP_TF_1 = 40
+    # IEC 62351-5 / 60870-5-7 secure authentication (see security.py)
+    S_IT_TC_1 = 41
     # process information in control direction
     C_SC_NA_1 = 45
     C_DC_NA_1 = 46
@@ -62,6 +64,21 @@ class TypeId(enum.IntEnum):
     C_BO_TA_1 = 64
     # system information in monitor direction
     M_EI_NA_1 = 70
+    # IEC 62351-5 / 60870-5-7 secure authentication messages (see security.py)
+    S_CH_NA_1 = 81
+    S_RP_NA_1 = 82
+    S_AR_NA_1 = 83
+    S_KR_NA_1 = 84
+    S_KS_NA_1 = 85
+    S_KC_NA_1 = 86
+    S_ER_NA_1 = 87
+    S_UC_NA_1 = 88
+    S_US_NA_1 = 90
+    S_UQ_NA_1 = 91
+    S_UR_NA_1 = 92
+    S_UK_NA_1 = 93
+    S_UA_NA_1 = 94
+    S_UF_NA_1 = 95
     # system information in control direction
     C_IC_NA_1 = 100
     C_CI_NA_1 = 101

@@ -13,6 +13,8 @@ How fields map (see ``InformationObject`` in ``asdu.py``):
 * commands: ``value`` + ``select`` (S/E bit) + ``qualifier`` (QU [0, 31] or QL [0, 127]);
 * C_IC_NA_1 QOI, C_RP_NA_1 QRP, P_* QPM, P_AC_NA_1 QPA, file qualifiers: ``qualifier``
   [0, 255]; C_CI_NA_1: ``value`` FreezeCode and ``qualifier`` RQT [0, 63];
+* S_IT_TC_1: ``value`` SecurityStatisticValue (AID + BCR) + ``time``; the secure
+  authentication messages without an address (81-95) are in ``security.py``;
 * C_CS_NA_1: ``time``; C_TS_NA_1: ``value`` FBP [0, 65535] (0x55AA by the standard);
   C_CD_NA_1: ``value`` CP16 delay ms; C_TS_TA_1: ``value`` TSC [0, 65535] + ``time``.
 """
@@ -49,6 +51,7 @@ from .values import (
     RegulatingValue,
     ScaledValue,
     SectionReadyValue,
+    SecurityStatisticValue,
     SegmentValue,
     SingleValue,
     StatusChangeValue,
@@ -279,6 +282,17 @@ def _bcr_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
     b = (_int("value.sequence", v.sequence, 0, 31) | (0x20 if v.overflow else 0)
          | (0x40 if v.adjusted else 0) | (0x80 if v.invalid else 0))
     return _I.pack(_int("value.value", v.value, -2**31, 2**31 - 1)) + bytes((b,))
+
+
+def _sec_stat_dec(d: Any, o: int) -> tuple[Any, Any, Any, Any]:
+    return (_new(SecurityStatisticValue, (d[o] | d[o + 1] << 8, _bcr_dec(d, o + 2)[0])),
+            None, None, None)
+
+
+def _sec_stat_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
+    v = _type("value", value, SecurityStatisticValue)
+    return (_cp16("value.association_id", v.association_id)
+            + _bcr_enc(v.counter, quality, select, qualifier))
 
 
 def _sep_dec(d: Any, o: int) -> tuple[Any, Any, Any, Any]:
@@ -682,6 +696,7 @@ ELEMENTS: dict[int, ElementCodec] = {
     _T.M_EP_TB_1: _with_time(_SPE, _3), _T.M_EP_TE_1: _with_time(_SPE, _7),
     _T.M_EP_TC_1: _with_time(_OCI, _3), _T.M_EP_TF_1: _with_time(_OCI, _7),
     _T.M_PS_NA_1: _with_time((5, _scd_dec, _scd_enc), None),
+    _T.S_IT_TC_1: _with_time((7, _sec_stat_dec, _sec_stat_enc), _7),
     _T.M_ME_ND_1: _with_time((2, _nva_dec, _nva_enc), None),
     _T.C_SC_NA_1: _with_time(_SCO, None), _T.C_SC_TA_1: _with_time(_SCO, _7),
     _T.C_DC_NA_1: _with_time(_DCO, None), _T.C_DC_TA_1: _with_time(_DCO, _7),

@@ -33,6 +33,9 @@ class DecodeReason(enum.StrEnum):
     """Octets are left over after the last information object."""
     TIME_TAG = "time_tag"
     """A time tag is no calendar date, or a field is out of its range."""
+    SECURE_MESSAGE = "secure_message"
+    """A secure authentication message (type IDs 81-95) has a VSQ other than one object, or
+    wraps an ASDU (S_AR_NA_1) whose length its type does not give."""
 
 
 class Iec104Error(Exception):

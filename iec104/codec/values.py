@@ -261,9 +261,149 @@ class QueryLogValue(NamedTuple):
     stop: Time
 
 
+# -- IEC 62351-5 / IEC 60870-5-7 secure authentication (codec: security.py) ----------------
+
+
+class SecurityStatisticValue(NamedTuple):
+    """S_IT_TC_1: one security statistic counter of an association.
+
+    Attributes:
+        association_id: AID [0, 65535].
+        counter: the statistic as an integrated total (BCR).
+    """
+
+    association_id: int
+    counter: BinaryCounterValue
+
+
+class AuthenticationChallenge(NamedTuple):
+    """S_CH_NA_1: a challenge.
+
+    Attributes:
+        csq: challenge sequence number [0, 2**32 - 1].
+        user: user number [0, 65535].
+        mac_algorithm: MAL [0, 255] (e.g. 4 = HMAC-SHA-256 truncated to 16 octets).
+        reason: RSC [0, 255] (1 = critical ASDU).
+        challenge: the pseudo-random challenge data (at most 65535 octets).
+    """
+
+    csq: int
+    user: int
+    mac_algorithm: int
+    reason: int
+    challenge: bytes
+
+
+class AuthenticationReply(NamedTuple):
+    """S_RP_NA_1: the reply to a challenge; ``mac`` is the MAC value (opaque)."""
+
+    csq: int
+    user: int
+    mac: bytes
+
+
+class AggressiveModeRequest(NamedTuple):
+    """S_AR_NA_1: an ASDU sent with its authentication (no challenge first).
+
+    Attributes:
+        asdu: the authenticated ASDU's octets (decode with ``decode_asdu`` and the profile).
+        csq: challenge sequence number [0, 2**32 - 1].
+        user: user number [0, 65535].
+        mac: the MAC value (opaque), to the end of the message.
+    """
+
+    asdu: bytes
+    csq: int
+    user: int
+    mac: bytes
+
+
+class KeyStatusRequest(NamedTuple):
+    """S_KR_NA_1: session key status request for ``user`` [0, 65535]."""
+
+    user: int
+
+
+class KeyStatus(NamedTuple):
+    """S_KS_NA_1: session key status.
+
+    Attributes:
+        ksq: key change sequence number [0, 2**32 - 1].
+        user: user number [0, 65535].
+        key_wrap_algorithm: KWA [0, 255].
+        key_status: KST [0, 255] (1 OK, 2 NOT_INIT, 3 COMM_FAIL, 4 AUTH_FAIL).
+        mac_algorithm: MAL [0, 255].
+        challenge: challenge data.
+        mac: MAC value (opaque, to the end of the message; empty when none).
+    """
+
+    ksq: int
+    user: int
+    key_wrap_algorithm: int
+    key_status: int
+    mac_algorithm: int
+    challenge: bytes
+    mac: bytes
+
+
+class KeyChange(NamedTuple):
+    """S_KC_NA_1: session key change; ``wrapped_key`` is the wrapped key data (opaque)."""
+
+    ksq: int
+    user: int
+    wrapped_key: bytes
+
+
+class AuthenticationErrorValue(NamedTuple):
+    """S_ER_NA_1: an authentication error (its time stamp is the object's ``time``).
+
+    Attributes:
+        csq: challenge sequence number [0, 2**32 - 1].
+        user: user number [0, 65535].
+        association_id: AID [0, 65535].
+        error_code: ERR [0, 255] (``AuthErrorCode`` where standard).
+        text: the error text (UTF-8 on the wire; undecodable octets kept as surrogates).
+    """
+
+    csq: int
+    user: int
+    association_id: int
+    error_code: int
+    text: str
+
+
+class AuthErrorCode(enum.IntEnum):
+    """Error codes of S_ER_NA_1 (IEC 62351-5, as in DNP3 SAv5)."""
+
+    AUTHENTICATION_FAILED = 1
+    UNEXPECTED_RESPONSE = 2
+    NO_RESPONSE = 3
+    AGGRESSIVE_MODE_NOT_SUPPORTED = 4
+    MAC_ALGORITHM_NOT_SUPPORTED = 5
+    KEY_WRAP_ALGORITHM_NOT_SUPPORTED = 6
+    AUTHORIZATION_FAILED = 7
+    UPDATE_KEY_METHOD_NOT_PERMITTED = 8
+    INVALID_SIGNATURE = 9
+    INVALID_CERTIFICATION_DATA = 10
+    UNKNOWN_USER = 11
+    MAX_SESSION_KEY_STATUS_REQUESTS_EXCEEDED = 12
+
+
+class SecurityData(NamedTuple):
+    """The octets of a secure authentication message kept undecoded: one segment of a
+    message sent in several ASDUs (the object's ``qualifier`` holds the segmentation
+    octet), or the content of S_UC_NA_1 and S_US_NA_1..S_UF_NA_1 (certificates, update keys,
+    signatures), which this codec leaves opaque."""
+
+    data: bytes
+
+
 Value = (SingleValue | DoubleValue | RegulatingValue | StepPositionValue | BitstringValue
          | NormalizedValue | ScaledValue | FloatingValue | BinaryCounterValue
          | ProtectionValue | ProtectionStartValue | ProtectionCommandValue
          | StatusChangeValue | InitializationValue | FreezeCode | FileReadyValue
          | SectionReadyValue | CallFileValue | LastSectionValue | AckFileValue
-         | SegmentValue | DirectoryValue | QueryLogValue | int)
+         | SegmentValue | DirectoryValue | QueryLogValue | SecurityStatisticValue
+         | AuthenticationChallenge | AuthenticationReply | AggressiveModeRequest
+         | KeyStatusRequest | KeyStatus | KeyChange | AuthenticationErrorValue | SecurityData
+         | int)

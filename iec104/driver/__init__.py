@@ -6,20 +6,32 @@ runs callbacks; all parsing and encoding is the codec's.
 
 from .common import (
                      Address,
+                     AsduCb,
                      ClockSyncCb,
                      CommandCb,
                      ConnectionCb,
                      ConnectionInfo,
                      CounterInterrogateCb,
+                     DelayCb,
+                     EnabledCb,
                      GroupInterrogateCb,
                      InterrogateCb,
+                     NegativeResponse,
+                     ParameterCb,
+                     ReadCb,
+                     ResetCb,
+                     ResponseTimeout,
 )
 from .connection import Connection, connect
+from .files import FileProvider, MemoryFiles
 from .lifetime import Group, Resource
+from .outstation import RedundancyGroup
 from .server import Server, listen
 
 __all__ = [
-    "Address", "ClockSyncCb", "CommandCb", "Connection", "ConnectionCb", "ConnectionInfo",
-    "CounterInterrogateCb", "Group", "GroupInterrogateCb", "InterrogateCb", "Resource",
-    "Server", "connect", "listen",
+    "Address", "AsduCb", "ClockSyncCb", "CommandCb", "Connection", "ConnectionCb",
+    "ConnectionInfo", "CounterInterrogateCb", "DelayCb", "EnabledCb", "FileProvider", "Group",
+    "GroupInterrogateCb", "InterrogateCb", "MemoryFiles", "NegativeResponse", "ParameterCb",
+    "ReadCb", "RedundancyGroup", "ResetCb", "Resource", "ResponseTimeout", "Server", "connect",
+    "listen",
 ]

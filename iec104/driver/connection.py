@@ -32,9 +32,16 @@ sans-IO :class:`~iec104.codec.session.Session`:
   fires, the session does nothing, and it is re-armed.
 * When the receive queue holds ``receive_queue_size`` ASDUs that the application did not
   ``receive()``, reading pauses (the peer then blocks on its own k).
-* Requests from the peer (interrogation, counter interrogation, commands, clock sync) call
-  the user's callbacks; a plain function is called inline, a coroutine function's result is
-  awaited in a task of the connection's group.
+* Requests from the peer (interrogation, counter interrogation, commands, clock sync,
+  read, reset, delay acquisition, parameters: ``messages.py``) call the user's callbacks; a
+  plain function is called inline, a coroutine function's result is awaited in a task of
+  the connection's group. What the driver does not handle goes to ``asdu_cb``.
+* Commands pass the outstation checks of ``outstation.CommandGate`` (select before
+  operate, age of time tags) before ``command_cb``.
+* Every ASDU is encoded and decoded with the connection's ``Profile`` (field sizes).
+* Data notified while data transfer is stopped (before STARTDT, after STOPDT) waits in the
+  send queue (bounded as above) and goes out after the next STARTDT; a connection of a
+  redundancy group hands it back to its group instead (``outstation.py``).
 """
 
 from __future__ import annotations
@@ -45,12 +52,22 @@ import datetime
 import inspect
 import logging
 import ssl as _ssl
+import time as _time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, NamedTuple, cast
 
-from ..codec.asdu import ASDU, InformationObject, RawASDU, decode_asdu, encode_asdu
+from ..codec.asdu import (
+    ASDU,
+    DEFAULT_PROFILE,
+    InformationObject,
+    Profile,
+    RawASDU,
+    decode_asdu,
+    encode_asdu,
+)
 from ..codec.constants import Cause, TypeId, cause_name, type_name
-from ..codec.errors import DecodeError, EncodeError, RemoteProtocolError
+from ..codec.errors import DecodeError, EncodeError, LocalProtocolError, RemoteProtocolError
+from ..codec.files import FILE_TYPES
 from ..codec.model import (
     COMMAND_TYPES,
     MONITOR_TYPES,
@@ -63,6 +80,7 @@ from ..codec.model import (
     data_type_id,
     pack_data,
 )
+from ..codec.parameters import PARAMETER_TYPES
 from ..codec.session import (
     NEED_DATA,
     AsduReceived,
@@ -70,19 +88,29 @@ from ..codec.session import (
     DataTransferStopped,
     Role,
     Session,
+    State,
 )
 from ..codec.timetag import Time, TimeSize
 from ..codec.values import FreezeCode
 from .common import (
     Address,
+    AsduCb,
     ClockSyncCb,
     CommandCb,
     ConnectionInfo,
     CounterInterrogateCb,
+    DelayCb,
+    EnabledCb,
     GroupInterrogateCb,
     InterrogateCb,
+    ParameterCb,
+    ReadCb,
+    ResetCb,
 )
+from .files import FileClient, FileProvider, FileService
 from .lifetime import Group, Resource
+from .messages import Requests
+from .outstation import CommandGate, GroupState
 
 mlog = logging.getLogger("iec104.driver")
 
@@ -98,15 +126,27 @@ _TEST_TYPES = frozenset((TypeId.C_TS_NA_1, TypeId.C_TS_TA_1))
 _ACTIVATION_CAUSES = frozenset((Cause.ACTIVATION, Cause.ACTIVATION_CONFIRMATION,
                                 Cause.DEACTIVATION, Cause.DEACTIVATION_CONFIRMATION,
                                 Cause.ACTIVATION_TERMINATION)) | _UNKNOWN_CAUSES
+_SPONTANEOUS_CAUSES = frozenset((Cause.SPONTANEOUS, Cause.ACTIVATION,
+                                 Cause.ACTIVATION_CONFIRMATION)) | _UNKNOWN_CAUSES
 _PERMITTED_CAUSES: dict[int, frozenset[int]] = {
     **dict.fromkeys(COMMAND_TYPES, _ACTIVATION_CAUSES),
     TypeId.C_IC_NA_1: _ACTIVATION_CAUSES,
     TypeId.C_CI_NA_1: _ACTIVATION_CAUSES,
-    TypeId.C_CS_NA_1: frozenset((Cause.SPONTANEOUS, Cause.ACTIVATION,
-                                 Cause.ACTIVATION_CONFIRMATION)) | _UNKNOWN_CAUSES,
+    TypeId.C_CS_NA_1: _SPONTANEOUS_CAUSES,
     **dict.fromkeys(_TEST_TYPES, frozenset((Cause.ACTIVATION, Cause.ACTIVATION_CONFIRMATION))
                     | _UNKNOWN_CAUSES),
+    # lib60870 (c104) confirms a read with ACTCON before the data: tolerated
+    TypeId.C_RD_NA_1: frozenset((Cause.REQUEST, Cause.ACTIVATION_CONFIRMATION))
+    | _UNKNOWN_CAUSES,
+    TypeId.C_RP_NA_1: _ACTIVATION_CAUSES,
+    TypeId.C_CD_NA_1: _SPONTANEOUS_CAUSES,
+    # parameters also come with the interrogation causes (in answers: for asdu_cb)
+    **dict.fromkeys(PARAMETER_TYPES, _ACTIVATION_CAUSES | _INTERROGATED),
+    TypeId.P_AC_NA_1: _ACTIVATION_CAUSES,
 }
+# served by messages.Requests
+_MESSAGE_TYPES = frozenset((TypeId.C_RD_NA_1, TypeId.C_RP_NA_1, TypeId.C_CD_NA_1,
+                            TypeId.P_AC_NA_1)) | PARAMETER_TYPES
 
 
 class Settings(NamedTuple):
@@ -124,11 +164,28 @@ class Settings(NamedTuple):
     clock_sync_cb: ClockSyncCb | None = None
     receive_queue_size: int = 1024
     send_queue_size: int = 10_000
+    profile: Profile = DEFAULT_PROFILE
+    read_cb: ReadCb | None = None
+    reset_cb: ResetCb | None = None
+    delay_cb: DelayCb | None = None
+    parameter_cb: ParameterCb | None = None
+    asdu_cb: AsduCb | None = None
+    enabled_cb: EnabledCb | None = None
+    select_timeout: float | None = None
+    command_max_age: float | None = None
+    file_provider: FileProvider | None = None
 
     def session(self, role: Role, clock: Callable[[], float]) -> Session:
         if isinstance(self.send_queue_size, bool) or not isinstance(
                 self.send_queue_size, int) or self.send_queue_size < 1:
             raise ValueError(f"send_queue_size {self.send_queue_size!r} is no positive int")
+        if not isinstance(self.profile, Profile):
+            raise TypeError(f"profile {self.profile!r} is not a codec.Profile")
+        self.profile.check()
+        for name in ("select_timeout", "command_max_age"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0 or None, got {value!r}")
         return Session(role, t1=self.response_timeout, t2=self.supervisory_timeout,
                        t3=self.test_timeout, k=self.send_window_size,
                        w=self.receive_window_size, clock=clock)
@@ -162,7 +219,7 @@ def _addr(sockname: Any) -> Address:
     return Address(str(sockname), 0)
 
 
-class Connection(Resource):
+class Connection(FileClient, Requests, Resource):
     """One IEC 104 connection (create with :func:`connect` or :func:`~iec104.listen`).
 
     Both ends have the same API: either side may send data, interrogate or command, and
@@ -204,6 +261,16 @@ class Connection(Resource):
                               TypeId.C_TS_TA_1: asyncio.Lock()}
         self._close_reason: str | None = None
         self._test_counter = 0
+        self._profile = settings.profile
+        self._wall_offset = _time.time() - self._loop.time()  # the wall clock, on the loop's
+        self._gate = (CommandGate(settings.select_timeout, settings.command_max_age,
+                                  self._loop.time, self._wall_offset)
+                      if settings.select_timeout or settings.command_max_age else None)
+        self._redundancy: GroupState | None = None  # set by the server
+        self._transfer_waiter: asyncio.Future[None] | None = None  # start()/stop()
+        self._init_requests()
+        self._files = FileService(self, settings.file_provider, settings.response_timeout,
+                                  settings.profile)
         group.on_close(self._cleanup)
 
     # -- public API ------------------------------------------------------------------------
@@ -232,6 +299,55 @@ class Connection(Resource):
     def ssl_object(self) -> _ssl.SSLObject | None:
         """The TLS object when the connection uses TLS."""
         return self._transport.get_extra_info("ssl_object")
+
+    @property
+    def profile(self) -> Profile:
+        """Field sizes of the ASDUs (COT, common address, IOA octets)."""
+        return self._profile
+
+    @property
+    def is_enabled(self) -> bool:
+        """Whether data transfer is started (STARTDT confirmed, no STOPDT since)."""
+        return self._session.state is State.STARTED
+
+    async def start(self) -> None:
+        """Start data transfer (STARTDT act) and wait for STARTDT con; nothing to do when
+        started already. Only the controlling station (client) starts and stops.
+
+        Raises:
+            LocalProtocolError: not the controlling station, or a STOPDT is under way.
+            ConnectionError: the connection closed first (e.g. t1 expired).
+        """
+        await self._transfer(True)
+
+    async def stop(self) -> None:
+        """Stop data transfer (STOPDT act) and wait for STOPDT con; the peer first gets
+        the acknowledgement of everything received. Data notified meanwhile waits.
+
+        Raises:
+            LocalProtocolError: not the controlling station, or a STARTDT is under way.
+            ConnectionError: the connection closed first (e.g. t1 expired).
+        """
+        await self._transfer(False)
+
+    async def _transfer(self, start: bool) -> None:
+        if not self.is_open:
+            raise ConnectionError("connection is closed")
+        state = self._session.state
+        if state is (State.STARTED if start else State.STOPPED):
+            return
+        if state is not (State.STARTING if start else State.STOPPING):
+            if start:
+                self._session.start()
+            else:
+                self._session.stop()
+            self._flush()
+        waiter = self._transfer_waiter
+        if waiter is None or waiter.done():
+            waiter = self._transfer_waiter = self._loop.create_future()
+        await asyncio.shield(waiter)
+        if self.is_enabled != start:
+            raise LocalProtocolError("data transfer changed state meanwhile")
 
     def notify_data_change(self, data: Iterable[Data]) -> None:
         """Send data to the peer (as few ASDUs as possible, in order).
@@ -416,7 +532,7 @@ class Connection(Resource):
     def _send_asdu(self, asdu: ASDU | RawASDU) -> None:
         if not self.is_open:
             raise ConnectionError("connection is closed")
-        self._enqueue(encode_asdu(asdu), 1)
+        self._enqueue(encode_asdu(asdu, self._profile), 1)
         if self._in_receive or self._flush_scheduled:
             self._kick()  # joins the write already coming
         else:
@@ -468,23 +584,24 @@ class Connection(Resource):
         """Encode the next ASDU of ``batch`` (dropping and reporting objects that do not
         encode); None if none of them did."""
         start = batch.pos
-        asdu, batch.pos = pack_data(batch.items, start)
+        profile = self._profile
+        asdu, batch.pos = pack_data(batch.items, start, profile)
         if batch.answers is None:
             self._queued -= batch.pos - start
         try:
-            return encode_asdu(asdu)
+            return encode_asdu(asdu, profile)
         except EncodeError:
             pass
         good = []
         for obj in asdu.objects:
             single = asdu._replace(objects=(obj,))
             try:
-                encode_asdu(single)
+                encode_asdu(single, profile)
             except EncodeError as exc:
                 self._encode_failed(exc, single)
             else:
                 good.append(obj)
-        return encode_asdu(asdu._replace(objects=tuple(good))) if good else None
+        return encode_asdu(asdu._replace(objects=tuple(good)), profile) if good else None
 
     def _encode_failed(self, exc: EncodeError, asdu: ASDU) -> None:
         mlog.error("%s: dropping data that cannot be encoded: %s (%r)", self._log_prefix,
@@ -568,6 +685,7 @@ class Connection(Resource):
             return
         session = self._session
         session.receive_data(data)
+        self._received_at = self._loop.time()
         self._in_receive = True
         try:
             while True:
@@ -580,8 +698,10 @@ class Connection(Resource):
                     mlog.debug("%s: data transfer started", self._log_prefix)
                     if not self._started.done():
                         self._started.set_result(None)
+                    self._on_enabled(True)
                 elif type(event) is DataTransferStopped:
                     mlog.debug("%s: data transfer stopped", self._log_prefix)
+                    self._on_enabled(False)
                 # Acknowledged: the window opened, _flush below sends more
         except RemoteProtocolError as exc:
             self._fail(str(exc))
@@ -590,9 +710,20 @@ class Connection(Resource):
             self._in_receive = False
         self._flush()
 
+    def _on_enabled(self, enabled: bool) -> None:
+        waiter = self._transfer_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if self._redundancy is not None:
+            if enabled:
+                self._redundancy.started(self)
+            else:
+                self._redundancy.stopped(self)
+        self._call("enabled", self._settings.enabled_cb, (enabled,), lambda _: None)
+
     def _on_asdu(self, raw: bytes) -> None:
         try:
-            asdu = decode_asdu(raw)
+            asdu = decode_asdu(raw, self._profile)
         except DecodeError as exc:
             mlog.warning("%s: ignoring undecodable ASDU: %s [%s]", self._log_prefix, exc,
                          raw.hex(" "))
@@ -601,11 +732,13 @@ class Connection(Resource):
         if type_id in MONITOR_TYPES:
             self._on_data(asdu)  # type: ignore[arg-type]
         elif isinstance(asdu, RawASDU):
-            self._on_unknown(asdu)
+            self._on_unhandled(asdu)
         elif asdu.cause not in _PERMITTED_CAUSES.get(type_id, (asdu.cause,)):
             mlog.info("%s: refusing %s with cause %s", self._log_prefix,
                       type_name(type_id), cause_name(asdu.cause))
             self._respond(asdu._replace(cause=Cause.UNKNOWN_CAUSE, negative=True))
+        elif type_id in FILE_TYPES:
+            self._files.on_asdu(asdu)
         elif type_id in COMMAND_TYPES:
             self._on_command(asdu)
         elif type_id is TypeId.C_IC_NA_1:
@@ -616,8 +749,10 @@ class Connection(Resource):
             self._on_clock_sync(asdu)
         elif type_id in _TEST_TYPES:
             self._on_test(asdu)
+        elif type_id in _MESSAGE_TYPES:
+            self._on_request(asdu)
         else:
-            self._on_unknown(asdu)
+            self._on_unhandled(asdu)
 
     def _on_data(self, asdu: ASDU) -> None:
         data = asdu_to_data(asdu)
@@ -628,6 +763,10 @@ class Connection(Resource):
         if cause in _COUNTER_INTERROGATED and self._counter_interrogation is not None:
             self._counter_interrogation.data.extend(data)
             return
+        if cause == Cause.REQUEST and self._reads:
+            data = self._take_read_answers(data)
+            if not data:
+                return
         self._received.append(data)
         waiter = self._receive_waiter
         if waiter is not None:
@@ -637,19 +776,46 @@ class Connection(Resource):
             self._read_paused = True
             self._transport.pause_reading()
 
-    def _on_unknown(self, asdu: ASDU | RawASDU) -> None:
-        if asdu.cause in _REQUEST_CAUSES and not asdu.negative:
-            mlog.info("%s: refusing unsupported request type %s", self._log_prefix,
-                      asdu.type_id)
-            self._respond(asdu._replace(cause=Cause.UNKNOWN_TYPE, negative=True))
-        else:
-            mlog.debug("%s: ignoring ASDU %s cause %s", self._log_prefix, asdu.type_id,
-                       asdu.cause)
+    def _on_unhandled(self, asdu: ASDU | RawASDU) -> None:
+        """An ASDU the driver does not handle: ``asdu_cb``'s, else a request is refused."""
+
+        def done(handled: Any) -> None:
+            if handled is True or not self.is_open:
+                return
+            if asdu.cause in _REQUEST_CAUSES and not asdu.negative:
+                mlog.info("%s: refusing unsupported request type %s", self._log_prefix,
+                          asdu.type_id)
+                self._respond(asdu._replace(cause=Cause.UNKNOWN_TYPE, negative=True))
+            else:
+                mlog.debug("%s: ignoring ASDU %s cause %s", self._log_prefix, asdu.type_id,
+                           asdu.cause)
+
+        self._call("asdu", self._settings.asdu_cb, (asdu,), done)
 
     def _respond(self, asdu: ASDU | RawASDU) -> None:
         if self.is_open:
-            self._enqueue(encode_asdu(asdu), 1)
+            self._enqueue(encode_asdu(asdu, self._profile), 1)
             self._kick()
+
+    def _send_answer(self, request: ASDU, data: Sequence[Data]) -> None:
+        """Queue ``data`` answering ``request`` (not counted in send_queue_size, never
+        coalesced: _answering refuses a second interrogation meanwhile)."""
+        self._pending.append(_Batch(data, request.type_id))
+        self._kick()
+
+    def _take_notified(self) -> list[Data]:
+        """Remove and return the notified data not sent yet (see ``outstation.py``)."""
+        taken: list[Data] = []
+        for entry in self._pending:
+            if type(entry) is _Batch and entry.answers is None:
+                taken.extend(entry.items[entry.pos:])
+        self._queued -= len(taken)
+        self._pending = collections.deque(
+            e for e in self._pending if type(e) is not _Batch or e.answers is not None)
+        return taken
+
+    def _log_warning(self, message: str, *args: Any) -> None:
+        mlog.warning("%s: " + message, self._log_prefix, *args)
 
     def _confirm(self, request: ASDU, cause: Cause, positive: bool) -> None:
         self._respond(request._replace(cause=cause, negative=not positive))
@@ -743,10 +909,8 @@ class Connection(Resource):
             return
         self._confirm(request, Cause.ACTIVATION_CONFIRMATION, True)
         if data:
-            # not counted in send_queue_size: _answering refuses a second one meanwhile
-            self._pending.append(_Batch(
-                [d if d.cause == cause else d._replace(cause=cause) for d in data],
-                request.type_id))
+            self._send_answer(request, [d if d.cause == cause else d._replace(cause=cause)
+                                        for d in data])
         self._confirm(request, Cause.ACTIVATION_TERMINATION, True)
 
     def _answering(self, request: ASDU) -> bool:
@@ -776,6 +940,9 @@ class Connection(Resource):
             con = (Cause.ACTIVATION_CONFIRMATION if cause == Cause.ACTIVATION
                    else Cause.DEACTIVATION_CONFIRMATION)
             refusal = command_refusal(asdu)
+            gate = self._gate
+            if refusal is None and gate is not None:
+                refusal = gate.refusal(asdu)
             if refusal is not None:
                 mlog.info("%s: refusing command: %s", self._log_prefix, refusal)
                 self._confirm(asdu, con, False)
@@ -786,6 +953,8 @@ class Connection(Resource):
                 if not self.is_open:
                     return
                 success = result is True
+                if gate is not None:
+                    gate.confirmed(asdu, success)
                 self._confirm(asdu, con, success)
                 if success and cause == Cause.ACTIVATION and any(
                         o.select is not True for o in asdu.objects):
@@ -796,6 +965,8 @@ class Connection(Resource):
                 or cause in _UNKNOWN_CAUSES:
             positive = not asdu.negative and cause not in _UNKNOWN_CAUSES
             for obj in asdu.objects:
+                if obj.address is None:  # (secure authentication messages have none)
+                    continue
                 future = self._commands.get((int(asdu.type_id), asdu.common_address,
                                              obj.address))
                 if future is not None and not future.done():
@@ -862,8 +1033,14 @@ class Connection(Resource):
             self._timer.cancel()
             self._timer = None
         error = ConnectionError(f"connection closed: {self._close_reason}")
+        self._files.close(error)
+        if self._redundancy is not None:
+            self._redundancy.stopped(self)
+        self._fail_requests(error)
         futures: list[asyncio.Future[Any]] = [self._started, *self._commands.values(),
                                               *self._simple.values(), *self._drain_waiters]
+        if self._transfer_waiter is not None:
+            futures.append(self._transfer_waiter)
         for request in (self._interrogation, self._counter_interrogation):
             if request is not None:
                 futures.append(request.future)
@@ -943,6 +1120,17 @@ async def connect(addr: Address,
                   clock_sync_cb: ClockSyncCb | None = None,
                   receive_queue_size: int = 1024,
                   send_queue_size: int = 10_000,
+                  profile: Profile = DEFAULT_PROFILE,
+                  read_cb: ReadCb | None = None,
+                  reset_cb: ResetCb | None = None,
+                  delay_cb: DelayCb | None = None,
+                  parameter_cb: ParameterCb | None = None,
+                  asdu_cb: AsduCb | None = None,
+                  enabled_cb: EnabledCb | None = None,
+                  select_timeout: float | None = None,
+                  command_max_age: float | None = None,
+                  started: bool = True,
+                  file_provider: FileProvider | None = None,
                   ) -> Connection:
     """Connect to an IEC 104 server (controlled station) and start data transfer.
 
@@ -967,6 +1155,25 @@ async def connect(addr: Address,
             and a peer too slow even for that is disconnected (``close_reason`` starts with
             "slow consumer"). A single ``notify_data_change`` counts whole: raise it for
             bulk loads of more points than this.
+        profile: field sizes (COT 1/2, common address 1/2, IOA 1/2/3 octets); the
+            standard 104 profile is 2/2/3.
+        read_cb: answers read commands (C_RD_NA_1) from the peer.
+        reset_cb: answers reset process commands (C_RP_NA_1).
+        delay_cb: told the transmission delay the peer loaded (C_CD_NA_1).
+        parameter_cb: accepts or refuses parameters (P_ME_*) and activations (P_AC_NA_1).
+        asdu_cb: gets every ASDU the driver does not handle (private type IDs too);
+            :meth:`Connection.send_asdu` sends any ASDU.
+        enabled_cb: called when data transfer starts (STARTDT con) or stops.
+        select_timeout: enforce select before operate for commands from the peer: an
+            execute needs a select of the same point and value confirmed on this
+            connection within this many seconds (None: commands go to ``command_cb``
+            as they come).
+        command_max_age: refuse time-tagged commands (C_*_TA_1) whose time tag is
+            further than this many seconds from now (None: no check).
+        started: False: connect without STARTDT (a standby connection of a redundancy
+            group, IEC 104 10.3); :meth:`Connection.start` starts it later.
+        file_provider: the files this end offers to and accepts from the peer (see
+            :mod:`iec104.driver.files`); None refuses file requests.
 
     Raises:
         OSError: TCP/TLS connection failed.
@@ -976,7 +1183,11 @@ async def connect(addr: Address,
     settings = Settings(interrogate_cb, counter_interrogate_cb, command_cb, response_timeout,
                         supervisory_timeout, test_timeout, send_window_size,
                         receive_window_size, group_interrogate_cb, clock_sync_cb,
-                        receive_queue_size, send_queue_size)
+                        receive_queue_size, send_queue_size, profile=profile,
+                        read_cb=read_cb, reset_cb=reset_cb, delay_cb=delay_cb,
+                        parameter_cb=parameter_cb, asdu_cb=asdu_cb, enabled_cb=enabled_cb,
+                        select_timeout=select_timeout, command_max_age=command_max_age,
+                        file_provider=file_provider)
     settings.session(Role.CONTROLLING, loop.time)  # validate before connecting
     kwargs: dict[str, Any] = {}
     if ssl_context is not None:
@@ -985,6 +1196,8 @@ async def connect(addr: Address,
         lambda: _Protocol(Role.CONTROLLING, settings), addr.host, addr.port, **kwargs)
     conn = protocol.connection
     assert conn is not None
+    if not started:
+        return conn
     try:
         conn._session.start()
         conn._flush()

@@ -6,20 +6,31 @@ import asyncio
 import inspect
 import logging
 import ssl as _ssl
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..codec.asdu import DEFAULT_PROFILE, Profile
+from ..codec.model import Data, data_type_id
 from ..codec.session import Role
 from .common import (
     Address,
+    AsduCb,
     ClockSyncCb,
     CommandCb,
     ConnectionCb,
     CounterInterrogateCb,
+    DelayCb,
+    EnabledCb,
     GroupInterrogateCb,
     InterrogateCb,
+    ParameterCb,
+    ReadCb,
+    ResetCb,
 )
 from .connection import Connection, Settings, _Protocol
+from .files import FileProvider
 from .lifetime import Group, Resource
+from .outstation import GroupState, RedundancyGroup, assign_group
 
 mlog = logging.getLogger("iec104.driver")
 
@@ -27,11 +38,12 @@ mlog = logging.getLogger("iec104.driver")
 class Server(Resource):
     """Listening server (create with :func:`listen`); closing it closes its connections."""
 
-    def __init__(self, group: Group) -> None:
+    def __init__(self, group: Group, groups: Sequence[GroupState] = ()) -> None:
         self._group = group
         self._server: asyncio.base_events.Server | None = None
         self._addresses: list[Address] = []
         self._connections: set[Connection] = set()
+        self._groups = list(groups)
         group.on_close(self._cleanup)
 
     def _attach(self, server: asyncio.base_events.Server) -> None:
@@ -52,6 +64,39 @@ class Server(Resource):
     def connections(self) -> list[Connection]:
         """Connections open now."""
         return [conn for conn in self._connections if conn.is_open]
+
+    @property
+    def redundancy_groups(self) -> dict[str, Connection | None]:
+        """The started (active) connection of each redundancy group, by group name."""
+        return {state.group.name: state.active for state in self._groups}
+
+    def buffered(self, group: str) -> int:
+        """Data items redundancy group ``group`` holds while none of its connections is
+        started (``KeyError`` for an unknown group)."""
+        for state in self._groups:
+            if state.group.name == group:
+                return state.buffered
+        raise KeyError(group)
+
+    def notify_data_change(self, data: Iterable[Data]) -> None:
+        """Send data to every client: with redundancy groups, to the started connection
+        of each group (buffered by the group while it has none); without, to every open
+        connection (each queues it until its data transfer is started).
+
+        Raises:
+            EncodeError: an item whose value/time fits no type ID (nothing is sent then).
+        """
+        items = data if type(data) is tuple else tuple(data)
+        for item in items:
+            data_type_id(item)
+        if not items:
+            return
+        if self._groups:
+            for state in self._groups:
+                state.notify(items)
+            return
+        for conn in self.connections:
+            conn.notify_data_change(items)
 
     async def _cleanup(self) -> None:
         if self._server is not None:
@@ -76,6 +121,17 @@ async def listen(connection_cb: ConnectionCb,
                  receive_queue_size: int = 1024,
                  send_queue_size: int = 10_000,
                  backlog: int = 100,
+                 profile: Profile = DEFAULT_PROFILE,
+                 read_cb: ReadCb | None = None,
+                 reset_cb: ResetCb | None = None,
+                 delay_cb: DelayCb | None = None,
+                 parameter_cb: ParameterCb | None = None,
+                 asdu_cb: AsduCb | None = None,
+                 enabled_cb: EnabledCb | None = None,
+                 select_timeout: float | None = None,
+                 command_max_age: float | None = None,
+                 redundancy_groups: Sequence[RedundancyGroup] | None = None,
+                 file_provider: FileProvider | None = None,
                  ) -> Server:
     """Listen for IEC 104 clients (controlling stations).
 
@@ -88,18 +144,37 @@ async def listen(connection_cb: ConnectionCb,
         addr: listening address (port 0: any free port, see :attr:`Server.addresses`).
         ssl_context: TLS server context (IEC 62351-3) when given.
         backlog: listen backlog.
+        file_provider: the files the server offers and accepts (directory, read, write;
+            see :mod:`iec104.driver.files`); None refuses file requests.
+        redundancy_groups: IEC 104 redundancy groups (section 10.3): each connection
+            joins the first group naming its remote host, else the first group naming
+            none (a connection fitting no group is closed); of a group, only the most
+            recently started connection gets :meth:`Server.notify_data_change`'s data,
+            which the group buffers while none is started (``outstation.py``).
         The other arguments are those of :func:`~iec104.connect`.
     """
     loop = asyncio.get_running_loop()
     settings = Settings(interrogate_cb, counter_interrogate_cb, command_cb, response_timeout,
                         supervisory_timeout, test_timeout, send_window_size,
                         receive_window_size, group_interrogate_cb, clock_sync_cb,
-                        receive_queue_size, send_queue_size)
+                        receive_queue_size, send_queue_size, profile=profile,
+                        read_cb=read_cb, reset_cb=reset_cb, delay_cb=delay_cb,
+                        parameter_cb=parameter_cb, asdu_cb=asdu_cb, enabled_cb=enabled_cb,
+                        select_timeout=select_timeout, command_max_age=command_max_age,
+                        file_provider=file_provider)
     settings.session(Role.CONTROLLED, loop.time)  # validate now
+    groups = [GroupState(g, send_queue_size) for g in redundancy_groups or ()]
     group = Group()
-    server = Server(group)
+    server = Server(group, groups)
 
     def on_connection(conn: Connection) -> None:
+        if groups:
+            state = assign_group(groups, conn.info.remote_addr.host)
+            if state is None:
+                mlog.warning("closing %s: in no redundancy group", conn.info)
+                conn.close()
+                return
+            conn._redundancy = state
         server._connections.add(conn)
         conn.async_group._closed.add_done_callback(
             lambda _: server._connections.discard(conn))  # type: ignore[union-attr]

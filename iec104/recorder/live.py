@@ -8,7 +8,8 @@ captures the interface and writes pcapng to a pipe. A thread reads the pipe and 
 files (a block is handled as soon as its last byte arrives; frames are numbered, snapshot
 lengths honoured and damage reported as for a file). Each packet goes through the
 dissector's path, exactly as a capture file would:
-:func:`~iec104.capture.packet.tcp_segments`, the
+:func:`~iec104.capture.packet.tcp_segments` (with one
+:class:`~iec104.capture.ipfrag.Defragmenter` for the whole capture), the
 :class:`~iec104.capture.reassembly.Reassembler` and the
 :class:`~iec104.dissector.StreamDecoder` (so rows, gaps and fallbacks are exactly
 those of ``iec104 convert``), into the same :class:`~iec104.recorder.logwriter.LogWriter` as
@@ -43,6 +44,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Self
 
+from ..capture.ipfrag import Defragmenter
 from ..capture.packet import tcp_segments
 from ..capture.reader import NEED_DATA, CaptureParser, Packet
 from ..capture.reassembly import IEC104_PORT, Reassembler
@@ -59,6 +61,10 @@ log = logging.getLogger(__name__)
 
 # pcapng Section Header and Interface Description Blocks, either byte order
 _HEADER_BLOCK_TYPES = frozenset((b"\x0a\x0d\x0d\x0a", b"\x01\x00\x00\x00", b"\x00\x00\x00\x01"))
+
+_FRAGMENTS = " or (ip[6:2] & 0x1fff != 0) or (ip6 proto 44)"
+"""BPF: IPv4 fragments after the first, IPv6 packets with a fragment header."""
+
 
 class LiveCaptureError(Iec104Error, RuntimeError):
     """dumpcap could not start, or the capture failed (the message says why)."""
@@ -148,7 +154,8 @@ class LiveCapture:
         interface: interface name for dumpcap (``lo``, ``eth0``, ``any``).
         output: Parquet directory (see :class:`~iec104.recorder.logwriter.LogWriter`).
         ports: TCP ports of IEC 104 streams (default 2404); the capture filter is
-            ``tcp port P or ...`` unless ``capture_filter`` or ``heuristic`` says otherwise.
+            ``tcp port P or ...`` (plus every non-first IP fragment) unless
+            ``capture_filter`` or ``heuristic`` says otherwise.
         heuristic: also decode TCP streams on other ports that look like IEC 104
             (captures all TCP unless ``capture_filter`` is given).
         capture_filter: a BPF filter replacing the default.
@@ -178,6 +185,8 @@ class LiveCapture:
         if capture_filter is None:
             capture_filter = ("tcp" if heuristic or not self.ports else
                               " or ".join(f"tcp port {p}" for p in self.ports))
+            # non-first IP fragments carry no TCP header: keep them all for the Defragmenter
+            capture_filter += _FRAGMENTS
         self.capture_filter = capture_filter
         self.pcapng_dir = Path(pcapng_dir) if pcapng_dir is not None else None
         if self.pcapng_dir is not None and self.pcapng_dir.resolve() == self.output.resolve():
@@ -190,6 +199,7 @@ class LiveCapture:
             "fsync": fsync}
         self.writer: LogWriter | None = None
         self.reassembler = Reassembler(self.ports, heuristic=heuristic)
+        self._defrag = Defragmenter()  # IP fragments, held across the pipe's reads
         self._decoder: StreamDecoder | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._thread: threading.Thread | None = None
@@ -408,7 +418,7 @@ class LiveCapture:
         self.packets += len(packets)
         handle = self._decoder.handle  # type: ignore[union-attr]
         feed = self.reassembler.feed
-        for seg in tcp_segments(packets):
+        for seg in tcp_segments(packets, defragmenter=self._defrag):
             self.segments += 1
             for event in feed(seg):
                 handle(event)
@@ -426,6 +436,7 @@ class LiveCapture:
     def _finish(self) -> None:
         """Capture thread, at the end of the packets: close the streams, flush."""
         assert self._decoder is not None and self.writer is not None
+        self._defrag.close()
         for event in self.reassembler.close():
             self._decoder.handle(event)
         self._decoder.close()

@@ -8,15 +8,16 @@ streams, no tasks on the hot path):
 
 1. ``data_received``: the receive time is read, then the bytes are written to the other
    socket *at once and unchanged* (``transport.write`` tries the send immediately).
-2. Only then are the bytes queued for decoding. Decoding runs in later event-loop
-   iterations in slices of at most ``_SLICE`` seconds (a large TCP read is decoded
-   ``_PIECE`` octets at a time), so a burst of traffic is forwarded before it is decoded
-   and decoding never delays a forward by more than about one slice.
-   If decoding falls more than ``max_backlog`` bytes behind, the proxy stops reading
-   from all sockets until it has caught up: under overload forwarding slows down (TCP
-   flow control) rather than log rows being lost.
-3. Decoding goes through the dissector's :class:`~iec104.records.decoder.DirectionDecoder`
-   into a :class:`~iec104.recorder.logwriter.LogWriter`, which writes Parquet in a thread.
+2. Only then are the bytes, with their receive time, queued for the logger process
+   (:class:`~iec104.recorder.logprocess.LogProcess`): one non-blocking pipe write per
+   event-loop pass. Decoding (the dissector's
+   :class:`~iec104.records.decoder.DirectionDecoder`), building rows and writing Parquet
+   (a :class:`~iec104.recorder.logwriter.LogWriter`) run in that process, so they share
+   neither the event loop nor the GIL with forwarding.
+   If the logger falls more than ``max_backlog`` bytes behind (what the pipe did not
+   take), the proxy stops reading from all sockets until it has caught up: under overload
+   forwarding slows down (TCP flow control) rather than log rows being lost. A logger that
+   dies is reported and restarted; forwarding goes on (see :mod:`.logprocess`).
 
 Flow control: when one side's send buffer fills up, reading from the other side pauses.
 
@@ -46,7 +47,6 @@ outstation is unreachable or resets the connection, the master's connection is c
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import os
 import threading
@@ -57,8 +57,8 @@ from typing import TYPE_CHECKING, Any, Self
 
 from ..codec import DEFAULT_PROFILE, Profile
 from ..records.builder import Endpoints
-from ..records.decoder import DirectionDecoder
-from .logwriter import LogWriter, LogWriterError
+from .logprocess import LogProcess
+from .logwriter import LogWriterError
 from .rules import Rewriter, Rule
 
 if TYPE_CHECKING:
@@ -67,28 +67,6 @@ if TYPE_CHECKING:
 __all__ = ["BackgroundProxy", "Proxy", "parse_address"]
 
 log = logging.getLogger(__name__)
-
-_SLICE = 0.002
-"""Longest stretch of decoding between two chances to forward (seconds)."""
-_PIECE = 2048
-"""Octets decoded at a time (about 100 short APDUs, well under ``_SLICE``)."""
-
-
-class _Chunk:
-    """Bytes received in one direction, waiting to be decoded (``conn`` None: the end of a
-    connection, whose decoders are in ``actions``)."""
-
-    __slots__ = ("actions", "conn", "data", "direction", "pos", "time_ns")
-
-    def __init__(self, conn: _Connection | None, direction: str, time_ns: int,
-                 data: memoryview, actions: Any) -> None:
-        self.conn = conn
-        self.direction = direction
-        self.time_ns = time_ns
-        self.data = data
-        self.pos = 0
-        self.actions = actions
-
 
 def parse_address(text: str | tuple[str, int], default_host: str = "127.0.0.1") -> tuple[str, int]:
     """``'HOST:PORT'``, ``'[v6]:PORT'``, ``':PORT'`` or ``'PORT'`` -> ``(host, port)``.
@@ -179,7 +157,6 @@ class _Connection:
         self.upstream = _Side(self, "s2c")
         self.upstream_up = False
         self.closing = False
-        self.decoders: dict[str, DirectionDecoder] = {}
         self.endpoints: dict[str, Endpoints] = {}
         self.rewriter = Rewriter(proxy.rules, proxy.profile) if proxy.rules else None
         self.bytes = {"c2s": 0, "s2c": 0}
@@ -244,8 +221,8 @@ class _Connection:
         self.endpoints = {"c2s": Endpoints(self.stream, "c2s", m[0], m[1], up[0], up[1]),
                           "s2c": Endpoints(self.stream, "s2c", up[0], up[1], m[0], m[1])}
         writer = self.proxy.writer
-        if writer is not None:
-            self.decoders = {d: writer.decoder(ep) for d, ep in self.endpoints.items()}
+        if writer is not None and self.proxy._logging:
+            writer.open(self.stream, self.endpoints)
 
     # -- hot path -----------------------------------------------------------------------------
 
@@ -277,7 +254,12 @@ class _Connection:
         self.bytes[direction] += len(data)
         proxy = self.proxy
         if proxy._logging:
-            proxy._queue_decode(self, direction, now, data, actions)
+            writer = proxy.writer
+            assert writer is not None
+            writer.data(self.stream, direction, now, data)
+            if actions:
+                for text, raw in actions:
+                    writer.event(self.stream, direction, now, text, raw)
 
     # -- teardown -------------------------------------------------------------------------------
 
@@ -341,7 +323,8 @@ class _Connection:
             return
         if not self.endpoints:
             self._set_endpoints(proxy.upstream)
-        proxy._queue_event(self, direction, time.time_ns(), text)
+        if proxy._logging:
+            proxy.writer.event(self.stream, direction, time.time_ns(), text)
 
     def _shutdown(self, side: _Side) -> None:
         """Close one socket cleanly: send what is buffered, then FIN (write_eof); keep
@@ -389,9 +372,10 @@ class Proxy:
         connect_timeout: seconds to wait for the upstream connection.
         close_timeout: after closing one side of a connection (FIN), seconds to wait for
             its peer to close before closing the socket regardless.
-        max_backlog: octets received but not yet decoded beyond which reading pauses
-            (default 4 MiB, some 200,000 short APDUs). Also part of the SIGKILL loss bound:
-            a crash loses the undecoded backlog plus the last flush interval.
+        max_backlog: octets received but not yet taken by the logger process beyond which
+            reading pauses (default 4 MiB, some 200,000 short APDUs). Also part of the
+            SIGKILL loss bound: a crash loses that backlog, the pipe's content (up to 1 MiB)
+            plus the last flush interval.
         prefix: file name prefix.
         fsync: fsync every flush.
 
@@ -418,21 +402,18 @@ class Proxy:
         self._writer_args = {"profile": profile, "flush_rows": flush_rows,
                                  "flush_seconds": flush_seconds, "max_bytes": max_bytes,
                                  "max_seconds": max_seconds, "prefix": prefix, "fsync": fsync}
-        self.writer: LogWriter | None = None
+        self.writer: LogProcess | None = None
         self.log_error: LogWriterError | None = None
         """Set when writing the log failed for good (an error other than I/O, or a disk
         still full at :meth:`stop`): forwarding goes on, unlogged. A full disk meanwhile
-        only suspends logging (:attr:`LogWriter.suspended`), which resumes with the rows
+        only suspends logging (:attr:`LogProcess.suspended`), which resumes with the rows
         held in memory when space returns."""
         self._logging = False
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._all_closed: asyncio.Event | None = None
         self._next_stream = 0
-        self._pending: collections.deque[_Chunk] = collections.deque()
-        self._backlog = 0
         self._backlog_paused = False
-        self._drain_scheduled = False
         self._flush_timer: asyncio.TimerHandle | None = None
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -452,15 +433,25 @@ class Proxy:
         """Open the log and start listening."""
         self._loop = asyncio.get_running_loop()
         if self.output is not None:
-            args = self._writer_args
-            self.writer = await self._loop.run_in_executor(
-                None, lambda: LogWriter(self.output, **args))  # type: ignore[arg-type]
+            # started from the loop's thread: the logger dies with the thread that started it
+            writer = LogProcess.spawn(self.output, self._writer_args,
+                                      max_backlog=self.max_backlog)
+            try:
+                await self._loop.run_in_executor(None, writer.wait_ready)
+            except BaseException:
+                await self._loop.run_in_executor(None, writer.close)
+                raise
+            writer.on_backlog = self._backlog_pause
+            writer.on_failure = self._log_failed
+            writer.attach(self._loop)
+            self.writer = writer
         host, port = self.listen
         try:
             self._server = await self._loop.create_server(self._accept, host, port,
                                                           reuse_address=True)
         except BaseException:
             if self.writer is not None:
+                self.writer.detach()
                 await self._loop.run_in_executor(None, self.writer.close)
             raise
         self._all_closed = asyncio.Event()
@@ -485,10 +476,8 @@ class Proxy:
         self._connections.discard(conn)
         for direction, nbytes in conn.bytes.items():
             self.bytes[direction] += nbytes
-        if self._logging:
-            self._pending.append(_Chunk(None, "", 0, memoryview(b""),
-                                        list(conn.decoders.values())))
-            self._schedule_drain()
+        if self._logging and conn.endpoints:
+            self.writer.end(conn.stream)  # type: ignore[union-attr]
         if not self._connections and self._all_closed is not None:
             self._all_closed.set()
 
@@ -516,8 +505,8 @@ class Proxy:
             self._flush_timer.cancel()
         files: list[Path] = []
         if self.writer is not None:
-            self._drain(budget=None)
             self._logging = False
+            self.writer.detach()
             loop = asyncio.get_running_loop()
             try:
                 files = await loop.run_in_executor(None, self.writer.close)
@@ -543,71 +532,13 @@ class Proxy:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    # -- decoding, off the hot path --------------------------------------------------------------
+    # -- the logger process ---------------------------------------------------------------------
 
-    def _queue_decode(self, conn: _Connection, direction: str, now: int, data: bytes,
-                      actions: list[tuple[str, bytes | None]] | None) -> None:
-        self._pending.append(_Chunk(conn, direction, now, memoryview(data), actions))
-        self._backlog += len(data)
-        if self._backlog > self.max_backlog and not self._backlog_paused:
+    def _backlog_pause(self, paused: bool) -> None:
+        if paused and not self._backlog_paused:
             self._pause_all()
-        self._schedule_drain()
-
-    def _queue_event(self, conn: _Connection, direction: str, now: int, text: str) -> None:
-        if not self._logging:
-            return
-        self._pending.append(_Chunk(conn, direction, now, memoryview(b""), [(text, None)]))
-        self._schedule_drain()
-
-    def _schedule_drain(self) -> None:
-        if not self._drain_scheduled and self._loop is not None:
-            self._drain_scheduled = True
-            self._loop.call_soon(self._drain)
-
-    def _drain(self, budget: float | None = _SLICE) -> None:
-        self._drain_scheduled = False
-        pending = self._pending
-        writer = self.writer
-        if writer is None:
-            pending.clear()
-            return
-        deadline = None if budget is None else time.perf_counter() + budget
-        while pending:
-            item = pending[0]
-            if item.conn is None:  # a connection ended
-                pending.popleft()
-                now = time.time_ns()
-                for dec in item.actions:
-                    dec.close(now, None)
-                    writer.release(dec)
-            else:
-                data = item.data
-                if item.pos < len(data):
-                    # a TCP read can hold thousands of APDUs: decode it in pieces
-                    piece = data[item.pos:item.pos + _PIECE]
-                    item.pos += len(piece)
-                    self._backlog -= len(piece)
-                    dec = item.conn.decoders.get(item.direction)
-                    if dec is not None:
-                        dec.feed(item.time_ns, None, piece)
-                if item.pos >= len(data):
-                    pending.popleft()
-                    if item.actions:
-                        ep = item.conn.endpoints[item.direction]
-                        for text, raw in item.actions:
-                            writer.event(item.time_ns, ep, text, raw)
-            if writer.builder.rows >= writer.flush_rows:
-                try:
-                    writer.flush()
-                except LogWriterError as exc:
-                    self._log_failed(exc)
-                    return
-            if deadline is not None and time.perf_counter() >= deadline:
-                break
-        if self._backlog_paused and self._backlog <= self.max_backlog // 2:
+        elif not paused and self._backlog_paused:
             self._resume_all()
-        if pending:
-            self._schedule_drain()
 
     def _pause_all(self) -> None:
         self._backlog_paused = True
@@ -630,40 +561,32 @@ class Proxy:
         self._flush_timer = self._loop.call_later(writer.flush_seconds / 2, self._tick)
 
     def _tick(self) -> None:
+        """Notice a dead logger even when nothing is received (the logger flushes itself)."""
         writer = self.writer
         if writer is None or not self._logging:
             return
-        try:
-            writer.maybe_flush()
-        except LogWriterError as exc:
-            self._log_failed(exc)
-            return
+        writer.check()
         self._schedule_flush()
 
     def _log_failed(self, exc: LogWriterError) -> None:
-        """Writing failed: keep forwarding, stop decoding (nothing could be written)."""
+        """Writing failed: keep forwarding, stop logging (nothing could be written)."""
         log.error("%s; the proxy goes on forwarding without a log", exc)
         self.log_error = exc
         self._logging = False
-        self._pending.clear()
-        self._backlog = 0
         if self._backlog_paused:
             self._resume_all()
 
     # -- inspection ----------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Decode everything received and hand it to the writer (event loop thread only)."""
+        """Have the logger hand everything received to its writer (event loop thread only)."""
         if self.writer is not None:
-            self._drain(budget=None)
             self.writer.flush()
 
     def dataframe(self) -> pd.DataFrame:
         """Everything logged so far by this proxy (event loop thread only; blocks briefly)."""
         if self.writer is None:
             raise RuntimeError("this proxy does not log (output=None)")
-        self.flush()
-        self.writer.sync()
         return self.writer.dataframe()
 
     @property
@@ -678,7 +601,7 @@ class Proxy:
             "connections_open": len(self._connections),
             "bytes_c2s": self.bytes["c2s"] + live["c2s"],
             "bytes_s2c": self.bytes["s2c"] + live["s2c"],
-            "decode_backlog_bytes": self._backlog,
+            "decode_backlog_bytes": self.writer.backlog if self.writer is not None else 0,
             "backlog_pauses": self.backlog_pauses,
             "rules_applied": {r.name: r.applied for r in self.rules},
         }
@@ -768,8 +691,7 @@ class BackgroundProxy:
         if writer is None:
             raise RuntimeError("this proxy does not log (output=None)")
         if self.running:
-            self.flush()
-            writer.sync()
+            return self._call(self.proxy.dataframe, 60.0)
         return writer.dataframe()
 
     @property

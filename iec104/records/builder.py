@@ -71,9 +71,13 @@ _NUMERIC: dict[type, Any] = {
     _v.ProtectionValue: lambda v: float(v.state),
     _v.StatusChangeValue: lambda v: float(v.status),
     _v.InitializationValue: lambda v: float(v.cause),
+    _v.SecurityStatisticValue: lambda v: float(v.counter.value),
+    _v.AuthenticationErrorValue: lambda v: float(v.error_code),
+    _v.KeyStatus: lambda v: float(v.key_status),
 }
 
 
+_AUTH_ERRORS = {m.value: m.name for m in _v.AuthErrorCode}
 _ENUM_NAMES: dict[tuple[type, int], str] = {
     (cls, m.value): m.name for cls in (_v.SingleValue, _v.DoubleValue, _v.RegulatingValue,
                                        _v.FreezeCode) for m in cls}
@@ -105,9 +109,20 @@ def value_text(value: Any) -> str | None:
         return f"{value.value} seq={value.sequence}" + (" adjusted" if value.adjusted else "")
     if cls is _v.SegmentValue:
         return f"file_name={value.file_name} section={value.section} data={value.data.hex()}"
+    if cls is _v.SecurityStatisticValue:
+        return f"{value_text(value.counter)} aid={value.association_id}"
+    if cls is _v.AggressiveModeRequest:
+        return (f"asdu={type_name(value.asdu[0])}:{value.asdu.hex()} csq={value.csq} "
+                f"user={value.user} mac={value.mac.hex()}")
+    if cls is _v.AuthenticationErrorValue:
+        code = value.error_code
+        name = _AUTH_ERRORS.get(code, str(code))
+        return (f"error={name} csq={value.csq} user={value.user} "
+                f"aid={value.association_id} text={value.text!r}")
     fields = getattr(value, "_fields", None)  # the other NamedTuple values
-    if fields is not None:
-        return " ".join(f"{k}={getattr(value, k)!s}" for k in fields)
+    if fields is not None:  # octets (MACs, challenges, opaque messages) in hex
+        return " ".join(f"{k}={v.hex() if isinstance(v, bytes) else v!s}"
+                        for k, v in zip(fields, value))
     return str(value)
 
 
@@ -166,7 +181,8 @@ def _days_from_civil(y: int, m: int, d: int) -> int:
 # columns in the schema's order by name.
 _HEAD_COLUMNS = ("time", "frame", "stream", "direction", "src", "sport", "dst", "dport",
                  "apdu", "apci", "u_func", "ssn", "rsn", "type_id", "type_name", "sq",
-                 "num_objects", "cot", "cot_name", "negative", "test", "oa", "ca", "raw")
+                 "num_objects", "cot", "cot_name", "negative", "test", "oa", "ca", "raw",
+                 "profile", "profile_confidence")
 _ROW_COLUMNS = ("obj", "ioa", "value", "value_text", "iv", "nt", "sb", "bl", "ov", "ei",
                 "time_tag", "time_tag_iv", "select", "qualifier", "error", "kind")
 assert sorted(_HEAD_COLUMNS + _ROW_COLUMNS) == sorted(COLUMN_NAMES)
@@ -184,6 +200,9 @@ _U_NAMES = {f: f.name for f in UFunction}
 _TYPE_CELLS: dict[int, tuple[int, str]] = {int(m): (int(m), m.name) for m in TypeId}
 _CAUSE_CELLS: dict[int, tuple[int, str]] = {int(m): (int(m), m.name) for m in Cause}
 _NO_QUALITY = (None,) * 6
+_NO_PROFILE = (None, None)  # profile cells of rows that are no I-frame
+# "2/2/3" by Profile: one text per profile, built once
+_PROFILE_TEXT: dict[Profile, str] = {}
 _THREE = TimeSize.THREE  # an enum member looked up once (class attribute lookups are slow)
 # Quality (a NamedTuple of 5 bools: at most 32 distinct values) -> its 6 quality columns
 _QUALITY: dict[Quality, tuple] = {}
@@ -235,6 +254,8 @@ class RecordBuilder:
         self._tag_cache: dict[tuple[int | None, ...], int | str] = {}
         self.errors = 0
         self.gaps = 0
+        # (profile, confidence, their two cells) of the last I-frame
+        self._last_profile: tuple[Any, Any, tuple[str, float | None]] = (None, None, ("", None))
 
     @property
     def rows(self) -> int:
@@ -274,15 +295,19 @@ class RecordBuilder:
                 return exc.reason
         return base + ms * 1_000_000  # type: ignore[operator]
 
-    def _one_row(self, head: tuple, error: str | None, kind: str) -> None:
+    def _one_row(self, head: tuple, error: str | None, kind: str,
+                 profile_cells: tuple[str | None, float | None] = _NO_PROFILE) -> None:
         """A head with one row that has no object (only ``error``, which may be None)."""
         index = len(self._heads) // _NH
         self._heads.extend(head)
+        self._heads.extend(profile_cells)
         self._cells.extend((*_NO_OBJECT, error, kind, index))
 
     def add_frame(self, time_ns: int | None, frame: int | None, ep: Endpoints,
-                  event: Frame) -> None:
-        """Rows for one complete APDU."""
+                  event: Frame, profile: Profile | None = None,
+                  confidence: float | None = None) -> None:
+        """Rows for one complete APDU; an I-frame's ASDU is decoded with ``profile`` (default:
+        the builder's), and ``confidence`` says how sure its detection was (None: given)."""
         apdu_index = self.next_apdu
         self.next_apdu += 1
         apdu = event.apdu
@@ -299,23 +324,36 @@ class RecordBuilder:
             return
         assert cls is IFrame
         ssn, rsn, data = apdu  # type: ignore[misc]
+        if profile is None:
+            profile = self.profile
+        last = self._last_profile  # consecutive I-frames mostly share theirs
+        if last[0] is profile and last[1] == confidence:
+            pcells = last[2]
+        else:
+            ptext = _PROFILE_TEXT.get(profile)
+            if ptext is None:
+                ptext = _PROFILE_TEXT[profile] = "/".join(map(str, profile))
+            pcells = (ptext, confidence)
+            self._last_profile = (profile, confidence, pcells)
         try:
-            asdu = decode_asdu(data, self.profile)
+            asdu = decode_asdu(data, profile)
         except DecodeError as exc:
             self.errors += 1
             try:
-                header, _ = decode_header(data, self.profile)
+                header, _ = decode_header(data, profile)
                 head = _header_fields(header, header.num_objects)
             except DecodeError:
                 head = _NO_HEADER
             # the ASDU starts 6 octets into the APDU
             self._one_row((time_ns, frame, *ep, apdu_index, "I", None, ssn, rsn, *head, raw),
-                          f"ASDU: {exc.reason} (APDU offset {exc.offset + 6})", _MALFORMED)
+                          f"ASDU: {exc.reason} (APDU offset {exc.offset + 6})", _MALFORMED,
+                          pcells)
             return
         if type(asdu) is RawASDU:
             self._one_row((time_ns, frame, *ep, apdu_index, "I", None, ssn, rsn,
                            *_header_fields(asdu, asdu.num_objects), raw),
-                          f"unknown type ID {asdu.type_id}: objects not decoded", _MALFORMED)
+                          f"unknown type ID {asdu.type_id}: objects not decoded", _MALFORMED,
+                          pcells)
             return
         type_id, sequence, cause, negative, test, originator, ca, objects = asdu  # type: ignore[misc]
         # (code, name) cells in one lookup; every decoded type ID is standard, a cause may not be
@@ -327,7 +365,7 @@ class RecordBuilder:
         index = len(heads) // _NH
         heads.extend((time_ns, frame, *ep, apdu_index, "I", None, ssn, rsn, *type_cells,
                       sequence, len(objects), *cause_cells, negative, test, originator, ca,
-                      raw))
+                      raw, *pcells))
         cells = self._cells
         if not objects:
             cells.extend((*_NO_OBJECT, None, _APDU, index))
@@ -358,6 +396,9 @@ class RecordBuilder:
                 quality = (q[0], q[1], q[2], q[3], None, q[4])  # type: ignore[index]
             elif type(value) is BinaryCounterValue:
                 quality = (value.invalid, None, None, None, value.overflow, None)
+            elif type(value) is _v.SecurityStatisticValue:
+                c = value.counter
+                quality = (c.invalid, None, None, None, c.overflow, None)
             else:
                 quality = _NO_QUALITY
             if tag is None:

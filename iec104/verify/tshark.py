@@ -37,6 +37,8 @@ key             tshark field                                   notes
 =============== ============================================== ====================================
 frame           frame.number                                   int, 1-based
 time            frame.time_epoch                               float seconds
+time_ns         frame.time_epoch (its text, exactly)           int ns since the epoch
+stream          tcp.stream                                     int, Wireshark's TCP stream index
 index           (position of the APDU in the frame)            int, 0-based
 src_ip, dst_ip  ip.src / ip.dst (ipv6.src / ipv6.dst)          str
 src_port, ...   tcp.srcport / tcp.dstport                      int
@@ -446,13 +448,23 @@ _FRAME_FIELDS = {
     "ipv6.dst": ("dst_ip", str),
     "tcp.srcport": ("src_port", int),
     "tcp.dstport": ("dst_port", int),
+    "tcp.stream": ("stream", int),
 }
+
+
+def epoch_ns(text: str) -> int:
+    """tshark's ``frame.time_epoch`` text (``'1795680599.022267442'``) as exact integer ns."""
+    seconds, _, fraction = text.partition(".")
+    ns = int(seconds) * 1_000_000_000
+    return ns + int((fraction + "000000000")[:9]) * (-1 if text.startswith("-") else 1)
 
 
 def _parse_packet(packet: ET.Element, server_port: int) -> list[dict[str, Any]]:
     info: dict[str, Any] = {
         "frame": None,
         "time": None,
+        "time_ns": None,
+        "stream": None,
         "src_ip": None,
         "dst_ip": None,
         "src_port": None,
@@ -466,7 +478,9 @@ def _parse_packet(packet: ET.Element, server_port: int) -> list[dict[str, Any]]:
                 key = _FRAME_FIELDS.get(field.get("name", ""))
                 if key and info[key[0]] is None:
                     info[key[0]] = key[1](field.get("show"))
-        elif pname == "iec60870_104":
+                    if key[0] == "time":
+                        info["time_ns"] = epoch_ns(field.get("show", ""))
+        elif pname in ("iec60870_104", "iec60870_101"):  # 101: FT1.2 frames, no APCI
             if not apdus:
                 direction = None
                 if info["dst_port"] == server_port:
@@ -475,7 +489,8 @@ def _parse_packet(packet: ET.Element, server_port: int) -> list[dict[str, Any]]:
                     direction = "s2c"
                 info["direction"] = direction
             apdus.append(_new_apdu(info, len(apdus)))
-            _parse_apci(proto, apdus[-1])
+            if pname == "iec60870_104":
+                _parse_apci(proto, apdus[-1])
         elif pname == "iec60870_asdu" and apdus:
             _parse_asdu(proto, apdus[-1])
         elif pname == "_ws.malformed" and apdus:

@@ -147,14 +147,15 @@ def test_fragments(tmp_path: Path) -> None:
     big = IPV4 / TCP(sport=50000, dport=2404, seq=7, flags="PA") / (APDU * 20)
     frags = fragment(big, fragsize=128)
     assert len(frags) > 2
-    segs = [decode_tcp(1, 0, 101, bytes(f)) for f in frags]
-    # the first fragment has the TCP header: its bytes are delivered; the rest are skipped
-    assert segs[0] is not None and segs[0].seq == 7
-    assert segs[0].payload == bytes(big[TCP].payload)[:len(segs[0].payload)]
-    assert all(s is None for s in segs[1:])
-    # IPv6: a non-first fragment is skipped
+    # every fragment, the first one too, is left to iec104.capture.ipfrag
+    assert all(decode_tcp(1, 0, 101, bytes(f)) is None for f in frags)
     v6 = bytes(IPV6 / IPv6ExtHdrFragment(offset=16, m=0, id=9, nh=6) / Raw(b"\x00" * 40))
     assert decode_tcp(1, 0, 101, v6) is None
+    first6 = bytes(IPV6 / IPv6ExtHdrFragment(offset=0, m=1, id=9, nh=6) / TCP() / Raw(b"x" * 8))
+    assert decode_tcp(1, 0, 101, first6) is None
+    # an atomic fragment (offset 0, M=0; RFC 6946) is a whole datagram
+    atomic = bytes(IPV6 / IPv6ExtHdrFragment(offset=0, m=0, id=9, nh=6) / TCP() / Raw(b"x" * 8))
+    assert decode_tcp(1, 0, 101, atomic).payload == b"x" * 8  # type: ignore[union-attr]
 
 
 def test_ip_total_length_cuts_padding_and_zero_means_tso() -> None:

@@ -53,6 +53,7 @@ from iec104.codec import (
     RegulatingValue,
     ScaledValue,
     SectionReadyValue,
+    SecurityStatisticValue,
     SegmentValue,
     SingleValue,
     StatusChangeValue,
@@ -74,7 +75,9 @@ CODEC_SETTINGS = settings(derandomize=True, database=None, deadline=None, max_ex
 PROFILES = tuple(Profile(c, a, i) for c in (1, 2) for a in (1, 2) for i in (1, 2, 3))
 """All twelve field-size profiles the standard allows (104 default: 2/2/3)."""
 
-STANDARD_TYPES = tuple(TypeId)
+# every standard type whose objects have an address (the secure authentication messages,
+# which have none, are tested in test_codec_security.py)
+STANDARD_TYPES = tuple(t for t in TypeId if t not in codec.security.NO_ADDRESS)
 
 
 def profile_id(profile: Profile) -> str:
@@ -174,6 +177,7 @@ FIELDS: dict[TypeId, st.SearchStrategy[dict[str, Any]]] = {
     T.M_EP_TC_1: _monitor(oci, qdp, cp24),
     T.M_EP_TF_1: _monitor(oci, qdp, cp56),
     T.M_PS_NA_1: _monitor(scd, qds()),
+    T.S_IT_TC_1: fields(st.builds(SecurityStatisticValue, u16, bcr), time=cp56),
     T.M_ME_ND_1: _monitor(nva, st.none()),
     T.C_SC_NA_1: _command(single, qu),
     T.C_SC_TA_1: _command(single, qu, cp56),
@@ -214,7 +218,8 @@ FIELDS: dict[TypeId, st.SearchStrategy[dict[str, Any]]] = {
 
 
 def test_every_standard_type_has_a_strategy() -> None:
-    assert set(FIELDS) == set(TypeId) == set(codec.elements.ELEMENTS)
+    assert set(FIELDS) == set(STANDARD_TYPES) == set(codec.elements.ELEMENTS)
+    assert set(STANDARD_TYPES) | codec.security.NO_ADDRESS == set(TypeId)
 
 
 # -- ASDU strategies --------------------------------------------------------------------
@@ -273,7 +278,7 @@ ELEMENT_MASKS: dict[int, tuple[Any, ...]] = {
     T.M_ME_NB_1: _NVA_Q, T.M_ME_TB_1: _NVA_Q + _CP24, T.M_ME_TE_1: _NVA_Q + _CP56,
     T.M_ME_NC_1: _FLT_Q, T.M_ME_TC_1: _FLT_Q + _CP24, T.M_ME_TF_1: _FLT_Q + _CP56,
     T.M_IT_NA_1: (0xFF,) * 5, T.M_IT_TA_1: (0xFF,) * 5 + _CP24,
-    T.M_IT_TB_1: (0xFF,) * 5 + _CP56,
+    T.M_IT_TB_1: (0xFF,) * 5 + _CP56, T.S_IT_TC_1: (0xFF,) * 7 + _CP56,
     T.M_EP_TA_1: _SEP + _CP24, T.M_EP_TD_1: _SEP + _CP56,
     T.M_EP_TB_1: _SPE + _CP24, T.M_EP_TE_1: _SPE + _CP56,
     T.M_EP_TC_1: _OCI + _CP24, T.M_EP_TF_1: _OCI + _CP56,
@@ -436,7 +441,7 @@ def test_roundtrip_per_profile(profile: Profile, data: st.DataObject) -> None:
 @CODEC_SETTINGS
 @given(data=st.data())
 def test_unknown_type_ids_keep_their_octets(data: st.DataObject) -> None:
-    unknown = [t for t in range(256) if t not in FIELDS]
+    unknown = [t for t in range(256) if t not in set(TypeId._value2member_map_)]
     profile, raw = data.draw(asdu_octets(st.sampled_from(unknown)))
     decoded = decode_asdu(raw, profile)
     assert isinstance(decoded, RawASDU)

@@ -76,8 +76,10 @@ def frames_before(recs: list[tuple[int, bool]], offset: int) -> int:
 
 
 def apdu_rows(table_rows: list[dict], last_frame: int) -> list[dict]:
-    """Rows of well-formed APDUs in frames <= last_frame."""
-    return [r for r in table_rows if r["apci"] is not None and r["frame"] <= last_frame]
+    """Rows of well-formed APDUs in frames <= last_frame (without the profile detection's
+    confidence, which grows with the I-frames a capture has: a cut one has fewer)."""
+    return [{k: v for k, v in r.items() if k != "profile_confidence"} for r in table_rows
+            if r["apci"] is not None and r["frame"] <= last_frame]
 
 
 _reference: dict[Path, list[dict]] = {}

@@ -2,7 +2,8 @@
 
 (a) our client against a c104 server, (b) a c104 client against our server, on 127.0.0.1:
 every data type c104 supports (it has no CP24 types), interrogation, counter
-interrogation, every command type with its confirmations, clock synchronization. The
+interrogation, every command type with its confirmations, clock synchronization, read,
+select before operate, reset/delay/parameters and TLS (issue 15, notes below). The
 expected values are written out by hand from the c104 objects' documented meaning.
 
 c104 runs its own threads and its calls block (``transmit`` waits for ACTCON), so they run
@@ -12,6 +13,9 @@ in ``asyncio.to_thread`` while our driver keeps the event loop.
 
 import asyncio
 import datetime
+import ssl
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -96,10 +100,12 @@ SERVER_CASES = [
 async def c104_server():
     servers = []
 
-    async def make(cases=SERVER_CASES, **kwargs):
+    async def make(cases=SERVER_CASES, setup=None, **kwargs):
         srv = C104Server(find_unused_tcp_port(), common_address=CA)
         for ioa, typ, info, _ in cases:
             srv.add_point(ioa, typ, info=info)
+        if setup is not None:  # more points, parameters: before c104 starts
+            setup(srv)
         await asyncio.to_thread(srv.start)
         servers.append(srv)
         conn = await iec104.connect(iec104.Address("127.0.0.1", srv.port), **kwargs)
@@ -360,13 +366,15 @@ OUR_DATA = [
 async def c104_client():
     started = []
 
-    async def make(**kwargs):
+    async def make(setup=None, **kwargs):
         queue: asyncio.Queue = asyncio.Queue()
         port = find_unused_tcp_port()
         srv = await iec104.listen(queue.put_nowait, iec104.Address("127.0.0.1", port),
                                   **kwargs)
         client = C104Client(port, common_address=CA)
         started.append((client, srv))
+        if setup is not None:  # points declared before c104 connects
+            setup(client)
         await asyncio.to_thread(client.start)
         conn = await asyncio.wait_for(queue.get(), 5)
         return client, conn
@@ -536,3 +544,228 @@ async def test_c104_client_clock_sync_and_test(c104_client):
     assert await asyncio.to_thread(client.connection.test, CA)
     assert await asyncio.to_thread(client.clock_sync) is False  # negative ACTCON
     assert len(syncs) == 2
+
+
+# --- issue 15: read, select before operate, reset/delay/parameters, TLS -------------------
+# What c104 2.2.1 can do here (found by these tests, see also README "Driver"):
+# * its client has Point.read() and SELECT_AND_EXECUTE commands, but no API to send reset
+#   process, delay acquisition or parameters: those run our client -> c104 server only;
+# * its server answers a read with a C_RD_NA_1 ACTCON before the data (not in the standard;
+#   our client skips it), refuses C_RP_NA_1, P_ME_* and P_AC_NA_1 with a negative ACTCON
+#   ("Unsupported type") and does not answer C_CD_NA_1 at all;
+# * its TLS client cannot complete any handshake: the mbed TLS it bundles (3.6.3 or later)
+#   refuses to verify a server certificate unless a hostname was set
+#   (MBEDTLS_ERR_SSL_CERTIFICATE_VERIFICATION_WITHOUT_HOSTNAME, -0x5D80), and c104 2.2.1
+#   never sets one. test_c104_tls_client shows it fails the same way against c104's own TLS
+#   server, while our TLS client talks to that server with the same certificates, set up as
+#   c104's documentation does (examples/tls_*.py, bin/gen-certs.sh).
+
+def _read_points(srv: C104Server) -> list[int]:
+    """Points 100 (a float that becomes 42.5 when read) and 101; returns the reads seen."""
+    reads = []
+
+    def on_before_read(point: c104.Point) -> None:
+        reads.append(point.io_address)
+        point.value = 42.5
+
+    srv.add_point(100, CT.M_ME_NC_1, info=c104.ShortInfo(actual=1.0)).on_before_read(
+        callable=on_before_read)
+    srv.add_point(101, CT.M_SP_NA_1, info=c104.SingleInfo(on=True))
+    # c104 acknowledges within t2: 1 s here, so an unanswered request ends at our t1
+    srv.server.protocol_parameters.confirm_interval = 1  # seconds
+    return reads
+
+
+async def test_our_client_reads_from_c104(c104_server):
+    holder = []
+    _srv, conn = await c104_server([], lambda srv: holder.append(_read_points(srv)))
+    reads = holder[0]
+    try:
+        assert await conn.read(100, asdu_address=CA) == iec104.Data(
+            iec104.FloatingValue(42.5), iec104.Quality(), None, CA, 100,
+            iec104.Cause.REQUEST, False)
+        assert reads == [100]
+        assert (await conn.read(101, CA)).value == iec104.SingleValue.ON
+        with pytest.raises(iec104.NegativeResponse):
+            await conn.read(999, CA)
+        assert conn.is_open
+    finally:
+        await conn.async_close()
+
+
+async def test_c104_refuses_reset_parameters_and_ignores_delay(c104_server):
+    _srv, conn = await c104_server([], _read_points, response_timeout=3)
+    try:
+        assert await conn.reset_process(CA) is False
+        assert await conn.set_parameter(
+            iec104.Parameter(iec104.FloatingValue(5.0), CA, 100)) is False
+        assert await conn.activate_parameter(iec104.ParameterActivation(CA, 100)) is False
+        with pytest.raises(iec104.ResponseTimeout):
+            await conn.acquire_delay(CA)
+        assert conn.is_open  # c104 acknowledged the request: only the answer is missing
+    finally:
+        await conn.async_close()
+
+
+async def test_c104_client_reads_from_our_server(c104_client):
+    asked = []
+
+    def read_cb(conn, asdu_address, io_address):
+        asked.append((asdu_address, io_address))
+        if io_address != 100:
+            return None
+        return iec104.Data(iec104.FloatingValue(7.25), iec104.Quality(), None, CA, 100,
+                           iec104.Cause.SPONTANEOUS, False)
+
+    points = []
+    client, _ = await c104_client(lambda client: points.extend(
+        client.add_point(ioa, CT.M_ME_NC_1) for ioa in (100, 101)), read_cb=read_cb)
+    point, unknown = points
+    assert await asyncio.to_thread(client.read, 100) is True
+    assert await asyncio.to_thread(wait_for, lambda: any(
+        (r.ioa, r.value, r.cot) == (100, 7.25, c104.Cot.REQUEST) for r in client.received))
+    assert point.value == 7.25
+    assert await asyncio.to_thread(client.read, 101) is False
+    assert unknown.value != 7.25
+    assert await asyncio.to_thread(wait_for, lambda: client.answers(101, int(CT.C_RD_NA_1)))
+    assert asked == [(CA, 100), (CA, 101)]
+    negative = client.answers(101, int(CT.C_RD_NA_1))
+    assert negative == [(int(iec104.Cause.UNKNOWN_IO_ADDRESS), True)]
+
+
+async def test_c104_select_before_operate_against_our_server(c104_client):
+    commands = []
+
+    def command_cb(conn, cmds):
+        commands.extend(cmds)
+        return True
+
+    def setup(client: C104Client) -> None:
+        for ioa, mode in ((20, c104.CommandMode.DIRECT),
+                          (21, c104.CommandMode.SELECT_AND_EXECUTE)):
+            point = client.add_point(ioa, CT.C_SC_NA_1)
+            point.command_mode = mode
+            point.value = True
+
+    client, _ = await c104_client(setup, command_cb=command_cb, select_timeout=5)
+    # execute without select: negative ACTCON, command_cb never sees it
+    assert await asyncio.to_thread(client.transmit, 20) is False
+    # (c104 may report the raw frame after transmit returned)
+    assert await asyncio.to_thread(wait_for, lambda: client.answers(20, int(CT.C_SC_NA_1)))
+    assert client.answers(20, int(CT.C_SC_NA_1)) == [(7, True)]
+    assert commands == []
+    # select then execute: both positive, both reach command_cb
+    assert await asyncio.to_thread(client.transmit, 21) is True
+    assert [(c.action, c.io_address) for c in commands] == [
+        (iec104.Action.SELECT, 21), (iec104.Action.EXECUTE, 21)]
+
+
+# --- TLS ----------------------------------------------------------------------------------
+
+def _certificates(tmp: Path) -> Path:
+    """CA, server1 and client1 certificates made as c104's bin/gen-certs.sh makes them."""
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=tmp, check=True, capture_output=True)
+
+    run("genrsa", "-out", "ca.key", "2048")
+    run("req", "-x509", "-new", "-nodes", "-key", "ca.key", "-sha256", "-subj",
+        "/CN=Local Test Certificate Authority", "-days", "2", "-out", "ca.crt")
+    for name in ("server1", "client1"):
+        run("genrsa", "-out", f"{name}.key", "2048")
+        run("req", "-new", "-key", f"{name}.key", "-out", f"{name}.csr", "-subj",
+            f"/CN=Local Test {name}")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{name}.crt", "-sha256", "-days", "2")
+    return tmp
+
+
+def _c104_tls(certs: Path, own: str, peer: str) -> c104.TransportSecurity:
+    """c104's documented set-up (examples/tls_client.py): validate, known peers only."""
+    tls = c104.TransportSecurity(validate=True, only_known=True)
+    tls.set_certificate(cert=str(certs / f"{own}.crt"), key=str(certs / f"{own}.key"))
+    tls.set_ca_certificate(cert=str(certs / "ca.crt"))
+    tls.add_allowed_remote_certificate(cert=str(certs / f"{peer}.crt"))
+    tls.set_version(min=c104.TlsVersion.TLS_1_2, max=c104.TlsVersion.TLS_1_3)
+    return tls
+
+
+def _c104_tls_client_connects(certs: Path, port: int) -> bool:
+    client = c104.Client(tick_rate_ms=50, transport_security=_c104_tls(certs, "client1",
+                                                                        "server1"))
+    connection = client.add_connection(ip="127.0.0.1", port=port, init=c104.Init.NONE)
+    connection.add_station(common_address=CA)
+    client.start()
+    try:
+        return wait_for(lambda: connection.state == c104.ConnectionState.OPEN, 3)
+    finally:
+        client.stop()
+
+
+async def test_c104_tls_client(tmp_path, capfd):
+    certs = _certificates(tmp_path)
+    # c104's own TLS server, set up as documented
+    port = find_unused_tcp_port()
+    server = c104.Server(ip="127.0.0.1", port=port, tick_rate_ms=50,
+                         transport_security=_c104_tls(certs, "server1", "client1"))
+    station = server.add_station(common_address=CA)
+    station.add_point(io_address=5, type=CT.M_ME_NC_1).value = 1.5
+    server.start()
+    try:
+        # control: our TLS client with the same certificates talks to c104's TLS server
+        ctx = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+        ctx.check_hostname = False  # c104's documented certificates carry no host names
+        ctx.load_cert_chain(certs / "client1.crt", certs / "client1.key")
+        conn = await iec104.connect(iec104.Address("127.0.0.1", port), ssl_context=ctx)
+        assert conn.ssl_object is not None
+        assert (await conn.read(5, CA)).value == iec104.FloatingValue(1.5)
+        await conn.async_close()
+        own = await asyncio.to_thread(_c104_tls_client_connects, certs, port)
+    finally:
+        await asyncio.to_thread(server.stop)
+    # our TLS server, requiring a client certificate of the same CA (IEC 62351-3)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(certs / "server1.crt", certs / "server1.key")
+    ctx.load_verify_locations(certs / "ca.crt")
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    accepted: asyncio.Queue = asyncio.Queue()
+    port = find_unused_tcp_port()
+    srv = await iec104.listen(accepted.put_nowait, iec104.Address("127.0.0.1", port),
+                              ssl_context=ctx)
+    try:
+        ours = await asyncio.to_thread(_c104_tls_client_connects, certs, port)
+        if ours:  # a c104 that sets the hostname: then it must really work with us
+            conn = await asyncio.wait_for(accepted.get(), 5)
+            assert conn.ssl_object is not None
+    finally:
+        await srv.async_close()
+    out = capfd.readouterr()
+    if not own:
+        # the conclusive cause, printed by lib60870 for every attempt, with either server
+        assert "mbedtls_ssl_handshake returned -0x5d80" in out.out + out.err
+        assert not ours
+    else:
+        assert ours, "c104's TLS client reaches c104's TLS server but not ours"
+
+
+async def test_c104_time_tagged_commands_against_command_max_age(c104_client):
+    """c104 writes a naive datetime as it is: a UTC one now passes a 60 s age limit, the
+    2024 one of the other tests is refused before command_cb."""
+    received = []
+
+    def on_command(conn, commands):
+        received.extend(commands)
+        return True
+
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+    def setup(client: C104Client) -> None:
+        for ioa, when in ((30, now), (31, TS)):
+            point = client.add_point(ioa, CT.C_SC_TA_1)
+            point.info = c104.SingleCmd(on=True, recorded_at=when)
+
+    client, _ = await c104_client(setup, command_cb=on_command, command_max_age=60)
+    assert await asyncio.to_thread(client.transmit, 30) is True
+    assert await asyncio.to_thread(client.transmit, 31) is False
+    assert [c.io_address for c in received] == [30]
+    assert await asyncio.to_thread(wait_for, lambda: client.answers(31, int(CT.C_SC_TA_1)))
+    assert client.answers(31, int(CT.C_SC_TA_1))[0] == (7, True)

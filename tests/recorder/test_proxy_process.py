@@ -432,3 +432,64 @@ def test_cli_drop_rule_renumbers_and_logs(tmp_path: Path) -> None:
     assert "rules={'drop type=C_SC_NA_1,ioa=5': 1}" in err
     df = pd.read_parquet(tmp_path)
     assert df["error"].fillna("").str.contains("dropped c2s C_SC_NA_1").sum() == 1
+
+
+def logger_pid(proxy_pid: int) -> int:
+    """The pid of the proxy's logger process (its only child)."""
+    children = [int(pid) for task in Path(f"/proc/{proxy_pid}/task").iterdir()
+                for pid in (task / "children").read_text().split()]
+    assert len(children) == 1, children
+    return children[0]
+
+
+@pytest.mark.timeout(120)
+def test_killing_the_logger_process_forwarding_goes_on_and_the_log_is_readable(
+        tmp_path: Path, streamer: Streamer) -> None:
+    proc, port = start_proxy(streamer.port, tmp_path, "--flush-seconds", "0.2",
+                             "--rotate-size", "256k")
+    stderr: list[str] = []
+    reader = threading.Thread(target=lambda: stderr.extend(iter(proc.stderr.readline, "")),  # type: ignore[union-attr]
+                              daemon=True)
+    reader.start()
+    streamer.start(port)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("*.parquet")):  # an event, not a delay
+        assert time.monotonic() < deadline, "no file completed"
+        time.sleep(0.05)
+    first = logger_pid(proc.pid)
+    os.kill(first, signal.SIGKILL)
+    killed_at = len(streamer.received)
+    # the directory stays a readable dataset right after the kill
+    assert len(pd.read_parquet(tmp_path)) > 0
+    while len(streamer.received) < killed_at + 1_000_000 or not any(
+            "logger process restarted" in line for line in stderr):
+        assert time.monotonic() < deadline, "forwarding or the restart stalled"
+        assert proc.poll() is None, "".join(stderr)
+        time.sleep(0.05)
+    assert logger_pid(proc.pid) != first
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(60)
+    reader.join(10)
+    err = "".join(stderr)
+    assert proc.returncode == 1, err  # the log is incomplete
+    assert f"the logger process (pid {first}) died (killed by signal 9)" in err
+    assert stderr[-1].startswith("iec104: the logger process died 1 time(s)"), stderr[-1]
+    assert "Traceback" not in err
+    assert not list(tmp_path.glob(".*"))  # the dead logger's journal was recovered
+
+    df = pd.read_parquet(tmp_path)
+    text = df["error"].fillna("")
+    died = df[text.str.startswith(f"proxy: the logger process (pid {first}) died")]
+    assert len(died) == 1 and died["stream"].isna().all(), died
+    apdus = df[df["apci"].notna()]
+    assert apdus["apdu"].is_unique  # the new logger numbers on
+    received = streamer.apdus()
+    index = {apdu: i for i, apdu in enumerate(received)}
+    death = died["time"].iloc[0]
+    logged = log_apdus(df[df["time"] < death], "s2c")
+    # before the death: a prefix of what the master received, nothing wrong, nothing twice
+    assert len(logged) > 0 and logged == received[:len(logged)]
+    # after the restart: logging goes on, in order, every row one the master received
+    later = [index.get(raw) for raw in log_apdus(df[df["time"] > death], "s2c")]
+    later = [i for i in later if i is not None]  # an APDU cut by the restart is malformed
+    assert len(later) > 10_000 and later == sorted(later) and later[0] >= len(logged)

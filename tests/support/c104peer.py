@@ -391,6 +391,21 @@ class C104Client:
             return True
         return False
 
+    def read(self, ioa: int) -> bool:
+        """``Point.read()`` of point ``ioa``; True if the server answered with the point's
+        data (cause REQUEST). c104 waits for the answer as for a command's confirmation,
+        with the same lost wakeup (see :meth:`transmit`), so a False is checked against the
+        frames c104 reported receiving; ``lost_wakeups`` counts those."""
+        point = self.station.get_point(io_address=ioa)
+        if point is None:
+            raise KeyError(ioa)
+        if point.read():
+            return True
+        if (int(c104.Cot.REQUEST), False) in self.answers(ioa, int(point.type)):
+            self.lost_wakeups += 1
+            return True
+        return False
+
     def answers(self, ioa: int, type_id: int, since: int = 0) -> list[tuple[int, bool]]:
         """(cause, negative) of the server's I-frames about ``type_id`` at ``ioa`` in this
         station, from the ``since``-th raw frame on."""

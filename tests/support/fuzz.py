@@ -1,5 +1,5 @@
 """Seeded fuzzing of everything that reads untrusted input: codec, framer, capture dissector
-(pcap/pcapng records and blocks, TCP, IEC 104), the filter parser and the CLI around them.
+(pcap/pcapng records and blocks, IP fragments, TCP, IEC 104), the filter parser and the CLI around them.
 
 Theory of operation
 -------------------
@@ -39,7 +39,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from iec104.capture.errors import CaptureError, CaptureWarning
-from iec104.capture.packet import decode_tcp
+from iec104.capture.ipfrag import Defragmenter
+from iec104.capture.packet import TcpSegment, tcp_segments
 from iec104.capture.reader import CaptureReader
 from iec104.capture.reassembly import Reassembler
 from iec104.codec import (
@@ -413,11 +414,9 @@ def dissect_case(rng: random.Random, c: Corpus) -> str:
         reassembler = Reassembler(rng.choice((None, (), (2404, 2405))),
                                   heuristic=rng.random() < 0.8)
         decoder = StreamDecoder(profile=rng.choice(PROFILES) if rng.random() < 0.2 else None)
-        for pkt in reader:
-            seg = decode_tcp(pkt.frame, pkt.time_ns, pkt.linktype, pkt.data)
-            if seg is not None:
-                for event in reassembler.feed(seg):
-                    decoder.handle(event)
+        for seg in tcp_segments(reader):
+            for event in reassembler.feed(seg):
+                decoder.handle(event)
         for event in reassembler.close():
             decoder.handle(event)
         decoder.close()
@@ -426,6 +425,56 @@ def dissect_case(rng: random.Random, c: Corpus) -> str:
     if reader.problem:
         return "damaged part-way"
     return "time out of range" if reader.bad_times else "whole"
+
+
+def ipfrag_case(rng: random.Random, c: Corpus) -> str:
+    """A TCP segment of corpus APDUs in an IPv4 or IPv6 datagram, cut into fragments with
+    random sizes, overlaps, duplicates, losses, order, MF flags and damaged octets, through
+    the Defragmenter: a completed datagram is a TcpSegment, nothing raises."""
+    payload = b"".join(rng.choice(c.apdus) for _ in range(rng.randint(0, 12)))
+    tcp = struct.pack("!HHIIBBHHH", 50000, 2404, rng.getrandbits(32), 0, 0x50, 0x18, 8192, 0, 0)
+    body = tcp + payload
+    v6 = rng.random() < 0.4
+    ident = rng.getrandbits(32 if v6 else 16)
+    pieces = []
+    at = 0
+    while at < len(body):
+        size = rng.choice((8, 16, 24, 64, 256, len(body)))
+        start = max(0, at - 8 * rng.randint(0, 2)) if rng.random() < 0.2 else at  # overlaps
+        pieces.append((start, body[start:start + size]))
+        at = start + size
+    packets = []
+    for i, (offset, data) in enumerate(pieces):
+        more = i < len(pieces) - 1
+        if rng.random() < 0.05:
+            more = not more
+        if v6:
+            head = struct.pack("!IHBB16s16s", 0x60000000, 8 + len(data), 44, 64, b"\1" * 16,
+                               b"\2" * 16) + struct.pack("!BxHI", 6, offset | more, ident)
+        else:
+            head = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(data), ident,
+                               (offset >> 3) | (0x2000 if more else 0), 64, 6, 0, b"\1" * 4,
+                               b"\2" * 4)
+        packets.append(head + data)
+    packets += [rng.choice(packets) for _ in range(rng.randint(0, 2)) if packets]  # duplicates
+    if rng.random() < 0.5:
+        rng.shuffle(packets)
+    if packets and rng.random() < 0.2:
+        del packets[rng.randrange(len(packets))]
+    if packets and rng.random() < 0.3:
+        k = rng.randrange(len(packets))
+        packets[k] = mutate(rng, packets[k])
+    defrag = Defragmenter(timeout_ns=rng.choice((None, 10)), max_datagrams=rng.randint(1, 4),
+                          max_bytes=rng.choice((64, 1 << 22)))
+    done = 0
+    for n, packet in enumerate(packets):
+        seg = defrag.decode(n + 1, n, 101, packet)
+        if seg is not None:
+            assert isinstance(seg, TcpSegment)
+            done += 1
+    defrag.close()
+    assert defrag.pending == 0
+    return "reassembled" if done else "incomplete"
 
 
 def filter_case(rng: random.Random, c: Corpus) -> str:
@@ -468,7 +517,7 @@ def cli_case(rng: random.Random, c: Corpus) -> str:
 
 TARGETS: dict[str, Callable[[random.Random, Corpus], str]] = {
     "codec": codec_case, "framer": framer_case, "dissect": dissect_case,
-    "filter": filter_case, "cli": cli_case,
+    "ipfrag": ipfrag_case, "filter": filter_case, "cli": cli_case,
 }
 
 

@@ -18,7 +18,10 @@ Peers (sockets on 127.0.0.1)
 ``HatRtu``     a small controlled station (server): answers general interrogation with its
                points (ActCon, data with COT 20, ActTerm), confirms commands (ActCon +
                ActTerm, or a negative ActCon for unknown IOAs), counter interrogation (ActCon,
-               counters with COT 37, ActTerm) and clock sync (ActCon); records every message.
+               counters with COT 37, ActTerm) and clock sync (ActCon); answers a read with
+               the point (COT 5) or COT 47, confirms reset process, parameters and parameter
+               (de)activations (hat's messages carry no P/N bit for those); records every
+               message.
 ``hat_connect(port)``  a hat client (controlling station); ``connect`` itself sends STARTDT act and
                waits for STARTDT con.
 ``receive_until(conn, pred)``  collect messages until ``pred(msg)`` is true.
@@ -306,3 +309,27 @@ class HatRtu:
                     await conn.send(
                         [msg._replace(cause=iec104.ClockSyncResCause.ACTIVATION_CONFIRMATION)]
                     )
+                elif isinstance(msg, iec104.ReadMsg):
+                    if msg.io_address in self.points:
+                        data = self.points[msg.io_address]
+                        await conn.send(
+                            [self._data_msg(msg.io_address, data, iec104.DataResCause.REQUEST)]
+                        )
+                    else:
+                        await conn.send(
+                            [msg._replace(cause=iec104.ReadResCause.UNKNOWN_IO_ADDRESS)]
+                        )
+                elif isinstance(msg, iec104.ResetMsg):
+                    await conn.send(
+                        [msg._replace(cause=iec104.ActivationResCause.ACTIVATION_CONFIRMATION)]
+                    )
+                elif isinstance(msg, iec104.ParameterMsg):
+                    await conn.send(
+                        [msg._replace(cause=iec104.ParameterResCause.ACTIVATION_CONFIRMATION)]
+                    )
+                elif isinstance(msg, iec104.ParameterActivationMsg):
+                    cause = iec104.ParameterActivationResCause
+                    await conn.send([msg._replace(cause=(
+                        cause.DEACTIVATION_CONFIRMATION
+                        if msg.cause == iec104.ParameterActivationReqCause.DEACTIVATION
+                        else cause.ACTIVATION_CONFIRMATION))])

@@ -1,0 +1,260 @@
+"""Reading a dataset: pandas with pushdown, record batches, DuckDB views.
+
+Theory of operation
+-------------------
+Readers see only *committed* captures: the files the manifest lists (files of an interrupted
+or concurrent run are not read). A dataset without a manifest (written by hand or copied
+partly) is read from every ``date=*/*.parquet`` file.
+
+The time range is pushed down twice: ``date`` (the partition) skips whole directories without
+opening a file, and ``time`` (row-group statistics: rows are written in capture order) skips
+row groups. ``columns`` reads only those columns. A ``filter`` expression of the filter
+language (:mod:`iec104.records.filter`) is evaluated batch by batch as the data is
+scanned, so memory holds one batch plus what matched; the rows of one APDU are always in one
+row group (:mod:`iec104.dataset.write`), so a filter selects whole APDUs as on a capture.
+
+:func:`connect` opens an in-memory DuckDB database with two views: ``iec104`` (the rows,
+partition column ``date`` included) and ``captures`` (the manifest). DuckDB reads the Parquet
+files directly, in parallel and out of core, so a query over more data than memory works.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from .layout import (
+    DATASET_SCHEMA,
+    MANIFEST,
+    PARTITION,
+    DatasetError,
+    capture_column,
+    capture_of_file,
+    partition_schema,
+)
+from .store import Store
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+    import pyarrow.dataset as ds
+
+    from ..records.filter import Filter
+
+__all__ = ["batches", "connect", "is_dataset", "load", "time_bound"]
+
+
+def is_dataset(url: str | os.PathLike[str]) -> bool:
+    """Whether ``url`` is a dataset directory (a manifest or a ``date=`` partition)."""
+    try:
+        store = Store(url)
+        return store.exists() and (store.fs.exists(store.path(MANIFEST)) or store.partitions())
+    except (OSError, ValueError):
+        return False
+
+
+def committed_files(store: Store) -> list[str]:
+    """Full paths (on ``store.fs``) of the data files of committed captures."""
+    manifest = store.read_manifest()
+    if manifest.num_rows or store.fs.exists(store.path(MANIFEST)):
+        relative = sorted({f for files in manifest.column("files").to_pylist()
+                           for f in files or ()})
+    else:
+        relative = store.data_files()
+    return [store.path(f) for f in relative]
+
+
+def time_bound(value: str | dt.datetime | dt.date | None) -> dt.datetime | None:
+    """A ``start``/``end`` argument as an aware UTC datetime (naive means UTC; a date is its
+    midnight). Raises DatasetError for text that is no ISO date/time."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise DatasetError(f"{value!r} is not an ISO date/time such as "
+                               "2024-03-01T08:00") from None
+    elif not isinstance(value, dt.datetime):
+        value = dt.datetime(value.year, value.month, value.day)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def arrow_dataset_schema() -> pa.Schema:
+    """The dataset schema with the partition column ``date``."""
+    return pa.schema([*DATASET_SCHEMA, *partition_schema()])
+
+
+def arrow_dataset(url: str | os.PathLike[str]) -> ds.Dataset:
+    """The committed files as a ``pyarrow.dataset.Dataset`` with the ``date`` partition."""
+    import pyarrow.dataset as pads
+
+    store = Store(url)
+    files = committed_files(store)
+    return pads.dataset(files, schema=arrow_dataset_schema(), format="parquet",
+                        filesystem=store.fs,
+                        partitioning=pads.HivePartitioning(partition_schema()),
+                        partition_base_dir=store.root)
+
+
+def _expression(start: dt.datetime | None, end: dt.datetime | None) -> ds.Expression | None:
+    """``start <= time < end`` and the matching ``date`` partitions."""
+    import pyarrow.dataset as pads
+
+    conds = []
+    time, day = pads.field("time"), pads.field(PARTITION)
+    if start is not None:
+        conds += [time >= pa.scalar(start, DATASET_SCHEMA.field("time").type),
+                  day >= pa.scalar(start.date(), pa.date32())]
+    if end is not None:
+        conds += [time < pa.scalar(end, DATASET_SCHEMA.field("time").type),
+                  day <= pa.scalar(end.date(), pa.date32())]
+    if not conds:
+        return None
+    out = conds[0]
+    for cond in conds[1:]:
+        out = out & cond
+    return out
+
+
+def batches(url: str | os.PathLike[str], *, start: Any = None, end: Any = None,
+            columns: Sequence[str] | None = None, filter: Filter | str | None = None,
+            batch_rows: int = 1 << 17) -> Iterator[pa.RecordBatch]:
+    """Record batches of the dataset at ``url`` (see the module docstring); ``columns`` None
+    gives every column of the dataset schema (``date`` excluded)."""
+    from ..records.filter import compile_filter
+
+    flt = compile_filter(filter) if isinstance(filter, str) else filter
+    wanted = list(columns) if columns is not None else DATASET_SCHEMA.names
+    unknown = [c for c in wanted if c not in DATASET_SCHEMA.names and c != PARTITION]
+    if unknown:
+        raise DatasetError(f"no such column: {', '.join(unknown)}")
+    read = list(wanted)
+    if flt is not None:
+        read += [c for c in (*sorted(flt.columns), "apdu") if c not in read]
+    dataset = arrow_dataset(url)
+    scanner = dataset.scanner(columns=read, filter=_expression(time_bound(start), time_bound(end)),
+                              batch_size=batch_rows)
+    for batch in scanner.to_batches():
+        if flt is not None:
+            batch = flt.apply(batch)
+        if batch.num_rows:
+            yield batch.select(wanted)
+
+
+def _nullable(dtype: pa.DataType) -> Any:
+    """pandas' nullable dtype for an Arrow type (None: pyarrow's default conversion)."""
+    import pandas as pd
+
+    if pa.types.is_integer(dtype):
+        return pd.Int64Dtype() if dtype.bit_width == 64 else getattr(
+            pd, f"{'U' if pa.types.is_unsigned_integer(dtype) else ''}Int{dtype.bit_width}Dtype")()
+    if pa.types.is_boolean(dtype):
+        return pd.BooleanDtype()
+    if pa.types.is_floating(dtype):
+        return pd.Float64Dtype()
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+        return pd.StringDtype()
+    return None
+
+
+def load(url: str | os.PathLike[str], *, start: Any = None, end: Any = None,
+         columns: Sequence[str] | None = None, filter: Filter | str | None = None
+         ) -> pd.DataFrame:
+    """The dataset (or a plain Parquet file or directory of the schema) as a DataFrame.
+
+    Args:
+        url: a dataset directory (path or fsspec URL), or a Parquet file / flat directory
+            written by ``iec104 convert -o`` or the proxy (their ``capture`` is the file name).
+        start, end: keep rows with ``start <= time < end`` (ISO text, datetime or date; naive
+            means UTC); partitions and row groups outside are never read.
+        columns: columns to return (default: all of the dataset schema).
+        filter: a filter-language expression (README 'Filter language'), applied as the
+            data is scanned; whole APDUs are kept.
+
+    Returns:
+        pandas DataFrame with nullable dtypes (``Int64``, ``boolean``, ``string``,
+        ``Float64``; ``time`` stays ``datetime64[ns, UTC]`` with ``NaT``; ``capture`` is
+        categorical).
+    """
+    if is_dataset(url):
+        parts = list(batches(url, start=start, end=end, columns=columns, filter=filter))
+        schema = (pa.schema([DATASET_SCHEMA.field(c) if c != PARTITION
+                             else partition_schema().field(c) for c in columns])
+                  if columns is not None else DATASET_SCHEMA)
+        table = pa.Table.from_batches(parts, schema=schema)
+    else:
+        table = _legacy_table(url, start, end, columns, filter)
+    return table.to_pandas(types_mapper=_nullable)
+
+
+def _legacy_table(url: str | os.PathLike[str], start: Any, end: Any,
+                  columns: Sequence[str] | None, filter: Filter | str | None) -> pa.Table:
+    """Parquet files without ``capture`` (or with it): one file or a flat directory."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from ..records.filter import compile_filter
+    from ..records.reader import derive_kind
+
+    flt = compile_filter(filter) if isinstance(filter, str) else filter
+    store = Store(url)
+    paths = (sorted(p for p in store.fs.glob(f"{store.root}/*.parquet")
+                    if not os.path.basename(p).startswith(("_", ".")))
+             if store.fs.isdir(store.root) else [store.root])
+    lo, hi = time_bound(start), time_bound(end)
+    tables = []
+    for path in paths:
+        with store.fs.open(path, "rb") as fh:
+            table = pq.read_table(fh)
+        if "kind" not in table.column_names:  # schema version 1
+            table = table.append_column("kind", derive_kind(table))
+        if "capture" not in table.column_names:
+            table = table.add_column(0, DATASET_SCHEMA.field("capture"),
+                                     capture_column(table.num_rows, capture_of_file(path)))
+        table = table.select([f.name for f in DATASET_SCHEMA if f.name in table.column_names])
+        if lo is not None:
+            table = table.filter(pc.fill_null(pc.greater_equal(table["time"], lo), False))
+        if hi is not None:
+            table = table.filter(pc.fill_null(pc.less(table["time"], hi), False))
+        if flt is not None:
+            table = pa.Table.from_batches([flt.apply(b) for b in table.to_batches()],
+                                          schema=table.schema)
+        tables.append(table)
+    table = pa.concat_tables(tables, promote_options="default") if tables else \
+        DATASET_SCHEMA.empty_table()
+    return table.select(list(columns)) if columns is not None else table
+
+
+def connect(url: str | os.PathLike[str], database: duckdb.DuckDBPyConnection | None = None
+            ) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the views ``iec104`` (rows) and ``captures`` (manifest)."""
+    import duckdb
+
+    store = Store(url)
+    con = database if database is not None else duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")  # times print and convert as UTC, as everywhere else
+    if not store.local:
+        con.register_filesystem(store.fs)
+    prefix = "" if store.local else f"{store.fs.protocol[0] if isinstance(store.fs.protocol, tuple) else store.fs.protocol}://"
+    files = [prefix + f for f in committed_files(store)]
+    if files:
+        listing = ", ".join(_quote(f) for f in files)
+        con.execute(f"CREATE OR REPLACE VIEW iec104 AS SELECT * FROM read_parquet([{listing}], "
+                    f"hive_partitioning = true, hive_types = {{'{PARTITION}': DATE}})")
+    else:
+        empty = arrow_dataset_schema().empty_table()
+        con.register("_iec104_empty", empty)
+        con.execute("CREATE OR REPLACE VIEW iec104 AS SELECT * FROM _iec104_empty")
+    manifest = store.read_manifest()
+    con.register("_iec104_captures", manifest)
+    con.execute("CREATE OR REPLACE VIEW captures AS SELECT * FROM _iec104_captures")
+    return con
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -1,0 +1,127 @@
+"""Convert many captures into a dataset, one Dask task per capture.
+
+Theory of operation
+-------------------
+:func:`convert_many` is the only writer of the manifest. It first removes what an interrupted
+run left (:meth:`Store.recover`), reads the manifest, and submits one
+:func:`~iec104.dataset.write.convert_capture` task per capture with the digests already in the
+dataset. The tasks run on a Dask cluster: a local one of ``workers`` processes (one thread
+each: decoding is pure Python, threads would share one GIL), an existing one at ``scheduler``,
+or, with ``workers=0``, in this process. As each task completes, in any order, its result is
+committed:
+
+* :class:`Converted`: its row replaces any row of the same ``source`` (the capture changed)
+  or is added; the manifest is rewritten (atomically), then the files of a replaced row are
+  deleted. A second copy of content converted in the same run counts as skipped.
+* :class:`Skipped`, :class:`Failed`: nothing to write.
+
+A kill at any moment leaves the committed captures readable; files published by a task whose
+result was never committed are orphans that the next run removes before converting that
+capture again. So a rerun of the same command completes the dataset and gives the same rows.
+
+The workers must reach the captures and the dataset under the same names (a shared file system
+or an fsspec URL such as ``s3://bucket/ds``); results travel back to the caller, rows never do.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from .store import Store
+from .write import Converted, Failed, Options, Result, Skipped, convert_capture
+
+__all__ = ["convert_many", "default_workers"]
+
+
+def default_workers() -> int:
+    """The machine's cores (the default of ``--workers``)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+
+
+def convert_many(sources: Sequence[str], url: str, *, options: Options | None = None,
+                 workers: int | None = None, scheduler: str | None = None,
+                 on_result: Callable[[Result], None] | None = None) -> list[Result]:
+    """Convert ``sources`` (paths or URLs of captures) into the dataset at ``url``.
+
+    Args:
+        workers: local Dask worker processes (None: :func:`default_workers`; 0: no cluster,
+            every capture in this process). Ignored with ``scheduler``.
+        scheduler: address of an existing Dask scheduler, e.g. ``tcp://10.0.0.5:8786``.
+        on_result: called in this process as each capture's result is committed.
+
+    Returns:
+        The results, in order of completion.
+    """
+    options = options if options is not None else Options()
+    with _client(workers, scheduler) as client:  # first: an unreachable one writes nothing
+        store = Store(url)
+        store.ensure()
+        manifest = store.read_manifest()
+        store.recover(manifest)
+        rows: list[dict[str, Any]] = manifest.to_pylist()
+        known = frozenset(r["sha256"] for r in rows)
+        results: list[Result] = []
+
+        def commit(result: Result) -> None:
+            if isinstance(result, Converted):
+                if any(r["sha256"] == result.entry["sha256"] for r in rows):
+                    result = Skipped(result.source, result.entry["sha256"])
+                else:
+                    replaced = [r for r in rows if r["source"] == result.source]
+                    rows[:] = [r for r in rows if r["source"] != result.source]
+                    rows.append(result.entry)
+                    store.write_manifest(rows)
+                    kept = {f for r in rows for f in r["files"]}
+                    store.remove([f for r in replaced for f in r["files"] if f not in kept])
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+
+        for result in _run(client, sources, store.url, known, options):
+            commit(result)
+        store.tidy()
+    return results
+
+
+def _run(client: Any, sources: Sequence[str], url: str, known: frozenset[str],
+         options: Options) -> Iterator[Result]:
+    """Results of the tasks in order of completion (``client`` None: in this process)."""
+    if client is None:
+        for source in sources:
+            yield convert_capture(source, url, known, options)
+        return
+    from distributed import as_completed
+
+    futures = {client.submit(convert_capture, source, url, known, options, pure=False):
+               source for source in sources}
+    for future in as_completed(futures):
+        try:
+            yield future.result()
+        except Exception as exc:  # noqa: BLE001 -- a worker died or the task raised
+            yield Failed(futures[future], f"{futures[future]}: task failed: "
+                         f"{type(exc).__name__}: {exc}")
+
+
+@contextmanager
+def _client(workers: int | None, scheduler: str | None) -> Iterator[Any]:
+    """A Dask client of the cluster to use (None: convert in this process)."""
+    if scheduler is None and workers == 0:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        with Client(scheduler) as client:
+            yield client
+        return
+    # quiet: the cluster's own logging would bury the progress bar
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    with LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1,
+                      processes=True, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        yield client
