@@ -254,10 +254,27 @@ def dissect_segments(segments: Iterable[TcpSegment], reassembler: Reassembler, *
 
 
 def _bounded(batch: pa.RecordBatch, rows: int) -> Iterator[pa.RecordBatch]:
-    """``batch`` in slices of at most ``rows`` rows (zero-copy): a profile decision replays
-    the rows held back for it at once."""
-    for offset in range(0, batch.num_rows, rows):
-        yield batch.slice(offset, rows)
+    """``batch`` in zero-copy slices of at most ``rows`` rows (a profile decision replays the
+    rows held back for it at once), cut between APDUs only: readers group a batch's rows by
+    APDU. An APDU with more rows than ``rows`` is one slice of its own."""
+    n = batch.num_rows
+    if n <= rows:
+        yield batch
+        return
+    # null APDU numbers (gaps, events) become NaN, which equals nothing: a cut may go there
+    apdu = batch.column("apdu").to_numpy(zero_copy_only=False)
+    start = 0
+    while n - start > rows:
+        cut = start + rows
+        while cut > start and apdu[cut] == apdu[cut - 1]:
+            cut -= 1  # back to the first row of the APDU the cut would split
+        if cut == start:  # one APDU longer than ``rows``: up to its end
+            cut = start + rows
+            while cut < n and apdu[cut] == apdu[cut - 1]:
+                cut += 1
+        yield batch.slice(start, cut - start)
+        start = cut
+    yield batch.slice(start)
 
 
 # -- parallel decoding ---------------------------------------------------------------------

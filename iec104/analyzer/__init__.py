@@ -11,6 +11,8 @@ a Parquet file or directory, or a capture file, and returns a DataFrame (see eac
 * :func:`type_counts`, :func:`cause_counts`, :func:`type_cause_matrix`, :func:`apci_counts`
   (:mod:`.stats`)
 * :func:`anomalies`, :func:`time_drift` (:mod:`.anomaly`)
+* :func:`limit_violations`, :func:`learn_limits`, :func:`stale_points`,
+  :func:`command_feedback` (:mod:`.process`); :func:`vantage_diff` (:mod:`.vantage`)
 * :func:`profiles` (:mod:`.field_sizes`: COT/CA/IOA sizes per connection direction)
 * :func:`authentication` (:mod:`.security`: IEC 62351-5 challenges, replies, failures)
 * :func:`files`: the files transferred, rebuilt (:mod:`.file_transfer`)
@@ -33,9 +35,11 @@ from .frames import apdus, as_frame
 from .link import link_findings, message_rate, sequence_analysis, sessions, timeouts
 from .plots import plot_message_rate, plot_value_timeline
 from .points import latest_values, point_timeline, quality_transitions, value_changes
+from .process import command_feedback, learn_limits, limit_violations, stale_points
 from .report import overview, report_html, summary, summary_text, write_report
 from .security import authentication
 from .stats import apci_counts, cause_counts, type_cause_matrix, type_counts
+from .vantage import vantage_diff
 
 __all__ = [
            "COLUMNS",
@@ -49,9 +53,12 @@ __all__ = [
            "as_frame",
            "authentication",
            "cause_counts",
+           "command_feedback",
            "commands",
            "files",
            "interrogations",
+           "learn_limits",
+           "limit_violations",
            "latest_values",
            "link_findings",
            "load",
@@ -66,6 +73,7 @@ __all__ = [
            "schema_version",
            "sequence_analysis",
            "sessions",
+           "stale_points",
            "summary",
            "summary_text",
            "time_drift",
@@ -73,5 +81,6 @@ __all__ = [
            "type_cause_matrix",
            "type_counts",
            "value_changes",
+           "vantage_diff",
            "write_report",
 ]

@@ -43,48 +43,70 @@ def _time_limits(ax: Axes, times: pd.Series | pd.DatetimeIndex) -> None:
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
 
 
-def top_points(source: Source, n: int = 6) -> list[tuple[int, int]]:
-    """The ``n`` points ``(ca, ioa)`` with the most value changes (then most reports)."""
+BINARY_TYPES = frozenset(("M_SP_NA_1", "M_DP_NA_1"))
+"""Point types of single and double points: states (0/1, 0-3), drawn on their own axis."""
+
+Point = tuple[int, int] | tuple[int, int, str]
+
+
+def top_points(source: Source, n: int = 6) -> list[tuple[int, int, str]]:
+    """The ``n`` points ``(ca, ioa, point_type)`` with the most value changes (then most
+    reports)."""
     t = point_timeline(source)
     if not len(t):
         return []
-    g = t.groupby(["ca", "ioa"])
+    g = t.groupby(["ca", "ioa", "point_type"])
     score = pd.DataFrame({"changes": g["value"].nunique(), "reports": g.size()})
     score = score.sort_values(["changes", "reports"], ascending=False)
-    return [(int(ca), int(ioa)) for ca, ioa in score.index[:n]]
+    return [(int(ca), int(ioa), str(name)) for ca, ioa, name in score.index[:n]]
 
 
-def plot_value_timeline(source: Source, points: list[tuple[int, int]] | None = None, *,
+def plot_value_timeline(source: Source, points: list[Point] | None = None, *,
                         ax: Axes | None = None, max_points: int = 6,
                         mark_quality: bool = True) -> Figure:
-    """Step plot of the values of ``points`` (``(ca, ioa)`` pairs; default: the
-    ``max_points`` busiest). Reports with a bad quality flag are marked with a red x."""
+    """Step plot of the values of ``points`` (``(ca, ioa)`` pairs, every point type at that
+    address, or ``(ca, ioa, point_type)``; default: the ``max_points`` busiest). Single and
+    double points (states) are drawn against a second y axis on the right, so a state is
+    never read on the scale of a measured value at the same IOA. Reports with a bad quality
+    flag are marked with a red x."""
     df = as_frame(source)
     if points is None:
         points = top_points(df, max_points)
     fig, ax = _axes(ax, (10, 4))
     t = point_timeline(df)
+    states: Axes | None = None
     drawn = 0
     shown = []
-    for ca, ioa in points:
-        p = t[(t["ca"] == ca) & (t["ioa"] == ioa) & t["value"].notna() & t["time"].notna()]
-        if not len(p):
-            continue
-        times = p["time"].dt.tz_convert("UTC").dt.tz_localize(None)
-        label = f"CA {ca} IOA {ioa} ({p['type_name'].iloc[0]})"
-        ax.step(times, p["value"], where="post", marker=".", label=label)
-        shown.append(times)
-        drawn += 1
-        if mark_quality:
-            bad = p["quality"] != ""
-            if bad.any():
-                ax.plot(times[bad], p.loc[bad, "value"], "x", color="red", markersize=8)
+    handles: list[Any] = []
+    for point in points:
+        ca, ioa = point[0], point[1]
+        mine = (t["ca"] == ca) & (t["ioa"] == ioa) & t["value"].notna() & t["time"].notna()
+        if len(point) > 2:
+            mine &= t["point_type"] == point[2]  # type: ignore[misc]
+        for type_name, p in t[mine].groupby("point_type", sort=True):
+            binary = type_name in BINARY_TYPES
+            if binary and states is None:
+                states = ax.twinx()
+                states.set_ylabel("state (single/double points)")
+            target = states if binary else ax
+            times = p["time"].dt.tz_convert("UTC").dt.tz_localize(None)
+            label = f"CA {ca} IOA {ioa} ({type_name})" + (" [state, right axis]" if binary
+                                                            else "")
+            handles += target.step(times, p["value"], where="post", marker=".", label=label,
+                                   linestyle="--" if binary else "-")
+            shown.append(times)
+            drawn += 1
+            if mark_quality:
+                bad = (p["quality"] != "").to_numpy()
+                if bad.any():
+                    target.plot(times[bad], p.loc[bad, "value"], "x", color="red",
+                                markersize=8)
     ax.set_title("Value timeline" + ("" if drawn else " (no values)"))
     ax.set_xlabel("time (UTC)")
     ax.set_ylabel("value")
     ax.grid(True, alpha=0.3)
     if drawn:
-        ax.legend(fontsize="small", loc="best")
+        ax.legend(handles=handles, fontsize="small", loc="best")
         _time_limits(ax, pd.concat(shown))
     fig.autofmt_xdate()
     return fig

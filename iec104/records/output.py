@@ -31,6 +31,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+import pyarrow as pa
+
 from ..codec.values import FLOAT32_TYPE_IDS, float32_text
 from .schema import COLUMNS, SCHEMA, RowKind
 
@@ -44,6 +46,7 @@ APDU_COLUMNS = tuple(name for name, _, _ in COLUMNS if name not in OBJECT_COLUMN
 """Columns of the APDU itself (``error``: the APDU's first row's, i.e. why it failed)."""
 
 _TIMES = frozenset(f.name for f in SCHEMA if str(f.type).startswith("timestamp"))
+_FLOAT32 = frozenset(f.name for f in SCHEMA if f.type == pa.float32())
 
 
 def iso_ns(ns: int | None) -> str | None:
@@ -61,7 +64,7 @@ def _json_value(name: str, value: Any, type_id: Any) -> Any:
         return iso_ns(value)
     if name == "raw":
         return bytes(value).hex()
-    if name == "value" and type_id in FLOAT32_TYPE_IDS:
+    if name == "value" and type_id in FLOAT32_TYPE_IDS or name in _FLOAT32:
         return float(float32_text(value))  # json.dumps prints its shortest text: 3.14
     return value
 
@@ -97,7 +100,7 @@ def json_schema() -> dict[str, Any]:
             base = {"type": "integer"}
         elif dtype == "bool":
             base = {"type": "boolean"}
-        elif dtype == "double":
+        elif pa.types.is_floating(SCHEMA.field(name).type):
             base = {"type": "number"}
         else:
             base = {"type": "string"}
@@ -169,6 +172,8 @@ def _field_text(name: str, value: Any, type_id: Any) -> str:
         return iso_ns(value) or ""
     if name == "raw":
         return bytes(value).hex()
+    if name in _FLOAT32:
+        return float32_text(value)
     if name == "value":
         if type_id in FLOAT32_TYPE_IDS:
             return float32_text(value)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..codec import TypeId
+from ..codec.security import NO_ADDRESS
 from .tshark import IEC104_PORT, TSHARK_NO_SEQ_ANALYSIS, tshark_apdus
 
 __all__ = ["KIND", "KNOWN_DIFFERENCES", "TSHARK_RAW", "Agreement", "Disagreement",
@@ -101,6 +102,11 @@ KNOWN_DIFFERENCES: dict[str, str] = {
         "38-40, C_RD_NA_1 102, C_TS_TA_1 107, P_AC_NA_1 113, file transfer 120-127, ...): it "
         "shows the first IOA and the rest as raw octets. Only the first IOA is compared; we "
         "decode every object."),
+    "secure authentication": (
+        "IEC 62351-5 messages (type IDs 81-95) carry one object without an IOA; tshark 4.0.17 "
+        "names 81-87 but shows the first 3 octets after the data unit identifier as an 'IOA' "
+        "and the rest as raw octets (and S_KR_NA_1, 2 octets, as malformed): those octets "
+        "must be ours, in a 2/2/3 profile; we decode the message's fields."),
     "unknown type": (
         "a type ID that is not defined in IEC 104 (ITI's 24 and 26): we keep the header and "
         "record 'unknown type ID n: objects not decoded'; tshark shows the header too."),
@@ -389,6 +395,9 @@ def compare_apdu(ours: list[dict[str, Any]], theirs: dict[str, Any], result: Agr
     if head["apci"] != "I" or out or header_only:
         return out
     type_id = head["type_id"]
+    if type_id in NO_ADDRESS:
+        result.known["secure authentication"] += 1
+        return out + _compare_secure(head, theirs)
     if (head["error"] or "").startswith("unknown type ID"):
         result.known["unknown type"] += 1
         return out
@@ -410,11 +419,28 @@ def compare_apdu(ours: list[dict[str, Any]], theirs: dict[str, Any], result: Agr
     return out
 
 
+def _compare_secure(head: dict[str, Any], theirs: dict[str, Any]) -> list[Diff]:
+    """tshark's 'IOA' + raw data of a secure message against our octets after the header."""
+    if head.get("profile") not in (None, "2/2/3"):
+        return []  # tshark's 104 dissector knows 2/2/3 only
+    body = bytes(head["raw"])[12:]  # APCI 6 + type, VSQ, COT 2, CA 2
+    objects = theirs["objects"]
+    got = (objects[0]["ioa"], objects[0].get("raw", b"")) if objects else (None, b"")
+    want = (int.from_bytes(body[:3], "little"), body[3:])
+    return [] if got == want else [Diff("secure message octets (tshark: 'IOA' + raw)",
+                                        body.hex(), got)]
+
+
 def _pair(frame: int, mine: list[dict[str, Any]], theirs: dict[str, Any],
           result: Agreement) -> None:
     suspect = _tshark_suspect(theirs)
     index = theirs["index"]
     if _is_clean(mine):
+        if suspect == "malformed" and mine[0]["type_id"] in NO_ADDRESS \
+                and len(bytes(mine[0]["raw"])) < 15:  # shorter than tshark's 3-octet 'IOA'
+            result.known["secure authentication"] += 1
+            result.apdus_compared += 1
+            return
         if suspect is not None:
             result._add(frame, index, [Diff("well-formed", "decodes cleanly", suspect)])
             return

@@ -132,6 +132,30 @@ def test_batches_are_bounded_and_follow_the_schema(tmp_path: Path) -> None:
     assert sum(b.num_rows for b in batches) == 40
 
 
+def test_batches_are_cut_between_apdus(tmp_path: Path) -> None:
+    """Readers group a batch's rows by APDU: a batch bound never splits an APDU's objects,
+    also where a profile decision releases the held-back rows at once."""
+    from iec104.codec import (ASDU, Cause, IFrame, InformationObject, Quality, ScaledValue,
+                              TypeId, encode_apdu, encode_asdu)
+
+    def three_objects(n: int) -> bytes:
+        objects = tuple(InformationObject(100 * n + i, ScaledValue(i), Quality())
+                        for i in range(3))
+        asdu = ASDU(TypeId.M_ME_NB_1, False, Cause.SPONTANEOUS, False, False, 0, 1, objects)
+        return encode_apdu(IFrame(n, 0, encode_asdu(asdu)))
+
+    c = Conv()
+    c.emit(c.handshake(), [c.seg(1, three_objects(n)) for n in range(40)])
+    batches = list(dissect(write(tmp_path / "objects.pcap", c.packets), batch_rows=8))
+    assert len(batches) > 10 and all(b.num_rows <= 8 for b in batches)
+    seen: set[int] = set()
+    for b in batches:
+        numbers = set(b.column("apdu").to_pylist())
+        assert not numbers & seen, "an APDU split over two batches"
+        seen |= numbers
+    assert sum(b.num_rows for b in batches) == 120
+
+
 def test_stream_without_end_is_closed_with_truncated_apdu(tmp_path: Path) -> None:
     c = Conv()
     c.emit(c.handshake(), c.seg(0, STARTDT_ACT + i_frame(1)[:9]))
