@@ -17,6 +17,7 @@ convention for null, which pyarrow, Spark, DuckDB and Polars read as null.
 from __future__ import annotations
 
 import datetime as dt
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,6 +27,8 @@ from .schema import METADATA_KEY, SCHEMA
 __all__ = ["CAPTURE_FIELD", "DATASET_SCHEMA", "DATASET_VERSION", "NULL_PARTITION", "PARTITION",
            "capture_column", "partition_dir", "partition_value", "split_by_day",
            "with_capture"]
+
+_Rows = TypeVar("_Rows", pa.RecordBatch, pa.Table)
 
 PARTITION = "date"
 """The partition key: UTC date of ``time`` as ``YYYY-MM-DD``."""
@@ -72,8 +75,7 @@ def partition_dir(day: dt.date | None) -> str:
     return f"{PARTITION}={partition_value(day)}"
 
 
-def split_by_day(batch: pa.RecordBatch | pa.Table
-                 ) -> list[tuple[dt.date | None, pa.RecordBatch | pa.Table]]:
+def split_by_day(batch: _Rows) -> list[tuple[dt.date | None, _Rows]]:
     """The rows of ``batch`` grouped by the UTC date of ``time`` (None: no time), rows in
     their order within a day."""
     if not batch.num_rows:
@@ -82,7 +84,7 @@ def split_by_day(batch: pa.RecordBatch | pa.Table
     span = pc.min_max(days).as_py()
     if days.null_count == 0 and span["min"] == span["max"]:
         return [(span["min"], batch)]
-    out: list[tuple[dt.date | None, pa.RecordBatch | pa.Table]] = []
+    out: list[tuple[dt.date | None, _Rows]] = []
     for day in pc.unique(days).to_pylist():
         mask = pc.is_null(days) if day is None else pc.fill_null(pc.equal(days, day), False)
         out.append((day, batch.filter(mask)))
