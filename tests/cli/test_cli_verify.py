@@ -103,8 +103,10 @@ def test_the_comparison_reports_field_ours_and_theirs() -> None:
     (diff,) = compare_apdu(changed, theirs, scratch)
     assert (diff.field, diff.ours, diff.theirs) == ("ca", ours[0]["ca"] + 1, theirs["ca"])
     moved = [*ours[:-1], {**ours[-1], "value": 1e9}]
-    (diff,) = compare_apdu(moved, theirs, scratch)
-    assert diff.field.endswith(" float") and diff.ours == 1e9
+    # both the exact value and the value tshark displays (6 significant digits) differ
+    exact, shown = compare_apdu(moved, theirs, scratch)
+    assert exact.field.endswith(" float") and exact.ours == 1e9
+    assert shown.field.endswith(" value shown") and shown.ours == "1e+09"
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:

@@ -44,12 +44,16 @@ from iec104.verify import (
     KIND,
     KNOWN_DIFFERENCES,
     TSHARK_NO_SEQ_ANALYSIS,
+    TSHARK_RAW,
     Agreement,
+    compare_apdu,
     compare_frame,
     compare_object,
+    our_apdus,
     seconds_into_hour,
     verify,
 )
+from iec104.verify.tshark import tshark_apdus
 from tests.codec.test_codec_tshark import conversation
 from tests.conftest import (
     CAPTURE_SUFFIXES,
@@ -199,3 +203,22 @@ def test_comparison_detects_differences_in_what_is_shown() -> None:
     assert compare_frame(ours, theirs) == []
     assert compare_frame(ours, {**theirs, "stream": 2})
     assert compare_frame(ours, {**theirs, "time_ns": theirs["time_ns"] + 1})
+
+
+def test_undecoded_types_compare_the_raw_octets() -> None:
+    """For a type tshark shows as IOA + raw octets, those octets must be ours after the IOA."""
+    ensure_tshark()
+    path = OWN_CAPTURES_DIR / "station.pcap"
+    ours = next(a for a in our_apdus(path)
+                if a[0]["type_id"] is not None and a[0]["type_id"] in TSHARK_RAW)
+    theirs = next(t for t in tshark_apdus(path)
+                  if (t["frame"], t["ssn"]) == (ours[0]["frame"], ours[0]["ssn"]))
+    scratch = Agreement("x")
+    assert theirs["objects"][0].get("raw")  # there are raw octets to compare
+    assert compare_apdu(ours, theirs, scratch) == []
+    assert scratch.first_ioa_only == 1 and scratch.known["undecoded type"] == 1
+    raw = ours[0]["raw"]
+    changed = [{**row, "raw": raw[:-1] + bytes([raw[-1] ^ 0xFF])} for row in ours]
+    (diff,) = compare_apdu(changed, theirs, scratch)
+    assert diff.field == "raw octets after the first IOA"
+    assert (diff.ours, diff.theirs) == (changed[0]["raw"][15:].hex(), raw[15:].hex())
