@@ -64,8 +64,11 @@ def test_every_disagreement_is_listed_and_exit_1() -> None:
     assert rows[0][3:] == ["well-formed APDUs", "1", "0"]  # field, ours, tshark's
     assert sorted(int(r[1]) for r in rows) == list(range(2, 3423))
     assert "3421 disagreements" in summary(proc.stdout)[0]
+    assert "hint: tshark dissected 1 APDUs, iec104 3422" in proc.stderr
+    assert "-o tcp.analyze_sequence_numbers:FALSE" in proc.stderr
     agreed = run("verify", path, "-o", "tcp.analyze_sequence_numbers:FALSE")
     assert agreed.returncode == 0, agreed.stdout[:2000]
+    assert agreed.stderr == ""
     assert "APDUs: tshark 3422, ours 3422, compared 3422" in agreed.stdout
 
 
