@@ -46,6 +46,7 @@ from .capture.reassembly import (
 )
 from .codec import DEFAULT_PROFILE, Frame, Malformed, Profile
 from .records.builder import Endpoints, RecordBuilder
+from .records.columnar import ColumnarBuilder
 from .records.decoder import DirectionDecoder
 from .records.profiles import DetectingBuilder, ProfileOverrides
 
@@ -61,7 +62,9 @@ class StreamDecoder:
     """Turn reassembly events into rows of a :class:`~iec104.records.builder.RecordBuilder`.
 
     Args:
-        builder: where rows go (default: a new builder with ``profile``).
+        builder: where rows go (default: a new
+            :class:`~iec104.records.columnar.ColumnarBuilder`, which gives the same rows as a
+            ``RecordBuilder``, faster).
         profile: ASDU field sizes for every connection; None or :class:`ProfileOverrides`
             detect them per direction (:class:`~.records.profiles.DetectingBuilder`) where not
             given.
@@ -71,10 +74,10 @@ class StreamDecoder:
         fallbacks: number of directions that switched to per-segment delivery.
     """
 
-    def __init__(self, builder: RecordBuilder | None = None, *,
+    def __init__(self, builder: RecordBuilder | ColumnarBuilder | None = None, *,
                  profile: Profile | ProfileOverrides | None = None) -> None:
         if builder is None:
-            builder = _builder(RecordBuilder(), profile)
+            builder = _builder(ColumnarBuilder(), profile)
         self.builder = builder
         self.fallbacks = 0
         self._decoders: dict[tuple[int, int], DirectionDecoder] = {}
@@ -148,7 +151,7 @@ def _builder(target: Any, profile: Profile | ProfileOverrides | None) -> Any:
     profile = _single(profile)
     if profile is None or isinstance(profile, ProfileOverrides):
         return DetectingBuilder(target, profile)
-    if isinstance(target, RecordBuilder):
+    if isinstance(target, (RecordBuilder, ColumnarBuilder)):
         target.profile = profile
     return target
 
@@ -303,17 +306,14 @@ class _DeferredBuilder:
 
 
 def _build_chunk(first_apdu: int, ops: list[tuple], profile: Profile) -> bytes:
-    """Worker: replay the noted calls on a real RecordBuilder; the batch as Arrow IPC."""
+    """Worker: replay the noted calls on a columnar builder; the batch as Arrow IPC."""
     import pyarrow as pa
 
-    from .codec import decode_apdu
-
-    builder = RecordBuilder(profile, first_apdu)
+    builder = ColumnarBuilder(profile, first_apdu)
     for kind, time_ns, frame, ep, arg in ops:
         if kind == 0:
             raw, apdu_profile, confidence = arg
-            builder.add_frame(time_ns, frame, ep, Frame(0, raw, decode_apdu(raw)), apdu_profile,
-                              confidence)
+            builder.add_apdu(time_ns, frame, ep, raw, None, apdu_profile, confidence)
         elif kind == 1:
             builder.add_malformed(time_ns, frame, ep, arg)
         elif kind == 2:

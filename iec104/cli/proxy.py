@@ -1,7 +1,9 @@
 """``iec104 proxy``: transparent MITM proxy logging IEC 104 traffic into Parquet.
 
 Stops cleanly on SIGINT (exit 130) or SIGTERM (exit 0): every connection is closed and
-every APDU received is written before exiting.
+every APDU received is written before exiting. Exit 1: the log is incomplete (the disk was
+still full at the end, writing failed for good, or the logger process died along the way;
+forwarding went on in every case).
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ Dropping or duplicating I-frames renumbers N(S)/N(R) of later frames both ways.
 Without rules, bytes are forwarded untouched.
 
 The log directory is a Parquet dataset: pandas.read_parquet(DIR) or iec104.analyzer.load(DIR).
+A logger process decodes and writes it; if it dies, forwarding goes on and a new one starts.
+
+exit status: 0 stopped by SIGTERM, 130 by SIGINT, 1 the log is incomplete (disk still full
+at the end, the logger process died, or writing failed; forwarding went on), 2 bad arguments.
 """
 
 

@@ -152,7 +152,7 @@ def summary_text(url: str | os.PathLike[str], *, start: Any = None, end: Any = N
         for key, column in (("link", "kind"), ("commands", "status"),
                             ("interrogations", "status"), ("anomalies", "kind")):
             if len(tables[key]):
-                counts[key].update(tables[key][column].astype(str).value_counts().to_dict())
+                counts[key].update(tables[key][column].astype(str).tolist())
         cmds = tables["commands"]
         if len(cmds):
             sbo += int((cmds["sbo_violation"].astype(str) != "").sum())

@@ -32,7 +32,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .. import __version__
 from .layout import (
     DATASET_SCHEMA,
     DATASET_VERSION,
@@ -146,10 +145,21 @@ def convert_capture(source: str, url: str, known: frozenset[str] | set[str],
         "rows": stats.rows, "apdus": stats.apdus, "streams": stats.streams,
         "start": stats.start, "end": stats.end, "files": sorted(r for _, r in files),
         "problem": "; ".join(problems) or None, "options": options.describe(),
-        "tool_version": __version__, "schema_version": DATASET_VERSION,
+        "tool_version": _tool_version(), "schema_version": DATASET_VERSION,
         "converted": dt.datetime.now(dt.UTC),
     }
     return Converted(source, entry, dict(reassembler.undecoded))
+
+
+def _tool_version() -> str:
+    """iec104's version (from the installed distribution: the package's own ``__init__``
+    imports this one lazily, so importing it back would make a cycle)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("iec104")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 class _Stats:

@@ -28,7 +28,8 @@ In asyncio code: ``async with Proxy(...) as proxy: ...``. Command line equivalen
 
 Loss bounds: SIGINT/SIGTERM (or ``stop()``) write everything. A crash or SIGKILL loses the
 rows of the last ``flush_seconds`` (default 1 s, at most ``flush_rows``) plus any decode
-backlog (the proxy's ``max_backlog``, normally empty); the open segment of the directory
+backlog (the proxy's ``max_backlog`` and the pipe to its logger process, normally empty);
+the open segment of the directory
 is recovered by :func:`recover`, which also runs when the next recorder opens the
 directory.
 """

@@ -39,6 +39,7 @@ from ..codec import (
     UFunction,
     cause_name,
     cp56_year,
+    decode_apdu,
     decode_asdu,
     decode_header,
     type_name,
@@ -312,6 +313,8 @@ class RecordBuilder:
         self.next_apdu += 1
         apdu = event.apdu
         raw = event.raw
+        if apdu is None:  # from a framer that only checks (Framer(decode=False))
+            apdu = decode_apdu(raw)
         cls = type(apdu)
         if cls is UFrame:
             self._one_row((time_ns, frame, *ep, apdu_index, "U",

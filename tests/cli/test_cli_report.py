@@ -73,29 +73,61 @@ def test_unwritable_output_exit_2_and_no_partial_file(tmp_path: Path) -> None:
 # -- inputs ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command_name", ["report", "summary"])
-def test_bad_parquet_inputs_exit_2(tmp_path: Path, command_name: str) -> None:
-    extra = ["-o", str(tmp_path / "r.html")] if command_name == "report" else []
-    good = parquet(tmp_path)
+def _truncated(tmp_path: Path) -> tuple[Path, list[str]]:
     truncated = tmp_path / "truncated.parquet"
-    truncated.write_bytes(good.read_bytes()[:3000])
-    one_line_error(run(command_name, truncated, *extra), "not a readable Parquet file")
+    truncated.write_bytes(parquet(tmp_path).read_bytes()[:3000])
+    return truncated, []
+
+
+def _other(tmp_path: Path) -> tuple[Path, list[str]]:
     other = tmp_path / "other.parquet"
     pd.DataFrame({"x": [1, 2]}).to_parquet(other)
-    one_line_error(run(command_name, other, *extra), "not a Parquet file of iec104's schema")
+    return other, []
+
+
+def _retyped(tmp_path: Path) -> tuple[Path, list[str]]:
     retyped = tmp_path / "retyped.parquet"
     pd.DataFrame({"apdu": ["a", "b"]}).to_parquet(retyped)
-    one_line_error(run(command_name, retyped, *extra), "(column 'apdu' is ")
+    return retyped, []
+
+
+def _empty(tmp_path: Path) -> tuple[Path, list[str]]:
     empty = tmp_path / "empty"
     empty.mkdir()
-    one_line_error(run(command_name, empty, *extra), "a directory without Parquet files")
+    return empty, []
+
+
+def _pcaps(tmp_path: Path) -> tuple[Path, list[str]]:
     pcaps = tmp_path / "pcaps"
     pcaps.mkdir()
     (pcaps / "station.pcap").write_bytes(STATION.read_bytes())
-    one_line_error(run(command_name, pcaps, *extra), "give one of its captures instead")
-    one_line_error(run(command_name, tmp_path / "nothing.pcap", *extra), "no such file")
-    one_line_error(run(command_name, good, *extra, "--port", "2405"),
-                   "--port, --heuristic and --profile apply to captures")
+    return pcaps, []
+
+
+def _capture_options(tmp_path: Path) -> tuple[Path, list[str]]:
+    return parquet(tmp_path), ["--port", "2405"]
+
+
+BAD_PARQUET_INPUTS = {
+    "truncated": (_truncated, "not a readable Parquet file"),
+    "other": (_other, "not a Parquet file of iec104's schema"),
+    "retyped": (_retyped, "(column 'apdu' is "),
+    "empty": (_empty, "a directory without Parquet files"),
+    "pcaps": (_pcaps, "give one of its captures instead"),
+    "missing": (lambda tmp_path: (tmp_path / "nothing.pcap", []), "no such file"),
+    "capture options": (_capture_options, "--port, --heuristic and --profile apply to captures"),
+}
+
+
+# one case per test: each runs one or two interpreters, so a loaded machine (the whole suite
+# on 2 shared cores) stays far within the per-test timeout; ten in one test did not always
+@pytest.mark.parametrize("case", list(BAD_PARQUET_INPUTS))
+@pytest.mark.parametrize("command_name", ["report", "summary"])
+def test_bad_parquet_inputs_exit_2(tmp_path: Path, command_name: str, case: str) -> None:
+    make, message = BAD_PARQUET_INPUTS[case]
+    source, options = make(tmp_path)
+    extra = ["-o", str(tmp_path / "r.html")] if command_name == "report" else []
+    one_line_error(run(command_name, source, *extra, *options), message)
     assert not (tmp_path / "r.html").exists()
 
 

@@ -340,6 +340,8 @@ def test_read_summary_report_of_a_dataset(tmp_path: Path, reference: Path) -> No
     assert read.returncode == 0, read.stderr
     assert read.stdout.strip() and all("2024-03-02 03:00:00" in line
                                        for line in read.stdout.splitlines())
+    tree = cli.run("read", reference, "-V", "-c", "1", "-Y", "type_id == C_SC_NA_1")
+    assert tree.returncode == 0 and ", capture " in tree.stdout and "@" in tree.stdout
     summary = cli.run("summary", reference)
     assert summary.returncode == 0, summary.stderr
     con = connect(reference)
@@ -403,7 +405,7 @@ def test_progress_bar_counts_captures_on_a_terminal(tmp_path: Path,
             os.close(slave)
     assert child.returncode == 0
     text = seen.decode(errors="replace")
-    assert "\r" in text and "3/3" in text and "capture" in text and "APDUs" in text, text
+    assert "\r" in text and "/3 [" in text and "capture/s" in text and "APDUs" in text, text
 
 
 def test_unreachable_scheduler_exits_2_and_writes_nothing(tmp_path: Path,

@@ -431,3 +431,75 @@ def test_half_close_is_passed_through_and_the_answer_still_arrives(tmp_path: Pat
     text = "proxy: {} closed its sending direction (FIN); passed on to the {}"
     expected = [(d, text.format(who[d], who[o])) for d, o in ((closer, other), (other, closer))]
     assert list(zip(events["direction"], events["error"], strict=True)) == expected
+
+
+# -- the logger process ----------------------------------------------------------------------------
+
+
+async def test_a_killed_logger_is_restarted_and_numbers_on(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from iec104.recorder import LogWriterError
+
+    script, apdus = stream_of(300, seed=5, garbage=False)
+    more, more_apdus = stream_of(100, seed=6, garbage=False)
+    async with RawOutstation() as outstation:
+        proxy = Proxy(f"{HOST}:0", (HOST, outstation.port), tmp_path)
+        await proxy.start()
+        assert proxy.writer is not None and proxy.writer.pid is not None
+        _, writer = await asyncio.open_connection(*proxy.address)
+        await send_in_chunks(writer, script, seed=4)
+        while len(outstation.received.get(0, b"")) < len(script):
+            await asyncio.sleep(0.01)
+        proxy.writer.sync()  # everything so far is in the journal
+        pid = proxy.writer.pid
+        os.kill(pid, signal.SIGKILL)
+        while proxy.writer.deaths == 0 or proxy.writer.pid is None:  # the event loop notices
+            await asyncio.sleep(0.01)
+        assert proxy.writer.pid != pid
+        await send_in_chunks(writer, more, seed=7)
+        while len(outstation.received.get(0, b"")) < len(script) + len(more):
+            await asyncio.sleep(0.01)
+        writer.close()
+        with pytest.raises(LogWriterError, match=r"logger process died 1 time\(s\); 0 octets"):
+            await proxy.stop()
+    assert bytes(outstation.received[0]) == script + more
+    df = pd.read_parquet(tmp_path)  # the dead logger's journal was recovered
+    assert not list(tmp_path.glob(".*"))
+    # the cut fell between two APDUs: nothing malformed, nothing twice, numbering goes on
+    assert logged_apdus(df, 0, "c2s") == apdus + more_apdus
+    died = df[df["error"].fillna("").str.startswith(f"proxy: the logger process (pid {pid}) "
+                                                    "died (killed by signal 9); 0 octets")]
+    assert died["kind"].tolist() == ["event"]
+
+
+async def test_a_logger_dead_at_the_end_is_logged_by_one_started_to_say_so(
+        tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from iec104.recorder import LogWriterError
+    from iec104.recorder.logprocess import LogProcess
+    from iec104.records.builder import Endpoints
+
+    log = LogProcess.spawn(tmp_path, {}, restart_seconds=3600.0)  # no restart in this test
+    log.wait_ready()
+    log.attach(asyncio.get_running_loop())
+    script, apdus = stream_of(50, seed=8, garbage=False)
+    log.open(0, {d: Endpoints(0, d, "10.0.0.1", 1, "10.0.0.2", 2404) for d in ("c2s", "s2c")})
+    log.data(0, "c2s", 1_000, script)
+    log.sync()
+    pid = log.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    while log.pid is not None:
+        await asyncio.sleep(0.01)
+    log.data(0, "c2s", 2_000, script[:40])  # no logger: counted, not logged
+    log.detach()
+    with pytest.raises(LogWriterError, match=r"died 1 time\(s\); 40 octets"):
+        log.close()
+    df = pd.read_parquet(tmp_path)
+    assert logged_apdus(df, 0, "c2s") == apdus
+    died = df[df["error"].fillna("").str.contains(f"logger process \\(pid {pid}\\) died")]
+    assert died["kind"].tolist() == ["event"] and "40 octets" in died["error"].iloc[0]
