@@ -46,8 +46,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..verify.tshark import TSHARK_NO_SEQ_ANALYSIS, TsharkError, find_tshark
     from ..verify import verify
+    from ..verify.tshark import TSHARK_NO_SEQ_ANALYSIS, TsharkError, find_tshark
 
     if args.port is not None and not 0 < args.port < 65536:
         raise CliError(f"--port {args.port}: not a TCP port (1-65535)")

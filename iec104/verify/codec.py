@@ -37,6 +37,7 @@ from .tables import KIND, TSHARK_RAW
 __all__ = ["compare_asdu", "compare_codec_object"]
 
 _ASDU_HEADER = 6  # type, VSQ, COT 2, CA 2: tshark's fixed profile
+_TSHARK_PROFILE = Profile()  # the default one: COT 2, CA 2, IOA 3 octets
 _HOUR_NS = 3600 * 10**9
 
 
@@ -137,7 +138,7 @@ def compare_codec_object(kind: str, ours: InformationObject,
 
 
 def compare_asdu(asdu: ASDU, raw: bytes, apdu: dict[str, Any],
-                 profile: Profile = Profile()) -> list[Diff]:
+                 profile: Profile = _TSHARK_PROFILE) -> list[Diff]:
     """Differences between an ASDU of ours (``raw``: its octets) and tshark's dissection of
     it (an APDU dict of :func:`iec104.verify.tshark.tshark_apdus`); empty when they agree.
 

@@ -96,8 +96,8 @@ def test_the_comparison_reports_field_ours_and_theirs() -> None:
     from iec104.verify import Agreement, compare_apdu, our_apdus
     from iec104.verify.tshark import tshark_apdus
 
-    ours = [a for a in our_apdus(STATION) if a[0]["apci"] == "I"
-            and a[0]["type_id"] == TypeId.M_ME_NC_1][0]
+    ours = next(a for a in our_apdus(STATION) if a[0]["apci"] == "I"
+                and a[0]["type_id"] == TypeId.M_ME_NC_1)
     theirs = next(t for t in tshark_apdus(STATION)
                   if (t["frame"], t["ssn"]) == (ours[0]["frame"], ours[0]["ssn"]))
     scratch = Agreement("x")

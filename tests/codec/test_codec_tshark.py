@@ -7,8 +7,8 @@ by ``tshark`` (``iec104/verify/tshark.py``). For every APDU, the APCI, type ID, 
 number of objects, COT, P/N, T, originator and common address must agree, and so must
 every object's IOA and, for every type ID tshark decodes, its values, quality bits,
 qualifiers, S/E bits and time tag fields (:func:`iec104.verify.codec.compare_asdu`; the
-tables of what tshark decodes are :mod:`iec104.verify.tables`). tshark's 104 dissector has a fixed profile
-(COT 2, CA 2, IOA 3), so only the default profile is checked here.
+tables of what tshark decodes are :mod:`iec104.verify.tables`). tshark's 104 dissector has
+a fixed profile (COT 2, CA 2, IOA 3), so only the default profile is checked here.
 
 Type IDs tshark 4.0.17 does not decode into fields (``TSHARK_RAW``): it shows the first
 IOA and the rest of the ASDU as one ``rawdata`` blob; we check that the blob is exactly
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +26,15 @@ import pytest
 
 from iec104.codec import (
     ASDU,
-    BitstringValue,
-    DecodeError,
     FloatingValue,
     Frame,
     Framer,
     IFrame,
     InformationObject,
     Malformed,
-    NormalizedValue,
     Profile,
     SFrame,
     Time,
-    TimeSize,
     TypeId,
     UFrame,
     UFunction,

@@ -23,9 +23,9 @@ random values, quality bits, qualifiers and time tags (``test_every_type_with_ra
 
 APDUs are paired by frame: both tools attribute an APDU to the frame that carried its last
 octet, so the *k*-th APDU of frame *n* is the same APDU on both sides. Every difference must
-be one of :data:`iec104.verify.KNOWN_DIFFERENCES` (a documented limitation of tshark 4.0.17's IEC 104
-dissector, or a documented choice of ours); anything else fails the test with the frame and
-the field. The counts of compared APDUs and objects are printed per file
+be one of :data:`iec104.verify.KNOWN_DIFFERENCES` (a documented limitation of tshark 4.0.17's
+IEC 104 dissector, or a documented choice of ours); anything else fails the test with the
+frame and the field. The counts of compared APDUs and objects are printed per file
 (``pytest -s tests/dissect/test_wireshark_agreement.py``) and asserted to be non-trivial.
 
 A missing tshark or ``../shared`` folder skips outside CI and fails in CI (``CI=true``).
