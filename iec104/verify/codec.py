@@ -3,9 +3,9 @@
 Theory of operation
 -------------------
 :mod:`iec104.verify.compare` checks the dissector's rows; this module checks the codec's own
-objects (:class:`iec104.codec.ASDU`), which carry more than a row: every raw field of a time
-tag (milliseconds, minutes, hours, day of month and of week, month, year, SU, IV and the
-reserved GEN bit), the whole COI octet, a set-point's QL next to its S/E. The interop tests
+objects (:class:`iec104.codec.ASDU`), which carry more than a row: a time tag's day of week,
+SU and reserved GEN bit besides its other raw fields, the whole COI octet, a set-point's QL
+next to its S/E. The interop tests
 encode ASDUs of every type with random values, let tshark dissect them and require
 :func:`compare_asdu` to find nothing. The element layouts and undecoded types are those of
 :mod:`iec104.verify.tables`; the date tshark shows for a CP56Time2a is read with

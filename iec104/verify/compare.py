@@ -14,8 +14,9 @@ user sees of it in both tools and returns one :class:`Diff` per field that diffe
   values: 6 significant digits, C's ``%g``), the quality bits (IV NT SB BL OV; counter IV CY
   CA and sequence), S/E, QU, QL, QOI, QRP, QCC (RQT, FRZ), QPM (KPA, LPC, POP), COI, and
   the time tags *as shown*: the date tshark prints for a CP56Time2a (its century rule, not
-  the raw fields) and the seconds into the hour it prints for a CP24Time2a against the
-  minutes and seconds of our completed date, plus the time tag's IV bit;
+  the raw fields) and those raw fields too (milliseconds, minutes, hour, day, month, year;
+  our rows keep no day of week, SU or GEN), the seconds into the hour tshark prints for a
+  CP24Time2a against the minutes and seconds of our completed date, and the time tag's IV;
 * for the types tshark does not decode (:data:`~iec104.verify.tables.TSHARK_RAW`): the first
   IOA, and tshark's raw octets against ours after that IOA.
 
@@ -31,7 +32,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..codec import TypeId
+from ..codec import TypeId, cp56_year
 from .tables import KIND, TSHARK_RAW
 
 if TYPE_CHECKING:
@@ -105,6 +106,18 @@ def _f32(value: float) -> bytes:
 
 # -- objects ------------------------------------------------------------------------------
 
+def _cp56_fields(ns: int, tag: dict[str, Any]) -> list[Diff]:
+    """The raw CP56Time2a fields tshark lists against our time tag, which keeps them (the
+    device's wall clock read as UTC; the year by :func:`iec104.codec.cp56_year`). Day of
+    week, SU and GEN are not in our rows."""
+    when = datetime.fromtimestamp(ns // 1_000_000_000, UTC)
+    mine = {"ms": when.second * 1000 + ns // 1_000_000 % 1000, "min": when.minute,
+            "hour": when.hour, "day": when.day, "month": when.month, "year": when.year}
+    theirs = {**tag, "year": None if tag.get("year") is None else cp56_year(tag["year"])}
+    return [Diff(f"time {key}", value, theirs.get(key)) for key, value in mine.items()
+            if key in theirs and theirs[key] != value]
+
+
 def _compare_time(ours: dict[str, Any], tag: dict[str, Any], known: Counter[str]) -> list[Diff]:
     if ours["time_tag"] is None:
         if (ours["error"] or "").startswith("time tag:"):
@@ -114,7 +127,8 @@ def _compare_time(ours: dict[str, Any], tag: dict[str, Any], known: Counter[str]
     out: list[Diff] = []
     ns = as_ns(ours["time_tag"])
     if "hour" in tag:
-        # CP56: the date as tshark shows it (its century rule is ours), not the raw fields
+        out += _cp56_fields(ns, tag)
+        # CP56: the date as tshark shows it (its century rule is ours)
         shown = shown_ns(tag.get("text"))
         if shown is not None and tag.get("su") and shown == ns - 3600 * 10**9:
             known["summer time"] += 1

@@ -161,9 +161,13 @@ def test_comparison_detects_differences() -> None:
     assert compare_object(30, timed, {**theirs, "time": {
         **tag, "text": "Feb 29, 2124 13:14:15.016000000 UTC"}}, known)
     assert compare_object(30, timed, {**theirs, "time": {**tag, "iv": True}}, known)
+    # the raw fields tshark lists are compared too, not only the date it shows
+    (diff,) = compare_object(30, timed, {**theirs, "time": {**tag, "day": 28}}, known)
+    assert (diff.field, diff.ours, diff.theirs) == ("time day", 29, 28)
     # the date shown decides, not the raw year field: 109 is 2009 on both sides
     y2009 = int(datetime(2009, 8, 13, 19, 23, 0, 8000, UTC).timestamp() * 1e9)
-    tag109 = {**tag, "year": 109, "text": "Aug 13, 2009 19:23:00.008000000 UTC"}
+    tag109 = {**tag, "ms": 8, "min": 23, "hour": 19, "day": 13, "month": 8, "year": 109,
+              "text": "Aug 13, 2009 19:23:00.008000000 UTC"}
     flagged = {**row, "time_tag": y2009, "time_tag_iv": False,
                "error": "time tag: year 109 outside [0, 99], read as 2009 (as Wireshark)"}
     assert compare_object(30, flagged, {**theirs, "time": tag109}, known) == []
