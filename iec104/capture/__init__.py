@@ -2,7 +2,9 @@
 
 * :mod:`.reader` -- pcap/pcapng records (:class:`~.reader.CaptureReader`, :class:`~.reader.Packet`);
   :mod:`.errors` -- ``CaptureError``, ``CaptureWarning``
-* :mod:`.packet` -- link/IP/TCP header decoding (:func:`~.packet.decode_tcp`)
+* :mod:`.packet` -- link/IP/TCP header decoding (:func:`~.packet.decode_tcp`) and THE
+  packets -> segments loop (:func:`~.packet.tcp_segments`)
+* :mod:`.ipfrag` -- IPv4/IPv6 fragment reassembly (:class:`~.ipfrag.Defragmenter`)
 * :mod:`.reassembly` -- per-connection TCP reassembly into StreamStart/StreamData/Gap/Fallback/
   StreamEnd events (:class:`~.reassembly.Reassembler`, :func:`~.reassembly.stream_events`)
 * :mod:`.heuristic` -- "do these bytes look like IEC 104 APDUs?" (the codec's APCI rules)

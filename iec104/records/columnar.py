@@ -75,6 +75,7 @@ _LAID_OUT: dict[int, tuple[Layout, int, int]] = {
     for t, c in ELEMENTS.items() if c.layout is not None}
 _PLAIN_NUMBERS = (ValueKind.FLOAT, ValueKind.NORMALIZED, ValueKind.SCALED)
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31, 0, 0, 0], np.int64)
+_CONFIDENCE = SCHEMA.field("profile_confidence").type
 
 
 class ColumnarBuilder:
@@ -467,7 +468,7 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
         # I-frames: the profile their ASDU was decoded with, and how sure its detection was
         "profile": pa.array(["/".join(map(str, profile))], pa.string()).take(
             pa.array(np.zeros(nr, np.int64), mask=su_row)),
-        "profile_confidence": pa.array(confidences, pa.float32()).take(
+        "profile_confidence": pa.array(confidences, _CONFIDENCE).take(
             pa.array(row_apdu, mask=su_row)),
     }
     batch = pa.RecordBatch.from_arrays([columns[name] for name in SCHEMA.names], schema=SCHEMA)

@@ -98,7 +98,7 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
                             "null) or has a CP56 year above the standard's 99 (time_tag kept)")),
     ("profile", pa.string(), ("field sizes 'COT/CA/IOA' (octets) the I-frame's ASDU was decoded "
                               "with, e.g. '2/2/3'; null on other rows")),
-    ("profile_confidence", pa.float32(), ("how sure the per-direction detection of 'profile' "
+    ("profile_confidence", pa.float64(), ("how sure the per-direction detection of 'profile' "
                                           "was [0, 1]; 0: too little evidence, 2/2/3 assumed; "
                                           "null: given by --profile (or the proxy's setting)")),
 ]

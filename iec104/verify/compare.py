@@ -18,7 +18,8 @@ user sees of it in both tools and returns one :class:`Diff` per field that diffe
   our rows keep no day of week, SU or GEN), the seconds into the hour tshark prints for a
   CP24Time2a against the minutes and seconds of our completed date, and the time tag's IV;
 * for the types tshark does not decode (:data:`~iec104.verify.tables.TSHARK_RAW`): the first
-  IOA, and tshark's raw octets against ours after that IOA.
+  IOA, and tshark's raw octets against ours after that IOA; for the secure authentication
+  messages (no IOA), the 'IOA' and raw octets tshark shows against our octets.
 
 Differences listed in :data:`~iec104.verify.tables.KNOWN_DIFFERENCES` are counted in the
 ``known`` counter the caller passes, not returned.
@@ -33,17 +34,19 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..codec import TypeId, cp56_year
+from ..codec.security import NO_ADDRESS
 from .tables import KIND, TSHARK_RAW
 
 if TYPE_CHECKING:
     from . import Agreement
 
 __all__ = ["Diff", "as_ns", "compare_apdu", "compare_frame", "compare_object",
-           "seconds_into_hour", "shown_ns"]
+           "seconds_into_hour", "secure_too_short", "shown_ns"]
 
 # APCI (6 octets) + data unit identifier of tshark's fixed profile (type, VSQ, COT 2, CA 2)
+_DUI_END = 6 + 6
 # + the first IOA (3 octets): where tshark's raw octets of an undecoded type begin.
-_FIRST_OBJECT_BODY = 6 + 6 + 3
+_FIRST_OBJECT_BODY = _DUI_END + 3
 
 
 class Diff(NamedTuple):
@@ -254,6 +257,24 @@ def _compare_undecoded(ours_objects: list[dict[str, Any]], objects: list[dict[st
     return []
 
 
+def _compare_secure(head: dict[str, Any], theirs: dict[str, Any]) -> list[Diff]:
+    """tshark's 'IOA' + raw data of a secure message against our octets after the header."""
+    if head.get("profile") not in (None, "2/2/3"):
+        return []  # tshark's 104 dissector knows 2/2/3 only
+    body = bytes(head["raw"])[_DUI_END:]
+    objects = theirs["objects"]
+    got = (objects[0]["ioa"], objects[0].get("raw", b"")) if objects else (None, b"")
+    want = (int.from_bytes(body[:3], "little"), body[3:])
+    return [] if got == want else [Diff("secure message octets (tshark: 'IOA' + raw)",
+                                        body.hex(), got)]
+
+
+def secure_too_short(head: dict[str, Any]) -> bool:
+    """A secure authentication message shorter than the 3-octet 'IOA' tshark reads in it
+    (S_KR_NA_1): tshark flags it malformed, we decode it (a documented difference)."""
+    return head["type_id"] in NO_ADDRESS and len(bytes(head["raw"])) < _FIRST_OBJECT_BODY
+
+
 def compare_apdu(ours: list[dict[str, Any]], theirs: dict[str, Any], result: Agreement, *,
                  header_only: bool = False) -> list[Diff]:
     """Differences between one of our APDUs (its rows) and tshark's (empty: agree).
@@ -275,6 +296,9 @@ def compare_apdu(ours: list[dict[str, Any]], theirs: dict[str, Any], result: Agr
     if head["apci"] != "I" or out or header_only:
         return out
     type_id = head["type_id"]
+    if type_id in NO_ADDRESS:
+        result.known["secure authentication"] += 1
+        return out + _compare_secure(head, theirs)
     if (head["error"] or "").startswith("unknown type ID"):
         result.known["unknown type"] += 1
         return out

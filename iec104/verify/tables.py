@@ -79,6 +79,11 @@ KNOWN_DIFFERENCES: dict[str, str] = {
         "38-40, C_RD_NA_1 102, C_TS_TA_1 107, P_AC_NA_1 113, file transfer 120-127, ...): it "
         "shows the first IOA and the rest as raw octets. Only the first IOA is compared; we "
         "decode every object."),
+    "secure authentication": (
+        "IEC 62351-5 messages (type IDs 81-95) carry one object without an IOA; tshark 4.0.17 "
+        "names 81-87 but shows the first 3 octets after the data unit identifier as an 'IOA' "
+        "and the rest as raw octets (and S_KR_NA_1, 2 octets, as malformed): those octets "
+        "must be ours, in a 2/2/3 profile; we decode the message's fields."),
     "unknown type": (
         "a type ID that is not defined in IEC 104 (ITI's 24 and 26): we keep the header and "
         "record 'unknown type ID n: objects not decoded'; tshark shows the header too."),

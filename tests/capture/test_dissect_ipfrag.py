@@ -24,6 +24,7 @@ from iec104.capture.packet import tcp_segments
 from iec104.capture.reader import CaptureReader
 from iec104.dissector import dissect_table
 from tests.capture.test_dissect_reassembly import STARTDT_ACT, STARTDT_CON, Conv, i_frame, write
+from tests.dissect.test_wireshark_agreement import compare_capture
 from tests.support.cli import run
 from tests.support.tshark import ensure_tshark, tshark_apdus
 
@@ -77,6 +78,10 @@ def check_same_as_tshark(path: Path) -> list[tuple[int, str | None, int | None]]
     expected = theirs(path)
     assert mine == expected
     assert len(mine) == 2 + 61
+    # and everything the user sees (stream, time, header, objects) as in the agreement test
+    agreement = compare_capture(path)
+    assert not agreement.problems, agreement.problems
+    assert agreement.apdus_compared == len(expected)
     return mine
 
 

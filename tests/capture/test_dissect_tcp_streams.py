@@ -18,6 +18,7 @@ from scapy.packet import Packet as ScapyPacket
 from iec104.capture.reassembly import Reassembler, StreamData, stream_events
 from iec104.dissector import dissect_table
 from tests.capture.test_dissect_reassembly import STARTDT_ACT, STARTDT_CON, Conv, i_frame, write
+from tests.dissect.test_wireshark_agreement import compare_capture
 from tests.support.tshark import ensure_tshark, tshark_apdus
 
 
@@ -46,6 +47,9 @@ def check(path: Path, streams: int, retransmitted: frozenset[int] = frozenset())
                    for a in tshark_apdus(path)]
     assert [m[1:] for m in mine] == their_apdus
     assert not [row["error"] for row in rows if row["error"]]
+    agreement = compare_capture(path)  # what the user sees, field by field
+    assert not agreement.problems, agreement.problems
+    assert agreement.apdus_compared == len(their_apdus)
     return r
 
 

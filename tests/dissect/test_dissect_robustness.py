@@ -107,8 +107,8 @@ def check_damaged(path: Path, damaged: Path, intact_frames: int, tmp_path: Path,
         assert "iec104: warning: " in stderr and ("every whole record before it was decoded"
                                                   in stderr or "kept without a time" in stderr), \
             stderr
-    else:
-        assert stderr == ""
+    else:  # notes (e.g. a flipped IP flag made a packet an incomplete fragment) keep exit 0
+        assert all(line.startswith("iec104: note: ") for line in stderr.splitlines()), stderr
     got = pq.read_table(out).to_pylist()
     want = apdu_rows(reference(path), intact_frames)
     kept = apdu_rows(got, intact_frames)

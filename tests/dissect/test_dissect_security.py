@@ -126,3 +126,14 @@ def test_summary_and_read_show_them(pcap: Path) -> None:
     line = next(x for x in out.splitlines() if "S_ER_NA_1" in x)
     assert "IOA" not in line
     assert "error=AUTHENTICATION_FAILED csq=2 user=1 aid=0 text='MAC mismatch'" in line
+
+
+def test_verify_counts_them_as_a_documented_difference(pcap: Path) -> None:
+    """``iec104 verify``: tshark 4.0's 'IOA' + raw view of the messages is our octets."""
+    from iec104.verify import verify
+    from tests.support.tshark import ensure_tshark
+
+    ensure_tshark()
+    result = verify(pcap)
+    assert not result.disagreements, result.disagreements
+    assert result.known["secure authentication"] == 7
