@@ -46,8 +46,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..verify.tshark import TsharkError, find_tshark
     from ..verify import verify
+    from ..verify.tshark import TSHARK_NO_SEQ_ANALYSIS, TsharkError, find_tshark
 
     if args.port is not None and not 0 < args.port < 65536:
         raise CliError(f"--port {args.port}: not a TCP port (1-65535)")
@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
                        "verify needs it")
     open_captures(args.captures).close()  # every input checked before any work
     options = [x for pref in args.tshark_options for x in ("-o", pref)]
+    seq_pref = TSHARK_NO_SEQ_ANALYSIS[1]
     disagreements = 0
     for name in args.captures:
         try:
@@ -73,4 +74,10 @@ def run(args: argparse.Namespace) -> int:
               f"compared {result.objects_compared} (+{result.first_ioa_only} first IOA only); "
               f"documented differences: {known}")
         sys.stdout.flush()
+        if result.tshark_apdus < result.our_apdus and seq_pref not in args.tshark_options:
+            # tshark's TCP analysis drops segments it takes for retransmissions (a capture
+            # whose segments all carry one sequence number): its preference, not a dissection
+            print(f"{name}: hint: tshark dissected {result.tshark_apdus} APDUs, iec104 "
+                  f"{result.our_apdus}; if tshark takes segments for retransmissions, run "
+                  f"again with -o {seq_pref}", file=sys.stderr)
     return 1 if disagreements else 0

@@ -4,13 +4,9 @@ the progress bar only on a terminal, constant memory. Real subprocesses."""
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
-import struct
 import subprocess
 import sys
-import termios
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +16,7 @@ import pytest
 
 from iec104.analyzer import SCHEMA, SCHEMA_VERSION, load, schema_version
 from iec104.dissector import dissect_table
-from tests.support.cli import COMMANDS, STATION, command, env, run
+from tests.support.cli import COMMANDS, STATION, command, env, run, stderr_on_a_terminal
 
 
 def test_round_trip_through_pandas(tmp_path: Path) -> None:
@@ -158,30 +154,8 @@ def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
     assert "\r" not in proc.stderr and "B/s" not in proc.stderr
     assert proc.stderr.count("\n") == 1
     # stderr on a pseudo-terminal: tqdm draws its bar there
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    try:
-        child = subprocess.run([*command(), "convert", str(STATION), "-o",
-                                str(tmp_path / "b.parquet")], check=False,
-                               stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=slave, env=env(), timeout=120)
-        os.close(slave)
-        slave = -1
-        seen = b""
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-    finally:
-        os.close(master)
-        if slave >= 0:
-            os.close(slave)
-    assert child.returncode == 0
-    text = seen.decode(errors="replace")
+    code, text = stderr_on_a_terminal("convert", STATION, "-o", tmp_path / "b.parquet")
+    assert code == 0
     assert "iec104 convert:" in text and "\r" in text and "B/s" in text, text
 
 

@@ -64,8 +64,11 @@ def test_every_disagreement_is_listed_and_exit_1() -> None:
     assert rows[0][3:] == ["well-formed APDUs", "1", "0"]  # field, ours, tshark's
     assert sorted(int(r[1]) for r in rows) == list(range(2, 3423))
     assert "3421 disagreements" in summary(proc.stdout)[0]
+    assert "hint: tshark dissected 1 APDUs, iec104 3422" in proc.stderr
+    assert "-o tcp.analyze_sequence_numbers:FALSE" in proc.stderr
     agreed = run("verify", path, "-o", "tcp.analyze_sequence_numbers:FALSE")
     assert agreed.returncode == 0, agreed.stdout[:2000]
+    assert agreed.stderr == ""
     assert "APDUs: tshark 3422, ours 3422, compared 3422" in agreed.stdout
 
 
@@ -93,8 +96,8 @@ def test_the_comparison_reports_field_ours_and_theirs() -> None:
     from iec104.verify import Agreement, compare_apdu, our_apdus
     from iec104.verify.tshark import tshark_apdus
 
-    ours = [a for a in our_apdus(STATION) if a[0]["apci"] == "I"
-            and a[0]["type_id"] == TypeId.M_ME_NC_1][0]
+    ours = next(a for a in our_apdus(STATION) if a[0]["apci"] == "I"
+                and a[0]["type_id"] == TypeId.M_ME_NC_1)
     theirs = next(t for t in tshark_apdus(STATION)
                   if (t["frame"], t["ssn"]) == (ours[0]["frame"], ours[0]["ssn"]))
     scratch = Agreement("x")
@@ -103,8 +106,10 @@ def test_the_comparison_reports_field_ours_and_theirs() -> None:
     (diff,) = compare_apdu(changed, theirs, scratch)
     assert (diff.field, diff.ours, diff.theirs) == ("ca", ours[0]["ca"] + 1, theirs["ca"])
     moved = [*ours[:-1], {**ours[-1], "value": 1e9}]
-    (diff,) = compare_apdu(moved, theirs, scratch)
-    assert diff.field.endswith(" float") and diff.ours == 1e9
+    # both the exact value and the value tshark displays (6 significant digits) differ
+    exact, shown = compare_apdu(moved, theirs, scratch)
+    assert exact.field.endswith(" float") and exact.ours == 1e9
+    assert shown.field.endswith(" value shown") and shown.ours == "1e+09"
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:

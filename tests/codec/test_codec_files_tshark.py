@@ -14,7 +14,7 @@ import pytest
 
 from iec104.codec import ASDU, Framer, TypeId, decode_asdu
 from iec104.codec.files import FILE_TYPES
-from tests.codec.test_codec_tshark import compare_asdu
+from iec104.verify.codec import compare_asdu
 from tests.support.filetransfer import record_transfers
 from tests.support.pcapwriter import write_pcap
 from tests.support.tshark import ensure_tshark, tshark_apdus

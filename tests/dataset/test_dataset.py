@@ -376,35 +376,9 @@ def test_rows_without_time_go_to_the_null_partition(tmp_path: Path) -> None:
 
 def test_progress_bar_counts_captures_on_a_terminal(tmp_path: Path,
                                                     captures: list[Path]) -> None:
-    import fcntl
-    import pty
-    import struct
-    import termios
-
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
-    try:
-        child = subprocess.run([*cli.command(), "convert", *map(str, captures[:3]),
-                                "--dataset", str(tmp_path / "ds"), "--workers", "0"],
-                               check=False, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=slave, env=cli.env(), timeout=120)
-        os.close(slave)
-        slave = -1
-        seen = b""
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-    finally:
-        os.close(master)
-        if slave >= 0:
-            os.close(slave)
-    assert child.returncode == 0
-    text = seen.decode(errors="replace")
+    code, text = cli.stderr_on_a_terminal("convert", *captures[:3], "--dataset",
+                                          tmp_path / "ds", "--workers", "0", columns=120)
+    assert code == 0
     assert "\r" in text and "/3 [" in text and "capture/s" in text and "APDUs" in text, text
 
 

@@ -61,3 +61,36 @@ def pipe_to_head(*args: str | os.PathLike[str], lines: int = 3,
     stderr = producer.stderr.read().decode()
     code = producer.wait(timeout=120)
     return code, head.stdout.decode(), stderr
+
+
+def stderr_on_a_terminal(*args: str | os.PathLike[str], columns: int = 100,
+                         timeout: float = 120) -> tuple[int, str]:
+    """``iec104 ARGS`` with its stderr on a pseudo-terminal ``columns`` wide (where progress
+    bars are drawn): (exit code, what it wrote to the terminal)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    try:
+        child = subprocess.run([*command(), *map(str, args)], check=False,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
+                               env=env(), timeout=timeout)
+        os.close(slave)
+        slave = -1
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's other side is closed and drained
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    return child.returncode, seen.decode(errors="replace")
