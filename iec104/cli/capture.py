@@ -29,7 +29,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="interface to capture on (e.g. eth0, lo, any)")
     p.add_argument("--port", type=int, action="append", metavar="N",
                    help="TCP port of IEC 104 (repeatable; default 2404)")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="Parquet log directory")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="Parquet log directory: a dataset (date= partitions; may hold "
+                   "converted captures too)")
     p.add_argument("--pcapng", action="store_true",
                    help="also keep the raw packets as pcapng files in DIR/_pcapng "
                    "(ignored by pandas.read_parquet)")

@@ -468,7 +468,7 @@ def log_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"profile": Profile(args.cot_size, args.ca_size, args.ioa_size),
             "flush_rows": args.flush_rows, "flush_seconds": args.flush_seconds,
             "max_bytes": args.rotate_size, "max_seconds": args.rotate_seconds,
-            "fsync": args.fsync}
+            "fsync": args.fsync, "dataset": True}  # -o DIR is a dataset (README 'Datasets')
 
 
 # -- a dataset as the SOURCE of read, summary and report -------------------------------------

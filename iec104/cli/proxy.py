@@ -47,7 +47,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--upstream", required=True, metavar="HOST:PORT",
                    help="address of the outstation")
     out = p.add_mutually_exclusive_group(required=True)
-    out.add_argument("-o", "--output", metavar="DIR", help="Parquet log directory")
+    out.add_argument("-o", "--output", metavar="DIR", help="Parquet log directory: a dataset "
+                     "(date= partitions; may hold converted captures too)")
     out.add_argument("--no-log", action="store_true",
                      help="forward only, decode and log nothing")
     p.add_argument("--connect-timeout", type=parse_duration, default=5.0, metavar="T",

@@ -3,7 +3,8 @@
 Theory of operation
 -------------------
 Readers see only *committed* captures: the files the manifest lists (files of an interrupted
-or concurrent run are not read). A dataset without a manifest (written by hand or copied
+or concurrent run are not read), plus every recorder log segment (published complete, never
+in the manifest; see :func:`~iec104.dataset.layout.is_capture_file`). A dataset without a manifest (written by hand or copied
 partly) is read from every ``date=*/*.parquet`` file.
 
 The time range is pushed down twice: ``date`` (the partition) skips whole directories without
@@ -34,6 +35,7 @@ from .layout import (
     DatasetError,
     capture_column,
     capture_of_file,
+    is_capture_file,
     partition_schema,
 )
 from .store import Store
@@ -58,13 +60,16 @@ def is_dataset(url: str | os.PathLike[str]) -> bool:
 
 
 def committed_files(store: Store) -> list[str]:
-    """Full paths (on ``store.fs``) of the data files of committed captures."""
+    """Full paths (on ``store.fs``) of the data files of committed captures and of every
+    recorder log segment."""
     manifest = store.read_manifest()
+    found = store.data_files()
     if manifest.num_rows or store.fs.exists(store.path(MANIFEST)):
         relative = sorted({f for files in manifest.column("files").to_pylist()
-                           for f in files or ()})
+                           for f in files or ()}
+                          | {f for f in found if not is_capture_file(f)})
     else:
-        relative = store.data_files()
+        relative = found
     return [store.path(f) for f in relative]
 
 

@@ -15,8 +15,9 @@ a file without its footer:
 The manifest ``DIR/_captures.parquet`` (:data:`MANIFEST_SCHEMA`) is rewritten whole, the same
 way, after every capture that completes; it is the dataset's commit record: a data file whose
 digest no manifest row names is an orphan of an interrupted run, which :meth:`Store.recover`
-removes before a new run, and readers (:mod:`iec104.dataset.read`) read only the files the
-manifest lists.
+removes before a new run (a recorder's log segments are never orphans: they are in no
+manifest), and readers (:mod:`iec104.dataset.read`) read only the files the
+manifest lists, plus every recorder log segment.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..records.sink import _sync_directory
-from .layout import MANIFEST, PARTITION, STAGING, data_glob
+from .layout import MANIFEST, PARTITION, STAGING, data_glob, is_capture_file
 
 _TS = pa.timestamp("ns", tz="UTC")
 
@@ -165,7 +166,7 @@ class Store:
         if self.local:
             shutil.rmtree(Path(self.root) / STAGING, ignore_errors=True)
         listed = {f for files in manifest.column("files").to_pylist() for f in files or ()}
-        orphans = [f for f in self.data_files() if f not in listed]
+        orphans = [f for f in self.data_files() if f not in listed and is_capture_file(f)]
         self.remove(orphans)
         return orphans
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from .layout import DATASET_SCHEMA, partition_schema
+from .layout import DATASET_SCHEMA, is_capture_file, partition_schema
 from .read import _expression, arrow_dataset, arrow_dataset_schema, batches, connect, time_bound
 from .store import Store
 
@@ -97,13 +97,16 @@ def per_capture(url: str | os.PathLike[str], *, start: Any = None, end: Any = No
 
     store = Store(url)
     manifest = store.read_manifest()
-    if manifest.num_rows:
-        groups = [(name, [store.path(f) for f in files]) for name, files in
-                  zip(manifest.column("capture").to_pylist(), manifest.column("files").to_pylist())]
-    else:  # no manifest: the capture names are in the files
+    groups: list[tuple[str, Any]] = [
+        (name, [store.path(f) for f in files]) for name, files in
+        zip(manifest.column("capture").to_pylist(), manifest.column("files").to_pylist())]
+    if not groups or any(not is_capture_file(f) for f in store.data_files()):
+        # no manifest, or recorder log sessions (never in it): the names are in the files
+        listed = {name for name, _ in groups}
         dataset = arrow_dataset(url)
         names = connect(url).sql("SELECT DISTINCT capture FROM iec104 ORDER BY 1").fetchall()
-        groups = [(name, dataset.filter(pads.field("capture") == name)) for (name,) in names]
+        groups += [(name, dataset.filter(pads.field("capture") == name)) for (name,) in names
+                   if name not in listed]
     base = [c for c in DATASET_SCHEMA.names if c != "capture"]
     expression = _expression(time_bound(start), time_bound(end))
     for name, files in sorted(groups, key=lambda g: g[0]):

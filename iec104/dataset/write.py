@@ -38,6 +38,7 @@ from .layout import (
     capture_name,
     data_file,
     file_digest,
+    split_by_day,
     with_capture,
 )
 from .store import Store
@@ -124,7 +125,7 @@ def convert_capture(source: str, url: str, known: frozenset[str] | set[str],
                 for batch in dissect(reader, reassembler=reassembler, profile=profile,
                                      batch_rows=options.batch_rows):
                     stats.add(batch)
-                    for day, part in _by_day(with_capture(batch, capture)):
+                    for day, part in split_by_day(with_capture(batch, capture)):
                         if day not in writers:
                             writers[day] = _DayWriter(staging, sha256, day, options)
                         writers[day].write(part)
@@ -185,21 +186,6 @@ class _Stats:
         if span["min"] is not None:
             self.start = span["min"] if self.start is None else min(self.start, span["min"])
             self.end = span["max"] if self.end is None else max(self.end, span["max"])
-
-
-def _by_day(batch: pa.RecordBatch) -> list[tuple[dt.date | None, pa.RecordBatch]]:
-    """The rows of ``batch`` grouped by the UTC date of ``time`` (None: no time)."""
-    if not batch.num_rows:
-        return []
-    days = pc.cast(batch.column("time"), pa.date32())
-    span = pc.min_max(days).as_py()
-    if days.null_count == 0 and span["min"] == span["max"]:
-        return [(span["min"], batch)]
-    out: list[tuple[dt.date | None, pa.RecordBatch]] = []
-    for day in pc.unique(days).to_pylist():
-        mask = pc.is_null(days) if day is None else pc.fill_null(pc.equal(days, day), False)
-        out.append((day, batch.filter(mask)))
-    return out
 
 
 class _DayWriter:

@@ -50,6 +50,7 @@ from ..capture.reader import NEED_DATA, CaptureParser, Packet
 from ..capture.reassembly import IEC104_PORT, Reassembler
 from ..codec import DEFAULT_PROFILE, Iec104Error, Profile
 from ..dissector import StreamDecoder
+from ..records.journal import new_session
 from .logwriter import LogWriter
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ class LiveCapture:
         pcapng_dir: also keep the raw packets as rotating pcapng files in this directory
             (must not be ``output`` itself: ``pandas.read_parquet`` reads every file in
             it; a subdirectory named ``_pcapng`` is ignored by it).
-        profile, flush_rows, flush_seconds, max_bytes, max_seconds, prefix, fsync: see
+        profile, flush_rows, flush_seconds, max_bytes, max_seconds, prefix, fsync, dataset: see
             :class:`~iec104.recorder.logwriter.LogWriter` (rotation applies to pcapng too).
         dumpcap: path of dumpcap (default: found on ``PATH``).
         buffer_mb: kernel capture buffer size (dumpcap ``-B``).
@@ -177,7 +178,8 @@ class LiveCapture:
                  profile: Profile = DEFAULT_PROFILE, flush_rows: int = 10_000,
                  flush_seconds: float = 1.0, max_bytes: int = 64 << 20,
                  max_seconds: float = 3600.0, prefix: str = "iec104-capture",
-                 fsync: bool = False, dumpcap: str | None = None, buffer_mb: int = 16) -> None:
+                 fsync: bool = False, dumpcap: str | None = None, buffer_mb: int = 16,
+                 dataset: bool = False) -> None:
         self.interface = interface
         self.output = Path(output)
         self.ports = tuple(int(p) for p in ports)
@@ -193,10 +195,12 @@ class LiveCapture:
             raise ValueError("pcapng_dir must not be the Parquet directory itself")
         self.dumpcap = dumpcap
         self.buffer_mb = buffer_mb
+        self.session = new_session(prefix) if dataset else None
+        """The log session (the ``capture`` value of its rows) when writing a dataset."""
         self._writer_args: dict[str, Any] = {
             "profile": profile, "flush_rows": flush_rows, "flush_seconds": flush_seconds,
             "max_bytes": max_bytes, "max_seconds": max_seconds, "prefix": prefix,
-            "fsync": fsync}
+            "fsync": fsync, "session": self.session}
         self.writer: LogWriter | None = None
         self.reassembler = Reassembler(self.ports, heuristic=heuristic)
         self._defrag = Defragmenter()  # IP fragments, held across the pipe's reads

@@ -639,7 +639,8 @@ class _Logger:
             try:
                 self.writer = LogWriter(directory, **args)
                 if resume:
-                    self.writer.builder.next_apdu = _next_apdu(self.writer.directory)
+                    self.writer.builder.next_apdu = _next_apdu(self.writer.directory,
+                                                               self.writer.capture)
             except Exception as exc:  # noqa: BLE001 -- handed to the proxy
                 self.answer("ready", None, exc)
                 return True
@@ -701,18 +702,27 @@ class _Logger:
 _NO_ENDPOINTS = Endpoints(None, None, None, None, None, None)  # type: ignore[arg-type]
 
 
-def _next_apdu(directory: Path) -> int:
-    """One more than the highest ``apdu`` in the directory's files (their footers only)."""
+def _next_apdu(directory: Path, session: str | None) -> int:
+    """One more than the highest ``apdu`` in the directory's files (their footers only); in
+    a dataset (``session`` given), in the files of that log session only: the statistics of
+    their ``capture`` column are the session's name."""
     import pyarrow.parquet as pq
 
+    def stats(meta: Any, group: int, name: str) -> Any:
+        found = meta.row_group(group).column(meta.schema.names.index(name)).statistics
+        return found if found is not None and found.has_min_max else None
+
     top = -1
-    for path in directory.glob("*.parquet"):
+    for path in directory.glob("*.parquet" if session is None else "date=*/*.parquet"):
         meta = pq.ParquetFile(path).metadata
-        column = meta.schema.names.index("apdu")
         for i in range(meta.num_row_groups):
-            stats = meta.row_group(i).column(column).statistics
-            if stats is not None and stats.has_min_max:
-                top = max(top, int(stats.max))
+            if session is not None and (
+                    "capture" not in meta.schema.names
+                    or (of := stats(meta, i, "capture")) is None
+                    or not of.min == of.max == session):
+                continue
+            if (apdu := stats(meta, i, "apdu")) is not None:
+                top = max(top, int(apdu.max))
     return top + 1
 
 

@@ -87,6 +87,8 @@ class LogWriter:
         retry_seconds: while the log cannot be written, try again this often (> 0).
         clock: monotonic clock in seconds for flushing, rotation and retries (tests pass a
             fake one).
+        session: write ``directory`` as a dataset (``date=`` partitions, the ``capture``
+            column with this log session's name; see :mod:`iec104.records.journal`).
 
     Every method except :meth:`dataframe`, :attr:`stats` and the properties must be called
     from the producer's thread.
@@ -99,7 +101,8 @@ class LogWriter:
                  compression: str = "zstd", fsync: bool = False,
                  swap_builders: bool = True, origin: str = "proxy",
                  hold_bytes: int = 64 << 20, retry_seconds: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 session: str | None = None) -> None:
         if flush_rows <= 0 or flush_seconds <= 0 or retry_seconds <= 0:
             raise ValueError("flush_rows, flush_seconds and retry_seconds must be positive")
         self.profile = profile
@@ -135,7 +138,8 @@ class LogWriter:
         self._sink = JournaledParquetSink(directory, max_bytes=max_bytes,
                                           max_seconds=max_seconds, prefix=prefix,
                                           compression=compression, fsync=fsync,
-                                          retry_seconds=retry_seconds, clock=clock)
+                                          retry_seconds=retry_seconds, clock=clock,
+                                          session=session)
         self._thread = threading.Thread(target=self._run, name="iec104-logwriter",
                                         daemon=True)
         self._thread.start()
@@ -143,6 +147,11 @@ class LogWriter:
     @property
     def directory(self) -> Path:
         return self._sink.directory
+
+    @property
+    def capture(self) -> str | None:
+        """The log session's ``capture`` value when writing a dataset (else None)."""
+        return self._sink.capture
 
     @property
     def files(self) -> list[Path]:

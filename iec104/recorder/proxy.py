@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from ..codec import DEFAULT_PROFILE, Profile
 from ..records.builder import Endpoints
+from ..records.journal import new_session
 from .logprocess import LogProcess
 from .logwriter import LogWriterError
 from .rules import Rewriter, Rule
@@ -378,6 +379,9 @@ class Proxy:
             plus the last flush interval.
         prefix: file name prefix.
         fsync: fsync every flush.
+        dataset: write ``output`` as a dataset (``date=`` partitions, a ``capture`` column
+            naming the log session, :attr:`session`; what ``iec104 proxy -o`` does), not a
+            flat directory.
 
     Use in a running event loop (``await proxy.start()`` ... ``await proxy.stop()``, or
     ``async with``); from synchronous code or a notebook use
@@ -390,7 +394,8 @@ class Proxy:
                  flush_seconds: float = 1.0, max_bytes: int = 64 << 20,
                  max_seconds: float = 3600.0, connect_timeout: float = 5.0,
                  close_timeout: float = 2.0, max_backlog: int = 4 << 20,
-                 prefix: str = "iec104-proxy", fsync: bool = False) -> None:
+                 prefix: str = "iec104-proxy", fsync: bool = False,
+                 dataset: bool = False) -> None:
         self.listen = parse_address(listen)
         self.upstream = parse_address(upstream)
         self.output = Path(output) if output is not None else None
@@ -399,9 +404,12 @@ class Proxy:
         self.connect_timeout = connect_timeout
         self.close_timeout = close_timeout
         self.max_backlog = max_backlog
+        self.session = new_session(prefix) if dataset else None
+        """The log session (the ``capture`` value of its rows) when writing a dataset."""
         self._writer_args = {"profile": profile, "flush_rows": flush_rows,
                                  "flush_seconds": flush_seconds, "max_bytes": max_bytes,
-                                 "max_seconds": max_seconds, "prefix": prefix, "fsync": fsync}
+                                 "max_seconds": max_seconds, "prefix": prefix, "fsync": fsync,
+                                 "session": self.session}
         self.writer: LogProcess | None = None
         self.log_error: LogWriterError | None = None
         """Set when writing the log failed for good (an error other than I/O, or a disk

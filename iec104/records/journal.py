@@ -38,6 +38,17 @@ A full disk (or a file size limit, or an I/O error) loses nothing that was writt
   :func:`recover`.
 * So at every moment the directory holds only complete, verified Parquet files under
   visible names, and ``pandas.read_parquet(directory)`` works.
+
+Given a ``session``, the directory is a dataset (:mod:`iec104.dataset`; what ``iec104
+proxy -o`` and ``iec104 capture -o`` write): the journals stay hidden at its top, every row
+gets the ``capture`` column naming the *log session* (:func:`new_session`:
+``<prefix>@<UTC start>-<pid>-<random>``, one per recorder run, kept when the proxy restarts
+its logger process, so that ``(capture, stream)`` stays one TCP connection), and a
+segment becomes one file per UTC day of its rows, ``date=YYYY-MM-DD/<name>.parquet``
+(:func:`~iec104.records.partitions.split_by_day`), each published by its own atomic rename.
+The journal carries the ``capture`` column, so :func:`recover` knows the mode and the session
+of a dead writer's journal by reading it; the journal is deleted only once the day files
+together list all of its rows (otherwise they are made again).
 """
 
 from __future__ import annotations
@@ -54,6 +65,7 @@ from typing import TYPE_CHECKING, Self
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .partitions import CAPTURE_FIELD, DATASET_SCHEMA, partition_dir, split_by_day, with_capture
 from .reader import conform_batch
 from .schema import SCHEMA
 from .sink import FileOutput, ParquetSink, partial_path
@@ -61,7 +73,7 @@ from .sink import FileOutput, ParquetSink, partial_path
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["JOURNAL_SUFFIX", "JournaledParquetSink", "read_journal", "recover"]
+__all__ = ["JOURNAL_SUFFIX", "JournaledParquetSink", "new_session", "read_journal", "recover"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +81,13 @@ JOURNAL_SUFFIX = ".arrows"
 _ROW_GROUP = 128 * 1024
 _IPC_OPTIONS = pa.ipc.IpcWriteOptions(
     compression="lz4" if pa.Codec.is_available("lz4") else None)
+
+
+def new_session(prefix: str) -> str:
+    """A new log session's ``capture`` value: ``<prefix>@<UTC now>-<pid>-<6 hex digits>``
+    (the random part tells apart two recorders of one process started in one second)."""
+    return (f"{prefix}@{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}-"
+            f"{secrets.token_hex(3)}")
 
 
 def _journal_path(final: Path) -> Path:
@@ -79,12 +98,23 @@ def _final_path(journal: Path) -> Path:
     return journal.with_name(journal.name[1:-len(JOURNAL_SUFFIX)] + ".parquet")
 
 
+def _conform(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """A journal batch in the current schema (a dataset journal's keeps ``capture``)."""
+    if "capture" not in batch.schema.names:
+        return conform_batch(batch)
+    rest = conform_batch(batch.drop_columns(["capture"]))
+    return pa.RecordBatch.from_arrays(
+        [batch.column("capture").cast(CAPTURE_FIELD.type), *rest.columns],
+        schema=DATASET_SCHEMA)
+
+
 def read_journal(path: str | os.PathLike[str]) -> tuple[list[pa.RecordBatch], str | None]:
     """The complete batches of a journal, and why reading stopped early (None if it did not).
 
     A journal cut in the middle of a batch (a process killed while writing) yields the
     batches before the cut. A journal of an older schema version (left by an older
-    recorder) comes back in the current schema.
+    recorder) comes back in the current schema; a dataset journal's batches have the
+    ``capture`` column in front (:data:`~iec104.records.partitions.DATASET_SCHEMA`).
     """
     batches: list[pa.RecordBatch] = []
     try:
@@ -92,7 +122,7 @@ def read_journal(path: str | os.PathLike[str]) -> tuple[list[pa.RecordBatch], st
             reader = pa.ipc.open_stream(f)
             while True:
                 try:
-                    batches.append(conform_batch(reader.read_next_batch()))
+                    batches.append(_conform(reader.read_next_batch()))
                 except StopIteration:
                     return batches, None
     except (pa.ArrowInvalid, OSError, EOFError) as exc:
@@ -103,24 +133,41 @@ def _row_groups(batches: list[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """Regroup small flush batches into row groups of about ``_ROW_GROUP`` rows."""
     if not batches:
         return
-    table = pa.Table.from_batches(batches, schema=SCHEMA).combine_chunks()
+    table = pa.Table.from_batches(batches, schema=batches[0].schema).combine_chunks()
     yield from table.to_batches(max_chunksize=_ROW_GROUP)
 
 
-def _convert(journal: Path, batches: list[pa.RecordBatch], compression: str) -> Path | None:
-    """Write ``batches`` as the journal's Parquet file (None when there are no rows).
+def _convert(journal: Path, batches: list[pa.RecordBatch], compression: str) -> list[Path]:
+    """Write ``batches`` as the journal's Parquet file, or a dataset journal's day files
+    (none when there are no rows).
 
     Raises:
-        StorageError: the file could not be written; nothing is left under its name (the
-            journal holds the rows).
+        StorageError: a file could not be written; nothing is left under its name (the
+            journal holds the rows; day files written before it are made again).
     """
     final = _final_path(journal)
     if not any(b.num_rows for b in batches):
-        return None
-    with ParquetSink(final, compression=compression, salvage=False) as sink:
-        for group in _row_groups(batches):
-            sink.write(group)
-    return final
+        return []
+    schema = batches[0].schema
+    if "capture" not in schema.names:
+        days = [(final, batches)]
+    else:
+        table = pa.Table.from_batches(batches, schema=DATASET_SCHEMA)
+        days = [(final.parent / partition_dir(day) / final.name, rows.to_batches())
+                for day, rows in split_by_day(table)]
+    for path, rows in days:
+        path.parent.mkdir(exist_ok=True)
+        with ParquetSink(path, compression=compression, salvage=False, schema=schema) as sink:
+            for group in _row_groups(rows):
+                sink.write(group)
+    return [path for path, _ in days]
+
+
+def _outputs(journal: Path) -> list[Path]:
+    """The Parquet files a journal was (perhaps partly) converted to: its file, or a
+    dataset journal's day files."""
+    final = _final_path(journal)
+    return [p for p in (final, *sorted(final.parent.glob(f"*/{final.name}"))) if p.is_file()]
 
 
 def _rows_in(path: Path) -> int | None:
@@ -152,30 +199,35 @@ def recover(directory: str | os.PathLike[str], compression: str = "zstd") -> lis
             except BlockingIOError:
                 continue  # a live writer owns it
             final = _final_path(journal)
-            partial_path(final).unlink(missing_ok=True)
+            for path in [final, *final.parent.glob(f"*/{final.name}")]:
+                partial_path(path).unlink(missing_ok=True)
             batches, problem = read_journal(journal)
             rows = sum(b.num_rows for b in batches)
-            have = _rows_in(final)
+            outputs = _outputs(journal)
+            counts = [_rows_in(p) for p in outputs]
+            have = None if None in counts or not counts else sum(counts)  # type: ignore[arg-type]
             if have is not None and have >= rows:
                 log.info("%s: already converted to %s; deleting it", journal, final.name)
                 journal.unlink(missing_ok=True)
                 continue
-            if final.exists():  # no footer, or fewer rows: its rows are all in the journal
+            if outputs:  # no footer, or fewer rows: their rows are all in the journal
                 log.warning("%s: %s is incomplete (%s of %d rows); making it again", journal,
                             final.name, "no footer" if have is None else have, rows)
-                final.unlink()
+                for path in outputs:
+                    path.unlink()
             if problem:
                 log.warning("%s: recovered %d batches; then %s", journal, len(batches),
                             problem)
             try:
-                path = _convert(journal, batches, compression)
+                paths = _convert(journal, batches, compression)
             except OSError as exc:
                 log.warning("%s: cannot be converted now (%s); kept for the next recover()",
                             journal, exc)
                 continue
-            if path is not None:
-                written.append(path)
-                log.warning("recovered %d rows of an interrupted recorder into %s", rows, path)
+            if paths:
+                written += paths
+                log.warning("recovered %d rows of an interrupted recorder into %s", rows,
+                            ", ".join(str(p) for p in paths))
             journal.unlink(missing_ok=True)
         finally:
             os.close(fd)
@@ -224,6 +276,9 @@ class JournaledParquetSink:
         fsync: also ``fsync`` the journal after every write (survives power loss; slower).
         retry_seconds: after a conversion failed, try pending journals again this often.
         clock: monotonic clock in seconds (tests pass a fake one).
+        session: write a dataset (module docstring): rows get the ``capture`` column with
+            this value (see :func:`new_session`) and files go to ``date=YYYY-MM-DD/``
+            partitions. None: a flat directory of records-schema files.
 
     Not thread-safe: one thread (the recorder's writer thread) calls every method.
     """
@@ -231,7 +286,8 @@ class JournaledParquetSink:
     def __init__(self, directory: str | os.PathLike[str], *, max_bytes: int = 64 << 20,
                  max_seconds: float = 3600.0, prefix: str = "iec104",
                  compression: str = "zstd", fsync: bool = False, retry_seconds: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 session: str | None = None) -> None:
         if max_bytes <= 0 or max_seconds <= 0:
             raise ValueError("max_bytes and max_seconds must be positive")
         self.directory = Path(directory)
@@ -244,6 +300,10 @@ class JournaledParquetSink:
         self.retry_seconds = retry_seconds
         self._clock = clock
         self.run_id = secrets.token_hex(3)
+        self.capture = session
+        """The log session's ``capture`` value (dataset mode), None otherwise."""
+        self.schema = SCHEMA if session is None else DATASET_SCHEMA
+        """The rows' schema: the records schema, with ``capture`` in dataset mode."""
         self.files: list[Path] = []
         """Parquet files completed by this sink, in order."""
         self.recovered = recover(self.directory, compression)
@@ -272,7 +332,7 @@ class JournaledParquetSink:
         out = FileOutput(_journal_path(final))
         try:
             fcntl.flock(out.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            writer = pa.ipc.new_stream(pa.PythonFile(out, mode="w"), SCHEMA,
+            writer = pa.ipc.new_stream(pa.PythonFile(out, mode="w"), self.schema,
                                        options=_IPC_OPTIONS)
             if out.failed is not None:
                 raise out.failed
@@ -292,6 +352,8 @@ class JournaledParquetSink:
         """
         if not batch.num_rows:
             return
+        if self.capture is not None:
+            batch = with_capture(batch, self.capture)
         segment = self._segment or self._open()
         out = segment.out
         size = out.pos
@@ -376,16 +438,15 @@ class JournaledParquetSink:
                 batches, problem = read_journal(segment.journal)
                 if problem:  # our own journal: only an I/O error can cause this
                     raise OSError(f"{segment.journal}: {problem}")
-                path = _convert(segment.journal, batches, self.compression)
+                paths = _convert(segment.journal, batches, self.compression)
             except OSError:
                 self._retry_at = self._clock() + self.retry_seconds
                 raise
             segment.journal.unlink()
             segment.out.release()  # releases the lock
             self._pending.pop(0)
-            if path is not None:
-                self.files.append(path)
-                done.append(path)
+            self.files += paths
+            done += paths
         return done
 
     def close(self) -> None:
@@ -405,15 +466,15 @@ class JournaledParquetSink:
 
     def read(self) -> pd.DataFrame:
         """Everything this sink wrote: its Parquet files and the journals' rows, in order."""
-        sources: list[tuple[str, pa.Table]] = [
-            (p.name, pq.read_table(p)) for p in self.files]
+        sources: list[tuple[str, pa.Table]] = [  # a segment's day files: days in order
+            (p.name, pq.ParquetFile(p).read()) for p in self.files]
         segments = [*self._pending, *([self._segment] if self._segment else [])]
         for segment in segments:
             batches, _ = read_journal(segment.journal)
             sources.append((_final_path(segment.journal).name,
-                            pa.Table.from_batches(batches, schema=SCHEMA)))
+                            pa.Table.from_batches(batches, schema=self.schema)))
         tables = [t for _, t in sorted(sources, key=lambda item: item[0])]
-        return pa.concat_tables([SCHEMA.empty_table(), *tables]).to_pandas()
+        return pa.concat_tables([self.schema.empty_table(), *tables]).to_pandas()
 
     def __enter__(self) -> Self:
         return self

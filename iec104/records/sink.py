@@ -168,13 +168,14 @@ class ParquetSink:
         compression: Parquet compression codec.
         salvage: on a write failure, keep the rows written before it (True) or leave
             nothing (False).
+        schema: the rows' schema (the records schema; a dataset's adds ``capture``).
 
     Raises (from :meth:`write` and :meth:`close`):
         StorageError: writing failed; the sink is then closed.
     """
 
     def __init__(self, path: str | os.PathLike[str], compression: str = "zstd", *,
-                 salvage: bool = True) -> None:
+                 salvage: bool = True, schema: pa.Schema = SCHEMA) -> None:
         self.path = Path(path)
         self.salvage = salvage
         partial = partial_path(self.path)
@@ -184,7 +185,7 @@ class ParquetSink:
             self._stream = pa.BufferedOutputStream(pa.PythonFile(self._out, mode="w"),
                                                    _BUFFER)
             self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
-                self._stream, SCHEMA, compression=compression)
+                self._stream, schema, compression=compression)
         except BaseException:
             self._out.discard()
             raise

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -29,7 +28,6 @@ from iec104.capture.errors import CaptureError
 from iec104.capture.reader import NEED_DATA, CaptureParser, CaptureReader
 from iec104.codec import TypeId
 from iec104.recorder import LiveCapture, Proxy
-from iec104.records.schema import SCHEMA
 from tests.conftest import REPO_ROOT, find_unused_tcp_port, in_ci
 from tests.support import HOST
 
@@ -149,13 +147,13 @@ async def test_proxy_legs_carry_identical_bytes_seen_by_live_capture(tmp_path: P
     assert logged == a
 
 
-def test_capture_cli_with_pcapng_and_sigterm(tmp_path: Path) -> None:
+def run_capture_cli(out: Path, *args: str) -> str:
+    """``iec104 capture -i lo -o OUT ARGS`` while our driver exchanges 500 data messages and
+    10 commands on ``lo``, then SIGTERM; returns its stderr (exit status 0 checked)."""
     port = find_unused_tcp_port()
-    out = tmp_path / "log"
     proc = subprocess.Popen([sys.executable, "-m", "iec104.cli", "capture", "-i", "lo",
-                             "--port", str(port), "-o", str(out), "--pcapng",
-                             "--flush-seconds", "0.2"],
-                            cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True)
+                             "--port", str(port), "-o", str(out), "--flush-seconds", "0.2",
+                             *args], cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     line = proc.stderr.readline()
     assert "capturing on lo" in line, line + (proc.stderr.read() if proc.poll() is not None else "")
@@ -167,6 +165,12 @@ def test_capture_cli_with_pcapng_and_sigterm(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
+    return err
+
+
+def test_capture_cli_with_pcapng_and_sigterm(tmp_path: Path) -> None:
+    out = tmp_path / "log"
+    err = run_capture_cli(out, "--pcapng")
     m = re.search(r"rows=(\d+) files=(\d+) pcapng=(\d+)", err)
     assert m is not None, err
     df = pd.read_parquet(out)
@@ -228,12 +232,12 @@ def logged_rows(directory: Path, type_id: TypeId) -> int:
 
     from iec104.recorder import read_journal
 
-    files = list(directory.glob("*.parquet"))
-    tables = [pq.read_table(p, columns=["type_id"]) for p in files]
+    files = list(directory.glob("date=*/*.parquet"))  # `capture -o` writes a dataset
+    columns = [pq.ParquetFile(p).read(columns=["type_id"])["type_id"] for p in files]
     done = {p.stem for p in files}  # a journal converted meanwhile is counted once
-    tables += [pa.Table.from_batches(read_journal(j)[0], schema=SCHEMA).select(["type_id"])
-               for j in directory.glob(".*.arrows") if j.name[1:-len(".arrows")] not in done]
-    return sum(pc.sum(pc.equal(t["type_id"], int(type_id))).as_py() or 0 for t in tables)
+    columns += [b.column("type_id") for j in directory.glob(".*.arrows")
+                if j.name[1:-len(".arrows")] not in done for b in read_journal(j)[0]]
+    return sum(pc.sum(pc.equal(c, int(type_id))).as_py() or 0 for c in columns)
 
 
 def test_capture_sigkill_leaves_readable_files_and_no_dumpcap(tmp_path: Path) -> None:

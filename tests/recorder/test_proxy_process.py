@@ -4,6 +4,8 @@
   (lib60870) master: 100,000 data messages and 1,000 commands. c104 records every APDU it
   sends and receives; the proxy's Parquet log must hold exactly those APDUs, once each, with
   the right direction, and hat must decode exactly the commands c104 sent.
+* The log directory is a dataset (``date=`` partitions, README 'Datasets'); files are
+  found as ``date=*/*.parquet``.
 * SIGTERM mid-stream loses nothing; SIGKILL mid-stream leaves a readable directory and, after
   recovery, loses at most what arrived within the last flush interval.
 """
@@ -193,8 +195,8 @@ async def test_end_to_end_100k_data_1k_commands_hat_outstation_c104_master(
     cmd_rows = df[(df["type_id"] == TypeId.C_SC_NA_1)]
     assert (cmd_rows["direction"] == "c2s").sum() == n_commands
     assert (cmd_rows["cot_name"] == "ACTIVATION_CONFIRMATION").sum() == n_commands
-    assert len(list(out.glob("*.parquet"))) >= 1
-    assert not list(out.glob(".*"))  # nothing left open
+    assert len(list(out.glob("date=*/*.parquet"))) >= 1
+    assert not list(out.rglob(".*"))  # nothing left open
 
 
 # -- kill tests ----------------------------------------------------------------------------------
@@ -301,8 +303,8 @@ def test_sigterm_mid_stream_loses_nothing(tmp_path: Path, streamer: Streamer) ->
     # that it read after it stopped forwarding (the outstation kept sending)
     assert logged[:len(received)] == received
     assert logged == [Streamer.frame(i) for i in range(len(logged))]
-    assert len(list(tmp_path.glob("*.parquet"))) > 1  # rotated along the way
-    assert not list(tmp_path.glob(".*"))
+    assert len(list(tmp_path.glob("date=*/*.parquet"))) > 1  # rotated along the way
+    assert not list(tmp_path.rglob(".*"))
 
 
 @pytest.mark.timeout(120)
@@ -323,7 +325,7 @@ def test_sigkill_leaves_readable_files_and_loses_at_most_one_flush_interval(
     time.sleep(0.2)
 
     # 1. right after the kill: the directory is a readable dataset (complete files only)
-    visible = sorted(tmp_path.glob("*.parquet"))
+    visible = sorted(tmp_path.glob("date=*/*.parquet"))
     assert visible, "no file was completed before the kill"
     before = pd.read_parquet(tmp_path)
     journals = list(tmp_path.glob(".*.arrows"))
@@ -332,7 +334,7 @@ def test_sigkill_leaves_readable_files_and_loses_at_most_one_flush_interval(
     # 2. recovery turns the journal into a Parquet file
     recovered = recover(tmp_path)  # (a journal killed before its first batch holds no rows)
     assert len(recovered) <= len(journals)
-    assert not list(tmp_path.glob(".*"))
+    assert not list(tmp_path.rglob(".*"))
     after = pd.read_parquet(tmp_path)
     assert len(after) >= len(before)
     logged = log_apdus(after, "s2c")
@@ -365,7 +367,7 @@ def test_a_restarted_proxy_recovers_the_killed_one_s_journal(tmp_path: Path,
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
-    assert list(tmp_path.glob("*.parquet")) == []  # one open segment, nothing complete
+    assert list(tmp_path.glob("date=*/*.parquet")) == []  # one open segment, nothing complete
     proc2, _ = start_proxy(find_unused_tcp_port(), tmp_path)
     code, err = stop_proxy(proc2)
     assert code == 0, err
@@ -453,7 +455,7 @@ def test_killing_the_logger_process_forwarding_goes_on_and_the_log_is_readable(
     reader.start()
     streamer.start(port)
     deadline = time.monotonic() + 60
-    while not list(tmp_path.glob("*.parquet")):  # an event, not a delay
+    while not list(tmp_path.glob("date=*/*.parquet")):  # an event, not a delay
         assert time.monotonic() < deadline, "no file completed"
         time.sleep(0.05)
     first = logger_pid(proc.pid)
@@ -475,7 +477,7 @@ def test_killing_the_logger_process_forwarding_goes_on_and_the_log_is_readable(
     assert f"the logger process (pid {first}) died (killed by signal 9)" in err
     assert stderr[-1].startswith("iec104: the logger process died 1 time(s)"), stderr[-1]
     assert "Traceback" not in err
-    assert not list(tmp_path.glob(".*"))  # the dead logger's journal was recovered
+    assert not list(tmp_path.rglob(".*"))  # the dead logger's journal was recovered
 
     df = pd.read_parquet(tmp_path)
     text = df["error"].fillna("")

@@ -412,11 +412,11 @@ def test_proxy_on_a_full_tmpfs_forwards_on_keeps_its_log_readable_and_resumes(
         return sum(text in line for line in stderr) >= times
 
     def readable() -> int:  # what any reader sees: must never fail
-        return len(pd.read_parquet(log_dir)) if any(log_dir.glob("*.parquet")) else 0
+        return len(pd.read_parquet(log_dir)) if any(log_dir.glob("date=*/*.parquet")) else 0
 
     try:
         streamer.start(port)
-        wait_until("a file is complete", lambda: any(log_dir.glob("*.parquet")))
+        wait_until("a file is complete", lambda: any(log_dir.glob("date=*/*.parquet")))
         for outage in (1, 2):
             filler = fill(small_disk)
             wait_until("the proxy notices", lambda n=outage: said(" failed (", n))
@@ -456,7 +456,7 @@ def test_proxy_on_a_full_tmpfs_forwards_on_keeps_its_log_readable_and_resumes(
     assert recover(log_dir) == [] and sorted(log_dir.glob(".*.arrows")) == journals
     filler.unlink()
     assert len(recover(log_dir)) == len(journals)
-    assert hidden(log_dir) == []
+    assert hidden(log_dir) == [] and not list(log_dir.rglob(".*"))  # (a dataset: date=*/)
     df = pd.read_parquet(log_dir)
     logged = log_apdus(df, "s2c")
     # nothing twice, nothing out of order, nothing lost but the rows held at the final stop
