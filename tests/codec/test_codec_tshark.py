@@ -173,7 +173,6 @@ def tcp_streams(path: Path) -> dict[tuple[str, int, str, int], list[bytes]]:
     """TCP payloads per direction, in sequence order (enough for gap-free captures:
     retransmitted octets are dropped, Ethernet padding is not payload)."""
     from scapy.layers.inet import IP, TCP
-    from scapy.packet import Raw
     from scapy.utils import rdpcap
 
     streams: dict[tuple[str, int, str, int], list[bytes]] = {}
@@ -186,7 +185,10 @@ def tcp_streams(path: Path) -> dict[tuple[str, int, str, int], list[bytes]]:
         if tcp.flags & 0x02:  # SYN
             expected[key] = (tcp.seq + 1) % 2**32
             continue
-        data = bytes(pkt[Raw].load) if Raw in pkt else b""
+        # the IP datagram's own octets: not scapy's Raw layer, which is gone wherever
+        # iec104.scapy (imported by other tests) has bound its IEC104 layer to port 2404
+        ip = pkt[IP]
+        data = bytes(ip.original[ip.ihl * 4 + tcp.dataofs * 4:ip.len])
         if not data:
             continue
         nxt = expected.get(key, tcp.seq)
