@@ -10,25 +10,31 @@
    FIN at the end. The APDUs are encoded by our codec (``encode_asdu``/``encode_apdu``) and
    the Ethernet/IPv4/TCP headers and pcap records are written with ``struct`` (scapy would
    take minutes for this size).
-2. Runs, each as a child process whose wall time, CPU seconds (user + system, with the
-   workers it waited for) and peak RSS (``ru_maxrss`` from ``os.wait4``) are measured:
+2. Runs, each as a fresh process started by a small launcher that reports its ``wait4()``
+   rusage as ``/usr/bin/time`` does (wall time, CPU time = user + system of the process and
+   the worker processes it waited for, peak RSS; for ``--jobs`` also the sampled sum of the
+   RSS of the process and its workers):
 
-   * ``iec104 convert CAPTURE -o OUT.parquet`` (the installed console script's module,
-     ``python -m iec104.cli``);
+   * ``iec104 convert CAPTURE -o OUT.parquet`` (``python -m iec104.cli``), in one process and
+     with ``--jobs N`` (default 2);
    * ``tshark -r CAPTURE -T fields`` with the IEC 104 APCI, ASDU and object fields
      (``-E occurrence=a``: every APDU of a frame), output to a file;
    * scapy's contrib IEC 104 layer (``load_contrib('scada.iec104')``) over the first
      ``--scapy-apdus`` APDUs of the capture (a slice written with the same generator),
-     reading every packet with ``PcapReader`` and touching each APDU's fields; its time is
-     scaled to the full APDU count in the table (stated as such).
+     reading every packet with ``PcapReader`` and touching each APDU's fields; its times are
+     scaled to the full APDU count in the table (stated as such);
+   * ``iec104 read CAPTURE`` (one line per APDU) against ``tshark -r CAPTURE -Y
+     iec60870_104`` (tshark's default one-line output), both into a file.
 
-3. Prints a table: APDUs decoded, seconds, CPU seconds, APDUs/s, peak RSS, and the ratio
-   of our rate to each other tool's, by wall time and by CPU seconds.
+3. Prints two tables (convert vs the others; read vs tshark's one-line output): APDUs, wall
+   and CPU seconds, APDUs per CPU-second, peak RSS, and our ratio in CPU and in wall time.
+   Each tool runs ``--repeat`` times, alternating; the run with the least CPU time is shown.
 
 Usage::
 
-    python bench/dissect.py                    # 1M APDUs, all three tools
-    python bench/dissect.py --apdus 10000000   # a ~1 GB capture (RSS check); --skip tshark,scapy
+    python bench/dissect.py                    # 1M APDUs, every tool
+    python bench/dissect.py --apdus 600000 --skip scapy,jobs
+    python bench/dissect.py --apdus 10000000   # a ~1 GB capture (RSS check); --skip tshark,scapy,read
     python bench/dissect.py --json
 
 Only the capture file is large; everything runs on 127.0.0.1-free files (no network).
@@ -264,23 +270,23 @@ def capture(apdus: int, connections: int, seed: int) -> tuple[Path, dict[str, An
 class Run:
     tool: str
     apdus: int
-    seconds: float
+    seconds: float  # wall
     rss_mb: float
     note: str = ""
     scale: float = 1.0  # seconds were measured on 1/scale of the APDUs
-    cpu: float = 0.0  # CPU seconds (user + system) of the process and its workers
-
-    @property
-    def cpu_rate(self) -> float:
-        return self.apdus / self.cpu if self.cpu else 0.0
+    cpu: float = 0.0  # user + system seconds of the process and its children
 
     @property
     def rate(self) -> float:
         return self.apdus / self.seconds if self.seconds else 0.0
 
+    @property
+    def cpu_rate(self) -> float:
+        return self.apdus / self.cpu if self.cpu else 0.0
+
 
 def _tree_rss_kb(root: int) -> int:
-    """Sum of VmRSS of ``root`` and its descendants (Linux /proc), in KiB."""
+    """Sum of VmRSS of the descendants of ``root`` (Linux /proc), in KiB."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -292,7 +298,7 @@ def _tree_rss_kb(root: int) -> int:
             continue
         ppid = int(stat.rsplit(b")", 1)[1].split()[1])
         children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0, [root]
+    total, todo = 0, list(children.get(root, []))
     while todo:
         pid = todo.pop()
         todo += children.get(pid, [])
@@ -307,31 +313,49 @@ def _tree_rss_kb(root: int) -> int:
     return total
 
 
-def measure(cmd: list[str],
-            stdout: Any = subprocess.DEVNULL) -> tuple[float, float, float, bytes]:
-    """Run ``cmd``; (wall seconds, CPU seconds, peak RSS in MiB, stderr). CPU seconds are user
-    + system time of the child and the workers it waited for (``os.wait4``): unlike wall time
-    they hardly move with the load of a shared machine. The peak is the larger of the child's
-    own ``ru_maxrss`` and the peak of the summed RSS of the child and its worker processes,
-    sampled every 50 ms."""
+# The launcher: a fresh, small interpreter that forks and execs the measured command and
+# reports the child's wait4() rusage, as /usr/bin/time does. Measuring a child forked by this
+# (large) process directly would not do: Linux records the forked copy's RSS (this process's)
+# as the child's ru_maxrss high-water mark at exec.
+_LAUNCHER = r"""
+import json, os, sys, time
+out = int(sys.argv[1])
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+os.write(out, json.dumps({"wall": time.perf_counter() - started,
+                          "cpu": usage.ru_utime + usage.ru_stime,
+                          "maxrss_kb": usage.ru_maxrss,
+                          "code": os.waitstatus_to_exitcode(status)}).encode())
+"""
+
+
+def measure(cmd: list[str], stdout: Any = subprocess.DEVNULL) -> tuple[float, float, float, bytes]:
+    """Run ``cmd``; (wall seconds, CPU seconds, peak RSS in MiB, stderr).
+
+    Wall and CPU time (user + system of the command and of the worker processes it waited
+    for) and the command's own peak RSS come from ``wait4()`` in a small launcher process
+    (see ``_LAUNCHER``). Commands with worker processes (``--jobs``) are also sampled every
+    50 ms for the summed RSS of the command and its workers; the larger peak is reported.
+    """
+    read_fd, write_fd = os.pipe()
     with tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=stdout, stderr=err)
+        proc = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(write_fd), *cmd],
+                                stdout=stdout, stderr=err, pass_fds=(write_fd,))
+        os.close(write_fd)
         peak_tree = 0
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
+        while proc.poll() is None:
             peak_tree = max(peak_tree, _tree_rss_kb(proc.pid))
             time.sleep(0.05)
-        elapsed = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        with os.fdopen(read_fd, "rb") as fh:
+            report = json.loads(fh.read() or b"{}")
         err.seek(0)
         stderr = err.read()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {stderr.decode()[-2000:]}")
-    return (elapsed, usage.ru_utime + usage.ru_stime, max(usage.ru_maxrss, peak_tree) / 1024,
-            stderr)
+    if proc.returncode != 0 or report.get("code") != 0:
+        raise RuntimeError(f"{cmd[0]} failed ({report.get('code')}): {stderr.decode()[-2000:]}")
+    return (report["wall"], report["cpu"], max(report["maxrss_kb"], peak_tree) / 1024, stderr)
 
 
 def run_ours(path: Path, jobs: int = 0) -> Run:
@@ -349,8 +373,9 @@ def run_ours(path: Path, jobs: int = 0) -> Run:
 
 
 def best(runs: list[Run]) -> Run:
-    """The fastest of repeated runs (the machine is shared: the others measure the load)."""
-    return min(runs, key=lambda r: r.seconds)
+    """The run with the least CPU time of repeated runs (the machine is shared: the others
+    measure the load)."""
+    return min(runs, key=lambda r: r.cpu or r.seconds)
 
 
 TSHARK_FIELDS = [
@@ -400,7 +425,8 @@ def touch(layer):
                     touch(item)
 
 apdus = 0
-started, cpu = time.perf_counter(), time.process_time()
+started = time.perf_counter()
+cpu_started = time.process_time()
 with PcapReader(sys.argv[1]) as reader:
     for pkt in reader:
         layer = pkt.getlayer(TCP)
@@ -409,7 +435,7 @@ with PcapReader(sys.argv[1]) as reader:
             apdus += 1
             touch(layer)
             layer = layer.payload
-print(apdus, time.perf_counter() - started, time.process_time() - cpu)
+print(apdus, time.perf_counter() - started, time.process_time() - cpu_started)
 """
 
 
@@ -423,28 +449,53 @@ def run_scapy(apdus_slice: int, connections: int, seed: int, full_apdus: int) ->
     scale = full_apdus / n if n else 1.0
     return Run("scapy contrib iec104", n, float(seconds), rss,
                f"first {n:,} APDUs only ({info['bytes'] / 1e6:.1f} MB slice), parse time "
-               f"without imports; x{scale:.0f} = time for the full capture", scale, float(cpu))
+               f"without imports; x{scale:.0f} = time for the full capture", scale,
+               cpu=float(cpu))
+
+
+def run_read(path: Path) -> Run:
+    """``iec104 read CAPTURE`` (one line per APDU) into a file."""
+    out = WORK / "bench-read.txt"
+    with open(out, "wb") as fh:
+        seconds, cpu, rss, _ = measure([sys.executable, "-m", "iec104.cli", "read", str(path)],
+                                       stdout=fh)
+    with open(out, "rb") as fh:
+        lines = sum(1 for _ in fh)
+    out.unlink()
+    return Run("iec104 read", lines, seconds, rss, "one line per APDU, to a file", cpu=cpu)
+
+
+def run_tshark_lines(path: Path, apdus: int) -> Run:
+    """``tshark -r CAPTURE -Y iec60870_104`` (default one-line output) into a file."""
+    out = WORK / "bench-tshark-lines.txt"
+    with open(out, "wb") as fh:
+        seconds, cpu, rss, _ = measure(["tshark", "-n", "-r", str(path), "-Y", "iec60870_104"],
+                                       stdout=fh)
+    out.unlink()
+    return Run("tshark -r (one line)", apdus, seconds, rss,
+               "one line per frame (all its APDUs), to a file", cpu=cpu)
 
 
 # -- report -----------------------------------------------------------------------------------
 
 
 def table(runs: list[Run]) -> str:
+    """Markdown table; the ratios compare the first row with each other row (same run)."""
     if not runs:
         return "(every tool skipped: only the capture was generated)"
     ours = runs[0]
-    lines = ["| tool | APDUs decoded | seconds | CPU s | APDUs/s | peak RSS MB | "
-             "iec104 convert faster by (wall) | (CPU) |",
+    lines = [f"| tool | APDUs | wall s | CPU s | APDUs per CPU-s | peak RSS MB | "
+             f"{ours.tool} faster by (CPU) | (wall) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
-        scaled = r.scale != 1
-        seconds = f"{r.seconds:.1f}" + (f" (x{r.scale:.0f} = {r.seconds * r.scale:,.0f})"
-                                        if scaled else "")
-        cpu = f"{r.cpu:.1f}" + (f" (x{r.scale:.0f} = {r.cpu * r.scale:,.0f})" if scaled else "")
-        ratio = "-" if r is ours else f"{ours.rate / r.rate:.2f}x"
-        cpu_ratio = "-" if r is ours or not r.cpu_rate else f"{ours.cpu_rate / r.cpu_rate:.2f}x"
-        lines.append(f"| {r.tool} | {r.apdus:,} | {seconds} | {cpu} | {r.rate:,.0f} | "
-                     f"{r.rss_mb:,.0f} | {ratio} | {cpu_ratio} |")
+        wall = f"{r.seconds:.1f}" + (f" (x{r.scale:.0f} = {r.seconds * r.scale:,.0f})"
+                                     if r.scale != 1 else "")
+        cpu = f"{r.cpu:.1f}" + (f" (x{r.scale:.0f} = {r.cpu * r.scale:,.0f})"
+                                if r.scale != 1 else "")
+        cpu_ratio = "-" if r is ours else f"{ours.cpu_rate / r.cpu_rate:.2f}x"
+        wall_ratio = "-" if r is ours else f"{ours.rate / r.rate:.2f}x"
+        lines.append(f"| {r.tool} | {r.apdus:,} | {wall} | {cpu} | {r.cpu_rate:,.0f} | "
+                     f"{r.rss_mb:,.0f} | {cpu_ratio} | {wall_ratio} |")
     return "\n".join(lines)
 
 
@@ -458,7 +509,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="also run iec104 convert --jobs N (0: skip that row)")
     p.add_argument("--repeat", type=int, default=2,
                    help="runs per tool, alternating; the best is shown (scapy runs once)")
-    p.add_argument("--skip", default="", help="comma-separated: ours,tshark,scapy")
+    p.add_argument("--skip", default="",
+                   help="comma-separated: ours,jobs,tshark,scapy,read (read: the one-line table)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
@@ -466,29 +518,39 @@ def main(argv: list[str] | None = None) -> int:
     print(f"capture: {path} ({info['bytes'] / 1e6:,.1f} MB, {info['frames']:,} frames, "
           f"{info['apdus']:,} APDUs; generated in {info.get('seconds', '?')} s)",
           file=sys.stderr)
+    tools = (("ours", lambda: run_ours(path)),
+             ("jobs", lambda: run_ours(path, args.jobs)),
+             ("tshark", lambda: run_tshark(path)),
+             ("scapy", lambda: run_scapy(args.scapy_apdus, args.connections, args.seed,
+                                         info["apdus"])),
+             ("read", lambda: run_read(path)),
+             ("tshark-lines", lambda: run_tshark_lines(path, info["apdus"])))
     measured: dict[str, list[Run]] = {}
     for i in range(args.repeat):  # alternate the tools, keep each one's best run
-        for key, fn in (("ours", lambda: run_ours(path)),
-                        ("jobs", lambda: run_ours(path, args.jobs)),
-                        ("tshark", lambda: run_tshark(path)),
-                        ("scapy", lambda: run_scapy(args.scapy_apdus, args.connections,
-                                                    args.seed, info["apdus"]))):
-            if key in skip or (key == "jobs" and not args.jobs) or (key == "scapy" and i):
+        for key, fn in tools:
+            if (key in skip or (key == "jobs" and not args.jobs) or (key == "scapy" and i)
+                    or (key == "tshark-lines" and "read" in skip)):
                 continue
             run = fn()
-            print(f"  {run.tool}: {run.seconds:.1f} s, {run.cpu:.1f} CPU s, {run.rss_mb:.0f} MB",
-                  file=sys.stderr)
+            print(f"  {run.tool}: {run.seconds:.1f} s wall, {run.cpu:.1f} s CPU, "
+                  f"{run.rss_mb:.0f} MB", file=sys.stderr)
             measured.setdefault(key, []).append(run)
-    runs = [best(v) for v in measured.values()]
+    best_runs = {key: best(v) for key, v in measured.items()}
+    convert = [r for k, r in best_runs.items() if k not in ("read", "tshark-lines")]
+    lines = [r for k, r in best_runs.items() if k in ("read", "tshark-lines")]
     if args.json:
-        print(json.dumps({"capture": info, "runs": [asdict(r) | {"rate": r.rate}
-                                                    for r in runs]}, indent=2))
+        print(json.dumps({"capture": info, "runs": [
+            asdict(r) | {"rate": r.rate, "cpu_rate": r.cpu_rate} for r in best_runs.values()]},
+            indent=2))
     else:
         print(f"{platform.python_implementation()} {platform.python_version()}, "
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; capture "
               f"{info['bytes'] / 1e6:,.1f} MB, {info['frames']:,} frames, "
-              f"{info['apdus']:,} APDUs; best of {args.repeat} runs per tool")
-        print(table(runs))
+              f"{info['apdus']:,} APDUs; least CPU of {args.repeat} runs per tool")
+        print(table(convert))
+        if lines:
+            print()
+            print(table(lines))
     return 0
 
 

@@ -22,7 +22,6 @@ import argparse
 import os
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..codec.values import FLOAT32_TYPE_IDS, float32_text
@@ -46,129 +45,8 @@ if TYPE_CHECKING:
 
 # -- formatting --------------------------------------------------------------------------
 
-_QUALIFIER_NAMES = {100: "QOI", 101: "RQT", 105: "QRP", 113: "QPA", 110: "QPM", 111: "QPM",
-                    112: "QPM", 45: "QU", 46: "QU", 47: "QU", 58: "QU", 59: "QU", 60: "QU",
-                    48: "QL", 49: "QL", 50: "QL", 61: "QL", 62: "QL", 63: "QL"}
-
-
 # single and double points (SIQ/DIQ) have no OV bit
 _NO_OV_TYPES = frozenset((1, 2, 3, 4, 30, 31))
-
-
-def _ts(ns: int | None, mode: str = "a", t0: int = 0) -> str:
-    if ns is None:
-        return "-"
-    if mode == "r":
-        return f"{(ns - t0) / 1e9:.6f}"
-    if mode == "e":
-        return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
-    when = datetime.fromtimestamp(ns // 1_000_000_000, UTC)
-    return f"{when:%Y-%m-%d %H:%M:%S}.{(ns % 1_000_000_000) // 1000:06d}"
-
-
-def _endpoint(ip: str | None, port: int | None) -> str:
-    if ip is None:
-        return "?"
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
-def _apci(row: dict[str, Any]) -> str:
-    if row["apci"] == "I":
-        return f"I({row['ssn']},{row['rsn']})"
-    if row["apci"] == "S":
-        return f"S({row['rsn']})"
-    if row["apci"] == "U":
-        return f"U({row['u_func']})"
-    return "?"
-
-
-def _flags(row: dict[str, Any]) -> str:
-    set_bits = [name.upper() for name in ("iv", "nt", "sb", "bl", "ov", "ei") if row[name]]
-    return f"[{' '.join(set_bits)}]" if set_bits else ""
-
-
-def _value(row: dict[str, Any]) -> str:
-    """The value as shown on the one-line view: ``value_text`` made compact
-    (``'value=5 transient=False'`` -> ``'5'``, ``'... transient=True'`` -> ``'5,transient'``)."""
-    text = row["value_text"]
-    if text is not None and row["ioa"] is None:
-        return text  # a secure authentication message: its fields, as they are
-    if text is None:
-        value = row["value"]
-        return "" if value is None else (str(int(value)) if float(value).is_integer()
-                                         else repr(value))
-    if " " not in text:
-        if row["type_id"] in FLOAT32_TYPE_IDS and row["value"] is not None:
-            return float32_text(row["value"])  # 3.14, as the device sent it
-        return text
-    parts = []
-    for i, item in enumerate(text.split(" ")):
-        key, sep, val = item.partition("=")
-        if i == 0 and sep:
-            parts.append(val)
-        elif val == "False":
-            continue
-        elif val == "True":
-            parts.append(key)
-        else:
-            parts.append(item)
-    return ",".join(parts)
-
-
-def _object_short(row: dict[str, Any], type_id: int | None) -> str:
-    value = _value(row)
-    if row["ioa"] is None:  # secure authentication messages have no IOA
-        parts = [value or "(no value)"]
-    else:
-        parts = [str(row["ioa"]) + (f"={value}" if value else "")]
-    flags = _flags(row)
-    if flags:
-        parts.append(flags)
-    if row["time_tag"] is not None:
-        parts.append("@" + _ts(row["time_tag"])[11:23])
-    if row["select"] is not None:
-        parts.append("select" if row["select"] else "execute")
-    if row["qualifier"] is not None:
-        parts.append(f"{_QUALIFIER_NAMES.get(type_id or 0, 'Q')}={row['qualifier']}")
-    return " ".join(parts)
-
-
-# how a row without APCI is marked (its kind; see iec104.records.schema.RowKind)
-_KIND_TAGS = {"gap": "[gap]", "event": "[note]", "malformed": "[malformed]"}
-
-
-def apdu_line(rows: list[dict[str, Any]], time_mode: str = "a", t0: int = 0) -> str:
-    """One line for one APDU (its rows), as ``iec104 read`` prints it."""
-    head = rows[0]
-    frame = "-" if head["frame"] is None else str(head["frame"])
-    where = (f"{frame:>6} {_ts(head['time'], time_mode, t0)} "
-             f"{_endpoint(head['src'], head['sport'])} -> {_endpoint(head['dst'], head['dport'])}")
-    if head["apci"] is None:
-        error = head["error"] or ""
-        tag = _KIND_TAGS[head["kind"]]
-        raw = head["raw"]
-        extra = f" raw={bytes(raw[:16]).hex(' ')}{'...' if len(raw) > 16 else ''}" if raw else ""
-        return f"{where} {tag} {error}{extra}"
-    parts = [where, _apci(head)]
-    if head["apci"] == "I" and head["type_id"] is not None:
-        type_id = head["type_id"]
-        parts.append(head["type_name"] or f"TYPE_{type_id}")
-        parts.append(head["cot_name"] or f"CAUSE_{head['cot']}")
-        if head["negative"]:
-            parts.append("NEGATIVE")
-        if head["test"]:
-            parts.append("TEST")
-        if head["oa"]:
-            parts.append(f"OA={head['oa']}")
-        parts.append(f"CA={head['ca']}")
-        objects = [r for r in rows if r["obj"] is not None]
-        if objects:
-            shown = "; ".join(_object_short(r, type_id) for r in objects)
-            # secure authentication messages have one object and no IOA
-            parts.append(shown if objects[0]["ioa"] is None else "IOA " + shown)
-    if head["error"]:
-        parts.append(f"!! {head['error']}")
-    return " ".join(parts)
 
 
 def _bit(value: Any) -> str:
@@ -177,10 +55,12 @@ def _bit(value: Any) -> str:
 
 def apdu_tree(rows: list[dict[str, Any]]) -> list[str]:
     """The detailed view of one APDU (``-V``): every header field and every object."""
+    from .oneline import QUALIFIER_NAMES, format_endpoint, format_time
+
     head = rows[0]
-    lines = [(f"Frame {head['frame']}: {_ts(head['time'])} UTC, TCP stream {head['stream']} "
-              f"({head['direction']}), {_endpoint(head['src'], head['sport'])} -> "
-              f"{_endpoint(head['dst'], head['dport'])}")]
+    lines = [(f"Frame {head['frame']}: {format_time(head['time'])} UTC, TCP stream {head['stream']} "
+              f"({head['direction']}), {format_endpoint(head['src'], head['sport'])} -> "
+              f"{format_endpoint(head['dst'], head['dport'])}")]
     raw = head["raw"]
     if head["apci"] is None:
         lines.append(f"  {head['error']}")
@@ -217,12 +97,12 @@ def apdu_tree(rows: list[dict[str, Any]]) -> list[str]:
             if quality:
                 lines.append(f"      quality: {' '.join(quality)}")
             if r["time_tag"] is not None or r["time_tag_iv"] is not None:
-                lines.append(f"      time tag: {_ts(r['time_tag'])} UTC "
+                lines.append(f"      time tag: {format_time(r['time_tag'])} UTC "
                              f"(IV={_bit(r['time_tag_iv'])})")
             if r["select"] is not None:
                 lines.append(f"      S/E: {'select' if r['select'] else 'execute'}")
             if r["qualifier"] is not None:
-                lines.append(f"      qualifier: {_QUALIFIER_NAMES.get(type_id, 'Q')}="
+                lines.append(f"      qualifier: {QUALIFIER_NAMES.get(type_id, 'Q')}="
                              f"{r['qualifier']}")
             if r["error"] and r["error"] != head["error"]:
                 lines.append(f"      error: {r['error']}")
@@ -329,10 +209,10 @@ def _check_output_options(args: argparse.Namespace) -> None:
         raise CliError(f"-e {unknown[0]}: no such column (columns: {', '.join(SCHEMA.names)})")
 
 
-def _format(groups: list[list[dict[str, Any]]], args: argparse.Namespace, t0: int,
+def _format(groups: list[list[dict[str, Any]]], args: argparse.Namespace,
             first: bool) -> list[str]:
-    """The output lines of some APDUs in the -T format (``first``: the first APDUs
-    printed, so the JSON array opens here)."""
+    """The output lines of some APDUs in the -T format or as -V trees (``first``: the first
+    APDUs printed, so the JSON array opens here)."""
     from ..records.output import fields_lines, json_lines
 
     if args.output == "json":
@@ -345,18 +225,17 @@ def _format(groups: list[list[dict[str, Any]]], args: argparse.Namespace, t0: in
     if args.output == "fields":
         return list(fields_lines(groups, args.fields, args.fields_opts._replace(
             header=args.fields_opts.header and first)))
-    lines: list[str] = []
+    lines: list[str] = []  # -V (the one-line view is formatted by column: _print)
     for rows in groups:
-        if args.verbose:
-            lines.extend(apdu_tree(rows))
-            lines.append("")
-        else:
-            lines.append(apdu_line(rows, args.time, t0))
+        lines.extend(apdu_tree(rows))
+        lines.append("")
     return lines
 
 
 def _print(batches: Iterator[pa.RecordBatch], args: argparse.Namespace, flt: Filter | None,
            inputs: Inputs) -> int:
+    from .oneline import batch_lines
+
     out = sys.stdout
     shown = 0
     t0: int | None = None
@@ -370,11 +249,18 @@ def _print(batches: Iterator[pa.RecordBatch], args: argparse.Namespace, flt: Fil
                 batch = flt.apply(batch)
             if not batch.num_rows:
                 continue
-            groups = list(group_apdus(_rows(batch)))
-            if limit is not None:
-                groups = groups[:limit - shown]
-            shown += len(groups)
-            lines = _format(groups, args, t0 or 0, first=shown == len(groups))
+            if args.output == "text" and not args.verbose:
+                # formatted by column (iec104.cli.oneline)
+                lines = batch_lines(batch, args.time, t0 or 0)
+                if limit is not None:
+                    lines = lines[:limit - shown]
+                shown += len(lines)
+            else:
+                groups = list(group_apdus(_rows(batch)))
+                if limit is not None:
+                    groups = groups[:limit - shown]
+                shown += len(groups)
+                lines = _format(groups, args, first=shown == len(groups))
             if lines:
                 out.write("\n".join(lines) + "\n")
             if limit is not None and shown >= limit:

@@ -91,12 +91,12 @@ def seq_diff(later: int, earlier: int) -> int:
     return (later - earlier) % SEQ_MODULO
 
 
-def decode_apdu(data: bytes | bytearray | memoryview) -> APDU:
-    """Decode exactly one APDU (start octet through the end of its ASDU).
+def check_apdu(data: bytes | bytearray | memoryview) -> None:
+    """Check that ``data`` is exactly one valid APDU (what :func:`decode_apdu` accepts)
+    without building it: the framer's check when the caller decodes by column.
 
     Raises:
-        DecodeError: bad start octet, length octet not matching the data, or a control
-            field that is no valid I/S/U format.
+        DecodeError: as :func:`decode_apdu`.
     """
     size = len(data)
     if size < 6:
@@ -117,9 +117,7 @@ def decode_apdu(data: bytes | bytearray | memoryview) -> APDU:
                               DecodeReason.CONTROL_FIELD)
         if length == 4:
             raise DecodeError("I-frame without ASDU", 1, DecodeReason.APDU_LENGTH)
-        first, second = _CONTROL.unpack_from(data, 2)
-        # tuple.__new__ skips the NamedTuple's Python-level __new__ (the dissector's hot path)
-        return _new(IFrame, (first >> 1, second >> 1, bytes(data[6:])))
+        return
     if length != 4:
         raise DecodeError(f"{'S' if c1 & 0x02 == 0 else 'U'}-frame with length {length}", 1,
                           DecodeReason.APDU_LENGTH)
@@ -130,15 +128,31 @@ def decode_apdu(data: bytes | bytearray | memoryview) -> APDU:
         if data[4] & 0x01:
             raise DecodeError("S-frame receive sequence number has bit 0 set", 4,
                               DecodeReason.CONTROL_FIELD)
-        return SFrame(_CONTROL.unpack_from(data, 2)[1] >> 1)
-    function = _U_FUNCTIONS.get(c1)
-    if function is None:
+        return
+    if c1 not in _U_FUNCTIONS:
         raise DecodeError(f"U-frame function 0x{c1:02x} is not exactly one function", 2,
                           DecodeReason.CONTROL_FIELD)
     if data[3] or data[4] or data[5]:
         raise DecodeError("U-frame control octets 2-4 are not zero", 3,
                           DecodeReason.CONTROL_FIELD)
-    return UFrame(function)
+
+
+def decode_apdu(data: bytes | bytearray | memoryview) -> APDU:
+    """Decode exactly one APDU (start octet through the end of its ASDU).
+
+    Raises:
+        DecodeError: bad start octet, length octet not matching the data, or a control
+            field that is no valid I/S/U format (see :func:`check_apdu`).
+    """
+    check_apdu(data)
+    c1 = data[2]
+    if not c1 & 0x01:
+        first, second = _CONTROL.unpack_from(data, 2)
+        # tuple.__new__ skips the NamedTuple's Python-level __new__ (the dissector's hot path)
+        return _new(IFrame, (first >> 1, second >> 1, bytes(data[6:])))
+    if c1 == 0x01:
+        return SFrame(_CONTROL.unpack_from(data, 2)[1] >> 1)
+    return UFrame(_U_FUNCTIONS[c1])
 
 
 def apdu_size(data: bytes | bytearray | memoryview, offset: int = 0) -> int | None:

@@ -17,10 +17,19 @@ How fields map (see ``InformationObject`` in ``asdu.py``):
   authentication messages without an address (81-95) are in ``security.py``;
 * C_CS_NA_1: ``time``; C_TS_NA_1: ``value`` FBP [0, 65535] (0x55AA by the standard);
   C_CD_NA_1: ``value`` CP16 delay ms; C_TS_TA_1: ``value`` TSC [0, 65535] + ``time``.
+
+Layouts: the fixed-size elements of the common types also declare *where* their fields lie
+(:class:`Layout`: the value octets and how they read, the quality octet, the S/E bit, the
+qualifier bits; the time tag follows at ``size``). The decoders below take their offsets
+and masks from these declarations, and the columnar dissector
+(:mod:`iec104.records.columnar`) gathers the same fields for a whole batch of APDUs at
+once from the same declarations, so the two decoders cannot drift apart (a codec test
+checks every declared field against the decoder for every octet value).
 """
 
 from __future__ import annotations
 
+import enum
 import math
 import struct
 from collections.abc import Callable
@@ -63,6 +72,54 @@ Decoder = Callable[[Any, int], Fields]
 Encoder = Callable[[Any, Any, Any, Any, Any], bytes]
 
 
+class ValueKind(enum.IntEnum):
+    """How the value octets of a :class:`Layout` read as a number (``numeric_value``)."""
+
+    NONE = 0  #: no value (qualifier-only and empty elements)
+    CODE = 1  #: ``(octet >> value_shift) & value_mask``: an enum code or a plain small int
+    STEP = 2  #: VTI: bits 0-6 two's complement [-64, 63], bit 7 transient
+    UINT16 = 3  #: little-endian unsigned 16 bits
+    UINT32 = 4  #: 32-bit bitstring, read as a little-endian unsigned number
+    NORMALIZED = 5  #: little-endian int16 / 32768, [-1, 1 - 2**-15]
+    SCALED = 6  #: little-endian int16
+    FLOAT = 7  #: IEEE binary32, little-endian
+    COUNTER = 8  #: little-endian int32, then the sequence octet (SQ bits 0-4, CY, CA, IV)
+
+
+class Layout(NamedTuple):
+    """Where the fields of a fixed-size element lie (offsets from its first octet).
+
+    Attributes:
+        size: element octets before its time tag (the tag, if any, starts here).
+        kind: how the value octets read as a number.
+        value_at: first value octet (``value_width`` octets carry the value and everything
+            its text shows, e.g. the counter's sequence octet).
+        value_width: [0, 5] octets.
+        value_mask: for ``CODE``/``STEP``: the value bits after shifting.
+        value_shift: for ``CODE``: right shift of the value bits.
+        quality_at: offset of the QDS octet (or the octet shared with the value), or None.
+        quality_mask: the quality bits of that octet (IV 0x80, NT 0x40, SB 0x20, BL 0x10,
+            OV 0x01).
+        select_at: offset of the octet whose bit 7 is the command's S/E bit, or None.
+        qualifier_at: offset of the qualifier octet, or None.
+        qualifier_shift: right shift of the qualifier bits.
+        qualifier_mask: the qualifier bits after shifting.
+    """
+
+    size: int
+    kind: ValueKind = ValueKind.NONE
+    value_at: int = 0
+    value_width: int = 0
+    value_mask: int = 0xFF
+    value_shift: int = 0
+    quality_at: int | None = None
+    quality_mask: int = 0xFF
+    select_at: int | None = None
+    qualifier_at: int | None = None
+    qualifier_shift: int = 0
+    qualifier_mask: int = 0xFF
+
+
 class ElementCodec(NamedTuple):
     """The codec of one type's information element.
 
@@ -73,6 +130,9 @@ class ElementCodec(NamedTuple):
         decode_untimed: ``(data, offset) -> (value, quality, select, qualifier)``: the
             element without its time tag (``decode`` is this plus the tag).
         time_size: size of the time tag that ends the element, or None (no time tag).
+        layout: where the fields lie (the tag follows at ``layout.size``), for the types the
+            columnar dissector decodes; None for the others (protection events with QDP,
+            M_PS_NA_1, parameters, file transfer).
     """
 
     size: int | None
@@ -80,6 +140,7 @@ class ElementCodec(NamedTuple):
     encode: Encoder
     decode_untimed: Callable[[Any, int], tuple[Any, Any, Any, Any]]
     time_size: TimeSize | None
+    layout: Layout | None = None
 
 
 _H = struct.Struct("<h")
@@ -172,11 +233,43 @@ def _cp16(name: str, value: int) -> bytes:
     return _UH.pack(_int(name, value, 0, 0xFFFF))
 
 
-# -- building blocks: the element without a time tag --------------------------------------
-# Each block is (size, decode(data, off) -> (value, quality, select, qualifier),
-#                encode(value, quality, select, qualifier) -> bytes).
+# -- layouts: where the fields of the fixed-size elements lie ------------------------------
+# (the decoders below read their offsets and masks from these; so does the columnar dissector)
 
-Block = tuple[int | None, Callable[[Any, int], tuple[Any, Any, Any, Any]],
+_K = ValueKind
+_L_SIQ = Layout(1, _K.CODE, 0, 1, value_mask=0x01, quality_at=0, quality_mask=0xF0)
+_L_DIQ = Layout(1, _K.CODE, 0, 1, value_mask=0x03, quality_at=0, quality_mask=0xF0)
+_L_VTI = Layout(2, _K.STEP, 0, 1, value_mask=0x7F, quality_at=1)
+_L_BSIQ = Layout(5, _K.UINT32, 0, 4, quality_at=4)
+_L_NVAQ = Layout(3, _K.NORMALIZED, 0, 2, quality_at=2)
+_L_SVAQ = Layout(3, _K.SCALED, 0, 2, quality_at=2)
+_L_FLTQ = Layout(5, _K.FLOAT, 0, 4, quality_at=4)
+_L_BCR = Layout(5, _K.COUNTER, 0, 5)
+_L_NVA = Layout(2, _K.NORMALIZED, 0, 2)
+# commands: S/E bit 7 and the qualifier share the octet with the state (QU bits 2-6) or
+# follow the set-point (QL bits 0-6)
+_L_SCO = Layout(1, _K.CODE, 0, 1, value_mask=0x01, select_at=0, qualifier_at=0,
+                qualifier_shift=2, qualifier_mask=0x1F)
+_L_DCO = _L_SCO._replace(value_mask=0x03)
+_L_NVAQOS = Layout(3, _K.NORMALIZED, 0, 2, select_at=2, qualifier_at=2, qualifier_mask=0x7F)
+_L_SVAQOS = _L_NVAQOS._replace(kind=_K.SCALED)
+_L_FLTQOS = Layout(5, _K.FLOAT, 0, 4, select_at=4, qualifier_at=4, qualifier_mask=0x7F)
+_L_BSI = Layout(4, _K.UINT32, 0, 4)
+_L_COI = Layout(1, _K.CODE, 0, 1, value_mask=0x7F)  # bit 7: parameter change
+_L_QUAL = Layout(1, qualifier_at=0)
+_L_QCC = Layout(1, _K.CODE, 0, 1, value_mask=0x03, value_shift=6, qualifier_at=0,
+                qualifier_mask=0x3F)
+_L_EMPTY = Layout(0)
+_L_U16 = Layout(2, _K.UINT16, 0, 2)
+
+
+# -- building blocks: the element without a time tag --------------------------------------
+# Each block is (size or Layout, decode(data, off) -> (value, quality, select, qualifier),
+#                encode(value, quality, select, qualifier) -> bytes).
+# Decoders of laid-out elements take the layout's offsets and masks as default arguments
+# (bound once: as fast as literals).
+
+Block = tuple[int | Layout | None, Callable[[Any, int], tuple[Any, Any, Any, Any]],
               Callable[[Any, Any, Any, Any], bytes]]
 
 
@@ -185,9 +278,10 @@ def _monitor_only(select: Any, qualifier: Any) -> None:
     _none("qualifier", qualifier)
 
 
-def _siq_dec(d: Any, o: int) -> tuple[Any, Any, Any, Any]:
+def _siq_dec(d: Any, o: int, v: int = _L_SIQ.value_mask,
+             q: int = _L_SIQ.quality_mask) -> tuple[Any, Any, Any, Any]:
     b = d[o]
-    return _SINGLE[b & 1], _QDS[b & 0xF0], None, None
+    return _SINGLE[b & v], _QDS[b & q], None, None
 
 
 def _siq_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
@@ -195,9 +289,10 @@ def _siq_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
     return bytes((_enum("value", _type("value", value, int), 0, 1) | _qds(quality, False),))
 
 
-def _diq_dec(d: Any, o: int) -> tuple[Any, Any, Any, Any]:
+def _diq_dec(d: Any, o: int, v: int = _L_DIQ.value_mask,
+             q: int = _L_DIQ.quality_mask) -> tuple[Any, Any, Any, Any]:
     b = d[o]
-    return _DOUBLE[b & 3], _QDS[b & 0xF0], None, None
+    return _DOUBLE[b & v], _QDS[b & q], None, None
 
 
 def _diq_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
@@ -205,10 +300,11 @@ def _diq_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
     return bytes((_enum("value", _type("value", value, int), 0, 3) | _qds(quality, False),))
 
 
-def _vti_dec(d: Any, o: int) -> tuple[Any, Any, Any, Any]:
+def _vti_dec(d: Any, o: int, m: int = _L_VTI.value_mask,
+             q: int = _L_VTI.quality_at) -> tuple[Any, Any, Any, Any]:
     b = d[o]
-    v = b & 0x7F
-    return (_new(StepPositionValue, (v - 128 if v & 0x40 else v, bool(b & 0x80))), _QDS[d[o + 1]],
+    v = b & m
+    return (_new(StepPositionValue, (v - 128 if v & 0x40 else v, bool(b & 0x80))), _QDS[d[o + q]],
             None, None)
 
 
@@ -226,8 +322,8 @@ def _bsi(value: Any) -> bytes:
     return bytes(raw)
 
 
-def _bsi_q_dec(d: Any, o: int) -> tuple[Any, Any, Any, Any]:
-    return _new(BitstringValue, (bytes(d[o:o + 4]),)), _QDS[d[o + 4]], None, None
+def _bsi_q_dec(d: Any, o: int, q: int = _L_BSIQ.quality_at) -> tuple[Any, Any, Any, Any]:
+    return _new(BitstringValue, (bytes(d[o:o + 4]),)), _QDS[d[o + q]], None, None
 
 
 def _bsi_q_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
@@ -269,8 +365,8 @@ def _flt_q_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
     return _FQ.pack(_float32(value), _qds(quality))
 
 
-def _bcr_dec(d: Any, o: int) -> tuple[Any, Any, Any, Any]:
-    b = d[o + 4]
+def _bcr_dec(d: Any, o: int, s: int = _L_BCR.value_width - 1) -> tuple[Any, Any, Any, Any]:
+    b = d[o + s]  # the sequence octet ends the value
     return (_new(BinaryCounterValue, (_I.unpack_from(d, o)[0], b & 0x1F, bool(b & 0x20),
                                       bool(b & 0x40), bool(b & 0x80))), None, None, None)
 
@@ -365,9 +461,10 @@ def _command_octet(select: Any, qualifier: Any) -> int:
     return (0x80 if select else 0) | _int("qualifier", qualifier, 0, 31) << 2
 
 
-def _sco_dec(d: Any, o: int) -> tuple[Any, Any, Any, Any]:
+def _sco_dec(d: Any, o: int, v: int = _L_SCO.value_mask, s: int = _L_SCO.qualifier_shift,
+             m: int = _L_SCO.qualifier_mask) -> tuple[Any, Any, Any, Any]:
     b = d[o]
-    return _SINGLE[b & 1], None, bool(b & 0x80), (b >> 2) & 0x1F
+    return _SINGLE[b & v], None, bool(b & 0x80), (b >> s) & m
 
 
 def _sco_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
@@ -376,9 +473,10 @@ def _sco_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
                   | _command_octet(select, qualifier),))
 
 
-def _dco_dec(d: Any, o: int) -> tuple[Any, Any, Any, Any]:
+def _dco_dec(d: Any, o: int, v: int = _L_DCO.value_mask, s: int = _L_DCO.qualifier_shift,
+             m: int = _L_DCO.qualifier_mask) -> tuple[Any, Any, Any, Any]:
     b = d[o]
-    return _DOUBLE[b & 3], None, bool(b & 0x80), (b >> 2) & 0x1F
+    return _DOUBLE[b & v], None, bool(b & 0x80), (b >> s) & m
 
 
 def _dco_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
@@ -387,9 +485,10 @@ def _dco_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
                   | _command_octet(select, qualifier),))
 
 
-def _rco_dec(d: Any, o: int) -> tuple[Any, Any, Any, Any]:
+def _rco_dec(d: Any, o: int, v: int = _L_DCO.value_mask, s: int = _L_DCO.qualifier_shift,
+             m: int = _L_DCO.qualifier_mask) -> tuple[Any, Any, Any, Any]:
     b = d[o]
-    return _REGULATING[b & 3], None, bool(b & 0x80), (b >> 2) & 0x1F
+    return _REGULATING[b & v], None, bool(b & 0x80), (b >> s) & m
 
 
 def _qos(select: Any, qualifier: Any) -> int:
@@ -397,9 +496,9 @@ def _qos(select: Any, qualifier: Any) -> int:
     return (0x80 if select else 0) | _int("qualifier", qualifier, 0, 127)
 
 
-def _nva_qos_dec(d: Any, o: int) -> tuple[Any, Any, Any, Any]:
+def _nva_qos_dec(d: Any, o: int, m: int = _L_NVAQOS.qualifier_mask) -> tuple[Any, Any, Any, Any]:
     v, q = _HQ.unpack_from(d, o)
-    return NormalizedValue(v / 32768), None, bool(q & 0x80), q & 0x7F
+    return NormalizedValue(v / 32768), None, bool(q & 0x80), q & m
 
 
 def _nva_qos_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
@@ -407,9 +506,9 @@ def _nva_qos_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes
     return _HQ.pack(_nva(value), _qos(select, qualifier))
 
 
-def _sva_qos_dec(d: Any, o: int) -> tuple[Any, Any, Any, Any]:
+def _sva_qos_dec(d: Any, o: int, m: int = _L_SVAQOS.qualifier_mask) -> tuple[Any, Any, Any, Any]:
     v, q = _HQ.unpack_from(d, o)
-    return ScaledValue(v), None, bool(q & 0x80), q & 0x7F
+    return ScaledValue(v), None, bool(q & 0x80), q & m
 
 
 def _sva_qos_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
@@ -417,9 +516,9 @@ def _sva_qos_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes
     return _HQ.pack(_sva(value), _qos(select, qualifier))
 
 
-def _flt_qos_dec(d: Any, o: int) -> tuple[Any, Any, Any, Any]:
+def _flt_qos_dec(d: Any, o: int, m: int = _L_FLTQOS.qualifier_mask) -> tuple[Any, Any, Any, Any]:
     v, q = _FQ.unpack_from(d, o)
-    return FloatingValue(v), None, bool(q & 0x80), q & 0x7F
+    return FloatingValue(v), None, bool(q & 0x80), q & m
 
 
 def _flt_qos_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
@@ -437,9 +536,9 @@ def _bsi_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
     return _bsi(value)
 
 
-def _coi_dec(d: Any, o: int) -> tuple[Any, Any, Any, Any]:
+def _coi_dec(d: Any, o: int, v: int = _L_COI.value_mask) -> tuple[Any, Any, Any, Any]:
     b = d[o]
-    return InitializationValue(b & 0x7F, bool(b & 0x80)), None, None, None
+    return InitializationValue(b & v, bool(b & 0x80)), None, None, None
 
 
 def _coi_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
@@ -460,9 +559,10 @@ def _qualifier_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> byt
     return bytes((_int("qualifier", qualifier, 0, 255),))
 
 
-def _qcc_dec(d: Any, o: int) -> tuple[Any, Any, Any, Any]:
+def _qcc_dec(d: Any, o: int, s: int = _L_QCC.value_shift,
+             m: int = _L_QCC.qualifier_mask) -> tuple[Any, Any, Any, Any]:
     b = d[o]
-    return _FREEZE[b >> 6], None, None, b & 0x3F
+    return _FREEZE[b >> s], None, None, b & m
 
 
 def _qcc_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
@@ -625,7 +725,9 @@ def _sg_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
 # -- the table ---------------------------------------------------------------------------
 
 def _with_time(block: Block, time_size: TimeSize | None) -> ElementCodec:
-    size, bdec, benc = block
+    layout, bdec, benc = block
+    size = layout.size if isinstance(layout, Layout) else layout
+    laid_out = layout if isinstance(layout, Layout) else None
     if time_size is None:
         def decode(d: Any, o: int) -> Fields:
             value, quality, select, qualifier = bdec(d, o)
@@ -635,7 +737,7 @@ def _with_time(block: Block, time_size: TimeSize | None) -> ElementCodec:
             _no_time(time)
             return benc(value, quality, select, qualifier)
 
-        return ElementCodec(size, decode, encode, bdec, None)
+        return ElementCodec(size, decode, encode, bdec, None, laid_out)
 
     assert size is not None
     t_off = size
@@ -648,31 +750,31 @@ def _with_time(block: Block, time_size: TimeSize | None) -> ElementCodec:
     def encode_t(value: Any, quality: Any, time: Any, select: Any, qualifier: Any) -> bytes:
         return benc(value, quality, select, qualifier) + encode_time(time, time_size)
 
-    return ElementCodec(size + tsize, decode_t, encode_t, bdec, time_size)
+    return ElementCodec(size + tsize, decode_t, encode_t, bdec, time_size, laid_out)
 
 
 _T = TypeId
-_SIQ: Block = (1, _siq_dec, _siq_enc)
-_DIQ: Block = (1, _diq_dec, _diq_enc)
-_VTI: Block = (2, _vti_dec, _vti_enc)
-_BSIQ: Block = (5, _bsi_q_dec, _bsi_q_enc)
-_NVAQ: Block = (3, _nva_q_dec, _nva_q_enc)
-_SVAQ: Block = (3, _sva_q_dec, _sva_q_enc)
-_FLTQ: Block = (5, _flt_q_dec, _flt_q_enc)
-_BCR: Block = (5, _bcr_dec, _bcr_enc)
+_SIQ: Block = (_L_SIQ, _siq_dec, _siq_enc)
+_DIQ: Block = (_L_DIQ, _diq_dec, _diq_enc)
+_VTI: Block = (_L_VTI, _vti_dec, _vti_enc)
+_BSIQ: Block = (_L_BSIQ, _bsi_q_dec, _bsi_q_enc)
+_NVAQ: Block = (_L_NVAQ, _nva_q_dec, _nva_q_enc)
+_SVAQ: Block = (_L_SVAQ, _sva_q_dec, _sva_q_enc)
+_FLTQ: Block = (_L_FLTQ, _flt_q_dec, _flt_q_enc)
+_BCR: Block = (_L_BCR, _bcr_dec, _bcr_enc)
 _SEP: Block = (3, _sep_dec, _sep_enc)
 _SPE: Block = (4, _spe_dec, _spe_enc)
 _OCI: Block = (4, _oci_dec, _oci_enc)
-_SCO: Block = (1, _sco_dec, _sco_enc)
-_DCO: Block = (1, _dco_dec, _dco_enc)
-_RCO: Block = (1, _rco_dec, _dco_enc)
-_NVAQOS: Block = (3, _nva_qos_dec, _nva_qos_enc)
-_SVAQOS: Block = (3, _sva_qos_dec, _sva_qos_enc)
-_FLTQOS: Block = (5, _flt_qos_dec, _flt_qos_enc)
-_BSI: Block = (4, _bsi_dec, _bsi_enc)
-_QUAL: Block = (1, _qualifier_dec, _qualifier_enc)
-_EMPTY: Block = (0, _empty_dec, _empty_enc)
-_U16: Block = (2, _u16_dec, _u16_enc)
+_SCO: Block = (_L_SCO, _sco_dec, _sco_enc)
+_DCO: Block = (_L_DCO, _dco_dec, _dco_enc)
+_RCO: Block = (_L_DCO, _rco_dec, _dco_enc)
+_NVAQOS: Block = (_L_NVAQOS, _nva_qos_dec, _nva_qos_enc)
+_SVAQOS: Block = (_L_SVAQOS, _sva_qos_dec, _sva_qos_enc)
+_FLTQOS: Block = (_L_FLTQOS, _flt_qos_dec, _flt_qos_enc)
+_BSI: Block = (_L_BSI, _bsi_dec, _bsi_enc)
+_QUAL: Block = (_L_QUAL, _qualifier_dec, _qualifier_enc)
+_EMPTY: Block = (_L_EMPTY, _empty_dec, _empty_enc)
+_U16: Block = (_L_U16, _u16_dec, _u16_enc)
 _3, _7 = TimeSize.THREE, TimeSize.SEVEN
 
 ELEMENTS: dict[int, ElementCodec] = {
@@ -697,7 +799,7 @@ ELEMENTS: dict[int, ElementCodec] = {
     _T.M_EP_TC_1: _with_time(_OCI, _3), _T.M_EP_TF_1: _with_time(_OCI, _7),
     _T.M_PS_NA_1: _with_time((5, _scd_dec, _scd_enc), None),
     _T.S_IT_TC_1: _with_time((7, _sec_stat_dec, _sec_stat_enc), _7),
-    _T.M_ME_ND_1: _with_time((2, _nva_dec, _nva_enc), None),
+    _T.M_ME_ND_1: _with_time((_L_NVA, _nva_dec, _nva_enc), None),
     _T.C_SC_NA_1: _with_time(_SCO, None), _T.C_SC_TA_1: _with_time(_SCO, _7),
     _T.C_DC_NA_1: _with_time(_DCO, None), _T.C_DC_TA_1: _with_time(_DCO, _7),
     _T.C_RC_NA_1: _with_time(_RCO, None), _T.C_RC_TA_1: _with_time(_RCO, _7),
@@ -705,9 +807,9 @@ ELEMENTS: dict[int, ElementCodec] = {
     _T.C_SE_NB_1: _with_time(_SVAQOS, None), _T.C_SE_TB_1: _with_time(_SVAQOS, _7),
     _T.C_SE_NC_1: _with_time(_FLTQOS, None), _T.C_SE_TC_1: _with_time(_FLTQOS, _7),
     _T.C_BO_NA_1: _with_time(_BSI, None), _T.C_BO_TA_1: _with_time(_BSI, _7),
-    _T.M_EI_NA_1: _with_time((1, _coi_dec, _coi_enc), None),
+    _T.M_EI_NA_1: _with_time((_L_COI, _coi_dec, _coi_enc), None),
     _T.C_IC_NA_1: _with_time(_QUAL, None),
-    _T.C_CI_NA_1: _with_time((1, _qcc_dec, _qcc_enc), None),
+    _T.C_CI_NA_1: _with_time((_L_QCC, _qcc_dec, _qcc_enc), None),
     _T.C_RD_NA_1: _with_time(_EMPTY, None),
     _T.C_CS_NA_1: _with_time(_EMPTY, _7),
     _T.C_TS_NA_1: _with_time(_U16, None),

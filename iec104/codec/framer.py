@@ -21,7 +21,7 @@ import enum
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from .apci import APDU, MAX_LENGTH, START, decode_apdu
+from .apci import APDU, MAX_LENGTH, START, check_apdu, decode_apdu
 from .errors import DecodeError
 
 
@@ -39,12 +39,13 @@ class Frame(NamedTuple):
     Attributes:
         offset: stream offset of its start octet (>= 0).
         raw: its octets, start octet included (6..255 octets).
-        apdu: the decoded ``IFrame``, ``SFrame`` or ``UFrame``.
+        apdu: the decoded ``IFrame``, ``SFrame`` or ``UFrame``; None from a framer made
+            with ``decode=False`` (the octets were checked, not decoded).
     """
 
     offset: int
     raw: bytes
-    apdu: APDU
+    apdu: APDU | None
 
 
 class Malformed(NamedTuple):
@@ -73,11 +74,18 @@ def _plausible(buf: bytearray | bytes, pos: int) -> bool:
 
 
 class Framer:
-    """Split a byte stream into APDUs (sans-IO; see module docstring)."""
+    """Split a byte stream into APDUs (sans-IO; see module docstring).
 
-    __slots__ = ("_buf", "_offset", "_pos")
+    Args:
+        decode: hand out each APDU decoded (default); False only checks it
+            (:func:`~.apci.check_apdu`) and leaves ``Frame.apdu`` None, for callers that
+            decode the octets themselves (the columnar dissector).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_buf", "_check", "_offset", "_pos")
+
+    def __init__(self, decode: bool = True) -> None:
+        self._check = decode_apdu if decode else check_apdu
         # bytes while it holds what one feed() brought (sliced without a copy to bytearray
         # first); a bytearray once octets have to be appended to a partly consumed buffer
         self._buf: bytes | bytearray = b""
@@ -154,7 +162,7 @@ class Framer:
                 if type(raw) is not bytes:  # a slice of a bytearray buffer
                     raw = bytes(raw)
                 try:
-                    apdu = decode_apdu(raw)
+                    apdu = self._check(raw)
                 except DecodeError as exc:
                     return _new(Malformed, (offset, raw, exc.reason))
                 # tuple.__new__ skips the NamedTuple's Python-level __new__ (hot path)

@@ -3,9 +3,11 @@
 Theory of operation
 -------------------
 The producer (the proxy's event loop, or the live-capture thread) decodes bytes into the
-current :class:`~iec104.records.builder.RecordBuilder` through
+current :class:`~iec104.records.columnar.ColumnarBuilder` through
 :class:`~iec104.records.decoder.DirectionDecoder` objects obtained from
-:meth:`LogWriter.decoder`. A *flush* (every ``flush_rows`` rows or ``flush_seconds``,
+:meth:`LogWriter.decoder`; that builder only keeps each APDU's octets (the decoding happens
+by column when the writer thread takes the batch, off the producer's thread). A *flush*
+(every ``flush_rows`` rows or ``flush_seconds``,
 whichever comes first; :meth:`LogWriter.maybe_flush`) costs the producer almost nothing:
 it swaps in a fresh builder (APDU numbering continues) and queues the full one. A writer
 thread turns queued builders into a ``RecordBatch`` and appends it to a
@@ -42,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..codec import DEFAULT_PROFILE, Iec104Error, Profile
 from ..records.builder import Endpoints, RecordBuilder
+from ..records.columnar import ColumnarBuilder
 from ..records.decoder import DirectionDecoder
 from ..records.journal import JournaledParquetSink
 
@@ -102,7 +105,7 @@ class LogWriter:
         self.profile = profile
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
-        self.builder = RecordBuilder(profile)
+        self.builder = ColumnarBuilder(profile)
         self.swap_builders = swap_builders
         self.origin = origin
         self.hold_bytes = hold_bytes
@@ -192,7 +195,7 @@ class LogWriter:
         if not self.swap_builders:
             self._queue.put(("batch", old.take_batch()))
             return
-        new = RecordBuilder(self.profile, first_apdu=old.next_apdu)
+        new = ColumnarBuilder(self.profile, first_apdu=old.next_apdu)
         self.builder = new
         for dec in self._decoders:
             dec.builder = new

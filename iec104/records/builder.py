@@ -39,6 +39,7 @@ from ..codec import (
     UFunction,
     cause_name,
     cp56_year,
+    decode_apdu,
     decode_asdu,
     decode_header,
     type_name,
@@ -208,6 +209,14 @@ _THREE = TimeSize.THREE  # an enum member looked up once (class attribute lookup
 _QUALITY: dict[Quality, tuple] = {}
 
 
+def profile_text(profile: Profile) -> str:
+    """The ``profile`` cell of a profile: its sizes as ``"COT/CA/IOA"``, e.g. ``"2/2/3"``."""
+    text = _PROFILE_TEXT.get(profile)
+    if text is None:
+        text = _PROFILE_TEXT[profile] = "/".join(map(str, profile))
+    return text
+
+
 def _float_text(value: Any) -> tuple[float, str]:
     v = value.value
     return float(v), repr(v)
@@ -312,6 +321,8 @@ class RecordBuilder:
         self.next_apdu += 1
         apdu = event.apdu
         raw = event.raw
+        if apdu is None:  # from a framer that only checks (Framer(decode=False))
+            apdu = decode_apdu(raw)
         cls = type(apdu)
         if cls is UFrame:
             self._one_row((time_ns, frame, *ep, apdu_index, "U",
@@ -330,10 +341,7 @@ class RecordBuilder:
         if last[0] is profile and last[1] == confidence:
             pcells = last[2]
         else:
-            ptext = _PROFILE_TEXT.get(profile)
-            if ptext is None:
-                ptext = _PROFILE_TEXT[profile] = "/".join(map(str, profile))
-            pcells = (ptext, confidence)
+            pcells = (profile_text(profile), confidence)
             self._last_profile = (profile, confidence, pcells)
         try:
             asdu = decode_asdu(data, profile)

@@ -21,7 +21,8 @@ class DirectionDecoder:
     def __init__(self, endpoints: Endpoints, builder: RecordBuilder) -> None:
         self.endpoints = endpoints
         self.builder = builder
-        self.framer = Framer()
+        # a builder that decodes by column needs only the checked octets of each APDU
+        self.framer = Framer(decode=not getattr(builder, "decodes_octets", False))
         self.apdus = 0
 
     def feed(self, time_ns: int | None, frame: int | None,

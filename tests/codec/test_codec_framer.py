@@ -289,3 +289,17 @@ def test_reset() -> None:
     framer.reset(offset=1000)
     framer.feed(S_FRAME)
     assert list(framer) == [Frame(1000, S_FRAME, SFrame(13))]
+
+
+@settings(CODEC_SETTINGS)
+@given(st.lists(st.one_of(st.binary(max_size=12), apdus.map(encode_apdu)), max_size=12))
+def test_checking_framer_finds_what_the_decoding_one_finds(chunks: list[bytes]) -> None:
+    """``Framer(decode=False)`` (the columnar dissector's) checks each APDU as
+    ``decode_apdu`` would and reports the same events, without the decoded APDU."""
+    stream = b"".join(chunks)
+    decoding, checking = Framer(), Framer(decode=False)
+    decoding.feed(stream)
+    checking.feed(stream)
+    expected = list(decoding)
+    got = list(checking)
+    assert [e._replace(apdu=None) if type(e) is Frame else e for e in expected] == got

@@ -1,0 +1,623 @@
+"""Columnar decoding: a batch of APDUs -> the schema's columns, with numpy gathers.
+
+Theory of operation
+-------------------
+:class:`ColumnarBuilder` takes the place of :class:`~.builder.RecordBuilder` (same methods,
+same rows, same batches) but decodes *by column* when a batch is taken:
+
+* :meth:`ColumnarBuilder.add_frame` keeps only an APDU's octets, capture time, frame number,
+  endpoints and APDU number when the APDU is one the columnar stage decodes -- U- and
+  S-frames, and I-frames of a type whose element has a :class:`~iec104.codec.elements.Layout`
+  and whose length is exactly what the type, the SQ bit and the object count say (SQ=1
+  addresses within the profile's IOA range). Its row count (``max(1, count)``) is then known
+  without decoding. Everything else -- unknown or private types, file transfer, protection
+  events, parameters, length errors, malformed octets, gaps, connection events -- goes at
+  once to an inner :class:`~.builder.RecordBuilder` (today's scalar path, unchanged), and
+  its place among the columnar APDUs is noted.
+* :meth:`ColumnarBuilder.take_batch` joins the kept octets into one buffer and decodes them
+  with vectorised gathers over ``np.frombuffer``: APCI and data unit identifier per APDU,
+  then one row per object (``np.repeat`` of the counts; SQ=0 objects at ``count * (IOA +
+  size)`` strides, SQ=1 objects at ``size`` strides from one address), then, type by type
+  present in the batch, the element fields where its ``Layout`` says they lie. Value texts
+  are made once per distinct value octets in the batch: by the *scalar* codec and
+  :func:`~.builder.value_text` (so they cannot differ from the scalar path's), except the
+  texts of float, normalized and scaled values, ``repr()`` of the number, which Arrow's cast
+  writes for most numbers (:func:`_number_texts`). Names (``type_name``,
+  ``cot_name``, ``u_func``, ``apci``, endpoints) are taken from small tables by code.
+* Every I-frame carries its own :class:`~iec104.codec.Profile` and detection confidence
+  (``add_frame(..., profile, confidence)``, as :class:`~.profiles.DetectingBuilder` passes
+  them; default: the builder's ``profile``): the gathers read the field sizes per APDU, so
+  directions with different profiles share one batch, and the ``profile`` and
+  ``profile_confidence`` cells are filled as the scalar path fills them.
+* Time tags are converted vectorised (CP56 by the civil-day formula, CP24 completed from the
+  capture time). An APDU with a tag that is no calendar time, a CP56 year above 99 or a CP24
+  tag without a capture time needs an ``error`` text: it is decoded again by the scalar
+  builder, which owns those texts.
+* The scalar rows (inner builder, re-decoded APDUs) are put in their places with one Arrow
+  ``take``; a batch without them is built directly.
+
+The batches are equal to :class:`~.builder.RecordBuilder`'s, row for row and cell for cell
+(``tests/records/test_columnar.py`` runs both on the same APDUs), so a Parquet file written
+from them is byte-identical.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..codec import (
+    DEFAULT_PROFILE,
+    Frame,
+    Malformed,
+    Profile,
+    UFunction,
+    cause_name,
+    decode_apdu,
+    type_name,
+)
+from ..codec.elements import ELEMENTS, Layout, ValueKind
+from .builder import Endpoints, RecordBuilder, profile_text, value_text
+from .schema import SCHEMA, RowKind
+
+__all__ = ["ColumnarBuilder"]
+
+_NS = 1_000_000_000
+_TYPE_NAMES = pa.array([type_name(t) for t in range(256)], pa.string())
+_CAUSE_NAMES = pa.array([cause_name(c) for c in range(64)], pa.string())
+_U_CODES = np.full(256, -1, np.int64)
+for _i, _f in enumerate(UFunction):
+    _U_CODES[_f.value] = _i
+_U_NAMES = pa.array([f.name for f in UFunction], pa.string())
+_APCI = pa.array(["I", "S", "U"], pa.string())
+_KINDS = pa.array([str(RowKind.APDU), str(RowKind.OBJECT)], pa.string())  # by "has an object"
+# type ID -> (layout, element size with time tag, time tag size 0/3/7) for laid-out types
+_LAID_OUT: dict[int, tuple[Layout, int, int]] = {
+    int(t): (c.layout, int(c.size or 0), int(c.time_size or 0))
+    for t, c in ELEMENTS.items() if c.layout is not None}
+_PLAIN_NUMBERS = (ValueKind.FLOAT, ValueKind.NORMALIZED, ValueKind.SCALED)
+_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31, 0, 0, 0], np.int64)
+
+
+class ColumnarBuilder:
+    """A :class:`~.builder.RecordBuilder` that decodes by column; see the module docstring.
+
+    Args:
+        profile: ASDU field sizes of the I-frames given without their own.
+        first_apdu: number of the first APDU recorded (>= 0).
+    """
+
+    decodes_octets = True
+    """Frames need not carry a decoded APDU (``Framer(decode=False)`` suffices)."""
+
+    def __init__(self, profile: Profile = DEFAULT_PROFILE, first_apdu: int = 0) -> None:
+        self.next_apdu = first_apdu
+        self._inner = RecordBuilder(profile, first_apdu)
+        # type ID -> element size (time tag included) for the types decoded here
+        self._sizes = {t: size for t, (_layout, size, _ts) in _LAID_OUT.items()}
+        self._clear()
+        self._endpoints: list[Endpoints] = []
+        self._endpoint_ids: dict[Endpoints, int] = {}
+        self._last_ep: Endpoints | None = None
+        self._last_eid = 0
+
+    @property
+    def profile(self) -> Profile:
+        """ASDU field sizes of the I-frames given without their own."""
+        return self._inner.profile
+
+    @profile.setter
+    def profile(self, profile: Profile) -> None:
+        self._inner.profile = profile
+
+    def _clear(self) -> None:
+        self._raws: list[bytes] = []
+        # (profile, confidence) of the kept I-frames of this batch, by index
+        self._pairs: list[tuple[Profile, float | None]] = []
+        self._pair_ids: dict[tuple[Profile, float | None], int] = {}
+        self._last_pair: tuple[Any, Any, int] = (None, None, -1)
+        self._pids: list[int] = []  # index into _pairs, -1 for S- and U-frames
+        self._times: list[int | None] = []
+        self._frames: list[int | None] = []
+        self._eids: list[int] = []
+        self._apdus: list[int] = []
+        self._fast_rows = 0
+        # (columnar APDUs before it, its rows) for each scalar call, in order
+        self._marks: list[tuple[int, int]] = []
+
+    @property
+    def errors(self) -> int:
+        """APDUs and octets that failed to decode (the columnar path takes none of them)."""
+        return self._inner.errors
+
+    @property
+    def gaps(self) -> int:
+        """Capture gaps recorded."""
+        return self._inner.gaps
+
+    @property
+    def rows(self) -> int:
+        """Rows accumulated since the last :meth:`take_batch`."""
+        return self._fast_rows + self._inner.rows
+
+    def __len__(self) -> int:
+        return self.rows
+
+    # -- recording -------------------------------------------------------------------------
+
+    def _scalar(self, call: Any, *args: Any) -> None:
+        """Record through the inner scalar builder, noting where its rows go."""
+        inner = self._inner
+        inner.next_apdu = self.next_apdu
+        before = inner.rows
+        call(*args)
+        self.next_apdu = inner.next_apdu
+        self._marks.append((len(self._raws), inner.rows - before))
+
+    def add_frame(self, time_ns: int | None, frame: int | None, ep: Endpoints,
+                  event: Frame, profile: Profile | None = None,
+                  confidence: float | None = None) -> None:
+        """Rows for one complete APDU; see :meth:`RecordBuilder.add_frame`."""
+        self.add_apdu(time_ns, frame, ep, event.raw, event, profile, confidence)
+
+    def add_apdu(self, time_ns: int | None, frame: int | None, ep: Endpoints, raw: bytes,
+                 event: Frame | None = None, profile: Profile | None = None,
+                 confidence: float | None = None) -> None:
+        """Rows for one complete, valid APDU given by its octets (``event``: the framer's
+        ``Frame`` of it, when at hand); an I-frame's ASDU is read with ``profile`` (default:
+        the builder's), ``confidence`` in [0, 1] or None (given) goes to its rows."""
+        if raw[2] & 1:  # S- or U-frame: one row
+            rows = 1
+            pid = -1
+        else:
+            if profile is None:
+                profile = self._inner.profile
+            last_profile, last_confidence, pid = self._last_pair
+            if last_profile is not profile or last_confidence != confidence:
+                pair = (profile, confidence)
+                pid = self._pair_ids.get(pair, -1)
+                if pid < 0:
+                    pid = self._pair_ids[pair] = len(self._pairs)
+                    self._pairs.append(pair)
+                self._last_pair = (profile, confidence, pid)
+            cot_size, ca_size, ioa = profile
+            n = len(raw)
+            body = 8 + cot_size + ca_size  # APDU offset of the first object
+            size = self._sizes.get(raw[6]) if n >= body else None
+            rows = -1
+            if size is not None:
+                vsq = raw[7]
+                count = vsq & 0x7F
+                if vsq & 0x80 and count:
+                    if n == body + ioa + count * size and not (
+                            int.from_bytes(raw[body:body + ioa], "little") + count - 1
+                            ) >> (8 * ioa):
+                        rows = count
+                elif n == body + count * (ioa + size):
+                    rows = count or 1
+            if rows < 0:
+                if event is None or event.apdu is None:
+                    event = Frame(0, raw, decode_apdu(raw))
+                self._scalar(self._inner.add_frame, time_ns, frame, ep, event, profile,
+                             confidence)
+                return
+        if ep is not self._last_ep:
+            eid = self._endpoint_ids.get(ep)
+            if eid is None:
+                eid = self._endpoint_ids[ep] = len(self._endpoints)
+                self._endpoints.append(ep)
+            self._last_ep, self._last_eid = ep, eid
+        self._raws.append(raw)
+        self._pids.append(pid)
+        self._times.append(time_ns)
+        self._frames.append(frame)
+        self._eids.append(self._last_eid)
+        self._apdus.append(self.next_apdu)
+        self.next_apdu += 1
+        self._fast_rows += rows
+
+    def add_malformed(self, time_ns: int | None, frame: int | None, ep: Endpoints,
+                      event: Malformed) -> None:
+        """One row for octets that are no valid APDU (scalar path)."""
+        self._scalar(self._inner.add_malformed, time_ns, frame, ep, event)
+
+    def add_gap(self, time_ns: int | None, frame: int | None, ep: Endpoints, missing: int,
+                detail: str = "") -> None:
+        """One row for octets missing from the capture (scalar path)."""
+        self._scalar(self._inner.add_gap, time_ns, frame, ep, missing, detail)
+
+    def add_event(self, time_ns: int | None, frame: int | None, ep: Endpoints, text: str,
+                  raw: bytes | None = None) -> None:
+        """One row for a connection event (scalar path); see RecordBuilder.add_event."""
+        self._scalar(self._inner.add_event, time_ns, frame, ep, text, raw)
+
+    # -- decoding --------------------------------------------------------------------------
+
+    def take_batch(self) -> pa.RecordBatch:
+        """The rows so far as a RecordBatch; the builder starts empty again."""
+        raws, times, frames, eids, apdus, pids, pairs = (
+            self._raws, self._times, self._frames, self._eids, self._apdus, self._pids,
+            self._pairs)
+        marks = self._marks
+        self._clear()
+        if not raws:
+            return self._inner.take_batch()
+        fast, row_apdu, odd = _decode(raws, times, frames, eids, apdus, self._endpoints,
+                                      pids, pairs)
+        if not marks and not odd.size:
+            return fast
+        # rows of each columnar APDU start at fast_start[j] in `fast`
+        counts = np.bincount(row_apdu, minlength=len(raws))
+        fast_start = np.zeros(len(raws) + 1, np.int64)
+        np.cumsum(counts, out=fast_start[1:])
+        # scalar rows before each columnar APDU j (inner calls noted before it)
+        mark_at = np.array([m for m, _ in marks], np.int64)
+        mark_rows = np.array([r for _, r in marks], np.int64)
+        before = np.zeros(len(raws) + 1, np.int64)
+        np.add.at(before, mark_at, mark_rows)
+        before = np.cumsum(before)
+        pieces = []
+        positions = []
+        keep = np.ones(len(row_apdu), bool)
+        if odd.size:
+            # APDUs whose time tags need the scalar path's texts: decode them again there
+            redo = RecordBuilder(self.profile)
+            for j in odd.tolist():
+                redo.next_apdu = apdus[j]
+                raw = raws[j]
+                profile, confidence = pairs[pids[j]] if pids[j] >= 0 else (None, None)
+                redo.add_frame(times[j], frames[j], self._endpoints[eids[j]],
+                               Frame(0, raw, decode_apdu(raw)), profile, confidence)
+                keep[fast_start[j]:fast_start[j + 1]] = False
+            pieces.append(redo.take_batch())
+            positions.append(np.concatenate([
+                np.arange(fast_start[j], fast_start[j + 1]) + before[j] for j in odd.tolist()]))
+        if marks:
+            inner = self._inner.take_batch()
+            # the k-th call's rows start after the columnar rows before it and the scalar
+            # rows of the calls before it
+            pieces.append(inner)
+            positions.append(np.repeat(fast_start[mark_at], mark_rows) + np.arange(len(inner)))
+        kept = np.flatnonzero(keep)
+        pieces.insert(0, fast.take(pa.array(kept)) if len(kept) != len(keep) else fast)
+        positions.insert(0, kept + before[row_apdu[kept]])
+        order = np.empty(sum(len(p) for p in positions), np.int64)
+        order[np.concatenate(positions)] = np.arange(len(order))
+        table = pa.Table.from_batches(pieces, schema=SCHEMA).take(pa.array(order))
+        return table.combine_chunks().to_batches()[0] if len(table) else \
+            RecordBuilder(self.profile).take_batch()
+
+
+# -- the vectorised decoder ----------------------------------------------------------------
+
+
+def _le(a: np.ndarray, at: np.ndarray, width: int) -> np.ndarray:
+    """Little-endian unsigned integers of ``width`` octets at offsets ``at`` (int64)."""
+    out = np.zeros(len(at), np.int64)
+    for i in range(width):
+        out |= a[at + i].astype(np.int64) << (8 * i)
+    return out
+
+
+def _le_by(a: np.ndarray, at: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """:func:`_le` with a width per offset (octets past a width are not read: the last
+    field of the last APDU may end the buffer)."""
+    out = np.zeros(len(at), np.int64)
+    for i in range(int(widths.max(initial=0))):
+        inside = widths > i
+        out |= np.where(inside, a[np.where(inside, at + i, at)].astype(np.int64) << (8 * i), 0)
+    return out
+
+
+def _bools(values: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
+    return pa.array(values.astype(bool), pa.bool_(), mask=null)
+
+
+def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None],
+            eids: list[int], apdus: list[int], endpoints: list[Endpoints], pids: list[int],
+            pairs: list[tuple[Profile, float | None]],
+            ) -> tuple[pa.RecordBatch, np.ndarray, np.ndarray]:
+    """Decode valid APDUs (as :meth:`ColumnarBuilder.add_apdu` admits them) by column;
+    ``pairs[pids[j]]`` is the (profile, confidence) of I-frame ``j`` (pid -1: S, U).
+
+    Returns the batch, the APDU of each row (index into ``raws``) and the indices of the
+    APDUs to decode again on the scalar path (time tags with error texts).
+    """
+    n = len(raws)
+    buf = b"".join(raws)
+    a = np.frombuffer(buf, np.uint8)
+    lens = np.fromiter(map(len, raws), np.int64, n)
+    s = np.cumsum(lens) - lens  # APDU start offsets
+    # field sizes per APDU (S- and U-frames: the first pair's, never read)
+    pid = np.asarray(pids, np.int64)
+    sizes = np.array([p for p, _c in pairs] or [DEFAULT_PROFILE], np.int64)[np.maximum(pid, 0)]
+    cot_size, ca_size, ioa_by_apdu = sizes[:, 0], sizes[:, 1], sizes[:, 2]
+    hdr = 2 + cot_size + ca_size
+
+    # APCI
+    c1 = a[s + 2].astype(np.int64)
+    is_i = (c1 & 1) == 0
+    is_u = (c1 & 3) == 3
+    apci_code = np.where(is_i, 0, np.where(is_u, 2, 1))
+    ctrl = _le(a, s + 2, 4)
+    ssn = (ctrl & 0xFFFF) >> 1
+    rsn = (ctrl >> 16) >> 1
+
+    # data unit identifier (I-frames; the others read harmless octets of their own APDU
+    # where they have them, and are masked)
+    ii = np.flatnonzero(is_i)
+    t0 = s[ii] + 6
+    type_id = np.zeros(n, np.int64)
+    vsq = np.zeros(n, np.int64)
+    cot = np.zeros(n, np.int64)
+    oa = np.zeros(n, np.int64)
+    ca = np.zeros(n, np.int64)
+    type_id[ii] = a[t0]
+    vsq[ii] = a[t0 + 1]
+    cot[ii] = a[t0 + 2]
+    oa[ii] = np.where(cot_size[ii] == 2, a[t0 + 3], 0)  # an I-frame here has >= 10 octets
+    ca[ii] = _le_by(a, t0 + 2 + cot_size[ii], ca_size[ii])
+    count = vsq & 0x7F
+    sq = vsq >> 7
+
+    # rows
+    rows = np.where(is_i, np.maximum(count, 1), 1)
+    row_apdu = np.repeat(np.arange(n), rows)
+    nr = len(row_apdu)
+    row_first = np.cumsum(rows) - rows
+    obj = np.arange(nr) - row_first[row_apdu]
+    has_obj = is_i[row_apdu] & (count[row_apdu] > 0)
+
+    # objects
+    oi = np.flatnonzero(has_obj)
+    ap = row_apdu[oi]
+    k = obj[oi]
+    t = type_id[ap]
+    size_of = np.zeros(256, np.int64)
+    for tid, (_l, size, _ts) in _LAID_OUT.items():
+        size_of[tid] = size
+    size = size_of[t]
+    body = s[ap] + 6 + hdr[ap]
+    seq = sq[ap] == 1
+    ioa_size = ioa_by_apdu[ap]
+    ioa_at = np.where(seq, body, body + k * (ioa_size + size))
+    address = _le_by(a, ioa_at, ioa_size)
+    address = np.where(seq, address + k, address)
+    e = np.where(seq, body + ioa_size + k * size, ioa_at + ioa_size)
+
+    no = len(oi)
+    number = np.zeros(no, np.float64)
+    number_null = np.ones(no, bool)
+    text_index = np.full(no, -1, np.int64)
+    texts: list[pa.Array] = []
+    qual = np.zeros((5, no), bool)  # iv nt sb bl ov
+    qual_null = np.ones((5, no), bool)
+    select = np.zeros(no, bool)
+    select_null = np.ones(no, bool)
+    qualifier = np.zeros(no, np.int64)
+    qualifier_null = np.ones(no, bool)
+    tag = np.zeros(no, np.int64)
+    tag_iv = np.zeros(no, bool)
+    tag_null = np.ones(no, bool)
+    odd_rows = np.zeros(no, bool)
+    time_ref = pa.array(times, pa.int64())
+    for tid in np.unique(t).tolist():
+        layout, _size, tsize = _LAID_OUT[tid]
+        m = np.flatnonzero(t == tid)
+        at = e[m]
+        _values(a, at, layout, tid, m, number, number_null, text_index, texts)
+        if layout.quality_at is not None:
+            q = a[at + layout.quality_at] & layout.quality_mask
+            for bit, mask in enumerate((0x80, 0x40, 0x20, 0x10, 0x01)):
+                qual[bit, m] = (q & mask) != 0
+            qual_null[:, m] = False
+        elif layout.kind is ValueKind.COUNTER:
+            flags = a[at + layout.value_at + layout.value_width - 1]
+            qual[0, m] = (flags & 0x80) != 0  # IV
+            qual[4, m] = (flags & 0x20) != 0  # CY, in the OV column
+            qual_null[0, m] = qual_null[4, m] = False
+        if layout.select_at is not None:
+            select[m] = (a[at + layout.select_at] & 0x80) != 0
+            select_null[m] = False
+        if layout.qualifier_at is not None:
+            qualifier[m] = (a[at + layout.qualifier_at] >> layout.qualifier_shift) \
+                & layout.qualifier_mask
+            qualifier_null[m] = False
+        if tsize:
+            ns, iv, odd = _time_tags(a, at + layout.size, tsize, ap[m], time_ref)
+            tag[m], tag_iv[m], odd_rows[m] = ns, iv, odd
+            tag_null[m] = False
+
+    # APDU-level columns, repeated per row
+    eid = np.asarray(eids, np.int64)[row_apdu]
+    ep_cols = list(zip(*endpoints))
+    row_index = pa.array(row_apdu)
+    i_row = is_i[row_apdu]
+    u_row = is_u[row_apdu]
+    su_row = ~i_row
+    u_code = _U_CODES[c1[row_apdu]]
+    eid_arr = pa.array(eid)
+
+    def full(values: np.ndarray, dtype: pa.DataType, null: np.ndarray | None) -> pa.Array:
+        return pa.array(values, dtype, mask=null)
+
+    def obj_col(values: np.ndarray, dtype: pa.DataType, null: np.ndarray,
+                fill: Any = 0) -> pa.Array:
+        out = np.full(nr, fill, values.dtype)
+        out[oi] = values
+        mask = np.ones(nr, bool)
+        mask[oi] = null
+        return pa.array(out, dtype, mask=mask)
+
+    text_codes = np.full(nr, -1, np.int64)
+    text_codes[oi] = text_index
+    texts_all = pa.concat_arrays(texts) if texts else pa.array([], pa.string())
+    columns: dict[str, pa.Array] = {
+        "time": pa.array(times, pa.int64()).take(row_index).cast(SCHEMA.field("time").type),
+        "frame": pa.array(frames, pa.int64()).take(row_index),
+        "stream": pa.array(ep_cols[0], pa.int32()).take(eid_arr),
+        "direction": pa.array(ep_cols[1], pa.string()).take(eid_arr),
+        "src": pa.array(ep_cols[2], pa.string()).take(eid_arr),
+        "sport": pa.array(ep_cols[3], pa.int32()).take(eid_arr),
+        "dst": pa.array(ep_cols[4], pa.string()).take(eid_arr),
+        "dport": pa.array(ep_cols[5], pa.int32()).take(eid_arr),
+        "apdu": pa.array(np.asarray(apdus, np.int64)[row_apdu], pa.int64()),
+        "apci": _APCI.take(pa.array(apci_code[row_apdu])),
+        "u_func": _U_NAMES.take(pa.array(u_code, mask=~u_row)),
+        "ssn": full(ssn[row_apdu], pa.int32(), su_row),
+        "rsn": full(rsn[row_apdu], pa.int32(), u_row),
+        "type_id": full(type_id[row_apdu], pa.int16(), su_row),
+        "type_name": _TYPE_NAMES.take(pa.array(type_id[row_apdu], mask=su_row)),
+        "sq": full(sq[row_apdu].astype(bool), pa.bool_(), su_row),
+        "num_objects": full(count[row_apdu], pa.int16(), su_row),
+        "cot": full((cot & 0x3F)[row_apdu], pa.int16(), su_row),
+        "cot_name": _CAUSE_NAMES.take(pa.array((cot & 0x3F)[row_apdu], mask=su_row)),
+        "negative": full(((cot & 0x40) != 0)[row_apdu], pa.bool_(), su_row),
+        "test": full(((cot & 0x80) != 0)[row_apdu], pa.bool_(), su_row),
+        "oa": full(oa[row_apdu], pa.int16(), su_row),
+        "ca": full(ca[row_apdu], pa.int32(), su_row),
+        "obj": obj_col(k, pa.int16(), np.zeros(no, bool)),
+        "ioa": obj_col(address, pa.int32(), np.zeros(no, bool)),
+        "value": obj_col(number, pa.float64(), number_null),
+        "value_text": texts_all.take(pa.array(text_codes, mask=text_codes < 0)),
+        **{name: obj_col(qual[b], pa.bool_(), qual_null[b], False)
+           for b, name in enumerate(("iv", "nt", "sb", "bl", "ov"))},
+        "ei": pa.nulls(nr, pa.bool_()),  # protection quality only (scalar path)
+        "time_tag": obj_col(tag, pa.int64(), tag_null).cast(SCHEMA.field("time_tag").type),
+        "time_tag_iv": obj_col(tag_iv, pa.bool_(), tag_null, False),
+        "select": obj_col(select, pa.bool_(), select_null, False),
+        "qualifier": obj_col(qualifier, pa.int16(), qualifier_null),
+        "raw": (_raw_column(buf, s, lens).take(row_index) if nr != n
+                else _raw_column(buf, s, lens)),
+        "error": pa.nulls(nr, pa.string()),
+        "kind": _KINDS.take(pa.array(has_obj.astype(np.int8))),
+        **_profile_columns(pid[row_apdu], pairs),
+    }
+    batch = pa.RecordBatch.from_arrays([columns[name] for name in SCHEMA.names], schema=SCHEMA)
+    odd_apdus = np.unique(ap[odd_rows])
+    return batch, row_apdu, odd_apdus
+
+
+def _profile_columns(pid: np.ndarray, pairs: list[tuple[Profile, float | None]],
+                     ) -> dict[str, pa.Array]:
+    """The ``profile`` and ``profile_confidence`` cells of rows whose APDU has pair ``pid``
+    (-1: S- and U-frames, null)."""
+    index = pa.array(pid, mask=pid < 0)
+    return {
+        "profile": pa.array([profile_text(p) for p, _c in pairs], pa.string()).take(index),
+        "profile_confidence": pa.array([c for _p, c in pairs],
+                                       SCHEMA.field("profile_confidence").type).take(index),
+    }
+
+
+def _raw_column(buf: bytes, starts: np.ndarray, lens: np.ndarray) -> pa.Array:
+    offsets = np.append(starts, starts[-1] + lens[-1]).astype(np.int32)
+    return pa.Array.from_buffers(pa.binary(), len(lens),
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
+
+
+def _values(a: np.ndarray, at: np.ndarray, layout: Layout, type_id: int, m: np.ndarray,
+            number: np.ndarray, number_null: np.ndarray, text_index: np.ndarray,
+            texts: list[pa.Array]) -> None:
+    """Numbers (vectorised, from the layout) and texts (the scalar codec's, once per
+    distinct value octets) of the objects ``m`` of one type, elements at ``at``."""
+    kind = layout.kind
+    if kind is ValueKind.NONE:
+        return
+    v = at + layout.value_at
+    width = layout.value_width
+    raw = _le(a, v, width)
+    if kind is ValueKind.CODE:
+        num = ((raw >> layout.value_shift) & layout.value_mask).astype(np.float64)
+    elif kind is ValueKind.STEP:
+        step = raw & layout.value_mask
+        num = np.where(step & 0x40, step - 128, step).astype(np.float64)
+    elif kind in (ValueKind.UINT16, ValueKind.UINT32):
+        num = raw.astype(np.float64)
+    elif kind is ValueKind.NORMALIZED:
+        num = raw.astype(np.uint16).view(np.int16) / 32768
+    elif kind is ValueKind.SCALED:
+        num = raw.astype(np.uint16).view(np.int16).astype(np.float64)
+    elif kind is ValueKind.FLOAT:
+        with np.errstate(invalid="ignore"):  # signalling NaNs stay NaNs, as in struct
+            num = raw.astype(np.uint32).view(np.float32).astype(np.float64)
+    else:
+        assert kind is ValueKind.COUNTER
+        num = (raw & 0xFFFFFFFF).astype(np.uint32).view(np.int32).astype(np.float64)
+    number[m] = num
+    number_null[m] = False
+    keys, index, inverse = np.unique(raw, return_index=True, return_inverse=True)
+    text_index[m] = sum(len(t) for t in texts) + inverse.reshape(-1)
+    if kind in _PLAIN_NUMBERS:
+        texts.append(_number_texts(num[index], kind is ValueKind.SCALED))
+        return
+    # the other texts: decode each distinct value once with the scalar codec
+    decode = ELEMENTS[type_id].decode_untimed
+    element = bytearray(layout.size)
+    out = []
+    for key in keys.tolist():
+        element[layout.value_at:layout.value_at + width] = key.to_bytes(width, "little")
+        out.append(value_text(decode(element, 0)[0]))
+    texts.append(pa.array(out, pa.string()))
+
+
+def _number_texts(numbers: np.ndarray, scaled: bool) -> pa.Array:
+    """``value_text()`` of float, normalized and scaled values: ``repr()`` of the number
+    (the Python float of the octets, or the int of a scaled value).
+
+    Arrow's cast to string writes the same shortest round-trip digits as ``repr()`` but
+    formats integral numbers (no ``.0``), tiny ones (``0.00001``, not ``1e-05``) and long ones
+    (an exponent where ``repr()`` has none) its own way: those, NaN and infinities take
+    ``repr()`` itself.
+    """
+    if scaled:
+        return pa.array(numbers.astype(np.int64)).cast(pa.string())  # str(int) == repr(int)
+    out = pa.array(numbers).cast(pa.string())
+    magnitude = np.abs(numbers)
+    with np.errstate(invalid="ignore"):
+        own = ~(np.isfinite(numbers) & (numbers != np.floor(numbers)) & (magnitude >= 1e-4)
+                & (magnitude < 1e16))
+    own |= np.asarray(pc.match_substring(out, "e"), bool)  # Arrow chose an exponent
+    if own.any():
+        out = pc.replace_with_mask(out, pa.array(own),
+                                   pa.array(list(map(repr, numbers[own].tolist())), pa.string()))
+    return out
+
+
+def _time_tags(a: np.ndarray, at: np.ndarray, size: int, apdu: np.ndarray,
+               time_ref: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """UTC ns, IV bit and "needs the scalar path" of the tags at ``at`` (see
+    :func:`~.builder.time_tag_ns`)."""
+    ms = _le(a, at, 2)
+    b2 = a[at + 2].astype(np.int64)
+    minutes = b2 & 0x3F
+    iv = (b2 & 0x80) != 0
+    if size == 3:
+        ref_null = np.asarray(time_ref.is_null().take(pa.array(apdu)), bool)
+        ref = np.asarray(time_ref.fill_null(0).take(pa.array(apdu)), np.int64)
+        hour = ref - ref % (3600 * _NS)
+        ns = hour + (minutes * 60_000 + ms) * 1_000_000
+        ns = np.where(ns > ref + 60 * _NS, ns - 3600 * _NS, ns)
+        odd = ref_null | (minutes > 59) | (ms > 59999)
+        return ns, iv, odd
+    hours = a[at + 3].astype(np.int64) & 0x1F
+    day = a[at + 4].astype(np.int64) & 0x1F
+    month = a[at + 5].astype(np.int64) & 0x0F
+    years = a[at + 6].astype(np.int64) & 0x7F
+    year = np.where(years < 70, 2000 + years, 1900 + years)  # as cp56_year (Wireshark)
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    dim = _DAYS_IN_MONTH[month] + ((month == 2) & leap)
+    odd = ((ms > 59999) | (minutes > 59) | (hours > 23) | (month < 1) | (month > 12)
+           | (day < 1) | (day > dim) | (years > 99))
+    # days since 1970-01-01 (the civil-day formula of builder._days_from_civil)
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    days = era * 146097 + doe - 719468
+    ns = ((days * 86400 + hours * 3600 + minutes * 60) * _NS + ms * 1_000_000)
+    return np.where(odd, 0, ns), iv, odd

@@ -1,0 +1,49 @@
+"""``iec104 read``'s one-line view, formatted by column (``iec104.cli.oneline``).
+
+The format itself is checked by ``test_cli_read.py``; here, that the column-wise formatter
+does not depend on how rows are cut into batches, and the rules it keeps in Python.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from iec104.cli.oneline import batch_lines, format_endpoint, format_time
+from iec104.dissector import dissect
+from tests.conftest import public_capture, public_capture_names
+
+REPO = Path(__file__).resolve().parents[1]
+OWN = sorted((REPO / "captures").glob("*.pcap*"))
+
+
+def _lines(path: Path, batch_rows: int, mode: str) -> list[str]:
+    return [line for batch in dissect(path, batch_rows=batch_rows)
+            for line in batch_lines(batch, mode, 1_000_000_000)]
+
+
+@pytest.mark.parametrize("mode", ["a", "e"])
+@pytest.mark.parametrize("name", public_capture_names())
+def test_batches_do_not_change_lines(name: str, mode: str) -> None:
+    path = public_capture(name)
+    big = _lines(path, 65536, mode)
+    assert _lines(path, 40, mode) == big
+
+
+def test_scalar_rules() -> None:
+    assert format_endpoint("10.0.0.1", 2404) == "10.0.0.1:2404"
+    assert format_endpoint("fe80::1", 2404) == "[fe80::1]:2404"
+    assert format_endpoint(None, None) == "?"
+    assert format_time(None) == "-"
+    assert format_time(1_764_000_000_123_456_789) == "2025-11-24 16:00:00.123456"
+    assert format_time(1_764_000_000_123_456_789, "e") == "1764000000.123456789"
+    assert format_time(2_500_000_000, "r", 1_000_000_000) == "1.500000"
+
+
+def test_one_line_per_apdu_of_bundled_captures() -> None:
+    for path in OWN:
+        lines = _lines(path, 65536, "a")
+        apdus = {a for b in dissect(path) for a in b.column("apdu").to_pylist()
+                 if a is not None}
+        assert len(lines) >= len(apdus) > 0
