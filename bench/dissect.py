@@ -34,7 +34,7 @@ Usage::
 
     python bench/dissect.py                    # 1M APDUs, every tool
     python bench/dissect.py --apdus 600000 --skip scapy,jobs
-    python bench/dissect.py --apdus 10000000   # a ~1 GB capture (RSS check); --skip tshark,scapy,read
+    python bench/dissect.py --apdus 10000000   # ~1 GB (RSS check); --skip tshark,scapy,read
     python bench/dissect.py --json
 
 Only the capture file is large; everything runs on 127.0.0.1-free files (no network).

@@ -13,6 +13,7 @@ a Parquet file or directory, or a capture file, and returns a DataFrame (see eac
 * :func:`anomalies`, :func:`time_drift` (:mod:`.anomaly`)
 * :func:`profiles` (:mod:`.field_sizes`: COT/CA/IOA sizes per connection direction)
 * :func:`authentication` (:mod:`.security`: IEC 62351-5 challenges, replies, failures)
+* :func:`files`: the files transferred, rebuilt (:mod:`.file_transfer`)
 * :func:`plot_value_timeline`, :func:`plot_message_rate` (:mod:`.plots`, needs matplotlib)
 * :func:`summary`, :func:`summary_text`, :func:`report_html`, :func:`write_report`
   (:mod:`.report`)
@@ -27,6 +28,7 @@ from ..records.sink import ParquetSink
 from .anomaly import anomalies, time_drift
 from .command_audit import commands, interrogations
 from .field_sizes import profiles
+from .file_transfer import files
 from .frames import apdus, as_frame
 from .link import link_findings, message_rate, sequence_analysis, sessions, timeouts
 from .plots import plot_message_rate, plot_value_timeline
@@ -48,6 +50,7 @@ __all__ = [
            "authentication",
            "cause_counts",
            "commands",
+           "files",
            "interrogations",
            "latest_values",
            "link_findings",

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from .. import __version__
 from ..codec.errors import Iec104Error
 
-SUBCOMMANDS: tuple[str, ...] = ("read", "convert", "summary", "report", "sql", "proxy", "capture",
-                                 "verify", "export")
+SUBCOMMANDS: tuple[str, ...] = ("read", "convert", "summary", "report", "files", "sql", "proxy",
+                                 "capture", "verify", "export")
 """Module names (in this package) of the subcommands, in help order."""
 
 

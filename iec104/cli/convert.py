@@ -5,8 +5,10 @@ rows are handed out in batches of ``--batch-rows`` rows, and each batch is writt
 Parquet row group at once (:class:`iec104.records.sink.ParquetSink`, which writes a
 hidden ``.OUT.parquet.partial`` and renames it when complete and checked), in a background thread while
 the next batch is decoded. With ``--jobs N``, N worker
-processes decode the ASDUs while this one reads, reassembles and frames: faster on several
-CPUs, the same rows, but each worker is another Python process with pyarrow (~150 MB). Several captures are read one after
+processes decode the ASDUs (by column, as this process does without them) while this one
+reads, reassembles and frames: the same rows, but each worker is another Python process with
+pyarrow (~150 MB), and since the columnar decode is a small share of the work it pays only
+with idle CPUs (see bench/README.md). Several captures are read one after
 the other as one capture (``mergecap -a``): connections continue across files, frame numbers
 keep counting. With ``--filter`` only the rows of matching APDUs are written.
 
@@ -78,8 +80,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("-j", "--jobs", type=int, metavar="N",
                    default=0, help="worker processes that decode ASDUs while this one "
                    "reads (default 0: everything in this process, peak RSS about 250 MB "
-                   "whatever the capture size); faster on several CPUs, the rows are the "
-                   "same, but each worker adds about 150 MB")
+                   "whatever the capture size); the rows are the same, each worker adds "
+                   "about 150 MB, and it pays only with idle CPUs")
     p.add_argument("--compression", default="zstd",
                    choices=["zstd", "snappy", "gzip", "lz4", "none"],
                    help="Parquet compression (default zstd)")

@@ -23,14 +23,15 @@ from .common import (
                      ResponseTimeout,
 )
 from .connection import Connection, connect
+from .files import FileProvider, MemoryFiles
 from .lifetime import Group, Resource
 from .outstation import RedundancyGroup
 from .server import Server, listen
 
 __all__ = [
     "Address", "AsduCb", "ClockSyncCb", "CommandCb", "Connection", "ConnectionCb",
-    "ConnectionInfo", "CounterInterrogateCb", "DelayCb", "EnabledCb", "Group",
-    "GroupInterrogateCb", "InterrogateCb", "NegativeResponse", "ParameterCb", "ReadCb",
-    "RedundancyGroup", "ResetCb", "Resource", "ResponseTimeout", "Server", "connect",
+    "ConnectionInfo", "CounterInterrogateCb", "DelayCb", "EnabledCb", "FileProvider", "Group",
+    "GroupInterrogateCb", "InterrogateCb", "MemoryFiles", "NegativeResponse", "ParameterCb",
+    "ReadCb", "RedundancyGroup", "ResetCb", "Resource", "ResponseTimeout", "Server", "connect",
     "listen",
 ]

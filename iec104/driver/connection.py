@@ -67,6 +67,7 @@ from ..codec.asdu import (
 )
 from ..codec.constants import Cause, TypeId, cause_name, type_name
 from ..codec.errors import DecodeError, EncodeError, LocalProtocolError, RemoteProtocolError
+from ..codec.files import FILE_TYPES
 from ..codec.model import (
     COMMAND_TYPES,
     MONITOR_TYPES,
@@ -106,6 +107,7 @@ from .common import (
     ReadCb,
     ResetCb,
 )
+from .files import FileClient, FileProvider, FileService
 from .lifetime import Group, Resource
 from .messages import Requests
 from .outstation import CommandGate, GroupState
@@ -171,6 +173,7 @@ class Settings(NamedTuple):
     enabled_cb: EnabledCb | None = None
     select_timeout: float | None = None
     command_max_age: float | None = None
+    file_provider: FileProvider | None = None
 
     def session(self, role: Role, clock: Callable[[], float]) -> Session:
         if isinstance(self.send_queue_size, bool) or not isinstance(
@@ -216,7 +219,7 @@ def _addr(sockname: Any) -> Address:
     return Address(str(sockname), 0)
 
 
-class Connection(Requests, Resource):
+class Connection(FileClient, Requests, Resource):
     """One IEC 104 connection (create with :func:`connect` or :func:`~iec104.listen`).
 
     Both ends have the same API: either side may send data, interrogate or command, and
@@ -266,6 +269,8 @@ class Connection(Requests, Resource):
         self._redundancy: GroupState | None = None  # set by the server
         self._transfer_waiter: asyncio.Future[None] | None = None  # start()/stop()
         self._init_requests()
+        self._files = FileService(self, settings.file_provider, settings.response_timeout,
+                                  settings.profile)
         group.on_close(self._cleanup)
 
     # -- public API ------------------------------------------------------------------------
@@ -732,6 +737,8 @@ class Connection(Requests, Resource):
             mlog.info("%s: refusing %s with cause %s", self._log_prefix,
                       type_name(type_id), cause_name(asdu.cause))
             self._respond(asdu._replace(cause=Cause.UNKNOWN_CAUSE, negative=True))
+        elif type_id in FILE_TYPES:
+            self._files.on_asdu(asdu)
         elif type_id in COMMAND_TYPES:
             self._on_command(asdu)
         elif type_id is TypeId.C_IC_NA_1:
@@ -1026,6 +1033,7 @@ class Connection(Requests, Resource):
             self._timer.cancel()
             self._timer = None
         error = ConnectionError(f"connection closed: {self._close_reason}")
+        self._files.close(error)
         if self._redundancy is not None:
             self._redundancy.stopped(self)
         self._fail_requests(error)
@@ -1122,6 +1130,7 @@ async def connect(addr: Address,
                   select_timeout: float | None = None,
                   command_max_age: float | None = None,
                   started: bool = True,
+                  file_provider: FileProvider | None = None,
                   ) -> Connection:
     """Connect to an IEC 104 server (controlled station) and start data transfer.
 
@@ -1163,6 +1172,8 @@ async def connect(addr: Address,
             further than this many seconds from now (None: no check).
         started: False: connect without STARTDT (a standby connection of a redundancy
             group, IEC 104 10.3); :meth:`Connection.start` starts it later.
+        file_provider: the files this end offers to and accepts from the peer (see
+            :mod:`iec104.driver.files`); None refuses file requests.
 
     Raises:
         OSError: TCP/TLS connection failed.
@@ -1175,7 +1186,8 @@ async def connect(addr: Address,
                         receive_queue_size, send_queue_size, profile=profile,
                         read_cb=read_cb, reset_cb=reset_cb, delay_cb=delay_cb,
                         parameter_cb=parameter_cb, asdu_cb=asdu_cb, enabled_cb=enabled_cb,
-                        select_timeout=select_timeout, command_max_age=command_max_age)
+                        select_timeout=select_timeout, command_max_age=command_max_age,
+                        file_provider=file_provider)
     settings.session(Role.CONTROLLING, loop.time)  # validate before connecting
     kwargs: dict[str, Any] = {}
     if ssl_context is not None:

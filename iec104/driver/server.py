@@ -28,6 +28,7 @@ from .common import (
     ResetCb,
 )
 from .connection import Connection, Settings, _Protocol
+from .files import FileProvider
 from .lifetime import Group, Resource
 from .outstation import GroupState, RedundancyGroup, assign_group
 
@@ -130,6 +131,7 @@ async def listen(connection_cb: ConnectionCb,
                  select_timeout: float | None = None,
                  command_max_age: float | None = None,
                  redundancy_groups: Sequence[RedundancyGroup] | None = None,
+                 file_provider: FileProvider | None = None,
                  ) -> Server:
     """Listen for IEC 104 clients (controlling stations).
 
@@ -142,6 +144,8 @@ async def listen(connection_cb: ConnectionCb,
         addr: listening address (port 0: any free port, see :attr:`Server.addresses`).
         ssl_context: TLS server context (IEC 62351-3) when given.
         backlog: listen backlog.
+        file_provider: the files the server offers and accepts (directory, read, write;
+            see :mod:`iec104.driver.files`); None refuses file requests.
         redundancy_groups: IEC 104 redundancy groups (section 10.3): each connection
             joins the first group naming its remote host, else the first group naming
             none (a connection fitting no group is closed); of a group, only the most
@@ -156,7 +160,8 @@ async def listen(connection_cb: ConnectionCb,
                         receive_queue_size, send_queue_size, profile=profile,
                         read_cb=read_cb, reset_cb=reset_cb, delay_cb=delay_cb,
                         parameter_cb=parameter_cb, asdu_cb=asdu_cb, enabled_cb=enabled_cb,
-                        select_timeout=select_timeout, command_max_age=command_max_age)
+                        select_timeout=select_timeout, command_max_age=command_max_age,
+                        file_provider=file_provider)
     settings.session(Role.CONTROLLED, loop.time)  # validate now
     groups = [GroupState(g, send_queue_size) for g in redundancy_groups or ()]
     group = Group()

@@ -450,7 +450,9 @@ async def test_sequence_numbers_wrap_over_sockets(server):
 async def test_million_items_bounded_memory_and_k(server):
     """notify_data_change of 1,000,000 items: k respected, memory flat, slow peer paces."""
     k = 12
-    srv, queue = await server(send_window_size=k, response_timeout=10,
+    # t3 an hour: under load (tracemalloc slows every allocation) the 200 rounds may take
+    # longer than the default 20 s without a frame from the peer, and a TESTFR would come
+    srv, queue = await server(send_window_size=k, response_timeout=10, test_timeout=3600,
                               send_queue_size=1_000_000)
     raw = await Raw.connect(srv.addresses[0].port)
     conn = await queue.get()

@@ -206,7 +206,14 @@ def _calls(rng: random.Random, profile: Profile, n: int) -> list[tuple]:
             apdu = IFrame(rng.randrange(32768), rng.randrange(32768),
                           _random_asdu(rng, profile, t))
         raw = encode_apdu(apdu)  # type: ignore[arg-type]
-        calls.append(("add_frame", time_ns, frame, ep, Frame(0, raw, decode_apdu(raw))))
+        event = Frame(0, raw, decode_apdu(raw))
+        r = rng.random()
+        if r < 0.6:
+            calls.append(("add_frame", time_ns, frame, ep, event))
+        else:  # a profile given or detected per direction (another one: the scalar path)
+            given = profile if r < 0.9 else rng.choice(PROFILES)
+            calls.append(("add_frame", time_ns, frame, ep, event, given,
+                          rng.choice([None, 0.0, 0.5, 1.0, rng.random()])))
     return calls
 
 
@@ -245,8 +252,8 @@ def test_a_profile_per_direction(seed: int) -> None:
     for n, (profile, confidence) in enumerate(given):
         calls = _calls(rng, profile, 300)
         ep = Endpoints(n, "c2s" if n % 2 else "s2c", "10.0.0.1", 50000 + n, "10.0.0.2", 2404)
-        streams.append([(c[0], c[1], c[2], ep, *c[4:])
-                        + ((profile, confidence) if c[0] == "add_frame" else ())
+        streams.append([(c[0], c[1], c[2], ep, c[4], profile, confidence)
+                        if c[0] == "add_frame" else (c[0], c[1], c[2], ep, *c[4:])
                         for c in calls])
     calls = []
     while any(streams):  # interleaved, each stream in its order
