@@ -10,8 +10,9 @@ strings, joined per APDU through a list array over the group offsets; the parts 
 with spaces, absent parts being nulls that the join skips. Only what has no column rule is
 done in Python, once per *distinct* value: compacting multi-field value texts
 (``'value=5 transient=True'`` -> ``'5,transient'``), short floats as the device sent them
-(:func:`~iec104.codec.values.float32_text`), relative and epoch
-times, and the rare lines of rows without APCI (malformed octets, gaps, notes).
+(:func:`~iec104.codec.values.float32_text`), relative and epoch times, and the rare lines of
+rows without APCI (malformed octets, gaps, notes). An object row without IOA (a secure
+authentication message) shows its ``value_text`` as it is, without the ``IOA`` prefix.
 
 The line format (also described in the README)::
 
@@ -38,7 +39,7 @@ QUALIFIER_NAMES = {100: "QOI", 101: "RQT", 105: "QRP", 113: "QPA", 110: "QPM", 1
                    48: "QL", 49: "QL", 50: "QL", 61: "QL", 62: "QL", 63: "QL"}
 """Name of the qualifier column by type ID ('Q' for the others)."""
 _QUALIFIER_LOOKUP = pa.array([QUALIFIER_NAMES.get(t, "Q") for t in range(256)], pa.string())
-_FLOAT_MASK = np.zeros(256, bool)  # short floats: shown as the device sent them
+_FLOAT_MASK = np.zeros(256, bool)
 _FLOAT_MASK[list(FLOAT32_TYPE_IDS)] = True
 _FLAGS = ("iv", "nt", "sb", "bl", "ov", "ei")
 _NS = 1_000_000_000
@@ -132,7 +133,7 @@ def _replace(out: pa.Array, where: pa.Array, fn: Callable[[pa.Array], pa.Array])
 
 
 def _short_floats(values: np.ndarray) -> pa.Array:
-    """:func:`~iec104.codec.values.float32_text` of float values, once per distinct one."""
+    """:func:`float32_text` of short float values, once per distinct one."""
     keys, index, inverse = np.unique(values.view(np.int64), return_index=True,
                                      return_inverse=True)
     return pa.array([float32_text(v) for v in values[index].tolist()], pa.string()).take(
@@ -143,13 +144,14 @@ def _values(rows: pa.RecordBatch, type_id: np.ndarray) -> pa.Array:
     """The value as the one-line view shows it (null when there is none)."""
     text = rows.column("value_text")
     value = rows.column("value")
-    # a secure authentication message (no IOA) shows its fields as they are
-    addressed = rows.column("ioa").is_valid()
-    spaced = pc.and_(pc.fill_null(pc.match_substring(text, " "), False), addressed)
+    # a secure authentication message (no IOA): its fields, as they are
+    as_is = pc.and_(text.is_valid(), rows.column("ioa").is_null())
+    spaced = pc.and_(pc.fill_null(pc.match_substring(text, " "), False), pc.invert(as_is))
     out = _replace(text, spaced, lambda t: _per_distinct(t, _compact))
+    # short floats: the text is repr() of the binary64 value; show the binary32 sent
     floats = pc.and_(pc.and_(pc.invert(spaced), pc.is_valid(text)),
                      pc.and_(pa.array(_FLOAT_MASK[type_id]), value.is_valid()))
-    floats = pc.and_(floats, addressed)
+    floats = pc.and_(floats, pc.invert(as_is))
     if pc.any(floats).as_py():
         out = pc.replace_with_mask(out, floats, _short_floats(
             np.asarray(value.filter(floats), np.float64)))
@@ -164,12 +166,11 @@ def _values(rows: pa.RecordBatch, type_id: np.ndarray) -> pa.Array:
 def _objects(rows: pa.RecordBatch, type_id: np.ndarray) -> pa.Array:
     """One ``ioa=value [flags] @time select Q=n`` string per object row."""
     n = rows.num_rows
-    values = _values(rows, type_id)
     ioa = rows.column("ioa")
-    # secure authentication messages have no IOA: their value alone, or "(no value)"
-    first = pc.if_else(ioa.is_valid(), _join(pc.fill_null(ioa.cast(pa.string()), ""), values,
-                                             sep="="),
-                       pc.fill_null(values, "(no value)"))
+    values = _values(rows, type_id)
+    # secure authentication messages have no IOA: the value alone
+    first = pc.if_else(ioa.is_null(), pc.coalesce(values, "(no value)"),
+                       _join(ioa.cast(pa.string()), values, sep="="))
     names = [pc.if_else(pc.fill_null(rows.column(f), False), f.upper(),
                         pa.scalar(None, pa.string())) for f in _FLAGS]
     flags = pc.utf8_slice_codeunits(_join(pa.nulls(n, pa.string()).fill_null(""), *names), 1)
@@ -251,14 +252,14 @@ def batch_lines(batch: pa.RecordBatch, time_mode: str = "a", t0: int = 0) -> lis
         offsets = np.zeros(len(heads_at) + 1, np.int32)
         np.cumsum(per_group, out=offsets[1:])
         joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), strings), "; ")
-        # "IOA " before the objects, unless the first has no IOA (secure authentication)
-        first_ioa = np.zeros(len(heads_at), bool)
-        first_rows = offsets[:-1][per_group > 0]
-        first_ioa[per_group > 0] = np.asarray(rows.column("ioa").is_valid(), bool)[first_rows]
-        objects_text = pc.if_else(pa.array(per_group > 0),
-                                  pc.if_else(pa.array(first_ioa),
-                                             pc.binary_join_element_wise("IOA", joined, " "),
-                                             joined), none)
+        # "IOA " before the objects, unless the first has none (secure authentication)
+        has = per_group > 0
+        prefixed = np.zeros(len(heads_at), bool)
+        prefixed[has] = np.asarray(rows.column("ioa").is_valid(), bool)[offsets[:-1][has]]
+        objects_text = pc.if_else(
+            pa.array(has),
+            pc.if_else(pa.array(prefixed), pc.binary_join_element_wise("IOA", joined, " "),
+                       joined), none)
     error = head.column("error")
     error_text = pc.if_else(pc.fill_null(pc.not_equal(error, ""), False),
                             pc.binary_join_element_wise("!!", error, " "), none)

@@ -211,10 +211,10 @@ def _check_output_options(args: argparse.Namespace) -> None:
         raise CliError(f"-e {unknown[0]}: no such column (columns: {', '.join(SCHEMA.names)})")
 
 
-def _format(groups: list[list[dict[str, Any]]], args: argparse.Namespace, t0: int,
+def _format(groups: list[list[dict[str, Any]]], args: argparse.Namespace,
             first: bool) -> list[str]:
-    """The output lines of some APDUs in the -T format (``first``: the first APDUs
-    printed, so the JSON array opens here)."""
+    """The output lines of some APDUs in the -T format or as -V trees (``first``: the first
+    APDUs printed, so the JSON array opens here)."""
     from ..records.output import fields_lines, json_lines
 
     if args.output == "json":
@@ -227,8 +227,8 @@ def _format(groups: list[list[dict[str, Any]]], args: argparse.Namespace, t0: in
     if args.output == "fields":
         return list(fields_lines(groups, args.fields, args.fields_opts._replace(
             header=args.fields_opts.header and first)))
-    lines: list[str] = []
-    for rows in groups:  # -V (the one-line view is formatted by column: _print)
+    lines: list[str] = []  # -V (the one-line view is formatted by column: _print)
+    for rows in groups:
         lines.extend(apdu_tree(rows))
         lines.append("")
     return lines
@@ -252,7 +252,7 @@ def _print(batches: Iterator[pa.RecordBatch], args: argparse.Namespace, flt: Fil
             if not batch.num_rows:
                 continue
             if args.output == "text" and not args.verbose:
-                # the one-line view, formatted by column (iec104.cli.oneline)
+                # formatted by column (iec104.cli.oneline)
                 lines = batch_lines(batch, args.time, t0 or 0)
                 if limit is not None:
                     lines = lines[:limit - shown]
@@ -262,7 +262,7 @@ def _print(batches: Iterator[pa.RecordBatch], args: argparse.Namespace, flt: Fil
                 if limit is not None:
                     groups = groups[:limit - shown]
                 shown += len(groups)
-                lines = _format(groups, args, t0 or 0, first=shown == len(groups))
+                lines = _format(groups, args, first=shown == len(groups))
             if lines:
                 out.write("\n".join(lines) + "\n")
             if limit is not None and shown >= limit:

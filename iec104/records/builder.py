@@ -209,6 +209,14 @@ _THREE = TimeSize.THREE  # an enum member looked up once (class attribute lookup
 _QUALITY: dict[Quality, tuple] = {}
 
 
+def profile_text(profile: Profile) -> str:
+    """The ``profile`` cell of a profile: its sizes as ``"COT/CA/IOA"``, e.g. ``"2/2/3"``."""
+    text = _PROFILE_TEXT.get(profile)
+    if text is None:
+        text = _PROFILE_TEXT[profile] = "/".join(map(str, profile))
+    return text
+
+
 def _float_text(value: Any) -> tuple[float, str]:
     v = value.value
     return float(v), repr(v)
@@ -333,10 +341,7 @@ class RecordBuilder:
         if last[0] is profile and last[1] == confidence:
             pcells = last[2]
         else:
-            ptext = _PROFILE_TEXT.get(profile)
-            if ptext is None:
-                ptext = _PROFILE_TEXT[profile] = "/".join(map(str, profile))
-            pcells = (ptext, confidence)
+            pcells = (profile_text(profile), confidence)
             self._last_profile = (profile, confidence, pcells)
         try:
             asdu = decode_asdu(data, profile)

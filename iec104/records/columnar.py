@@ -24,6 +24,11 @@ same rows, same batches) but decodes *by column* when a batch is taken:
   texts of float, normalized and scaled values, ``repr()`` of the number, which Arrow's cast
   writes for most numbers (:func:`_number_texts`). Names (``type_name``,
   ``cot_name``, ``u_func``, ``apci``, endpoints) are taken from small tables by code.
+* Every I-frame carries its own :class:`~iec104.codec.Profile` and detection confidence
+  (``add_frame(..., profile, confidence)``, as :class:`~.profiles.DetectingBuilder` passes
+  them; default: the builder's ``profile``): the gathers read the field sizes per APDU, so
+  directions with different profiles share one batch, and the ``profile`` and
+  ``profile_confidence`` cells are filled as the scalar path fills them.
 * Time tags are converted vectorised (CP56 by the civil-day formula, CP24 completed from the
   capture time). An APDU with a tag that is no calendar time, a CP56 year above 99 or a CP24
   tag without a capture time needs an ``error`` text: it is decoded again by the scalar
@@ -55,7 +60,7 @@ from ..codec import (
     type_name,
 )
 from ..codec.elements import ELEMENTS, Layout, ValueKind
-from .builder import Endpoints, RecordBuilder, value_text
+from .builder import Endpoints, RecordBuilder, profile_text, value_text
 from .schema import SCHEMA, RowKind
 
 __all__ = ["ColumnarBuilder"]
@@ -82,7 +87,7 @@ class ColumnarBuilder:
     """A :class:`~.builder.RecordBuilder` that decodes by column; see the module docstring.
 
     Args:
-        profile: ASDU field sizes.
+        profile: ASDU field sizes of the I-frames given without their own.
         first_apdu: number of the first APDU recorded (>= 0).
     """
 
@@ -92,7 +97,6 @@ class ColumnarBuilder:
     def __init__(self, profile: Profile = DEFAULT_PROFILE, first_apdu: int = 0) -> None:
         self.next_apdu = first_apdu
         self._inner = RecordBuilder(profile, first_apdu)
-        self.profile = profile
         # type ID -> element size (time tag included) for the types decoded here
         self._sizes = {t: size for t, (_layout, size, _ts) in _LAID_OUT.items()}
         self._clear()
@@ -103,24 +107,24 @@ class ColumnarBuilder:
 
     @property
     def profile(self) -> Profile:
-        """The ASDU field sizes of I-frames added without a profile of their own."""
-        return self._profile
+        """ASDU field sizes of the I-frames given without their own."""
+        return self._inner.profile
 
     @profile.setter
     def profile(self, profile: Profile) -> None:
-        self._profile = self._inner.profile = profile
-        cot, ca, ioa = profile
-        self._body = 6 + 2 + cot + ca  # APDU offset of the first object
-        self._ioa = ioa
-        self._ioa_bits = 8 * ioa
+        self._inner.profile = profile
 
     def _clear(self) -> None:
         self._raws: list[bytes] = []
+        # (profile, confidence) of the kept I-frames of this batch, by index
+        self._pairs: list[tuple[Profile, float | None]] = []
+        self._pair_ids: dict[tuple[Profile, float | None], int] = {}
+        self._last_pair: tuple[Any, Any, int] = (None, None, -1)
+        self._pids: list[int] = []  # index into _pairs, -1 for S- and U-frames
         self._times: list[int | None] = []
         self._frames: list[int | None] = []
         self._eids: list[int] = []
         self._apdus: list[int] = []
-        self._confidences: list[float | None] = []
         self._fast_rows = 0
         # (columnar APDUs before it, its rows) for each scalar call, in order
         self._marks: list[tuple[int, int]] = []
@@ -157,40 +161,50 @@ class ColumnarBuilder:
     def add_frame(self, time_ns: int | None, frame: int | None, ep: Endpoints,
                   event: Frame, profile: Profile | None = None,
                   confidence: float | None = None) -> None:
-        """Rows for one complete APDU (see :meth:`RecordBuilder.add_frame`)."""
+        """Rows for one complete APDU; see :meth:`RecordBuilder.add_frame`."""
         self.add_apdu(time_ns, frame, ep, event.raw, event, profile, confidence)
 
     def add_apdu(self, time_ns: int | None, frame: int | None, ep: Endpoints, raw: bytes,
                  event: Frame | None = None, profile: Profile | None = None,
                  confidence: float | None = None) -> None:
         """Rows for one complete, valid APDU given by its octets (``event``: the framer's
-        ``Frame`` of it, when at hand); an I-frame's ASDU is decoded with ``profile``
-        (default: the builder's), detected with ``confidence`` (None: given)."""
+        ``Frame`` of it, when at hand); an I-frame's ASDU is read with ``profile`` (default:
+        the builder's), ``confidence`` in [0, 1] or None (given) goes to its rows."""
         if raw[2] & 1:  # S- or U-frame: one row
             rows = 1
-        elif profile is not None and profile is not self._profile and profile != self._profile:
-            rows = -1  # another profile than the batch's: the scalar path
+            pid = -1
         else:
+            if profile is None:
+                profile = self._inner.profile
+            last_profile, last_confidence, pid = self._last_pair
+            if last_profile is not profile or last_confidence != confidence:
+                pair = (profile, confidence)
+                pid = self._pair_ids.get(pair, -1)
+                if pid < 0:
+                    pid = self._pair_ids[pair] = len(self._pairs)
+                    self._pairs.append(pair)
+                self._last_pair = (profile, confidence, pid)
+            cot_size, ca_size, ioa = profile
             n = len(raw)
-            body = self._body
+            body = 8 + cot_size + ca_size  # APDU offset of the first object
             size = self._sizes.get(raw[6]) if n >= body else None
             rows = -1
             if size is not None:
                 vsq = raw[7]
                 count = vsq & 0x7F
-                ioa = self._ioa
                 if vsq & 0x80 and count:
                     if n == body + ioa + count * size and not (
                             int.from_bytes(raw[body:body + ioa], "little") + count - 1
-                            ) >> self._ioa_bits:
+                            ) >> (8 * ioa):
                         rows = count
                 elif n == body + count * (ioa + size):
                     rows = count or 1
-        if rows < 0:
-            if event is None or event.apdu is None:
-                event = Frame(0, raw, decode_apdu(raw))
-            self._scalar(self._inner.add_frame, time_ns, frame, ep, event, profile, confidence)
-            return
+            if rows < 0:
+                if event is None or event.apdu is None:
+                    event = Frame(0, raw, decode_apdu(raw))
+                self._scalar(self._inner.add_frame, time_ns, frame, ep, event, profile,
+                             confidence)
+                return
         if ep is not self._last_ep:
             eid = self._endpoint_ids.get(ep)
             if eid is None:
@@ -198,11 +212,11 @@ class ColumnarBuilder:
                 self._endpoints.append(ep)
             self._last_ep, self._last_eid = ep, eid
         self._raws.append(raw)
+        self._pids.append(pid)
         self._times.append(time_ns)
         self._frames.append(frame)
         self._eids.append(self._last_eid)
         self._apdus.append(self.next_apdu)
-        self._confidences.append(confidence)
         self.next_apdu += 1
         self._fast_rows += rows
 
@@ -225,14 +239,15 @@ class ColumnarBuilder:
 
     def take_batch(self) -> pa.RecordBatch:
         """The rows so far as a RecordBatch; the builder starts empty again."""
-        raws, times, frames, eids, apdus, confidences = (
-            self._raws, self._times, self._frames, self._eids, self._apdus, self._confidences)
+        raws, times, frames, eids, apdus, pids, pairs = (
+            self._raws, self._times, self._frames, self._eids, self._apdus, self._pids,
+            self._pairs)
         marks = self._marks
         self._clear()
         if not raws:
             return self._inner.take_batch()
-        fast, row_apdu, odd = _decode(raws, times, frames, eids, apdus, confidences,
-                                      self._endpoints, self.profile)
+        fast, row_apdu, odd = _decode(raws, times, frames, eids, apdus, self._endpoints,
+                                      pids, pairs)
         if not marks and not odd.size:
             return fast
         # rows of each columnar APDU start at fast_start[j] in `fast`
@@ -254,8 +269,9 @@ class ColumnarBuilder:
             for j in odd.tolist():
                 redo.next_apdu = apdus[j]
                 raw = raws[j]
+                profile, confidence = pairs[pids[j]] if pids[j] >= 0 else (None, None)
                 redo.add_frame(times[j], frames[j], self._endpoints[eids[j]],
-                               Frame(0, raw, decode_apdu(raw)), None, confidences[j])
+                               Frame(0, raw, decode_apdu(raw)), profile, confidence)
                 keep[fast_start[j]:fast_start[j + 1]] = False
             pieces.append(redo.take_batch())
             positions.append(np.concatenate([
@@ -287,15 +303,26 @@ def _le(a: np.ndarray, at: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
+def _le_by(a: np.ndarray, at: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """:func:`_le` with a width per offset (octets past a width are not read: the last
+    field of the last APDU may end the buffer)."""
+    out = np.zeros(len(at), np.int64)
+    for i in range(int(widths.max(initial=0))):
+        inside = widths > i
+        out |= np.where(inside, a[np.where(inside, at + i, at)].astype(np.int64) << (8 * i), 0)
+    return out
+
+
 def _bools(values: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
     return pa.array(values.astype(bool), pa.bool_(), mask=null)
 
 
 def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None],
-            eids: list[int], apdus: list[int], confidences: list[float | None],
-            endpoints: list[Endpoints],
-            profile: Profile) -> tuple[pa.RecordBatch, np.ndarray, np.ndarray]:
-    """Decode valid APDUs (as :meth:`ColumnarBuilder.add_apdu` admits them) by column.
+            eids: list[int], apdus: list[int], endpoints: list[Endpoints], pids: list[int],
+            pairs: list[tuple[Profile, float | None]],
+            ) -> tuple[pa.RecordBatch, np.ndarray, np.ndarray]:
+    """Decode valid APDUs (as :meth:`ColumnarBuilder.add_apdu` admits them) by column;
+    ``pairs[pids[j]]`` is the (profile, confidence) of I-frame ``j`` (pid -1: S, U).
 
     Returns the batch, the APDU of each row (index into ``raws``) and the indices of the
     APDUs to decode again on the scalar path (time tags with error texts).
@@ -305,7 +332,10 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
     a = np.frombuffer(buf, np.uint8)
     lens = np.fromiter(map(len, raws), np.int64, n)
     s = np.cumsum(lens) - lens  # APDU start offsets
-    cot_size, ca_size, ioa_size = profile
+    # field sizes per APDU (S- and U-frames: the first pair's, never read)
+    pid = np.asarray(pids, np.int64)
+    sizes = np.array([p for p, _c in pairs] or [DEFAULT_PROFILE], np.int64)[np.maximum(pid, 0)]
+    cot_size, ca_size, ioa_by_apdu = sizes[:, 0], sizes[:, 1], sizes[:, 2]
     hdr = 2 + cot_size + ca_size
 
     # APCI
@@ -329,9 +359,8 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
     type_id[ii] = a[t0]
     vsq[ii] = a[t0 + 1]
     cot[ii] = a[t0 + 2]
-    if cot_size == 2:
-        oa[ii] = a[t0 + 3]
-    ca[ii] = _le(a, t0 + 2 + cot_size, ca_size)
+    oa[ii] = np.where(cot_size[ii] == 2, a[t0 + 3], 0)  # an I-frame here has >= 10 octets
+    ca[ii] = _le_by(a, t0 + 2 + cot_size[ii], ca_size[ii])
     count = vsq & 0x7F
     sq = vsq >> 7
 
@@ -352,10 +381,11 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
     for tid, (_l, size, _ts) in _LAID_OUT.items():
         size_of[tid] = size
     size = size_of[t]
-    body = s[ap] + 6 + hdr
+    body = s[ap] + 6 + hdr[ap]
     seq = sq[ap] == 1
+    ioa_size = ioa_by_apdu[ap]
     ioa_at = np.where(seq, body, body + k * (ioa_size + size))
-    address = _le(a, ioa_at, ioa_size)
+    address = _le_by(a, ioa_at, ioa_size)
     address = np.where(seq, address + k, address)
     e = np.where(seq, body + ioa_size + k * size, ioa_at + ioa_size)
 
@@ -465,15 +495,23 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
                 else _raw_column(buf, s, lens)),
         "error": pa.nulls(nr, pa.string()),
         "kind": _KINDS.take(pa.array(has_obj.astype(np.int8))),
-        # I-frames: the profile their ASDU was decoded with, and how sure its detection was
-        "profile": pa.array(["/".join(map(str, profile))], pa.string()).take(
-            pa.array(np.zeros(nr, np.int64), mask=su_row)),
-        "profile_confidence": pa.array(confidences, _CONFIDENCE).take(
-            pa.array(row_apdu, mask=su_row)),
+        **_profile_columns(pid[row_apdu], pairs),
     }
     batch = pa.RecordBatch.from_arrays([columns[name] for name in SCHEMA.names], schema=SCHEMA)
     odd_apdus = np.unique(ap[odd_rows])
     return batch, row_apdu, odd_apdus
+
+
+def _profile_columns(pid: np.ndarray, pairs: list[tuple[Profile, float | None]],
+                     ) -> dict[str, pa.Array]:
+    """The ``profile`` and ``profile_confidence`` cells of rows whose APDU has pair ``pid``
+    (-1: S- and U-frames, null)."""
+    index = pa.array(pid, mask=pid < 0)
+    return {
+        "profile": pa.array([profile_text(p) for p, _c in pairs], pa.string()).take(index),
+        "profile_confidence": pa.array([c for _p, c in pairs],
+                                       SCHEMA.field("profile_confidence").type).take(index),
+    }
 
 
 def _raw_column(buf: bytes, starts: np.ndarray, lens: np.ndarray) -> pa.Array:

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, NamedTuple
 
-from ..codec import Detection, Frame, IFrame, Malformed, Profile, detect_profile
+from ..codec import Detection, Frame, Malformed, Profile, detect_profile
 from .builder import Endpoints
 
 Key = tuple[int, str]  # (stream, direction)
@@ -108,6 +108,12 @@ class DetectingBuilder:
 
     # what callers read from a builder
     @property
+    def decodes_octets(self) -> bool:
+        """Whether frames may come undecoded (``Framer(decode=False)``): as the target's;
+        this front reads an I-frame's ASDU from its octets either way."""
+        return bool(getattr(self.target, "decodes_octets", False))
+
+    @property
     def rows(self) -> int:
         return self.target.rows  # type: ignore[no-any-return]
 
@@ -146,7 +152,7 @@ class DetectingBuilder:
             self.target.add_frame(time_ns, frame, ep, event, decision.profile,
                                   decision.confidence)
             return
-        if type(event.apdu) is not IFrame:  # S and U frames need no profile, only their turn
+        if event.raw[2] & 1:  # S and U frames need no profile, only their turn
             self._other(4, time_ns, frame, ep, (event,))
             return
         d = self._direction(ep)
@@ -156,7 +162,7 @@ class DetectingBuilder:
                                   decision.confidence)
             return
         if decision is None:
-            d.asdus.append(event.apdu.asdu)
+            d.asdus.append(event.raw[6:])  # the ASDU (also of an undecoded Frame)
         d.queued += 1
         self._queue.append((0, time_ns, frame, ep, event))
         other_key = (ep.stream, _OTHER[ep.direction])

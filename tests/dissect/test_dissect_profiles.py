@@ -347,3 +347,20 @@ def test_worker_processes_decode_with_the_same_profiles(capture: tuple[Path, Any
     given = ProfileOverrides(default=Profile(1, 1, 2))
     assert dissect_table(path, workers=1, profile=given).equals(
         dissect_table(path, profile=Profile(1, 1, 2)))
+
+
+@pytest.mark.parametrize("batch_rows", [9, 65536])
+def test_columnar_and_scalar_builders_agree_per_direction(capture: tuple[Path, Any],
+                                                           batch_rows: int) -> None:
+    """The dissector's default (DetectingBuilder in front of ColumnarBuilder) gives the rows
+    of the scalar RecordBuilder behind the same detection, profile cells included."""
+    from iec104.records.builder import RecordBuilder
+    from iec104.records.columnar import ColumnarBuilder
+    from tests.records.test_columnar import assert_same_batches, dissect_with
+
+    path, expected = capture
+    scalar = dissect_with(path, lambda: DetectingBuilder(RecordBuilder()), batch_rows)
+    assert_same_batches(scalar, dissect_with(path, lambda: DetectingBuilder(ColumnarBuilder()),
+                                             batch_rows))
+    profiles = {p for b in scalar for p in b.column("profile").to_pylist() if p}
+    assert profiles == {"/".join(map(str, p)) for p, _items in expected.values()}

@@ -156,6 +156,28 @@ def test_batches_are_cut_between_apdus(tmp_path: Path) -> None:
     assert sum(b.num_rows for b in batches) == 120
 
 
+def test_batches_end_between_apdus(tmp_path: Path) -> None:
+    """An APDU's rows stay in one batch (read formats an APDU from its rows); one with more
+    rows than ``batch_rows`` is a batch of its own."""
+    from iec104.codec import (ASDU, IFrame, InformationObject, Quality, TypeId, encode_apdu,
+                              encode_asdu)
+
+    def points(ssn: int, count: int) -> bytes:
+        objects = tuple(InformationObject(100 + k, 0, Quality()) for k in range(count))
+        asdu = ASDU(TypeId.M_SP_NA_1, False, 20, False, False, 0, 1, objects)
+        return encode_apdu(IFrame(ssn, 0, encode_asdu(asdu)))
+
+    counts = [3, 5, 2, 12, 1, 7, 4]
+    c = Conv()
+    c.emit(c.handshake(), [c.seg(1, points(n, k)) for n, k in enumerate(counts)])
+    batches = list(dissect(write(tmp_path / "objects.pcap", c.packets), batch_rows=8))
+    per_batch = [b.column("apdu").to_pylist() for b in batches]
+    assert sum(map(len, per_batch)) == sum(counts)
+    seen = [a for rows in per_batch for a in dict.fromkeys(rows)]
+    assert len(seen) == len(set(seen)) == len(counts)  # no APDU in two batches
+    assert all(len(rows) <= 8 or len(set(rows)) == 1 for rows in per_batch)
+
+
 def test_stream_without_end_is_closed_with_truncated_apdu(tmp_path: Path) -> None:
     c = Conv()
     c.emit(c.handshake(), c.seg(0, STARTDT_ACT + i_frame(1)[:9]))

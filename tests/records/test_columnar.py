@@ -37,6 +37,7 @@ from iec104.capture.packet import decode_tcp
 from iec104.capture.reassembly import Reassembler
 from iec104.records.builder import Endpoints, RecordBuilder
 from iec104.dissector import StreamDecoder
+from iec104.records.profiles import DetectingBuilder
 from tests.conftest import public_capture, public_capture_names
 from tests.support import fuzz
 
@@ -94,15 +95,24 @@ def dissect_with(data: Path | bytes, make: Callable[[], object],
     return batches
 
 
-def both(data: Path | bytes, batch_rows: int) -> None:
-    assert_same_batches(dissect_with(data, RecordBuilder, batch_rows),
-                        dissect_with(data, ColumnarBuilder, batch_rows))
+def both(data: Path | bytes, batch_rows: int, detect: bool = True) -> None:
+    """Both builders give the same batches, each behind per-direction profile detection (as
+    the dissector runs them by default) or alone (one given profile)."""
+    if detect:
+        assert_same_batches(dissect_with(data, lambda: DetectingBuilder(RecordBuilder()),
+                                         batch_rows),
+                            dissect_with(data, lambda: DetectingBuilder(ColumnarBuilder()),
+                                         batch_rows))
+    else:
+        assert_same_batches(dissect_with(data, RecordBuilder, batch_rows),
+                            dissect_with(data, ColumnarBuilder, batch_rows))
 
 
+@pytest.mark.parametrize("detect", [True, False], ids=["detected", "given"])
 @pytest.mark.parametrize("batch_rows", [7, 65536])
 @pytest.mark.parametrize("path", OWN, ids=lambda p: p.name)
-def test_bundled_captures(path: Path, batch_rows: int) -> None:
-    both(path, batch_rows)
+def test_bundled_captures(path: Path, batch_rows: int, detect: bool) -> None:
+    both(path, batch_rows, detect)
 
 
 @pytest.mark.parametrize("batch_rows", [5, 65536])
@@ -228,6 +238,32 @@ def test_random_apdus(profile: Profile, seed: int) -> None:
     assert_same_batches(expected, _replay(columnar, calls, batch_rows))
     assert columnar.next_apdu == 10 + sum(1 for c in calls
                                           if c[0] in ("add_frame", "add_malformed"))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_profile_per_direction(seed: int) -> None:
+    """I-frames of several profiles and confidences in one batch (what DetectingBuilder
+    passes): each decoded with its own, ``profile``/``profile_confidence`` as the scalar
+    path fills them."""
+    rng = random.Random(f"columnar:per-direction:{seed}")
+    given = [(PROFILES[i], rng.choice([None, 0.0, 0.5, rng.random()]))
+             for i in rng.sample(range(len(PROFILES)), 4)]
+    streams = []
+    for n, (profile, confidence) in enumerate(given):
+        calls = _calls(rng, profile, 300)
+        ep = Endpoints(n, "c2s" if n % 2 else "s2c", "10.0.0.1", 50000 + n, "10.0.0.2", 2404)
+        streams.append([(c[0], c[1], c[2], ep, c[4], profile, confidence)
+                        if c[0] == "add_frame" else (c[0], c[1], c[2], ep, *c[4:])
+                        for c in calls])
+    calls = []
+    while any(streams):  # interleaved, each stream in its order
+        stream = rng.choice([s for s in streams if s])
+        calls.append(stream.pop(0))
+    batch_rows = (5, 300, 65536)[seed]
+    expected = _replay(RecordBuilder(), calls, batch_rows)
+    assert_same_batches(expected, _replay(ColumnarBuilder(), calls, batch_rows))
+    texts = {t for b in expected for t in b.column("profile").to_pylist()}
+    assert texts == {"/".join(map(str, p)) for p, _c in given} | {None}
 
 
 def test_counts_match() -> None:
