@@ -80,7 +80,6 @@ _LAID_OUT: dict[int, tuple[Layout, int, int]] = {
     for t, c in ELEMENTS.items() if c.layout is not None}
 _PLAIN_NUMBERS = (ValueKind.FLOAT, ValueKind.NORMALIZED, ValueKind.SCALED)
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31, 0, 0, 0], np.int64)
-_CONFIDENCE = SCHEMA.field("profile_confidence").type
 
 
 class ColumnarBuilder:
