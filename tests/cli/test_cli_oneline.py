@@ -12,10 +12,10 @@ import pytest
 
 from iec104.cli.oneline import batch_lines, format_endpoint, format_time
 from iec104.dissector import dissect
-from tests.conftest import public_capture, public_capture_names
+from tests.conftest import REPO_ROOT, public_capture, public_capture_names
 
-REPO = Path(__file__).resolve().parents[1]
-OWN = sorted((REPO / "captures").glob("*.pcap*"))
+OWN = sorted((REPO_ROOT / "captures").glob("*.pcap*"))
+assert OWN, "the bundled captures (captures/*.pcap*) are missing"
 
 
 def _lines(path: Path, rows: int, mode: str) -> list[str]:

@@ -38,11 +38,11 @@ from iec104.capture.reassembly import Reassembler
 from iec104.records.builder import Endpoints, RecordBuilder
 from iec104.dissector import StreamDecoder
 from iec104.records.profiles import DetectingBuilder
-from tests.conftest import public_capture, public_capture_names
+from tests.conftest import REPO_ROOT, public_capture, public_capture_names
 from tests.support import fuzz
 
-REPO = Path(__file__).resolve().parents[1]
-OWN = sorted((REPO / "captures").glob("*.pcap*"))
+OWN = sorted((REPO_ROOT / "captures").glob("*.pcap*"))
+assert OWN, "the bundled captures (captures/*.pcap*) are missing"
 PROFILES = [Profile(c, a, i) for c in (1, 2) for a in (1, 2) for i in (1, 2, 3)]
 LAID_OUT = sorted(t for t, c in ELEMENTS.items() if c.layout is not None)
 SCALAR_ONLY = sorted(t for t, c in ELEMENTS.items() if c.layout is None)
