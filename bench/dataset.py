@@ -161,7 +161,9 @@ QUESTIONS = {
 
 _PANDAS = r"""
 import sys, pandas as pd
-df = pd.read_parquet(sys.argv[1])
+# only the columns the three questions need: everything would not fit (50 M rows x 40 columns)
+df = pd.read_parquet(sys.argv[1], columns=["time", "ca", "ioa", "value", "type_id", "src",
+                                           "capture", "stream"])
 h0, h1 = pd.Timestamp(sys.argv[2]), pd.Timestamp(sys.argv[3])
 w = df[(df.time >= h0) & (df.time < h1) & df.value.notna()]
 a = w.sort_values("time").groupby(["ca", "ioa"]).value.last()
@@ -193,7 +195,7 @@ def questions(ds: Path, skip: set[str]) -> list[dict[str, Any]]:
     if "pandas" not in skip:
         wall, cpu, rss = run([sys.executable, "-c", _PANDAS, str(ds), h0.isoformat(),
                               h1.isoformat()])
-        rows.append({"what": "pandas: read everything, answer all three", "seconds": wall,
+        rows.append({"what": "pandas: read the 8 columns, answer all three", "seconds": wall,
                      "cpu": cpu, "rss": rss})
     if "summary" not in skip:
         wall, cpu, rss = run([*IEC104, "summary", str(ds)])
