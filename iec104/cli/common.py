@@ -291,18 +291,21 @@ def _checked_parquet(path: Path) -> None:
         raise CliError(str(exc)) from None
 
 
-def source_batches(inputs: Inputs, args: argparse.Namespace,
-                   batch_rows: int = 65536) -> Iterator[pa.RecordBatch]:
+def source_batches(inputs: Inputs, args: argparse.Namespace, batch_rows: int = 65536,
+                   pushdown: Filter | None = None) -> Iterator[pa.RecordBatch]:
     """Record batches of an :func:`open_source` (captures decoded with the input options),
-    within ``--start``/``--end`` where the command has them."""
+    within ``--start``/``--end`` where the command has them. ``pushdown``: the filter the
+    caller applies to the batches; a Parquet file or a dataset then skips the row groups
+    its statistics rule out (iec104.records.reader.row_groups), a dataset also filters."""
     from ..records.reader import SchemaError, parquet_batches
     if inputs.dataset is not None:
-        yield from dataset_batches(inputs.dataset, args, batch_rows)
+        yield from dataset_batches(inputs.dataset, args, batch_rows, pushdown)
         return
     if inputs.parquet:
         for path in inputs.parquet:
             try:
-                yield from in_range(parquet_batches(path, batch_rows, inputs.problems), args)
+                yield from in_range(parquet_batches(path, batch_rows, inputs.problems,
+                                                    pushdown), args)
             except SchemaError as exc:
                 raise CliError(str(exc)) from None
         return
@@ -323,7 +326,8 @@ def load_frame(args: argparse.Namespace, name: str) -> tuple[pd.DataFrame, Input
     if inputs.dataset is not None:
         return dataset_frame(inputs.dataset, args, flt), inputs
     try:
-        batches = [b if flt is None else flt.apply(b) for b in source_batches(inputs, args)]
+        batches = [b if flt is None else flt.apply(b)
+                   for b in source_batches(inputs, args, pushdown=flt)]
     finally:
         inputs.close()
     return pa.Table.from_batches(batches, schema=SCHEMA).to_pandas(), inputs
@@ -474,7 +478,8 @@ def log_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 # -- a dataset as the SOURCE of read, summary and report -------------------------------------
 # --start/--end select a time range: on a dataset they skip whole partitions and row groups
 # (iec104.dataset.read); on a capture or Parquet file they drop rows outside as they are
-# decoded. -Y is applied batch by batch as the dataset is scanned. read DIR prints the rows
+# decoded. -Y is pushed down (row groups it rules out are skipped) and applied batch by
+# batch as the dataset is scanned. read DIR prints the rows
 # day by day, capture by capture; summary DIR runs in bounded memory (iec104.dataset.summary);
 # report DIR loads the selected rows, its streams numbered across the dataset by (capture,
 # stream) so that the investigations never merge two captures' connections.
@@ -531,12 +536,12 @@ def in_range(batches: Iterator[pa.RecordBatch], args: argparse.Namespace
         yield batch.filter(mask)
 
 
-def dataset_batches(url: str, args: argparse.Namespace, batch_rows: int
-                    ) -> Iterator[pa.RecordBatch]:
+def dataset_batches(url: str, args: argparse.Namespace, batch_rows: int,
+                    flt: Filter | None = None) -> Iterator[pa.RecordBatch]:
     from ..dataset import batches
 
     start, end = time_range(args)
-    yield from batches(url, start=start, end=end, batch_rows=batch_rows)
+    yield from batches(url, start=start, end=end, batch_rows=batch_rows, filter=flt)
 
 
 def dataset_frame(url: str, args: argparse.Namespace, flt: Filter | None) -> pd.DataFrame:
@@ -568,7 +573,9 @@ def dataset_frame(url: str, args: argparse.Namespace, flt: Filter | None) -> pd.
 
 
 def summarize(args: argparse.Namespace, url: str, flt: Filter | None) -> str:
-    from ..dataset.summary import summary_text
+    from ..dataset.summary import MEMORY_LIMIT, summary_text
 
     start, end = time_range(args)
-    return summary_text(url, start=start, end=end, filter=flt, max_rows=args.max_rows)
+    limit = args.memory_limit if args.memory_limit is not None else MEMORY_LIMIT
+    return summary_text(url, start=start, end=end, filter=flt, max_rows=args.max_rows,
+                        memory_limit=limit)

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"{out}: cannot be written: {exc.strerror or exc}") from None
         try:
             with writer:
-                for batch in source_batches(inputs, args):
+                for batch in source_batches(inputs, args, pushdown=flt):
                     writer.write_batch(batch if flt is None else flt.apply(batch))
         except OSError as exc:
             raise CliError(f"{out}: writing the logs failed ({exc.strerror or exc}); no "

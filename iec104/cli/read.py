@@ -185,7 +185,9 @@ def run(args: argparse.Namespace) -> int:
     flt = compile_filter_option(args.filter)
     inputs = open_source(args.capture, args)
     try:
-        return _print(source_batches(inputs, args, 8192), args, flt, inputs)
+        # -t r counts from the first row of the source: nothing may be skipped before it
+        pushdown = flt if args.time != "r" else None
+        return _print(source_batches(inputs, args, 8192, pushdown), args, flt, inputs)
     finally:
         inputs.close()
 

@@ -10,9 +10,18 @@ partly) is read from every ``date=*/*.parquet`` file.
 The time range is pushed down twice: ``date`` (the partition) skips whole directories without
 opening a file, and ``time`` (row-group statistics: rows are written in capture order) skips
 row groups. ``columns`` reads only those columns. A ``filter`` expression of the filter
-language (:mod:`iec104.records.filter`) is evaluated batch by batch as the data is
-scanned, so memory holds one batch plus what matched; the rows of one APDU are always in one
-row group (:mod:`iec104.dataset.write`), so a filter selects whole APDUs as on a capture.
+language (:mod:`iec104.records.filter`) is pushed down as its superset predicate
+(:meth:`~iec104.records.filter.Filter.pushdown`): :func:`scan_plan` keeps, file by file, the
+row groups whose statistics do not rule it out (:func:`iec104.records.reader.row_groups`,
+the rule's one home, also used for a single Parquet file), so ``ca == 7``, ``type_id == 45``
+or ``stream == 3`` read only the row groups that hold such rows. The exact filter is then
+evaluated batch by batch on what was read, so memory holds one batch plus what matched.
+Every writer of a dataset keeps the rows of an APDU in one row group (the converter writes
+each dissector batch as one, :mod:`iec104.dataset.write`; the recorders cut their row groups
+at APDU boundaries, :mod:`iec104.records.journal`), so skipping a row group never drops part
+of an APDU, and batches are cut again at APDU boundaries per file
+(:func:`~iec104.records.reader.whole_apdus`), so a filter selects whole APDUs as on a
+capture.
 
 :func:`connect` opens an in-memory DuckDB database with two views: ``iec104`` (the rows,
 partition column ``date`` included) and ``captures`` (the manifest). DuckDB reads the Parquet
@@ -23,8 +32,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import itertools
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pyarrow as pa
 
@@ -47,7 +57,7 @@ if TYPE_CHECKING:
 
     from ..records.filter import Filter
 
-__all__ = ["batches", "connect", "is_dataset", "load", "time_bound"]
+__all__ = ["ScanPlan", "batches", "connect", "is_dataset", "load", "scan_plan", "time_bound"]
 
 
 def is_dataset(url: str | os.PathLike[str]) -> bool:
@@ -94,30 +104,35 @@ def arrow_dataset_schema() -> pa.Schema:
     return pa.schema([*DATASET_SCHEMA, *partition_schema()])
 
 
-def arrow_dataset(url: str | os.PathLike[str]) -> ds.Dataset:
-    """The committed files as a ``pyarrow.dataset.Dataset`` with the ``date`` partition."""
+def arrow_dataset(url: str | os.PathLike[str], files: Sequence[str] | None = None
+                  ) -> ds.Dataset:
+    """The committed files (or ``files``: full paths of some of them) as a
+    ``pyarrow.dataset.Dataset`` with the ``date`` partition."""
     import pyarrow.dataset as pads
 
     store = Store(url)
-    files = committed_files(store)
+    files = committed_files(store) if files is None else list(files)
     return pads.dataset(files, schema=arrow_dataset_schema(), format="parquet",
                         filesystem=store.fs,
                         partitioning=pads.HivePartitioning(partition_schema()),
                         partition_base_dir=store.root)
 
 
-def _expression(start: dt.datetime | None, end: dt.datetime | None) -> ds.Expression | None:
-    """``start <= time < end`` and the matching ``date`` partitions."""
+def _expression(start: dt.datetime | None, end: dt.datetime | None, *,
+                partitions: bool = True) -> ds.Expression | None:
+    """``start <= time < end`` and (``partitions``) the matching ``date`` partitions."""
     import pyarrow.dataset as pads
 
     conds = []
     time, day = pads.field("time"), pads.field(PARTITION)
     if start is not None:
-        conds += [time >= pa.scalar(start, DATASET_SCHEMA.field("time").type),
-                  day >= pa.scalar(start.date(), pa.date32())]
+        conds.append(time >= pa.scalar(start, DATASET_SCHEMA.field("time").type))
+        if partitions:
+            conds.append(day >= pa.scalar(start.date(), pa.date32()))
     if end is not None:
-        conds += [time < pa.scalar(end, DATASET_SCHEMA.field("time").type),
-                  day <= pa.scalar(end.date(), pa.date32())]
+        conds.append(time < pa.scalar(end, DATASET_SCHEMA.field("time").type))
+        if partitions:
+            conds.append(day <= pa.scalar(end.date(), pa.date32()))
     if not conds:
         return None
     out = conds[0]
@@ -126,12 +141,77 @@ def _expression(start: dt.datetime | None, end: dt.datetime | None) -> ds.Expres
     return out
 
 
+class ScanPlan(NamedTuple):
+    """What a scan of the dataset reads after pushdown (see :func:`scan_plan`).
+
+    Attributes:
+        fragments: one ``ParquetFileFragment`` per file opened, limited to the row groups
+            to read (files whose partition is outside the time range are not opened; a file
+            none of whose row groups is needed is not listed).
+        files: files opened (their footers read) [0, files of the dataset].
+        row_groups: row groups to read, of ``total_row_groups`` in the files opened.
+        bytes: compressed bytes of those row groups, of ``total_bytes``.
+    """
+
+    fragments: list[ds.ParquetFileFragment]
+    files: int
+    row_groups: int
+    total_row_groups: int
+    bytes: int
+    total_bytes: int
+
+
+def scan_plan(url: str | os.PathLike[str], *, start: Any = None, end: Any = None,
+              filter: Filter | str | None = None, files: Sequence[str] | None = None
+              ) -> ScanPlan:
+    """The files and row groups a scan of ``url`` reads for a time range and a filter:
+    partitions pruned by ``date``, row groups by the statistics of ``time`` and of the
+    columns the filter's pushdown names (:func:`iec104.records.reader.row_groups`).
+    ``files``: only these (full paths, as ``committed_files`` gives them)."""
+    import pyarrow.dataset as pads
+
+    from ..records.filter import compile_filter
+    from ..records.reader import row_groups
+
+    flt = compile_filter(filter) if isinstance(filter, str) else filter
+    dataset = arrow_dataset(url, files)
+    lo, hi = time_bound(start), time_bound(end)
+    by_time = _expression(lo, hi)  # partitions (by their directory) and rows
+    predicate = _expression(lo, hi, partitions=False)  # row groups (their statistics)
+    if flt is not None and flt.prunes:
+        pushed = flt.pushdown(dataset.schema)
+        predicate = pushed if predicate is None else predicate & pushed
+    fragments, files, groups, total_groups, size, total_size = [], 0, 0, 0, 0, 0
+    fmt = pads.ParquetFileFormat()
+    for fragment in dataset.get_fragments(filter=by_time):
+        files += 1
+        meta = fragment.metadata
+        sizes = [meta.row_group(i).total_compressed_size for i in range(meta.num_row_groups)]
+        total_groups += len(sizes)
+        total_size += sum(sizes)
+        keep = (row_groups(fragment, predicate) if predicate is not None
+                else list(range(len(sizes))))
+        if keep:
+            groups += len(keep)
+            size += sum(sizes[i] for i in keep)
+            fragments.append(fmt.make_fragment(
+                fragment.path, filesystem=fragment.filesystem,
+                partition_expression=fragment.partition_expression, row_groups=keep))
+    return ScanPlan(fragments, files, groups, total_groups, size, total_size)
+
+
 def batches(url: str | os.PathLike[str], *, start: Any = None, end: Any = None,
             columns: Sequence[str] | None = None, filter: Filter | str | None = None,
-            batch_rows: int = 1 << 17) -> Iterator[pa.RecordBatch]:
+            batch_rows: int = 1 << 17, files: Sequence[str] | None = None,
+            capture: str | None = None) -> Iterator[pa.RecordBatch]:
     """Record batches of the dataset at ``url`` (see the module docstring); ``columns`` None
-    gives every column of the dataset schema (``date`` excluded)."""
+    gives every column of the dataset schema (``date`` excluded). Batches never cut an APDU
+    and never mix two files; they come in file order, rows in file order. ``files`` and
+    ``capture`` limit the scan to some files (full paths) and the rows of one capture."""
+    import pyarrow.dataset as pads
+
     from ..records.filter import compile_filter
+    from ..records.reader import whole_apdus
 
     flt = compile_filter(filter) if isinstance(filter, str) else filter
     wanted = list(columns) if columns is not None else DATASET_SCHEMA.names
@@ -141,14 +221,23 @@ def batches(url: str | os.PathLike[str], *, start: Any = None, end: Any = None,
     read = list(wanted)
     if flt is not None:
         read += [c for c in (*sorted(flt.columns), "apdu") if c not in read]
-    dataset = arrow_dataset(url)
-    scanner = dataset.scanner(columns=read, filter=_expression(time_bound(start), time_bound(end)),
-                              batch_size=batch_rows)
-    for batch in scanner.to_batches():
-        if flt is not None:
-            batch = flt.apply(batch)
-        if batch.num_rows:
-            yield batch.select(wanted)
+    plan = scan_plan(url, start=start, end=end, filter=flt, files=files)
+    if not plan.fragments:
+        return
+    dataset = pads.FileSystemDataset(plan.fragments, arrow_dataset_schema(),
+                                     pads.ParquetFileFormat(), plan.fragments[0].filesystem)
+    rows = _expression(time_bound(start), time_bound(end))
+    if capture is not None:  # exact: every row of an APDU has its capture
+        same = pads.field("capture") == capture
+        rows = same if rows is None else same & rows
+    scanner = dataset.scanner(columns=read, filter=rows, batch_size=batch_rows)
+    for _, tagged in itertools.groupby(scanner.scan_batches(), key=lambda t: t.fragment.path):
+        parts = (t.record_batch for t in tagged)
+        for batch in (whole_apdus(parts) if "apdu" in read else parts):
+            if flt is not None:
+                batch = flt.apply(batch)
+            if batch.num_rows:
+                yield batch.select(wanted)
 
 
 def _nullable(dtype: pa.DataType) -> Any:

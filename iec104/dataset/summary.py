@@ -2,15 +2,29 @@
 
 Theory of operation
 -------------------
-A dataset may be larger than memory, so it is never loaded whole:
+A dataset may be larger than memory, so it is never loaded whole, nor is any one capture:
 
 * the overview, the type and the cause counts are aggregates that DuckDB computes while it
   streams the Parquet files (or the filtered batches, with a filter expression);
-* the investigations (connections, APCI findings, commands, interrogations, anomalies) run on
-  one capture at a time: a TCP connection never spans two captures in a dataset (every
-  capture numbers its own streams), so ``(capture, stream)`` keeps them apart and memory
-  holds the largest capture, not the dataset. Their findings are added up, and the tables
-  get a ``capture`` column.
+* the investigations (connections, APCI findings, commands, interrogations, anomalies) run
+  on one TCP connection, ``(capture, stream)``, at a time (:func:`per_connection`). Each
+  capture's rows are scanned once (its files only, time range and filter pushed down,
+  :func:`iec104.dataset.read.batches`) into a DuckDB ``ORDER BY stream, <file order>``
+  under a memory limit with a temporary directory, so the sort spills to disk rather than
+  grow; its output, fetched as Arrow record batches, is cut where ``stream`` changes. Memory
+  holds one connection (plus DuckDB's bounded sort), not the capture.
+* A few findings of a connection depend on the rest of its capture: an outstation that
+  terminates commands (ACTTERM), points that had a select, the hosts that ran a general
+  interrogation, the commands a host sent on every connection (command bursts), the common
+  addresses that report data and the points an interrogation should have returned. So while
+  the capture streams into the sort, its *context* is kept: every row of a command or
+  interrogation ASDU and the first row of each (CA, IOA, type, cause) of process
+  information (small: commands are rare, points are few beside the data). Commands,
+  interrogations and anomalies then run on the connection's rows plus the context of the
+  other connections, in the capture's row order, and keep only the connection's findings:
+  the same findings as on the whole capture, each found once.
+* Findings are added up; the tables get a ``capture`` column. A TCP connection never spans
+  two captures in a dataset (every capture numbers its own streams).
 
 The text has the sections of :func:`iec104.analyzer.summary_text`, with the captures added.
 """
@@ -21,12 +35,20 @@ import datetime as dt
 import os
 from collections import Counter
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pyarrow as pa
 
-from .layout import DATASET_SCHEMA, is_capture_file, partition_schema
-from .read import _expression, arrow_dataset, arrow_dataset_schema, batches, connect, time_bound
+from ..analyzer.frames import (
+    INTERROGATIONS,
+    PROCESS_COMMANDS,
+    PROCESS_INFO_TYPES,
+    SYSTEM_COMMANDS,
+)
+from ..codec import TypeId
+from ..records.schema import SCHEMA
+from .layout import DATASET_SCHEMA
+from .read import _quote, batches, committed_files, connect, time_bound
 from .store import Store
 
 if TYPE_CHECKING:
@@ -89,50 +111,306 @@ def _rows(con: Any, url: str, start: dt.datetime | None, end: dt.datetime | None
                 + (f" WHERE {' AND '.join(where)}" if where else ""))
 
 
-def per_capture(url: str | os.PathLike[str], *, start: Any = None, end: Any = None,
-                filter: Filter | None = None) -> Iterator[tuple[str, pd.DataFrame]]:
-    """``(capture, rows)`` for each capture with selected rows, one capture in memory at a
-    time; the rows are of the records schema (``capture`` dropped), as the analyzer takes."""
-    import pyarrow.dataset as pads
+MEMORY_LIMIT = 256 << 20
+"""DuckDB's memory limit (bytes) for the summary's queries and sorts (it spills beyond it)."""
+
+# the rows a connection's commands, interrogations and anomalies read from the rest of its
+# capture (see the module docstring): all rows of these ASDUs ...
+_CONTEXT_TYPES = sorted(int(t) for t in PROCESS_COMMANDS | SYSTEM_COMMANDS | INTERROGATIONS)
+# ... and the first row of each (CA, IOA, type, cause) of these
+_POINT_TYPES = sorted(int(t) for t in PROCESS_INFO_TYPES | {TypeId.M_EI_NA_1})
+_POINT_KEY = ["ca", "ioa", "type_id", "cot"]
+_TIMES = ("time", "time_tag")  # timestamp[ns] columns: int64 through DuckDB (its TZ type is us)
+_SEQ = "_seq"  # a row's place in its capture (file order)
+
+
+def _size(memory_limit: int) -> str:
+    """A memory limit in bytes as DuckDB's setting (KiB, at least 1 MiB)."""
+    return f"{max(memory_limit, 1 << 20) >> 10}KiB"
+
+
+def _captures(url: str | os.PathLike[str]) -> list[tuple[str, list[str], bool]]:
+    """``(capture, its files (full paths), whether a file may hold other captures)``, by
+    name: the manifest's captures, then the recorder log sessions (named in their files)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
 
     store = Store(url)
     manifest = store.read_manifest()
-    groups: list[tuple[str, Any]] = [
-        (name, [store.path(f) for f in files]) for name, files in
-        zip(manifest.column("capture").to_pylist(), manifest.column("files").to_pylist())]
-    if not groups or any(not is_capture_file(f) for f in store.data_files()):
-        # no manifest, or recorder log sessions (never in it): the names are in the files
-        listed = {name for name, _ in groups}
-        dataset = arrow_dataset(url)
-        names = connect(url).sql("SELECT DISTINCT capture FROM iec104 ORDER BY 1").fetchall()
-        groups += [(name, dataset.filter(pads.field("capture") == name)) for (name,) in names
-                   if name not in listed]
-    base = [c for c in DATASET_SCHEMA.names if c != "capture"]
-    expression = _expression(time_bound(start), time_bound(end))
-    for name, files in sorted(groups, key=lambda g: g[0]):
-        dataset = files if not isinstance(files, list) else pads.dataset(
-            files, schema=arrow_dataset_schema(), format="parquet", filesystem=store.fs,
-            partitioning=pads.HivePartitioning(partition_schema()),
-            partition_base_dir=store.root)
-        scanner = dataset.scanner(columns=base, filter=expression,
-                                  batch_size=1 << 17)
-        parts = [filter.apply(b) if filter is not None else b for b in scanner.to_batches()]
-        table = pa.Table.from_batches([b for b in parts if b.num_rows],
-                                      schema=scanner.projected_schema)
-        if table.num_rows:
-            yield name, table.to_pandas()
+    groups: dict[str, tuple[list[str], bool]] = {
+        name: ([store.path(f) for f in files or ()], False) for name, files in
+        zip(manifest.column("capture").to_pylist(), manifest.column("files").to_pylist())}
+    listed = {f for files, _ in groups.values() for f in files}
+    for path in committed_files(store):
+        if path in listed:
+            continue
+        with store.fs.open(path, "rb") as fh:
+            names = pc.unique(pq.read_table(fh, columns=["capture"]).column("capture")
+                              .cast(pa.string())).to_pylist()
+        for name in names:
+            if name is not None:
+                groups.setdefault(name, ([], True))[0].append(path)
+    return sorted(((name, files, mixed) for name, (files, mixed) in groups.items()
+                   if files), key=lambda g: g[0])
+
+
+class _Context:
+    """The context rows of one capture, gathered while it streams (module docstring)."""
+
+    def __init__(self) -> None:
+        self.parts: list[pa.RecordBatch] = []
+        self.seen: set[tuple[Any, ...]] = set()
+        self.complete = False
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        import pyarrow.compute as pc
+
+        i_frame = pc.fill_null(pc.equal(batch.column("apci"), "I"), False)
+        types = batch.column("type_id")
+        self.parts.append(batch.filter(pc.and_(i_frame, pc.fill_null(
+            pc.is_in(types, pa.array(_CONTEXT_TYPES, types.type)), False))))
+        points = batch.filter(pc.and_(i_frame, pc.fill_null(
+            pc.is_in(types, pa.array(_POINT_TYPES, types.type)), False)))
+        if not points.num_rows:
+            return
+        first = pa.Table.from_batches([points]).group_by(_POINT_KEY, use_threads=False) \
+            .aggregate([(_SEQ, "min")]).column(f"{_SEQ}_min")
+        points = points.filter(pc.is_in(points.column(_SEQ), first))
+        keys = list(zip(*(points.column(k).to_pylist() for k in _POINT_KEY)))
+        new = [key not in self.seen for key in keys]
+        self.seen.update(keys)
+        self.parts.append(points.filter(pa.array(new, pa.bool_())))
+
+
+def _for_duckdb(batch: pa.RecordBatch, seq: int) -> pa.RecordBatch:
+    """A batch of the records schema as DuckDB takes it without loss: times as int64
+    nanoseconds, the row's place in the capture appended."""
+    import numpy as np
+
+    arrays = [c.cast(pa.int64()) if name in _TIMES else c
+              for name, c in zip(batch.schema.names, batch.columns)]
+    arrays.append(pa.array(np.arange(seq, seq + batch.num_rows, dtype=np.int64)))
+    return pa.RecordBatch.from_arrays(arrays, schema=_sort_schema())
+
+
+def _sort_schema() -> pa.Schema:
+    return pa.schema([pa.field(f.name, pa.int64()) if f.name in _TIMES else f
+                      for f in _base_schema()] + [pa.field(_SEQ, pa.int64())])
+
+
+def _base_schema() -> pa.Schema:
+    """The columns the investigations read: the dataset schema without ``capture`` (one
+    value per capture) and ``raw`` (the octets, for people and file transfers; the largest
+    column, never read by these investigations)."""
+    return pa.schema([f for f in DATASET_SCHEMA if f.name not in ("capture", "raw")])
+
+
+def _frame(parts: list[pa.RecordBatch]) -> pd.DataFrame:
+    """Rows back from DuckDB (or the context) as the analyzer's DataFrame, ``_seq`` kept,
+    with the records schema's nullable dtypes (as ``iec104 summary FILE`` gives it: the
+    dtypes of a column do not depend on whether one connection has nulls in it)."""
+    schema = pa.schema([*_base_schema(), pa.field(_SEQ, pa.int64())], metadata=SCHEMA.metadata)
+    table = pa.Table.from_batches(parts) if parts else _sort_schema().empty_table()
+    return table.rename_columns(schema.names).cast(schema).to_pandas()
+
+
+class Connection(NamedTuple):
+    """One TCP connection's rows and the context of its capture (see the module docstring).
+
+    Attributes:
+        capture: the ``capture`` value.
+        stream: the connection's ``stream`` (None: rows outside any connection).
+        rows: its rows in file order (records schema).
+        context: the context rows of the capture's other connections, with ``rows``, in
+            the capture's row order.
+    """
+
+    capture: str
+    stream: int | None
+    rows: pd.DataFrame
+    context: pd.DataFrame
+
+
+def per_connection(url: str | os.PathLike[str], *, start: Any = None, end: Any = None,
+                   filter: Filter | None = None, memory_limit: int = MEMORY_LIMIT
+                   ) -> Iterator[Connection]:
+    """Every connection with selected rows, one in memory at a time, in order of
+    ``(capture, stream)`` (see the module docstring)."""
+    import tempfile
+
+    import duckdb
+    import numpy as np
+    import pandas as pd
+
+    base = _base_schema().names
+    with tempfile.TemporaryDirectory(prefix="iec104-summary-") as spill:
+        con = duckdb.connect(config={"memory_limit": _size(memory_limit),
+                                     "temp_directory": spill})
+        try:
+            for name, files, mixed in _captures(url):
+                context = _Context()
+
+                def rows(files: list[str] = files, mixed: bool = mixed,
+                         name: str = name, context: _Context = context
+                         ) -> Iterator[pa.RecordBatch]:
+                    seq = 0
+                    for batch in batches(url, start=start, end=end, columns=base,
+                                         filter=filter, files=files,
+                                         capture=name if mixed else None):
+                        out = _for_duckdb(batch, seq)
+                        seq += batch.num_rows
+                        context.add(out)
+                        yield out
+                    context.complete = True
+
+                con.register("capture_", pa.RecordBatchReader.from_batches(_sort_schema(),
+                                                                           rows()))
+                ordered = con.execute(f"SELECT * FROM capture_ ORDER BY stream NULLS LAST, "
+                                      f"{_SEQ}").fetch_record_batch(1 << 16)
+                context_df: pd.DataFrame | None = None
+                pending: list[pa.RecordBatch] = []
+                for batch in ordered:
+                    if context_df is None:  # ORDER BY consumed the whole capture first
+                        assert context.complete, "the sort returned rows before its input ended"
+                        context_df = _frame(context.parts)
+                        context.parts = []
+                    streams = batch.column("stream").fill_null(-1).to_numpy()
+                    cuts = [0, *(np.flatnonzero(np.diff(streams)) + 1), batch.num_rows]
+                    for lo, hi in zip(cuts[:-1], cuts[1:]):
+                        part = batch.slice(lo, hi - lo)
+                        if pending and (pending[0].column("stream")[0].as_py()
+                                        != part.column("stream")[0].as_py()):
+                            yield _connection(name, pending, context_df)
+                            pending = []
+                        pending.append(part)
+                if pending:
+                    assert context_df is not None
+                    yield _connection(name, pending, context_df)
+                con.unregister("capture_")
+        finally:
+            con.close()
+
+
+def _connection(name: str, parts: list[pa.RecordBatch], context: pd.DataFrame) -> Connection:
+    import pandas as pd
+
+    rows = _frame(parts)
+    first = rows["stream"].iloc[0]
+    stream = None if pd.isna(first) else int(first)
+    others = context["stream"].notna() if stream is None else \
+        context["stream"].ne(stream).fillna(True).astype(bool)
+    both = pd.concat([rows, context[others]]).sort_values(_SEQ, kind="stable")
+    return Connection(name, stream, rows.drop(columns=[_SEQ]),
+                      both.drop(columns=[_SEQ]).reset_index(drop=True))
+
+
+def _findings(conn: Connection, options: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """The investigations' tables of one connection (see the module docstring)."""
+    from ..analyzer import anomalies, commands, interrogations, link_findings, sessions
+    from ..analyzer.report import _ANOMALY_OPTIONS, _COMMAND_OPTIONS, _LINK_OPTIONS
+
+    def pick(names: tuple[str, ...]) -> dict[str, Any]:
+        return {k: v for k, v in options.items() if k in names}
+
+    def own(table: pd.DataFrame) -> pd.DataFrame:
+        stream = table["stream"]
+        mine = stream.isna() if conn.stream is None else stream.eq(conn.stream).fillna(False)
+        return table[mine.astype(bool)].reset_index(drop=True)
+
+    return {
+        "sessions": sessions(conn.rows),
+        "link": link_findings(conn.rows, **pick(_LINK_OPTIONS)),
+        "commands": own(commands(conn.context, **pick(_COMMAND_OPTIONS))),
+        "interrogations": own(interrogations(conn.context)),
+        "anomalies": own(anomalies(conn.context, **pick(_ANOMALY_OPTIONS))),
+    }
+
+
+class Findings(NamedTuple):
+    """The investigations' findings over a dataset, added up connection by connection.
+
+    Attributes:
+        sessions: one row per connection (:func:`iec104.analyzer.sessions`) with its
+            ``capture``, by capture then stream.
+        anomalies: :func:`iec104.analyzer.anomalies` with ``capture``: by capture, then by
+            time as on the whole capture.
+        counts: ``link`` (APCI finding kinds), ``commands`` and ``interrogations``
+            (statuses), ``anomalies`` (kinds): how many of each.
+        sbo_violations: commands that broke select-before-operate.
+    """
+
+    sessions: pd.DataFrame
+    anomalies: pd.DataFrame
+    counts: dict[str, Counter[str]]
+    sbo_violations: int
+
+
+def findings(url: str | os.PathLike[str], *, start: Any = None, end: Any = None,
+             filter: Filter | None = None, memory_limit: int = MEMORY_LIMIT,
+             **options: Any) -> Findings:
+    """Run the per-connection investigations over the dataset (see the module docstring);
+    ``options`` go to them as in :func:`iec104.analyzer.summary`."""
+    import pandas as pd
+
+    from ..analyzer.report import _ANOMALY_OPTIONS, _COMMAND_OPTIONS, _LINK_OPTIONS
+
+    unknown = set(options) - set(_LINK_OPTIONS + _ANOMALY_OPTIONS + _COMMAND_OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    sessions, anomalies = [], []
+    counts: dict[str, Counter[str]] = {k: Counter() for k in ("link", "commands",
+                                                              "interrogations", "anomalies")}
+    sbo = 0
+    capture_flags: list[pd.DataFrame] = []
+
+    def flush(name: str | None) -> None:
+        """A capture's anomalies in its own order (by time, as on the whole capture)."""
+        if name is not None and capture_flags:
+            table = pd.concat(capture_flags, ignore_index=True)
+            anomalies.append(table.sort_values(["time", "kind"], kind="stable")
+                             .assign(capture=name))
+        capture_flags.clear()
+
+    current: str | None = None
+    for conn in per_connection(url, start=start, end=end, filter=filter,
+                               memory_limit=memory_limit):
+        if conn.capture != current:
+            flush(current)
+            current = conn.capture
+        tables = _findings(conn, options)
+        sessions.append(tables["sessions"].assign(capture=conn.capture))
+        if len(tables["anomalies"]):
+            capture_flags.append(tables["anomalies"])
+        for key, column in (("link", "kind"), ("commands", "status"),
+                            ("interrogations", "status"), ("anomalies", "kind")):
+            if len(tables[key]):
+                counts[key].update(tables[key][column].astype(str).tolist())
+        cmds = tables["commands"]
+        if len(cmds):
+            sbo += int((cmds["sbo_violation"].astype(str) != "").sum())
+    flush(current)
+    return Findings(pd.concat(sessions, ignore_index=True) if sessions else pd.DataFrame(),
+                    pd.concat(anomalies, ignore_index=True) if anomalies else pd.DataFrame(),
+                    counts, sbo)
 
 
 def summary_text(url: str | os.PathLike[str], *, start: Any = None, end: Any = None,
-                 filter: Filter | None = None, max_rows: int = 20, **options: Any) -> str:
+                 filter: Filter | None = None, max_rows: int = 20,
+                 memory_limit: int = MEMORY_LIMIT, **options: Any) -> str:
     """The summary of the dataset at ``url`` (see the module docstring); ``options`` go to
-    the investigations as in :func:`iec104.analyzer.summary`."""
+    the investigations as in :func:`iec104.analyzer.summary`; ``memory_limit``: DuckDB's, in
+    bytes [1 MiB, ...)."""
+    import tempfile
+
     import pandas as pd
 
-    from ..analyzer.report import _display, summary
+    from ..analyzer.report import _display
 
     lo, hi = time_bound(start), time_bound(end)
     con = connect(url)
+    spill = tempfile.TemporaryDirectory(prefix="iec104-summary-")
+    con.execute(f"SET memory_limit = {_quote(_size(memory_limit))}")
+    con.execute(f"SET temp_directory = {_quote(spill.name)}")
     try:
         _rows(con, os.fspath(url), lo, hi, filter)
         o = con.sql(_OVERVIEW).df().iloc[0]
@@ -144,24 +422,14 @@ def summary_text(url: str | os.PathLike[str], *, start: Any = None, end: Any = N
         causes = con.sql(_CAUSES).df()
     finally:
         con.close()
-    sessions, anomalies = [], []
-    counts: dict[str, Counter[str]] = {k: Counter() for k in ("link", "commands",
-                                                              "interrogations", "anomalies")}
-    sbo = 0
-    for name, df in per_capture(url, start=lo, end=hi, filter=filter):
-        tables = summary(df, **options)
-        sessions.append(tables["sessions"].assign(capture=name))
-        anomalies.append(tables["anomalies"].assign(capture=name))
-        for key, column in (("link", "kind"), ("commands", "status"),
-                            ("interrogations", "status"), ("anomalies", "kind")):
-            if len(tables[key]):
-                counts[key].update(tables[key][column].astype(str).tolist())
-        cmds = tables["commands"]
-        if len(cmds):
-            sbo += int((cmds["sbo_violation"].astype(str) != "").sum())
+        spill.cleanup()
+    found = findings(url, start=lo, end=hi, filter=filter, memory_limit=memory_limit,
+                     **options)
+    counts, sbo = found.counts, found.sbo_violations
 
-    def line(counter: Counter[str]) -> str:
-        return ", ".join(f"{k} {v}" for k, v in counter.most_common()) or "none"
+    def line(counter: Counter[str]) -> str:  # most first, ties by name (any order of input)
+        ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
+        return ", ".join(f"{k} {v}" for k, v in ranked) or "none"
 
     lines: list[str] = []
 
@@ -192,8 +460,7 @@ def summary_text(url: str | os.PathLike[str], *, start: Any = None, end: Any = N
              ("capture gaps", o["gaps"])]
     lines.append("== Overview ==")
     lines += [f"{item:32} {value}" for item, value in items]
-    empty = pd.DataFrame()
-    section("Connections", pd.concat(sessions, ignore_index=True) if sessions else empty,
+    section("Connections", found.sessions,
             ["capture", "stream", "client", "server", "master", "start", "duration", "apdus",
              "errors", "capture_gaps"])
     lines.append("")
@@ -202,7 +469,7 @@ def summary_text(url: str | os.PathLike[str], *, start: Any = None, end: Any = N
     lines.append(f"== Select-before-operate violations: {sbo} ==")
     lines.append(f"== Interrogations: {line(counts['interrogations'])} ==")
     lines.append(f"== Anomalies: {line(counts['anomalies'])} ==")
-    section("Anomalies", pd.concat(anomalies, ignore_index=True) if anomalies else empty,
+    section("Anomalies", found.anomalies,
             ["capture", "kind", "severity", "stream", "frame", "src", "ca", "ioa", "count",
              "detail"])
     section("Types", types, ["type_id", "type_name", "direction", "asdus", "objects"])

@@ -37,6 +37,18 @@ Language (also in README.md, section 'Filter language'):
 :func:`compile_filter` returns a :class:`Filter`; :meth:`Filter.mask` gives the rows that match,
 :meth:`Filter.apdu_mask` widens that to every row of an APDU with at least one matching row
 (how ``iec104 read`` and ``iec104 convert`` select APDUs).
+
+Pushdown
+--------
+The same checked tree also gives :meth:`Filter.pushdown`, a ``pyarrow.dataset.Expression``
+that is a *superset* of the filter: true for every row the filter matches, and maybe for
+more. Readers use it only to skip row groups and partitions whose statistics prove that no
+row matches (:func:`iec104.records.reader.row_groups`), then evaluate the exact mask on the
+rows they read. Comparisons with a literal (``== < <= > >=``), ``in`` a list, null tests,
+bare boolean columns and mnemonics, combined with ``and``/``or``, are pushed down; what has
+no exact statistics counterpart (``not``, ``!=``, ``not in``, substrings, column against
+column, a fraction compared with an integer column) becomes "true", and so do columns a file
+does not have (e.g. ``kind`` of a version-1 file, derived when read).
 """
 
 from __future__ import annotations
@@ -167,6 +179,13 @@ def _normalise(expr: str) -> str:
 # -- compilation ------------------------------------------------------------------------------
 
 Mask = Callable[[pa.RecordBatch], pa.Array]
+
+# The pushdown predicate before it becomes a pyarrow Expression (pyarrow.dataset is imported
+# only when a reader asks for it): True (any row may match), False (none does), or
+# ("and" | "or", parts), ("cmp", column, op, value), ("in", column, values, with_null),
+# ("null", column, present).
+Pred = Any
+_OPS = {ast.Eq: "==", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
 
 
 @dataclass(frozen=True)
@@ -465,6 +484,116 @@ class _Compiler:
         return _any(masks)
 
 
+    # the pushdown superset (see 'Pushdown' in the module docstring) ---------------------
+    # Called on a tree that condition() has checked, so every operand is valid here.
+
+    def superset(self, node: ast.AST) -> Pred:
+        if isinstance(node, ast.BoolOp):
+            parts = [self.superset(v) for v in node.values]
+            return _both(parts) if isinstance(node.op, ast.And) else _either(parts)
+        if isinstance(node, ast.Compare):
+            parts, left = [], node.left
+            for op, right in zip(node.ops, node.comparators):
+                parts.append(self.superset_one(left, op, right))
+                left = right
+            return _both(parts)
+        if isinstance(node, ast.Name):
+            if node.id in _SYMBOLS:
+                sym = _SYMBOLS[node.id]
+                numeric, text = _SYMBOL_COLUMNS[sym.kind]
+                if numeric is not None:
+                    return ("cmp", numeric, "==", sym.number)
+                return ("cmp", text, "==", sym.name)
+            return _either([("cmp", c, "==", True) if _kind(_TYPES[c]) == "bool"
+                            else ("null", c, True) for c in self.column_names(node)])
+        if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+            return node.value
+        return True  # not: the negation of a superset is no superset
+
+    def superset_one(self, left_node: ast.AST, op: ast.cmpop, right_node: ast.AST) -> Pred:
+        left, right = self.operand(left_node), self.operand(right_node)
+        if isinstance(op, (ast.Is, ast.IsNot)):
+            assert left.column is not None
+            return _either([("null", c, isinstance(op, ast.IsNot))
+                            for c in _SHORTHANDS.get(left.column, (left.column,))])
+        if isinstance(op, ast.In):
+            if left.column is None or right.column is not None:
+                return True  # "text" in column
+            out = []
+            for c in self.column_names(left.node):  # type: ignore[arg-type]
+                values = [self.coerce(c, v, right.node) for v in right.value]
+                if pa.types.is_integer(_TYPES[c]):
+                    values = [v for v in values if not isinstance(v, float)]
+                out.append(("in", c, tuple(v for v in values if v is not None),
+                            None in values))
+            return _either(out)
+        if type(op) not in _OPS and not isinstance(op, ast.NotEq):
+            return True  # not in
+        if left.column is None:
+            left, right = right, left
+            op = _SWAPPED[type(op)]()
+        if right.column is not None:
+            return True  # column against column
+        value = right.symbol if right.symbol is not None else right.value
+        columns = self.column_names(left.node)  # type: ignore[arg-type]
+        coerced = [self.coerce(c, value, right.node) for c in columns]
+        if coerced[0] is None:  # == None / != None
+            return _either([("null", c, isinstance(op, ast.NotEq)) for c in columns])
+        if isinstance(op, ast.NotEq):
+            return True
+        if any(pa.types.is_integer(_TYPES[c]) and isinstance(v, float)
+               for c, v in zip(columns, coerced)):
+            return True  # a fraction against integers: the mask compares as floats
+        return _either([("cmp", c, _OPS[type(op)], v) for c, v in zip(columns, coerced)])
+
+
+def _both(parts: Sequence[Pred]) -> Pred:
+    """The conjunction of superset predicates (True parts drop out, a False part wins)."""
+    if any(p is False for p in parts):
+        return False
+    kept = [p for p in parts if p is not True]
+    return True if not kept else kept[0] if len(kept) == 1 else ("and", tuple(kept))
+
+
+def _either(parts: Sequence[Pred]) -> Pred:
+    """The disjunction of superset predicates (False parts drop out, a True part wins)."""
+    if any(p is True for p in parts):
+        return True
+    kept = [p for p in parts if p is not False]
+    return False if not kept else kept[0] if len(kept) == 1 else ("or", tuple(kept))
+
+
+def _expression(pred: Pred, schema: pa.Schema) -> Any:
+    """A superset predicate as a ``pyarrow.dataset.Expression`` over files of ``schema``:
+    a column the schema lacks, or a literal its column type cannot hold, is "true"."""
+    import pyarrow.dataset as pads
+
+    if pred is True or pred is False:
+        return pads.scalar(pred)
+    if pred[0] in ("and", "or"):
+        parts = [_expression(p, schema) for p in pred[1]]
+        out = parts[0]
+        for part in parts[1:]:
+            out = (out & part) if pred[0] == "and" else (out | part)
+        return out
+    column = pred[1]
+    if column not in schema.names:
+        return pads.scalar(True)
+    field, dtype = pads.field(column), schema.field(column).type
+    if pred[0] == "null":
+        return field.is_valid() if pred[2] else field.is_null()
+    try:
+        if pred[0] == "in":
+            values, with_null = pred[2], pred[3]
+            out = field.isin(pa.array(values, type=dtype)) if values else pads.scalar(False)
+            return (out | field.is_null()) if with_null else out
+        literal = pads.scalar(pa.scalar(pred[3], type=dtype))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return pads.scalar(True)  # e.g. a value outside an older file's narrower type
+    return {"==": field == literal, "<": field < literal, "<=": field <= literal,
+            ">": field > literal, ">=": field >= literal}[pred[2]]
+
+
 def _short(value: object, limit: int = 30) -> str:
     """``repr(value)``, cut in the middle if long (a 400-digit literal in a message)."""
     text = repr(value)
@@ -543,6 +672,18 @@ class Filter:
     expression: str
     columns: frozenset[str]
     _mask: Mask
+    _superset: Pred = True
+
+    def pushdown(self, schema: pa.Schema = SCHEMA) -> Any:
+        """A ``pyarrow.dataset.Expression`` true for every row that may match (a superset:
+        see 'Pushdown' in the module docstring) over files of ``schema``; for skipping row
+        groups and partitions by their statistics, never for selecting rows."""
+        return _expression(self._superset, schema)
+
+    @property
+    def prunes(self) -> bool:
+        """Whether :meth:`pushdown` can skip anything (it is not just "true")."""
+        return self._superset is not True
 
     def mask(self, batch: pa.RecordBatch | pa.Table) -> pa.Array:
         """Boolean array: which rows match (never null)."""
@@ -615,4 +756,4 @@ def compile_filter(expression: str) -> Filter:
     _check_depth(tree.body, expression)
     compiler = _Compiler(expression, source)
     mask = compiler.condition(tree.body)
-    return Filter(expression, frozenset(compiler.columns), mask)
+    return Filter(expression, frozenset(compiler.columns), mask, compiler.superset(tree.body))

@@ -66,7 +66,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .partitions import CAPTURE_FIELD, DATASET_SCHEMA, partition_dir, split_by_day, with_capture
-from .reader import conform_batch
+from .reader import conform_batch, whole_apdus
 from .schema import SCHEMA
 from .sink import FileOutput, ParquetSink, partial_path
 
@@ -130,11 +130,13 @@ def read_journal(path: str | os.PathLike[str]) -> tuple[list[pa.RecordBatch], st
 
 
 def _row_groups(batches: list[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Regroup small flush batches into row groups of about ``_ROW_GROUP`` rows."""
+    """Regroup small flush batches into row groups of about ``_ROW_GROUP`` rows, cut at APDU
+    boundaries: a filter pushed down to row groups skips a group only whole, so an APDU
+    must not span two (iec104.records.reader.row_groups)."""
     if not batches:
         return
     table = pa.Table.from_batches(batches, schema=batches[0].schema).combine_chunks()
-    yield from table.to_batches(max_chunksize=_ROW_GROUP)
+    yield from whole_apdus(table.to_batches(max_chunksize=_ROW_GROUP))
 
 
 def _convert(journal: Path, batches: list[pa.RecordBatch], compression: str) -> list[Path]:

@@ -3,8 +3,12 @@
 * :func:`load` -- Parquet file(s) or a directory of them -> pandas DataFrame (``.partial``
   files skipped; files of older schema versions get the newer columns as nulls);
 * :func:`open_parquet` / :func:`parquet_batches` -- check that a file is of iec104's schema
-  and iterate it in record batches cut at APDU boundaries, a damaged row group costing only
-  its own rows (the CLI's ``read``/``summary``/``report`` on Parquet input);
+  and iterate it in record batches cut at APDU boundaries (:func:`whole_apdus`), a damaged
+  row group costing only its own rows (the CLI's ``read``/``summary``/``report`` on Parquet
+  input);
+* :func:`row_groups` -- THE filter pushdown: which row groups of a file a filter expression
+  (its superset :meth:`~iec104.records.filter.Filter.pushdown`) needs, by their statistics,
+  never cutting an APDU (used by :func:`parquet_batches` and the dataset reader);
 * version-1 files (no ``kind`` column) read like version-2 ones: :func:`derive_kind`;
 * :func:`schema_version` -- the version stored in a file's metadata.
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from types import EllipsisType
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -28,9 +33,12 @@ from .schema import METADATA_KEY, SCHEMA, RowKind
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow.dataset as ds
+
+    from .filter import Filter
 
 __all__ = ["SchemaError", "conform_batch", "derive_kind", "is_parquet", "load", "open_parquet",
-           "parquet_batches", "schema_version"]
+           "parquet_batches", "row_groups", "schema_version", "whole_apdus"]
 
 _MAGIC = b"PAR1"
 
@@ -117,44 +125,123 @@ def _family(dtype: pa.DataType) -> str:
 
 
 def parquet_batches(path: Path, batch_rows: int = 65536,
-                    problems: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+                    problems: list[str] | None = None,
+                    pushdown: Filter | None = None) -> Iterator[pa.RecordBatch]:
     """Batches of a Parquet file of the schema, cut so that no APDU spans two batches.
 
     A file that cannot be opened, or is of another schema, raises :class:`SchemaError`. A
     row group that cannot be read (damage inside the file) is skipped and its reason
     appended to ``problems`` (every other row group is read), or raised as
-    :class:`SchemaError` without a list.
+    :class:`SchemaError` without a list. With ``pushdown``, only the row groups that
+    :func:`row_groups` keeps for its :meth:`~iec104.records.filter.Filter.pushdown` are
+    read; the caller still applies the filter to the rows.
     """
     pf = open_parquet(path)
     names = [f.name for f in SCHEMA if f.name in pf.schema_arrow.names]
-    tail: pa.RecordBatch | None = None
     groups = pf.metadata.num_row_groups
-    for group in range(groups):
-        try:  # row groups are independent: one damaged group loses only its own rows
-            table = pf.read_row_group(group, columns=names)
-            chunks = [conform_batch(b) for b in table.to_batches(max_chunksize=batch_rows)]
-        except (pa.ArrowException, OSError) as exc:
-            reason = (f"{path}: row group {group + 1} of {groups} cannot be read "
-                      f"({' '.join(str(exc).split())}); its rows are missing, the other row "
-                      "groups were read")
-            if problems is None:
-                raise SchemaError(reason) from None
-            problems.append(reason)
+    selected: Iterable[int] = range(groups)
+    if pushdown is not None and pushdown.prunes:
+        try:
+            import pyarrow.dataset as pads
+
+            fragment = pads.ParquetFileFormat().make_fragment(os.fspath(path))
+            selected = row_groups(fragment, pushdown.pushdown(pf.schema_arrow))
+        except (pa.ArrowException, OSError):
+            pass  # statistics unreadable: read every group (damage is reported per group)
+
+    def chunks() -> Iterator[pa.RecordBatch]:
+        for group in selected:
+            try:  # row groups are independent: one damaged group loses only its own rows
+                table = pf.read_row_group(group, columns=names)
+                parts = [conform_batch(b) for b in table.to_batches(max_chunksize=batch_rows)]
+            except (pa.ArrowException, OSError) as exc:
+                reason = (f"{path}: row group {group + 1} of {groups} cannot be read "
+                          f"({' '.join(str(exc).split())}); its rows are missing, the other "
+                          "row groups were read")
+                if problems is None:
+                    raise SchemaError(reason) from None
+                problems.append(reason)
+                continue
+            yield from parts
+
+    yield from whole_apdus(chunks())
+
+
+def whole_apdus(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """``batches`` (consecutive rows of ONE file or log session) cut again so that the rows
+    of an APDU (consecutive rows with the same ``apdu``) are in one batch: when a batch
+    starts with the APDU the one before ended with, those rows move into it (no copy when
+    batches already end at APDU boundaries, as our writers' row groups do)."""
+    held: pa.RecordBatch | None = None
+    for batch in batches:
+        if not batch.num_rows:
             continue
-        for batch in chunks:
-            if tail is not None and tail.num_rows:
-                batch = pa.Table.from_batches([tail, batch]).combine_chunks().to_batches()[0]
-            apdu = batch.column("apdu")
-            last = apdu[batch.num_rows - 1].as_py() if batch.num_rows else None
-            cut = batch.num_rows
-            if last is not None:
+        if held is not None:
+            apdu = held.column("apdu")
+            last = apdu[held.num_rows - 1].as_py()
+            if last is not None and batch.column("apdu")[0].as_py() == last:
+                cut = held.num_rows
                 while cut > 0 and apdu[cut - 1].as_py() == last:
                     cut -= 1
-            tail = batch.slice(cut)
-            if cut:
-                yield batch.slice(0, cut)
-    if tail is not None and tail.num_rows:
-        yield tail
+                batch = pa.Table.from_batches([held.slice(cut), batch]).combine_chunks() \
+                    .to_batches()[0]
+                held = held.slice(0, cut)
+            if held.num_rows:
+                yield held
+        held = batch
+    if held is not None:
+        yield held
+
+
+def row_groups(fragment: ds.ParquetFileFragment, predicate: ds.Expression) -> list[int]:
+    """The row groups of one Parquet file to read for a superset ``predicate``
+    (:meth:`~iec104.records.filter.Filter.pushdown`, maybe with a time range), in file order.
+
+    A row group is skipped when its statistics prove that no row satisfies ``predicate``
+    (pyarrow's ``split_by_row_group``), unless it may share an APDU with a row group that is
+    read: a filter keeps whole APDUs, so an APDU cut over two row groups must be read whole.
+    Our writers never cut one (a row group is a batch of whole APDUs); for other files two
+    neighbours may share one when their ``apdu`` ranges meet (no statistics: they may).
+    """
+    keep = {f.row_groups[0].id for f in fragment.split_by_row_group(filter=predicate)}
+    meta = fragment.metadata
+    if not keep or meta.num_row_groups == len(keep):
+        return sorted(keep)
+    names = meta.schema.names
+    column = names.index("apdu") if "apdu" in names else -1
+    spans = [_apdu_span(meta.row_group(i), column) for i in range(meta.num_row_groups)]
+    todo = sorted(keep)
+    while todo:
+        i = todo.pop()
+        for j in (i - 1, i + 1):
+            if 0 <= j < meta.num_row_groups and j not in keep and _meet(spans[i], spans[j]):
+                keep.add(j)
+                todo.append(j)
+    return sorted(keep)
+
+
+# a row group's APDU numbers: (min, max), None (no APDU row), or ... (no statistics)
+_Span = tuple[int, int] | None | EllipsisType
+
+
+def _apdu_span(group: pq.RowGroupMetaData, column: int) -> _Span:
+    if column < 0:
+        return ...
+    stats = group.column(column).statistics
+    if stats is None or stats.null_count is None:
+        return ...
+    if stats.null_count == group.num_rows:
+        return None
+    return (stats.min, stats.max) if stats.has_min_max else ...
+
+
+def _meet(a: _Span, b: _Span) -> bool:
+    """Whether two neighbouring row groups may hold rows of one APDU."""
+    if a is None or b is None:
+        return False
+    if a is ... or b is ...:
+        return True
+    return a[0] <= b[1] and b[0] <= a[1]  # type: ignore[index]
 
 
 def conform_batch(batch: pa.RecordBatch) -> pa.RecordBatch:

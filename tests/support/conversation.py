@@ -135,25 +135,37 @@ def to_frame(conversations: Conversation | Iterable[Conversation]) -> pd.DataFra
     return builder.take_batch().to_pandas()
 
 
-def write_pcap(path: str | os.PathLike[str], conv: Conversation) -> Path:
-    """Write ``conv`` as a pcap: handshake, one segment per message at its scripted time
-    (a pure ACK from the receiver 100 us later), FIN exchange."""
-    from tests.support.pcapwriter import build_conversation, write_packets
-    packets = build_conversation([(d, data) for _, d, data in conv.messages],
-                                 client_ip=conv.client[0], client_port=conv.client[1],
-                                 server_ip=conv.server[0], server_port=conv.server[1],
-                                 ack_each=True, start_time=conv.messages[0][0] / _NS - 0.003)
+def packets(conv: Conversation) -> list:  # type: ignore[type-arg]
+    """The scapy packets of ``conv``: handshake, one segment per message at its scripted
+    time (a pure ACK from the receiver 100 us later), FIN exchange."""
     from decimal import Decimal
 
     from scapy.utils import EDecimal
+
+    from tests.support.pcapwriter import build_conversation
+    out = build_conversation([(d, data) for _, d, data in conv.messages],
+                             client_ip=conv.client[0], client_port=conv.client[1],
+                             server_ip=conv.server[0], server_port=conv.server[1],
+                             ack_each=True, start_time=conv.messages[0][0] / _NS - 0.003)
     for i, (t, _, _) in enumerate(conv.messages):
         base = Decimal(t) / Decimal(_NS)
-        packets[3 + 2 * i].time = EDecimal(base)
-        packets[4 + 2 * i].time = EDecimal(base + Decimal("0.0001"))
+        out[3 + 2 * i].time = EDecimal(base)
+        out[4 + 2 * i].time = EDecimal(base + Decimal("0.0001"))
     end = Decimal(conv.messages[-1][0]) / Decimal(_NS)
-    for j, pkt in enumerate(packets[3 + 2 * len(conv.messages):]):
+    for j, pkt in enumerate(out[3 + 2 * len(conv.messages):]):
         pkt.time = EDecimal(end + Decimal("0.001") * (j + 1))
-    return write_packets(path, packets)
+    return out
+
+
+def write_pcap(path: str | os.PathLike[str],
+               conversations: Conversation | Iterable[Conversation]) -> Path:
+    """Write the conversations as one pcap (see :func:`packets`), their packets merged in
+    time order (a connection's own order kept among equal times)."""
+    from tests.support.pcapwriter import write_packets
+    convs = [conversations] if isinstance(conversations, Conversation) else list(conversations)
+    merged = sorted(((pkt.time, n, i, pkt) for n, conv in enumerate(convs)
+                     for i, pkt in enumerate(packets(conv))), key=lambda p: p[:3])
+    return write_packets(path, [pkt for *_, pkt in merged])
 
 
 def single(ioa: int, on: bool, **kw: object) -> InformationObject:

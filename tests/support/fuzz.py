@@ -56,7 +56,7 @@ from iec104.codec import (
     encode_asdu,
 )
 from iec104.dissector import StreamDecoder
-from iec104.records.filter import FilterError, compile_filter
+from iec104.records.filter import Filter, FilterError, compile_filter
 from iec104.records.schema import SCHEMA
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -489,7 +489,21 @@ def filter_case(rng: random.Random, c: Corpus) -> str:
             return "FilterError"
         flt.apply(c.batch)
         flt.apply(c.batch.slice(0, 0))
+    assert pushdown_is_superset(flt, c.batch), expression
     return "compiled"
+
+
+def pushdown_is_superset(flt: Filter, batch: pa.RecordBatch) -> bool:
+    """Whether the filter's pushdown predicate holds for every row its mask matches (it
+    may hold for more: it only decides which row groups are read)."""
+    import pyarrow.compute as pc
+
+    table = pa.Table.from_batches([batch]).append_column(
+        "_row", pa.array(range(batch.num_rows), pa.int64()))
+    matched = pc.filter(table.column("_row"), flt.mask(batch))
+    kept = table.filter(flt.pushdown()).column("_row")
+    return bool(pc.all(pc.is_in(matched, value_set=kept.combine_chunks())).as_py()
+                if len(matched) else True)
 
 
 def cli_case(rng: random.Random, c: Corpus) -> str:
