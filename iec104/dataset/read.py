@@ -186,7 +186,7 @@ def scan_plan(url: str | os.PathLike[str], *, start: Any = None, end: Any = None
     for fragment in dataset.get_fragments(filter=by_time):
         files += 1
         meta = fragment.metadata
-        sizes = [meta.row_group(i).total_compressed_size for i in range(meta.num_row_groups)]
+        sizes = [_compressed(meta.row_group(i)) for i in range(meta.num_row_groups)]
         total_groups += len(sizes)
         total_size += sum(sizes)
         keep = (row_groups(fragment, predicate) if predicate is not None
@@ -198,6 +198,11 @@ def scan_plan(url: str | os.PathLike[str], *, start: Any = None, end: Any = None
                 fragment.path, filesystem=fragment.filesystem,
                 partition_expression=fragment.partition_expression, row_groups=keep))
     return ScanPlan(fragments, files, groups, total_groups, size, total_size)
+
+
+def _compressed(group: Any) -> int:
+    """Compressed bytes of a row group (all its column chunks)."""
+    return sum(group.column(j).total_compressed_size for j in range(group.num_columns))
 
 
 def batches(url: str | os.PathLike[str], *, start: Any = None, end: Any = None,

@@ -265,8 +265,8 @@ def per_connection(url: str | os.PathLike[str], *, start: Any = None, end: Any =
 
                 con.register("capture_", pa.RecordBatchReader.from_batches(_sort_schema(),
                                                                            rows()))
-                ordered = con.execute(f"SELECT * FROM capture_ ORDER BY stream NULLS LAST, "
-                                      f"{_SEQ}").fetch_record_batch(1 << 16)
+                ordered = con.sql(f"SELECT * FROM capture_ ORDER BY stream NULLS LAST, "
+                                  f"{_SEQ}").to_arrow_reader(1 << 16)
                 context_df: pd.DataFrame | None = None
                 pending: list[pa.RecordBatch] = []
                 for batch in ordered:

@@ -143,8 +143,10 @@ def parquet_batches(path: Path, batch_rows: int = 65536,
     if pushdown is not None and pushdown.prunes:
         try:
             import pyarrow.dataset as pads
+            import pyarrow.fs as pafs
 
-            fragment = pads.ParquetFileFormat().make_fragment(os.fspath(path))
+            fragment = pads.ParquetFileFormat().make_fragment(
+                os.path.abspath(path), filesystem=pafs.LocalFileSystem())
             selected = row_groups(fragment, pushdown.pushdown(pf.schema_arrow))
         except (pa.ArrowException, OSError):
             pass  # statistics unreadable: read every group (damage is reported per group)
