@@ -235,7 +235,9 @@ def batches(url: str | os.PathLike[str], *, start: Any = None, end: Any = None,
     if capture is not None:  # exact: every row of an APDU has its capture
         same = pads.field("capture") == capture
         rows = same if rows is None else same & rows
-    scanner = dataset.scanner(columns=read, filter=rows, batch_size=batch_rows)
+    # read ahead a few batches, not pyarrow's default 16 (x 4 files): memory stays a batch's
+    scanner = dataset.scanner(columns=read, filter=rows, batch_size=batch_rows,
+                              batch_readahead=2, fragment_readahead=1)
     for _, tagged in itertools.groupby(scanner.scan_batches(), key=lambda t: t.fragment.path):
         parts = (t.record_batch for t in tagged)
         for batch in (whole_apdus(parts) if "apdu" in read else parts):

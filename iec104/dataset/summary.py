@@ -9,20 +9,22 @@ A dataset may be larger than memory, so it is never loaded whole, nor is any one
 * the investigations (connections, APCI findings, commands, interrogations, anomalies) run
   on one TCP connection, ``(capture, stream)``, at a time (:func:`per_connection`). Each
   capture's rows are scanned once (its files only, time range and filter pushed down,
-  :func:`iec104.dataset.read.batches`) into a DuckDB ``ORDER BY stream, <file order>``
-  under a memory limit with a temporary directory, so the sort spills to disk rather than
-  grow; its output, fetched as Arrow record batches, is cut where ``stream`` changes. Memory
-  holds one connection (plus DuckDB's bounded sort), not the capture.
+  :func:`iec104.dataset.read.batches`) into a DuckDB table under a memory limit with a
+  temporary directory, so DuckDB spills to disk rather than grow; ``ORDER BY stream,
+  <file order>`` of that table, fetched as Arrow record batches, is cut where ``stream``
+  changes. Memory holds one connection (plus DuckDB's bounded buffers), not the capture.
 * A few findings of a connection depend on the rest of its capture: an outstation that
   terminates commands (ACTTERM), points that had a select, the hosts that ran a general
   interrogation, the commands a host sent on every connection (command bursts), the common
-  addresses that report data and the points an interrogation should have returned. So while
-  the capture streams into the sort, its *context* is kept: every row of a command or
-  interrogation ASDU and the first row of each (CA, IOA, type, cause) of process
-  information (small: commands are rare, points are few beside the data). Commands,
-  interrogations and anomalies then run on the connection's rows plus the context of the
-  other connections, in the capture's row order, and keep only the connection's findings:
-  the same findings as on the whole capture, each found once.
+  addresses that report data, and the points an interrogation should have returned, all
+  about the connection's commands and interrogations. So a connection that sends or answers
+  any gets the capture's *context* from the other connections: every row
+  of a command or interrogation ASDU and the first row of each (CA, cause) of process
+  information (small: commands are rare), and, on a connection that interrogates, the first
+  row of each point (CA, IOA, type) of its common addresses (a DuckDB query per such
+  connection). Commands, interrogations and anomalies run on the connection's rows plus
+  that context, in the capture's row order, and keep only the connection's findings: the
+  same findings as on the whole capture, each found once.
 * Findings are added up; the tables get a ``capture`` column. A TCP connection never spans
   two captures in a dataset (every capture numbers its own streams).
 
@@ -114,12 +116,35 @@ def _rows(con: Any, url: str, start: dt.datetime | None, end: dt.datetime | None
 MEMORY_LIMIT = 256 << 20
 """DuckDB's memory limit (bytes) for the summary's queries and sorts (it spills beyond it)."""
 
-# the rows a connection's commands, interrogations and anomalies read from the rest of its
-# capture (see the module docstring): all rows of these ASDUs ...
-_CONTEXT_TYPES = sorted(int(t) for t in PROCESS_COMMANDS | SYSTEM_COMMANDS | INTERROGATIONS)
-# ... and the first row of each (CA, IOA, type, cause) of these
-_POINT_TYPES = sorted(int(t) for t in PROCESS_INFO_TYPES | {TypeId.M_EI_NA_1})
-_POINT_KEY = ["ca", "ioa", "type_id", "cot"]
+# The context of a connection (see the module docstring), as queries over the capture's
+# table ``cap_``: every row of a command or interrogation ASDU ...
+_COMMANDS = frozenset(int(t) for t in PROCESS_COMMANDS | SYSTEM_COMMANDS | INTERROGATIONS)
+_CONTEXT_TYPES = ", ".join(map(str, sorted(_COMMANDS)))
+# ... the first row of each (CA, cause) of process information: the CAs that report ...
+_POINT_TYPES = ", ".join(str(int(t)) for t in sorted(PROCESS_INFO_TYPES | {TypeId.M_EI_NA_1}))
+_INTERROGATIONS = ", ".join(str(int(t)) for t in sorted(INTERROGATIONS))
+_CONTEXT = f"""
+SELECT * FROM cap_ WHERE apci = 'I' AND type_id IN ({_CONTEXT_TYPES})
+UNION ALL
+SELECT cap_.* FROM cap_ JOIN (SELECT min(_seq) AS first FROM cap_
+                              WHERE apci = 'I' AND type_id IN ({_POINT_TYPES})
+                              GROUP BY ca, cot) ON _seq = first
+"""
+# ... and, for a connection that interrogates, the first row of each point (CA, IOA, type)
+# of the common addresses on that connection: the points an interrogation should return
+# (a grouping and a join, which DuckDB spills, where DISTINCT ON would not fit)
+_POINTS = f"""
+CREATE OR REPLACE TABLE points_ AS
+SELECT cap_.* FROM cap_ JOIN (SELECT min(_seq) AS first FROM cap_
+                              WHERE apci = 'I' AND type_id IN ({_POINT_TYPES})
+                                    AND ioa IS NOT NULL
+                              GROUP BY ca, ioa, type_id) ON _seq = first
+"""
+_INTERROGATED = f"""
+SELECT stream, list(DISTINCT ca) FROM cap_ WHERE ca IS NOT NULL AND stream IN (
+    SELECT stream FROM cap_ WHERE apci = 'I' AND type_id IN ({_INTERROGATIONS}))
+GROUP BY stream
+"""
 _TIMES = ("time", "time_tag")  # timestamp[ns] columns: int64 through DuckDB (its TZ type is us)
 _SEQ = "_seq"  # a row's place in its capture (file order)
 
@@ -152,34 +177,6 @@ def _captures(url: str | os.PathLike[str]) -> list[tuple[str, list[str], bool]]:
                 groups.setdefault(name, ([], True))[0].append(path)
     return sorted(((name, files, mixed) for name, (files, mixed) in groups.items()
                    if files), key=lambda g: g[0])
-
-
-class _Context:
-    """The context rows of one capture, gathered while it streams (module docstring)."""
-
-    def __init__(self) -> None:
-        self.parts: list[pa.RecordBatch] = []
-        self.seen: set[tuple[Any, ...]] = set()
-        self.complete = False
-
-    def add(self, batch: pa.RecordBatch) -> None:
-        import pyarrow.compute as pc
-
-        i_frame = pc.fill_null(pc.equal(batch.column("apci"), "I"), False)
-        types = batch.column("type_id")
-        self.parts.append(batch.filter(pc.and_(i_frame, pc.fill_null(
-            pc.is_in(types, pa.array(_CONTEXT_TYPES, types.type)), False))))
-        points = batch.filter(pc.and_(i_frame, pc.fill_null(
-            pc.is_in(types, pa.array(_POINT_TYPES, types.type)), False)))
-        if not points.num_rows:
-            return
-        first = pa.Table.from_batches([points]).group_by(_POINT_KEY, use_threads=False) \
-            .aggregate([(_SEQ, "min")]).column(f"{_SEQ}_min")
-        points = points.filter(pc.is_in(points.column(_SEQ), first))
-        keys = list(zip(*(points.column(k).to_pylist() for k in _POINT_KEY)))
-        new = [key not in self.seen for key in keys]
-        self.seen.update(keys)
-        self.parts.append(points.filter(pa.array(new, pa.bool_())))
 
 
 def _for_duckdb(batch: pa.RecordBatch, seq: int) -> pa.RecordBatch:
@@ -240,66 +237,85 @@ def per_connection(url: str | os.PathLike[str], *, start: Any = None, end: Any =
 
     import duckdb
     import numpy as np
-    import pandas as pd
 
     base = _base_schema().names
     with tempfile.TemporaryDirectory(prefix="iec104-summary-") as spill:
-        con = duckdb.connect(config={"memory_limit": _size(memory_limit),
-                                     "temp_directory": spill})
+        # a database file, not in memory: its tables' blocks can leave memory (an in-memory
+        # table cannot); two threads: each holds sort buffers within the limit
+        con = duckdb.connect(os.path.join(spill, "capture.duckdb"),
+                             config={"memory_limit": _size(memory_limit),
+                                     "temp_directory": spill, "threads": 2,
+                                     "preserve_insertion_order": False})
+        con.execute("SET enable_progress_bar = false")
+        side = con.cursor()  # queries while the ordered rows stream on ``con``
         try:
             for name, files, mixed in _captures(url):
-                context = _Context()
 
-                def rows(files: list[str] = files, mixed: bool = mixed,
-                         name: str = name, context: _Context = context
+                def rows(files: list[str] = files, mixed: bool = mixed, name: str = name
                          ) -> Iterator[pa.RecordBatch]:
                     seq = 0
                     for batch in batches(url, start=start, end=end, columns=base,
                                          filter=filter, files=files,
                                          capture=name if mixed else None):
-                        out = _for_duckdb(batch, seq)
+                        yield _for_duckdb(batch, seq)
                         seq += batch.num_rows
-                        context.add(out)
-                        yield out
-                    context.complete = True
 
                 con.register("capture_", pa.RecordBatchReader.from_batches(_sort_schema(),
                                                                            rows()))
-                ordered = con.sql(f"SELECT * FROM capture_ ORDER BY stream NULLS LAST, "
+                con.execute("CREATE OR REPLACE TABLE cap_ AS SELECT * FROM capture_")
+                con.unregister("capture_")
+                context = _frame(con.sql(_CONTEXT).to_arrow_table().to_batches())
+                con.execute(_POINTS)
+                asks = dict(con.sql(_INTERROGATED).fetchall())
+                ordered = con.sql(f"SELECT * FROM cap_ ORDER BY stream NULLS LAST, "
                                   f"{_SEQ}").to_arrow_reader(1 << 16)
-                context_df: pd.DataFrame | None = None
                 pending: list[pa.RecordBatch] = []
+
+                def connection(parts: list[pa.RecordBatch], name: str = name,
+                               context: pd.DataFrame = context,
+                               asks: dict[int, list[int]] = asks) -> Connection:
+                    stream = parts[0].column("stream")[0].as_py()
+                    points = None
+                    if stream in asks:
+                        cas = ", ".join(str(int(c)) for c in asks[stream])
+                        points = _frame(side.sql(
+                            f"SELECT * FROM points_ WHERE ca IN ({cas}) AND stream <> "
+                            f"{int(stream)}").to_arrow_table().to_batches())
+                    return _connection(name, parts, context, points)
+
                 for batch in ordered:
-                    if context_df is None:  # ORDER BY consumed the whole capture first
-                        assert context.complete, "the sort returned rows before its input ended"
-                        context_df = _frame(context.parts)
-                        context.parts = []
                     streams = batch.column("stream").fill_null(-1).to_numpy()
                     cuts = [0, *(np.flatnonzero(np.diff(streams)) + 1), batch.num_rows]
                     for lo, hi in zip(cuts[:-1], cuts[1:]):
                         part = batch.slice(lo, hi - lo)
                         if pending and (pending[0].column("stream")[0].as_py()
                                         != part.column("stream")[0].as_py()):
-                            yield _connection(name, pending, context_df)
+                            yield connection(pending)
                             pending = []
                         pending.append(part)
                 if pending:
-                    assert context_df is not None
-                    yield _connection(name, pending, context_df)
-                con.unregister("capture_")
+                    yield connection(pending)
+                con.execute("DROP TABLE cap_; DROP TABLE points_")
         finally:
+            side.close()
             con.close()
 
 
-def _connection(name: str, parts: list[pa.RecordBatch], context: pd.DataFrame) -> Connection:
+def _connection(name: str, parts: list[pa.RecordBatch], context: pd.DataFrame,
+                points: pd.DataFrame | None) -> Connection:
     import pandas as pd
 
     rows = _frame(parts)
     first = rows["stream"].iloc[0]
     stream = None if pd.isna(first) else int(first)
+    commanding = (rows["apci"].eq("I") & rows["type_id"].isin(_COMMANDS)).any()
+    if not commanding:  # every finding that needs other connections is about a command
+        return Connection(name, stream, rows.drop(columns=[_SEQ]),
+                          rows.drop(columns=[_SEQ]).reset_index(drop=True))
     others = context["stream"].notna() if stream is None else \
         context["stream"].ne(stream).fillna(True).astype(bool)
-    both = pd.concat([rows, context[others]]).sort_values(_SEQ, kind="stable")
+    frames = [rows, context[others]] + ([points] if points is not None else [])
+    both = pd.concat(frames).drop_duplicates(_SEQ).sort_values(_SEQ, kind="stable")
     return Connection(name, stream, rows.drop(columns=[_SEQ]),
                       both.drop(columns=[_SEQ]).reset_index(drop=True))
 
@@ -411,6 +427,7 @@ def summary_text(url: str | os.PathLike[str], *, start: Any = None, end: Any = N
     spill = tempfile.TemporaryDirectory(prefix="iec104-summary-")
     con.execute(f"SET memory_limit = {_quote(_size(memory_limit))}")
     con.execute(f"SET temp_directory = {_quote(spill.name)}")
+    con.execute("SET enable_progress_bar = false")
     try:
         _rows(con, os.fspath(url), lo, hi, filter)
         o = con.sql(_OVERVIEW).df().iloc[0]

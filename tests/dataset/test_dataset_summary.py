@@ -128,7 +128,7 @@ def peak_mib(*command: str | Path) -> float:
 
 def interrogated(connections: int, asdus: int, objects: int) -> list[Conversation]:
     """Connections answering a general interrogation with ``asdus`` ASDUs of ``objects``
-    single points each (one row per object), interleaved in time."""
+    single points each (one row per object, at most 127 per ASDU), interleaved in time."""
     convs = []
     for n in range(connections):
         conv = Conversation(client=(f"10.0.{n // 200}.{n % 200 + 1}", 40000 + n),
@@ -152,20 +152,21 @@ def interrogated(connections: int, asdus: int, objects: int) -> list[Conversatio
 
 @pytest.mark.slow
 def test_summary_of_a_big_capture_stays_in_bounded_memory(tmp_path: Path) -> None:
-    capture = write_pcap(tmp_path / "big.pcap", interrogated(60, 20, 200))
+    """70 connections answering interrogations: 250k rows in one capture. The investigations
+    on the whole capture loaded (what a summary per capture did) need several times the
+    memory of the summary per connection with DuckDB held to 64 MB (measured: about 950
+    against 250 MB above the interpreter with its imports)."""
+    capture = write_pcap(tmp_path / "big.pcap", interrogated(70, 30, 120))
     ds = tmp_path / "ds"
     assert cli.run("convert", capture, "--dataset", ds, "--workers", "0", "-q",
                    timeout=600).returncode == 0
     rows = len(load(ds, columns=["apdu"]))
     assert rows > 240_000
-    code = "import duckdb, pandas, iec104.analyzer, iec104.dataset.summary"
-    summary_base = peak_mib(sys.executable, "-c", code)
-    summary_peak = peak_mib(sys.executable, "-m", "iec104.cli", "summary", ds,
-                            "--memory-limit", "64MB")
-    load_base = peak_mib(sys.executable, "-c", "import pandas, iec104.dataset")
-    load_peak = peak_mib(sys.executable, "-c",
-                         f"import iec104.dataset as d; d.load({str(ds)!r})")
-    # the summary holds one connection (4000 rows) and DuckDB's bounded sort; loading
-    # the capture holds all of it
-    assert summary_peak - summary_base < 0.4 * (load_peak - load_base), (
-        summary_base, summary_peak, load_base, load_peak)
+    imports = "import duckdb, pandas, iec104.analyzer, iec104.dataset.summary"
+    base = peak_mib(sys.executable, "-c", imports)
+    per_connection = peak_mib(sys.executable, "-m", "iec104.cli", "summary", ds,
+                              "--memory-limit", "64MB")
+    whole = peak_mib(sys.executable, "-c", f"{imports}\n"
+                     "from iec104.analyzer import summary\n"
+                     f"summary(iec104.dataset.load({str(ds)!r}).drop(columns=['capture']))")
+    assert per_connection - base < 0.5 * (whole - base), (base, per_connection, whole)
