@@ -31,8 +31,8 @@ files directly, in parallel and out of core, so a query over more data than memo
 from __future__ import annotations
 
 import datetime as dt
-import os
 import itertools
+import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -181,10 +181,10 @@ def scan_plan(url: str | os.PathLike[str], *, start: Any = None, end: Any = None
     if flt is not None and flt.prunes:
         pushed = flt.pushdown(dataset.schema)
         predicate = pushed if predicate is None else predicate & pushed
-    fragments, files, groups, total_groups, size, total_size = [], 0, 0, 0, 0, 0
+    fragments, opened, groups, total_groups, size, total_size = [], 0, 0, 0, 0, 0
     fmt = pads.ParquetFileFormat()
     for fragment in dataset.get_fragments(filter=by_time):
-        files += 1
+        opened += 1
         meta = fragment.metadata
         sizes = [_compressed(meta.row_group(i)) for i in range(meta.num_row_groups)]
         total_groups += len(sizes)
@@ -197,7 +197,7 @@ def scan_plan(url: str | os.PathLike[str], *, start: Any = None, end: Any = None
             fragments.append(fmt.make_fragment(
                 fragment.path, filesystem=fragment.filesystem,
                 partition_expression=fragment.partition_expression, row_groups=keep))
-    return ScanPlan(fragments, files, groups, total_groups, size, total_size)
+    return ScanPlan(fragments, opened, groups, total_groups, size, total_size)
 
 
 def _compressed(group: Any) -> int:

@@ -34,6 +34,7 @@ The text has the sections of :func:`iec104.analyzer.summary_text`, with the capt
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -286,7 +287,7 @@ def per_connection(url: str | os.PathLike[str], *, start: Any = None, end: Any =
                 for batch in ordered:
                     streams = batch.column("stream").fill_null(-1).to_numpy()
                     cuts = [0, *(np.flatnonzero(np.diff(streams)) + 1), batch.num_rows]
-                    for lo, hi in zip(cuts[:-1], cuts[1:]):
+                    for lo, hi in itertools.pairwise(cuts):
                         part = batch.slice(lo, hi - lo)
                         if pending and (pending[0].column("stream")[0].as_py()
                                         != part.column("stream")[0].as_py()):

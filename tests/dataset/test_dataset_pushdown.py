@@ -11,6 +11,7 @@ capture), also for hypothesis-generated filters of the fuzz harness.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 from pathlib import Path
 
@@ -139,7 +140,7 @@ def test_no_apdu_spans_two_row_groups(dataset: Path) -> None:
             apdu = pf.read_row_group(group, columns=["apdu"]).column("apdu").drop_null()
             ends.append((apdu[0].as_py(), apdu[-1].as_py()) if len(apdu) else None)
         spans = [e for e in ends if e is not None]
-        assert all(a[1] != b[0] for a, b in zip(spans, spans[1:])), path
+        assert all(a[1] != b[0] for a, b in itertools.pairwise(spans)), path
 
 
 def test_recorder_row_groups_end_at_apdu_boundaries() -> None:

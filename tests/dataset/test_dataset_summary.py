@@ -12,7 +12,6 @@ that loading the capture takes (peak RSS of the child processes, not time).
 from __future__ import annotations
 
 import datetime as dt
-import resource
 import subprocess
 import sys
 from collections import Counter
