@@ -576,6 +576,12 @@ def summarize(args: argparse.Namespace, url: str, flt: Filter | None) -> str:
     from ..dataset.summary import MEMORY_LIMIT, summary_text
 
     start, end = time_range(args)
+    import duckdb
+
     limit = args.memory_limit if args.memory_limit is not None else MEMORY_LIMIT
-    return summary_text(url, start=start, end=end, filter=flt, max_rows=args.max_rows,
-                        memory_limit=limit)
+    try:
+        return summary_text(url, start=start, end=end, filter=flt, max_rows=args.max_rows,
+                            memory_limit=limit)
+    except duckdb.OutOfMemoryException as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "out of memory"
+        raise CliError(f"{url}: {first}; give summary a larger --memory-limit") from None

@@ -47,9 +47,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--max-rows", type=int, default=20, metavar="N",
                    help="rows shown per table (default 20)")
     p.add_argument("--memory-limit", type=parse_size, default=None, metavar="SIZE",
-                   help="on a dataset: DuckDB's memory for the summary's aggregates and its "
-                   "sort of each capture by connection, e.g. 1G (default 256M); beyond it "
-                   "DuckDB spills to a temporary directory")
+                   help="on a dataset: DuckDB's memory for its sort of each capture by "
+                   "connection, e.g. 1G (default 256M); beyond it DuckDB spills to a "
+                   "temporary directory")
     return p
 
 

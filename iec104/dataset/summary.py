@@ -115,7 +115,8 @@ def _rows(con: Any, url: str, start: dt.datetime | None, end: dt.datetime | None
 
 
 MEMORY_LIMIT = 256 << 20
-"""DuckDB's memory limit (bytes) for the summary's queries and sorts (it spills beyond it)."""
+"""DuckDB's memory limit (bytes) for the table and sort of each capture by connection (it
+spills to a temporary directory beyond it)."""
 
 # The context of a connection (see the module docstring), as queries over the capture's
 # table ``cap_``: every row of a command or interrogation ASDU ...
@@ -415,8 +416,8 @@ def summary_text(url: str | os.PathLike[str], *, start: Any = None, end: Any = N
                  filter: Filter | None = None, max_rows: int = 20,
                  memory_limit: int = MEMORY_LIMIT, **options: Any) -> str:
     """The summary of the dataset at ``url`` (see the module docstring); ``options`` go to
-    the investigations as in :func:`iec104.analyzer.summary`; ``memory_limit``: DuckDB's, in
-    bytes [1 MiB, ...)."""
+    the investigations as in :func:`iec104.analyzer.summary`; ``memory_limit``: DuckDB's for
+    the sort of each capture by connection, in bytes [1 MiB, ...)."""
     import tempfile
 
     import pandas as pd
@@ -424,9 +425,8 @@ def summary_text(url: str | os.PathLike[str], *, start: Any = None, end: Any = N
     from ..analyzer.report import _display
 
     lo, hi = time_bound(start), time_bound(end)
-    con = connect(url)
+    con = connect(url)  # constant-memory aggregates (_HEAD): DuckDB's own memory limit
     spill = tempfile.TemporaryDirectory(prefix="iec104-summary-")
-    con.execute(f"SET memory_limit = {_quote(_size(memory_limit))}")
     con.execute(f"SET temp_directory = {_quote(spill.name)}")
     con.execute("SET enable_progress_bar = false")
     try:
