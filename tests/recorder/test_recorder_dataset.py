@@ -126,7 +126,8 @@ def test_proxy_logs_into_a_dataset_beside_a_converted_capture(
                .query("capture == @session")) > 0
     assert_convert_rerun_adds_and_removes_nothing(dataset)
     assert rows_per_capture(dataset) == counts
-    # summary runs its investigations per capture: the log session is one of them
+    # summary runs its investigations per connection (capture, stream): the log session is
+    # one of the captures
     res = cli("summary", str(dataset))
     assert res.returncode == 0, res.stderr
     assert session in res.stdout and f"station.pcap@{_digest()}" in res.stdout
