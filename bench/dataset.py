@@ -51,7 +51,7 @@ IEC104 = [sys.executable, "-m", "iec104.cli"]
 def run(cmd: list[str]) -> tuple[float, float, float]:
     """(wall seconds, CPU seconds of the child and its descendants, peak RSS MiB)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    wall, _, rss, _ = measure(cmd)  # (wall, CPU, peak RSS, stderr)
+    wall, rss, _ = measure(cmd)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu, rss
