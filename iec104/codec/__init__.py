@@ -7,6 +7,8 @@ APCI state machine) and :mod:`.model` (``Data``/``Command`` for the driver API).
 
 from .apci import (
                    APDU,
+                   ASDU_AT,
+                   CONTROL_AT,
                    MAX_ASDU_SIZE,
                    IFrame,
                    SFrame,
@@ -22,12 +24,14 @@ from .asdu import (
                    ASDU,
                    DEFAULT_PROFILE,
                    Header,
+                   HeaderLayout,
                    InformationObject,
                    Profile,
                    RawASDU,
                    decode_asdu,
                    decode_header,
                    encode_asdu,
+                   header_layout,
 )
 from .constants import Cause, TypeId, cause_name, to_cause, to_type_id, type_name
 from .detect import PROFILES, Detection, detect_profile
@@ -103,6 +107,8 @@ from .values import (
 __all__ = [
                    "APDU",
                    "ASDU",
+                   "ASDU_AT",
+                   "CONTROL_AT",
                    "DEFAULT_PROFILE",
                    "MAX_ASDU_SIZE",
                    "NEED_DATA",
@@ -136,6 +142,7 @@ __all__ = [
                    "Framer",
                    "FreezeCode",
                    "Header",
+                   "HeaderLayout",
                    "IFrame",
                    "Iec104Error",
                    "InformationObject",
@@ -188,6 +195,7 @@ __all__ = [
                    "detect_profile",
                    "encode_apdu",
                    "encode_asdu",
+                   "header_layout",
                    "seq_add",
                    "seq_diff",
                    "time_from_datetime",

@@ -48,6 +48,64 @@ class Profile(NamedTuple):
 DEFAULT_PROFILE = Profile()
 """IEC 60870-5-104: COT 2 octets, common address 2, IOA 3."""
 
+SQ_BIT = 0x80
+"""Of the variable structure qualifier octet: the objects are a sequence (SQ=1)."""
+COUNT_MASK = 0x7F
+"""Of the variable structure qualifier octet: the number of objects [0, 127]."""
+CAUSE_MASK = 0x3F
+"""Of the cause octet: the cause of transmission [0, 63]."""
+NEGATIVE_BIT = 0x40
+"""Of the cause octet: P/N, a negative confirmation."""
+TEST_BIT = 0x80
+"""Of the cause octet: T, a test."""
+
+
+class HeaderLayout(NamedTuple):
+    """Where the data unit identifier's fields lie in an ASDU of one :class:`Profile`
+    (offsets from the ASDU's first octet; in an APDU add :data:`~.apci.ASDU_AT`). The one
+    home of these offsets: :func:`decode_header`, :func:`decode_asdu` and the columnar
+    dissector (``records/columnar.py``) read them here. See :func:`header_layout`.
+
+    Attributes:
+        type_id_at: the type identification octet (0).
+        vsq_at: the variable structure qualifier octet (1): :data:`SQ_BIT`,
+            :data:`COUNT_MASK`.
+        cot_at: the cause octet (2): :data:`CAUSE_MASK`, :data:`NEGATIVE_BIT`,
+            :data:`TEST_BIT`.
+        oa_at: the originator address octet (3), or None when the COT is one octet.
+        ca_at: the common address, ``ca_size`` octets little-endian (3 or 4).
+        ca_size: 1 or 2.
+        objects_at: the first information object (its address when it has one): the
+            identifier's size, [4, 6].
+        ioa_size: octets of an information object address, [1, 3].
+    """
+
+    type_id_at: int
+    vsq_at: int
+    cot_at: int
+    oa_at: int | None
+    ca_at: int
+    ca_size: int
+    objects_at: int
+    ioa_size: int
+
+
+def _header_layout(profile: Profile) -> HeaderLayout:
+    cot_size, ca_size, ioa_size = profile
+    return HeaderLayout(0, 1, 2, 3 if cot_size == 2 else None, 2 + cot_size, ca_size,
+                        2 + cot_size + ca_size, ioa_size)
+
+
+_HEADER_LAYOUTS = {Profile(c, a, i): _header_layout(Profile(c, a, i))
+                   for c in (1, 2) for a in (1, 2) for i in (1, 2, 3)}
+
+
+def header_layout(profile: Profile = DEFAULT_PROFILE) -> HeaderLayout:
+    """The :class:`HeaderLayout` of ASDUs of ``profile`` (the 12 standard ones are made
+    once)."""
+    layout = _HEADER_LAYOUTS.get(profile)
+    return layout if layout is not None else _header_layout(profile)
+
 
 class InformationObject(NamedTuple):
     """One information object (see ``elements.py`` for which fields each type uses).
@@ -133,18 +191,18 @@ def decode_header(data: bytes | bytearray | memoryview,
     Raises:
         DecodeError: fewer octets than the identifier needs.
     """
-    cot_size, ca_size = profile.cot_size, profile.ca_size
-    need = 2 + cot_size + ca_size
+    layout = header_layout(profile)
+    need = layout.objects_at
     if len(data) < need:
         raise DecodeError(f"ASDU of {len(data)} octets is shorter than its "
                           f"{need}-octet identifier", len(data))
-    vsq = data[1]
-    cot = data[2]
-    originator = data[3] if cot_size == 2 else 0
-    o = 2 + cot_size
-    ca = data[o] | data[o + 1] << 8 if ca_size == 2 else data[o]
-    return Header(to_type_id(data[0]), bool(vsq & 0x80), vsq & 0x7F, to_cause(cot & 0x3F),
-                  bool(cot & 0x40), bool(cot & 0x80), originator, ca), need
+    vsq = data[layout.vsq_at]
+    cot = data[layout.cot_at]
+    originator = 0 if layout.oa_at is None else data[layout.oa_at]
+    ca = int.from_bytes(data[layout.ca_at:layout.ca_at + layout.ca_size], "little")
+    return Header(to_type_id(data[layout.type_id_at]), bool(vsq & SQ_BIT), vsq & COUNT_MASK,
+                  to_cause(cot & CAUSE_MASK), bool(cot & NEGATIVE_BIT), bool(cot & TEST_BIT),
+                  originator, ca), need
 
 
 # type ID -> (TypeId member, element size, untimed element decoder, time tag offset in the
@@ -182,17 +240,17 @@ def decode_asdu(data: bytes | bytearray | memoryview,
         DecodeError: truncated identifier or objects, octets left after the last object, or
             SQ=1 object addresses running past the profile's IOA range.
     """
-    cot_size, ca_size, ioa_size = profile
-    o = 2 + cot_size + ca_size
+    layout = _HEADER_LAYOUTS.get(profile) or _header_layout(profile)
+    type_at, vsq_at, cot_at, oa_at, ca_at, ca_size, o, ioa_size = layout
     end = len(data)
-    kind = _TYPES.get(data[0]) if end >= o else None
+    kind = _TYPES.get(data[type_at]) if end >= o else None
     if kind is None:  # unknown type ID (or too short: decode_header raises)
         header, o = decode_header(data, profile)
         if header.type_id in NO_ADDRESS:
             data = bytes(data)
             value, time, qualifier = decode_secure(header.type_id, data, o, end,
                                                    header.num_objects, header.sequence,
-                                                   cot_size, ca_size, ioa_size)
+                                                   profile.cot_size, ca_size, ioa_size)
             return ASDU(header.type_id, header.sequence, header.cause,  # type: ignore[arg-type]
                         header.negative, header.test, header.originator,
                         header.common_address,
@@ -203,14 +261,14 @@ def decode_asdu(data: bytes | bytearray | memoryview,
     if type(data) is not bytes:
         data = bytes(data)  # slices of bytes are hashable (time tag cache keys)
     type_id, size, decode, t_off, t_size = kind
-    vsq = data[1]
-    cot = data[2]
-    sequence = vsq > 0x7F
-    count = vsq & 0x7F
+    vsq = data[vsq_at]
+    cot = data[cot_at]
+    sequence = (vsq & SQ_BIT) != 0
+    count = vsq & COUNT_MASK
     # the ASDU's fields before its objects (what decode_header reads, inline)
-    identifier = (type_id, sequence, _CAUSE_CODES[cot & 0x3F], (cot & 0x40) != 0, cot > 0x7F,
-                  data[3] if cot_size == 2 else 0,
-                  data[o - 2] | data[o - 1] << 8 if ca_size == 2 else data[o - 1])
+    identifier = (type_id, sequence, _CAUSE_CODES[cot & CAUSE_MASK], (cot & NEGATIVE_BIT) != 0,
+                  (cot & TEST_BIT) != 0, 0 if oa_at is None else data[oa_at],
+                  data[ca_at] | data[ca_at + 1] << 8 if ca_size == 2 else data[ca_at])
     if sequence and count:
         if end - o < ioa_size:
             raise DecodeError("object address truncated", o)
