@@ -279,25 +279,27 @@ def _values(rows: pa.RecordBatch, type_id: np.ndarray) -> pa.Array:
     return pc.if_else(pc.equal(out, ""), _NO_TEXT, out)
 
 
-def _objects(rows: pa.RecordBatch, first: np.ndarray) -> pa.Array:
+def _objects(rows: pa.RecordBatch, first: np.ndarray, shown: np.ndarray) -> pa.Array:
     """One `` IOA ioa=value [flags] @time select Q=n`` text per row of ``rows`` (its
-    separator ``'; '`` unless ``first``, the APDU's first object); meaningless on rows
-    without an object (the caller hides them)."""
+    separator ``'; '`` unless ``first``, the APDU's first object); meaningless on rows not
+    ``shown`` (the caller hides them)."""
     n = rows.num_rows
     ioa = rows.column("ioa")
     type_id = np.asarray(rows.column("type_id").fill_null(0), np.int64)
     type_id[(type_id < 0) | (type_id > 255)] = 256
     values = _values(rows, type_id)
     has_ioa = ioa.is_valid()
-    separator = _OBJECT_SEPARATORS.take(pa.array(
-        np.where(first, np.where(np.asarray(has_ioa, bool), 1, 2), 0)))
-    # secure authentication messages have no IOA: the value alone
-    value_part = pc.if_else(has_ioa, pc.binary_join_element_wise("=", values, ""),
-                            pc.coalesce(values, "(no value)"))
+    with_ioa = np.asarray(has_ioa, bool)
+    separator = _OBJECT_SEPARATORS.take(pa.array(np.where(first, np.where(with_ioa, 1, 2), 0)))
+    if (with_ioa | ~shown).all():
+        value_part = [pc.if_else(values.is_valid(), "=", _NO_TEXT), values]
+    else:  # secure authentication messages have no IOA: the value alone
+        value_part = [pc.if_else(has_ioa, pc.binary_join_element_wise("=", values, ""),
+                                 pc.coalesce(values, "(no value)"))]
     code = np.zeros(n, np.int64)
     for bit, name in enumerate(_FLAGS):
         code |= np.asarray(rows.column(name).fill_null(False), bool).astype(np.int64) << bit
-    parts = [separator, ioa.cast(pa.string()), value_part, _FLAG_TEXTS.take(pa.array(code))]
+    parts = [separator, ioa.cast(pa.string()), *value_part, _FLAG_TEXTS.take(pa.array(code))]
     tag = rows.column("time_tag")
     if tag.null_count < n:
         parts.append(_tag_times(tag))
@@ -316,18 +318,57 @@ def _objects(rows: pa.RecordBatch, first: np.ndarray) -> pa.Array:
 
 # -- heads -----------------------------------------------------------------------------------
 
-def _endpoints(head: pa.RecordBatch) -> pa.Array:
-    """``src:port -> dst:port`` of each row (:func:`format_endpoint`, once per distinct
-    pair)."""
-    keys = [pc.fill_null(head.column(c).cast(pa.string()), "\x01")
-            for c in ("src", "sport", "dst", "dport")]
+def _per_combination(head: pa.RecordBatch, names: tuple[str, ...],
+                     fn: Callable[..., str], rows: np.ndarray | None = None) -> pa.Array:
+    """``fn(*cells)`` of the cells of each row in the columns ``names``, computed once per
+    distinct combination of them (rows outside ``rows``, if given: null)."""
+    if rows is not None:
+        head = head.filter(pa.array(rows))
+    # one int64 key per row for its combination: the cells in mixed radix (made dense
+    # first when the radix would pass 2**62)
+    key = np.zeros(head.num_rows, np.int64)
+    radix = 1
+    for name in names:
+        column = head.column(name)
+        if pa.types.is_string(column.type):
+            column = column.dictionary_encode().indices
+        elif pa.types.is_boolean(column.type):
+            column = column.cast(pa.int8())
+        values = np.asarray(column.fill_null(0), np.int64)
+        if column.null_count:
+            values = values * 2 + np.asarray(column.is_valid(), np.int64)
+        low = int(values.min(initial=0))
+        span = int(values.max(initial=0)) - low + 1
+        if radix * span > 2**62:
+            key = np.unique(key, return_inverse=True)[1].reshape(-1)
+            radix = int(key.max(initial=0)) + 1
+        key = key * span + (values - low)
+        radix *= span
+    _keys, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    cells = head.select(list(names)).take(pa.array(first)).to_pylist()
+    texts = pa.array([fn(*row.values()) for row in cells], pa.string()).take(
+        pa.array(inverse.reshape(-1)))
+    if rows is None:
+        return texts
+    return texts.take(pa.array(np.cumsum(rows) - 1, mask=~rows))
 
-    def text(key: str) -> str:
-        src, sport, dst, dport = (None if p == "\x01" else p for p in key.split("\0"))
-        return (f"{format_endpoint(src, sport)} -> "  # type: ignore[arg-type]
-                f"{format_endpoint(dst, dport)}")  # type: ignore[arg-type]
 
-    return _per_distinct(pc.binary_join_element_wise(*keys, "\0"), text)
+def _endpoints_text(src: str | None, sport: int | None, dst: str | None,
+                    dport: int | None) -> str:
+    """`` src:port -> dst:port`` (:func:`format_endpoint`)."""
+    return f" {format_endpoint(src, sport)} -> {format_endpoint(dst, dport)}"
+
+
+def _asdu_text(type_id: int | None, type_name: str | None, cot: int | None,
+               cot_name: str | None, negative: bool | None, test: bool | None,
+               oa: int | None, ca: int | None) -> str:
+    """`` TYPE CAUSE [NEGATIVE] [TEST] [OA=n] CA=n`` (parts without a value left out)."""
+    parts = (type_name if type_name is not None else
+             None if type_id is None else f"TYPE_{type_id}",
+             cot_name if cot_name is not None else None if cot is None else f"CAUSE_{cot}",
+             "NEGATIVE" if negative else None, "TEST" if test else None,
+             f"OA={oa}" if oa else None, None if ca is None else f"CA={ca}")
+    return "".join(f" {part}" for part in parts if part is not None)
 
 
 def _apci(head: pa.RecordBatch) -> pa.Array:
@@ -340,26 +381,6 @@ def _apci(head: pa.RecordBatch) -> pa.Array:
         pc.binary_join_element_wise(" S(", rsn, ")", ""),
         pc.binary_join_element_wise(" U(", head.column("u_func"), ")", ""))
     return pc.fill_null(text, " ?")
-
-
-def _asdu_head(head: pa.RecordBatch) -> list[pa.Array]:
-    """`` TYPE CAUSE [NEGATIVE] [TEST] [OA=n] CA=n`` as parts (nulls: absent)."""
-    type_id = head.column("type_id")
-    cot = head.column("cot")
-    oa = head.column("oa")
-    return [
-        pc.binary_join_element_wise(" ", pc.coalesce(
-            head.column("type_name"),
-            pc.binary_join_element_wise("TYPE_", type_id.cast(pa.string()), "")), ""),
-        pc.binary_join_element_wise(" ", pc.coalesce(
-            head.column("cot_name"),
-            pc.binary_join_element_wise("CAUSE_", cot.cast(pa.string()), "")), ""),
-        pc.if_else(pc.fill_null(head.column("negative"), False), " NEGATIVE", _NO_TEXT),
-        pc.if_else(pc.fill_null(head.column("test"), False), " TEST", _NO_TEXT),
-        pc.if_else(pc.fill_null(pc.not_equal(oa, 0), False),
-                   pc.binary_join_element_wise(" OA=", oa.cast(pa.string()), ""), _NO_TEXT),
-        pc.binary_join_element_wise(" CA=", head.column("ca").cast(pa.string()), ""),
-    ]
 
 
 _KIND_TAGS = {"gap": "[gap]", "event": "[note]", "malformed": "[malformed]"}
@@ -409,14 +430,16 @@ def batch_text(batch: pa.RecordBatch, time_mode: str = "a", t0: int = 0,
 
     where = pc.binary_join_element_wise(
         pc.utf8_lpad(pc.fill_null(head.column("frame").cast(pa.string()), "-"), 6, " "),
-        _times(head.column("time"), time_mode, t0), _endpoints(head), " ")
+        " ", _times(head.column("time"), time_mode, t0),
+        _per_combination(head, ("src", "sport", "dst", "dport"), _endpoints_text), "")
     apci = head.column("apci")
     asdu = np.asarray(pc.fill_null(pc.and_(pc.equal(apci, "I"), head.column("type_id")
                                            .is_valid()), False), bool)
     parts = [where, _apci(head)]
     if asdu.any():
-        mask = pa.array(asdu)
-        parts += [pc.if_else(mask, part, _NO_TEXT) for part in _asdu_head(head)]
+        parts.append(_per_combination(head, ("type_id", "type_name", "cot", "cot_name",
+                                             "negative", "test", "oa", "ca"), _asdu_text,
+                                      None if asdu.all() else asdu))
     head_text = pc.binary_join_element_wise(*parts, "", null_handling="replace",
                                             null_replacement="")
     notes = np.flatnonzero(np.asarray(apci.is_null(), bool))
@@ -444,7 +467,7 @@ def batch_text(batch: pa.RecordBatch, time_mode: str = "a", t0: int = 0,
         previous[obj_rows[:1]] = -1
         first = shown.copy()
         first[obj_rows] = previous[obj_rows] != group[obj_rows]
-        objects = _objects(batch, first)
+        objects = _objects(batch, first, shown)
         row_parts.append(objects if shown.all() else pc.if_else(pa.array(shown), objects,
                                                                 _NO_TEXT))
     last = np.ones(n, bool)
