@@ -11,10 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from iec104.cli.oneline import batch_lines, batch_text, float32_texts, format_endpoint, format_time
 from iec104.codec.values import float32_text

@@ -6,6 +6,8 @@ bytes on every capture and on random batches; not shipped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -67,7 +69,7 @@ def _replace(out: pa.Array, where: pa.Array, fn: Callable[[pa.Array], pa.Array])
 
 def _short_floats(values: np.ndarray) -> pa.Array:
     """:func:`float32_text` of short float values, once per distinct one."""
-    keys, index, inverse = np.unique(values.view(np.int64), return_index=True,
+    _keys, index, inverse = np.unique(values.view(np.int64), return_index=True,
                                      return_inverse=True)
     return pa.array([float32_text(v) for v in values[index].tolist()], pa.string()).take(
         pa.array(inverse.reshape(-1)))
