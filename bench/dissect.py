@@ -73,6 +73,7 @@ from iec104.codec import (
     TimeSize,
     TypeId,
 )
+from iec104.codec.timetag import civil_from_days
 
 WORK = REPO / "bench" / "_work"
 START_NS = 1_764_000_000 * 1_000_000_000  # 2025-11-24T16:00:00Z
@@ -147,16 +148,7 @@ class CaptureWriter:
 def _cp56(t_ns: int) -> Time:
     s, ns = divmod(t_ns, 1_000_000_000)
     days, sod = divmod(s, 86400)
-    # civil date from days since the epoch (Howard Hinnant's algorithm)
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = mp + 3 if mp < 10 else mp - 9
-    year = yoe + era * 400 + (month <= 2)
+    year, month, day = civil_from_days(days)
     return Time(TimeSize.SEVEN, (sod % 60) * 1000 + ns // 1_000_000, False, (sod // 60) % 60,
                 False, sod // 3600, (days + 3) % 7 + 1, day, month, year - 2000, 0)
 

@@ -40,6 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..codec.timetag import civil_from_days
 from ..codec.values import FLOAT32_TYPE_IDS, float32_text
 
 __all__ = ["QUALIFIER_NAMES", "batch_lines", "batch_text", "float32_texts", "format_endpoint",
@@ -105,26 +106,12 @@ def _put(chars: np.ndarray, at: int, values: np.ndarray, width: int) -> None:
         values = values // 10
 
 
-def _civil(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Year, month, day of days since 1970-01-01 (proleptic Gregorian; H. Hinnant's
-    ``civil_from_days``)."""
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = np.where(mp < 10, mp + 3, mp - 9)
-    return yoe + era * 400 + (month <= 2), month, day
-
-
 def _date_times(ns: np.ndarray) -> np.ndarray:
     """``YYYY-MM-DD HH:MM:SS.ffffff`` (UTC, microseconds) of int64 ns, n x 26 octets (the
     int64 range is the years 1677-2262: always four digits)."""
     seconds = ns // _NS
     days, day_seconds = seconds // 86400, seconds % 86400
-    year, month, day = _civil(days)
+    year, month, day = civil_from_days(days)
     chars = np.empty((len(ns), 26), np.uint8)
     chars[:] = np.frombuffer(b"0000-00-00 00:00:00.000000", np.uint8)
     for at, values, width in ((0, year, 4), (5, month, 2), (8, day, 2),
