@@ -34,7 +34,7 @@ SEQ_MODULO = 1 << 15
 CONTROL_AT = 2
 """Offset of the four control octets in an APDU (after the start and length octets)."""
 ASDU_AT = 6
-"""Offset of an I-frame's ASDU in its APDU (see ``asdu.HeaderLayout`` for what follows)."""
+"""Offset of an I-frame's ASDU in its APDU (see ``header.HeaderLayout`` for what follows)."""
 
 _CONTROL = struct.Struct("<HH")
 

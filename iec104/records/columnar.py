@@ -62,8 +62,8 @@ from ..codec import (
     header_layout,
     type_name,
 )
-from ..codec.asdu import CAUSE_MASK, COUNT_MASK, NEGATIVE_BIT, SQ_BIT, TEST_BIT
 from ..codec.elements import ELEMENTS, Layout, ValueKind
+from ..codec.header import CAUSE_MASK, COUNT_MASK, NEGATIVE_BIT, SQ_BIT, TEST_BIT
 from .builder import Endpoints, RecordBuilder, profile_text, value_text
 from .schema import SCHEMA, RowKind
 

@@ -30,8 +30,8 @@ from iec104.codec import (
     encode_asdu,
     header_layout,
 )
-from iec104.codec.asdu import CAUSE_MASK, COUNT_MASK, NEGATIVE_BIT, SQ_BIT, TEST_BIT
 from iec104.codec.elements import ELEMENTS, Layout, ValueKind
+from iec104.codec.header import CAUSE_MASK, COUNT_MASK, NEGATIVE_BIT, SQ_BIT, TEST_BIT
 from iec104.records.builder import numeric_value
 
 LAID_OUT = sorted(t for t, c in ELEMENTS.items() if c.layout is not None)
