@@ -24,14 +24,12 @@ from .asdu import (
                    ASDU,
                    DEFAULT_PROFILE,
                    Header,
-                   HeaderLayout,
                    InformationObject,
                    Profile,
                    RawASDU,
                    decode_asdu,
                    decode_header,
                    encode_asdu,
-                   header_layout,
 )
 from .constants import Cause, TypeId, cause_name, to_cause, to_type_id, type_name
 from .detect import PROFILES, Detection, detect_profile
@@ -44,6 +42,7 @@ from .errors import (
     RemoteProtocolError,
 )
 from .framer import NEED_DATA, Frame, Framer, Malformed
+from .header import HeaderLayout, header_layout
 from .model import (
                    Action,
                    Command,
