@@ -239,6 +239,7 @@ def _print(batches: Iterator[pa.RecordBatch], args: argparse.Namespace, flt: Fil
     from .oneline import batch_text
 
     out = sys.stdout
+    binary = getattr(out, "buffer", None)  # the one-line view is written as octets
     shown = 0
     t0: int | None = None
     limit = args.count
@@ -256,7 +257,10 @@ def _print(batches: Iterator[pa.RecordBatch], args: argparse.Namespace, flt: Fil
                 block, count = batch_text(batch, args.time, t0 or 0,
                                           None if limit is None else limit - shown)
                 shown += count
-                out.buffer.write(block)
+                if binary is not None:
+                    binary.write(block)
+                else:  # a text stream without octets below (e.g. redirected to a StringIO)
+                    out.write(str(block, "utf-8"))
                 lines = []
             else:
                 if args.output == "fields":  # only the cells -T fields prints or groups by
