@@ -1,8 +1,9 @@
 """ASDU: data unit identifier plus information objects, for any field-size profile.
 
-The identifier's fields lie where :mod:`.header` says (:class:`Profile`,
-:class:`HeaderLayout`; imported here too, their historical home). With SQ=0 every object carries its address (IOA 1|2|[3] octets); with SQ=1 only the first
-does and the others follow at consecutive addresses. The secure authentication messages
+The identifier's fields lie where :mod:`.header` says (:class:`~.header.HeaderLayout` of a
+:class:`Profile`; ``Profile`` and ``DEFAULT_PROFILE`` are imported here too, their first
+home). With SQ=0 every object carries its address (IOA 1|2|[3] octets); with SQ=1 only the
+first does and the others follow at consecutive addresses. The secure authentication messages
 (type IDs 81-95, ``security.py``) carry one object without an address (``address`` None).
 Unknown (private) type IDs decode to :class:`RawASDU`, which keeps the header and the
 undecoded object octets.
