@@ -21,14 +21,14 @@ Pipe (proxy -> logger), one message per item, in the order things happened::
           ("gap", stream, direction, time_ns, octets), ("flush",), ("sync", id),
           ("read", id), ("close", id)
 
-The proxy collects messages for up to 5 ms (or 256 KiB) and writes them at once, so that
-the pipe costs one system call and one wake-up of the logger per 5 ms of traffic, off the
+The proxy collects messages for up to 20 ms (or 256 KiB) and writes them at once, so that
+the pipe costs one system call and one wake-up of the logger per 20 ms of traffic, off the
 path of a request and its answer. It never blocks on the pipe: writes are non-blocking,
 what the pipe does not take
 waits in memory (:attr:`LogProcess.backlog`) and is written when the pipe drains (the event
 loop's ``add_writer``). The hot path (:meth:`LogProcess.data`) packs one message head and
 appends it and the octets to one ``bytearray``; the pipe takes its front with one
-``os.write`` per 5 ms.
+``os.write`` per 20 ms.
 
 Overload: beyond ``max_backlog`` octets the proxy pauses reading from its sockets (TCP flow
 control), so a logger that is only slower than the traffic loses nothing. A logger that
@@ -46,7 +46,8 @@ the proxy's wake-up on a received segment, and the logger's work (it only has to
 average, within ``max_backlog``) fills the time between.
 
 Answers (logger -> proxy) are length-prefixed pickles on a second pipe: ``("status",
-stats)`` after every flush and with every answer, ``("reply", id, value, error)`` to
+stats)`` at most every ``flush_seconds / 2`` (at once when the writer's ``suspended`` or
+``errors`` change) and before every reply, so that the proxy is not woken per pipe write, ``("reply", id, value, error)`` to
 sync/read/close, ``("ready", recovered, error)`` once the writer is open.
 
 A dying logger never stops forwarding. The proxy notices it (end of the answer pipe, a
@@ -106,9 +107,10 @@ _DIRECTIONS = ("c2s", "s2c")
 _PIPE_SIZE = 1 << 20
 """Pipe capacity asked for (Linux caps it at /proc/sys/fs/pipe-max-size, 1 MiB by default)."""
 _F_SETPIPE_SZ = 1031
-_SEND_DELAY = 0.005
+_SEND_DELAY = 0.02
 """Seconds the proxy collects messages before writing them to the pipe: one write and one
-wake-up of the logger per 5 ms, not per TCP read (the rows' times are the receive times)."""
+wake-up of the logger per 20 ms, not per TCP read (the rows' times are the receive times);
+each wake-up costs both processes system calls, and the proxy's may delay a segment."""
 _SEND_NOW = 256 << 10
 """Octets collected beyond which they are written at the next event-loop pass."""
 _NICE = 10
@@ -683,6 +685,7 @@ class _Logger:
         self.endpoints: dict[int, dict[str, Endpoints]] = {}
         self.flush_seconds = 1.0
         self.last_status: dict[str, Any] = {}
+        self.next_status = 0.0  # time.monotonic() of the next periodic status
 
     def answer(self, *item: Any) -> None:
         data = _answer(*item)
@@ -690,12 +693,20 @@ class _Logger:
             n = os.write(self.reply_fd, data)
             data = data[n:]
 
-    def status(self) -> None:
+    def status(self, force: bool = False) -> None:
+        """Tell the proxy the writer's counters: when ``force``d, when ``suspended`` or
+        ``errors`` changed, else at most every ``flush_seconds / 2``."""
         writer = self.writer
         if writer is None:
             return
+        now = time.monotonic()
+        last = self.last_status
+        if not force and now < self.next_status and \
+                (writer.suspended, writer.errors) == (last.get("suspended"), last.get("errors")):
+            return
+        self.next_status = now + self.flush_seconds / 2
         status = dict(writer.stats, suspended=writer.suspended, errors=writer.errors)
-        if status != self.last_status:
+        if status != last:
             self.last_status = status
             self.answer("status", status)
 
@@ -770,7 +781,7 @@ class _Logger:
                 return True
             self.flush_seconds = self.writer.flush_seconds
             self.answer("ready", [str(p) for p in self.writer.recovered], None)
-            self.status()
+            self.status(force=True)
             return False
         assert writer is not None
         if op == "open":
@@ -823,7 +834,7 @@ class _Logger:
                 error = exc
                 if op == "close":
                     value = [str(p) for p in writer.files]
-            self.status()
+            self.status(force=True)
             self.answer("reply", ident, value, error)
             return op == "close"
         return False
