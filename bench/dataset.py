@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import resource
 import shutil
 import sys
 import time
@@ -50,10 +49,8 @@ IEC104 = [sys.executable, "-m", "iec104.cli"]
 
 def run(cmd: list[str]) -> tuple[float, float, float]:
     """(wall seconds, CPU seconds of the child and its descendants, peak RSS MiB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    wall, rss, _ = measure(cmd)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    wall, cpu, rss, _ = measure(cmd)
+    print(f"  {wall:8.1f} s  {cpu:8.1f} CPU-s  {rss:7.0f} MB  {' '.join(cmd)[:100]}", flush=True)
     return wall, cpu, rss
 
 

@@ -35,6 +35,7 @@ Usage::
     python bench/dissect.py                    # 1M APDUs, every tool
     python bench/dissect.py --apdus 600000 --skip scapy,jobs
     python bench/dissect.py --apdus 10000000   # ~1 GB (RSS check); --skip tshark,scapy,read
+    python bench/dissect.py --capture X.pcap --skip ours,jobs,tshark   # read vs tshark on X
     python bench/dissect.py --json
 
 Only the capture file is large; everything runs on 127.0.0.1-free files (no network).
@@ -72,6 +73,7 @@ from iec104.codec import (
     TimeSize,
     TypeId,
 )
+from iec104.codec.timetag import civil_from_days
 
 WORK = REPO / "bench" / "_work"
 START_NS = 1_764_000_000 * 1_000_000_000  # 2025-11-24T16:00:00Z
@@ -146,16 +148,7 @@ class CaptureWriter:
 def _cp56(t_ns: int) -> Time:
     s, ns = divmod(t_ns, 1_000_000_000)
     days, sod = divmod(s, 86400)
-    # civil date from days since the epoch (Howard Hinnant's algorithm)
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = mp + 3 if mp < 10 else mp - 9
-    year = yoe + era * 400 + (month <= 2)
+    year, month, day = civil_from_days(days)
     return Time(TimeSize.SEVEN, (sod % 60) * 1000 + ns // 1_000_000, False, (sod // 60) % 60,
                 False, sod // 3600, (days + 3) % 7 + 1, day, month, year - 2000, 0)
 
@@ -246,6 +239,24 @@ def generate(path: Path, apdus: int, connections: int = 4, seed: int = 104) -> d
         w.segment(t + 90_000, cl, sv, _ACK)
     w.close()
     return {"apdus": total, "frames": w.frames, "bytes": path.stat().st_size}
+
+
+def given_capture(path: Path) -> tuple[Path, dict[str, Any]]:
+    """A capture given with ``--capture`` and its APDUs, frames and size (counted once by
+    our dissector, then reused)."""
+    import pyarrow.compute as pc
+
+    from iec104 import dissect_table
+    from iec104.capture.reader import read_packets
+
+    meta = WORK / f"given-{path.name}-{path.stat().st_size}.json"
+    if meta.exists():
+        return path, json.loads(meta.read_text())
+    WORK.mkdir(parents=True, exist_ok=True)
+    info = {"bytes": path.stat().st_size, "frames": sum(1 for _ in read_packets(path)),
+            "apdus": pc.count_distinct(dissect_table(path).column("apdu")).as_py()}
+    meta.write_text(json.dumps(info))
+    return path, info
 
 
 def capture(apdus: int, connections: int, seed: int) -> tuple[Path, dict[str, Any]]:
@@ -511,10 +522,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="runs per tool, alternating; the best is shown (scapy runs once)")
     p.add_argument("--skip", default="",
                    help="comma-separated: ours,jobs,tshark,scapy,read (read: the one-line table)")
+    p.add_argument("--capture", type=Path, metavar="PCAP",
+                   help="measure this capture instead of a generated one (scapy skipped)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
-    path, info = capture(args.apdus, args.connections, args.seed)
+    if args.capture is not None:
+        path, info = given_capture(args.capture)
+        skip.add("scapy")  # its slice comes from the generator
+    else:
+        path, info = capture(args.apdus, args.connections, args.seed)
     print(f"capture: {path} ({info['bytes'] / 1e6:,.1f} MB, {info['frames']:,} frames, "
           f"{info['apdus']:,} APDUs; generated in {info.get('seconds', '?')} s)",
           file=sys.stderr)

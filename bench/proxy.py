@@ -1,50 +1,59 @@
-"""Throughput and added latency of ``iec104 proxy`` against a direct connection.
+"""Round-trip latency and CPU cost of ``iec104 proxy``, with and without logging, beside a
+plain asyncio forwarder, all in one run.
 
-Every configuration runs in the same invocation, on 127.0.0.1, each endpoint in its own
-process (outstation, proxy, master), so the proxy does not share a GIL with the peers:
+Forwarders (each in its own process; outstations and masters are other processes):
 
-* ``direct``        master connected straight to the outstation;
-* ``asyncio fwd``   a plain asyncio forwarder (two ``asyncio.Protocol`` objects per
-                    connection writing what they read to the other socket): the floor
-                    for a Python proxy;
-* ``proxy no-log``  ``iec104 proxy --no-log`` (forwarding only);
-* ``proxy + log``   ``iec104 proxy -o DIR`` (forwarding; decoding and Parquet in its
-                    logger process).
+* ``direct``          no forwarder: the master connects to the outstation (the floor of
+                      the machine and of this script's own client);
+* ``asyncio fwd``     a plain asyncio forwarder (two ``asyncio.Protocol`` objects per
+                      connection writing what they read to the other socket): the floor
+                      for a Python proxy;
+* ``proxy no-log``    ``iec104 proxy --no-log`` (forwarding only);
+* ``proxy + file``    the proxy logging into a flat rotating directory (``Proxy(...,
+                      dataset=False)``, run through the CLI's serving loop);
+* ``proxy + dataset`` ``iec104 proxy -o DIR`` (a dataset: ``date=`` partitions).
 
-CPU seconds: user + system time of the forwarder's process tree (the proxy and its logger
-process), for the bulk transfer and for the latency runs, from ``RUSAGE_CHILDREN``.
+Latency: the master sends one I-frame, the outstation echoes it, 1 ms pause, repeat; once
+idle and once while a second master (another process) receives a paced stream of
+``--load-rate`` APDUs/s through the same forwarder. Every forwarder runs for the whole
+latency part, and the round trips are taken in ``--rounds`` interleaved rounds (each round
+visits every forwarder, in a rotating order), so that a change in the machine's load hits
+all of them alike. Reported: p50, p99 and p99.9 of the round trips; a round trip crosses
+the forwarder twice.
 
-Throughput: the outstation writes N pre-encoded I-frames (M_ME_NC_1, 20 octets each) as
-fast as TCP takes them; the master counts APDUs until it has all of them. For ``proxy +
-log`` the time until every row is on disk is measured too (SIGTERM after the transfer;
-the proxy exits once it has written everything).
+CPU per forwarded APDU, the figure that does not depend on the machine's load: CPU time
+(``/proc/PID/task/*/schedstat``, nanoseconds on CPU, all threads) of the forwarder's process
+and of the proxy's logger process, summed over the measured batches only (start-up
+excluded), divided by the APDUs forwarded in them (two per round trip, plus the load
+stream's).
 
-Latency: the master sends one I-frame, the outstation echoes it, 1 ms pause, repeat
-(idle); "under load" repeats that while another master receives a paced stream of
-``--load-rate`` APDUs/s through the same proxy. Reported: median and 99th percentile round
-trip, and the median added by the proxy (a round trip crosses the proxy twice).
+Throughput (``--messages``, 0 to skip): the outstation writes N pre-encoded I-frames
+(M_ME_NC_1, 20 octets each) as fast as TCP takes them through a fresh forwarder; the master
+counts them. With logging, *logged* is APDUs per second until the log is written (the
+logger idle, then SIGTERM and the proxy's exit), and the CPU per APDU is taken over the
+transfer and the logger's catching up.
 
-    python bench/proxy.py [--messages 1000000] [--pings 2000] [--load-rate 10000] [--json]
-
-(``python bench/proxy.py --plain-forwarder PORT`` runs the plain asyncio forwarder alone.)
+    python bench/proxy.py [--pings 10000] [--rounds 10] [--load-rate 10000]
+                          [--messages 500000] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing as mp
 import asyncio
+import json
+import math
+import multiprocessing as mp
 import os
 import re
 import resource
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -52,7 +61,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from iec104.codec import (
+from iec104.codec import (  # noqa: E402
     ASDU,
     Cause,
     FloatingValue,
@@ -69,6 +78,9 @@ from iec104.codec import (
 HOST = "127.0.0.1"
 GO = encode_apdu(UFrame(UFunction.STARTDT_ACT))
 GOOD = Quality(False, False, False, False, False)
+APDU_SIZE = 20
+CONFIGS = ("direct", "asyncio fwd", "proxy no-log", "proxy + file", "proxy + dataset")
+LOGGING = ("proxy + file", "proxy + dataset")
 
 
 def frames(n: int, start: int = 0) -> bytes:
@@ -80,11 +92,18 @@ def frames(n: int, start: int = 0) -> bytes:
     return bytes(out)
 
 
+def bulk_blob(n: int) -> bytes:
+    """``n`` APDUs: one cycle of send sequence numbers (32,768 distinct APDUs), repeated."""
+    cycle = frames(min(n, 32768))
+    whole, rest = divmod(n, 32768)
+    return cycle * whole + cycle[:rest * APDU_SIZE]
+
+
 def listener() -> socket.socket:
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind((HOST, 0))
-    srv.listen(16)
+    srv.listen(64)
     return srv
 
 
@@ -106,42 +125,20 @@ def bulk_outstation(srv: socket.socket, blob: bytes) -> None:
 
 def echo_outstation(srv: socket.socket, rate: int) -> None:
     """Echo what arrives; a connection that starts with STARTDT act gets a paced stream of
-    ``rate`` APDUs/s instead (the load generator), until it closes."""
-    import threading
+    ``rate`` APDUs/s instead (the load), until it closes."""
 
     def serve(conn: socket.socket) -> None:
         first = conn.recv(65536)
         if first == GO:
-            conn.setblocking(False)
-            batch = max(1, rate // 200)  # every 5 ms
-            blob = frames(batch)
-            t0 = time.perf_counter()
-            sent = 0
-            while True:
-                try:
-                    if conn.recv(65536) == b"":
-                        break
-                except BlockingIOError:
-                    pass
-                except OSError:
-                    break
-                due = int((time.perf_counter() - t0) * rate)
-                if sent + batch <= due:
-                    try:
-                        conn.setblocking(True)
-                        conn.sendall(blob)
-                        conn.setblocking(False)
-                    except OSError:
-                        break
-                    sent += batch
-                else:
-                    time.sleep(0.001)
-            conn.close()
+            paced(conn, rate)
             return
         data = first
-        while data:
-            conn.sendall(data)
-            data = conn.recv(65536)
+        try:
+            while data:
+                conn.sendall(data)
+                data = conn.recv(65536)
+        except OSError:
+            pass
         conn.close()
 
     while True:
@@ -150,12 +147,101 @@ def echo_outstation(srv: socket.socket, rate: int) -> None:
         threading.Thread(target=serve, args=(conn,), daemon=True).start()
 
 
-# -- the proxy under test ------------------------------------------------------------------------
+def paced(conn: socket.socket, rate: int) -> None:
+    """Send ``rate`` APDUs/s in batches every 5 ms until the peer closes."""
+    conn.setblocking(False)
+    batch = max(1, rate // 200)
+    blob = frames(batch)
+    t0 = time.perf_counter()
+    sent = 0
+    while True:
+        try:
+            if conn.recv(65536) == b"":
+                break
+        except BlockingIOError:
+            pass
+        except OSError:
+            break
+        if sent + batch <= (time.perf_counter() - t0) * rate:
+            try:
+                conn.setblocking(True)
+                conn.sendall(blob)
+                conn.setblocking(False)
+            except OSError:
+                break
+            sent += batch
+        else:
+            time.sleep(0.001)
+    conn.close()
 
 
-def children_cpu() -> float:
+def load_master(port: int, ready: Any, stop: Any, got: Any) -> None:
+    """The second master: STARTDT act, then receive the paced stream until ``stop``."""
+    sock = socket.create_connection((HOST, port))
+    sock.sendall(GO)
+    sock.settimeout(0.05)
+    total = 0
+    ready.set()
+    while not stop.is_set():
+        try:
+            n = len(sock.recv(1 << 20))
+        except TimeoutError:
+            continue
+        if not n:
+            break
+        total += n
+    sock.close()
+    got.value = total
+
+
+# -- CPU time of a process and of its children -----------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """Seconds on CPU of every live thread of ``pid`` (schedstat: nanoseconds; else the
+    user + system ticks of /proc/PID/stat)."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+        for tid in tasks:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        return total / 1e9
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def children_of(pid: int) -> list[int]:
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(name))
+    return out
+
+
+def tree_cpu_children() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+# -- forwarders ------------------------------------------------------------------------------------
 
 
 class _Pipe(asyncio.Protocol):
@@ -209,197 +295,342 @@ def plain_forwarder(upstream: int) -> None:
     asyncio.run(run())
 
 
-class ProxyProcess:
-    def __init__(self, upstream: int, output: Path | None, plain: bool = False) -> None:
-        args = ["-o", str(output)] if output is not None else ["--no-log"]
-        command = ([sys.executable, __file__, "--plain-forwarder", str(upstream)] if plain
-                   else [sys.executable, "-m", "iec104.cli", "proxy", "--listen", f"{HOST}:0",
-                         "--upstream", f"{HOST}:{upstream}", *args])
-        self.cpu0 = children_cpu()
-        self.cpu = 0.0
+def file_proxy(upstream: int, output: str) -> int:
+    """``iec104 proxy`` logging into a flat directory (not a dataset): the CLI's serving
+    loop around ``Proxy(..., dataset=False)``."""
+    from iec104.cli.proxy import _serve
+    from iec104.recorder import Proxy
+
+    return asyncio.run(_serve(Proxy(f"{HOST}:0", f"{HOST}:{upstream}", output), None))
+
+
+class Forwarder:
+    """One forwarder process (None for ``direct``) in front of ``upstream``."""
+
+    def __init__(self, config: str, upstream: int, output: Path | None) -> None:
+        self.config = config
+        self.proc: subprocess.Popen[str] | None = None
+        self.port = upstream
+        self.output = output
+        self.tree0 = tree_cpu_children()
+        self.tree = 0.0
+        if config == "direct":
+            return
+        me = [sys.executable, __file__]
+        cli = [sys.executable, "-m", "iec104.cli", "proxy", "--listen", f"{HOST}:0",
+               "--upstream", f"{HOST}:{upstream}"]
+        command = {"asyncio fwd": [*me, "--plain-forwarder", str(upstream)],
+                   "proxy no-log": [*cli, "--no-log"],
+                   "proxy + file": [*me, "--file-proxy", str(upstream), str(output)],
+                   "proxy + dataset": [*cli, "-o", str(output)]}[config]
         self.proc = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
         assert self.proc.stderr is not None
         line = self.proc.stderr.readline()
         m = re.search(r"listening on [\d.]+:(\d+)", line)
         if m is None:
-            raise RuntimeError(f"proxy did not start: {line}")
+            raise RuntimeError(f"{config} did not start: {line}{self.proc.stderr.read()}")
         self.port = int(m.group(1))
+        # keep reading stderr so that a chatty proxy never blocks on a full pipe
+        threading.Thread(target=self.proc.stderr.read, daemon=True).start()
+
+    def cpu(self) -> tuple[float, float]:
+        """(forwarder, logger) CPU seconds so far (threads alive now)."""
+        if self.proc is None:
+            return 0.0, 0.0
+        pid = self.proc.pid
+        return process_cpu(pid), sum(process_cpu(c) for c in children_of(pid))
+
+    def logger_idle(self, timeout: float = 600.0) -> None:
+        """Wait until the logger process has used less than 5 ms of CPU in 100 ms."""
+        if self.proc is None:
+            return
+        deadline = time.monotonic() + timeout
+        last = self.cpu()[1]
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            now = self.cpu()[1]
+            if now - last < 0.005:
+                return
+            last = now
 
     def stop(self) -> float:
-        """SIGTERM; returns seconds until the process exited (log written)."""
+        """SIGTERM; returns seconds until the process exited (its log written)."""
+        if self.proc is None:
+            return 0.0
         t0 = time.perf_counter()
         self.proc.send_signal(signal.SIGTERM)
-        self.proc.communicate(timeout=600)
-        self.cpu = children_cpu() - self.cpu0  # the process and its logger (reaped by it)
-        return time.perf_counter() - t0
+        self.proc.wait(timeout=600)
+        elapsed = time.perf_counter() - t0
+        self.tree = tree_cpu_children() - self.tree0  # the process and its logger
+        return elapsed
 
 
-# -- measurements --------------------------------------------------------------------------------
+# -- measurements ----------------------------------------------------------------------------------
 
 
-def throughput(port: int, total: int) -> float:
-    """Seconds from STARTDT act to the last octet of ``total`` octets received."""
-    sock = socket.create_connection((HOST, port))
-    got = 0
-    t0 = time.perf_counter()
-    sock.sendall(GO)
-    buf = bytearray(1 << 20)
-    while got < total:
-        n = sock.recv_into(buf)
-        if not n:
-            raise RuntimeError(f"connection closed after {got} of {total} octets")
-        got += n
-    elapsed = time.perf_counter() - t0
-    sock.close()
-    return elapsed
+class Samples:
+    """Round trips and CPU of one forwarder under one condition, over all rounds."""
+
+    def __init__(self) -> None:
+        self.rtts: list[float] = []
+        self.cpu = [0.0, 0.0]
+        self.apdus = 0
+
+    def add(self, rtts: list[float], cpu0: tuple[float, float], cpu1: tuple[float, float],
+            apdus: int) -> None:
+        self.rtts += rtts
+        self.cpu[0] += cpu1[0] - cpu0[0]
+        self.cpu[1] += max(0.0, cpu1[1] - cpu0[1])  # a restarted logger starts afresh
+        self.apdus += apdus
+
+    def figures(self) -> dict[str, float]:
+        rtts = sorted(self.rtts)
+        out = {f"p{q}_ms": quantile(rtts, q / 100) * 1e3 for q in (50, 99, 99.9)}
+        if self.apdus:
+            out["proxy_us_per_apdu"] = self.cpu[0] / self.apdus * 1e6
+            out["logger_us_per_apdu"] = self.cpu[1] / self.apdus * 1e6
+        out["round_trips"] = len(rtts)
+        return out
 
 
-def pings(port: int, n: int) -> list[float]:
-    frame = frames(1)
-    sock = socket.create_connection((HOST, port))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+def quantile(values: list[float], q: float) -> float:
+    """The value at rank ceil(q * n) of sorted ``values`` (nearest rank)."""
+    if not values:
+        return float("nan")
+    rank = max(1, math.ceil(q * len(values) - 1e-9))
+    return values[min(len(values), rank) - 1]
+
+
+def pings(sock: socket.socket, n: int, frame: bytes) -> list[float]:
     out = []
+    size = len(frame)
     for _ in range(n):
         t0 = time.perf_counter()
         sock.sendall(frame)
         got = 0
-        while got < len(frame):
-            got += len(sock.recv(256))
+        while got < size:
+            chunk = sock.recv(256)
+            if not chunk:
+                raise RuntimeError("the forwarder closed the connection")
+            got += len(chunk)
         out.append(time.perf_counter() - t0)
         time.sleep(0.001)
-    sock.close()
     return out
 
 
-def load_connection(port: int) -> socket.socket:
-    sock = socket.create_connection((HOST, port))
-    sock.sendall(GO)
-    return sock
+def latency(configs: list[str], echo_port: int, tmp: Path, args: argparse.Namespace,
+            ctx: Any) -> dict[str, dict[str, dict[str, float]]]:
+    forwarders = {c: Forwarder(c, echo_port, tmp / f"lat-{i}") for i, c in enumerate(configs)}
+    frame = frames(1)
+    idle = {c: Samples() for c in configs}
+    loaded = {c: Samples() for c in configs}
+    socks = {}
+    try:
+        for c, fwd in forwarders.items():
+            socks[c] = socket.create_connection((HOST, fwd.port))
+            socks[c].setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            pings(socks[c], 20, frame)  # warm up: the upstream connection is up
+        per_round = max(1, args.pings // args.rounds)
+        for r in range(args.rounds):
+            order = configs[r % len(configs):] + configs[:r % len(configs)]
+            for c in order:
+                fwd = forwarders[c]
+                cpu0 = fwd.cpu()
+                rtts = pings(socks[c], per_round, frame)
+                idle[c].add(rtts, cpu0, fwd.cpu(), 2 * per_round)
+                ready, stop, got = ctx.Event(), ctx.Event(), ctx.Value("q", 0)
+                load = ctx.Process(target=load_master, args=(fwd.port, ready, stop, got),
+                                   daemon=True)
+                load.start()
+                ready.wait(30)
+                time.sleep(0.1)  # the stream is flowing
+                cpu0 = fwd.cpu()
+                t0 = time.perf_counter()
+                rtts = pings(socks[c], per_round, frame)
+                span = time.perf_counter() - t0
+                cpu1 = fwd.cpu()
+                stop.set()
+                load.join(30)
+                # the stream's APDUs forwarded during the round trips (paced: rate x time)
+                streamed = min(int(args.load_rate * span), got.value // APDU_SIZE)
+                loaded[c].add(rtts, cpu0, cpu1, 2 * per_round + streamed)
+            print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+    finally:
+        for s in socks.values():
+            s.close()
+        for fwd in forwarders.values():
+            fwd.stop()
+    return {c: {"idle": idle[c].figures(), "load": loaded[c].figures()} for c in configs}
 
 
-def drain_in_thread(sock: socket.socket) -> Any:
-    import threading
+def bulk(configs: list[str], bulk_port: int, total_apdus: int, tmp: Path
+         ) -> dict[str, dict[str, float]]:
+    results: dict[str, dict[str, float]] = {}
+    total = total_apdus * APDU_SIZE
+    for i, c in enumerate(configs):
+        out = tmp / f"bulk-{i}"
+        fwd = Forwarder(c, bulk_port, out)
+        time.sleep(0.2)  # let the logger settle after start-up
+        cpu0 = fwd.cpu()
+        sock = socket.create_connection((HOST, fwd.port))
+        t0 = time.perf_counter()
+        sock.sendall(GO)
+        buf = bytearray(1 << 20)
+        got = 0
+        while got < total:
+            n = sock.recv_into(buf)
+            if not n:
+                raise RuntimeError(f"{c}: connection closed after {got} of {total} octets")
+            got += n
+        forwarded = time.perf_counter() - t0
+        sock.close()
+        row: dict[str, float] = {"fwd_apdu_per_s": total_apdus / forwarded}
+        if c in LOGGING:
+            fwd.logger_idle()
+            caught_up = time.perf_counter() - t0
+            cpu1 = fwd.cpu()
+            row["stop_s"] = fwd.stop()
+            row["caught_up_s"] = caught_up
+            row["logged_apdu_per_s"] = total_apdus / (caught_up + row["stop_s"])
+            import pyarrow.dataset as ds
 
-    def run() -> None:
-        try:
-            while sock.recv(1 << 20):
-                pass
-        except OSError:
-            pass
+            row["rows"] = ds.dataset(out, format="parquet", partitioning="hive").count_rows()
+            row["parquet_octets_per_apdu"] = sum(
+                p.stat().st_size for p in out.rglob("*.parquet")) / total_apdus
+        else:
+            cpu1 = fwd.cpu()
+            fwd.stop()
+        if fwd.proc is not None:
+            row["proxy_us_per_apdu"] = (cpu1[0] - cpu0[0]) / total_apdus * 1e6
+            row["logger_us_per_apdu"] = (cpu1[1] - cpu0[1]) / total_apdus * 1e6
+            row["tree_cpu_s"] = fwd.tree
+        results[c] = row
+        print(f"  bulk {c} done", file=sys.stderr, flush=True)
+    return results
 
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t
+
+# -- report ------------------------------------------------------------------------------------------
 
 
-def cpu(row: dict[str, Any], key: str) -> str:
-    return f"{row[key]:.2f}" if key in row else "-"
+def report(configs: list[str], lat: dict[str, Any], blk: dict[str, Any],
+           args: argparse.Namespace) -> None:
+    print(f"Round trips: {args.pings} per forwarder idle and as many under a load of "
+          f"{args.load_rate} APDUs/s, in {args.rounds} interleaved rounds; bulk: "
+          f"{args.messages} APDUs of {APDU_SIZE} octets. CPython {sys.version.split()[0]}, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end.")
+    print()
+    print("Round trip ms (p50 / p99 / p99.9); CPU µs per forwarded APDU (forwarder + logger "
+          "process):")
+    print()
+    print("| forwarder       | idle p50 / p99 / p99.9 ms  | load p50 / p99 / p99.9 ms  "
+          "| CPU µs/APDU idle  | CPU µs/APDU load  |")
+    print("|-----------------|---------------------------:|---------------------------:"
+          "|------------------:|------------------:|")
 
+    def rtt(f: dict[str, float]) -> str:
+        return f"{f['p50_ms']:.3f} / {f['p99_ms']:.3f} / {f['p99.9_ms']:.3f}"
 
-def percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
+    def cpu(f: dict[str, float]) -> str:
+        if "proxy_us_per_apdu" not in f:
+            return "-"
+        return f"{f['proxy_us_per_apdu']:.1f} + {f['logger_us_per_apdu']:.1f}"
+
+    for c in configs:
+        idle, load = lat[c]["idle"], lat[c]["load"]
+        cpu_idle = cpu(idle) if c != "direct" else "-"
+        cpu_load = cpu(load) if c != "direct" else "-"
+        print(f"| {c:<15} | {rtt(idle):>26} | {rtt(load):>26} | {cpu_idle:>17} "
+              f"| {cpu_load:>17} |")
+    if "asyncio fwd" in lat:
+        floor = lat["asyncio fwd"]
+        print()
+        print("Same-run ratios to the plain asyncio forwarder (idle p50 / p99 / p99.9; load "
+              "p50 / p99 / p99.9):")
+        print()
+        for c in configs:
+            if c in ("direct", "asyncio fwd"):
+                continue
+            parts = [f"{lat[c][k][q] / floor[k][q]:.2f}"
+                     for k in ("idle", "load") for q in ("p50_ms", "p99_ms", "p99.9_ms")]
+            print(f"* {c}: idle {' / '.join(parts[:3])}; load {' / '.join(parts[3:])}")
+    if blk:
+        print()
+        print("| forwarder       |  fwd APDU/s | logged APDU/s | CPU µs/APDU fwd + logger "
+              "| tree CPU s | Parquet B/APDU |")
+        print("|-----------------|------------:|--------------:|-------------------------:"
+              "|-----------:|---------------:|")
+        for c in configs:
+            b = blk.get(c)
+            if b is None:
+                continue
+            logged = f"{b['logged_apdu_per_s']:,.0f}" if "logged_apdu_per_s" in b else "-"
+            cpu_b = (f"{b['proxy_us_per_apdu']:.2f} + {b['logger_us_per_apdu']:.2f}"
+                     if "proxy_us_per_apdu" in b else "-")
+            tree = f"{b['tree_cpu_s']:.2f}" if "tree_cpu_s" in b else "-"
+            size = (f"{b['parquet_octets_per_apdu']:.1f}" if "parquet_octets_per_apdu" in b
+                    else "-")
+            print(f"| {c:<15} | {b['fwd_apdu_per_s']:>11,.0f} | {logged:>13} | {cpu_b:>24} "
+                  f"| {tree:>10} | {size:>14} |")
+        print()
+        for c in LOGGING:
+            if c in blk and blk[c].get("rows") is not None:
+                b = blk[c]
+                print(f"* {c}: {int(b['rows']):,} rows for {args.messages:,} APDUs (the "
+                      "others: the master's STARTDT act, the FIN event rows); the logger "
+                      f"idle {b['caught_up_s']:.2f} s after the first octet, the proxy "
+                      f"exited {b['stop_s']:.2f} s after SIGTERM")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--messages", type=int, default=1_000_000)
-    ap.add_argument("--pings", type=int, default=2000)
-    ap.add_argument("--load-rate", type=int, default=10_000)
+    ap.add_argument("--pings", type=int, default=10_000,
+                    help="round trips per forwarder, idle and again under load")
+    ap.add_argument("--rounds", type=int, default=10, help="interleaved rounds")
+    ap.add_argument("--load-rate", type=int, default=10_000, help="APDUs/s of the load stream")
+    ap.add_argument("--messages", type=int, default=500_000,
+                    help="APDUs of the bulk transfer (0: skip it)")
+    ap.add_argument("--configs", default=",".join(CONFIGS),
+                    help=f"comma-separated subset of: {', '.join(CONFIGS)}")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--plain-forwarder", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    ap.add_argument("--file-proxy", nargs=2, metavar=("PORT", "DIR"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.plain_forwarder:
         plain_forwarder(args.plain_forwarder)
         return
+    if args.file_proxy:
+        sys.exit(file_proxy(int(args.file_proxy[0]), args.file_proxy[1]))
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    unknown = set(configs) - set(CONFIGS)
+    if unknown or not configs:
+        ap.error(f"unknown configs: {', '.join(sorted(unknown))}")
+    if args.rounds < 1 or args.pings < args.rounds:
+        ap.error("--pings must be at least --rounds, and --rounds at least 1")
 
-    blob = frames(args.messages)
-    bulk_srv = listener()
-    echo_srv = listener()
     ctx = mp.get_context("fork")
-    workers = [ctx.Process(target=bulk_outstation, args=(bulk_srv, blob), daemon=True),
-               ctx.Process(target=echo_outstation, args=(echo_srv, args.load_rate), daemon=True)]
+    bulk_srv, echo_srv = listener(), listener()
+    workers = [ctx.Process(target=echo_outstation, args=(echo_srv, args.load_rate), daemon=True)]
+    if args.messages:
+        workers.append(ctx.Process(target=bulk_outstation,
+                                   args=(bulk_srv, bulk_blob(args.messages)), daemon=True))
     for w in workers:
         w.start()
-    bulk_port = bulk_srv.getsockname()[1]
-    echo_port = echo_srv.getsockname()[1]
     tmp = Path(tempfile.mkdtemp(prefix="iec104-bench-proxy-"))
-    results: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
     try:
-        throughput(bulk_port, len(blob))  # warm up the outstation
-        for name in ("direct", "asyncio fwd", "proxy no-log", "proxy + log"):
-            out = tmp / name.replace(" ", "_").replace("+", "") if name == "proxy + log" else None
-            row: dict[str, Any] = {"config": name}
-            # throughput
-            plain = name == "asyncio fwd"
-            proxy = None if name == "direct" else ProxyProcess(bulk_port, out, plain)
-            port = bulk_port if proxy is None else proxy.port
-            elapsed = throughput(port, len(blob))
-            row["apdu_per_s"] = args.messages / elapsed
-            if proxy is not None:
-                time.sleep(0.2)
-                drain = proxy.stop()
-                row["bulk_cpu_s"] = proxy.cpu
-                row["logged_per_s"] = (args.messages / (elapsed + drain) if out is not None
-                                       else None)
-                if out is not None:
-                    import pandas as pd
-
-                    rows = len(pd.read_parquet(out))
-                    row["rows"] = rows
-                    row["parquet_bytes"] = sum(p.stat().st_size for p in out.glob("*.parquet"))
-            # latency, idle and under load
-            proxy = None if name == "direct" else ProxyProcess(echo_port, out and tmp / (
-                out.name + "-lat"), plain)
-            port = echo_port if proxy is None else proxy.port
-            idle = pings(port, args.pings)
-            load = load_connection(port)
-            drainer = drain_in_thread(load)
-            time.sleep(0.3)
-            loaded = pings(port, args.pings)
-            load.close()
-            drainer.join(5)
-            if proxy is not None:
-                proxy.stop()
-                row["latency_cpu_s"] = proxy.cpu
-            row["idle_median_ms"] = statistics.median(idle) * 1e3
-            row["idle_p99_ms"] = percentile(idle, 0.99) * 1e3
-            row["load_median_ms"] = statistics.median(loaded) * 1e3
-            row["load_p99_ms"] = percentile(loaded, 0.99) * 1e3
-            results.append(row)
+        lat = latency(configs, echo_srv.getsockname()[1], tmp, args, ctx)
+        blk = bulk(configs, bulk_srv.getsockname()[1], args.messages, tmp) if args.messages \
+            else {}
     finally:
         for w in workers:
             w.terminate()
         shutil.rmtree(tmp, ignore_errors=True)
-
-    direct = results[0]
-    for row in results:
-        row["added_idle_ms"] = row["idle_median_ms"] - direct["idle_median_ms"]
-        row["added_load_ms"] = row["load_median_ms"] - direct["load_median_ms"]
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps({"latency": lat, "bulk": blk, "seconds": time.perf_counter() - t0},
+                         indent=2))
         return
-    print(f"{args.messages} APDUs of 20 octets; {args.pings} round trips idle and under a "
-          f"load of {args.load_rate} APDUs/s; CPython {sys.version.split()[0]}, "
-          f"{os.cpu_count()} CPUs")
-    print()
-    print("| config       |  fwd APDU/s | fwd MB/s | logged APDU/s | RTT idle med / p99 ms "
-          "| added idle ms | RTT load med / p99 ms | added load ms | CPU s bulk / latency |")
-    print("|--------------|------------:|---------:|--------------:|----------------------:"
-          "|--------------:|----------------------:|--------------:|---------------------:|")
-    for r in results:
-        logged = f"{r['logged_per_s']:,.0f}" if r.get("logged_per_s") else "-"
-        mbps = r["apdu_per_s"] * 20 / 1e6
-        print(f"| {r['config']:<12} | {r['apdu_per_s']:>11,.0f} | {mbps:>8,.0f} | {logged:>13} "
-              f"| {r['idle_median_ms']:>9.3f} / {r['idle_p99_ms']:<9.3f} "
-              f"| {r['added_idle_ms']:>13.3f} | {r['load_median_ms']:>9.3f} / "
-              f"{r['load_p99_ms']:<9.3f} | {r['added_load_ms']:>13.3f} | "
-              f"{cpu(r, 'bulk_cpu_s'):>9} / {cpu(r, 'latency_cpu_s'):<8} |")
-    logged_row = results[-1]
-    if "rows" in logged_row:
-        print()
-        print(f"proxy + log wrote {logged_row['rows']} rows, "
-              f"{logged_row['parquet_bytes'] / args.messages:.1f} Parquet octets per APDU")
+    report(configs, lat, blk, args)
+    print(f"\n({time.perf_counter() - t0:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -285,6 +285,10 @@ class _DeferredBuilder:
     process: notes
     each call compactly (APDU numbers are assigned here), to be replayed by a worker."""
 
+    decodes_octets = True
+    """Only the octets of a frame are noted (the worker's columnar builder reads them), so
+    the framer need not build APCI objects (``Framer(decode=False)``)."""
+
     def __init__(self) -> None:
         self.next_apdu = 0
         self.first = 0

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import CliError
-from .common import add_log_options, log_kwargs, parse_duration
+from .common import add_log_options, check_output_dir, log_kwargs, parse_duration
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -73,6 +73,7 @@ def _engine(args: argparse.Namespace, pcapng_dir: str | None) -> tuple[type, dic
 def run(args: argparse.Namespace) -> int:
     from ..recorder.live import LiveCaptureError
 
+    check_output_dir(args.output)
     pcapng_dir = args.pcapng_dir or (str(Path(args.output) / "_pcapng") if args.pcapng else None)
     engine, options = _engine(args, pcapng_dir)
     try:

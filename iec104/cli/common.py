@@ -3,7 +3,8 @@
 * the input options of read/convert/summary/report (``--port``,
   ``--heuristic/--no-heuristic``, ``--profile``, ``--filter``) and the exit-status text of
   ``--help``;
-* checking inputs and outputs with one-line errors (:func:`open_source`, :func:`check_output`),
+* checking inputs and outputs with one-line errors (:func:`open_source`, :func:`check_output`,
+  :func:`check_output_dir`),
   :func:`dissect_inputs` (several captures read one after the other as one) and
   :func:`report_problems` (notes and warnings on stderr, the exit code);
 * the log options of the recorders (``proxy`` and ``capture``: flushing, rotation, profile).
@@ -172,14 +173,33 @@ def check_output(path: str, inputs: Sequence[str]) -> Path:
     out = Path(path)
     if out.is_dir():
         raise CliError(f"{out}: is a directory; give a file name such as {out / 'out'}")
-    if not out.parent.is_dir():
-        raise CliError(f"{out.parent}: no such directory")
+    _check_parent(out)
     if out.exists() and not out.is_file():
         raise CliError(f"{out}: is not a regular file")
     for name in inputs:
         if Path(name).resolve() == out.resolve():
             raise CliError(f"{name}: the output would overwrite this input")
     return out
+
+
+def check_output_dir(path: str) -> Path:
+    """The path of an output directory, or a clear CliError: an existing file, a missing
+    parent directory (the directory itself is made when missing, its parents are not, as
+    for a file output), or a directory this process may not write into."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"{out}: is not a directory")
+    where = out if out.is_dir() else _check_parent(out)
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise CliError(f"{where}: permission denied (cannot write the output there)")
+    return out
+
+
+def _check_parent(out: Path) -> Path:
+    if not out.parent.is_dir():
+        what = "is not a directory" if out.parent.exists() else "no such directory"
+        raise CliError(f"{out.parent}: {what}")
+    return out.parent
 
 
 @dataclass

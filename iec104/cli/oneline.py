@@ -1,18 +1,28 @@
-"""``iec104 read``'s one-line view, formatted by column from a whole batch at once.
+"""``iec104 read``'s one-line view: a whole batch formatted into one block of UTF-8 octets.
 
 Theory of operation
 -------------------
 A batch's rows are grouped into APDUs (consecutive rows with one ``apdu`` number; a row
-without one stands alone). Each line is assembled with Arrow's string kernels: the APDU's
-head cells (its first row) become the parts ``frame time src -> dst``, the APCI, type,
-cause, flags and ``CA=``; the object rows become ``IOA=value [flags] @time select QU=n``
-strings, joined per APDU through a list array over the group offsets; the parts are joined
-with spaces, absent parts being nulls that the join skips. Only what has no column rule is
-done in Python, once per *distinct* value: compacting multi-field value texts
-(``'value=5 transient=True'`` -> ``'5,transient'``), short floats as the device sent them
-(:func:`~iec104.codec.values.float32_text`), relative and epoch times, and the rare lines of
-rows without APCI (malformed octets, gaps, notes). An object row without IOA (a secure
-authentication message) shows its ``value_text`` as it is, without the ``IOA`` prefix.
+without one stands alone); each APDU is one line. The block is built *row by row* with a
+single Arrow ``binary_join_element_wise`` over row-aligned parts, nulls joining as nothing:
+
+* on an APDU's first row, its head ``frame time src:port -> dst:port APCI [TYPE CAUSE
+  NEGATIVE TEST OA=n CA=n]`` (made over the first rows only, then put in place by one take);
+* on every object row, the object with its own leading separator (``' IOA '`` before the
+  APDU's first object, ``'; '`` before the others): ``ioa=value [flags] @time select Q=n``;
+* on an APDU's last row, ``' !! error'`` when the APDU has one, then ``'\\n'``.
+
+The joined array's data buffer then *is* the block of lines: no Python string per line
+(:func:`batch_text`). Fixed-width texts (dates, clock times, fractions of a second) are
+written as digits with numpy; small sets (flags, S/E, qualifier names) are taken from
+lookup tables by a code. Python runs only once per *distinct* value where no column rule
+exists: endpoints, compacting multi-field value texts (``'value=5 transient=True'`` ->
+``'5,transient'``) and the rare lines of rows without APCI
+(malformed octets, gaps, notes). Short floats are shown as the device sent them
+(:func:`~iec104.codec.values.float32_text`): Arrow's cast of the binary32 numbers writes
+the same shortest digits for most of them (:func:`float32_texts` says when it cannot, and
+those take ``float32_text`` itself). An object row without IOA (a secure authentication
+message) shows its ``value_text`` as it is, without the ``IOA`` prefix.
 
 The line format (also described in the README)::
 
@@ -30,19 +40,31 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..codec.timetag import civil_from_days
 from ..codec.values import FLOAT32_TYPE_IDS, float32_text
 
-__all__ = ["QUALIFIER_NAMES", "batch_lines", "format_endpoint", "format_time"]
+__all__ = ["QUALIFIER_NAMES", "batch_lines", "batch_text", "float32_texts", "format_endpoint",
+           "format_time"]
 
 QUALIFIER_NAMES = {100: "QOI", 101: "RQT", 105: "QRP", 113: "QPA", 110: "QPM", 111: "QPM",
                    112: "QPM", 45: "QU", 46: "QU", 47: "QU", 58: "QU", 59: "QU", 60: "QU",
                    48: "QL", 49: "QL", 50: "QL", 61: "QL", 62: "QL", 63: "QL"}
 """Name of the qualifier column by type ID ('Q' for the others)."""
-_QUALIFIER_LOOKUP = pa.array([QUALIFIER_NAMES.get(t, "Q") for t in range(256)], pa.string())
-_FLOAT_MASK = np.zeros(256, bool)
+_NO_TEXT = pa.scalar(None, pa.string())
+# by type ID (out of [0, 255]: 256): ' QU=' etc., and "is a short float"
+_QUALIFIERS = pa.array([f" {QUALIFIER_NAMES.get(t, 'Q')}=" for t in range(257)], pa.string())
+_FLOAT_MASK = np.zeros(257, bool)
 _FLOAT_MASK[list(FLOAT32_TYPE_IDS)] = True
 _FLAGS = ("iv", "nt", "sb", "bl", "ov", "ei")
+# by the bits of the flags that are set (bit i: _FLAGS[i]): ' [IV NT]', none for 0
+_FLAG_TEXTS = pa.array([None] + [" [" + " ".join(f.upper() for i, f in enumerate(_FLAGS)
+                                                   if code >> i & 1) + "]"
+                                 for code in range(1, 64)], pa.string())
+_SELECT_TEXTS = pa.array([None, " execute", " select"], pa.string())  # null, False, True
+_OBJECT_SEPARATORS = pa.array(["; ", " IOA ", " "], pa.string())  # later, first, first w/o IOA
+_SIGNS = pa.array(["", "-"], pa.string())
 _NS = 1_000_000_000
+_DIGITS = np.frombuffer(b"0123456789", np.uint8)
 
 
 def format_time(ns: int | None, mode: str = "a", t0: int = 0) -> str:
@@ -58,21 +80,6 @@ def format_time(ns: int | None, mode: str = "a", t0: int = 0) -> str:
     return f"{when:%Y-%m-%d %H:%M:%S}.{(ns % _NS) // 1000:06d}"
 
 
-def _times(column: pa.Array, mode: str, t0: int) -> pa.Array:
-    """:func:`format_time` of a timestamp column; mode ``a`` by column, others per value."""
-    ns = column.cast(pa.int64())
-    if mode != "a":
-        return pa.array([format_time(v, mode, t0) for v in ns.to_pylist()], pa.string())
-    values = np.asarray(ns.fill_null(0), np.int64)
-    # strftime is slow per value, and a batch spans few distinct seconds
-    seconds, inverse = np.unique(values // _NS, return_inverse=True)
-    dates = pc.strftime(pa.array(seconds, pa.timestamp("s", tz="UTC")),
-                        format="%Y-%m-%d %H:%M:%S").take(pa.array(inverse.reshape(-1)))
-    micros = pa.array(values % _NS // 1000).cast(pa.string())
-    text = pc.binary_join_element_wise(dates, pc.utf8_lpad(micros, 6, "0"), ".")
-    return pc.if_else(ns.is_null(), "-", text)
-
-
 def format_endpoint(ip: str | None, port: int | None) -> str:
     """``ip:port``, ``[ip6]:port``, or ``?`` without address."""
     if ip is None:
@@ -80,20 +87,97 @@ def format_endpoint(ip: str | None, port: int | None) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-def _endpoint(ip: pa.Array, port: pa.Array) -> pa.Array:
-    """:func:`format_endpoint` by column (once per distinct endpoint)."""
-    # one string key per endpoint (a null address stays null: "?")
-    keys = pc.binary_join_element_wise(ip, pc.fill_null(port.cast(pa.string()), "None"), "\0")
-    return _per_distinct(keys, lambda key: format_endpoint(None, None) if key is None
-                         else format_endpoint(*key.split("\0")))
+# -- fixed-width texts with numpy ------------------------------------------------------------
+
+def _fixed(chars: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    """An Arrow string array of the rows of ``chars`` (n x width octets), null where not
+    ``valid``."""
+    n, width = chars.shape
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+    bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(pa.string(), n, [bitmap, pa.py_buffer(offsets),
+                                                  pa.py_buffer(np.ascontiguousarray(chars))])
 
 
-def _join(first: pa.Array, *optional: pa.Array, sep: str = " ") -> pa.Array:
-    """``first`` then each non-null ``optional`` part, separated by ``sep`` (nulls skipped;
-    pyarrow 26's ``null_handling="skip"`` drops rows where all parts are null)."""
-    pieces = [pc.fill_null(pc.binary_join_element_wise(sep, p, ""), "") for p in optional]
-    return pc.binary_join_element_wise(first, *pieces, "")
+def _put(chars: np.ndarray, at: int, values: np.ndarray, width: int) -> None:
+    """``values`` (>= 0) as ``width`` decimal digits, zero-padded, at column ``at``."""
+    for i in range(at + width - 1, at - 1, -1):
+        chars[:, i] = _DIGITS[values % 10]
+        values = values // 10
 
+
+def _date_times(ns: np.ndarray) -> np.ndarray:
+    """``YYYY-MM-DD HH:MM:SS.ffffff`` (UTC, microseconds) of int64 ns, n x 26 octets (the
+    int64 range is the years 1677-2262: always four digits)."""
+    seconds = ns // _NS
+    days, day_seconds = seconds // 86400, seconds % 86400
+    year, month, day = civil_from_days(days)
+    chars = np.empty((len(ns), 26), np.uint8)
+    chars[:] = np.frombuffer(b"0000-00-00 00:00:00.000000", np.uint8)
+    for at, values, width in ((0, year, 4), (5, month, 2), (8, day, 2),
+                              (11, day_seconds // 3600, 2), (14, day_seconds // 60 % 60, 2),
+                              (17, day_seconds % 60, 2), (20, ns % _NS // 1000, 6)):
+        _put(chars, at, values, width)
+    return chars
+
+
+def _times(column: pa.Array, mode: str, t0: int) -> pa.Array:
+    """:func:`format_time` of a timestamp column."""
+    ns = column.cast(pa.int64())
+    values = np.asarray(ns.fill_null(0), np.int64)
+    if mode == "a":
+        text = _fixed(_date_times(values))
+    elif mode == "e":
+        fraction = np.empty((len(values), 9), np.uint8)
+        _put(fraction, 0, values % _NS, 9)
+        text = pc.binary_join_element_wise(pa.array(values // _NS).cast(pa.string()),
+                                           _fixed(fraction), ".")
+    else:
+        text = _relative(values, t0)
+    return pc.if_else(ns.is_null(), "-", text) if ns.null_count else text
+
+
+def _relative(ns: np.ndarray, t0: int) -> pa.Array:
+    """``f"{(ns - t0) / 1e9:.6f}"`` of each value: the binary64 quotient as Python computes
+    it, rounded to microseconds. ``rint`` of the quotient times 1e6 (one more rounding) is
+    the correctly rounded result unless that product lies within two units in its last
+    place of a half; those values, and differences beyond 2**62 ns, are formatted by
+    Python."""
+    if len(ns) and (int(ns.min()) - t0 < -2**62 or int(ns.max()) - t0 > 2**62):
+        return pa.array([format_time(v, "r", t0) for v in ns.tolist()], pa.string())
+    seconds = (ns - t0).astype(np.float64) / 1e9
+    micros = seconds * 1e6
+    rounded = np.rint(micros)
+    own = (np.abs(micros - np.floor(micros) - 0.5) <= 2 * np.abs(np.spacing(micros))) | (
+        np.abs(micros) >= 2.0 ** 52)
+    whole = np.abs(rounded).astype(np.int64)
+    fraction = np.empty((len(ns), 7), np.uint8)
+    fraction[:, 0] = ord(".")
+    _put(fraction, 1, whole % 1_000_000, 6)
+    text = pc.binary_join_element_wise(
+        _SIGNS.take(pa.array(seconds < 0).cast(pa.int8())),
+        pa.array(whole // 1_000_000).cast(pa.string()),
+        _fixed(fraction), "")
+    if own.any():
+        text = pc.replace_with_mask(text, pa.array(own), pa.array(
+            [format_time(v, "r", t0) for v in ns[own].tolist()], pa.string()))
+    return text
+
+
+def _tag_times(column: pa.Array) -> pa.Array:
+    """`` @HH:MM:SS.mmm`` of a time tag column (null where none)."""
+    ns = column.cast(pa.int64())
+    values = np.asarray(ns.fill_null(0), np.int64)
+    chars = np.empty((len(values), 14), np.uint8)
+    chars[:] = np.frombuffer(b" @00:00:00.000", np.uint8)
+    day_seconds = values // _NS % 86400
+    for at, part, width in ((2, day_seconds // 3600, 2), (5, day_seconds // 60 % 60, 2),
+                            (8, day_seconds % 60, 2), (11, values % _NS // 1_000_000, 3)):
+        _put(chars, at, part, width)
+    return _fixed(chars, np.asarray(ns.is_valid(), bool) if ns.null_count else None)
+
+
+# -- values ----------------------------------------------------------------------------------
 
 def _per_distinct(column: pa.Array, fn: Callable[[Any], str | None]) -> pa.Array:
     """``fn`` of each value, computed once per distinct value."""
@@ -125,19 +209,37 @@ def _number(value: float | None) -> str | None:
     return str(int(value)) if float(value).is_integer() else repr(value)
 
 
-def _replace(out: pa.Array, where: pa.Array, fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
-    """``out`` with the rows ``where`` replaced by ``fn`` of those rows."""
-    if not pc.any(where).as_py():
-        return out
-    return pc.replace_with_mask(out, where, fn(out.filter(where)))
+def float32_texts(values: np.ndarray) -> pa.Array:
+    """:func:`~iec104.codec.values.float32_text` of each of ``values`` (float64).
 
-
-def _short_floats(values: np.ndarray) -> pa.Array:
-    """:func:`float32_text` of short float values, once per distinct one."""
-    keys, index, inverse = np.unique(values.view(np.int64), return_index=True,
-                                     return_inverse=True)
-    return pa.array([float32_text(v) for v in values[index].tolist()], pa.string()).take(
-        pa.array(inverse.reshape(-1)))
+    Arrow's cast of a binary32 number to text writes its shortest round-trip digits, as
+    ``float32_text`` does, and in the same fixed notation as ``repr()`` for magnitudes in
+    [2e-4, 2**23) that are not integral. Where several digit strings of that length read
+    back as the number, Arrow takes the one nearest to it, ``float32_text`` the correctly
+    rounded one: they are the same digits when those lie within 0.49 of a last-digit step
+    of the number (binary64 arithmetic errs by far less). Every other value -- integral,
+    tiny, huge, NaN, infinite, no binary32 at all, or failing that check -- takes
+    ``float32_text`` itself.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        single = values.astype(np.float32)
+        magnitude = np.abs(values)
+        own = ~((single.astype(np.float64) == values) & (magnitude >= 2e-4)
+                & (magnitude < 2.0 ** 23) & (np.floor(values) != values))
+    text = pa.array(single).cast(pa.string())
+    if not own.all():
+        # digits after the point: the last digit's step (own rows: any valid text)
+        point = np.asarray(pc.find_substring(text, "."), np.int64)
+        decimals = np.asarray(pc.utf8_length(text), np.int64) - point - 1
+        shown = np.asarray(pc.cast(pc.if_else(pa.array(own), "0", text), pa.float64()),
+                           np.float64)
+        with np.errstate(invalid="ignore"):
+            own |= (point < 0) | ~(np.abs(shown - values) < 0.49 * 10.0 ** -decimals)
+        own |= np.asarray(pc.match_substring(text, "e"), bool)
+    if own.any():
+        text = pc.replace_with_mask(text, pa.array(own), pa.array(
+            [float32_text(v) for v in values[own].tolist()], pa.string()))
+    return text
 
 
 def _values(rows: pa.RecordBatch, type_id: np.ndarray) -> pa.Array:
@@ -147,44 +249,125 @@ def _values(rows: pa.RecordBatch, type_id: np.ndarray) -> pa.Array:
     # a secure authentication message (no IOA): its fields, as they are
     as_is = pc.and_(text.is_valid(), rows.column("ioa").is_null())
     spaced = pc.and_(pc.fill_null(pc.match_substring(text, " "), False), pc.invert(as_is))
-    out = _replace(text, spaced, lambda t: _per_distinct(t, _compact))
+    out = text
+    if pc.any(spaced).as_py():
+        out = pc.replace_with_mask(out, spaced, _per_distinct(text.filter(spaced), _compact))
     # short floats: the text is repr() of the binary64 value; show the binary32 sent
-    floats = pc.and_(pc.and_(pc.invert(spaced), pc.is_valid(text)),
+    floats = pc.and_(pc.and_(pc.invert(spaced), text.is_valid()),
                      pc.and_(pa.array(_FLOAT_MASK[type_id]), value.is_valid()))
     floats = pc.and_(floats, pc.invert(as_is))
     if pc.any(floats).as_py():
-        out = pc.replace_with_mask(out, floats, _short_floats(
+        out = pc.replace_with_mask(out, floats, float32_texts(
             np.asarray(value.filter(floats), np.float64)))
-    missing = pc.and_(text.is_null(), rows.column("value").is_valid())
+    missing = pc.and_(text.is_null(), value.is_valid())
     if pc.any(missing).as_py():  # a number without text (Parquet from elsewhere)
-        out = pc.if_else(missing, pa.array([_number(v) for v in
-                                            rows.column("value").to_pylist()], pa.string()),
-                         out)
-    return pc.if_else(pc.equal(out, ""), pa.scalar(None, pa.string()), out)
+        out = pc.if_else(missing, pa.array([_number(v) for v in value.to_pylist()],
+                                           pa.string()), out)
+    return pc.if_else(pc.equal(out, ""), _NO_TEXT, out)
 
 
-def _objects(rows: pa.RecordBatch, type_id: np.ndarray) -> pa.Array:
-    """One ``ioa=value [flags] @time select Q=n`` string per object row."""
+def _objects(rows: pa.RecordBatch, first: np.ndarray, shown: np.ndarray) -> pa.Array:
+    """One `` IOA ioa=value [flags] @time select Q=n`` text per row of ``rows`` (its
+    separator ``'; '`` unless ``first``, the APDU's first object); meaningless on rows not
+    ``shown`` (the caller hides them)."""
     n = rows.num_rows
     ioa = rows.column("ioa")
+    type_id = np.asarray(rows.column("type_id").fill_null(0), np.int64)
+    type_id[(type_id < 0) | (type_id > 255)] = 256
     values = _values(rows, type_id)
-    # secure authentication messages have no IOA: the value alone
-    first = pc.if_else(ioa.is_null(), pc.coalesce(values, "(no value)"),
-                       _join(ioa.cast(pa.string()), values, sep="="))
-    names = [pc.if_else(pc.fill_null(rows.column(f), False), f.upper(),
-                        pa.scalar(None, pa.string())) for f in _FLAGS]
-    flags = pc.utf8_slice_codeunits(_join(pa.nulls(n, pa.string()).fill_null(""), *names), 1)
-    flags = pc.if_else(pc.equal(flags, ""), pa.scalar(None, pa.string()),
-                       pc.binary_join_element_wise("[", flags, "]", ""))
+    has_ioa = ioa.is_valid()
+    with_ioa = np.asarray(has_ioa, bool)
+    separator = _OBJECT_SEPARATORS.take(pa.array(np.where(first, np.where(with_ioa, 1, 2), 0)))
+    if (with_ioa | ~shown).all():
+        value_part = [pc.if_else(values.is_valid(), "=", _NO_TEXT), values]
+    else:  # secure authentication messages have no IOA: the value alone
+        value_part = [pc.if_else(has_ioa, pc.binary_join_element_wise("=", values, ""),
+                                 pc.coalesce(values, "(no value)"))]
+    code = np.zeros(n, np.int64)
+    for bit, name in enumerate(_FLAGS):
+        code |= np.asarray(rows.column(name).fill_null(False), bool).astype(np.int64) << bit
+    parts = [separator, ioa.cast(pa.string()), *value_part, _FLAG_TEXTS.take(pa.array(code))]
     tag = rows.column("time_tag")
-    tag_text = pc.utf8_slice_codeunits(_times(tag, "a", 0), 11, 23)
-    tag_text = pc.if_else(tag.is_null(), pa.scalar(None, pa.string()),
-                          pc.binary_join_element_wise("@", tag_text, ""))
-    select = pc.if_else(rows.column("select"), "select", "execute")
-    qualifier = pc.binary_join_element_wise(
-        _QUALIFIER_LOOKUP.take(pa.array(type_id)), rows.column("qualifier").cast(pa.string()),
-        "=")
-    return _join(first, flags, tag_text, select, qualifier)
+    if tag.null_count < n:
+        parts.append(_tag_times(tag))
+    select = rows.column("select")
+    if select.null_count < n:
+        select_code = np.asarray(select.fill_null(False), np.int64) + np.asarray(
+            select.is_valid(), np.int64)
+        parts.append(_SELECT_TEXTS.take(pa.array(select_code)))
+    qualifier = rows.column("qualifier")
+    if qualifier.null_count < n:
+        parts.append(pc.binary_join_element_wise(
+            _QUALIFIERS.take(pa.array(type_id)), qualifier.cast(pa.string()), ""))
+    return pc.binary_join_element_wise(*parts, "", null_handling="replace",
+                                       null_replacement="")
+
+
+# -- heads -----------------------------------------------------------------------------------
+
+def _per_combination(head: pa.RecordBatch, names: tuple[str, ...],
+                     fn: Callable[..., str], rows: np.ndarray | None = None) -> pa.Array:
+    """``fn(*cells)`` of the cells of each row in the columns ``names``, computed once per
+    distinct combination of them (rows outside ``rows``, if given: null)."""
+    if rows is not None:
+        head = head.filter(pa.array(rows))
+    # one int64 key per row for its combination: the cells in mixed radix (made dense
+    # first when the radix would pass 2**62)
+    key = np.zeros(head.num_rows, np.int64)
+    radix = 1
+    for name in names:
+        column = head.column(name)
+        if pa.types.is_string(column.type):
+            column = column.dictionary_encode().indices
+        elif pa.types.is_boolean(column.type):
+            column = column.cast(pa.int8())
+        values = np.asarray(column.fill_null(0), np.int64)
+        if column.null_count:
+            values = values * 2 + np.asarray(column.is_valid(), np.int64)
+        low = int(values.min(initial=0))
+        span = int(values.max(initial=0)) - low + 1
+        if radix * span > 2**62:
+            key = np.unique(key, return_inverse=True)[1].reshape(-1)
+            radix = int(key.max(initial=0)) + 1
+        key = key * span + (values - low)
+        radix *= span
+    _keys, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    cells = head.select(list(names)).take(pa.array(first)).to_pylist()
+    texts = pa.array([fn(*row.values()) for row in cells], pa.string()).take(
+        pa.array(inverse.reshape(-1)))
+    if rows is None:
+        return texts
+    return texts.take(pa.array(np.cumsum(rows) - 1, mask=~rows))
+
+
+def _endpoints_text(src: str | None, sport: int | None, dst: str | None,
+                    dport: int | None) -> str:
+    """`` src:port -> dst:port`` (:func:`format_endpoint`)."""
+    return f" {format_endpoint(src, sport)} -> {format_endpoint(dst, dport)}"
+
+
+def _asdu_text(type_id: int | None, type_name: str | None, cot: int | None,
+               cot_name: str | None, negative: bool | None, test: bool | None,
+               oa: int | None, ca: int | None) -> str:
+    """`` TYPE CAUSE [NEGATIVE] [TEST] [OA=n] CA=n`` (parts without a value left out)."""
+    parts = (type_name if type_name is not None else
+             None if type_id is None else f"TYPE_{type_id}",
+             cot_name if cot_name is not None else None if cot is None else f"CAUSE_{cot}",
+             "NEGATIVE" if negative else None, "TEST" if test else None,
+             f"OA={oa}" if oa else None, None if ca is None else f"CA={ca}")
+    return "".join(f" {part}" for part in parts if part is not None)
+
+
+def _apci(head: pa.RecordBatch) -> pa.Array:
+    """`` I(ssn,rsn)``, `` S(rsn)``, `` U(function)`` or `` ?``."""
+    apci = head.column("apci")
+    ssn, rsn = head.column("ssn").cast(pa.string()), head.column("rsn").cast(pa.string())
+    text = pc.case_when(
+        pc.make_struct(pc.equal(apci, "I"), pc.equal(apci, "S"), pc.equal(apci, "U")),
+        pc.binary_join_element_wise(" I(", ssn, ",", rsn, ")", ""),
+        pc.binary_join_element_wise(" S(", rsn, ")", ""),
+        pc.binary_join_element_wise(" U(", head.column("u_func"), ")", ""))
+    return pc.fill_null(text, " ?")
 
 
 _KIND_TAGS = {"gap": "[gap]", "event": "[note]", "malformed": "[malformed]"}
@@ -196,82 +379,98 @@ def _note_line(where: str, error: str | None, raw: bytes | None, kind: str) -> s
     return f"{where} {_KIND_TAGS[kind]} {error or ''}{extra}"
 
 
-def batch_lines(batch: pa.RecordBatch, time_mode: str = "a", t0: int = 0) -> list[str]:
-    """One line per APDU of ``batch`` (rows of :data:`iec104.records.schema.SCHEMA`)."""
-    n = batch.num_rows
-    if not n:
-        return []
+_HEAD_COLUMNS = ("frame", "time", "src", "sport", "dst", "dport", "apci", "ssn", "rsn",
+                 "u_func", "type_id", "type_name", "cot", "cot_name", "negative", "test", "oa",
+                 "ca", "error", "kind", "raw")
+
+
+def _groups(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each row starts an APDU, and the APDU (line) index of each row."""
     apdu = batch.column("apdu")
+    start = np.ones(batch.num_rows, bool)
+    if apdu.null_count == len(apdu):
+        return start, np.arange(batch.num_rows)
     numbers = np.asarray(apdu.fill_null(-1), np.int64)
-    null = np.asarray(apdu.is_null(), bool)
-    start = np.ones(n, bool)
-    start[1:] = null[1:] | null[:-1] | (numbers[1:] != numbers[:-1])
+    if apdu.null_count:
+        null = np.asarray(apdu.is_null(), bool)
+        start[1:] = null[1:] | null[:-1] | (numbers[1:] != numbers[:-1])
+    else:
+        start[1:] = numbers[1:] != numbers[:-1]
+    return start, np.cumsum(start) - 1
+
+
+def batch_text(batch: pa.RecordBatch, time_mode: str = "a", t0: int = 0,
+               limit: int | None = None) -> tuple[memoryview, int]:
+    """The one-line view of ``batch`` (rows of :data:`iec104.records.schema.SCHEMA`): the
+    UTF-8 octets of one line per APDU, each ending in ``\\n``, and the number of lines (at
+    most ``limit`` >= 1 when given)."""
+    if not batch.num_rows:
+        return memoryview(b""), 0
+    start, group = _groups(batch)
     heads_at = np.flatnonzero(start)
-    group = np.cumsum(start) - 1
-    head = batch.take(pa.array(heads_at))
+    if limit is not None and len(heads_at) > limit:
+        batch = batch.slice(0, int(heads_at[limit]))
+        start, group, heads_at = start[:len(batch)], group[:len(batch)], heads_at[:limit]
+    n, lines = batch.num_rows, len(heads_at)
+    head = pa.RecordBatch.from_arrays(
+        [batch.column(c) for c in _HEAD_COLUMNS], _HEAD_COLUMNS).take(pa.array(heads_at))
 
-    frame = head.column("frame").cast(pa.string())
     where = pc.binary_join_element_wise(
-        pc.utf8_lpad(pc.fill_null(frame, "-"), 6, " "),
-        _times(head.column("time"), time_mode, t0),
-        _endpoint(head.column("src"), head.column("sport")), "->",
-        _endpoint(head.column("dst"), head.column("dport")), " ")
+        pc.utf8_lpad(pc.fill_null(head.column("frame").cast(pa.string()), "-"), 6, " "),
+        " ", _times(head.column("time"), time_mode, t0),
+        _per_combination(head, ("src", "sport", "dst", "dport"), _endpoints_text), "")
     apci = head.column("apci")
-    ssn, rsn = head.column("ssn").cast(pa.string()), head.column("rsn").cast(pa.string())
-    apci_text = pc.case_when(
-        pc.make_struct(pc.equal(apci, "I"), pc.equal(apci, "S"), pc.equal(apci, "U")),
-        pc.binary_join_element_wise("I(", ssn, ",", rsn, ")", ""),
-        pc.binary_join_element_wise("S(", rsn, ")", ""),
-        pc.binary_join_element_wise("U(", head.column("u_func"), ")", ""))
-    apci_text = pc.fill_null(apci_text, "?")
-
-    type_id = head.column("type_id")
-    asdu = pc.and_(pc.equal(apci, "I"), type_id.is_valid())
-    none = pa.scalar(None, pa.string())
-    type_text = pc.coalesce(head.column("type_name"),
-                            pc.binary_join_element_wise("TYPE_", type_id.cast(pa.string()), ""))
-    cot_text = pc.coalesce(head.column("cot_name"),
-                           pc.binary_join_element_wise("CAUSE_", head.column("cot")
-                                                       .cast(pa.string()), ""))
-    negative = pc.if_else(pc.fill_null(head.column("negative"), False), "NEGATIVE", none)
-    test = pc.if_else(pc.fill_null(head.column("test"), False), "TEST", none)
-    oa = head.column("oa")
-    oa_text = pc.if_else(pc.fill_null(pc.not_equal(oa, 0), False),
-                         pc.binary_join_element_wise("OA=", oa.cast(pa.string()), ""), none)
-    ca_text = pc.binary_join_element_wise("CA=", head.column("ca").cast(pa.string()), "")
-
-    # objects: rows with an object, joined per APDU
-    obj_rows = np.flatnonzero(np.asarray(batch.column("obj").is_valid(), bool))
-    objects_text = pa.nulls(len(heads_at), pa.string())
-    if len(obj_rows):
-        rows = batch.take(pa.array(obj_rows))
-        # an object row's type is its APDU's (rows of one APDU share the head cells)
-        row_types = np.asarray(rows.column("type_id").fill_null(0), np.int64)
-        strings = _objects(rows, row_types)
-        per_group = np.bincount(group[obj_rows], minlength=len(heads_at))
-        offsets = np.zeros(len(heads_at) + 1, np.int32)
-        np.cumsum(per_group, out=offsets[1:])
-        joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), strings), "; ")
-        # "IOA " before the objects, unless the first has none (secure authentication)
-        has = per_group > 0
-        prefixed = np.zeros(len(heads_at), bool)
-        prefixed[has] = np.asarray(rows.column("ioa").is_valid(), bool)[offsets[:-1][has]]
-        objects_text = pc.if_else(
-            pa.array(has),
-            pc.if_else(pa.array(prefixed), pc.binary_join_element_wise("IOA", joined, " "),
-                       joined), none)
-    error = head.column("error")
-    error_text = pc.if_else(pc.fill_null(pc.not_equal(error, ""), False),
-                            pc.binary_join_element_wise("!!", error, " "), none)
-    asdu_parts = [pc.if_else(asdu, part, none) for part in
-                  (type_text, cot_text, negative, test, oa_text, ca_text, objects_text)]
-    lines = _join(where, apci_text, *asdu_parts, error_text).to_pylist()
+    asdu = np.asarray(pc.fill_null(pc.and_(pc.equal(apci, "I"), head.column("type_id")
+                                           .is_valid()), False), bool)
+    parts = [where, _apci(head)]
+    if asdu.any():
+        parts.append(_per_combination(head, ("type_id", "type_name", "cot", "cot_name",
+                                             "negative", "test", "oa", "ca"), _asdu_text,
+                                      None if asdu.all() else asdu))
+    head_text = pc.binary_join_element_wise(*parts, "", null_handling="replace",
+                                            null_replacement="")
     notes = np.flatnonzero(np.asarray(apci.is_null(), bool))
     if len(notes):
-        wheres = where.take(pa.array(notes)).to_pylist()
-        cols = {c: head.column(c).take(pa.array(notes)).to_pylist()
-                for c in ("error", "raw", "kind")}
-        for i, w, e, r, k in zip(notes.tolist(), wheres, cols["error"], cols["raw"],
-                                 cols["kind"], strict=True):
-            lines[i] = _note_line(w, e, r, k)
-    return lines
+        index = pa.array(notes)
+        cols = [head.column(c).take(index).to_pylist() for c in ("error", "raw", "kind")]
+        head_text = pc.replace_with_mask(
+            head_text, pa.array(np.isin(np.arange(lines), notes)),
+            pa.array([_note_line(*args) for args in zip(where.take(index).to_pylist(), *cols,
+                                                        strict=True)], pa.string()))
+    error = head.column("error")
+    error_text = pc.if_else(pc.fill_null(pc.not_equal(error, ""), False),
+                            pc.binary_join_element_wise(" !! ", error, ""), _NO_TEXT)
+    if len(notes):
+        error_text = pc.if_else(apci.is_null(), _NO_TEXT, error_text)
+
+    # row-aligned parts: head on the first row, objects, error on the last row
+    row_parts = [head_text.take(pa.array(group, mask=~start))]
+    line_asdu = asdu[group]
+    shown = line_asdu & np.asarray(batch.column("obj").is_valid(), bool)
+    if shown.any():
+        previous = np.empty(n, np.int64)  # line of the object row before each row
+        obj_rows = np.flatnonzero(shown)
+        previous[obj_rows[1:]] = group[obj_rows[:-1]]
+        previous[obj_rows[:1]] = -1
+        first = shown.copy()
+        first[obj_rows] = previous[obj_rows] != group[obj_rows]
+        objects = _objects(batch, first, shown)
+        row_parts.append(objects if shown.all() else pc.if_else(pa.array(shown), objects,
+                                                                _NO_TEXT))
+    last = np.ones(n, bool)
+    last[:-1] = start[1:]
+    end = pc.binary_join_element_wise(error_text, "\n", "", null_handling="replace",
+                                      null_replacement="") if error_text.null_count < lines \
+        else pa.array(np.full(lines, "\n", object), pa.string())
+    row_parts.append(end.take(pa.array(group, mask=~last)) if not last.all() else end)
+    text = pc.binary_join_element_wise(*row_parts, "", null_handling="replace",
+                                       null_replacement="")
+    offsets = np.frombuffer(text.buffers()[1], np.int32, n + 1, text.offset * 4)
+    data = text.buffers()[2]
+    return memoryview(data)[offsets[0]:offsets[-1]], lines
+
+
+def batch_lines(batch: pa.RecordBatch, time_mode: str = "a", t0: int = 0) -> list[str]:
+    """The lines of :func:`batch_text` as strings."""
+    block, _lines = batch_text(batch, time_mode, t0)
+    return str(block, "utf-8").split("\n")[:-1]

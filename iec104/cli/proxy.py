@@ -2,20 +2,22 @@
 
 Stops cleanly on SIGINT (exit 130) or SIGTERM (exit 0): every connection is closed and
 every APDU received is written before exiting. Exit 1: the log is incomplete (the disk was
-still full at the end, writing failed for good, or the logger process died along the way;
-forwarding went on in every case).
+still full at the end, writing failed for good, or the logger process died or stalled along
+the way; forwarding went on in every case). Exit 2: bad arguments, a log directory that
+cannot be written, or an address it cannot listen on (nothing was forwarded).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 from typing import Any
 
 from . import CliError
-from .common import add_log_options, log_kwargs, parse_duration, parse_size
+from .common import add_log_options, check_output_dir, log_kwargs, parse_duration, parse_size
 
 EPILOG = """\
 rule SPEC: KEY=VALUE,... with keys dir (c2s|s2c), type (mnemonic or number), ca, ioa,
@@ -31,7 +33,8 @@ The log directory is a Parquet dataset: pandas.read_parquet(DIR) or iec104.analy
 A logger process decodes and writes it; if it dies, forwarding goes on and a new one starts.
 
 exit status: 0 stopped by SIGTERM, 130 by SIGINT, 1 the log is incomplete (disk still full
-at the end, the logger process died, or writing failed; forwarding went on), 2 bad arguments.
+at the end, the logger process died or stalled, or writing failed; forwarding went on),
+2 bad arguments, a log directory that cannot be written, or an address it cannot listen on.
 """
 
 
@@ -56,6 +59,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--max-backlog", type=parse_size, default=4 << 20, metavar="SIZE",
                    help="stop reading while more than SIZE of received traffic waits to be "
                    "decoded (default 4M); bounds memory and what a crash can lose")
+    p.add_argument("--log-stall", type=parse_duration, default=2.0, metavar="T",
+                   help="while reading is paused that way, a logger process that takes "
+                   "nothing for T is stalled: forward unlogged (counted, a gap row) until it "
+                   "catches up (default 2s)")
     r = p.add_argument_group("rules (off by default)")
     r.add_argument("--drop", action="append", default=[], metavar="SPEC",
                    help="drop matching I-frames")
@@ -80,9 +87,10 @@ def run(args: argparse.Namespace) -> int:
         upstream = parse_address(args.upstream)
     except (RuleError, ValueError) as exc:
         raise CliError(str(exc)) from None
-    proxy = Proxy(listen, upstream, None if args.no_log else args.output, rules=rules,
+    output = None if args.no_log else check_output_dir(args.output)
+    proxy = Proxy(listen, upstream, output, rules=rules,
                   connect_timeout=args.connect_timeout, max_backlog=args.max_backlog,
-                  **log_kwargs(args))
+                  stall_seconds=args.log_stall, **log_kwargs(args))
     return asyncio.run(_serve(proxy, args.stats_interval))
 
 
@@ -97,15 +105,20 @@ async def _serve(proxy: Any, stats_interval: float | None) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
+    from ..recorder import LogWriterError
+
     try:
         await proxy.start()
+    except LogWriterError as exc:  # the log directory, found unwritable by the logger
+        raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"cannot listen on {proxy.listen[0]}:{proxy.listen[1]}: {exc}") from None
+    # what start-up allocated (the codec's tables, asyncio) is never garbage: keep the
+    # collector's full passes, pauses on the forwarding path, to what forwarding allocates
+    gc.freeze()
     host, port = proxy.address
     print(f"iec104 proxy: listening on {host}:{port}, upstream {proxy.upstream[0]}:"
           f"{proxy.upstream[1]}, log {proxy.output or '(none)'}", file=sys.stderr, flush=True)
-    from ..recorder import LogWriterError
-
     failed: LogWriterError | None = None
     try:
         while not stop.is_set():
@@ -128,7 +141,8 @@ async def _serve(proxy: Any, stats_interval: float | None) -> int:
 
 
 def _format_stats(stats: dict[str, Any]) -> str:
-    keys = ("connections_total", "connections_open", "bytes_c2s", "bytes_s2c", "rows_written")
+    keys = ("connections_total", "connections_open", "bytes_c2s", "bytes_s2c", "rows_written",
+            "octets_not_logged")
     text = " ".join(f"{k}={stats[k]}" for k in keys if k in stats)
     applied = {k: v for k, v in stats.get("rules_applied", {}).items() if v}
     return text + (f" rules={applied}" if applied else "")

@@ -238,9 +238,10 @@ def _format(groups: list[list[dict[str, Any]]], args: argparse.Namespace,
 
 def _print(batches: Iterator[pa.RecordBatch], args: argparse.Namespace, flt: Filter | None,
            inputs: Inputs) -> int:
-    from .oneline import batch_lines
+    from .oneline import batch_text
 
     out = sys.stdout
+    binary = getattr(out, "buffer", None)  # the one-line view is written as octets
     shown = 0
     t0: int | None = None
     limit = args.count
@@ -254,12 +255,19 @@ def _print(batches: Iterator[pa.RecordBatch], args: argparse.Namespace, flt: Fil
             if not batch.num_rows:
                 continue
             if args.output == "text" and not args.verbose:
-                # formatted by column (iec104.cli.oneline)
-                lines = batch_lines(batch, args.time, t0 or 0)
-                if limit is not None:
-                    lines = lines[:limit - shown]
-                shown += len(lines)
+                # formatted by column into one block of octets (iec104.cli.oneline)
+                block, count = batch_text(batch, args.time, t0 or 0,
+                                          None if limit is None else limit - shown)
+                shown += count
+                if binary is not None:
+                    binary.write(block)
+                else:  # a text stream without octets below (e.g. redirected to a StringIO)
+                    out.write(str(block, "utf-8"))
+                lines = []
             else:
+                if args.output == "fields":  # only the cells -T fields prints or groups by
+                    batch = batch.select(list(dict.fromkeys(
+                        [*args.fields, "apdu", "obj", "type_id"])))
                 groups = list(group_apdus(_rows(batch)))
                 if limit is not None:
                     groups = groups[:limit - shown]

@@ -7,6 +7,8 @@ APCI state machine) and :mod:`.model` (``Data``/``Command`` for the driver API).
 
 from .apci import (
                    APDU,
+                   ASDU_AT,
+                   CONTROL_AT,
                    MAX_ASDU_SIZE,
                    IFrame,
                    SFrame,
@@ -40,6 +42,7 @@ from .errors import (
     RemoteProtocolError,
 )
 from .framer import NEED_DATA, Frame, Framer, Malformed
+from .header import HeaderLayout, header_layout
 from .model import (
                    Action,
                    Command,
@@ -103,6 +106,8 @@ from .values import (
 __all__ = [
                    "APDU",
                    "ASDU",
+                   "ASDU_AT",
+                   "CONTROL_AT",
                    "DEFAULT_PROFILE",
                    "MAX_ASDU_SIZE",
                    "NEED_DATA",
@@ -136,6 +141,7 @@ __all__ = [
                    "Framer",
                    "FreezeCode",
                    "Header",
+                   "HeaderLayout",
                    "IFrame",
                    "Iec104Error",
                    "InformationObject",
@@ -188,6 +194,7 @@ __all__ = [
                    "detect_profile",
                    "encode_apdu",
                    "encode_asdu",
+                   "header_layout",
                    "seq_add",
                    "seq_diff",
                    "time_from_datetime",

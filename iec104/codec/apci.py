@@ -31,6 +31,10 @@ MAX_LENGTH = 253
 MAX_ASDU_SIZE = MAX_LENGTH - 4
 """Largest ASDU carried by one I-frame (249 octets)."""
 SEQ_MODULO = 1 << 15
+CONTROL_AT = 2
+"""Offset of the four control octets in an APDU (after the start and length octets)."""
+ASDU_AT = 6
+"""Offset of an I-frame's ASDU in its APDU (see ``header.HeaderLayout`` for what follows)."""
 
 _CONTROL = struct.Struct("<HH")
 
@@ -147,11 +151,11 @@ def decode_apdu(data: bytes | bytearray | memoryview) -> APDU:
     check_apdu(data)
     c1 = data[2]
     if not c1 & 0x01:
-        first, second = _CONTROL.unpack_from(data, 2)
+        first, second = _CONTROL.unpack_from(data, CONTROL_AT)
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (the dissector's hot path)
-        return _new(IFrame, (first >> 1, second >> 1, bytes(data[6:])))
+        return _new(IFrame, (first >> 1, second >> 1, bytes(data[ASDU_AT:])))
     if c1 == 0x01:
-        return SFrame(_CONTROL.unpack_from(data, 2)[1] >> 1)
+        return SFrame(_CONTROL.unpack_from(data, CONTROL_AT)[1] >> 1)
     return UFrame(_U_FUNCTIONS[c1])
 
 

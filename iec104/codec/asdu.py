@@ -1,12 +1,9 @@
 """ASDU: data unit identifier plus information objects, for any field-size profile.
 
-Layout (sizes from :class:`Profile`, 104 defaults in brackets)::
-
-    type ID (1) | SQ + count (1) | T P/N cause(6) [+ originator] (COT 1|[2]) |
-    common address (1|[2]) | objects
-
-With SQ=0 every object carries its address (IOA 1|2|[3] octets); with SQ=1 only the first
-does and the others follow at consecutive addresses. The secure authentication messages
+The identifier's fields lie where :mod:`.header` says (:class:`~.header.HeaderLayout` of a
+:class:`Profile`; ``Profile`` and ``DEFAULT_PROFILE`` are imported here too, their first
+home). With SQ=0 every object carries its address (IOA 1|2|[3] octets); with SQ=1 only the
+first does and the others follow at consecutive addresses. The secure authentication messages
 (type IDs 81-95, ``security.py``) carry one object without an address (``address`` None).
 Unknown (private) type IDs decode to :class:`RawASDU`, which keeps the header and the
 undecoded object octets.
@@ -19,34 +16,20 @@ from typing import Any, NamedTuple
 from .constants import Cause, TypeId, to_cause, to_type_id
 from .elements import ELEMENTS, variable_size
 from .errors import DecodeError, DecodeReason, EncodeError
+from .header import (
+    CAUSE_MASK,
+    COUNT_MASK,
+    DEFAULT_PROFILE,
+    HEADER_LAYOUTS,
+    NEGATIVE_BIT,
+    SQ_BIT,
+    TEST_BIT,
+    Profile,
+    header_layout,
+)
 from .security import NO_ADDRESS, decode_secure, encode_secure
 from .timetag import Time, TimeSize, decode_time
 from .values import ProtectionQuality, Quality, Value
-
-
-class Profile(NamedTuple):
-    """Field sizes of the data unit identifier and the object address.
-
-    Attributes:
-        cot_size: 1 (no originator address) or 2.
-        ca_size: common address octets, 1 or 2.
-        ioa_size: information object address octets, 1, 2 or 3.
-    """
-
-    cot_size: int = 2
-    ca_size: int = 2
-    ioa_size: int = 3
-
-    def check(self) -> Profile:
-        """Return self, or raise ``ValueError`` for sizes the standard does not define."""
-        if self.cot_size not in (1, 2) or self.ca_size not in (1, 2) or \
-                self.ioa_size not in (1, 2, 3):
-            raise ValueError(f"unsupported profile {self}")
-        return self
-
-
-DEFAULT_PROFILE = Profile()
-"""IEC 60870-5-104: COT 2 octets, common address 2, IOA 3."""
 
 
 class InformationObject(NamedTuple):
@@ -133,18 +116,18 @@ def decode_header(data: bytes | bytearray | memoryview,
     Raises:
         DecodeError: fewer octets than the identifier needs.
     """
-    cot_size, ca_size = profile.cot_size, profile.ca_size
-    need = 2 + cot_size + ca_size
+    layout = header_layout(profile)
+    need = layout.objects_at
     if len(data) < need:
         raise DecodeError(f"ASDU of {len(data)} octets is shorter than its "
                           f"{need}-octet identifier", len(data))
-    vsq = data[1]
-    cot = data[2]
-    originator = data[3] if cot_size == 2 else 0
-    o = 2 + cot_size
-    ca = data[o] | data[o + 1] << 8 if ca_size == 2 else data[o]
-    return Header(to_type_id(data[0]), bool(vsq & 0x80), vsq & 0x7F, to_cause(cot & 0x3F),
-                  bool(cot & 0x40), bool(cot & 0x80), originator, ca), need
+    vsq = data[layout.vsq_at]
+    cot = data[layout.cot_at]
+    originator = 0 if layout.oa_at is None else data[layout.oa_at]
+    ca = int.from_bytes(data[layout.ca_at:layout.ca_at + layout.ca_size], "little")
+    return Header(to_type_id(data[layout.type_id_at]), bool(vsq & SQ_BIT), vsq & COUNT_MASK,
+                  to_cause(cot & CAUSE_MASK), bool(cot & NEGATIVE_BIT), bool(cot & TEST_BIT),
+                  originator, ca), need
 
 
 # type ID -> (TypeId member, element size, untimed element decoder, time tag offset in the
@@ -182,17 +165,16 @@ def decode_asdu(data: bytes | bytearray | memoryview,
         DecodeError: truncated identifier or objects, octets left after the last object, or
             SQ=1 object addresses running past the profile's IOA range.
     """
-    cot_size, ca_size, ioa_size = profile
-    o = 2 + cot_size + ca_size
+    layout = HEADER_LAYOUTS.get(profile) or header_layout(profile)
+    type_at, vsq_at, cot_at, oa_at, ca_at, ca_size, o, ioa_size = layout
     end = len(data)
-    kind = _TYPES.get(data[0]) if end >= o else None
+    kind = _TYPES.get(data[type_at]) if end >= o else None
     if kind is None:  # unknown type ID (or too short: decode_header raises)
         header, o = decode_header(data, profile)
         if header.type_id in NO_ADDRESS:
             data = bytes(data)
             value, time, qualifier = decode_secure(header.type_id, data, o, end,
-                                                   header.num_objects, header.sequence,
-                                                   cot_size, ca_size, ioa_size)
+                                                   header.num_objects, header.sequence, layout)
             return ASDU(header.type_id, header.sequence, header.cause,  # type: ignore[arg-type]
                         header.negative, header.test, header.originator,
                         header.common_address,
@@ -203,14 +185,14 @@ def decode_asdu(data: bytes | bytearray | memoryview,
     if type(data) is not bytes:
         data = bytes(data)  # slices of bytes are hashable (time tag cache keys)
     type_id, size, decode, t_off, t_size = kind
-    vsq = data[1]
-    cot = data[2]
-    sequence = vsq > 0x7F
-    count = vsq & 0x7F
+    vsq = data[vsq_at]
+    cot = data[cot_at]
+    sequence = (vsq & SQ_BIT) != 0
+    count = vsq & COUNT_MASK
     # the ASDU's fields before its objects (what decode_header reads, inline)
-    identifier = (type_id, sequence, _CAUSE_CODES[cot & 0x3F], (cot & 0x40) != 0, cot > 0x7F,
-                  data[3] if cot_size == 2 else 0,
-                  data[o - 2] | data[o - 1] << 8 if ca_size == 2 else data[o - 1])
+    identifier = (type_id, sequence, _CAUSE_CODES[cot & CAUSE_MASK], (cot & NEGATIVE_BIT) != 0,
+                  (cot & TEST_BIT) != 0, 0 if oa_at is None else data[oa_at],
+                  data[ca_at] | data[ca_at + 1] << 8 if ca_size == 2 else data[ca_at])
     if sequence and count:
         if end - o < ioa_size:
             raise DecodeError("object address truncated", o)

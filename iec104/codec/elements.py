@@ -236,6 +236,14 @@ def _cp16(name: str, value: int) -> bytes:
 # -- layouts: where the fields of the fixed-size elements lie ------------------------------
 # (the decoders below read their offsets and masks from these; so does the columnar dissector)
 
+def _at(offset: int | None) -> int:
+    """An offset a decoder reads from its layout (a default argument, evaluated at import:
+    a layout without it is a bug of this table, found at once)."""
+    if offset is None:
+        raise TypeError("the layout lacks an offset its decoder reads")
+    return offset
+
+
 _K = ValueKind
 _L_SIQ = Layout(1, _K.CODE, 0, 1, value_mask=0x01, quality_at=0, quality_mask=0xF0)
 _L_DIQ = Layout(1, _K.CODE, 0, 1, value_mask=0x03, quality_at=0, quality_mask=0xF0)
@@ -301,7 +309,7 @@ def _diq_enc(value: Any, quality: Any, select: Any, qualifier: Any) -> bytes:
 
 
 def _vti_dec(d: Any, o: int, m: int = _L_VTI.value_mask,
-             q: int = _L_VTI.quality_at) -> tuple[Any, Any, Any, Any]:
+             q: int = _at(_L_VTI.quality_at)) -> tuple[Any, Any, Any, Any]:
     b = d[o]
     v = b & m
     return (_new(StepPositionValue, (v - 128 if v & 0x40 else v, bool(b & 0x80))), _QDS[d[o + q]],
@@ -322,7 +330,7 @@ def _bsi(value: Any) -> bytes:
     return bytes(raw)
 
 
-def _bsi_q_dec(d: Any, o: int, q: int = _L_BSIQ.quality_at) -> tuple[Any, Any, Any, Any]:
+def _bsi_q_dec(d: Any, o: int, q: int = _at(_L_BSIQ.quality_at)) -> tuple[Any, Any, Any, Any]:
     return _new(BitstringValue, (bytes(d[o:o + 4]),)), _QDS[d[o + q]], None, None
 
 

@@ -39,6 +39,7 @@ from typing import Any
 
 from .elements import ELEMENTS, variable_size
 from .errors import DecodeError, DecodeReason, EncodeError
+from .header import COUNT_MASK, SQ_BIT, HeaderLayout
 from .timetag import Time, TimeSize, decode_time, encode_time
 from .values import (
     AggressiveModeRequest,
@@ -90,17 +91,18 @@ class _Reader:
         return out
 
 
-def _asdu_length(data: bytes, o: int, end: int, cot_size: int, ca_size: int,
-                 ioa_size: int) -> int:
-    """Octets of the ASDU at ``o`` (S_AR_NA_1 wraps one), from its type's element size."""
-    head = 2 + cot_size + ca_size
+def _asdu_length(data: bytes, o: int, end: int, header: HeaderLayout) -> int:
+    """Octets of the ASDU at ``o`` (S_AR_NA_1 wraps one, of the message's profile), from its
+    type's element size."""
+    head, ioa_size = header.objects_at, header.ioa_size
     if end - o < head:
         raise DecodeError("S_AR_NA_1 authenticated ASDU truncated", o)
-    codec = ELEMENTS.get(data[o])
+    type_id, vsq = data[o + header.type_id_at], data[o + header.vsq_at]
+    codec = ELEMENTS.get(type_id)
     if codec is None:
-        raise DecodeError(f"S_AR_NA_1 authenticates type {data[o]}, whose length is unknown",
+        raise DecodeError(f"S_AR_NA_1 authenticates type {type_id}, whose length is unknown",
                           o, DecodeReason.SECURE_MESSAGE)
-    sequence, count = data[o + 1] > 0x7F, data[o + 1] & 0x7F
+    sequence, count = (vsq & SQ_BIT) != 0, vsq & COUNT_MASK
     p = o + head
     for i in range(count):
         if not sequence or i == 0:
@@ -139,9 +141,9 @@ LAYOUTS: dict[int, tuple[type, tuple[tuple[str | None, str, str, int], ...]]] = 
 
 
 def decode_secure(type_id: int, data: bytes, o: int, end: int, count: int, sequence: bool,
-                  cot_size: int, ca_size: int,
-                  ioa_size: int) -> tuple[Any, Time | None, int | None]:
-    """``(value, time, qualifier)`` of the one object of a secure message at ``data[o:end]``.
+                  header: HeaderLayout) -> tuple[Any, Time | None, int | None]:
+    """``(value, time, qualifier)`` of the one object of a secure message at ``data[o:end]``
+    (``header``: the layout of the message's profile, for a wrapped ASDU).
 
     Raises:
         DecodeError: a VSQ other than one object, truncated fields, octets left over.
@@ -172,8 +174,7 @@ def decode_secure(type_id: int, data: bytes, o: int, end: int, count: int, seque
         elif kind == _REST:
             fields.append(r.rest())
         elif kind == _ASDU:
-            fields.append(r.take(_asdu_length(data, r.o, end, cot_size, ca_size, ioa_size),
-                                 wire))
+            fields.append(r.take(_asdu_length(data, r.o, end, header), wire))
         else:  # _TIME
             time = decode_time(r.take(size, wire), 0, _ETM)
     _check_end(r)

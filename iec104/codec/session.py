@@ -54,6 +54,7 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from .apci import (
     MAX_ASDU_SIZE,
@@ -372,12 +373,13 @@ class Session:
                 self._vs = (self._vs + 1) & 0x7FFF
             elif isinstance(apdu, SFrame):
                 self._observe_ack(apdu.rsn)
-            elif apdu.function in (UFunction.STARTDT_ACT, UFunction.STOPDT_ACT,
-                                   UFunction.TESTFR_ACT):
-                self._u_act[apdu.function] = now
-                if apdu.function is UFunction.STARTDT_ACT and self._state is State.STOPPED:
+            # a U-frame: the framer decodes (decode=True), so Frame.apdu is never None
+            elif (function := cast(UFrame, apdu).function) in (
+                    UFunction.STARTDT_ACT, UFunction.STOPDT_ACT, UFunction.TESTFR_ACT):
+                self._u_act[function] = now
+                if function is UFunction.STARTDT_ACT and self._state is State.STOPPED:
                     self._state = State.STARTING
-                elif apdu.function is UFunction.STOPDT_ACT and self._state is State.STARTED:
+                elif function is UFunction.STOPDT_ACT and self._state is State.STARTED:
                     self._state = State.STOPPING
 
     def _observe_ack(self, rsn: int) -> None:
@@ -439,7 +441,7 @@ class Session:
                 if count:
                     return Acknowledged(apdu.rsn, count)
                 continue
-            event = self._on_u(apdu.function)
+            event = self._on_u(cast(UFrame, apdu).function)  # decode=True: never None
             if event is not None:
                 return event
 

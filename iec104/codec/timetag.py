@@ -31,7 +31,7 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 import time as _time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .errors import DecodeError, DecodeReason, EncodeError
 
@@ -195,6 +195,21 @@ def cp56_year(years: int) -> int:
     """
     years &= 0x7F
     return 2000 + years if years < 70 else 1900 + years
+
+
+def civil_from_days(days: Any) -> tuple[Any, Any, Any]:
+    """Year, month [1, 12] and day [1, 31] of ``days`` since 1970-01-01 in the proleptic
+    Gregorian calendar (Howard Hinnant's ``civil_from_days``). Arithmetic only, so ``days``
+    may be an int or a numpy array of int64 (element-wise; the dissector's one-line view)."""
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 - 12 * (mp >= 10)
+    return yoe + era * 400 + (month <= 2), month, day
 
 
 _new = tuple.__new__

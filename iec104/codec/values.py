@@ -110,8 +110,11 @@ def float32_text(value: float) -> str:
         return repr(value)
     for digits in range(1, 10):  # 9 significant digits always round-trip a binary32
         shortest = float(f"{value:.{digits}g}")
-        if struct.pack("<f", shortest) == wire:
-            return repr(shortest)
+        try:
+            if struct.pack("<f", shortest) == wire:
+                return repr(shortest)
+        except OverflowError:  # rounded up past the largest binary32 (3.4028235e38)
+            continue
     return repr(value)
 
 

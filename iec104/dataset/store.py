@@ -143,7 +143,9 @@ class Store:
         if not self.fs.exists(path):
             return MANIFEST_SCHEMA.empty_table()
         with self.fs.open(path, "rb") as fh:
-            table = pq.read_table(fh)
+            # ParquetFile, not read_table: read_table imports pyarrow.dataset and pandas
+            # (0.3 s of every `iec104 sql` start)
+            table = pq.ParquetFile(fh).read()
         return table.select([f.name for f in MANIFEST_SCHEMA if f.name in table.column_names]) \
             .cast(pa.schema([f for f in MANIFEST_SCHEMA if f.name in table.column_names]))
 

@@ -18,18 +18,36 @@ Pipe (proxy -> logger), one message per item, in the order things happened::
     b"D"  data: time_ns (8), stream (4), direction (1: 0 c2s, 1 s2c), then the octets
     b"C"  control: a pickled tuple ("open", stream, endpoints), ("event", stream,
           direction, time_ns, text, raw), ("end", stream), ("note", time_ns, text),
-          ("flush",), ("sync", id), ("read", id), ("close", id)
+          ("gap", stream, direction, time_ns, octets), ("flush",), ("sync", id),
+          ("read", id), ("close", id)
 
-The proxy collects messages for up to 5 ms (or 256 KiB) and writes them at once, so that
-the pipe costs one system call and one wake-up of the logger per 5 ms of traffic, off the
+The proxy collects messages for up to 20 ms (or 256 KiB) and writes them at once, so that
+the pipe costs one system call and one wake-up of the logger per 20 ms of traffic, off the
 path of a request and its answer. It never blocks on the pipe: writes are non-blocking,
 what the pipe does not take
 waits in memory (:attr:`LogProcess.backlog`) and is written when the pipe drains (the event
-loop's ``add_writer``). Beyond ``max_backlog`` octets the proxy pauses reading from its
-sockets (TCP flow control), as it did when it decoded itself.
+loop's ``add_writer``). The hot path (:meth:`LogProcess.data`) packs one message head and
+appends it and the octets to one ``bytearray``; the pipe takes its front with one
+``os.write`` per 20 ms.
+
+Overload: beyond ``max_backlog`` octets the proxy pauses reading from its sockets (TCP flow
+control), so a logger that is only slower than the traffic loses nothing. A logger that
+takes *nothing* from the pipe for ``stall_seconds`` while reading is paused (stopped,
+swapped out, starved of CPU) is *stalled*: reading resumes at once, and what is received
+from then on is forwarded but not logged (counted in :attr:`LogProcess.octets_lost` per
+direction) until the pipe has taken half the backlog. Then logging resumes behind a ``gap``
+row in each direction that lost octets and a ``proxy: the logger process ... took nothing
+from the pipe ...`` event row, and :meth:`LogProcess.close` raises :class:`LogWriterError`
+at the end (the log is incomplete). So forwarding waits for the logger at most
+``stall_seconds`` at a time.
+
+The logger runs at niceness 10: where it shares a CPU with the proxy, the scheduler favours
+the proxy's wake-up on a received segment, and the logger's work (it only has to keep up on
+average, within ``max_backlog``) fills the time between.
 
 Answers (logger -> proxy) are length-prefixed pickles on a second pipe: ``("status",
-stats)`` after every flush and with every answer, ``("reply", id, value, error)`` to
+stats)`` at most every ``flush_seconds / 2`` (at once when the writer's ``suspended`` or
+``errors`` change) and before every reply, so that the proxy is not woken per pipe write, ``("reply", id, value, error)`` to
 sync/read/close, ``("ready", recovered, error)`` once the writer is open.
 
 A dying logger never stops forwarding. The proxy notices it (end of the answer pipe, a
@@ -83,15 +101,20 @@ log = logging.getLogger(__name__)
 _ENTRY = "import sys; from iec104.recorder.logprocess import main; sys.exit(main(sys.argv[1:]))"
 _HEADER = struct.Struct("<cI")
 _DATA = struct.Struct("<qIB")
+_DATA_MESSAGE = struct.Struct("<cIqIB")
+"""_HEADER and _DATA in one: the proxy packs a data message's head with one call."""
 _DIRECTIONS = ("c2s", "s2c")
 _PIPE_SIZE = 1 << 20
 """Pipe capacity asked for (Linux caps it at /proc/sys/fs/pipe-max-size, 1 MiB by default)."""
 _F_SETPIPE_SZ = 1031
-_SEND_DELAY = 0.005
+_SEND_DELAY = 0.02
 """Seconds the proxy collects messages before writing them to the pipe: one write and one
-wake-up of the logger per 5 ms, not per TCP read (the rows' times are the receive times)."""
+wake-up of the logger per 20 ms, not per TCP read (the rows' times are the receive times);
+each wake-up costs both processes system calls, and the proxy's may delay a segment."""
 _SEND_NOW = 256 << 10
 """Octets collected beyond which they are written at the next event-loop pass."""
+_NICE = 10
+"""The logger's niceness (added to the proxy's; see the module docstring)."""
 
 
 def _control(*item: Any) -> bytes:
@@ -120,6 +143,9 @@ class LogProcess:
         max_backlog: octets waiting for the pipe beyond which :attr:`on_backlog` is told
             to pause reading (it is told to resume at half).
         restart_seconds: a dead logger is restarted at most this often (> 0).
+        stall_seconds: while reading is paused for the backlog, a logger that takes
+            nothing from the pipe for this long is *stalled*: reading resumes and data is
+            dropped (counted) until the backlog is down to half (> 0).
 
     Create it with :meth:`open` (blocks until the logger's writer is open: it raises what
     opening a LogWriter raises), then :meth:`attach` it to the event loop. Every method
@@ -127,13 +153,15 @@ class LogProcess:
     """
 
     def __init__(self, directory: str | os.PathLike[str], writer_args: dict[str, Any], *,
-                 max_backlog: int = 4 << 20, restart_seconds: float = 1.0) -> None:
+                 max_backlog: int = 4 << 20, restart_seconds: float = 1.0,
+                 stall_seconds: float = 2.0) -> None:
         self.directory = Path(directory)
         self.writer_args = dict(writer_args)
         self.profile: Profile = self.writer_args.get("profile", Profile())
         self.flush_seconds = float(self.writer_args.get("flush_seconds", 1.0))
         self.max_backlog = max_backlog
         self.restart_seconds = restart_seconds
+        self.stall_seconds = stall_seconds
         self.on_backlog: Callable[[bool], None] = lambda paused: None
         self.on_failure: Callable[[LogWriterError], None] = lambda exc: None
         self.failure: LogWriterError | None = None
@@ -143,20 +171,31 @@ class LogProcess:
         self.deaths = 0
         """Times the logger process died (each is reported on stderr and in the log)."""
         self.octets_lost = 0
-        """Octets received while no logger ran (not logged)."""
+        """Octets received but not logged: while no logger ran, or while a stalled logger
+        left the backlog full (see :attr:`stalls`)."""
+        self.stalls = 0
+        """Times the logger took nothing for ``stall_seconds`` while the backlog was full
+        (forwarding went on without logging until it caught up)."""
         self._status: dict[str, Any] = {}
         self._endpoints: dict[int, dict[str, Endpoints]] = {}
         self._proc: subprocess.Popen[bytes] | None = None
         self._data_fd = -1
         self._reply_fd = -1
-        self._out: list[bytes] = []
-        self._out_bytes = 0
+        # messages not yet taken by the pipe (whole messages, except that the first may
+        # have been written in part)
+        self._out = bytearray()
+        self._out_limit = min(_SEND_NOW, max_backlog)
+        self._written = 0  # octets the pipe took so far (progress, for the stall check)
         self._paused = False
+        self._stall_timer: asyncio.TimerHandle | None = None
+        self._stall_since: tuple[int, float, int] | None = None  # (wall ns, monotonic, pid)
+        # while stalled: octets dropped per (stream, direction), with the first one's time
+        self._dropped: dict[tuple[int, int], list[int]] = {}
         self._send_scheduled = False
         self._send_timer: asyncio.TimerHandle | None = None
         self._writer_waiting = False
         self._inbox = bytearray()
-        self._answers: dict[int, tuple[Any, BaseException | None]] = {}
+        self._answers: dict[int | str, tuple[Any, BaseException | None]] = {}
         self._next_id = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dead_since: tuple[int, float] | None = None  # (wall ns, monotonic)
@@ -229,6 +268,9 @@ class LogProcess:
         if self._restart is not None:
             self._restart.cancel()
             self._restart = None
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
         if self._loop is not None:
             if self._reply_fd >= 0:
                 self._loop.remove_reader(self._reply_fd)
@@ -257,10 +299,13 @@ class LogProcess:
         except LogWriterError as exc:
             failure = exc
         self._reap()
-        if self.deaths and failure is None:
+        if (self.deaths or self.stalls) and failure is None:
+            what = " and ".join(
+                text for n, text in ((self.deaths, f"died {self.deaths} time(s)"),
+                                     (self.stalls, f"stalled {self.stalls} time(s)")) if n)
             failure = LogWriterError(
-                f"the logger process died {self.deaths} time(s); {self.octets_lost} octets "
-                f"received meanwhile are not in the log {self.directory}")
+                f"the logger process {what}; {self.octets_lost} octets received meanwhile "
+                f"are not in the log {self.directory}")
         if failure is not None:
             if isinstance(failure, LogWriterError):
                 raise failure
@@ -297,8 +342,15 @@ class LogProcess:
             self._lost_now += len(data)
             self.octets_lost += len(data)
             return
-        self._put(_HEADER.pack(b"D", _DATA.size + len(data))
-                  + _DATA.pack(time_ns, stream, direction == "s2c"), data)
+        back = direction == "s2c"
+        if self._stall_since is not None:
+            self._drop(stream, back, time_ns, len(data))
+            return
+        out = self._out
+        out += _DATA_MESSAGE.pack(b"D", _DATA.size + len(data), time_ns, stream, back)
+        out += data
+        if not self._send_scheduled or len(out) > self._out_limit:
+            self._queued()
 
     def event(self, stream: int, direction: str, time_ns: int, text: str,
               raw: bytes | None = None) -> None:
@@ -308,6 +360,8 @@ class LogProcess:
     def end(self, stream: int) -> None:
         """The connection ended: its decoders log what is left (a truncated APDU)."""
         self._endpoints.pop(stream, None)
+        for back in (0, 1):
+            self._gap(stream, back)
         self._put(_control("end", stream))
 
     def flush(self) -> None:
@@ -343,7 +397,7 @@ class LogProcess:
     @property
     def backlog(self) -> int:
         """Octets waiting for the pipe."""
-        return self._out_bytes
+        return len(self._out)
 
     @property
     def suspended(self) -> bool:
@@ -358,25 +412,31 @@ class LogProcess:
     def stats(self) -> dict[str, int]:
         """The logger's counters as of its last status, plus pipe backlog and deaths."""
         stats = {k: v for k, v in self._status.items() if k not in ("suspended", "errors")}
-        stats.update(pipe_backlog_bytes=self._out_bytes, logger_deaths=self.deaths,
-                     octets_not_logged=self.octets_lost)
+        stats.update(pipe_backlog_bytes=len(self._out), logger_deaths=self.deaths,
+                     logger_stalls=self.stalls, octets_not_logged=self.octets_lost)
         return stats
 
     # -- the pipe --------------------------------------------------------------------------------
 
-    def _put(self, *parts: bytes) -> None:
+    def _put(self, message: bytes) -> None:
         if self._proc is None:
             return
-        self._out.extend(parts)
-        self._out_bytes += sum(map(len, parts))
-        if not self._paused and self._out_bytes > self.max_backlog:
+        self._out += message
+        self._queued()
+
+    def _queued(self) -> None:
+        """Messages were added: pause reading beyond ``max_backlog``, and have them written
+        in ``_SEND_DELAY`` (at the next pass beyond ``_SEND_NOW`` octets)."""
+        size = len(self._out)
+        if not self._paused and self._stall_since is None and size > self.max_backlog:
             self._paused = True
             self.on_backlog(True)
+            self._watch_stall()
         if not self._writer_waiting and self._loop is not None:
             if not self._send_scheduled:
                 self._send_scheduled = True
                 self._send_timer = self._loop.call_later(_SEND_DELAY, self._send)
-            elif self._out_bytes > _SEND_NOW and self._send_timer is not None:
+            elif size > _SEND_NOW and self._send_timer is not None:
                 self._send_timer.cancel()
                 self._send_timer = None
                 self._loop.call_soon(self._send)
@@ -387,25 +447,28 @@ class LogProcess:
         if self._send_timer is not None:
             self._send_timer.cancel()
             self._send_timer = None
-        if not self._out or self._data_fd < 0:
+        out = self._out
+        if not out or self._data_fd < 0:
             return
-        data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
         try:
-            n = os.write(self._data_fd, data)
+            n = os.write(self._data_fd, out)
         except BlockingIOError:
             n = 0
         except OSError:  # EPIPE: the logger is gone
             self._died()
             return
-        rest = data[n:] if n else data
-        self._out = [rest] if rest else []
-        self._out_bytes = len(rest)
-        if rest and not self._writer_waiting and self._loop is not None:
+        if n:
+            del out[:n]  # cheap: a bytearray drops its head by moving its start
+            self._written += n
+        if out and not self._writer_waiting and self._loop is not None:
             self._writer_waiting = True
             self._loop.add_writer(self._data_fd, self._drained)
-        if self._paused and self._out_bytes <= self.max_backlog // 2:
-            self._paused = False
-            self.on_backlog(False)
+        if len(out) <= self.max_backlog // 2:
+            if self._stall_since is not None:
+                self._caught_up()
+            if self._paused:
+                self._paused = False
+                self.on_backlog(False)
 
     def _drained(self) -> None:
         assert self._loop is not None
@@ -480,6 +543,68 @@ class LogProcess:
                 _, ident, value, error = item
                 self._answers[ident] = (value, error)
 
+    # -- a stalled logger ----------------------------------------------------------------------
+
+    def _watch_stall(self) -> None:
+        """Reading is paused for the backlog: check in ``stall_seconds`` that the pipe moved."""
+        if self._loop is None or self._stall_timer is not None:
+            return
+        self._stall_timer = self._loop.call_later(self.stall_seconds, self._check_stall,
+                                                  self._written)
+
+    def _check_stall(self, written: int) -> None:
+        self._stall_timer = None
+        if not self._paused or self._proc is None:
+            return
+        if self._written != written:  # slow, not stalled: flow control goes on
+            self._watch_stall()
+            return
+        self.stalls += 1
+        self._stall_since = (time.time_ns(), time.monotonic(), self._proc.pid)
+        log.error("the logger process (pid %d) took nothing from the pipe for %g s with %d "
+                  "octets waiting; forwarding goes on, unlogged, until it catches up",
+                  self._proc.pid, self.stall_seconds, len(self._out))
+        self._paused = False
+        self.on_backlog(False)
+
+    def _drop(self, stream: int, back: bool, time_ns: int, size: int) -> None:
+        """Count octets not logged while the logger is stalled (one gap per direction)."""
+        self.octets_lost += size
+        dropped = self._dropped.get((stream, back))
+        if dropped is None:
+            self._dropped[(stream, back)] = [time_ns, size]
+        else:
+            dropped[1] += size
+
+    def _gap(self, stream: int, back: int) -> None:
+        """Queue the gap row of what was dropped from one direction (if anything)."""
+        dropped = self._dropped.pop((stream, back), None)
+        if dropped is not None:
+            self._put(_control("gap", stream, back, dropped[0], dropped[1]))
+
+    def _caught_up(self) -> None:
+        """The stalled logger took half the backlog: log again, after gap and event rows."""
+        assert self._stall_since is not None
+        since_ns, since, pid = self._stall_since
+        self._stall_since = None
+        lost = sum(size for _, size in self._dropped.values())
+        for stream, back in list(self._dropped):
+            self._gap(stream, back)
+        self._put(_control("note", since_ns, (
+            f"the logger process (pid {pid}) took nothing from the pipe for "
+            f"{self.stall_seconds:g} s with the backlog full; {lost} octets received in the "
+            f"{time.monotonic() - since:.1f} s until it caught up are not logged (a gap row "
+            "in each direction they were cut from)")))
+        log.warning("the logger process caught up; %d octets received meanwhile are not "
+                    "logged", lost)
+
+    def _end_stall(self) -> None:
+        """The logger died while stalled: what it missed counts as lost with its death."""
+        if self._stall_since is not None:
+            self._stall_since = None
+            self._lost_now += sum(size for _, size in self._dropped.values())
+            self._dropped.clear()
+
     # -- a dead logger -------------------------------------------------------------------------
 
     def _died(self) -> None:
@@ -497,8 +622,9 @@ class LogProcess:
             self._reap()
             return
         self.deaths += 1
-        lost = self._out_bytes
-        self._out, self._out_bytes = [], 0
+        lost = len(self._out)
+        self._out.clear()
+        self._end_stall()
         self._reap()
         self._lost_now += lost
         self.octets_lost += lost
@@ -530,7 +656,7 @@ class LogProcess:
         self._note_death()
         for stream, endpoints in self._endpoints.items():
             self._put(_control("open", stream, endpoints))
-        log.warning("logger process restarted (pid %d)", self._proc.pid)  # type: ignore[union-attr]
+        log.warning("logger process restarted (pid %s)", self.pid)
 
     def _note_death(self) -> None:
         """Queue the event row about the last death (for the logger just started)."""
@@ -559,6 +685,7 @@ class _Logger:
         self.endpoints: dict[int, dict[str, Endpoints]] = {}
         self.flush_seconds = 1.0
         self.last_status: dict[str, Any] = {}
+        self.next_status = 0.0  # time.monotonic() of the next periodic status
 
     def answer(self, *item: Any) -> None:
         data = _answer(*item)
@@ -566,12 +693,20 @@ class _Logger:
             n = os.write(self.reply_fd, data)
             data = data[n:]
 
-    def status(self) -> None:
+    def status(self, force: bool = False) -> None:
+        """Tell the proxy the writer's counters: when ``force``d, when ``suspended`` or
+        ``errors`` changed, else at most every ``flush_seconds / 2``."""
         writer = self.writer
         if writer is None:
             return
+        now = time.monotonic()
+        last = self.last_status
+        if not force and now < self.next_status and \
+                (writer.suspended, writer.errors) == (last.get("suspended"), last.get("errors")):
+            return
+        self.next_status = now + self.flush_seconds / 2
         status = dict(writer.stats, suspended=writer.suspended, errors=writer.errors)
-        if status != self.last_status:
+        if status != last:
             self.last_status = status
             self.answer("status", status)
 
@@ -646,7 +781,7 @@ class _Logger:
                 return True
             self.flush_seconds = self.writer.flush_seconds
             self.answer("ready", [str(p) for p in self.writer.recovered], None)
-            self.status()
+            self.status(force=True)
             return False
         assert writer is not None
         if op == "open":
@@ -668,6 +803,12 @@ class _Logger:
                     dec.close(now, None)
                     writer.release(dec)
             self.endpoints.pop(item[1], None)
+        elif op == "gap":
+            _, stream, back, time_ns, missing = item
+            dec = self.decoders.get((stream, back))
+            if dec is not None:
+                dec.gap(time_ns, None, missing, "not logged: the proxy forwarded them while "
+                        "its logger process was stalled")
         elif op == "note":
             writer.builder.add_event(item[1], None, _NO_ENDPOINTS,
                                      f"{writer.origin}: {item[2]}", None)
@@ -693,7 +834,7 @@ class _Logger:
                 error = exc
                 if op == "close":
                     value = [str(p) for p in writer.files]
-            self.status()
+            self.status(force=True)
             self.answer("reply", ident, value, error)
             return op == "close"
         return False
@@ -742,6 +883,10 @@ def _die_with(parent: int) -> None:
 def main(argv: list[str]) -> int:
     data_fd, reply_fd, parent = (int(a) for a in argv[:3])
     _die_with(parent)
+    try:
+        os.nice(_NICE)
+    except OSError:
+        pass  # not allowed: the logger runs at the proxy's priority
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:

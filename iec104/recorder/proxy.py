@@ -17,7 +17,9 @@ streams, no tasks on the hot path):
    If the logger falls more than ``max_backlog`` bytes behind (what the pipe did not
    take), the proxy stops reading from all sockets until it has caught up: under overload
    forwarding slows down (TCP flow control) rather than log rows being lost. A logger that
-   dies is reported and restarted; forwarding goes on (see :mod:`.logprocess`).
+   takes nothing at all for ``stall_seconds`` meanwhile is stalled: forwarding resumes,
+   unlogged (counted; a gap and an event row) until it catches up. A logger that dies is
+   reported and restarted; forwarding goes on (see :mod:`.logprocess`).
 
 Flow control: when one side's send buffer fills up, reading from the other side pauses.
 
@@ -377,6 +379,9 @@ class Proxy:
             reading pauses (default 4 MiB, some 200,000 short APDUs). Also part of the
             SIGKILL loss bound: a crash loses that backlog, the pipe's content (up to 1 MiB)
             plus the last flush interval.
+        stall_seconds: while reading is paused for the backlog, a logger process that
+            takes nothing for this long is stalled: forwarding resumes and goes on unlogged
+            (counted, then a gap and an event row) until it catches up (default 2 s, > 0).
         prefix: file name prefix.
         fsync: fsync every flush.
         dataset: write ``output`` as a dataset (``date=`` partitions, a ``capture`` column
@@ -394,7 +399,7 @@ class Proxy:
                  flush_seconds: float = 1.0, max_bytes: int = 64 << 20,
                  max_seconds: float = 3600.0, connect_timeout: float = 5.0,
                  close_timeout: float = 2.0, max_backlog: int = 4 << 20,
-                 prefix: str = "iec104-proxy", fsync: bool = False,
+                 stall_seconds: float = 2.0, prefix: str = "iec104-proxy", fsync: bool = False,
                  dataset: bool = False) -> None:
         self.listen = parse_address(listen)
         self.upstream = parse_address(upstream)
@@ -404,6 +409,9 @@ class Proxy:
         self.connect_timeout = connect_timeout
         self.close_timeout = close_timeout
         self.max_backlog = max_backlog
+        if stall_seconds <= 0:
+            raise ValueError("stall_seconds must be positive")
+        self.stall_seconds = stall_seconds
         self.session = new_session(prefix) if dataset else None
         """The log session (the ``capture`` value of its rows) when writing a dataset."""
         self._writer_args = {"profile": profile, "flush_rows": flush_rows,
@@ -443,11 +451,15 @@ class Proxy:
         if self.output is not None:
             # started from the loop's thread: the logger dies with the thread that started it
             writer = LogProcess.spawn(self.output, self._writer_args,
-                                      max_backlog=self.max_backlog)
+                                      max_backlog=self.max_backlog,
+                                      stall_seconds=self.stall_seconds)
             try:
                 await self._loop.run_in_executor(None, writer.wait_ready)
-            except BaseException:
+            except BaseException as exc:
                 await self._loop.run_in_executor(None, writer.close)
+                if isinstance(exc, OSError):  # the directory cannot be made or written
+                    raise LogWriterError(f"{self.output}: cannot write the log: {exc}") \
+                        from exc
                 raise
             writer.on_backlog = self._backlog_pause
             writer.on_failure = self._log_failed

@@ -50,6 +50,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..codec import (
+    ASDU_AT,
+    CONTROL_AT,
     DEFAULT_PROFILE,
     Frame,
     Malformed,
@@ -57,9 +59,11 @@ from ..codec import (
     UFunction,
     cause_name,
     decode_apdu,
+    header_layout,
     type_name,
 )
 from ..codec.elements import ELEMENTS, Layout, ValueKind
+from ..codec.header import CAUSE_MASK, COUNT_MASK, NEGATIVE_BIT, SQ_BIT, TEST_BIT
 from .builder import Endpoints, RecordBuilder, profile_text, value_text
 from .schema import SCHEMA, RowKind
 
@@ -79,6 +83,11 @@ _LAID_OUT: dict[int, tuple[Layout, int, int]] = {
     int(t): (c.layout, int(c.size or 0), int(c.time_size or 0))
     for t, c in ELEMENTS.items() if c.layout is not None}
 _PLAIN_NUMBERS = (ValueKind.FLOAT, ValueKind.NORMALIZED, ValueKind.SCALED)
+# APDU offsets of the data unit identifier's fields that do not depend on the profile
+_HEADER = header_layout()
+_TYPE_AT = ASDU_AT + _HEADER.type_id_at
+_VSQ_AT = ASDU_AT + _HEADER.vsq_at
+_COT_AT = ASDU_AT + _HEADER.cot_at
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31, 0, 0, 0], np.int64)
 
 
@@ -169,7 +178,7 @@ class ColumnarBuilder:
         """Rows for one complete, valid APDU given by its octets (``event``: the framer's
         ``Frame`` of it, when at hand); an I-frame's ASDU is read with ``profile`` (default:
         the builder's), ``confidence`` in [0, 1] or None (given) goes to its rows."""
-        if raw[2] & 1:  # S- or U-frame: one row
+        if raw[CONTROL_AT] & 1:  # S- or U-frame: one row
             rows = 1
             pid = -1
         else:
@@ -183,15 +192,16 @@ class ColumnarBuilder:
                     pid = self._pair_ids[pair] = len(self._pairs)
                     self._pairs.append(pair)
                 self._last_pair = (profile, confidence, pid)
-            cot_size, ca_size, ioa = profile
+            layout = header_layout(profile)
+            ioa = layout.ioa_size
             n = len(raw)
-            body = 8 + cot_size + ca_size  # APDU offset of the first object
-            size = self._sizes.get(raw[6]) if n >= body else None
+            body = ASDU_AT + layout.objects_at  # APDU offset of the first object
+            size = self._sizes.get(raw[_TYPE_AT]) if n >= body else None
             rows = -1
             if size is not None:
-                vsq = raw[7]
-                count = vsq & 0x7F
-                if vsq & 0x80 and count:
+                vsq = raw[_VSQ_AT]
+                count = vsq & COUNT_MASK
+                if vsq & SQ_BIT and count:
                     if n == body + ioa + count * size and not (
                             int.from_bytes(raw[body:body + ioa], "little") + count - 1
                             ) >> (8 * ioa):
@@ -331,37 +341,39 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
     a = np.frombuffer(buf, np.uint8)
     lens = np.fromiter(map(len, raws), np.int64, n)
     s = np.cumsum(lens) - lens  # APDU start offsets
-    # field sizes per APDU (S- and U-frames: the first pair's, never read)
+    # header layouts per APDU (the codec's; S- and U-frames: the first pair's, never read)
     pid = np.asarray(pids, np.int64)
-    sizes = np.array([p for p, _c in pairs] or [DEFAULT_PROFILE], np.int64)[np.maximum(pid, 0)]
-    cot_size, ca_size, ioa_by_apdu = sizes[:, 0], sizes[:, 1], sizes[:, 2]
-    hdr = 2 + cot_size + ca_size
+    layouts = [header_layout(p) for p, _c in pairs] or [header_layout()]
+    fields = np.array([(-1 if h.oa_at is None else h.oa_at, h.ca_at, h.ca_size, h.objects_at,
+                        h.ioa_size) for h in layouts], np.int64)[np.maximum(pid, 0)]
+    oa_at, ca_at, ca_size, objects_at, ioa_by_apdu = fields.T
 
     # APCI
-    c1 = a[s + 2].astype(np.int64)
+    c1 = a[s + CONTROL_AT].astype(np.int64)
     is_i = (c1 & 1) == 0
     is_u = (c1 & 3) == 3
     apci_code = np.where(is_i, 0, np.where(is_u, 2, 1))
-    ctrl = _le(a, s + 2, 4)
+    ctrl = _le(a, s + CONTROL_AT, 4)
     ssn = (ctrl & 0xFFFF) >> 1
     rsn = (ctrl >> 16) >> 1
 
     # data unit identifier (I-frames; the others read harmless octets of their own APDU
     # where they have them, and are masked)
     ii = np.flatnonzero(is_i)
-    t0 = s[ii] + 6
+    apdu_at = s[ii]
     type_id = np.zeros(n, np.int64)
     vsq = np.zeros(n, np.int64)
     cot = np.zeros(n, np.int64)
     oa = np.zeros(n, np.int64)
     ca = np.zeros(n, np.int64)
-    type_id[ii] = a[t0]
-    vsq[ii] = a[t0 + 1]
-    cot[ii] = a[t0 + 2]
-    oa[ii] = np.where(cot_size[ii] == 2, a[t0 + 3], 0)  # an I-frame here has >= 10 octets
-    ca[ii] = _le_by(a, t0 + 2 + cot_size[ii], ca_size[ii])
-    count = vsq & 0x7F
-    sq = vsq >> 7
+    type_id[ii] = a[apdu_at + _TYPE_AT]
+    vsq[ii] = a[apdu_at + _VSQ_AT]
+    cot[ii] = a[apdu_at + _COT_AT]
+    # (an I-frame here has its whole identifier)
+    oa[ii] = np.where(oa_at[ii] >= 0, a[apdu_at + ASDU_AT + np.maximum(oa_at[ii], 0)], 0)
+    ca[ii] = _le_by(a, apdu_at + ASDU_AT + ca_at[ii], ca_size[ii])
+    count = vsq & COUNT_MASK
+    sq = (vsq & SQ_BIT) != 0
 
     # rows
     rows = np.where(is_i, np.maximum(count, 1), 1)
@@ -380,8 +392,8 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
     for tid, (_l, size, _ts) in _LAID_OUT.items():
         size_of[tid] = size
     size = size_of[t]
-    body = s[ap] + 6 + hdr[ap]
-    seq = sq[ap] == 1
+    body = s[ap] + ASDU_AT + objects_at[ap]
+    seq = sq[ap]
     ioa_size = ioa_by_apdu[ap]
     ioa_at = np.where(seq, body, body + k * (ioa_size + size))
     address = _le_by(a, ioa_at, ioa_size)
@@ -471,12 +483,12 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
         "rsn": full(rsn[row_apdu], pa.int32(), u_row),
         "type_id": full(type_id[row_apdu], pa.int16(), su_row),
         "type_name": _TYPE_NAMES.take(pa.array(type_id[row_apdu], mask=su_row)),
-        "sq": full(sq[row_apdu].astype(bool), pa.bool_(), su_row),
+        "sq": full(sq[row_apdu], pa.bool_(), su_row),
         "num_objects": full(count[row_apdu], pa.int16(), su_row),
-        "cot": full((cot & 0x3F)[row_apdu], pa.int16(), su_row),
-        "cot_name": _CAUSE_NAMES.take(pa.array((cot & 0x3F)[row_apdu], mask=su_row)),
-        "negative": full(((cot & 0x40) != 0)[row_apdu], pa.bool_(), su_row),
-        "test": full(((cot & 0x80) != 0)[row_apdu], pa.bool_(), su_row),
+        "cot": full((cot & CAUSE_MASK)[row_apdu], pa.int16(), su_row),
+        "cot_name": _CAUSE_NAMES.take(pa.array((cot & CAUSE_MASK)[row_apdu], mask=su_row)),
+        "negative": full(((cot & NEGATIVE_BIT) != 0)[row_apdu], pa.bool_(), su_row),
+        "test": full(((cot & TEST_BIT) != 0)[row_apdu], pa.bool_(), su_row),
         "oa": full(oa[row_apdu], pa.int16(), su_row),
         "ca": full(ca[row_apdu], pa.int32(), su_row),
         "obj": obj_col(k, pa.int16(), np.zeros(no, bool)),

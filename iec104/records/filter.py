@@ -17,7 +17,9 @@ Language (also in README.md, section 'Filter language'):
   two shorthands: ``port`` (``sport`` or ``dport``) and ``host`` (``src`` or ``dst``).
 * **Literals**: integers, floats, ``"strings"``, ``True``/``False``/``None``, tuples or lists of
   them after ``in``. Times compare with ISO strings: ``time >= "2024-03-01 08:00"`` (UTC
-  unless the string has an offset).
+  unless the string has an offset). A string that a column of known values (``kind``,
+  ``direction``, ``apci``, ``u_func``, ``type_name``, ``cot_name``) can never hold is
+  refused, naming the values it can.
 * **Mnemonics** may stand for codes: type IDs (``type_id == C_SC_NA_1`` or ``type_name ==
   C_SC_NA_1``), causes (``cot == ACTIVATION``, and tshark's ``Act``, ``ActCon``, ``Spont``,
   ``Inrogen`` ...), U functions (``u_func == STARTDT_ACT``) and frame formats (``apci == U``).
@@ -67,7 +69,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..codec import Cause, Iec104Error, TypeId, UFunction
-from .schema import SCHEMA
+from .schema import SCHEMA, RowKind
 
 __all__ = ["Filter", "FilterError", "compile_filter"]
 
@@ -145,6 +147,33 @@ for _a in "ISU":
 # which column a symbol kind compares with: (numeric column, text column)
 _SYMBOL_COLUMNS = {"type": ("type_id", "type_name"), "cause": ("cot", "cot_name"),
                    "ufunc": (None, "u_func"), "apci": (None, "apci")}
+
+
+@dataclass(frozen=True)
+class _Values:
+    """The values a text column can hold: ``names``, plus what ``other`` matches (the
+    names of codes the standard does not name); ``what`` describes them in errors (None:
+    the names are few enough to list)."""
+
+    names: tuple[str, ...]
+    other: re.Pattern[str] | None = None
+    what: str | None = None
+
+
+# Text columns with a closed set of values: a string outside it is a typo that would select
+# nothing, refused as an unknown mnemonic is (``kind == "objetc"`` as ``kind == objetc``).
+_VALUES: dict[str, _Values] = {
+    "kind": _Values(tuple(k.value for k in RowKind)),
+    "direction": _Values(("c2s", "s2c")),
+    "apci": _Values(("I", "S", "U")),
+    "u_func": _Values(tuple(u.name for u in UFunction)),
+    "type_name": _Values(tuple(t.name for t in TypeId), re.compile(r"TYPE_\d+"),
+                         "a type mnemonic such as 'M_ME_NC_1', or 'TYPE_<n>' for a type ID "
+                         "the standard does not name"),
+    "cot_name": _Values(tuple(c.name for c in Cause), re.compile(r"CAUSE_\d+"),
+                        "a cause name such as 'SPONTANEOUS', or 'CAUSE_<n>' for a cause the "
+                        "standard does not name"),
+}
 
 
 def _kind(dtype: pa.DataType) -> str:
@@ -345,6 +374,7 @@ class _Compiler:
                     value.encode()
                 except UnicodeEncodeError:  # e.g. undecodable command-line bytes
                     raise self.error(f"{value!r} is not valid UTF-8 text", node) from None
+                self.known_value(column, value, node)
                 return value
         elif kind == "time":
             if isinstance(value, str):
@@ -363,6 +393,22 @@ class _Compiler:
         words = {"bool": "True or False", "number": "a number", "string": "a \"string\"",
                  "time": "a date/time string", "binary": "bytes (b'...')"}
         raise self.error(f"{column} takes {words[kind]}, not {value!r}", node)
+
+    def known_value(self, column: str, value: str, node: ast.AST) -> None:
+        """Refuse a string that ``column`` can never hold (see :data:`_VALUES`)."""
+        values = _VALUES.get(column)
+        if values is None or value in values.names or (
+                values.other is not None and values.other.fullmatch(value)):
+            return
+        symbol = _SYMBOLS.get(value)
+        if symbol is not None and _SYMBOL_COLUMNS[symbol.kind][1] == column:
+            close = [symbol.name]  # tshark's "ActCon" for ACTIVATION_CONFIRMATION
+        else:
+            close = difflib.get_close_matches(value, values.names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        listing = values.what or f"one of {', '.join(map(repr, values.names))}"
+        raise self.error(f"{_short(value)} is never a value of {column} ({listing}){hint}",
+                         node)
 
     def number(self, column: str, value: float, node: ast.AST) -> float:
         """A number checked against ``column``'s type: an integer column takes finite

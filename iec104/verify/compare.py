@@ -33,7 +33,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..codec import TypeId, cp56_year
+from ..codec import ASDU_AT, TypeId, cp56_year, header_layout
 from ..codec.security import NO_ADDRESS
 from .tables import KIND, TSHARK_RAW
 
@@ -43,10 +43,10 @@ if TYPE_CHECKING:
 __all__ = ["Diff", "as_ns", "compare_apdu", "compare_frame", "compare_object",
            "seconds_into_hour", "secure_too_short", "shown_ns"]
 
-# APCI (6 octets) + data unit identifier of tshark's fixed profile (type, VSQ, COT 2, CA 2)
-_DUI_END = 6 + 6
+# APCI + data unit identifier of tshark's fixed profile (type, VSQ, COT 2, CA 2)
+_DUI_END = ASDU_AT + header_layout().objects_at
 # + the first IOA (3 octets): where tshark's raw octets of an undecoded type begin.
-_FIRST_OBJECT_BODY = _DUI_END + 3
+_FIRST_OBJECT_BODY = _DUI_END + header_layout().ioa_size
 
 
 class Diff(NamedTuple):

@@ -81,6 +81,12 @@ CASES: dict[str, object] = {
                                                                and r["ioa"] < 2000),
     "ioa in (" + ", ".join(map(str, range(100_000))) + ")":
         lambda r: r["ioa"] is not None and r["ioa"] < 100_000,
+    # every value a column of known values can hold is accepted as a string
+    'kind == "object"': lambda r: r["kind"] == "object",
+    "kind in ('apdu', 'malformed', 'gap', 'event')": lambda r: r["kind"] != "object",
+    "u_func == 'STARTDT_ACT'": lambda r: r["u_func"] == "STARTDT_ACT",
+    "type_name in ('C_SC_NA_1', 'TYPE_200')": lambda r: r["type_name"] == "C_SC_NA_1",
+    "cot_name != 'CAUSE_63'": lambda r: r["cot_name"] is None or r["cot_name"] != "CAUSE_63",
 }
 
 
@@ -166,6 +172,19 @@ REFUSED = {
     "src == '\udcff'": "the expression is not valid UTF-8 text",
     "src == '\\udcff'": "'\\udcff' is not valid UTF-8 text",
     "iv\x00": "syntax error",
+    # a string a column of known values never holds: a typo, not a filter matching nothing
+    'kind == "objetc"': "'objetc' is never a value of kind (one of 'object', 'apdu', "
+                        "'malformed', 'gap', 'event'); did you mean 'object'?",
+    "kind in ('gap', 'event', 'evnet')": "'evnet' is never a value of kind",
+    "kind != 'Object'": "did you mean 'object'?",
+    "direction == 'c2s' or direction == 'sc2'": "'sc2' is never a value of direction (one of "
+                                                "'c2s', 's2c')",
+    "apci == 'X'": "'X' is never a value of apci (one of 'I', 'S', 'U')",
+    "u_func == 'TESTFR_AKT'": "did you mean 'TESTFR_ACT'?",
+    "type_name == 'M_ME_NC_2'": "is never a value of type_name (a type mnemonic such as "
+                                "'M_ME_NC_1', or 'TYPE_<n>'",
+    "cot_name == 'ActCon'": "did you mean 'ACTIVATION_CONFIRMATION'?",
+    "cot_name in ('SPONTANEOUS', 'CAUSE_x')": "'CAUSE_x' is never a value of cot_name",
 }
 
 

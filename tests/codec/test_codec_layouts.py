@@ -1,4 +1,5 @@
-"""The element layouts (``codec.elements.Layout``) agree with the scalar element decoders.
+"""The element layouts (``codec.elements.Layout``) agree with the scalar element decoders,
+and the data unit identifier's layout (``codec.asdu.HeaderLayout``) with the encoder.
 
 The columnar dissector reads fields where the layouts say they are; the scalar decoders are
 what the driver and ``read -V`` use. Every declared field is checked against the decoder for
@@ -14,8 +15,23 @@ import struct
 
 import pytest
 
-from iec104.codec import Quality
+from iec104.codec import (
+    ASDU,
+    ASDU_AT,
+    PROFILES,
+    IFrame,
+    InformationObject,
+    Profile,
+    Quality,
+    SingleValue,
+    TypeId,
+    decode_header,
+    encode_apdu,
+    encode_asdu,
+    header_layout,
+)
 from iec104.codec.elements import ELEMENTS, Layout, ValueKind
+from iec104.codec.header import CAUSE_MASK, COUNT_MASK, NEGATIVE_BIT, SQ_BIT, TEST_BIT
 from iec104.records.builder import numeric_value
 
 LAID_OUT = sorted(t for t, c in ELEMENTS.items() if c.layout is not None)
@@ -97,3 +113,41 @@ def test_the_common_types_are_laid_out() -> None:
     laid_out = {ELEMENTS[t].layout is not None for t in (1, 3, 9, 11, 13, 30, 31, 34, 35, 36,
                                                          45, 46, 50, 100, 103)}
     assert laid_out == {True}
+
+
+# -- the data unit identifier (codec.asdu.HeaderLayout) ----------------------------------------
+
+@pytest.mark.parametrize("profile", PROFILES, ids=str)
+def test_header_layout_reads_what_the_encoder_wrote(profile: Profile) -> None:
+    """Every field of the identifier where ``header_layout`` says it lies, in ASDUs that
+    ``encode_asdu`` wrote (random fields, both SQ values), and in the APDU after
+    ``ASDU_AT``; the first object's address follows at ``objects_at``."""
+    rng = random.Random(str(profile))
+    layout = header_layout(profile)
+    assert (layout.objects_at, layout.ioa_size) == (
+        2 + profile.cot_size + profile.ca_size, profile.ioa_size)
+    for _ in range(300):
+        sequence = rng.random() < 0.5
+        count = rng.randint(1, 5)
+        first = rng.randrange(0, (1 << (8 * profile.ioa_size)) - count)
+        asdu = ASDU(TypeId.M_SP_NA_1, sequence, rng.randrange(64), rng.random() < 0.5,
+                    rng.random() < 0.5, rng.randrange(256) if profile.cot_size == 2 else 0,
+                    rng.randrange(1 << (8 * profile.ca_size)),
+                    tuple(InformationObject(first + i if sequence else rng.randrange(
+                        1 << (8 * profile.ioa_size)), SingleValue.ON, Quality())
+                          for i in range(count)))
+        data = encode_asdu(asdu, profile)
+        apdu = encode_apdu(IFrame(1, 2, data))
+        assert apdu[ASDU_AT:] == data
+        assert data[layout.type_id_at] == asdu.type_id
+        vsq, cot = data[layout.vsq_at], data[layout.cot_at]
+        assert (bool(vsq & SQ_BIT), vsq & COUNT_MASK) == (sequence, count)
+        assert (cot & CAUSE_MASK, bool(cot & NEGATIVE_BIT), bool(cot & TEST_BIT)) == (
+            asdu.cause, asdu.negative, asdu.test)
+        assert (0 if layout.oa_at is None else data[layout.oa_at]) == asdu.originator
+        assert int.from_bytes(data[layout.ca_at:layout.ca_at + layout.ca_size],
+                              "little") == asdu.common_address
+        at = layout.objects_at
+        assert int.from_bytes(data[at:at + layout.ioa_size], "little") == \
+            asdu.objects[0].address
+        assert decode_header(data, profile)[1] == at

@@ -189,3 +189,25 @@ def test_encode_error_names_the_field(time: Time, size: TimeSize, field: str) ->
         encode_time(time, size)
     assert err.value.field == field
     assert str(err.value).startswith(field + ":")
+
+
+def test_civil_from_days() -> None:
+    """Days since 1970 -> (year, month, day) as ``datetime.date`` counts them, for ints and,
+    element-wise, for numpy arrays (the one-line view's dates)."""
+    import datetime
+    import random
+
+    import numpy as np
+
+    from iec104.codec.timetag import civil_from_days
+
+    epoch = datetime.date(1970, 1, 1)
+    rng = random.Random(56)
+    days = [0, -1, 59, 60, 365, 10_956, -25_567, 2_932_896, -719_162] + [
+        rng.randint(-719_162, 2_932_896) for _ in range(5000)]
+    for d in days:
+        when = epoch + datetime.timedelta(days=d)
+        assert civil_from_days(d) == (when.year, when.month, when.day)
+    year, month, day = civil_from_days(np.array(days, np.int64))
+    assert list(zip(year.tolist(), month.tolist(), day.tolist(), strict=True)) == [
+        civil_from_days(d) for d in days]

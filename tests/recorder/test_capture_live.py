@@ -192,6 +192,17 @@ def test_capture_on_a_missing_interface_fails_clearly(tmp_path: Path) -> None:
     assert res.stderr.startswith("iec104: dumpcap failed")
 
 
+def test_a_log_directory_that_cannot_be_written_fails_clearly(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"")
+    for output, problem in ((tmp_path / "missing" / "log",
+                             f"{tmp_path / 'missing'}: no such directory"),
+                            (tmp_path / "file", f"{tmp_path / 'file'}: is not a directory")):
+        res = subprocess.run([sys.executable, "-m", "iec104.cli", "capture", "-i", "lo",
+                              "-o", str(output)], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=60, check=False)
+        assert (res.returncode, res.stderr) == (2, f"iec104: {problem}\n")
+
+
 def test_the_capture_parser_parses_a_pipe_byte_by_byte_and_rejects_other_input() -> None:
     """Live capture's parser is the file reader's: fed one byte at a time it yields what a
     file yields, keeps the header blocks for new files, and refuses what is no capture."""

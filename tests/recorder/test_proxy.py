@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -275,6 +276,15 @@ def test_listening_on_a_busy_port_raises(tmp_path: Path) -> None:
             BackgroundProxy(busy.getsockname(), (HOST, 1), tmp_path).start()
 
 
+def test_a_log_directory_that_cannot_be_made_is_a_log_error_not_a_listen_error(
+        tmp_path: Path) -> None:
+    from iec104.recorder import LogWriterError
+
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(LogWriterError, match=r"file/log: cannot write the log: .*Not a directory"):
+        BackgroundProxy(f"{HOST}:0", (HOST, 1), tmp_path / "file" / "log").start()
+
+
 # -- rules with real peers: hat-drivers master, c104 outstation ---------------------------------
 
 
@@ -472,6 +482,82 @@ async def test_a_killed_logger_is_restarted_and_numbers_on(tmp_path: Path) -> No
     died = df[df["error"].fillna("").str.startswith(f"proxy: the logger process (pid {pid}) "
                                                     "died (killed by signal 9); 0 octets")]
     assert died["kind"].tolist() == ["event"]
+
+
+def accounted_octets(df: pd.DataFrame) -> int:
+    """Octets of one direction's rows: APDUs (once each), malformed octets, gaps' missing
+    octets and the partial APDUs the gaps dropped; every octet received is in one of them."""
+    apdus = df[df["apdu"].notna()].drop_duplicates("apdu")
+    total = int(apdus[apdus["kind"] != "malformed"]["raw"].map(len).sum())
+    total += int(df[df["kind"] == "malformed"]["raw"].map(len).sum())
+    for text in df[df["kind"] == "gap"]["error"]:
+        missing = re.match(r"gap: (\d+) octets", text)
+        dropped = re.search(r"(\d+) buffered octets of an incomplete APDU dropped", text)
+        total += int(missing.group(1)) + (int(dropped.group(1)) if dropped else 0)  # type: ignore[union-attr]
+    return total
+
+
+@pytest.mark.timeout(180)
+async def test_a_stalled_logger_holds_forwarding_up_at_most_stall_seconds_and_the_loss_is_logged(
+        tmp_path: Path) -> None:
+    """A real logger process stopped (SIGSTOP) while traffic goes on: the pipe (up to
+    1 MiB) and the backlog fill, reading pauses, and after ``stall_seconds`` forwarding goes
+    on unlogged. Once it runs again, the log has a gap row and an event row counting what
+    it missed, and every octet received is accounted for exactly once."""
+    import os
+    import signal
+
+    from iec104.recorder import LogWriterError
+
+    before, before_apdus = stream_of(2000, seed=12, garbage=False)
+    block, _ = stream_of(20000, seed=13, garbage=False)
+    during = block * 8  # some 3 MB: more than the pipe and the backlog take
+    after, after_apdus = stream_of(1000, seed=14, garbage=False)
+    async with RawOutstation() as outstation:
+        proxy = Proxy(f"{HOST}:0", (HOST, outstation.port), tmp_path, max_backlog=64 << 10,
+                      stall_seconds=0.3)
+        await proxy.start()
+        log = proxy.writer
+        assert log is not None and log.pid is not None
+        _, writer = await asyncio.open_connection(*proxy.address)
+
+        async def forward(data: bytes, seed: int) -> None:
+            want = len(outstation.received.get(0, b"")) + len(data)
+            await send_in_chunks(writer, data, seed=seed)
+            while len(outstation.received.get(0, b"")) < want:
+                await asyncio.sleep(0.01)
+
+        await forward(before, 1)
+        log.sync()
+        pid = log.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await forward(during, 2)  # forwarded in full while the logger is stopped
+            assert log.stalls == 1 and proxy.backlog_pauses >= 1  # paused, then stalled
+            lost = log.octets_lost
+            assert 0 < lost <= len(during)
+            assert proxy.stats["octets_not_logged"] == lost
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        while log.backlog:  # the logger catches up with what the pipe and backlog held
+            await asyncio.sleep(0.01)
+        await forward(after, 3)
+        writer.close()
+        with pytest.raises(LogWriterError, match=rf"stalled 1 time\(s\); {lost} octets"):
+            await proxy.stop()
+    assert bytes(outstation.received[0]) == before + during + after
+    df = pd.read_parquet(tmp_path)
+    c2s = df[df["direction"] == "c2s"]
+    gaps = c2s[c2s["kind"] == "gap"]
+    assert len(gaps) == 1 and gaps["error"].iloc[0].startswith(f"gap: {lost} octets")
+    assert "the proxy forwarded them while its logger process was stalled" in gaps["error"].iloc[0]
+    events = df[df["error"].fillna("").str.startswith(
+        f"proxy: the logger process (pid {pid}) took nothing from the pipe for 0.3 s")]
+    assert len(events) == 1 and f"; {lost} octets received" in events["error"].iloc[0]
+    assert accounted_octets(c2s) == len(before + during + after)
+    logged = logged_apdus(df, 0, "c2s")
+    assert logged[:len(before_apdus)] == before_apdus  # logged before the stall
+    assert logged[-len(after_apdus):] == after_apdus  # and after it caught up
 
 
 async def test_a_logger_dead_at_the_end_is_logged_by_one_started_to_say_so(

@@ -394,6 +394,21 @@ def test_bad_arguments_exit_2(tmp_path: Path) -> None:
         assert res.stderr.startswith("iec104: ")
 
 
+def test_a_log_directory_that_cannot_be_written_exits_2_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"")
+    for output, problem in ((tmp_path / "missing" / "log", f"{tmp_path / 'missing'}: no such "
+                             "directory"),
+                            (tmp_path / "file", f"{tmp_path / 'file'}: is not a directory"),
+                            (tmp_path / "file" / "log", f"{tmp_path / 'file'}: is not a "
+                             "directory")):
+        res = subprocess.run([sys.executable, "-m", "iec104.cli", "proxy", "--listen",
+                              f"{HOST}:0", "--upstream", f"{HOST}:1", "-o", str(output)],
+                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+                             check=False)
+        assert (res.returncode, res.stderr) == (2, f"iec104: {problem}\n")
+    assert not (tmp_path / "missing").exists()
+
+
 @pytest.mark.timeout(60)
 def test_cli_drop_rule_renumbers_and_logs(tmp_path: Path) -> None:
     import socket
