@@ -36,6 +36,7 @@ Usage::
     python bench/dissect.py --apdus 600000 --skip scapy,jobs
     python bench/dissect.py --apdus 10000000   # ~1 GB (RSS check); --skip tshark,scapy,read
     python bench/dissect.py --json
+    python bench/dissect.py --capture ring.pcap --skip jobs,read   # a capture of your own
 
 Only the capture file is large; everything runs on 127.0.0.1-free files (no network).
 """
@@ -261,6 +262,19 @@ def capture(apdus: int, connections: int, seed: int) -> tuple[Path, dict[str, An
     info["seconds"] = round(time.perf_counter() - started, 1)
     meta.write_text(json.dumps(info))
     return path, info
+
+
+def describe(path: Path) -> dict[str, Any]:
+    """Size, frames and APDUs of a given capture (``--capture``), counted with our dissector."""
+    import pyarrow.compute as pc
+
+    from iec104.capture.reader import CaptureReader
+    from iec104.dissector import dissect
+
+    with CaptureReader(path) as reader:
+        apdus = sum(pc.count_distinct(b.column("apdu")).as_py() for b in dissect(reader))
+        frames = reader.frames
+    return {"apdus": apdus, "frames": frames, "bytes": path.stat().st_size, "seconds": 0}
 
 
 # -- measuring ------------------------------------------------------------------------------
@@ -511,10 +525,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="runs per tool, alternating; the best is shown (scapy runs once)")
     p.add_argument("--skip", default="",
                    help="comma-separated: ours,jobs,tshark,scapy,read (read: the one-line table)")
+    p.add_argument("--capture", type=Path,
+                   help="measure this capture instead of a generated one (scapy still "
+                        "reads a generated slice, scaled to this capture's APDUs)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
-    path, info = capture(args.apdus, args.connections, args.seed)
+    if args.capture is not None:
+        path, info = args.capture, describe(args.capture)
+    else:
+        path, info = capture(args.apdus, args.connections, args.seed)
     print(f"capture: {path} ({info['bytes'] / 1e6:,.1f} MB, {info['frames']:,} frames, "
           f"{info['apdus']:,} APDUs; generated in {info.get('seconds', '?')} s)",
           file=sys.stderr)
