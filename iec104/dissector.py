@@ -47,7 +47,7 @@ fast lane with, batch for batch.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -374,35 +374,61 @@ class _FastLane:
     def _record(self, events: list[bytes | Malformed], frames: list[int],
                 times: list[int | None], groups: list[int], eps: list[Endpoints],
                 starts: list[int], bad: int) -> Iterator[pa.RecordBatch]:
+        """Record the events of a flush: in bulk while every call would go straight to the
+        columnar builder, else one by one through the builder's own calls until they
+        would again (a DetectingBuilder's queue has drained)."""
         n = len(events)
         frame_at = np.asarray(frames, np.int64)
         frame_end = np.ones(n, bool)  # the last event of its frame (where batches are cut)
         frame_end[:-1] = frame_at[1:] != frame_at[:-1]
+        octets = events if not bad else [e if type(e) is bytes else e.raw  # type: ignore
+                                          for e in events]
+        group_at = np.asarray(groups, np.int64)
+        offsets = list(starts)  # each group's stream offset at ``done``
+        done = 0
+        i = 0
         front = self.front
-        if n < _FEW or self.detecting and front.queued:
-            yield from self._one_by_one(0, events, frames, times, groups, eps, starts,
-                                        frame_end)
-            return
-        undecided = np.zeros(len(eps), bool)
+        while i < n:
+            if n - i >= _FEW and not (self.detecting and front.queued):
+                j = yield from self._bulk(i, events, octets, frames, times, group_at, eps,
+                                          frame_end, bad)
+                if j > i:
+                    i = j
+                    continue
+            for k in range(done, i):
+                offsets[groups[k]] += len(octets[k])
+            i = done = yield from self._one_by_one(i, events, frames, times, groups, eps,
+                                                   offsets, frame_end)
+
+    def _bulk(self, first: int, events: list[bytes | Malformed], octets: list[bytes],
+              frames: list[int], times: list[int | None], group_at: np.ndarray,
+              eps: list[Endpoints], frame_end: np.ndarray,
+              bad: int) -> Generator[pa.RecordBatch, None, int]:
+        """Events ``first`` on in bulk, up to the first I-frame of a direction whose profile
+        is not decided (returned: where the bulk stopped)."""
+        front = self.front
+        target = self.target
         keys: list[tuple[Endpoints, Profile | None, float | None]] = []
+        undecided = np.zeros(len(eps), bool)
         for g, ep in enumerate(eps):
             decision = front.straight(ep) if self.detecting else None
             undecided[g] = self.detecting and decision is None
             keys.append((ep, None, None) if decision is None
                         else (ep, decision.profile, decision.confidence))
-        octets = events if not bad else [e if type(e) is bytes else e.raw  # type: ignore
-                                          for e in events]
-        group_at = np.asarray(groups, np.int64)
-        target = self.target
-        rows, is_i = target.admit(octets, group_at, keys)  # type: ignore[arg-type]
+        octets = octets[first:]
+        group_at = group_at[first:]
+        rows, is_i = target.admit(octets, group_at, keys)
         if bad:  # malformed runs: rows of the scalar path
-            odd = [i for i, e in enumerate(events) if type(e) is not bytes]
+            odd = [i for i, e in enumerate(events[first:]) if type(e) is not bytes]
             rows[odd] = -1
             is_i[odd] = False
         # an I-frame of an undecided direction waits for its decision, and so does
         # everything after it: from there on the calls go through the DetectingBuilder
         waits = np.flatnonzero(undecided[group_at] & is_i)
-        stop = int(waits[0]) if waits.size else n
+        stop = int(waits[0]) if waits.size else len(octets)
+        frame_end = frame_end[first:]
+        times = times[first:]
+        frames = frames[first:]
         batch_rows = self.batch_rows
         i = 0
         for j in [*np.flatnonzero(rows[:stop] < 0).tolist(), stop]:
@@ -410,40 +436,37 @@ class _FastLane:
                 cum = target.rows + np.cumsum(rows[i:j])
                 cross = np.flatnonzero(frame_end[i:j] & (cum >= batch_rows))
                 k = i + int(cross[0]) + 1 if cross.size else j
-                target.add_admitted(octets[i:k], times[i:k], frames[i:k],  # type: ignore
-                                    group_at[i:k], keys, is_i[i:k], rows[i:k])
+                target.add_admitted(octets[i:k], times[i:k], frames[i:k], group_at[i:k],
+                                    keys, is_i[i:k], rows[i:k])
                 if cross.size:
                     yield from _bounded(front.take_batch(), batch_rows)
                 i = k
             if j < stop:  # a malformed run or an APDU of the scalar path
-                event = events[j]
-                ep = eps[groups[j]]
+                event = events[first + j]
+                g = int(group_at[j])
                 if type(event) is bytes:
-                    _, profile, confidence = keys[groups[j]]
-                    target.add_apdu(times[j], frames[j], ep, event, None, profile,
+                    _, profile, confidence = keys[g]
+                    target.add_apdu(times[j], frames[j], eps[g], event, None, profile,
                                     confidence)
                 else:
-                    front.add_malformed(times[j], frames[j], ep, event)  # type: ignore
+                    front.add_malformed(times[j], frames[j], eps[g], event)  # type: ignore
                 if frame_end[j] and front.rows >= batch_rows:
                     yield from _bounded(front.take_batch(), batch_rows)
                 i = j + 1
-        if stop < n:
-            for k in range(stop):  # the stream offsets of the events before ``stop``
-                e = events[k]
-                starts[groups[k]] += len(e) if type(e) is bytes else len(e.raw)  # type: ignore
-            yield from self._one_by_one(stop, events, frames, times, groups, eps, starts,
-                                        frame_end)
+        return first + stop
 
     def _one_by_one(self, first: int, events: list[bytes | Malformed], frames: list[int],
                     times: list[int | None], groups: list[int], eps: list[Endpoints],
-                    starts: list[int], frame_end: np.ndarray) -> Iterator[pa.RecordBatch]:
+                    offsets: list[int], frame_end: np.ndarray,
+                    ) -> Generator[pa.RecordBatch, None, int]:
         """Events ``first`` on through the builder's own calls, as a DirectionDecoder makes
-        them (``starts``: each group's stream offset at ``first``)."""
+        them (``offsets``: each group's stream offset at ``first``), until the bulk path
+        may take over again (returned: where)."""
         front = self.front
         batch_rows = self.batch_rows
-        offsets = list(starts)
         ends = frame_end.tolist()
-        for k in range(first, len(events)):
+        n = len(events)
+        for k in range(first, n):
             event = events[k]
             g = groups[k]
             if type(event) is bytes:
@@ -455,6 +478,9 @@ class _FastLane:
                 offsets[g] += len(event.raw)  # type: ignore[union-attr]
             if ends[k] and front.rows >= batch_rows:
                 yield from _bounded(front.take_batch(), batch_rows)
+            if n - k > _FEW and not (self.detecting and front.queued):
+                return k + 1
+        return n
 
 
 PacketSource = tuple[Iterable[Packet], int, "Defragmenter | None"]
