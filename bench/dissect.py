@@ -532,6 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     if args.capture is not None:
+        WORK.mkdir(parents=True, exist_ok=True)
         path, info = args.capture, describe(args.capture)
     else:
         path, info = capture(args.apdus, args.connections, args.seed)
