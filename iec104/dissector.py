@@ -319,7 +319,7 @@ class _FastLane:
         self.decoder = decoder
         self.batch_rows = batch_rows
         self.lanes: dict[object, _Lane] = {}  # reassembler direction state -> its lane
-        front = decoder.builder
+        front: Any = decoder.builder  # a ColumnarBuilder, or a DetectingBuilder before one
         self.front = front
         self.detecting = type(front) is DetectingBuilder
         self.target: ColumnarBuilder = front.target if self.detecting else front
@@ -331,13 +331,13 @@ class _FastLane:
             return
         decoders = self.decoder._decoders
         events: list[bytes | Malformed] = []
-        frames: list[int] = []
+        frames: list[int | None] = []
         times: list[int | None] = []
         groups: list[int] = []
         eps: list[Endpoints] = []
         starts: list[int] = []  # stream offset of each group's first event
         bad = 0
-        last = (0, None)
+        last: tuple[int, int | None] = (0, None)
         for half, lane in lanes.items():
             dec = decoders.get((half.stream, half.direction))  # type: ignore[attr-defined]
             if lane.frames[-1] > last[0]:
@@ -371,7 +371,7 @@ class _FastLane:
             groups = [groups[i] for i in order]
         yield from self._record(events, frames, times, groups, eps, starts, bad)
 
-    def _record(self, events: list[bytes | Malformed], frames: list[int],
+    def _record(self, events: list[bytes | Malformed], frames: list[int | None],
                 times: list[int | None], groups: list[int], eps: list[Endpoints],
                 starts: list[int], bad: int) -> Iterator[pa.RecordBatch]:
         """Record the events of a flush: in bulk while every call would go straight to the
@@ -381,8 +381,8 @@ class _FastLane:
         frame_at = np.asarray(frames, np.int64)
         frame_end = np.ones(n, bool)  # the last event of its frame (where batches are cut)
         frame_end[:-1] = frame_at[1:] != frame_at[:-1]
-        octets = events if not bad else [e if type(e) is bytes else e.raw  # type: ignore
-                                          for e in events]
+        octets: list[bytes] = events if not bad else [  # type: ignore[assignment]
+            e if type(e) is bytes else e.raw for e in events]  # type: ignore[union-attr]
         group_at = np.asarray(groups, np.int64)
         offsets = list(starts)  # each group's stream offset at ``done``
         done = 0
@@ -401,7 +401,7 @@ class _FastLane:
                                                    offsets, frame_end)
 
     def _bulk(self, first: int, events: list[bytes | Malformed], octets: list[bytes],
-              frames: list[int], times: list[int | None], group_at: np.ndarray,
+              frames: list[int | None], times: list[int | None], group_at: np.ndarray,
               eps: list[Endpoints], frame_end: np.ndarray,
               bad: int) -> Generator[pa.RecordBatch, None, int]:
         """Events ``first`` on in bulk, up to the first I-frame of a direction whose profile
@@ -449,13 +449,13 @@ class _FastLane:
                     target.add_apdu(times[j], frames[j], eps[g], event, None, profile,
                                     confidence)
                 else:
-                    front.add_malformed(times[j], frames[j], eps[g], event)  # type: ignore
+                    front.add_malformed(times[j], frames[j], eps[g], event)
                 if frame_end[j] and front.rows >= batch_rows:
                     yield from _bounded(front.take_batch(), batch_rows)
                 i = j + 1
         return first + stop
 
-    def _one_by_one(self, first: int, events: list[bytes | Malformed], frames: list[int],
+    def _one_by_one(self, first: int, events: list[bytes | Malformed], frames: list[int | None],
                     times: list[int | None], groups: list[int], eps: list[Endpoints],
                     offsets: list[int], frame_end: np.ndarray,
                     ) -> Generator[pa.RecordBatch, None, int]:

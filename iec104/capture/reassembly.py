@@ -217,12 +217,11 @@ class _Half:
     """Reassembly state of one direction (sequence numbers relative to ``base``)."""
 
     __slots__ = (
-        "direction",
-        "stream",
         "acked",
         "acked_frame",
         "acked_time",
         "base",
+        "direction",
         "fallback",
         "fin",
         "history",
@@ -234,6 +233,7 @@ class _Half:
         "pending_keys",
         "probe",
         "stats",
+        "stream",
     )
 
     def __init__(self, stats: DirectionStats, stream: int, direction: int) -> None:

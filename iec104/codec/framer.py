@@ -246,7 +246,7 @@ class Framer:
                 while end < stop:
                     c += 1
                     end = base + ends[c]
-                events.append(buf[pos:stop])
+                events.append(buf[pos:stop])  # type: ignore[arg-type]  # bytes at the end
                 chunks.append(c)
                 pos = stop
                 continue

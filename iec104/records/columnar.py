@@ -452,10 +452,7 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
     ap = row_apdu[oi]
     k = obj[oi]
     t = type_id[ap]
-    size_of = np.zeros(256, np.int64)
-    for tid, (_l, size, _ts) in _LAID_OUT.items():
-        size_of[tid] = size
-    size = size_of[t]
+    size = _SIZE_OF[t]
     body = s[ap] + 6 + hdr[ap]
     seq = sq[ap] == 1
     ioa_size = ioa_by_apdu[ap]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Sequence
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -370,7 +371,7 @@ def test_scan_is_feeding_chunk_by_chunk(seed: int) -> None:
     cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randint(0, 12)))) \
         if len(data) > 1 else []
     bounds = [0, *cuts, len(data)]
-    chunks = [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    chunks = [data[a:b] for a, b in pairwise(bounds)]
     groups = []
     left = len(chunks)
     while left:
