@@ -536,9 +536,8 @@ def dissect_packets(sources: Iterable[PacketSource], reassembler: Reassembler, *
             frame += frame_offset
             fields = plain(linktype, data)
             if fields is not None:
-                src, sport, dst, dport, seq, ack, flags, payload = fields
-                half = in_order((src, sport, dst, dport), seq, ack, flags, payload, frame,
-                                time_ns)
+                key, seq, ack, flags, payload = fields
+                half = in_order(key, seq, ack, flags, payload, frame, time_ns)
                 if half is not None:
                     if payload:
                         taken_by = lanes.get(half)

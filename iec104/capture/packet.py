@@ -250,13 +250,13 @@ _PLAIN_LINKS = {1: (12, 14), 113: (14, 16), 276: (0, 20), 101: (-1, 0), 12: (-1,
 
 
 def decode_plain_tcp(linktype: int, data: bytes,
-                     ) -> tuple[bytes, int, bytes, int, int, int, int, bytes] | None:
+                     ) -> tuple[tuple[bytes, int, bytes, int], int, int, int, bytes] | None:
     """The common packet, decoded with one ``struct`` call.
 
     A speed path for the dissector's fast lane: a link layer without VLAN tags, IPv4
     without options (not a fragment) or IPv6 without extension headers, TCP, the IP
-    datagram captured whole. For such a packet the result equals :func:`decode_tcp`'s
-    ``(src, sport, dst, dport, seq, ack, flags, payload)`` (and its ``wire_len`` is
+    datagram captured whole. For such a packet the result is :func:`decode_tcp`'s
+    ``((src, sport, dst, dport), seq, ack, flags, payload)`` (and its ``wire_len`` is
     ``len(payload)``); for any other packet it is None (then :func:`decode_tcp` knows what
     it is).
     """
@@ -293,7 +293,7 @@ def decode_plain_tcp(linktype: int, data: bytes,
         return None
     if doff < 0x50 or start > end:  # a TCP header shorter than 20 octets or cut short
         return None
-    return src, sport, dst, dport, seq, ack, flags, data[start:end]
+    return (src, sport, dst, dport), seq, ack, flags, data[start:end]
 
 
 def _quoted_tcp(frame: int, time_ns: int | None, data: bytes, off: int, end: int,

@@ -249,7 +249,7 @@ def test_plain_packets_decode_as_decode_tcp(tmp_path: Path) -> None:
                 plain += 1
                 seg = decode_tcp(pkt.frame, pkt.time_ns, pkt.linktype, pkt.data)
                 assert seg is not None and not seg.in_icmp
-                assert fields == (seg.src, seg.sport, seg.dst, seg.dport, seg.seq, seg.ack,
+                assert fields == ((seg.src, seg.sport, seg.dst, seg.dport), seg.seq, seg.ack,
                                   seg.flags, seg.payload)
                 assert seg.wire_len == len(seg.payload)
     assert plain > 1000
