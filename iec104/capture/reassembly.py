@@ -263,6 +263,19 @@ class _Half:
             d -= 0x100000000
         return self.next + d
 
+    def acknowledge(self, ack: int, frame: int, time_ns: int | None) -> bool:
+        """Note that the peer acknowledged the raw sequence number ``ack`` in ``frame``
+        (the furthest acknowledgement is kept); False for a nonsense one (more than 2**30
+        beyond the next expected byte), which is ignored."""
+        acked = self.rel(ack)
+        if self.acked is None or acked > self.acked:
+            if acked > self.next + (1 << 30):
+                return False
+            self.acked = acked
+            self.acked_frame = frame
+            self.acked_time = time_ns
+        return True
+
     def advance(self, data: bytes) -> None:
         """Account ``data``, delivered at ``next``: offset, counters, history, probe."""
         n = len(data)
@@ -450,12 +463,7 @@ class Reassembler:
         conn.last_frame = frame
         conn.last_time = time_ns
         if other.base is not None and not other.fallback:  # self._ack(), nothing pending
-            acked = other.rel(ack)
-            if (other.acked is None or acked > other.acked) \
-                    and acked <= other.next + (1 << 30):  # else a nonsense acknowledgement
-                other.acked = acked
-                other.acked_frame = frame
-                other.acked_time = time_ns
+            other.acknowledge(ack, frame, time_ns)
         if payload:
             h.stats.segments += 1
             h.advance(payload)
@@ -657,13 +665,8 @@ class Reassembler:
 
     def _ack(self, conn: _Conn, d: int, h: _Half, seg: TcpSegment) -> None:
         """The peer acknowledged ``seg.ack`` of direction ``d``."""
-        acked = h.rel(seg.ack)
-        if h.acked is None or acked > h.acked:
-            if acked > h.next + (1 << 30):  # nonsense acknowledgement, ignore
-                return
-            h.acked = acked
-            h.acked_frame = seg.frame
-            h.acked_time = seg.time_ns
+        if not h.acknowledge(seg.ack, seg.frame, seg.time_ns):
+            return
         if h.pending and h.acked is not None and h.acked >= h.pending[0][0]:
             first = h.pending[0]
             self._skip(conn, d, h, first[0], first[3], first[4])
