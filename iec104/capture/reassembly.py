@@ -453,12 +453,10 @@ class Reassembler:
         other = halves[1 - d]
         if h.fallback or h.pending or other.pending:
             return None
-        base = h.base
         if payload:
-            # the segment starts at the next expected byte (h.rel(seq) == h.next)
-            if base is None or (seq - base - h.next) & _M32:
+            if h.base is None or h.rel(seq) != h.next:  # not at the next expected byte
                 return None
-        elif base is None:
+        elif h.base is None:
             h.idle_seq = seq
         conn.last_frame = frame
         conn.last_time = time_ns
