@@ -37,6 +37,7 @@ Usage::
     python bench/dissect.py --apdus 10000000   # ~1 GB (RSS check); --skip tshark,scapy,read
     python bench/dissect.py --capture X.pcap --skip ours,jobs,tshark   # read vs tshark on X
     python bench/dissect.py --json
+    python bench/dissect.py --capture ring.pcap --skip jobs,read   # a capture of your own
 
 Only the capture file is large; everything runs on 127.0.0.1-free files (no network).
 """
@@ -523,13 +524,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip", default="",
                    help="comma-separated: ours,jobs,tshark,scapy,read (read: the one-line table)")
     p.add_argument("--capture", type=Path, metavar="PCAP",
-                   help="measure this capture instead of a generated one (scapy skipped)")
+                   help="measure this capture instead of a generated one (scapy still "
+                        "reads a generated slice, scaled to this capture's APDUs)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     if args.capture is not None:
         path, info = given_capture(args.capture)
-        skip.add("scapy")  # its slice comes from the generator
     else:
         path, info = capture(args.apdus, args.connections, args.seed)
     print(f"capture: {path} ({info['bytes'] / 1e6:,.1f} MB, {info['frames']:,} frames, "

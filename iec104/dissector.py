@@ -23,17 +23,39 @@ record builder) per stream and direction; the events (of :mod:`iec104.capture.re
 :func:`dissect` runs the whole chain (capture file -> packets -> TCP segments, IP fragments
 reassembled -> reassembly -> records) and yields ``pyarrow.RecordBatch`` objects of
 :data:`iec104.records.schema.SCHEMA`, at most ``batch_rows`` rows each, so memory stays bounded on big captures.
+
+*The fast lane* (:func:`dissect_packets`, what :func:`dissect` and ``iec104 convert`` run in
+one process). Most packets of a capture are in-order TCP segments of an established
+connection; for them the per-packet objects above (TcpSegment, StreamData, one framer call
+per segment, one builder call per APDU) cost more than the decoding. Such a packet is
+decoded with one ``struct`` call (:func:`~.capture.packet.decode_plain_tcp`), the
+reassembler takes it without an event (:meth:`~.capture.reassembly.Reassembler.in_order`:
+the same state changes as ``feed``), and its payload waits in its direction's lane with its
+frame and time. A flush -- every ``block`` payloads, before the events of any other packet
+are handled, and at the end -- frames each lane in one call (:meth:`~iec104.codec.Framer.
+scan`: the events feeding the segments one by one would give, each with the segment that
+completed it), orders the events of all lanes by completing frame (the order in which the
+event path records them, so APDU numbers agree), and records them in bulk
+(:meth:`~.records.columnar.ColumnarBuilder.admit` and ``add_admitted``), cutting batches
+after the same frames as the event path. Malformed runs and APDUs the columnar stage does
+not decode take the builder's own calls in their place; so does everything from the first
+I-frame of a direction whose profile is still being detected (``DetectingBuilder`` queues
+it). ``block=0`` runs every packet through the events: the reference the tests compare the
+fast lane with, batch for batch.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+import numpy as np
+
 from .capture.objects import is_packet_iterable, packets_from_objects
-from .capture.packet import TcpSegment, tcp_segments
+from .capture.packet import TcpSegment, decode_plain_tcp, decode_tcp, tcp_segments
 from .capture.reader import CaptureReader, LinkType, Packet
 from .capture.reassembly import (
     Fallback,
@@ -53,9 +75,15 @@ from .records.profiles import DetectingBuilder, ProfileOverrides
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["StreamDecoder", "dissect", "dissect_segments", "dissect_table"]
+    from .capture.ipfrag import Defragmenter
+
+__all__ = ["DEFAULT_BLOCK", "PacketSource", "StreamDecoder", "dissect", "dissect_packets",
+           "dissect_segments", "dissect_table"]
 
 _DIRECTIONS = ("c2s", "s2c")
+DEFAULT_BLOCK = 4096
+"""Payload segments the fast lane (:func:`dissect_packets`) collects before it frames and
+records them."""
 
 
 class StreamDecoder:
@@ -166,6 +194,7 @@ def dissect(
     reassembler: Reassembler | None = None,
     workers: int = 0,
     linktype: int = LinkType.ETHERNET,
+    block: int = DEFAULT_BLOCK,
 ) -> Iterator[pa.RecordBatch]:
     """Decode the IEC 104 traffic of a capture file into record batches.
 
@@ -189,6 +218,8 @@ def dissect(
             building to ``n`` worker processes (see :func:`dissect_segments`).
         linktype: link layer of ``(timestamp, frame)`` pairs without one (default
             Ethernet).
+        block: in one process, the fast lane's block (see :func:`dissect_packets`; 0: every
+            packet through the event path, the same batches, slower).
 
     Yields:
         ``pyarrow.RecordBatch`` of :data:`iec104.records.schema.SCHEMA` (the last one may be
@@ -211,6 +242,15 @@ def dissect(
             source)  # type: ignore[arg-type]
         packets = reader
         context = nullcontext(reader) if isinstance(source, CaptureReader) else reader
+
+    if workers <= 0:
+        def sources() -> Iterator[PacketSource]:
+            with context:
+                yield packets, 0, None
+
+        yield from dissect_packets(sources(), r, profile=profile, batch_rows=batch_rows,
+                                   block=block)
+        return
 
     def segments() -> Iterator[TcpSegment]:
         with context:
@@ -251,6 +291,292 @@ def dissect_segments(segments: Iterable[TcpSegment], reassembler: Reassembler, *
     decoder.close()
     last = builder.take_batch()
     yield from _bounded(last, batch_rows) if last.num_rows else [last]
+
+
+# -- the fast lane ----------------------------------------------------------------------------
+
+_FEW = 16  # APDUs below which a flush records one by one (numpy's set-up costs more)
+
+
+class _Lane:
+    """One direction's in-order payloads of the current block, with their frames."""
+
+    __slots__ = ("chunks", "frames", "times")
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.frames: list[int] = []
+        self.times: list[int | None] = []
+
+
+class _FastLane:
+    """The payloads :meth:`Reassembler.in_order` took, per direction, until a flush frames
+    them (:meth:`Framer.scan`) and records them in bulk (:meth:`ColumnarBuilder.admit`,
+    :meth:`~ColumnarBuilder.add_admitted`), in the order and with the batch cuts that
+    the event path (:meth:`StreamDecoder.handle` per segment) gives."""
+
+    def __init__(self, decoder: StreamDecoder, batch_rows: int) -> None:
+        self.decoder = decoder
+        self.batch_rows = batch_rows
+        self.lanes: dict[object, _Lane] = {}  # reassembler direction state -> its lane
+        front: Any = decoder.builder  # a ColumnarBuilder, or a DetectingBuilder before one
+        self.front = front
+        self.detecting = type(front) is DetectingBuilder
+        self.target: ColumnarBuilder = front.target if self.detecting else front
+
+    def flush(self) -> Iterator[pa.RecordBatch]:
+        """Frame and record everything taken; yields the batches that fill up on the way."""
+        lanes = self.lanes
+        if not lanes:
+            return
+        decoders = self.decoder._decoders
+        events: list[bytes | Malformed] = []
+        frames: list[int | None] = []
+        times: list[int | None] = []
+        groups: list[int] = []
+        eps: list[Endpoints] = []
+        starts: list[int] = []  # stream offset of each group's first event
+        bad = 0
+        last: tuple[int, int | None] = (0, None)
+        for half, lane in lanes.items():
+            dec = decoders.get((half.stream, half.direction))  # type: ignore[attr-defined]
+            if lane.frames[-1] > last[0]:
+                last = (lane.frames[-1], lane.times[-1])
+            if dec is None:
+                continue
+            chunks = lane.chunks
+            scan = dec.framer.scan(chunks[0] if len(chunks) == 1 else b"".join(chunks),
+                                   list(accumulate(map(len, chunks))))
+            if not scan.events:
+                continue
+            dec.apdus += len(scan.events)
+            bad += scan.malformed
+            group = len(eps)
+            eps.append(dec.endpoints)
+            starts.append(scan.offset)
+            events += scan.events
+            lane_frames, lane_times = lane.frames, lane.times
+            frames += [lane_frames[c] for c in scan.chunks]
+            times += [lane_times[c] for c in scan.chunks]
+            groups += [group] * len(scan.events)
+        lanes.clear()
+        self.decoder._last = (last[1], last[0])
+        if not events:
+            return
+        if len(eps) > 1:  # directions interleaved: rows in the order the APDUs completed
+            order = np.argsort(np.asarray(frames, np.int64), kind="stable").tolist()
+            events = [events[i] for i in order]
+            frames = [frames[i] for i in order]
+            times = [times[i] for i in order]
+            groups = [groups[i] for i in order]
+        yield from self._record(events, frames, times, groups, eps, starts, bad)
+
+    def _record(self, events: list[bytes | Malformed], frames: list[int | None],
+                times: list[int | None], groups: list[int], eps: list[Endpoints],
+                starts: list[int], bad: int) -> Iterator[pa.RecordBatch]:
+        """Record the events of a flush: in bulk while every call would go straight to the
+        columnar builder, else one by one through the builder's own calls until they
+        would again (a DetectingBuilder's queue has drained)."""
+        n = len(events)
+        frame_at = np.asarray(frames, np.int64)
+        frame_end = np.ones(n, bool)  # the last event of its frame (where batches are cut)
+        frame_end[:-1] = frame_at[1:] != frame_at[:-1]
+        octets: list[bytes] = events if not bad else [  # type: ignore[assignment]
+            e if type(e) is bytes else e.raw for e in events]  # type: ignore[union-attr]
+        group_at = np.asarray(groups, np.int64)
+        offsets = list(starts)  # each group's stream offset at ``done``
+        done = 0
+        i = 0
+        front = self.front
+        while i < n:
+            if n - i >= _FEW and not (self.detecting and front.queued):
+                j = yield from self._bulk(i, events, octets, frames, times, group_at, eps,
+                                          frame_end, bad)
+                if j > i:
+                    i = j
+                    continue
+            for k in range(done, i):
+                offsets[groups[k]] += len(octets[k])
+            i = done = yield from self._one_by_one(i, events, frames, times, groups, eps,
+                                                   offsets, frame_end)
+
+    def _bulk(self, first: int, events: list[bytes | Malformed], octets: list[bytes],
+              frames: list[int | None], times: list[int | None], group_at: np.ndarray,
+              eps: list[Endpoints], frame_end: np.ndarray,
+              bad: int) -> Generator[pa.RecordBatch, None, int]:
+        """Events ``first`` on in bulk, up to the first I-frame of a direction whose profile
+        is not decided (returned: where the bulk stopped)."""
+        front = self.front
+        target = self.target
+        keys: list[tuple[Endpoints, Profile | None, float | None]] = []
+        undecided = np.zeros(len(eps), bool)
+        for g, ep in enumerate(eps):
+            decision = front.straight(ep) if self.detecting else None
+            undecided[g] = self.detecting and decision is None
+            keys.append((ep, None, None) if decision is None
+                        else (ep, decision.profile, decision.confidence))
+        octets = octets[first:]
+        group_at = group_at[first:]
+        rows, is_i = target.admit(octets, group_at, keys)
+        if bad:  # malformed runs: rows of the scalar path
+            odd = [i for i, e in enumerate(events[first:]) if type(e) is not bytes]
+            rows[odd] = -1
+            is_i[odd] = False
+        # an I-frame of an undecided direction waits for its decision, and so does
+        # everything after it: from there on the calls go through the DetectingBuilder
+        waits = np.flatnonzero(undecided[group_at] & is_i)
+        stop = int(waits[0]) if waits.size else len(octets)
+        frame_end = frame_end[first:]
+        times = times[first:]
+        frames = frames[first:]
+        batch_rows = self.batch_rows
+        i = 0
+        for j in [*np.flatnonzero(rows[:stop] < 0).tolist(), stop]:
+            while i < j:
+                cum = target.rows + np.cumsum(rows[i:j])
+                cross = np.flatnonzero(frame_end[i:j] & (cum >= batch_rows))
+                k = i + int(cross[0]) + 1 if cross.size else j
+                target.add_admitted(octets[i:k], times[i:k], frames[i:k], group_at[i:k],
+                                    keys, is_i[i:k], rows[i:k])
+                if cross.size:
+                    yield from _bounded(front.take_batch(), batch_rows)
+                i = k
+            if j < stop:  # a malformed run or an APDU of the scalar path
+                event = events[first + j]
+                g = int(group_at[j])
+                if type(event) is bytes:
+                    _, profile, confidence = keys[g]
+                    target.add_apdu(times[j], frames[j], eps[g], event, None, profile,
+                                    confidence)
+                else:
+                    front.add_malformed(times[j], frames[j], eps[g], event)
+                if frame_end[j] and front.rows >= batch_rows:
+                    yield from _bounded(front.take_batch(), batch_rows)
+                i = j + 1
+        return first + stop
+
+    def _one_by_one(self, first: int, events: list[bytes | Malformed], frames: list[int | None],
+                    times: list[int | None], groups: list[int], eps: list[Endpoints],
+                    offsets: list[int], frame_end: np.ndarray,
+                    ) -> Generator[pa.RecordBatch, None, int]:
+        """Events ``first`` on through the builder's own calls, as a DirectionDecoder makes
+        them (``offsets``: each group's stream offset at ``first``), until the bulk path
+        may take over again (returned: where)."""
+        front = self.front
+        batch_rows = self.batch_rows
+        ends = frame_end.tolist()
+        n = len(events)
+        for k in range(first, n):
+            event = events[k]
+            g = groups[k]
+            if type(event) is bytes:
+                front.add_frame(times[k], frames[k], eps[g],
+                                Frame(offsets[g], event, None))
+                offsets[g] += len(event)
+            else:
+                front.add_malformed(times[k], frames[k], eps[g], event)
+                offsets[g] += len(event.raw)  # type: ignore[union-attr]
+            if ends[k] and front.rows >= batch_rows:
+                yield from _bounded(front.take_batch(), batch_rows)
+            if n - k > _FEW and not (self.detecting and front.queued):
+                return k + 1
+        return n
+
+
+PacketSource = tuple[Iterable[Packet], int, "Defragmenter | None"]
+"""Packets of one capture file, the frames before it (added to its frame numbers) and the
+:class:`~.capture.ipfrag.Defragmenter` for its IP fragments (None: a new one, closed at
+its end)."""
+
+
+def dissect_packets(sources: Iterable[PacketSource], reassembler: Reassembler, *,
+                    profile: Profile | ProfileOverrides | None = None,
+                    batch_rows: int = 65536, block: int = DEFAULT_BLOCK,
+                    ) -> Iterator[pa.RecordBatch]:
+    """Capture packets (in capture order, files one after the other) -> record batches.
+
+    The same batches as :func:`dissect_segments` over :func:`~.capture.packet.tcp_segments`
+    of the same packets, by a *fast lane* for the common packet: an IPv4/IPv6 TCP segment
+    without options, tags or extension headers (:func:`~.capture.packet.decode_plain_tcp`)
+    that the reassembler
+    takes in order without an event (:meth:`~.capture.reassembly.Reassembler.in_order`).
+    Its payload waits in its direction's lane; every ``block`` such segments, before the
+    events of any other packet are handled, and at the end, the lanes are framed at once
+    (:meth:`~iec104.codec.Framer.scan`, attributing each APDU to the segment that completed
+    it) and recorded in bulk, ordered by completing frame across directions, with the batch
+    cuts of the event path. Every other packet takes the event path (``decode_tcp``, IP
+    defragmentation, :meth:`~.capture.reassembly.Reassembler.feed`,
+    :meth:`StreamDecoder.handle`) unchanged.
+
+    Args:
+        sources: see :data:`PacketSource`.
+        block: payload segments per flush; 0 takes every packet down the event path (the
+            reference the tests compare the fast lane with).
+    """
+    from .capture.ipfrag import Defragmenter
+
+    if block <= 0:
+        yield from dissect_segments(_segments(sources), reassembler, profile=profile,
+                                    batch_rows=batch_rows)
+        return
+    decoder = StreamDecoder(profile=profile)
+    builder = decoder.builder
+    handle = decoder.handle
+    feed = reassembler.feed
+    in_order = reassembler.in_order
+    plain = decode_plain_tcp
+    decode = decode_tcp
+    lane = _FastLane(decoder, batch_rows)
+    lanes = lane.lanes
+    taken = 0
+    for packets, frame_offset, defragmenter in sources:
+        defrag = Defragmenter() if defragmenter is None else defragmenter
+        reassemble = defrag.reassemble  # only for what decode_tcp rejects
+        for frame, time_ns, linktype, data, _, _ in packets:
+            frame += frame_offset
+            fields = plain(linktype, data)
+            if fields is not None:
+                key, seq, ack, flags, payload = fields
+                half = in_order(key, seq, ack, flags, payload, frame, time_ns)
+                if half is not None:
+                    if payload:
+                        taken_by = lanes.get(half)
+                        if taken_by is None:
+                            taken_by = lanes[half] = _Lane()
+                        taken_by.chunks.append(payload)
+                        taken_by.frames.append(frame)
+                        taken_by.times.append(time_ns)
+                        taken += 1
+                        if taken >= block:
+                            taken = 0
+                            yield from lane.flush()
+                    continue
+            seg = decode(frame, time_ns, linktype, data) or reassemble(frame, time_ns,
+                                                                       linktype, data)
+            if seg is None:
+                continue
+            events = feed(seg)
+            if events:
+                if lanes:
+                    taken = 0
+                    yield from lane.flush()
+                for ev in events:
+                    handle(ev)
+                if builder.rows >= batch_rows:
+                    yield from _bounded(builder.take_batch(), batch_rows)
+        if defragmenter is None:
+            defrag.close()
+    yield from lane.flush()
+    for ev in reassembler.close():
+        handle(ev)
+    decoder.close()
+    last = builder.take_batch()
+    yield from _bounded(last, batch_rows) if last.num_rows else [last]
+
+
+def _segments(sources: Iterable[PacketSource]) -> Iterator[TcpSegment]:
+    for packets, frame_offset, defragmenter in sources:
+        yield from tcp_segments(packets, frame_offset, defragmenter)
 
 
 def _bounded(batch: pa.RecordBatch, rows: int) -> Iterator[pa.RecordBatch]:

@@ -47,6 +47,14 @@ as it is, in capture order. ``DirectionStats.fallback_segments`` counts them.
 segment's frame number and timestamp, so the next layer can attribute each APDU to the frame that
 carried its last byte (as Wireshark does for reassembled PDUs). ``StreamData.offset`` is the
 number of bytes delivered earlier in the same direction (gaps do not advance it).
+
+*In-order segments* (the dissector's fast lane). :meth:`Reassembler.in_order` takes the
+common segment without an event: a data or pure ACK segment (flags ACK, maybe PSH) of an
+established, selected, open direction that is not in segment mode, has nothing waiting out
+of order, starts exactly at the next expected byte and whose acknowledgement needs no gap in
+the other direction. The state advances as :meth:`Reassembler.feed` would advance it, and
+the caller takes the bytes (the direction's ``offset`` before them is where they start);
+every other segment is refused before anything changes, for :meth:`~Reassembler.feed`.
 """
 
 from __future__ import annotations
@@ -60,7 +68,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 from .heuristic import looks_like_iec104
-from .packet import ACK, FIN, RST, SYN, TcpSegment, format_ip, tcp_segments
+from .packet import ACK, FIN, PSH, RST, SYN, TcpSegment, format_ip, tcp_segments
 
 if TYPE_CHECKING:
     from .reader import CaptureReader
@@ -213,6 +221,7 @@ class _Half:
         "acked_frame",
         "acked_time",
         "base",
+        "direction",
         "fallback",
         "fin",
         "history",
@@ -224,9 +233,12 @@ class _Half:
         "pending_keys",
         "probe",
         "stats",
+        "stream",
     )
 
-    def __init__(self, stats: DirectionStats) -> None:
+    def __init__(self, stats: DirectionStats, stream: int, direction: int) -> None:
+        self.stream = stream
+        self.direction = direction
         self.base: int | None = None  # absolute seq of relative position 0
         self.next = 0  # relative position of the next expected byte
         self.offset = 0  # bytes delivered
@@ -250,6 +262,32 @@ class _Half:
         if d >= 0x80000000:
             d -= 0x100000000
         return self.next + d
+
+    def acknowledge(self, ack: int, frame: int, time_ns: int | None) -> bool:
+        """Note that the peer acknowledged the raw sequence number ``ack`` in ``frame``
+        (the furthest acknowledgement is kept); False for a nonsense one (more than 2**30
+        beyond the next expected byte), which is ignored."""
+        acked = self.rel(ack)
+        if self.acked is None or acked > self.acked:
+            if acked > self.next + (1 << 30):
+                return False
+            self.acked = acked
+            self.acked_frame = frame
+            self.acked_time = time_ns
+        return True
+
+    def advance(self, data: bytes) -> None:
+        """Account ``data``, delivered at ``next``: offset, counters, history, probe."""
+        n = len(data)
+        self.offset += n
+        self.stats.bytes += n
+        hist = self.history
+        hist += data
+        if len(hist) > 2 * _HISTORY:
+            del hist[:-_HISTORY]
+        if self.probe is not None and len(self.probe) < 512:
+            self.probe += data
+        self.next += n
 
 
 class _Conn:
@@ -386,6 +424,49 @@ class Reassembler:
             return out
         return _NO_EVENTS
 
+    def in_order(self, key: tuple[bytes, int, bytes, int], seq: int, ack: int, flags: int,
+                 payload: bytes, frame: int, time_ns: int | None) -> _Half | None:
+        """Take the common segment without an event (see the module docstring).
+
+        Args:
+            key: ``(src, sport, dst, dport)`` of the segment (addresses as in TcpSegment).
+            seq, ack, flags, payload, frame, time_ns: as in
+                :class:`~iec104.capture.packet.TcpSegment` (the payload whole: its wire
+                length).
+
+        Returns:
+            None when the segment must go to :meth:`feed` (nothing changed); else the
+            direction's state, whose ``stream`` and ``direction`` say where ``payload``
+            (possibly empty) belongs and whose ``offset`` now counts it.
+        """
+        entry = self._table.get(key)
+        if entry is None or flags & ~(ACK | PSH) or not flags & ACK:
+            return None
+        conn, d = entry
+        fin = conn.fin
+        if conn.selected != 1 or conn.finished or conn.rst or fin[0] or fin[1] \
+                or conn.base[d] is None or conn.base[1 - d] is None:
+            return None
+        halves = conn.halves
+        assert halves is not None
+        h = halves[d]
+        other = halves[1 - d]
+        if h.fallback or h.pending or other.pending:
+            return None
+        if payload:
+            if h.base is None or h.rel(seq) != h.next:  # not at the next expected byte
+                return None
+        elif h.base is None:
+            h.idle_seq = seq
+        conn.last_frame = frame
+        conn.last_time = time_ns
+        if other.base is not None and not other.fallback:  # self._ack(), nothing pending
+            other.acknowledge(ack, frame, time_ns)
+        if payload:
+            h.stats.segments += 1
+            h.advance(payload)
+        return h
+
     def _flush(self) -> list[StreamEvent]:
         if self._out:
             out = self._out
@@ -450,7 +531,7 @@ class Reassembler:
         conn.info = TcpConnection(stream, format_ip(src), sport, format_ip(dst), dport, seg.frame,
                                seg.time_ns, bool(flags & SYN), how)
         stats = (DirectionStats(), DirectionStats())
-        conn.halves = (_Half(stats[0]), _Half(stats[1]))
+        conn.halves = (_Half(stats[0], stream, 0), _Half(stats[1], stream, 1))
         self._open[stream] = conn
         if conn.selected == 1:
             self.connections[stream] = conn.info
@@ -582,13 +663,8 @@ class Reassembler:
 
     def _ack(self, conn: _Conn, d: int, h: _Half, seg: TcpSegment) -> None:
         """The peer acknowledged ``seg.ack`` of direction ``d``."""
-        acked = h.rel(seg.ack)
-        if h.acked is None or acked > h.acked:
-            if acked > h.next + (1 << 30):  # nonsense acknowledgement, ignore
-                return
-            h.acked = acked
-            h.acked_frame = seg.frame
-            h.acked_time = seg.time_ns
+        if not h.acknowledge(seg.ack, seg.frame, seg.time_ns):
+            return
         if h.pending and h.acked is not None and h.acked >= h.pending[0][0]:
             first = h.pending[0]
             self._skip(conn, d, h, first[0], first[3], first[4])
@@ -684,15 +760,7 @@ class Reassembler:
                 self._out.append(event)
             else:
                 conn.held.append(event)
-            h.offset += n
-            h.stats.bytes += n
-            hist = h.history
-            hist += data
-            if len(hist) > 2 * _HISTORY:
-                del hist[:-_HISTORY]
-            if h.probe is not None and len(h.probe) < 512:
-                h.probe += data
-        h.next += n
+            h.advance(data)
         if wire_len > n:  # the snapshot length cut the payload
             assert h.base is not None
             missing = wire_len - n

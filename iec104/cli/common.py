@@ -357,7 +357,8 @@ def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
                    heuristic: bool = True,
                    profile: Profile | ProfileOverrides | None = None,
                    batch_rows: int = 65536, workers: int = 0,
-                   progress: Callable[[], None] | None = None) -> Iterator[pa.RecordBatch]:
+                   progress: Callable[[], None] | None = None,
+                   block: int | None = None) -> Iterator[pa.RecordBatch]:
     """Record batches of the captures in ``inputs``, read one after the other as one capture
     (as ``mergecap -a`` would join them): TCP connections continue across files, frame
     numbers continue counting, and stream and APDU numbers stay unique.
@@ -368,20 +369,21 @@ def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
     TCP connections with data that were not decoded, and IP datagrams left incomplete, give a
     line in ``inputs.notes``.
     ``workers`` > 0 decodes ASDUs in that many worker processes
-    (:func:`~iec104.dissector.dissect_segments`).
+    (:func:`~iec104.dissector.dissect_segments`); in one process ``block`` is the fast
+    lane's (:func:`~iec104.dissector.dissect_packets`; None: its default, 0: none).
     """
     from ..capture.errors import CaptureWarning
     from ..capture.ipfrag import Defragmenter
     from ..capture.packet import TcpSegment, tcp_segments
     from ..capture.reassembly import Reassembler
-    from ..dissector import dissect_segments
+    from ..dissector import DEFAULT_BLOCK, dissect_packets, dissect_segments
 
-    def segments() -> Iterator[TcpSegment]:
+    def files() -> Iterator[tuple[CaptureReader, int, Defragmenter]]:
         offset = 0
         for reader in inputs.readers:
             defrag = Defragmenter()  # IP fragments, per file
             with reader:
-                yield from tcp_segments(reader, offset, defrag)
+                yield reader, offset, defrag  # read to its end before this resumes
             defrag.close()
             if defrag.stats.incomplete:
                 inputs.notes.append(f"{reader.name}: {defrag.stats.describe()}")
@@ -392,11 +394,19 @@ def dissect_inputs(inputs: Inputs, *, ports: Sequence[int] | None = None,
                 inputs.problems.append(f"{reader.name}: {reader.problem}; every whole record "
                                        "before it was decoded")
 
+    def segments() -> Iterator[TcpSegment]:
+        for reader, offset, defrag in files():
+            yield from tcp_segments(reader, offset, defrag)
+
     reassembler = Reassembler(ports, heuristic=heuristic)
+    batches = (dissect_segments(segments(), reassembler, profile=profile,
+                                batch_rows=batch_rows, workers=workers) if workers > 0
+               else dissect_packets(files(), reassembler,  # type: ignore[arg-type]
+                                    profile=profile, batch_rows=batch_rows,
+                                    block=DEFAULT_BLOCK if block is None else block))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CaptureWarning)
-        for batch in dissect_segments(segments(), reassembler, profile=profile,
-                                      batch_rows=batch_rows, workers=workers):
+        for batch in batches:
             if progress is not None:
                 progress()
             yield batch

@@ -13,15 +13,24 @@ plausible length and reports the skipped octets as one ``Malformed``. When the l
 plausible but the control field is invalid, the framer trusts the length: it reports
 that APDU as ``Malformed`` and carries on after it, so no valid APDU that follows is lost.
 Offsets count octets since the framer was created (or last :meth:`Framer.reset`).
+
+:meth:`Framer.scan` is the bulk form for the dissector's fast lane: it takes many
+consecutive chunks at once (their octets joined, and where each ends) and returns the
+events exactly as feeding the chunks one by one and calling :meth:`Framer.next_event` after
+each until ``NEED_DATA`` would, each with the index of the chunk after whose feed it came
+out. A valid APDU is checked with :func:`~.apci.apdu_size` where it starts; anything else
+(garbage, a bad control field, too few octets to judge) takes the path of
+:meth:`~Framer.next_event` with the octets seen up to that chunk's end, so resynchronisation
+(which depends on how much was buffered) cannot differ.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
-from .apci import APDU, MAX_LENGTH, START, check_apdu, decode_apdu
+from .apci import APDU, MAX_LENGTH, START, apdu_size, check_apdu, decode_apdu
 from .errors import DecodeError
 
 
@@ -68,9 +77,28 @@ Event = Frame | Malformed
 _new = tuple.__new__
 
 
-def _plausible(buf: bytearray | bytes, pos: int) -> bool:
-    """Whether a start octet at ``pos`` has a plausible length (unknown yet counts)."""
-    return pos + 1 >= len(buf) or 4 <= buf[pos + 1] <= MAX_LENGTH
+def _plausible(buf: bytearray | bytes, pos: int, end: int) -> bool:
+    """Whether a start octet at ``pos`` has a plausible length (unknown yet, at or past
+    ``end``, counts)."""
+    return pos + 1 >= end or 4 <= buf[pos + 1] <= MAX_LENGTH
+
+
+class Scan(NamedTuple):
+    """What :meth:`Framer.scan` found, in stream order.
+
+    Attributes:
+        events: the octets of each valid APDU (checked, not decoded), or a
+            :class:`Malformed` for octets that are none.
+        chunks: per event, the index of the chunk after whose feed it came out (the chunk
+            that carried its last octet, or the one whose end decided a malformed run).
+        malformed: how many of ``events`` are :class:`Malformed`.
+        offset: stream offset of the first event's first octet.
+    """
+
+    events: list[bytes | Malformed]
+    chunks: list[int]
+    malformed: int
+    offset: int
 
 
 class Framer:
@@ -141,9 +169,12 @@ class Framer:
 
     def next_event(self) -> Event | _Sentinel:
         """Return the next event at the front of the buffer, or ``NEED_DATA``."""
+        return self._event(len(self._buf))
+
+    def _event(self, end: int) -> Event | _Sentinel:
+        """:meth:`next_event` as if the buffer ended at ``end`` (<= its length)."""
         buf = self._buf
         pos = self._pos
-        end = len(buf)
         if pos >= end:
             return NEED_DATA
         if buf[pos] == START:
@@ -170,8 +201,8 @@ class Framer:
         # garbage: skip to the next plausible start octet
         nxt = pos + 1
         while True:
-            nxt = buf.find(START, nxt)
-            if nxt < 0 or _plausible(buf, nxt):
+            nxt = buf.find(START, nxt, end)
+            if nxt < 0 or _plausible(buf, nxt, end):
                 break
             nxt += 1
         if nxt < 0:
@@ -181,6 +212,66 @@ class Framer:
         reason = (f"start octet 0x{first:02x} is not 0x68" if first != START
                   else f"APDU length {raw[1]} outside [4, 253]")
         return Malformed(offset, raw, f"{reason}; skipped {len(raw)} octets")
+
+    def scan(self, data: bytes, ends: Sequence[int]) -> Scan:
+        """Feed consecutive chunks at once and frame them (see the module docstring).
+
+        Args:
+            data: the chunks' octets, joined.
+            ends: where each chunk ends in ``data`` (increasing; the last is ``len(data)``).
+
+        Returns:
+            The events that feeding each chunk and calling :meth:`next_event` until
+            ``NEED_DATA`` would have given; an incomplete APDU stays buffered, as there.
+        """
+        self.feed(data)
+        buf = self._buf
+        pos = self._pos
+        first = self._offset
+        base = len(buf) - len(data)  # where ``data`` starts in the buffer
+        events: list[bytes | Malformed] = []
+        chunks: list[int] = []
+        malformed = 0
+        last = len(ends) - 1
+        c = 0
+        end = base + ends[0]  # what the framer has seen after the feed of chunk c
+        total = len(buf)
+        size_at = apdu_size
+        while True:
+            size = size_at(buf, pos) if pos < total else None
+            if size:  # a valid APDU header (the common case): whole once its end is seen
+                stop = pos + size
+                if stop > total:
+                    break  # completed by a later feed
+                while end < stop:
+                    c += 1
+                    end = base + ends[c]
+                events.append(buf[pos:stop])  # type: ignore[arg-type]  # bytes at the end
+                chunks.append(c)
+                pos = stop
+                continue
+            # anything else: next_event's own path, with what has been seen so far
+            self._offset += pos - self._pos
+            self._pos = pos
+            event = self._event(end)
+            if event is NEED_DATA:
+                if c == last:
+                    break
+                c += 1
+                end = base + ends[c]
+                continue
+            pos = self._pos
+            if type(event) is Malformed:
+                malformed += 1
+                events.append(event)  # type: ignore[arg-type]
+            else:
+                events.append(event.raw)  # type: ignore[union-attr]
+            chunks.append(c)
+        self._offset += pos - self._pos
+        self._pos = pos
+        if type(buf) is bytearray:
+            events = [bytes(e) if type(e) is bytearray else e for e in events]
+        return Scan(events, chunks, malformed, first)
 
     def __iter__(self) -> Iterator[Event]:
         """Yield events until ``NEED_DATA``."""

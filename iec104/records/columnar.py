@@ -82,6 +82,10 @@ _KINDS = pa.array([str(RowKind.APDU), str(RowKind.OBJECT)], pa.string())  # by "
 _LAID_OUT: dict[int, tuple[Layout, int, int]] = {
     int(t): (c.layout, int(c.size or 0), int(c.time_size or 0))
     for t, c in ELEMENTS.items() if c.layout is not None}
+# type ID -> element size (time tag included), -1 for the types the scalar path decodes
+_SIZE_OF = np.full(256, -1, np.int64)
+for _t, (_l, _size, _ts) in _LAID_OUT.items():
+    _SIZE_OF[_t] = _size
 _PLAIN_NUMBERS = (ValueKind.FLOAT, ValueKind.NORMALIZED, ValueKind.SCALED)
 # APDU offsets of the data unit identifier's fields that do not depend on the profile
 _HEADER = header_layout()
@@ -228,6 +232,78 @@ class ColumnarBuilder:
         self._apdus.append(self.next_apdu)
         self.next_apdu += 1
         self._fast_rows += rows
+
+    def admit(self, raws: list[bytes], groups: np.ndarray,
+              keys: list[tuple[Endpoints, Profile | None, float | None]],
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`add_apdu`'s admission of many APDUs at once (the fast lane).
+
+        Args:
+            raws: the APDUs' octets (at least one octet each; octets that are no APDU
+                give meaningless answers, for the caller to override).
+            groups: per APDU, an index into ``keys``.
+            keys: ``(endpoints, profile, confidence)`` as :meth:`add_apdu` takes them
+                (profile None: the builder's).
+
+        Returns:
+            Per APDU: its row count, or -1 for an APDU the columnar stage does not decode
+            (give it to :meth:`add_apdu`, which records it on the scalar path); whether it
+            is an I-frame.
+        """
+        layouts = [header_layout(self._inner.profile if p is None else p)
+                   for _ep, p, _c in keys]
+        buf = b"".join(raws)
+        a = np.frombuffer(buf, np.uint8)
+        last = len(a) - 1
+        lens = np.fromiter(map(len, raws), np.int64, len(raws))
+        s = np.cumsum(lens) - lens
+        is_i = (a[np.minimum(s + CONTROL_AT, last)] & 1) == 0
+        # the rules of add_apdu, by column (octets past an APDU are read, then masked)
+        body = (ASDU_AT + np.array([h.objects_at for h in layouts], np.int64))[groups]
+        ioa = np.array([h.ioa_size for h in layouts], np.int64)[groups]
+        size = _SIZE_OF[a[np.minimum(s + _TYPE_AT, last)]]
+        vsq = a[np.minimum(s + _VSQ_AT, last)].astype(np.int64)
+        count = vsq & COUNT_MASK
+        seq = ((vsq & SQ_BIT) != 0) & (count > 0)
+        first = np.zeros(len(raws), np.int64)  # the first address (SQ=1)
+        for i in range(3):
+            first |= np.where(ioa > i, a[np.minimum(s + body + i, last)].astype(np.int64)
+                              << (8 * i), 0)
+        fits = np.where(seq, (lens == body + ioa + count * size)
+                        & ((first + count - 1) >> (8 * ioa) == 0),
+                        lens == body + count * (ioa + size))
+        ok = (lens >= body) & (size >= 0) & fits
+        rows = np.where(is_i, np.where(ok, np.where(seq, count, np.maximum(count, 1)), -1), 1)
+        return rows, is_i
+
+    def add_admitted(self, raws: list[bytes], times: list[int | None],
+                     frames: list[int | None], groups: np.ndarray,
+                     keys: list[tuple[Endpoints, Profile | None, float | None]],
+                     is_i: np.ndarray, rows: np.ndarray) -> None:
+        """Record APDUs that :meth:`admit` admitted (rows >= 0), in this order: what
+        :meth:`add_apdu` records for each, at once."""
+        eid_of = np.empty(len(keys), np.int64)
+        pid_of = np.empty(len(keys), np.int64)
+        for g, (ep, profile, confidence) in enumerate(keys):
+            eid = self._endpoint_ids.get(ep)
+            if eid is None:
+                eid = self._endpoint_ids[ep] = len(self._endpoints)
+                self._endpoints.append(ep)
+            pair = (self._inner.profile if profile is None else profile, confidence)
+            pid = self._pair_ids.get(pair, -1)
+            if pid < 0:
+                pid = self._pair_ids[pair] = len(self._pairs)
+                self._pairs.append(pair)
+            eid_of[g], pid_of[g] = eid, pid
+        n = len(raws)
+        self._raws += raws
+        self._times += times
+        self._frames += frames
+        self._eids += eid_of[groups].tolist()
+        self._pids += np.where(is_i, pid_of[groups], -1).tolist()
+        self._apdus += range(self.next_apdu, self.next_apdu + n)
+        self.next_apdu += n
+        self._fast_rows += int(rows.sum())
 
     def add_malformed(self, time_ns: int | None, frame: int | None, ep: Endpoints,
                       event: Malformed) -> None:
@@ -388,10 +464,7 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
     ap = row_apdu[oi]
     k = obj[oi]
     t = type_id[ap]
-    size_of = np.zeros(256, np.int64)
-    for tid, (_l, size, _ts) in _LAID_OUT.items():
-        size_of[tid] = size
-    size = size_of[t]
+    size = _SIZE_OF[t]
     body = s[ap] + ASDU_AT + objects_at[ap]
     seq = sq[ap]
     ioa_size = ioa_by_apdu[ap]

@@ -131,6 +131,18 @@ class DetectingBuilder:
     def take(self) -> Any:  # the parallel dissector's deferred builder
         return self.target.take()
 
+    def straight(self, ep: Endpoints) -> Decision | None:
+        """The decision an I-frame of ``ep`` goes to the target with right now (decided,
+        nothing queued), else None (it would wait): bulk callers ask before they bypass
+        :meth:`add_frame`. S- and U-frames, malformed runs, gaps and events go straight
+        through whenever nothing is queued."""
+        return None if self._queue else self._decided.get(id(ep))
+
+    @property
+    def queued(self) -> bool:
+        """Whether calls wait for a decision (then every call is queued behind them)."""
+        return bool(self._queue)
+
     # -- the builder calls ------------------------------------------------------------------
 
     def _direction(self, ep: Endpoints) -> _Direction:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Sequence
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -303,3 +304,78 @@ def test_checking_framer_finds_what_the_decoding_one_finds(chunks: list[bytes]) 
     expected = list(decoding)
     got = list(checking)
     assert [e._replace(apdu=None) if type(e) is Frame else e for e in expected] == got
+
+
+# -- scan: many chunks at once -------------------------------------------------------------
+
+
+def _fed_one_by_one(chunks: Sequence[bytes]) -> tuple[list[tuple], int, int]:
+    """(chunk index, octets or Malformed) of every event, feeding chunk by chunk."""
+    framer = Framer(decode=False)
+    out: list[tuple] = []
+    for c, chunk in enumerate(chunks):
+        framer.feed(chunk)
+        out += [(c, e.raw if type(e) is Frame else e) for e in framer]
+    return out, framer.offset, framer.pending
+
+
+def _scanned(chunks: Sequence[bytes], groups: Sequence[int]) -> tuple[list[tuple], int, int]:
+    """The same through :meth:`Framer.scan`, ``groups[i]`` chunks per call."""
+    framer = Framer(decode=False)
+    out: list[tuple] = []
+    first = 0
+    for size in groups:
+        part = chunks[first:first + size]
+        ends, total = [], 0
+        for chunk in part:
+            total += len(chunk)
+            ends.append(total)
+        offset = framer.offset
+        scan = framer.scan(b"".join(part), ends)
+        assert scan.offset == offset
+        assert scan.malformed == sum(type(e) is Malformed for e in scan.events)
+        out += [(first + c, e) for c, e in zip(scan.chunks, scan.events, strict=True)]
+        first += size
+    return out, framer.offset, framer.pending
+
+
+def _stream(rng: random.Random) -> bytes:
+    """Valid APDUs of every kind with garbage, cut-off and damaged APDUs between them."""
+    good = [WIKI_FRAME_12, WIKI_FRAME_25, encode_apdu(SFrame(7)),
+            encode_apdu(UFrame(UFunction.TESTFR_ACT))]
+    parts = []
+    for _ in range(rng.randint(0, 12)):
+        part = rng.choice(good)
+        r = rng.random()
+        if r < 0.15:
+            part = rng.randbytes(rng.randint(1, 9))  # garbage
+        elif r < 0.25:
+            part = part[:rng.randint(1, len(part))]  # an APDU cut short
+        elif r < 0.35:
+            part = bytes([0x68]) + rng.randbytes(rng.randint(0, 6))  # a start octet, then noise
+        elif r < 0.45:
+            damaged = bytearray(part)
+            damaged[rng.randrange(len(damaged))] = rng.getrandbits(8)
+            part = bytes(damaged)
+        parts.append(part)
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_scan_is_feeding_chunk_by_chunk(seed: int) -> None:
+    """Framer.scan gives the events, chunk attribution and leftover of feeding each chunk and
+    iterating, for any cut of any stream (garbage resynchronises alike, as its extent depends
+    on what was buffered), whatever number of chunks each scan takes."""
+    rng = random.Random(seed)
+    data = _stream(rng)
+    cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randint(0, 12)))) \
+        if len(data) > 1 else []
+    bounds = [0, *cuts, len(data)]
+    chunks = [data[a:b] for a, b in pairwise(bounds)]
+    groups = []
+    left = len(chunks)
+    while left:
+        groups.append(rng.randint(1, left))
+        left -= groups[-1]
+    assert _scanned(chunks, groups) == _fed_one_by_one(chunks)
+    assert _scanned(chunks, [1] * len(chunks)) == _fed_one_by_one(chunks)
