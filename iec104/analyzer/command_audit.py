@@ -34,6 +34,7 @@ address seen elsewhere in the data that did not answer.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,8 +84,15 @@ def _object_rows(df: pd.DataFrame, types: frozenset[int]) -> pd.DataFrame:
     return by_time(rows)
 
 
+# the columns the matching of commands and interrogations reads (a row as a dict of these
+# only: building dicts of every column was most of their time)
+_READ = ["stream", "time", "frame", "src", "sport", "dst", "dport", "direction", "type_name",
+         "cot_name", "type_id", "cot", "negative", "ca", "ioa", "value", "value_text",
+         "select", "qualifier"]
+
+
 def _records(rows: pd.DataFrame) -> list[dict[str, Any]]:
-    return rows.to_dict("records")  # type: ignore[return-value]
+    return rows[_READ].to_dict("records")  # type: ignore[return-value]
 
 
 def _terminating_stations(df: pd.DataFrame) -> set[str]:
@@ -401,8 +409,12 @@ def _settle_interrogation(ic: _Interrogation,
         ic.detail = _join(ic.detail, f"{len(ic.missing_points)} known point(s) did not answer")
 
 
-def interrogations(source: Source) -> pd.DataFrame:
+def interrogations(source: Source, *, streams: Collection[int] | None = None
+                   ) -> pd.DataFrame:
     """General and counter interrogations and how completely they were answered.
+
+    ``streams``: only the interrogations of these connections (default: all); the points
+    of the other connections still count as the points an interrogation should return.
 
     Returns:
         One row per activation, in time order: ``stream, time, frame, src, dst, type_name,
@@ -418,6 +430,9 @@ def interrogations(source: Source) -> pd.DataFrame:
     is_data = (df["apci"].eq("I") & df["type_id"].isin(PROCESS_INFO_TYPES) & df["ioa"].notna()
                & df["cot"].between(20, 41))
     is_control = df["apci"].eq("I") & df["type_id"].isin(INTERROGATIONS) & df["ioa"].notna()
+    if streams is not None:  # an interrogation is answered on its own connection
+        mine = df["stream"].isin(list(streams)).fillna(False).astype(bool)
+        is_data, is_control = is_data & mine, is_control & mine
     out: list[_Interrogation] = []
     opened: dict[int, list[_Interrogation]] = {}
     # one pass in time order; equal times keep file order (an ACTTERM in the same segment

@@ -335,12 +335,15 @@ def _findings(conn: Connection, options: dict[str, Any]) -> dict[str, pd.DataFra
         mine = stream.isna() if conn.stream is None else stream.eq(conn.stream).fillna(False)
         return table[mine.astype(bool)].reset_index(drop=True)
 
+    # the connection's findings only: the context's own connections are not investigated
+    # (their findings of one connection would be dropped), only read where rules span them
+    mine = {} if conn.stream is None else {"streams": (conn.stream,)}
     return {
         "sessions": sessions(conn.rows),
         "link": link_findings(conn.rows, **pick(_LINK_OPTIONS)),
         "commands": own(commands(conn.context, **pick(_COMMAND_OPTIONS))),
-        "interrogations": own(interrogations(conn.context)),
-        "anomalies": own(anomalies(conn.context, **pick(_ANOMALY_OPTIONS))),
+        "interrogations": own(interrogations(conn.context, **mine)),
+        "anomalies": own(anomalies(conn.context, **pick(_ANOMALY_OPTIONS), **mine)),
     }
 
 
