@@ -79,9 +79,8 @@ _ACT = int(Cause.ACTIVATION)
 _DEACT = int(Cause.DEACTIVATION)
 
 
-def _object_rows(df: pd.DataFrame, types: frozenset[int]) -> pd.DataFrame:
-    rows = df[df["apci"].eq("I") & df["type_id"].isin(types) & df["ioa"].notna()]
-    return by_time(rows)
+def _object_rows(df: pd.DataFrame, types: frozenset[int]) -> list[dict[str, Any]]:
+    return _records(df, df["apci"].eq("I") & df["type_id"].isin(types) & df["ioa"].notna())
 
 
 # the columns the matching of commands and interrogations reads (a row as a dict of these
@@ -91,8 +90,10 @@ _READ = ["stream", "time", "frame", "src", "sport", "dst", "dport", "direction",
          "select", "qualifier"]
 
 
-def _records(rows: pd.DataFrame) -> list[dict[str, Any]]:
-    return rows[_READ].to_dict("records")  # type: ignore[return-value]
+def _records(df: pd.DataFrame, mask: pd.Series) -> list[dict[str, Any]]:
+    """The rows of ``df`` where ``mask``, as dicts of the columns read, in time order (equal
+    times keep file order)."""
+    return by_time(df.loc[mask, _READ]).to_dict("records")  # type: ignore[return-value]
 
 
 def _terminating_stations(df: pd.DataFrame) -> set[str]:
@@ -217,7 +218,7 @@ def commands(source: Source, *, expect_actterm: bool | str = "auto",
         (empty when none); ``detail``.
     """
     df = as_frame(source)
-    rows = _records(_object_rows(df, AUDITED_COMMANDS))
+    rows = _object_rows(df, AUDITED_COMMANDS)
     terminating = _terminating_stations(df) if expect_actterm == "auto" else set()
     sbo_points = {(r["ca"], r["ioa"]) for r in rows
                   if opt_bool(r["select"]) and r["cot"] == _ACT and r["type_id"] in SBO_COMMANDS}
@@ -437,7 +438,7 @@ def interrogations(source: Source, *, streams: Collection[int] | None = None
     opened: dict[int, list[_Interrogation]] = {}
     # one pass in time order; equal times keep file order (an ACTTERM in the same segment
     # as the data comes after it)
-    for r in _records(by_time(df[is_data | is_control])):
+    for r in _records(df, is_data | is_control):
         stream_open = opened.setdefault(int(r["stream"]), [])
         cot = opt_int(r["cot"])
         if r["type_id"] not in INTERROGATIONS:
