@@ -93,7 +93,10 @@ _READ = ["stream", "time", "frame", "src", "sport", "dst", "dport", "direction",
 def _records(df: pd.DataFrame, mask: pd.Series) -> list[dict[str, Any]]:
     """The rows of ``df`` where ``mask``, as dicts of the columns read, in time order (equal
     times keep file order)."""
-    return by_time(df.loc[mask, _READ]).to_dict("records")  # type: ignore[return-value]
+    rows = by_time(df.loc[mask, _READ])
+    # column by column (to_dict boxes cell by cell): the same Python values, NA as None
+    cols = [rows[c].astype(object).where(rows[c].notna(), None).tolist() for c in _READ]
+    return [dict(zip(_READ, cells)) for cells in zip(*cols)]
 
 
 def _terminating_stations(df: pd.DataFrame) -> set[str]:
