@@ -33,7 +33,7 @@ and address), with the first occurrence's ``time``/``frame`` and a ``count``:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import numpy as np
@@ -83,7 +83,8 @@ def anomalies(source: Source, *, known_cas: Iterable[int] | None = None,
               baseline: Source | None = None, masters: Iterable[str] | None = None,
               max_drift: float = 60.0, burst_window: str = "1s", burst_factor: float = 10.0,
               burst_min: int = 50, command_burst: int = 10,
-              broadcast_ca: int = 0xFFFF) -> pd.DataFrame:
+              broadcast_ca: int = 0xFFFF, streams: Collection[int] | None = None
+              ) -> pd.DataFrame:
     """Security-relevant flags (see the module docstring).
 
     Args:
@@ -95,6 +96,11 @@ def anomalies(source: Source, *, known_cas: Iterable[int] | None = None,
         max_drift: seconds a time tag may differ from the capture time.
         burst_window, burst_factor, burst_min, command_burst: burst thresholds.
         broadcast_ca: the global common address (255 with 1-octet addresses).
+        streams: the connections whose findings of one connection (bursts of APDUs, time
+            tags, broadcasts, malformed and test APDUs) are wanted (default: all); the rows
+            of the others still count for the findings that span connections (addresses,
+            command sources and bursts), so those of these connections come out as on the
+            whole data, without the cost of the others' own findings.
 
     Returns:
         One row per flag, sorted by time: ``kind, severity`` (``high``, ``medium``,
@@ -113,7 +119,12 @@ def anomalies(source: Source, *, known_cas: Iterable[int] | None = None,
             (int(c), int(i)) for c, i in zip(pts["ca"], pts["ioa"])}
     flags += _addresses(asdu_rows, known_cas, known_points, broadcast_ca)
     flags += _command_sources(df, asdu_rows, masters)
-    flags += _bursts(df, burst_window, burst_factor, burst_min, command_burst)
+    flags += _command_bursts(df, burst_window, command_burst, streams)
+    if streams is not None:  # the findings of one connection: its rows only
+        df = df[df["stream"].isin(list(streams)).fillna(False).astype(bool)]
+        asdu_rows = asdu_rows[asdu_rows["stream"].isin(list(streams))
+                              .fillna(False).astype(bool)]
+    flags += _bursts(df, burst_window, burst_factor, burst_min)
     flags += _time_tags(df, max_drift)
     flags += _broadcast(asdu_rows, broadcast_ca)
     flags += _malformed_and_test(df)
@@ -209,8 +220,9 @@ def _windows(times: pd.Series, window: str) -> pd.Series:
     return times.dt.floor(window)
 
 
-def _bursts(df: pd.DataFrame, window: str, factor: float, minimum: int,
-            command_burst: int) -> list[dict[str, Any]]:
+def _bursts(df: pd.DataFrame, window: str, factor: float, minimum: int
+            ) -> list[dict[str, Any]]:
+    """APDU rate bursts, per connection."""
     flags = []
     a = apdus(df)
     a = a[a["time"].notna()]
@@ -225,7 +237,18 @@ def _bursts(df: pd.DataFrame, window: str, factor: float, minimum: int,
             flags.append(_flag("burst", "medium", first, n,
                                f"{n} APDUs from {start:%H:%M:%S} in {_runs_len(hot, start, window)}"
                                f" window(s) of {window} (median {median:g} per window)"))
+    return flags
+
+
+def _command_bursts(df: pd.DataFrame, window: str, command_burst: int,
+                    streams: Collection[int] | None) -> list[dict[str, Any]]:
+    """Command bursts, per sending host over all its connections (only the hosts that
+    command on ``streams``, when given)."""
+    flags = []
     cmds = _command_rows(df)
+    if streams is not None:
+        mine = cmds["stream"].isin(list(streams)).fillna(False).astype(bool)
+        cmds = cmds[cmds["src"].isin(cmds.loc[mine, "src"].unique())]
     width = pd.Timedelta(window).value
     for src, part in cmds.groupby("src", sort=True):
         part = by_time(part)

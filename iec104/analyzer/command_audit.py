@@ -34,6 +34,7 @@ address seen elsewhere in the data that did not answer.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,13 +79,24 @@ _ACT = int(Cause.ACTIVATION)
 _DEACT = int(Cause.DEACTIVATION)
 
 
-def _object_rows(df: pd.DataFrame, types: frozenset[int]) -> pd.DataFrame:
-    rows = df[df["apci"].eq("I") & df["type_id"].isin(types) & df["ioa"].notna()]
-    return by_time(rows)
+def _object_rows(df: pd.DataFrame, types: frozenset[int]) -> list[dict[str, Any]]:
+    return _records(df, df["apci"].eq("I") & df["type_id"].isin(types) & df["ioa"].notna())
 
 
-def _records(rows: pd.DataFrame) -> list[dict[str, Any]]:
-    return rows.to_dict("records")  # type: ignore[return-value]
+# the columns the matching of commands and interrogations reads (a row as a dict of these
+# only: building dicts of every column was most of their time)
+_READ = ["stream", "time", "frame", "src", "sport", "dst", "dport", "direction", "type_name",
+         "cot_name", "type_id", "cot", "negative", "ca", "ioa", "value", "value_text",
+         "select", "qualifier"]
+
+
+def _records(df: pd.DataFrame, mask: pd.Series) -> list[dict[str, Any]]:
+    """The rows of ``df`` where ``mask``, as dicts of the columns read, in time order (equal
+    times keep file order)."""
+    rows = by_time(df.loc[mask, _READ])
+    # column by column (to_dict boxes cell by cell): the same Python values, NA as None
+    cols = [rows[c].astype(object).where(rows[c].notna(), None).tolist() for c in _READ]
+    return [dict(zip(_READ, cells)) for cells in zip(*cols)]
 
 
 def _terminating_stations(df: pd.DataFrame) -> set[str]:
@@ -209,7 +221,7 @@ def commands(source: Source, *, expect_actterm: bool | str = "auto",
         (empty when none); ``detail``.
     """
     df = as_frame(source)
-    rows = _records(_object_rows(df, AUDITED_COMMANDS))
+    rows = _object_rows(df, AUDITED_COMMANDS)
     terminating = _terminating_stations(df) if expect_actterm == "auto" else set()
     sbo_points = {(r["ca"], r["ioa"]) for r in rows
                   if opt_bool(r["select"]) and r["cot"] == _ACT and r["type_id"] in SBO_COMMANDS}
@@ -401,8 +413,12 @@ def _settle_interrogation(ic: _Interrogation,
         ic.detail = _join(ic.detail, f"{len(ic.missing_points)} known point(s) did not answer")
 
 
-def interrogations(source: Source) -> pd.DataFrame:
+def interrogations(source: Source, *, streams: Collection[int] | None = None
+                   ) -> pd.DataFrame:
     """General and counter interrogations and how completely they were answered.
+
+    ``streams``: only the interrogations of these connections (default: all); the points
+    of the other connections still count as the points an interrogation should return.
 
     Returns:
         One row per activation, in time order: ``stream, time, frame, src, dst, type_name,
@@ -418,11 +434,14 @@ def interrogations(source: Source) -> pd.DataFrame:
     is_data = (df["apci"].eq("I") & df["type_id"].isin(PROCESS_INFO_TYPES) & df["ioa"].notna()
                & df["cot"].between(20, 41))
     is_control = df["apci"].eq("I") & df["type_id"].isin(INTERROGATIONS) & df["ioa"].notna()
+    if streams is not None:  # an interrogation is answered on its own connection
+        mine = df["stream"].isin(list(streams)).fillna(False).astype(bool)
+        is_data, is_control = is_data & mine, is_control & mine
     out: list[_Interrogation] = []
     opened: dict[int, list[_Interrogation]] = {}
     # one pass in time order; equal times keep file order (an ACTTERM in the same segment
     # as the data comes after it)
-    for r in _records(by_time(df[is_data | is_control])):
+    for r in _records(df, is_data | is_control):
         stream_open = opened.setdefault(int(r["stream"]), [])
         cot = opt_int(r["cot"])
         if r["type_id"] not in INTERROGATIONS:

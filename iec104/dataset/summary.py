@@ -24,7 +24,10 @@ A dataset may be larger than memory, so it is never loaded whole, nor is any one
   row of each point (CA, IOA, type) of its common addresses (a DuckDB query per such
   connection). Commands, interrogations and anomalies run on the connection's rows plus
   that context, in the capture's row order, and keep only the connection's findings: the
-  same findings as on the whole capture, each found once.
+  same findings as on the whole capture, each found once. The analyzer is told which
+  connection is investigated (``streams=``), so the context's own connections are read
+  only by the rules that span connections, never investigated themselves (that cost grew
+  with the square of the commanding connections of a capture).
 * Findings are added up; the tables get a ``capture`` column. A TCP connection never spans
   two captures in a dataset (every capture numbers its own streams).
 
@@ -335,12 +338,15 @@ def _findings(conn: Connection, options: dict[str, Any]) -> dict[str, pd.DataFra
         mine = stream.isna() if conn.stream is None else stream.eq(conn.stream).fillna(False)
         return table[mine.astype(bool)].reset_index(drop=True)
 
+    # the connection's findings only: the context's own connections are not investigated
+    # (their findings of one connection would be dropped), only read where rules span them
+    mine = {} if conn.stream is None else {"streams": (conn.stream,)}
     return {
         "sessions": sessions(conn.rows),
         "link": link_findings(conn.rows, **pick(_LINK_OPTIONS)),
         "commands": own(commands(conn.context, **pick(_COMMAND_OPTIONS))),
-        "interrogations": own(interrogations(conn.context)),
-        "anomalies": own(anomalies(conn.context, **pick(_ANOMALY_OPTIONS))),
+        "interrogations": own(interrogations(conn.context, **mine)),
+        "anomalies": own(anomalies(conn.context, **pick(_ANOMALY_OPTIONS), **mine)),
     }
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from iec104.analyzer import summary
+from iec104.analyzer import anomalies, interrogations, summary
 from iec104.codec import Cause, InformationObject, TypeId
 from iec104.dataset import Converted, convert_many, load
 from iec104.dataset.summary import findings, summary_text
@@ -97,6 +97,25 @@ def test_one_capture_of_many_connections_gives_the_findings_of_the_whole(many: P
     assert found.counts["commands"]["no_actterm"] == 2 + 12
 
 
+def test_the_analyzer_scoped_to_connections_gives_their_findings_of_the_whole(
+        many: Path) -> None:
+    """``streams=``: the findings of those connections, the rest read as context only."""
+    df = load(many).drop(columns=["capture"])
+    whole = {"anomalies": anomalies(df), "interrogations": interrogations(df)}
+    assert len(whole["interrogations"]) and len(whole["anomalies"])
+    scoped: dict[str, list[pd.DataFrame]] = {name: [] for name in whole}
+    for stream in sorted(df["stream"].dropna().unique()):
+        for name, table in (("anomalies", anomalies(df, streams=[stream])),
+                            ("interrogations", interrogations(df, streams=[stream]))):
+            scoped[name].append(table[table["stream"].eq(stream).fillna(False).astype(bool)])
+    for name, table in whole.items():
+        mine = pd.concat(scoped[name])
+        order = ["time", "kind"] if name == "anomalies" else ["time"]
+        pd.testing.assert_frame_equal(
+            _comparable(mine.sort_values(order, kind="stable")),
+            _comparable(table.sort_values(order, kind="stable")), obj=name)
+
+
 def test_the_summary_text_of_many_connections(many: Path) -> None:
     proc = cli.run("summary", many, "--max-rows", "50")
     assert proc.returncode == 0, proc.stderr
@@ -153,8 +172,10 @@ def interrogated(connections: int, asdus: int, objects: int) -> list[Conversatio
 def test_summary_of_a_big_capture_stays_in_bounded_memory(tmp_path: Path) -> None:
     """70 connections answering interrogations: 250k rows in one capture. The investigations
     on the whole capture loaded (what a summary per capture did) need far more memory than
-    the summary per connection with DuckDB held to 64 MB (measured: about 710 against
-    270 MB above the interpreter with its imports, which takes 130 MB)."""
+    the summary per connection with DuckDB held to 64 MB (measured: about 540 against
+    277 MB above the interpreter with its imports, which takes 130 MB; the investigations
+    on the whole took 710 before the commands and interrogations stopped turning every
+    column into Python values)."""
     capture = write_pcap(tmp_path / "big.pcap", interrogated(70, 30, 120))
     ds = tmp_path / "ds"
     assert cli.run("convert", capture, "--dataset", ds, "--workers", "0", "-q",
@@ -168,4 +189,4 @@ def test_summary_of_a_big_capture_stays_in_bounded_memory(tmp_path: Path) -> Non
     whole = peak_mib(sys.executable, "-c", f"{imports}\n"
                      "from iec104.analyzer import summary\n"
                      f"summary(iec104.dataset.load({str(ds)!r}).drop(columns=['capture']))")
-    assert per_connection - base < 0.5 * (whole - base), (base, per_connection, whole)
+    assert per_connection - base < 0.6 * (whole - base), (base, per_connection, whole)
