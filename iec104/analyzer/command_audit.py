@@ -94,8 +94,10 @@ def _records(df: pd.DataFrame, mask: pd.Series) -> list[dict[str, Any]]:
     """The rows of ``df`` where ``mask``, as dicts of the columns read, in time order (equal
     times keep file order)."""
     rows = by_time(df.loc[mask, _READ])
-    # column by column (to_dict boxes cell by cell): the same Python values, NA as None
-    cols = [rows[c].astype(object).where(rows[c].notna(), None).tolist() for c in _READ]
+    # column by column (to_dict boxes cell by cell): the same Python values as to_dict,
+    # NA as None, but a missing time stays NaT (time arithmetic on it gives NaT/nan, not an error)
+    cols = [rows[c].astype(object).tolist() if c == "time"
+            else rows[c].astype(object).where(rows[c].notna(), None).tolist() for c in _READ]
     return [dict(zip(_READ, cells)) for cells in zip(*cols)]
 
 
