@@ -82,10 +82,11 @@ _KINDS = pa.array([str(RowKind.APDU), str(RowKind.OBJECT)], pa.string())  # by "
 _LAID_OUT: dict[int, tuple[Layout, int, int]] = {
     int(t): (c.layout, int(c.size or 0), int(c.time_size or 0))
     for t, c in ELEMENTS.items() if c.layout is not None}
-# type ID -> element size (time tag included), -1 for the types the scalar path decodes
+# type ID -> element size (time tag included) for the types decoded here: a dict for
+# add_apdu's one lookup per APDU, an array (-1: the scalar path's types) for the gathers
+_SIZES = {t: size for t, (_layout, size, _ts) in _LAID_OUT.items()}
 _SIZE_OF = np.full(256, -1, np.int64)
-for _t, (_l, _size, _ts) in _LAID_OUT.items():
-    _SIZE_OF[_t] = _size
+_SIZE_OF[list(_SIZES)] = list(_SIZES.values())
 _PLAIN_NUMBERS = (ValueKind.FLOAT, ValueKind.NORMALIZED, ValueKind.SCALED)
 # APDU offsets of the data unit identifier's fields that do not depend on the profile
 _HEADER = header_layout()
@@ -109,8 +110,6 @@ class ColumnarBuilder:
     def __init__(self, profile: Profile = DEFAULT_PROFILE, first_apdu: int = 0) -> None:
         self.next_apdu = first_apdu
         self._inner = RecordBuilder(profile, first_apdu)
-        # type ID -> element size (time tag included) for the types decoded here
-        self._sizes = {t: size for t, (_layout, size, _ts) in _LAID_OUT.items()}
         self._clear()
         self._endpoints: list[Endpoints] = []
         self._endpoint_ids: dict[Endpoints, int] = {}
@@ -200,7 +199,7 @@ class ColumnarBuilder:
             ioa = layout.ioa_size
             n = len(raw)
             body = ASDU_AT + layout.objects_at  # APDU offset of the first object
-            size = self._sizes.get(raw[_TYPE_AT]) if n >= body else None
+            size = _SIZES.get(raw[_TYPE_AT]) if n >= body else None
             rows = -1
             if size is not None:
                 vsq = raw[_VSQ_AT]
