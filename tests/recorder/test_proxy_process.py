@@ -217,6 +217,8 @@ class Streamer:
         self.receive_times: list[tuple[float, int]] = []  # (time, bytes received so far)
         self.sent = 0
         self._stop = threading.Event()
+        self._pause = threading.Event()  # set: the outstation stops sending ...
+        self._paused = threading.Event()  # ... and sets this once it has stopped
         self._threads: list[threading.Thread] = []
 
     @staticmethod
@@ -230,6 +232,11 @@ class Streamer:
         i = 0
         try:
             while not self._stop.is_set():
+                if self._pause.is_set():
+                    self._paused.set()
+                    time.sleep(0.01)
+                    continue
+                self._paused.clear()
                 chunk = b"".join(self.frame(i + j) for j in range(50))
                 conn.sendall(chunk)
                 i += 50
@@ -264,6 +271,14 @@ class Streamer:
         r.start()
         self._threads = [t, r]
         self._sock = sock
+
+    def pause(self) -> None:
+        """Stop sending; return once the outstation has (what it sent may still be in flight)."""
+        self._pause.set()
+        assert self._paused.wait(10), "the outstation did not pause"
+
+    def resume(self) -> None:
+        self._pause.clear()
 
     def stop(self) -> None:
         self._stop.set()

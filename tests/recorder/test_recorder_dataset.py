@@ -81,6 +81,31 @@ def log_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.glob("date=*/*.parquet") if not is_capture_file(p.name))
 
 
+def journal_ready_for_kill(dataset: Path, streamer: Streamer) -> bool:
+    """Pause the outstation once enough went through; True when, with nothing more in
+    flight, the logger wrote a complete file and holds rows in its open journal."""
+    if len(streamer.received) < 2_000_000 or not log_files(dataset):
+        return False
+    streamer.pause()
+    sent = streamer.sent * len(Streamer.frame(0))
+    settle = time.monotonic() + 10
+    while len(streamer.received) < sent:  # the proxy forwards what was in flight
+        assert time.monotonic() < settle, "the proxy stopped forwarding"
+        time.sleep(0.01)
+    # the logger idles once it flushed (--flush-seconds 0.2): the same files twice in a row
+    state = None
+    while state != (state := journal_state(dataset)):
+        time.sleep(0.5)
+    return any(rows for _, rows in state)
+
+
+def journal_state(dataset: Path) -> list[tuple[str, int]]:
+    files = [(p.name, 0) for p in log_files(dataset)]
+    journals = [(j.name, sum(b.num_rows for b in read_journal(j)[0]))
+                for j in dataset.glob(".*.arrows")]
+    return sorted(files + journals)
+
+
 def assert_convert_rerun_adds_and_removes_nothing(directory: Path) -> None:
     before = sorted(p.relative_to(directory) for p in directory.glob("date=*/*.parquet"))
     res = cli("convert", str(CAPTURE), "--dataset", str(directory), "--workers", "1", "-q")
@@ -140,10 +165,11 @@ def test_sigkill_of_the_proxy_then_recover_keeps_the_dataset_readable(
                              "--rotate-size", "1M")
     streamer.start(port)
     deadline = time.monotonic() + 60
-    # kill once a file is complete and a flush reached the open journal (events, not delays)
-    while len(streamer.received) < 2_000_000 or not log_files(dataset) or not any(
-            read_journal(j)[0] for j in dataset.glob(".*.arrows")):
+    # kill while the open journal holds rows and a rotated file is complete: the outstation
+    # pauses first, since a rotation between the check and the kill could close the journal
+    while not journal_ready_for_kill(dataset, streamer):
         assert time.monotonic() < deadline, "nothing reached the log"
+        streamer.resume()
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
