@@ -49,11 +49,12 @@ from __future__ import annotations
 import os
 from collections.abc import Generator, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
-from itertools import accumulate
+from itertools import accumulate, islice
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
+from .capture.blocks import PacketColumns, take_run
 from .capture.objects import is_packet_iterable, packets_from_objects
 from .capture.packet import TcpSegment, decode_plain_tcp, decode_tcp, tcp_segments
 from .capture.reader import CaptureReader, LinkType, Packet
@@ -296,17 +297,20 @@ def dissect_segments(segments: Iterable[TcpSegment], reassembler: Reassembler, *
 # -- the fast lane ----------------------------------------------------------------------------
 
 _FEW = 16  # APDUs below which a flush records one by one (numpy's set-up costs more)
+_SHORT_RUN = 32  # packets: a shorter run makes the next ones go one by one for a while
 
 
 class _Lane:
     """One direction's in-order payloads of the current block, with their frames."""
 
-    __slots__ = ("chunks", "frames", "times")
+    __slots__ = ("chunks", "ends", "frames", "size", "times")
 
     def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-        self.frames: list[int] = []
+        self.chunks: list[bytes] = []  # payloads, or the payloads of a run joined
+        self.ends: list[int] = []  # where each payload ends in the chunks joined
+        self.frames: list[int] = []  # per payload
         self.times: list[int | None] = []
+        self.size = 0
 
 
 class _FastLane:
@@ -315,18 +319,100 @@ class _FastLane:
     :meth:`~ColumnarBuilder.add_admitted`), in the order and with the batch cuts that
     the event path (:meth:`StreamDecoder.handle` per segment) gives."""
 
-    def __init__(self, decoder: StreamDecoder, batch_rows: int) -> None:
+    def __init__(self, decoder: StreamDecoder, batch_rows: int, reassembler: Reassembler,
+                 block: int) -> None:
         self.decoder = decoder
         self.batch_rows = batch_rows
+        self.reassembler = reassembler
+        self.block = block
+        self.taken = 0  # payload segments in the lanes
         self.lanes: dict[object, _Lane] = {}  # reassembler direction state -> its lane
         front: Any = decoder.builder  # a ColumnarBuilder, or a DetectingBuilder before one
         self.front = front
         self.detecting = type(front) is DetectingBuilder
         self.target: ColumnarBuilder = front.target if self.detecting else front
 
+    def one_by_one(self, packets: Iterable[Packet], frame_offset: int,
+                   defrag: Defragmenter) -> Iterator[pa.RecordBatch]:
+        """Packets one at a time: into the lanes if in order, else through the events."""
+        lanes = self.lanes
+        in_order = self.reassembler.in_order
+        feed = self.reassembler.feed
+        handle = self.decoder.handle
+        builder = self.decoder.builder
+        plain = decode_plain_tcp
+        decode = decode_tcp
+        reassemble = defrag.reassemble  # only for what decode_tcp rejects
+        block = self.block
+        for frame, time_ns, linktype, data, _, _ in packets:
+            frame += frame_offset
+            fields = plain(linktype, data)
+            if fields is not None:
+                key, seq, ack, flags, payload = fields
+                half = in_order(key, seq, ack, flags, payload, frame, time_ns)
+                if half is not None:
+                    if payload:
+                        lane = lanes.get(half)
+                        if lane is None:
+                            lane = lanes[half] = _Lane()
+                        lane.chunks.append(payload)
+                        lane.size += len(payload)
+                        lane.ends.append(lane.size)
+                        lane.frames.append(frame)
+                        lane.times.append(time_ns)
+                        self.taken += 1
+                        if self.taken >= block:
+                            yield from self.flush()
+                    continue
+            seg = decode(frame, time_ns, linktype, data) or reassemble(frame, time_ns,
+                                                                       linktype, data)
+            if seg is None:
+                continue
+            events = feed(seg)
+            if events:
+                if lanes:
+                    yield from self.flush()
+                for ev in events:
+                    handle(ev)
+                if builder.rows >= self.batch_rows:
+                    yield from _bounded(builder.take_batch(), self.batch_rows)
+
+    def by_runs(self, packets: list[Packet], frame_offset: int,
+                defrag: Defragmenter) -> Iterator[pa.RecordBatch]:
+        """A block of packets: runs of in-order packets taken at once
+        (:func:`~.capture.blocks.take_run`), the packet after each run one by one. After
+        a short run, more packets go one by one before the next try (doubling while the
+        runs stay short), so that a block of packets that are seldom in order costs
+        about what the packet-by-packet way costs."""
+        cols = PacketColumns(packets, frame_offset)
+        lanes = self.lanes
+        n = len(packets)
+        i = 0
+        skip = 0
+        while i < n:
+            stop, taken = take_run(self.reassembler, cols, i)
+            for t in taken:
+                lane = lanes.get(t.half)
+                if lane is None:
+                    lane = lanes[t.half] = _Lane()
+                lane.chunks.append(t.data)
+                lane.ends += islice(accumulate(t.sizes, initial=lane.size), 1, None)
+                lane.size += len(t.data)
+                lane.frames += t.frames
+                lane.times += t.times
+                self.taken += len(t.sizes)
+            if self.taken >= self.block:
+                yield from self.flush()
+            if stop >= n:
+                return
+            skip = 0 if stop - i >= _SHORT_RUN else min(max(2 * skip, _SHORT_RUN), n)
+            i = min(n, stop + 1 + skip)
+            yield from self.one_by_one(packets[stop:i], frame_offset, defrag)
+
     def flush(self) -> Iterator[pa.RecordBatch]:
         """Frame and record everything taken; yields the batches that fill up on the way."""
         lanes = self.lanes
+        self.taken = 0
         if not lanes:
             return
         decoders = self.decoder._decoders
@@ -346,7 +432,7 @@ class _FastLane:
                 continue
             chunks = lane.chunks
             scan = dec.framer.scan(chunks[0] if len(chunks) == 1 else b"".join(chunks),
-                                   list(accumulate(map(len, chunks))))
+                                   lane.ends)
             if not scan.events:
                 continue
             dec.apdus += len(scan.events)
@@ -492,7 +578,7 @@ its end)."""
 def dissect_packets(sources: Iterable[PacketSource], reassembler: Reassembler, *,
                     profile: Profile | ProfileOverrides | None = None,
                     batch_rows: int = 65536, block: int = DEFAULT_BLOCK,
-                    ) -> Iterator[pa.RecordBatch]:
+                    runs: bool = True) -> Iterator[pa.RecordBatch]:
     """Capture packets (in capture order, files one after the other) -> record batches.
 
     The same batches as :func:`dissect_segments` over :func:`~.capture.packet.tcp_segments`
@@ -508,10 +594,16 @@ def dissect_packets(sources: Iterable[PacketSource], reassembler: Reassembler, *
     defragmentation, :meth:`~.capture.reassembly.Reassembler.feed`,
     :meth:`StreamDecoder.handle`) unchanged.
 
+    With ``runs`` (the default) the packets are read ``block`` at a time and the common
+    ones decided by runs (:mod:`.capture.blocks`: headers by column, the leading run of
+    in-order packets taken at once); the packets after a run go the packet-by-packet way,
+    until a run is tried again.
+
     Args:
         sources: see :data:`PacketSource`.
-        block: payload segments per flush; 0 takes every packet down the event path (the
-            reference the tests compare the fast lane with).
+        block: payload segments per flush, and packets per block; 0 takes every packet
+            down the event path (the reference the tests compare the fast lane with).
+        runs: decide by runs (False: packet by packet, the reference of the runs).
     """
     from .capture.ipfrag import Defragmenter
 
@@ -521,54 +613,20 @@ def dissect_packets(sources: Iterable[PacketSource], reassembler: Reassembler, *
         return
     decoder = StreamDecoder(profile=profile)
     builder = decoder.builder
-    handle = decoder.handle
-    feed = reassembler.feed
-    in_order = reassembler.in_order
-    plain = decode_plain_tcp
-    decode = decode_tcp
-    lane = _FastLane(decoder, batch_rows)
-    lanes = lane.lanes
-    taken = 0
+    lane = _FastLane(decoder, batch_rows, reassembler, block)
     for packets, frame_offset, defragmenter in sources:
         defrag = Defragmenter() if defragmenter is None else defragmenter
-        reassemble = defrag.reassemble  # only for what decode_tcp rejects
-        for frame, time_ns, linktype, data, _, _ in packets:
-            frame += frame_offset
-            fields = plain(linktype, data)
-            if fields is not None:
-                key, seq, ack, flags, payload = fields
-                half = in_order(key, seq, ack, flags, payload, frame, time_ns)
-                if half is not None:
-                    if payload:
-                        taken_by = lanes.get(half)
-                        if taken_by is None:
-                            taken_by = lanes[half] = _Lane()
-                        taken_by.chunks.append(payload)
-                        taken_by.frames.append(frame)
-                        taken_by.times.append(time_ns)
-                        taken += 1
-                        if taken >= block:
-                            taken = 0
-                            yield from lane.flush()
-                    continue
-            seg = decode(frame, time_ns, linktype, data) or reassemble(frame, time_ns,
-                                                                       linktype, data)
-            if seg is None:
-                continue
-            events = feed(seg)
-            if events:
-                if lanes:
-                    taken = 0
-                    yield from lane.flush()
-                for ev in events:
-                    handle(ev)
-                if builder.rows >= batch_rows:
-                    yield from _bounded(builder.take_batch(), batch_rows)
+        if runs:
+            it = iter(packets)
+            while chunk := list(islice(it, block)):
+                yield from lane.by_runs(chunk, frame_offset, defrag)
+        else:
+            yield from lane.one_by_one(packets, frame_offset, defrag)
         if defragmenter is None:
             defrag.close()
     yield from lane.flush()
     for ev in reassembler.close():
-        handle(ev)
+        decoder.handle(ev)
     decoder.close()
     last = builder.take_batch()
     yield from _bounded(last, batch_rows) if last.num_rows else [last]

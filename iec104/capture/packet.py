@@ -249,6 +249,33 @@ _PLAIN_LINKS = {1: (12, 14), 113: (14, 16), 276: (0, 20), 101: (-1, 0), 12: (-1,
                 14: (-1, 0), 228: (-1, 0), 229: (-1, 0), 0: (-1, 4), 108: (-1, 4)}
 
 
+class PlainLayout(NamedTuple):
+    """Where the fields of the plain packet lie (the offsets ``_plain4``/``_plain6`` unpack),
+    for :mod:`.blocks`, which reads them by column: the two must agree (tested packet by
+    packet against :func:`decode_plain_tcp`)."""
+
+    ip_at: int
+    """Offset of the IP header in the captured bytes."""
+    etype_at: int
+    """Offset of the EtherType field, or -1: the IP version nibble says (raw IP, loopback)."""
+    version: int
+    """The only IP version the link type carries (228: 4, 229: 6), else 0 (either)."""
+
+
+PLAIN_LINKS = {link: PlainLayout(off, at, 4 if link == 228 else 6 if link == 229 else 0)
+               for link, (at, off) in _PLAIN_LINKS.items()}
+"""Link type -> :class:`PlainLayout`, for the link layers :func:`decode_plain_tcp` knows."""
+# IPv4 (20 octets, no options): total length, flags/fragment offset, protocol, addresses
+PLAIN4 = {"length": 2, "fragment": 6, "protocol": 9, "src": 12, "dst": 16, "tcp": 20}
+# IPv6 (40 octets, no extension header): payload length, next header, addresses
+PLAIN6 = {"length": 4, "next": 6, "src": 8, "dst": 24, "tcp": 40}
+# TCP: ports, sequence and acknowledgement numbers, data offset, flags
+PLAIN_TCP = {"sport": 0, "dport": 2, "seq": 4, "ack": 8, "offset": 12, "flags": 13}
+TCP_PROTOCOL = _TCP
+ETH_IPV4 = _ETH_IPV4
+ETH_IPV6 = _ETH_IPV6
+
+
 def decode_plain_tcp(linktype: int, data: bytes,
                      ) -> tuple[tuple[bytes, int, bytes, int], int, int, int, bytes] | None:
     """The common packet, decoded with one ``struct`` call.

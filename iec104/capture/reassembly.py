@@ -62,9 +62,10 @@ from __future__ import annotations
 import bisect
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import TYPE_CHECKING, BinaryIO
 
 from .heuristic import looks_like_iec104
@@ -289,6 +290,36 @@ class _Half:
             self.probe += data
         self.next += n
 
+    def advance_run(self, data: bytes, sizes: Sequence[int]) -> None:
+        """:meth:`advance` for consecutive chunks at once (``data``: their octets joined,
+        ``sizes``: each chunk's length, all > 0): the same state as calling it per chunk."""
+        n = len(data)
+        self.offset += n
+        self.stats.bytes += n
+        self.stats.segments += len(sizes)
+        hist = self.history
+        # advance() trims the history to _HISTORY octets whenever it exceeds twice that:
+        # replay the trims on the lengths only (one per _HISTORY octets at most)
+        kept = len(hist)  # its length after the last trim, at ``total`` octets of data
+        total = 0
+        if kept + n > 2 * _HISTORY:
+            ends = list(accumulate(sizes))
+            k = bisect.bisect_right(ends, 2 * _HISTORY - kept)
+            while k < len(ends):  # chunk k made it exceed: trimmed after it
+                kept, total = _HISTORY, ends[k]
+                k = bisect.bisect_right(ends, 2 * _HISTORY - kept + total, k + 1)
+        kept += n - total
+        hist += data
+        if len(hist) > kept:
+            del hist[:-kept]
+        probe = self.probe
+        if probe is not None:
+            for size, start in zip(sizes, accumulate(sizes, initial=0)):
+                if len(probe) >= 512:
+                    break
+                probe += data[start:start + size]
+        self.next += n
+
 
 class _Conn:
     __slots__ = (
@@ -439,20 +470,12 @@ class Reassembler:
             direction's state, whose ``stream`` and ``direction`` say where ``payload``
             (possibly empty) belongs and whose ``offset`` now counts it.
         """
-        entry = self._table.get(key)
-        if entry is None or flags & ~(ACK | PSH) or not flags & ACK:
+        if flags & ~(ACK | PSH) or not flags & ACK:
             return None
-        conn, d = entry
-        fin = conn.fin
-        if conn.selected != 1 or conn.finished or conn.rst or fin[0] or fin[1] \
-                or conn.base[d] is None or conn.base[1 - d] is None:
+        ready = self.ready(key)
+        if ready is None:
             return None
-        halves = conn.halves
-        assert halves is not None
-        h = halves[d]
-        other = halves[1 - d]
-        if h.fallback or h.pending or other.pending:
-            return None
+        conn, h, other = ready
         if payload:
             if h.base is None or h.rel(seq) != h.next:  # not at the next expected byte
                 return None
@@ -466,6 +489,28 @@ class Reassembler:
             h.stats.segments += 1
             h.advance(payload)
         return h
+
+    def ready(self, key: tuple[bytes, int, bytes, int],
+              ) -> tuple[_Conn, _Half, _Half] | None:
+        """What :meth:`in_order` asks of a segment's connection and direction before its
+        flags and sequence number: an established, selected, open connection, a direction
+        not in segment mode, nothing waiting out of order either way. None when not;
+        else ``(connection, the segment's direction, the other direction)``."""
+        entry = self._table.get(key)
+        if entry is None:
+            return None
+        conn, d = entry
+        fin = conn.fin
+        if conn.selected != 1 or conn.finished or conn.rst or fin[0] or fin[1] \
+                or conn.base[d] is None or conn.base[1 - d] is None:
+            return None
+        halves = conn.halves
+        assert halves is not None
+        h = halves[d]
+        other = halves[1 - d]
+        if h.fallback or h.pending or other.pending:
+            return None
+        return conn, h, other
 
     def _flush(self) -> list[StreamEvent]:
         if self._out:

@@ -28,7 +28,8 @@ from iec104.capture.errors import CaptureError
 from iec104.capture.reassembly import Reassembler
 from iec104.cli.common import dissect_inputs, open_captures
 from iec104.codec import Profile, UFrame, UFunction, encode_apdu
-from iec104.dissector import DEFAULT_BLOCK, dissect
+from iec104.capture.reader import CaptureReader
+from iec104.dissector import DEFAULT_BLOCK, dissect_packets
 from iec104.records.sink import ParquetSink
 from tests.conftest import REPO_ROOT, public_capture, public_capture_names
 from tests.records.test_columnar import assert_same_batches
@@ -39,23 +40,39 @@ OWN = sorted((REPO_ROOT / "captures").glob("*.pcap*"))
 BLOCKS = [1, 2, 7, DEFAULT_BLOCK]
 
 
-def run(source: Path | bytes, block: int, batch_rows: int,
-        profile: Profile | None = None) -> tuple[list[pa.RecordBatch], Reassembler]:
+def run(source: Path | bytes, block: int, batch_rows: int, profile: Profile | None = None,
+        runs: bool = True) -> tuple[list[pa.RecordBatch], Reassembler]:
+    """``dissect``'s one-process path: by runs, packet by packet (``runs=False``) or
+    through the events (``block=0``)."""
     r = Reassembler()
     data = io.BytesIO(source) if isinstance(source, bytes) else source
-    return list(dissect(data, reassembler=r, batch_rows=batch_rows, profile=profile,
-                        block=block)), r
+    with CaptureReader(data) as reader:
+        return list(dissect_packets([(reader, 0, None)], r, batch_rows=batch_rows,
+                                    profile=profile, block=block, runs=runs)), r
+
+
+def state(r: Reassembler) -> list[tuple[object, ...]]:
+    """Every field of the reassembler's open directions that the fast lane changes."""
+    out = []
+    for conn in r._open.values():
+        out.append((conn.stream, conn.last_frame, conn.last_time))
+        for h in conn.halves or ():
+            out.append((h.next, h.offset, h.acked, h.acked_frame, h.acked_time, h.idle_seq,
+                        bytes(h.history), h.probe))
+    return out
 
 
 def same(source: Path | bytes, batch_rows: int, blocks: list[int] = BLOCKS,
          profile: Profile | None = None) -> list[pa.RecordBatch]:
-    """The fast lane at each block size against the event path; the reference batches."""
+    """The fast lane (by runs and packet by packet) at each block size against the event
+    path; the reference batches."""
     expected, r0 = run(source, 0, batch_rows, profile)
     for block in blocks:
-        got, r = run(source, block, batch_rows, profile)
-        assert_same_batches(expected, got)
-        assert r.stats == r0.stats and r.connections == r0.connections
-        assert r.undecoded == r0.undecoded and r.streams == r0.streams
+        for runs in (False, True):
+            got, r = run(source, block, batch_rows, profile, runs)
+            assert_same_batches(expected, got)
+            assert r.stats == r0.stats and r.connections == r0.connections
+            assert r.undecoded == r0.undecoded and r.streams == r0.streams
     return expected
 
 
