@@ -377,16 +377,15 @@ class _FastLane:
                 if builder.rows >= self.batch_rows:
                     yield from _bounded(builder.take_batch(), self.batch_rows)
 
-    def by_runs(self, packets: list[Packet], frame_offset: int,
+    def by_runs(self, cols: PacketColumns, frame_offset: int,
                 defrag: Defragmenter) -> Iterator[pa.RecordBatch]:
         """A block of packets: runs of in-order packets taken at once
         (:func:`~.capture.blocks.take_run`), the packet after each run one by one. After
         a short run, more packets go one by one before the next try (doubling while the
         runs stay short), so that a block of packets that are seldom in order costs
         about what the packet-by-packet way costs."""
-        cols = PacketColumns(packets, frame_offset)
         lanes = self.lanes
-        n = len(packets)
+        n = cols.n
         i = 0
         skip = 0
         while i < n:
@@ -407,7 +406,8 @@ class _FastLane:
                 return
             skip = 0 if stop - i >= _SHORT_RUN else min(max(2 * skip, _SHORT_RUN), n)
             i = min(n, stop + 1 + skip)
-            yield from self.one_by_one(packets[stop:i], frame_offset, defrag)
+            yield from self.one_by_one(map(cols.packet, range(stop, i)), frame_offset,
+                                       defrag)
 
     def flush(self) -> Iterator[pa.RecordBatch]:
         """Frame and record everything taken; yields the batches that fill up on the way."""
@@ -616,10 +616,15 @@ def dissect_packets(sources: Iterable[PacketSource], reassembler: Reassembler, *
     lane = _FastLane(decoder, batch_rows, reassembler, block)
     for packets, frame_offset, defragmenter in sources:
         defrag = Defragmenter() if defragmenter is None else defragmenter
-        if runs:
+        if runs and isinstance(packets, CaptureReader) and packets.format == "pcap":
+            for records in packets.record_blocks(block):
+                yield from lane.by_runs(PacketColumns.from_records(records, frame_offset),
+                                        frame_offset, defrag)
+        elif runs:
             it = iter(packets)
             while chunk := list(islice(it, block)):
-                yield from lane.by_runs(chunk, frame_offset, defrag)
+                yield from lane.by_runs(PacketColumns.from_packets(chunk, frame_offset),
+                                        frame_offset, defrag)
         else:
             yield from lane.one_by_one(packets, frame_offset, defrag)
         if defragmenter is None:

@@ -32,6 +32,8 @@ the caller decides when to try a run again.
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -40,13 +42,23 @@ from .packet import ACK, ETH_IPV4, ETH_IPV6, PLAIN4, PLAIN6, PLAIN_LINKS, PLAIN_
     TCP_PROTOCOL
 
 if TYPE_CHECKING:
-    from .reader import Packet
+    from .reader import Packet, RecordBlock
     from .reassembly import Reassembler, _Half
 
 __all__ = ["PacketColumns", "Taken", "take_run"]
 
 _M32 = 0xFFFFFFFF
 _PAD = bytes(128)  # after the last packet: every gather of a header stays inside the buffer
+
+
+def _u32(data: bytes, at: int, order: str) -> int:
+    return struct.unpack_from(order + "I", data, at)[0]  # type: ignore[no-any-return]
+
+
+def _time(times: np.ndarray, i: int) -> int | None:
+    """A packet's time as the packet has it (an int, or None)."""
+    value = times[i]
+    return None if value is None else int(value)
 
 
 class Taken(NamedTuple):
@@ -65,31 +77,69 @@ class Taken(NamedTuple):
 class PacketColumns:
     """A block of capture packets, their plain TCP headers decoded by column.
 
-    Args:
-        packets: :class:`~.reader.Packet` records, in capture order.
-        frame_offset: added to their frame numbers.
+    Made from :class:`~.reader.Packet` records (:meth:`from_packets`) or from a block of
+    pcap records in the file's octets (:meth:`from_records`).
 
     Attributes:
+        n: packets in the block.
+        frames, times: per packet (``times`` may hold None).
         plain: per packet, whether :func:`~.packet.decode_plain_tcp` decodes it.
         usual: plain, and its flags are ACK, maybe with PSH (what ``in_order`` may take).
         group: per packet, its 4-tuple's index (meaningful where ``plain``).
     """
 
-    def __init__(self, packets: list[Packet], frame_offset: int = 0) -> None:
+    @classmethod
+    def from_packets(cls, packets: list[Packet], frame_offset: int = 0) -> PacketColumns:
+        """``packets`` in capture order; ``frame_offset`` is added to their frames."""
         n = len(packets)
         frames, times, links, datas, _, _ = zip(*packets)
-        self.n = n
-        self.frames = np.fromiter(frames, np.int64, n) + frame_offset
-        self.times = np.empty(n, object)
-        self.times[:] = times
-        self.datas = datas
         lens = np.fromiter(map(len, datas), np.int64, n)
-        at = np.cumsum(lens) - lens  # where each packet starts in the joined octets
-        self.a = a = np.frombuffer(b"".join((*datas, _PAD)), np.uint8)
+        times_at = np.empty(n, object)
+        times_at[:] = times
+        return cls(b"".join((*datas, _PAD)), np.cumsum(lens) - lens, lens, links,
+                   np.fromiter(frames, np.int64, n) + frame_offset, times_at,
+                   packets.__getitem__)
+
+    @classmethod
+    def from_records(cls, block: RecordBlock, frame_offset: int = 0) -> PacketColumns:
+        """A block of pcap records; ``frame_offset`` is added to their frames."""
+        n = len(block.starts)
+        first = block.starts[0]
+        raw = block.data
+        end = block.starts[-1] + block.header + _u32(raw, block.starts[-1] + 8, block.byte_order)
+        blob = b"".join((raw[first:end], _PAD))
+        a = np.frombuffer(blob, np.uint8)
+        heads = np.asarray(block.starts, np.int64) - first
+        word = np.dtype(block.byte_order + "u4")
+
+        def field(i: int) -> np.ndarray:  # the i-th 32-bit word of each record header
+            at = heads + 4 * i
+            return (a[at[:, None] + np.arange(4)].copy().view(word).ravel()
+                    .astype(np.int64))
+
+        times = field(0) * 1_000_000_000 + field(1) * block.frac_ns
+        return cls(blob, heads + block.header, field(2), block.linktype,
+                   np.arange(block.first, block.first + n, dtype=np.int64) + frame_offset,
+                   times, block.packet)
+
+    def __init__(self, blob: bytes, at: np.ndarray, lens: np.ndarray,
+                 links: tuple[int, ...] | int, frames: np.ndarray, times: np.ndarray,
+                 packet: Callable[[int], Packet]) -> None:
+        """``blob``: the packets' octets (``_PAD`` after the last), ``at``/``lens``: where
+        each lies, ``links``: their link types (or one for all); ``packet(i)``: packet
+        ``i`` as a record (for the packet-by-packet way)."""
+        n = len(at)
+        self.n = n
+        self.frames = frames
+        self.times = times
+        self.packet = packet
+        self.blob = blob
+        self.at = at
+        self.a = a = np.frombuffer(blob, np.uint8)
         ip = np.zeros(n, np.int64)  # offset of the IP header in the packet
         etype_at = np.full(n, -2, np.int64)  # -2: a link type without a plain layout
         need = np.zeros(n, np.int64)  # the IP version the link type requires (0: either)
-        kinds = set(links)
+        kinds = {links} if isinstance(links, int) else set(links)
         for link in kinds:
             layout = PLAIN_LINKS.get(link)
             if layout is None:
@@ -154,13 +204,13 @@ class PacketColumns:
         _, self.first, self.group = np.unique(rows, return_index=True, return_inverse=True)
         self.group = self.group.ravel()
         self._v6 = v6
-        self._ip_at = ip_at - at
-        self._tcp = tcp - at
+        self._ip_at = ip_at
+        self._tcp = tcp
 
     def key(self, group: int) -> tuple[bytes, int, bytes, int]:
         """The 4-tuple of a group of plain packets, as the reassembler's table has it."""
         i = int(self.first[group])
-        data = self.datas[i]
+        data = self.blob
         ip, tcp = int(self._ip_at[i]), int(self._tcp[i])
         layout, width = (PLAIN6, 16) if self._v6[i] else (PLAIN4, 4)
         src = data[ip + layout["src"]:ip + layout["src"] + width]
@@ -239,7 +289,7 @@ def take_run(r: Reassembler, cols: PacketColumns, lo: int) -> tuple[int, list[Ta
                 best = int(acked[valid].max())
                 if other.acked is None or best > other.acked:
                     i = int(at[np.argmax(valid & (acked == best))])
-                    updates.append((other, best, int(frames[i]), times[i]))
+                    updates.append((other, best, int(frames[i]), _time(times, i)))
         if h.base is None:
             h.idle_seq = int(seq[at[-1]])  # a pure ACK before any data (no data here)
         if data_at.size:
@@ -257,5 +307,5 @@ def take_run(r: Reassembler, cols: PacketColumns, lo: int) -> tuple[int, list[Ta
     for g, (conn, _h, _o, _a) in states.items():
         i = last.get(id(conn))
         if i is not None:
-            conn.last_frame, conn.last_time = int(frames[i]), times[i]
+            conn.last_frame, conn.last_time = int(frames[i]), _time(times, i)
     return lo + stop, taken
