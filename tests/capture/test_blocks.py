@@ -1,0 +1,219 @@
+"""The block lane's parts against their packet-by-packet references.
+
+* :meth:`CaptureParser.record_blocks` gives the records (and the damage report) that
+  :meth:`CaptureParser.packets` gives, whatever the block size and however the octets arrive;
+* :class:`PacketColumns` decodes each packet as :func:`decode_plain_tcp` does (both forms:
+  from records and from packets);
+* :func:`take_run` leaves the reassembler in the state ``in_order`` packet by packet leaves
+  it in, field by field, checked after every block (and takes no packet that ``in_order``
+  would refuse).
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import warnings
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import TCP
+
+from iec104.capture.blocks import PacketColumns, take_run
+from iec104.capture.errors import CaptureError, CaptureWarning
+from iec104.capture.packet import decode_plain_tcp, decode_tcp
+from iec104.capture.reader import NEED_DATA, CaptureParser, CaptureReader, Packet
+from iec104.capture.reassembly import Reassembler
+from tests.conftest import REPO_ROOT, public_capture, public_capture_names
+from tests.dissect.test_fast_lane import _bench_capture, _conversations
+from tests.support import fuzz
+from tests.support.pcapwriter import write_packets
+
+OWN = sorted((REPO_ROOT / "captures").glob("*.pcap*"))
+
+
+def _sources(tmp_path: Path) -> list[bytes]:
+    """Bundled, public, generated (pcap and pcapng) and fuzzed captures, as octets."""
+    rng = random.Random("blocks")
+    out = [p.read_bytes() for p in OWN]
+    out += [public_capture(n).read_bytes() for n in public_capture_names()]
+    for seed in range(10):
+        suffix = ".pcapng" if seed % 3 == 0 else ".pcap"
+        out.append(write_packets(tmp_path / f"{seed}{suffix}", _conversations(seed))
+                   .read_bytes())
+    for seed in range(10, 14):  # acknowledgements anywhere (some beyond 2**30: ignored)
+        packets = _conversations(seed)
+        for i, pkt in enumerate(packets):
+            if TCP in pkt and rng.random() < 0.2:
+                packets[i] = pkt = pkt.copy()
+                pkt[TCP].ack = rng.randrange(2**32)
+        out.append(write_packets(tmp_path / f"{seed}.pcap", packets).read_bytes())
+    out += [fuzz.mutate_capture(rng, rng.choice(fuzz.corpus(public=False).captures))
+            for _ in range(40)]
+    return out
+
+
+def _packets(data: bytes) -> tuple[list[Packet], str | None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CaptureWarning)
+        with CaptureReader(io.BytesIO(data)) as reader:
+            return list(reader), reader.problem
+
+
+def _blocks(data: bytes, records: int, piece: int | None = None,
+            ) -> tuple[list[Packet], str | None, list[int]]:
+    """record_blocks() of a parser fed ``piece`` octets at a time (None: all at once)."""
+    parser = CaptureParser("x")
+    pos = 0
+    step = len(data) if piece is None else piece
+    packets: list[Packet] = []
+    sizes: list[int] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CaptureWarning)
+        while not parser.parse_header():
+            parser.feed(data[pos:pos + step])
+            pos += step
+            if pos >= len(data):
+                parser.end()
+        for item in parser.record_blocks(records):
+            if item is NEED_DATA:
+                parser.feed(data[pos:pos + step])
+                pos += step
+                if pos >= len(data):
+                    parser.end()
+                continue
+            sizes.append(len(item.starts))
+            packets += [item.packet(i) for i in range(len(item.starts))]
+    return packets, parser.problem, sizes
+
+
+def test_record_blocks_as_packets(tmp_path: Path) -> None:
+    rng = random.Random("records")
+    checked = 0
+    for data in _sources(tmp_path):
+        try:
+            expected, problem = _packets(data)
+        except CaptureError:
+            continue
+        if data[:4] == b"\x0a\x0d\x0d\x0a" or data[:2] == b"\x1f\x8b":
+            continue  # pcapng, gzip: records of pcap only
+        for records, piece in ((1, None), (3, 7), (4096, None), (5, rng.randint(1, 300))):
+            got, got_problem, sizes = _blocks(data, records, piece)
+            assert got == expected and got_problem == problem
+            assert max(sizes, default=0) <= records
+        checked += 1
+    assert checked > 30
+
+
+def test_record_blocks_refused_after_packets() -> None:
+    parser = CaptureParser("x")
+    parser.feed(OWN[-1].read_bytes() if OWN[-1].suffix == ".pcap" else b"")
+    if not parser.parse_header() or parser.format != "pcap":
+        pytest.skip("no bundled pcap")
+    next(iter(parser.packets()))
+    with pytest.raises(RuntimeError):
+        next(iter(parser.record_blocks(4)))
+
+
+def _forms(data: bytes, block: int) -> list[list[PacketColumns]]:
+    """A capture in blocks of columns: from packets, and (pcap) from records."""
+    packets, _ = _packets(data)
+    out = [[PacketColumns.from_packets(packets[i:i + block], 0)
+            for i in range(0, len(packets), block)]]
+    if data[:4] != b"\x0a\x0d\x0d\x0a" and data[:2] != b"\x1f\x8b":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CaptureWarning)
+            with CaptureReader(io.BytesIO(data)) as reader:
+                out.append([PacketColumns.from_records(b, 0)
+                            for b in reader.record_blocks(block)])
+    return out
+
+
+def test_columns_decode_as_decode_plain_tcp(tmp_path: Path) -> None:
+    plain = 0
+    for data in _sources(tmp_path):
+        try:
+            forms = _forms(data, 97)
+        except CaptureError:
+            continue
+        for cols in (c for form in forms for c in form):
+            for i in range(cols.n):
+                pkt = cols.packet(i)
+                fields = decode_plain_tcp(pkt.linktype, pkt.data)
+                assert bool(cols.plain[i]) == (fields is not None), pkt
+                assert cols.frames[i] == pkt.frame and cols.times[i] == pkt.time_ns
+                if fields is None:
+                    continue
+                plain += 1
+                key, seq, ack, flags, payload = fields
+                assert cols.key(int(cols.group[i])) == key
+                assert (cols.seq[i], cols.ack[i], cols.flags[i]) == (seq, ack, flags)
+                start, size = int(cols.start[i]), int(cols.size[i])
+                assert cols.blob[start:start + size] == payload
+                seg = decode_tcp(pkt.frame, pkt.time_ns, pkt.linktype, pkt.data)
+                assert bool(cols.usual[i]) == (seg is not None and seg.flags & 0x10 != 0
+                                               and seg.flags & ~0x18 == 0)
+    assert plain > 1000
+
+
+def _state(r: Reassembler) -> list[tuple[object, ...]]:
+    """Every field of the reassembler that ``in_order`` changes, and the statistics."""
+    out: list[tuple[object, ...]] = [(r.streams, dict(r.stats))]
+    for conn in r._open.values():
+        out.append((conn.stream, conn.last_frame, conn.last_time))
+        for h in conn.halves or ():
+            out.append((h.next, h.offset, h.acked, h.acked_frame, h.acked_time, h.idle_seq,
+                        bytes(h.history), None if h.probe is None else bytes(h.probe)))
+    return out
+
+
+def _one(r: Reassembler, pkt: Packet) -> None:
+    """The packet-by-packet lane's step (without the records)."""
+    fields = decode_plain_tcp(pkt.linktype, pkt.data)
+    if fields is not None and r.in_order(*fields, pkt.frame, pkt.time_ns) is not None:
+        return
+    seg = decode_tcp(pkt.frame, pkt.time_ns, pkt.linktype, pkt.data)
+    if seg is not None:
+        r.feed(seg)
+
+
+def _same_state(data: bytes, block: int) -> int:
+    """Runs and packet by packet side by side, compared after every block (each form of
+    the columns); the packets the runs took."""
+    took = 0
+    for form in _forms(data, block):
+        ref, runs = Reassembler(), Reassembler()
+        for cols in form:
+            for i in range(cols.n):
+                _one(ref, cols.packet(i))
+            i = 0
+            while i < cols.n:
+                stop, taken = take_run(runs, cols, i)
+                took += stop - i
+                assert sum(len(t.sizes) for t in taken) <= stop - i
+                if stop < cols.n:
+                    _one(runs, cols.packet(stop))
+                i = stop + 1
+            assert _state(runs) == _state(ref)
+    return took
+
+
+@pytest.mark.parametrize("block", [1, 2, 5, 64, 4096])
+def test_runs_leave_the_state_of_in_order(block: int, tmp_path: Path) -> None:
+    took = 0
+    for data in _sources(tmp_path):
+        try:
+            _packets(data)
+        except CaptureError:
+            continue
+        took += _same_state(data, block)
+    assert took > 1000
+
+
+def test_runs_on_the_bench_capture(tmp_path: Path) -> None:
+    """Several connections interleaved, long runs (history trimmed inside a run)."""
+    path = tmp_path / "bench.pcap"
+    _bench_capture(path, 20000, 3)
+    data = path.read_bytes()
+    for block in (100, 4096):
+        assert _same_state(data, block) > 1.8 * len(_packets(data)[0])  # both forms
