@@ -8,7 +8,8 @@ octets and the ASDU, so it is in [4, 253]. The control field selects the format:
 * U-frame (octet 1 & 0x03 == 0x03): exactly one of STARTDT/STOPDT/TESTFR act/con.
 
 This module is the one home of the APCI header rules: :func:`decode_apdu` (with reasons),
-:func:`apdu_size` (a yes/no for the dissector's port heuristic), :func:`encode_apdu` and the
+:func:`apdu_size` (a yes/no for the dissector's port heuristic; :func:`apdu_run`, its
+bulk form for the dissector's framing, is tested against it), :func:`encode_apdu` and the
 unchecked fast encoders the session's send path uses all read the constants below.
 
 Sequence numbers are 15 bits and wrap around; :func:`seq_add` and :func:`seq_diff`
@@ -192,6 +193,38 @@ def apdu_size(data: bytes | bytearray | memoryview, offset: int = 0) -> int | No
     elif c1 not in _U_FUNCTIONS or c2 or c3 or c4 or length != MIN_LENGTH:  # U-format
         return None
     return length + 2
+
+
+def apdu_run(data: bytes | bytearray, offset: int, end: int) -> list[int]:
+    """Where the valid APDUs that follow each other from ``offset`` end: :func:`apdu_size`
+    over and over, in one loop (the dissector's framing of whole blocks).
+
+    Returns:
+        The end offset of each whole APDU with a valid APCI in ``data[offset:end]``,
+        up to the first octets that are not one (or not whole before ``end``).
+    """
+    out: list[int] = []
+    add = out.append
+    u_functions = _U_FUNCTIONS
+    pos = offset
+    # apdu_size's rules, inlined: a call per APDU would cost as much as the checks
+    while pos + 6 <= end and data[pos] == START:
+        length = data[pos + 1]
+        c1 = data[pos + 2]
+        if not c1 & 0x01:  # I-format
+            if length <= MIN_LENGTH or length > MAX_LENGTH or data[pos + 4] & 0x01:
+                break
+        elif c1 == 0x01:  # S-format
+            if length != MIN_LENGTH or data[pos + 3] or data[pos + 4] & 0x01:
+                break
+        elif c1 not in u_functions or length != MIN_LENGTH or data[pos + 3] \
+                or data[pos + 4] or data[pos + 5]:  # U-format (S-like c1 != 1 included)
+            break
+        pos += length + 2
+        if pos > end:
+            break
+        add(pos)
+    return out
 
 
 def i_frame_header(ssn: int, rsn: int, asdu_size: int) -> bytes:

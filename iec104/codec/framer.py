@@ -30,7 +30,7 @@ import enum
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
-from .apci import APDU, MAX_LENGTH, START, apdu_size, check_apdu, decode_apdu
+from .apci import APDU, MAX_LENGTH, START, apdu_run, apdu_size, check_apdu, decode_apdu
 from .errors import DecodeError
 
 
@@ -238,6 +238,13 @@ class Framer:
         total = len(buf)
         size_at = apdu_size
         while True:
+            for stop in apdu_run(buf, pos, total):  # the valid APDUs from here on, whole
+                while end < stop:
+                    c += 1
+                    end = base + ends[c]
+                events.append(buf[pos:stop])  # type: ignore[arg-type]  # bytes at the end
+                chunks.append(c)
+                pos = stop
             size = size_at(buf, pos) if pos < total else None
             if size:  # a valid APDU header (the common case): whole once its end is seen
                 stop = pos + size

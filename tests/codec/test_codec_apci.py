@@ -18,7 +18,7 @@ from iec104.codec import (
     seq_add,
     seq_diff,
 )
-from iec104.codec.apci import SEQ_MODULO
+from iec104.codec.apci import SEQ_MODULO, apdu_run, apdu_size
 from tests.codec.test_codec_asdu import CODEC_SETTINGS
 
 seq = st.integers(0, SEQ_MODULO - 1)
@@ -164,3 +164,39 @@ def test_consecutive_iframes_across_the_wrap(start: int, count: int) -> None:
                for n in numbers]
     assert decoded == numbers
     assert seq_diff(decoded[-1], decoded[0]) == count
+
+
+def _chain(data: bytes, offset: int, end: int) -> list[int]:
+    """apdu_size over and over: the reference of apdu_run."""
+    out = []
+    while True:
+        size = apdu_size(data[:end], offset)
+        if not size or offset + size > end:
+            return out
+        offset += size
+        out.append(offset)
+
+
+@settings(CODEC_SETTINGS, max_examples=300)
+@given(st.lists(st.one_of(st.binary(min_size=6, max_size=6),
+                          st.sampled_from([b"\x68\x04\x01\x00\x02\x00",
+                                           b"\x68\x04\x43\x00\x00\x00",
+                                           b"\x68\x0e\x00\x00\x00\x00" + bytes(12)]),
+                          st.binary(min_size=2, max_size=4).map(lambda b: b"\x68" + b)),
+                max_size=12),
+       st.integers(0, 3))
+def test_apdu_run_is_apdu_size_over_and_over(parts: list[bytes], cut: int) -> None:
+    """The control octets of every format, valid or not (random six-octet headers), APDUs
+    cut short at the end."""
+    data = b"".join(parts)
+    end = max(0, len(data) - cut)
+    for offset in range(min(len(data), 8)):
+        assert apdu_run(data, offset, end) == _chain(data, offset, end)
+
+
+def test_apdu_run_every_control_octet() -> None:
+    for c1 in range(256):
+        for rest in (b"\0\0\0", b"\0\1\0", b"\1\0\0", b"\0\0\1", b"\0\2\0"):
+            for length in (3, 4, 5, 253, 254):
+                data = bytes((0x68, length, c1)) + rest + bytes(max(0, length - 4)) * 2
+                assert apdu_run(data, 0, len(data)) == _chain(data, 0, len(data))
