@@ -38,8 +38,17 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from .packet import ACK, ETH_IPV4, ETH_IPV6, PLAIN4, PLAIN6, PLAIN_LINKS, PLAIN_TCP, PSH, \
-    TCP_PROTOCOL
+from .packet import (
+    ACK,
+    ETH_IPV4,
+    ETH_IPV6,
+    PLAIN4,
+    PLAIN6,
+    PLAIN_LINKS,
+    PLAIN_TCP,
+    PSH,
+    TCP_PROTOCOL,
+)
 
 if TYPE_CHECKING:
     from .reader import Packet, RecordBlock
@@ -304,8 +313,8 @@ def take_run(r: Reassembler, cols: PacketColumns, lo: int) -> tuple[int, list[Ta
         other.acked, other.acked_frame, other.acked_time = best, frame, time_ns
     for t in taken:
         t.half.advance_run(t.data, t.sizes)
-    for g, (conn, _h, _o, _a) in states.items():
-        i = last.get(id(conn))
-        if i is not None:
-            conn.last_frame, conn.last_time = int(frames[i]), _time(times, i)
+    for conn, _h, _o, _a in states.values():
+        end = last.get(id(conn))
+        if end is not None:
+            conn.last_frame, conn.last_time = int(frames[end]), _time(times, end)
     return lo + stop, taken

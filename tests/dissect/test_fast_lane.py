@@ -25,10 +25,10 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 
 from iec104.capture.errors import CaptureError
+from iec104.capture.reader import CaptureReader
 from iec104.capture.reassembly import Reassembler
 from iec104.cli.common import dissect_inputs, open_captures
 from iec104.codec import Profile, UFrame, UFunction, encode_apdu
-from iec104.capture.reader import CaptureReader
 from iec104.dissector import DEFAULT_BLOCK, dissect_packets
 from iec104.records.sink import ParquetSink
 from tests.conftest import REPO_ROOT, public_capture, public_capture_names
