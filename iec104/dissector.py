@@ -57,7 +57,7 @@ import numpy as np
 from .capture.blocks import PacketColumns, take_run
 from .capture.objects import is_packet_iterable, packets_from_objects
 from .capture.packet import TcpSegment, decode_plain_tcp, decode_tcp, tcp_segments
-from .capture.reader import CaptureReader, LinkType, Packet
+from .capture.reader import CaptureReader, LinkType, Packet, RecordBlock
 from .capture.reassembly import (
     Fallback,
     Gap,
@@ -616,10 +616,13 @@ def dissect_packets(sources: Iterable[PacketSource], reassembler: Reassembler, *
     lane = _FastLane(decoder, batch_rows, reassembler, block)
     for packets, frame_offset, defragmenter in sources:
         defrag = Defragmenter() if defragmenter is None else defragmenter
-        if runs and isinstance(packets, CaptureReader) and packets.format == "pcap":
+        if runs and isinstance(packets, CaptureReader):
             for records in packets.record_blocks(block):
-                yield from lane.by_runs(PacketColumns.from_records(records, frame_offset),
-                                        frame_offset, defrag)
+                if isinstance(records, RecordBlock):
+                    yield from lane.by_runs(PacketColumns.from_records(records, frame_offset),
+                                            frame_offset, defrag)
+                else:  # a pcapng record of another kind
+                    yield from lane.one_by_one((records,), frame_offset, defrag)
         elif runs:
             it = iter(packets)
             while chunk := list(islice(it, block)):

@@ -115,19 +115,22 @@ class PacketColumns:
         n = len(block.starts)
         first = block.starts[0]
         raw = block.data
-        end = block.starts[-1] + block.header + _u32(raw, block.starts[-1] + 8, block.byte_order)
+        last = block.starts[-1]
+        end = last + block.header + _u32(raw, last + block.length_at, block.byte_order)
         blob = b"".join((raw[first:end], _PAD))
         a = np.frombuffer(blob, np.uint8)
         heads = np.asarray(block.starts, np.int64) - first
         word = np.dtype(block.byte_order + "u4")
 
-        def field(i: int) -> np.ndarray:  # the i-th 32-bit word of each record header
-            at = heads + 4 * i
-            return (a[at[:, None] + np.arange(4)].copy().view(word).ravel()
+        def field(at: int) -> np.ndarray:  # the 32-bit word at ``at`` of each record
+            return (a[(heads + at)[:, None] + np.arange(4)].copy().view(word).ravel()
                     .astype(np.int64))
 
-        times = field(0) * 1_000_000_000 + field(1) * block.frac_ns
-        return cls(blob, heads + block.header, field(2), block.linktype,
+        if block.times is None:  # pcap: seconds and fraction
+            times = field(0) * 1_000_000_000 + field(4) * block.frac_ns
+        else:
+            times = np.asarray(block.times, np.int64)
+        return cls(blob, heads + block.header, field(block.length_at), block.linktype,
                    np.arange(block.first, block.first + n, dtype=np.int64) + frame_offset,
                    times, block.packet)
 

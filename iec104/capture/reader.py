@@ -60,7 +60,7 @@ import struct
 import warnings
 import zlib
 from collections.abc import Generator, Iterator
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Self
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Self, cast
 
 from .errors import CaptureError, CaptureWarning
 
@@ -122,31 +122,45 @@ class Packet(NamedTuple):
 
 
 class RecordBlock(NamedTuple):
-    """Consecutive pcap records, in the octets that hold them
+    """Consecutive packet records of one kind -- pcap records, or pcapng Enhanced Packet
+    Blocks of one interface -- in the octets that hold them
     (:meth:`CaptureParser.record_blocks`)."""
 
     data: bytes
     """Octets holding the records (and maybe more around them)."""
     starts: list[int]
-    """Where each record (its record header) starts in ``data``."""
+    """Where each record (its record header or block) starts in ``data``."""
     first: int
     """Frame number of the first record (1-based)."""
     byte_order: str
     """``"<"`` or ``">"``, of the record headers."""
     header: int
-    """Record header size (16, or 24 for the "modified" pcap)."""
-    frac_ns: int
-    """Nanoseconds per unit of the header's second fraction (1000 or 1)."""
+    """Octets before a record's packet: the pcap record header (16, or 24 for the
+    "modified" pcap), or 28 (an EPB's)."""
+    length_at: int
+    """Where a record's captured length lies in it (pcap 8, EPB 20); its original length
+    follows."""
     linktype: int
+    times: list[int] | None
+    """EPBs: each record's time (ns); pcap: None (seconds and fraction in the header)."""
+    frac_ns: int = 1000
+    """pcap: nanoseconds per unit of the header's second fraction (1000 or 1)."""
+    interface: int = 0
+    """EPBs: their interface."""
 
     def packet(self, i: int) -> Packet:
         """Record ``i`` of the block as the :class:`Packet` that :meth:`~CaptureParser.
         packets` gives."""
         pos = self.starts[i]
-        sec, frac, incl, orig = struct.unpack_from(self.byte_order + "IIII", self.data, pos)
-        return Packet(self.first + i, sec * 1_000_000_000 + frac * self.frac_ns,
-                      self.linktype, self.data[pos + self.header:pos + self.header + incl],
-                      orig, 0)
+        data = self.data
+        incl, orig = struct.unpack_from(self.byte_order + "II", data, pos + self.length_at)
+        if self.times is None:
+            sec, frac = struct.unpack_from(self.byte_order + "II", data, pos)
+            time_ns = sec * 1_000_000_000 + frac * self.frac_ns
+        else:
+            time_ns = self.times[i]
+        return Packet(self.first + i, time_ns, self.linktype,
+                      data[pos + self.header:pos + self.header + incl], orig, self.interface)
 
 
 # pcap magic numbers as they appear in the first four bytes of the file.
@@ -404,7 +418,9 @@ class CaptureParser:
         if not self._started:
             raise RuntimeError("packets() before parse_header() returned True")
         if self._iterator is None:
-            self._iterator = self._iter_pcap() if self.format == "pcap" else self._iter_pcapng()
+            # without ``records`` _iter_pcapng yields no RecordBlock
+            self._iterator = self._iter_pcap() if self.format == "pcap" else cast(
+                Iterator[Packet | _NeedData], self._iter_pcapng())
         return self._iterator
 
     def _more(self, buf: bytes, pos: int, need: int) -> Generator[_NeedData, None,
@@ -505,19 +521,27 @@ class CaptureParser:
                                buf[pos + hsize:end], orig, 0))
             pos = end
 
-    def record_blocks(self, records: int) -> Iterator[RecordBlock | _NeedData]:
-        """pcap only, instead of :meth:`packets`: the records in blocks of up to ``records``
-        (fewer where a chunk of the input ends), each as the octets that hold it and where
-        its records start; :data:`NEED_DATA` as there. The same records, frames and
-        damage as :meth:`packets`, without an object per record (the dissector's block
-        lane)."""
-        if not self._started or self.format != "pcap" or self._iterator is not None:
-            raise RuntimeError("record_blocks() needs a pcap whose packets() were not read")
+    def record_blocks(self, records: int) -> Iterator[RecordBlock | Packet | _NeedData]:
+        """Instead of :meth:`packets`: the same records, frames and damage, in blocks of
+        up to ``records`` consecutive records (fewer where a chunk of the input ends)
+        without an object per record (the dissector's block lane), each as the octets
+        that hold it and where its records start; :data:`NEED_DATA` as there. pcapng: runs
+        of Enhanced Packet Blocks of one interface; any other record comes as the
+        :class:`Packet` that :meth:`packets` gives."""
+        if not self._started or self._iterator is not None or self.keep_blocks:
+            raise RuntimeError("record_blocks() needs a parser whose packets() were not read "
+                               "and that keeps no blocks")
         self._iterator = iter(())  # packets() would start at the beginning again
+        if self.format == "pcapng":
+            return self._iter_pcapng(records)
+        return self._pcap_blocks(records)
+
+    def _pcap_blocks(self, records: int) -> Iterator[RecordBlock | _NeedData]:
         size = struct.Struct(self.byte_order + "I").unpack_from
         hsize = self._rec_size
         assert self.linktype is not None
-        head = RecordBlock(b"", [], 0, self.byte_order, hsize, self._frac_ns, self.linktype)
+        head = RecordBlock(b"", [], 0, self.byte_order, hsize, 8, self.linktype, None,
+                           self._frac_ns)
         buf = self._buf
         self._buf = b""
         pos = 0
@@ -544,7 +568,10 @@ class CaptureParser:
                 return
             buf, pos, n = whole
 
-    def _iter_pcapng(self) -> Iterator[Packet | _NeedData]:
+    def _iter_pcapng(self, records: int = 0,
+                     ) -> Iterator[RecordBlock | Packet | _NeedData]:
+        """The records; with ``records`` > 0, runs of EPBs as :class:`RecordBlock`
+        (see :meth:`record_blocks`)."""
         buf = self._buf
         self._buf = b""
         pos = 0
@@ -558,6 +585,42 @@ class CaptureParser:
         keep = self.keep_blocks
         lowest, highest = MIN_TIME_NS, MAX_TIME_NS  # locals: checked once per packet
         while True:
+            if records and interfaces:
+                # a run of EPBs of one interface, each one the general path below would
+                # yield as it is (whole, consistent, time in range); anything else
+                # ends the run and goes there
+                starts: list[int] = []
+                times: list[int] = []
+                add, add_time = starts.append, times.append
+                iface = -1
+                mul = div = offset_ns = 0
+                start = pos
+                while len(starts) < records and n - pos >= 12:
+                    btype, blen = hdr.unpack_from(buf, pos)
+                    if btype != _EPB or blen < 32 or blen % 4 or blen > MAX_RECORD \
+                            or pos + blen > n:
+                        break
+                    this, hi, lo, caplen, _ = epb.unpack_from(buf, pos + 8)
+                    if this != iface:
+                        if starts or this >= len(interfaces):
+                            break
+                        iface = this
+                        _, _, mul, div, offset_ns = interfaces[iface]
+                    if caplen > blen - 32:
+                        break
+                    ns = ((hi << 32) | lo) * mul // div + offset_ns
+                    if not lowest <= ns <= highest:
+                        break
+                    add(pos)
+                    add_time(ns)
+                    pos += blen
+                if starts:
+                    yield RecordBlock(buf, starts, frame + 1, order, 28, 20,
+                                      interfaces[iface].linktype, times, interface=iface)
+                    frame += len(starts)
+                    self.frames = frame
+                    continue
+                pos = start
             if n - pos < 12:
                 buf, pos, n = yield from self._more(buf, pos, 12)
                 if n - pos < 12:
@@ -849,9 +912,9 @@ class CaptureReader:
             else:
                 yield item  # type: ignore[misc]
 
-    def record_blocks(self, records: int) -> Iterator[RecordBlock]:
-        """Instead of iterating, for a pcap (:attr:`format`): its records in blocks (see
-        :meth:`CaptureParser.record_blocks`)."""
+    def record_blocks(self, records: int) -> Iterator[RecordBlock | Packet]:
+        """Instead of iterating: the records in blocks, and pcapng records other than
+        EPBs as packets (see :meth:`CaptureParser.record_blocks`)."""
         if self._iterated:
             raise RuntimeError("a CaptureReader can be iterated only once")
         self._iterated = True

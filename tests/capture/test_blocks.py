@@ -1,7 +1,8 @@
 """The block lane's parts against their packet-by-packet references.
 
 * :meth:`CaptureParser.record_blocks` gives the records (and the damage report) that
-  :meth:`CaptureParser.packets` gives, whatever the block size and however the octets arrive;
+  :meth:`CaptureParser.packets` gives, pcap and pcapng, whatever the block size and however
+  the octets arrive;
 * :class:`PacketColumns` decodes each packet as :func:`decode_plain_tcp` does (both forms:
   from records and from packets);
 * :func:`take_run` leaves the reassembler in the state ``in_order`` packet by packet leaves
@@ -22,7 +23,7 @@ from scapy.layers.inet import TCP
 from iec104.capture.blocks import PacketColumns, take_run
 from iec104.capture.errors import CaptureError, CaptureWarning
 from iec104.capture.packet import decode_plain_tcp, decode_tcp
-from iec104.capture.reader import NEED_DATA, CaptureParser, CaptureReader, Packet
+from iec104.capture.reader import NEED_DATA, CaptureParser, CaptureReader, Packet, RecordBlock
 from iec104.capture.reassembly import Reassembler
 from tests.conftest import REPO_ROOT, public_capture, public_capture_names
 from tests.dissect.test_fast_lane import _bench_capture, _conversations
@@ -82,8 +83,11 @@ def _blocks(data: bytes, records: int, piece: int | None = None,
                 if pos >= len(data):
                     parser.end()
                 continue
-            sizes.append(len(item.starts))
-            packets += [item.packet(i) for i in range(len(item.starts))]
+            if isinstance(item, RecordBlock):
+                sizes.append(len(item.starts))
+                packets += [item.packet(i) for i in range(len(item.starts))]
+            else:
+                packets.append(item)  # a pcapng record other than an EPB run
     return packets, parser.problem, sizes
 
 
@@ -95,8 +99,8 @@ def test_record_blocks_as_packets(tmp_path: Path) -> None:
             expected, problem = _packets(data)
         except CaptureError:
             continue
-        if data[:4] == b"\x0a\x0d\x0d\x0a" or data[:2] == b"\x1f\x8b":
-            continue  # pcapng, gzip: records of pcap only
+        if data[:2] == b"\x1f\x8b":
+            continue  # the parser takes what CaptureReader decompressed
         for records, piece in ((1, None), (3, 7), (4096, None), (5, rng.randint(1, 300))):
             got, got_problem, sizes = _blocks(data, records, piece)
             assert got == expected and got_problem == problem
@@ -105,14 +109,19 @@ def test_record_blocks_as_packets(tmp_path: Path) -> None:
     assert checked > 30
 
 
-def test_record_blocks_refused_after_packets() -> None:
+@pytest.mark.parametrize("path", OWN, ids=lambda p: p.name)
+def test_record_blocks_refused_after_packets(path: Path) -> None:
     parser = CaptureParser("x")
-    parser.feed(OWN[-1].read_bytes() if OWN[-1].suffix == ".pcap" else b"")
-    if not parser.parse_header() or parser.format != "pcap":
-        pytest.skip("no bundled pcap")
+    parser.feed(path.read_bytes())
+    assert parser.parse_header()
     next(iter(parser.packets()))
     with pytest.raises(RuntimeError):
-        next(iter(parser.record_blocks(4)))
+        parser.record_blocks(4)
+    keeping = CaptureParser("x", keep_blocks=True)
+    keeping.feed(path.read_bytes())
+    assert keeping.parse_header()
+    with pytest.raises(RuntimeError):
+        keeping.record_blocks(4)
 
 
 def _forms(data: bytes, block: int) -> list[list[PacketColumns]]:
@@ -120,12 +129,12 @@ def _forms(data: bytes, block: int) -> list[list[PacketColumns]]:
     packets, _ = _packets(data)
     out = [[PacketColumns.from_packets(packets[i:i + block], 0)
             for i in range(0, len(packets), block)]]
-    if data[:4] != b"\x0a\x0d\x0d\x0a" and data[:2] != b"\x1f\x8b":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", CaptureWarning)
-            with CaptureReader(io.BytesIO(data)) as reader:
-                out.append([PacketColumns.from_records(b, 0)
-                            for b in reader.record_blocks(block)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CaptureWarning)
+        with CaptureReader(io.BytesIO(data)) as reader:
+            out.append([PacketColumns.from_records(b, 0) if isinstance(b, RecordBlock)
+                        else PacketColumns.from_packets([b], 0)
+                        for b in reader.record_blocks(block)])
     return out
 
 
