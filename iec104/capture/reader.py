@@ -464,6 +464,13 @@ class CaptureParser:
         self.problem = reason
         warnings.warn(CaptureWarning(f"{self.name}: {reason}"), stacklevel=4)
 
+    def _records(self) -> tuple[bytes, int, int, int]:
+        """Where the records start: the buffer after the file header (handed over), the
+        position in it, its length, the frames before."""
+        buf = self._buf
+        self._buf = b""
+        return buf, 0, len(buf), 0
+
     def _pcap_record(self, buf: bytes, pos: int, frame: int,
                      ) -> Generator[_NeedData, None, tuple[bytes, int, int] | None]:
         """The record at ``pos`` is not whole in ``buf``: ``(buf, pos, len(buf))`` holding
@@ -498,11 +505,7 @@ class CaptureParser:
         frac_ns = self._frac_ns
         linktype = self.linktype
         assert linktype is not None
-        buf = self._buf
-        self._buf = b""
-        pos = 0
-        n = len(buf)
-        frame = 0
+        buf, pos, n, frame = self._records()
         while True:
             if n - pos >= hsize:
                 sec, frac, incl, orig = unpack(buf, pos)
@@ -542,11 +545,7 @@ class CaptureParser:
         assert self.linktype is not None
         head = RecordBlock(b"", [], 0, self.byte_order, hsize, 8, self.linktype, None,
                            self._frac_ns)
-        buf = self._buf
-        self._buf = b""
-        pos = 0
-        n = len(buf)
-        frame = 0
+        buf, pos, n, frame = self._records()
         while True:
             starts: list[int] = []
             add = starts.append
@@ -572,11 +571,7 @@ class CaptureParser:
                      ) -> Iterator[RecordBlock | Packet | _NeedData]:
         """The records; with ``records`` > 0, runs of EPBs as :class:`RecordBlock`
         (see :meth:`record_blocks`)."""
-        buf = self._buf
-        self._buf = b""
-        pos = 0
-        n = len(buf)
-        frame = 0
+        buf, pos, n, frame = self._records()
         order = self.byte_order
         interfaces: list[_Interface] = []
         hdr = struct.Struct(order + "II")

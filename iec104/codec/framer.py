@@ -245,18 +245,8 @@ class Framer:
                 events.append(buf[pos:stop])  # type: ignore[arg-type]  # bytes at the end
                 chunks.append(c)
                 pos = stop
-            size = size_at(buf, pos) if pos < total else None
-            if size:  # a valid APDU header (the common case): whole once its end is seen
-                stop = pos + size
-                if stop > total:
-                    break  # completed by a later feed
-                while end < stop:
-                    c += 1
-                    end = base + ends[c]
-                events.append(buf[pos:stop])  # type: ignore[arg-type]  # bytes at the end
-                chunks.append(c)
-                pos = stop
-                continue
+            if pos < total and size_at(buf, pos):
+                break  # a valid APDU header, not whole (apdu_run took the whole ones)
             # anything else: next_event's own path, with what has been seen so far
             self._offset += pos - self._pos
             self._pos = pos
