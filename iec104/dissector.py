@@ -42,6 +42,17 @@ not decode take the builder's own calls in their place; so does everything from 
 I-frame of a direction whose profile is still being detected (``DetectingBuilder`` queues
 it). ``block=0`` runs every packet through the events: the reference the tests compare the
 fast lane with, batch for batch.
+
+*Runs* (the default). Deciding the fast lane packet by packet still costs a few
+microseconds of Python per packet. So a capture file is read ``block`` records at a time
+(:meth:`~.capture.reader.CaptureParser.record_blocks`: the file's octets and where each
+record starts), the plain headers of the whole block are decoded by column, and the leading
+run of packets that ``in_order`` would take one by one is taken at once
+(:func:`~.capture.blocks.take_run`: a few numpy operations per direction, the reassembler's
+state changed as ``in_order`` changes it), each direction's payloads going to its lane as
+one ``bytes`` object. The packet that ends a run goes the packet-by-packet way, and so do
+more after a short run, before the next try. ``runs=False`` keeps the packet-by-packet way
+throughout: the reference of the runs in the tests.
 """
 
 from __future__ import annotations
@@ -83,8 +94,8 @@ __all__ = ["DEFAULT_BLOCK", "PacketSource", "StreamDecoder", "dissect", "dissect
 
 _DIRECTIONS = ("c2s", "s2c")
 DEFAULT_BLOCK = 4096
-"""Payload segments the fast lane (:func:`dissect_packets`) collects before it frames and
-records them."""
+"""Packets the fast lane (:func:`dissect_packets`) reads and decides at once, and payload
+segments it collects before it frames and records them."""
 
 
 class StreamDecoder:
@@ -219,8 +230,9 @@ def dissect(
             building to ``n`` worker processes (see :func:`dissect_segments`).
         linktype: link layer of ``(timestamp, frame)`` pairs without one (default
             Ethernet).
-        block: in one process, the fast lane's block (see :func:`dissect_packets`; 0: every
-            packet through the event path, the same batches, slower).
+        block: in one process, the fast lane's block of packets (see
+            :func:`dissect_packets`; 0: every packet through the event path, the same
+            batches, slower).
 
     Yields:
         ``pyarrow.RecordBatch`` of :data:`iec104.records.schema.SCHEMA` (the last one may be
