@@ -41,14 +41,16 @@ BLOCKS = [1, 2, 7, DEFAULT_BLOCK]
 
 
 def run(source: Path | bytes, block: int, batch_rows: int, profile: Profile | None = None,
-        runs: bool = True) -> tuple[list[pa.RecordBatch], Reassembler]:
-    """``dissect``'s one-process path: by runs, packet by packet (``runs=False``) or
+        runs: bool | str = True) -> tuple[list[pa.RecordBatch], Reassembler]:
+    """``dissect``'s one-process path: by runs over the file's record blocks, by runs over
+    packets of any iterable (``runs="packets"``), packet by packet (``runs=False``) or
     through the events (``block=0``)."""
     r = Reassembler()
     data = io.BytesIO(source) if isinstance(source, bytes) else source
     with CaptureReader(data) as reader:
-        return list(dissect_packets([(reader, 0, None)], r, batch_rows=batch_rows,
-                                    profile=profile, block=block, runs=runs)), r
+        packets = (p for p in reader) if runs == "packets" else reader
+        return list(dissect_packets([(packets, 0, None)], r, batch_rows=batch_rows,
+                                    profile=profile, block=block, runs=bool(runs))), r
 
 
 def state(r: Reassembler) -> list[tuple[object, ...]]:
@@ -68,7 +70,7 @@ def same(source: Path | bytes, batch_rows: int, blocks: list[int] = BLOCKS,
     path; the reference batches."""
     expected, r0 = run(source, 0, batch_rows, profile)
     for block in blocks:
-        for runs in (False, True):
+        for runs in (False, True, "packets"):
             got, r = run(source, block, batch_rows, profile, runs)
             assert_same_batches(expected, got)
             assert r.stats == r0.stats and r.connections == r0.connections
