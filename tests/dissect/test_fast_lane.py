@@ -2,7 +2,9 @@
 
 :func:`iec104.dissector.dissect_packets` takes the common packet (Ethernet, IPv4/IPv6, TCP,
 in order) past the reassembly events and frames and records whole blocks at once; ``block=0``
-sends every packet down the event path, the reference. Both run on the bundled and public
+sends every packet down the event path, the reference. The fast lane runs three ways: by
+runs over the file's record blocks (the default), by runs over packets of any iterable, and
+packet by packet (``runs=False``). Both run on the bundled and public
 captures, fuzzed captures, the benchmark's generated capture and generated conversations with
 everything that leaves the fast lane (retransmissions, reordering, losses, keep-alives,
 RST/FIN, same-port reconnections, several connections interleaved, damaged APDUs, IPv6), at
