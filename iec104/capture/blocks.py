@@ -26,6 +26,12 @@ numpy, and its effect applied once per direction:
   acknowledgements of the other direction (each taken with the other direction's ``next``
   at that packet, the furthest one kept as ``acknowledge`` keeps it).
 
+A packet of a connection that is not decoded (:meth:`~.reassembly.Reassembler.ignored`: not
+on a selected port, refused by the heuristic) does not end a run unless it is a SYN: ``feed``
+gives no event for it and keeps only that connection's books, so it is fed in its place
+among the run's packets of such connections (their order against the decoded ones' is
+moot), and mixed traffic keeps long runs.
+
 The packets after a run (the first is not in order, or not plain) go the packet-by-packet way;
 the caller decides when to try a run again.
 """
@@ -47,7 +53,9 @@ from .packet import (
     PLAIN_LINKS,
     PLAIN_TCP,
     PSH,
+    SYN,
     TCP_PROTOCOL,
+    decode_tcp,
 )
 
 if TYPE_CHECKING:
@@ -242,7 +250,7 @@ def take_run(r: Reassembler, cols: PacketColumns, lo: int) -> tuple[int, list[Ta
     if lo >= n:
         return n, []
     usual = cols.usual[lo:]
-    if not usual[0]:
+    if not cols.plain[lo]:
         return lo, []
     group = cols.group[lo:]
     counts = np.bincount(group)
@@ -252,14 +260,21 @@ def take_run(r: Reassembler, cols: PacketColumns, lo: int) -> tuple[int, list[Ta
     size = cols.size[lo:]
     seq = cols.seq[lo:]
     fast = usual.copy()
+    flags = cols.flags[lo:]
     states: dict[int, tuple[Any, Any, Any, np.ndarray]] = {}
+    others: list[np.ndarray] = []  # the packets of connections that are not decoded
     for g in present.tolist():
         at = order[bounds[g]:bounds[g + 1]]
-        if not usual[at[0]]:
-            continue  # a run ends at its first packet anyway
-        ready = r.ready(cols.key(g))
+        if not cols.plain[lo + at[0]]:
+            continue  # the packets that are not plain (a run ends at the first)
+        key = cols.key(g)
+        ready = r.ready(key) if usual[at[0]] else None
         if ready is None:
-            fast[at] = False
+            if r.ignored(key):  # fed in place: their order against the run's is moot
+                fast[at] = (flags[at] & SYN) == 0
+                others.append(at)
+            else:
+                fast[at] = False
             continue
         conn, h, other = ready
         sizes = size[at]
@@ -320,4 +335,11 @@ def take_run(r: Reassembler, cols: PacketColumns, lo: int) -> tuple[int, list[Ta
         end = last.get(id(conn))
         if end is not None:
             conn.last_frame, conn.last_time = int(frames[end]), _time(times, end)
+    if others:
+        for i in np.sort(np.concatenate(others)).tolist():
+            if i >= stop:
+                break
+            _, time_ns, linktype, data, _, _ = cols.packet(lo + i)
+            seg = decode_tcp(int(frames[i]), time_ns, linktype, data)
+            assert seg is not None and not r.feed(seg), "an ignored connection's event"
     return lo + stop, taken

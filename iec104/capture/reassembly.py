@@ -512,6 +512,13 @@ class Reassembler:
             return None
         return conn, h, other
 
+    def ignored(self, key: tuple[bytes, int, bytes, int]) -> bool:
+        """Whether :meth:`feed` keeps only the books of the segment's own connection and
+        gives no event, whatever the segment but a SYN: a connection that is not decoded
+        (not on a selected port, refused by the heuristic)."""
+        entry = self._table.get(key)
+        return entry is not None and entry[0].selected == 0
+
     def _flush(self) -> list[StreamEvent]:
         if self._out:
             out = self._out

@@ -28,7 +28,7 @@ from iec104.capture.reassembly import Reassembler
 from tests.conftest import REPO_ROOT, public_capture, public_capture_names
 from tests.dissect.test_fast_lane import _bench_capture, _conversations
 from tests.support import fuzz
-from tests.support.pcapwriter import write_packets
+from tests.support.pcapwriter import build_conversation, write_packets
 
 OWN = sorted((REPO_ROOT / "captures").glob("*.pcap*"))
 
@@ -49,6 +49,17 @@ def _sources(tmp_path: Path) -> list[bytes]:
                 packets[i] = pkt = pkt.copy()
                 pkt[TCP].ack = rng.randrange(2**32)
         out.append(write_packets(tmp_path / f"{seed}.pcap", packets).read_bytes())
+    # IEC 104 beside a connection that is not (refused by the heuristic, then ignored)
+    iec = _conversations(20)
+    other = build_conversation([("c2s", b"GET / HTTP/1.1\r\n\r\n"), ("s2c", b"x" * 300)] * 6,
+                               client_ip="10.0.0.7", server_ip="10.0.0.2", server_port=8080,
+                               segment_size=50, fin=True)
+    merged = []
+    while iec or other:
+        merged.append((iec if iec and (not other or rng.random() < 0.5) else other).pop(0))
+    for k, p in enumerate(merged):
+        p.time = 1_700_000_000 + k / 1000
+    out.append(write_packets(tmp_path / "mixed.pcap", merged).read_bytes())
     out += [fuzz.mutate_capture(rng, rng.choice(fuzz.corpus(public=False).captures))
             for _ in range(40)]
     return out
@@ -167,7 +178,9 @@ def test_columns_decode_as_decode_plain_tcp(tmp_path: Path) -> None:
 
 def _state(r: Reassembler) -> list[tuple[object, ...]]:
     """Every field of the reassembler that ``in_order`` changes, and the statistics."""
-    out: list[tuple[object, ...]] = [(r.streams, dict(r.stats))]
+    out: list[tuple[object, ...]] = [(r.streams, dict(r.stats), dict(r.undecoded))]
+    out += sorted((key, c.stream, c.selected, tuple(c.base), tuple(c.fin), c.rst, c.counted)
+                  for key, (c, _d) in r._table.items())
     for conn in r._open.values():
         out.append((conn.stream, conn.last_frame, conn.last_time))
         for h in conn.halves or ():

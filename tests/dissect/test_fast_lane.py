@@ -280,7 +280,9 @@ def test_run_boundaries(tmp_path: Path) -> None:
     """Runs cut where the brief of the block lane says they may go wrong: a connection
     opening mid-block (its profile undecided while the other's flows), an out-of-order
     pair and a retransmission in the middle of a run, APDUs split across segments (a block
-    ending mid-APDU), two connections interleaved; at every block size from 1 to 40."""
+    ending mid-APDU), two connections interleaved with a third that is not IEC 104 (its
+    packets fed inside runs, its FINs and its SYN reopening it); at every block size from
+    1 to 40."""
     rng = random.Random("boundaries")
     apdus = fuzz.corpus(public=False).apdus
 
@@ -297,10 +299,16 @@ def test_run_boundaries(tmp_path: Path) -> None:
     first, second = conversation(50001, 7), conversation(50002, None)
     first[40], first[41] = first[41], first[40]  # out of order mid-run
     first.insert(60, first[50].copy())  # a retransmission, later
+    # a connection that is not IEC 104 (the heuristic refuses it), closed and reopened
+    other = [build_conversation([("c2s", bytes(rng.randrange(256) for _ in range(30))),
+                                 ("s2c", b"HTTP/1.1 200 OK\r\n" * 3)] * 8,
+                                client_port=40000, client_ip="10.0.0.7", server_ip="10.0.0.2",
+                                server_port=8080, segment_size=11, client_isn=isn)
+             for isn in (7, 9000)]
     merged = first[:20]  # the second opens while the first flows
-    rest = first[20:]
-    while rest or second:
-        source = rest if rest and (not second or rng.random() < 0.6) else second
+    streams = [first[20:], second, other[0] + other[1]]
+    while any(streams):
+        source = rng.choice([s for s in streams if s])
         merged.append(source.pop(0))
     for k, p in enumerate(merged):
         p.time = 1_700_000_000 + k / 1000
