@@ -310,6 +310,7 @@ def dissect_segments(segments: Iterable[TcpSegment], reassembler: Reassembler, *
 
 _FEW = 16  # APDUs below which a flush records one by one (numpy's set-up costs more)
 _SHORT_RUN = 32  # packets: a shorter run makes the next ones go one by one for a while
+_LONGEST_SKIP = 1 << 16  # packets one by one at most before runs are tried again
 
 
 class _Lane:
@@ -338,6 +339,8 @@ class _FastLane:
         self.reassembler = reassembler
         self.block = block
         self.taken = 0  # payload segments in the lanes
+        self.grow = 0  # packets one by one after a short run (doubles while they stay short)
+        self.skip = 0  # of those, the packets of the blocks to come
         self.lanes: dict[object, _Lane] = {}  # reassembler direction state -> its lane
         front: Any = decoder.builder  # a ColumnarBuilder, or a DetectingBuilder before one
         self.front = front
@@ -389,17 +392,26 @@ class _FastLane:
                 if builder.rows >= self.batch_rows:
                     yield from _bounded(builder.take_batch(), self.batch_rows)
 
-    def by_runs(self, cols: PacketColumns, frame_offset: int,
+    def by_runs(self, records: RecordBlock | list[Packet], frame_offset: int,
                 defrag: Defragmenter) -> Iterator[pa.RecordBatch]:
         """A block of packets: runs of in-order packets taken at once
         (:func:`~.capture.blocks.take_run`), the packet after each run one by one. After
         a short run, more packets go one by one before the next try (doubling while the
-        runs stay short), so that a block of packets that are seldom in order costs
-        about what the packet-by-packet way costs."""
+        runs stay short, across blocks; a block taken whole that way is not decoded by
+        column), so that packets that are seldom in order cost about what the
+        packet-by-packet way costs."""
+        block = isinstance(records, RecordBlock)
+        n = len(records.starts) if block else len(records)  # type: ignore[union-attr]
+        packet = records.packet if block else records.__getitem__  # type: ignore[union-attr]
+        i = min(n, self.skip)  # packets one by one, left from the last block
+        if i:
+            self.skip -= i
+            yield from self.one_by_one(map(packet, range(i)), frame_offset, defrag)
+        if i >= n:
+            return
+        cols = (PacketColumns.from_records(records, frame_offset) if block  # type: ignore[arg-type]
+                else PacketColumns.from_packets(records, frame_offset))  # type: ignore[arg-type]
         lanes = self.lanes
-        n = cols.n
-        i = 0
-        skip = 0
         while i < n:
             stop, taken = take_run(self.reassembler, cols, i)
             for t in taken:
@@ -416,10 +428,12 @@ class _FastLane:
                 yield from self.flush()
             if stop >= n:
                 return
-            skip = 0 if stop - i >= _SHORT_RUN else min(max(2 * skip, _SHORT_RUN), n)
-            i = min(n, stop + 1 + skip)
-            yield from self.one_by_one(map(cols.packet, range(stop, i)), frame_offset,
-                                       defrag)
+            self.grow = 0 if stop - i >= _SHORT_RUN else min(max(2 * self.grow, _SHORT_RUN),
+                                                              _LONGEST_SKIP)
+            end = stop + 1 + self.grow
+            i = min(n, end)
+            self.skip = end - i
+            yield from self.one_by_one(map(packet, range(stop, i)), frame_offset, defrag)
 
     def flush(self) -> Iterator[pa.RecordBatch]:
         """Frame and record everything taken; yields the batches that fill up on the way."""
@@ -631,15 +645,13 @@ def dissect_packets(sources: Iterable[PacketSource], reassembler: Reassembler, *
         if runs and isinstance(packets, CaptureReader):
             for records in packets.record_blocks(block):
                 if isinstance(records, RecordBlock):
-                    yield from lane.by_runs(PacketColumns.from_records(records, frame_offset),
-                                            frame_offset, defrag)
+                    yield from lane.by_runs(records, frame_offset, defrag)
                 else:  # a pcapng record of another kind
                     yield from lane.one_by_one((records,), frame_offset, defrag)
         elif runs:
             it = iter(packets)
             while chunk := list(islice(it, block)):
-                yield from lane.by_runs(PacketColumns.from_packets(chunk, frame_offset),
-                                        frame_offset, defrag)
+                yield from lane.by_runs(chunk, frame_offset, defrag)
         else:
             yield from lane.one_by_one(packets, frame_offset, defrag)
         if defragmenter is None:

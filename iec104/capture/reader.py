@@ -121,6 +121,9 @@ class Packet(NamedTuple):
     """pcapng interface index within its section (0 for pcap)."""
 
 
+_TWO_WORDS = {order: struct.Struct(order + "II").unpack_from for order in "<>"}
+
+
 class RecordBlock(NamedTuple):
     """Consecutive packet records of one kind -- pcap records, or pcapng Enhanced Packet
     Blocks of one interface -- in the octets that hold them
@@ -153,14 +156,17 @@ class RecordBlock(NamedTuple):
         packets` gives."""
         pos = self.starts[i]
         data = self.data
-        incl, orig = struct.unpack_from(self.byte_order + "II", data, pos + self.length_at)
+        two = _TWO_WORDS[self.byte_order]
+        incl, orig = two(data, pos + self.length_at)
         if self.times is None:
-            sec, frac = struct.unpack_from(self.byte_order + "II", data, pos)
+            sec, frac = two(data, pos)
             time_ns = sec * 1_000_000_000 + frac * self.frac_ns
         else:
             time_ns = self.times[i]
-        return Packet(self.first + i, time_ns, self.linktype,
-                      data[pos + self.header:pos + self.header + incl], orig, self.interface)
+        # tuple.__new__ skips the NamedTuple's Python-level __new__ (once per packet)
+        return tuple.__new__(Packet, (self.first + i, time_ns, self.linktype,  # type: ignore[return-value]
+                                      data[pos + self.header:pos + self.header + incl], orig,
+                                      self.interface))
 
 
 # pcap magic numbers as they appear in the first four bytes of the file.
