@@ -58,7 +58,7 @@ throughout: the reference of the runs in the tests.
 from __future__ import annotations
 
 import os
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from itertools import accumulate, islice
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -400,17 +400,20 @@ class _FastLane:
         runs stay short, across blocks; a block taken whole that way is not decoded by
         column), so that packets that are seldom in order cost about what the
         packet-by-packet way costs."""
-        block = isinstance(records, RecordBlock)
-        n = len(records.starts) if block else len(records)  # type: ignore[union-attr]
-        packet = records.packet if block else records.__getitem__  # type: ignore[union-attr]
+        packet: Callable[[int], Packet]
+        if isinstance(records, RecordBlock):
+            n, packet = len(records.starts), records.packet
+        else:
+            n, packet = len(records), records.__getitem__
         i = min(n, self.skip)  # packets one by one, left from the last block
         if i:
             self.skip -= i
             yield from self.one_by_one(map(packet, range(i)), frame_offset, defrag)
         if i >= n:
             return
-        cols = (PacketColumns.from_records(records, frame_offset) if block  # type: ignore[arg-type]
-                else PacketColumns.from_packets(records, frame_offset))  # type: ignore[arg-type]
+        cols = (PacketColumns.from_records(records, frame_offset)
+                if isinstance(records, RecordBlock)
+                else PacketColumns.from_packets(records, frame_offset))
         lanes = self.lanes
         while i < n:
             stop, taken = take_run(self.reassembler, cols, i)
