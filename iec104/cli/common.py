@@ -486,12 +486,14 @@ def add_log_options(parser: argparse.ArgumentParser) -> None:
                    help="start a new file every T (default 1h)")
     g.add_argument("--fsync", action="store_true",
                    help="fsync every flush (survives power loss, slower)")
-    g.add_argument("--cot-size", type=int, choices=(1, 2), default=2,
-                   help="cause of transmission octets (default 2)")
-    g.add_argument("--ca-size", type=int, choices=(1, 2), default=2,
-                   help="common address octets (default 2)")
-    g.add_argument("--ioa-size", type=int, choices=(1, 2, 3), default=3,
-                   help="information object address octets (default 3)")
+    # none given: detected per connection and direction, as convert does
+    g.add_argument("--cot-size", type=int, choices=(1, 2),
+                   help="cause of transmission octets (2 if another size is given; default: "
+                   "detect the field sizes per connection and direction, as convert does)")
+    g.add_argument("--ca-size", type=int, choices=(1, 2),
+                   help="common address octets (2 if another size is given)")
+    g.add_argument("--ioa-size", type=int, choices=(1, 2, 3),
+                   help="information object address octets (3 if another size is given)")
 
 
 def log_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -499,7 +501,10 @@ def log_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         raise CliError("--flush-rows must be positive")
     from ..codec import Profile
 
-    return {"profile": Profile(args.cot_size, args.ca_size, args.ioa_size),
+    sizes = (args.cot_size, args.ca_size, args.ioa_size)
+    profile = None if sizes == (None, None, None) else Profile(
+        *(given or default for given, default in zip(sizes, (2, 2, 3), strict=True)))
+    return {"profile": profile,
             "flush_rows": args.flush_rows, "flush_seconds": args.flush_seconds,
             "max_bytes": args.rotate_size, "max_seconds": args.rotate_seconds,
             "fsync": args.fsync, "dataset": True}  # -o DIR is a dataset (README 'Datasets')

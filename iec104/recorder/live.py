@@ -48,9 +48,10 @@ from ..capture.ipfrag import Defragmenter
 from ..capture.packet import tcp_segments
 from ..capture.reader import NEED_DATA, CaptureParser, Packet
 from ..capture.reassembly import IEC104_PORT, Reassembler
-from ..codec import DEFAULT_PROFILE, Iec104Error, Profile
+from ..codec import Iec104Error, Profile
 from ..dissector import StreamDecoder
 from ..records.journal import new_session
+from ..records.profiles import ProfileOverrides
 from .logwriter import LogWriter
 
 if TYPE_CHECKING:
@@ -175,7 +176,8 @@ class LiveCapture:
                  ports: Iterable[int] = (IEC104_PORT,), heuristic: bool = False,
                  capture_filter: str | None = None,
                  pcapng_dir: str | os.PathLike[str] | None = None,
-                 profile: Profile = DEFAULT_PROFILE, flush_rows: int = 10_000,
+                 profile: Profile | ProfileOverrides | None = None,
+                 flush_rows: int = 10_000,
                  flush_seconds: float = 1.0, max_bytes: int = 64 << 20,
                  max_seconds: float = 3600.0, prefix: str = "iec104-capture",
                  fsync: bool = False, dumpcap: str | None = None, buffer_mb: int = 16,
@@ -252,7 +254,7 @@ class LiveCapture:
         # the StreamDecoder keeps its builder: flushes convert rows in the capture thread
         self.writer = LogWriter(self.output, swap_builders=False, origin="capture",
                                 **self._writer_args)
-        self._decoder = StreamDecoder(self.writer.builder)
+        self._decoder = StreamDecoder(self.writer.front)
         if self.pcapng_dir is not None:
             self._pcapng = _PcapngFiles(self.pcapng_dir, self._writer_args["prefix"],
                                         self._writer_args["max_bytes"],

@@ -85,9 +85,9 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..codec import Profile
+from ..dissector import StreamDecoder, _FastLane
 from ..records.builder import Endpoints
 from .logwriter import LogWriter, LogWriterError
 
@@ -157,7 +157,6 @@ class LogProcess:
                  stall_seconds: float = 2.0) -> None:
         self.directory = Path(directory)
         self.writer_args = dict(writer_args)
-        self.profile: Profile = self.writer_args.get("profile", Profile())
         self.flush_seconds = float(self.writer_args.get("flush_seconds", 1.0))
         self.max_backlog = max_backlog
         self.restart_seconds = restart_seconds
@@ -673,15 +672,37 @@ class LogProcess:
 # -- the logger process -------------------------------------------------------------------------
 
 
+class _Half(NamedTuple):
+    """One direction of a proxied connection: the key of its payloads in the fast lane."""
+
+    stream: int
+    direction: int
+    """0: c2s, 1: s2c."""
+
+
 class _Logger:
-    """The logger's loop: read the pipe, decode into a LogWriter, answer."""
+    """The logger's loop: read the pipe, decode into a LogWriter, answer.
+
+    Decoding is the dissector's (see :mod:`iec104.dissector`): the data messages of one
+    pipe read wait in the fast lane, one lane per direction (the proxy hands over each
+    direction's octets in order, as the reassembler does for a capture's in-order
+    segments), numbered in pipe order; before any control message and at the end of the
+    read the lanes are framed at once and recorded in bulk, in pipe order across
+    directions, with no frame number. Field sizes are detected per direction as
+    ``convert`` does (:class:`~iec104.records.profiles.DetectingBuilder`) unless the
+    proxy was given a profile (the LogWriter bounds how long detection holds rows back;
+    a flush, sync or read asks for everything received: detection decides at once).
+    """
 
     def __init__(self, data_fd: int, reply_fd: int) -> None:
         self.data_fd = data_fd
         self.reply_fd = reply_fd
         self.inbox = bytearray()
         self.writer: LogWriter | None = None
-        self.decoders: dict[tuple[int, int], Any] = {}
+        self.streams: StreamDecoder | None = None
+        self.lane: _FastLane | None = None
+        self.halves: dict[tuple[int, int], _Half] = {}  # the open streams' directions
+        self.seq = 0  # data messages so far (the order of the lanes' payloads)
         self.endpoints: dict[int, dict[str, Endpoints]] = {}
         self.flush_seconds = 1.0
         self.last_status: dict[str, Any] = {}
@@ -740,30 +761,44 @@ class _Logger:
 
     def handle(self) -> bool:
         """Process the complete messages in the inbox; True after ``close``."""
-        buf = bytes(self.inbox)  # immutable: the decoders may keep views of it
+        buf = bytes(self.inbox)
         view = memoryview(buf)
         pos = 0
+        halves = self.halves
+        lane = self.lane
+        seq = self.seq
         try:
             while len(buf) - pos >= _HEADER.size:
                 kind, size = _HEADER.unpack_from(buf, pos)
                 end = pos + _HEADER.size + size
                 if end > len(buf):
                     break
-                body = view[pos + _HEADER.size:end]
+                start = pos + _HEADER.size
                 pos = end
                 if kind == b"D":
-                    time_ns, stream, back = _DATA.unpack_from(body)
-                    dec = self.decoders.get((stream, back))
-                    if dec is not None:
-                        dec.feed(time_ns, None, body[_DATA.size:])
-                    if self.writer is not None and \
-                            self.writer.builder.rows >= self.writer.flush_rows:
-                        self.writer.flush()
-                elif self.control(pickle.loads(body)):
+                    time_ns, stream, back = _DATA.unpack_from(buf, start)
+                    half = halves.get((stream, back))
+                    if half is not None and lane is not None:
+                        seq += 1
+                        lane.add(half, buf[start + _DATA.size:end], seq, time_ns)
+                    continue
+                self.seq = seq
+                self.record()  # what came before, before what this message records
+                if self.control(pickle.loads(view[start:end])):
                     return True
+                lane = self.lane
         finally:
             self.inbox = bytearray(view[pos:])
+            self.seq = seq
+        self.record()
         return False
+
+    def record(self) -> None:
+        """Frame and record the payloads waiting in the lanes; full batches to the writer."""
+        if self.lane is not None and self.writer is not None:
+            for batch in self.lane.flush():
+                self.writer.write(batch)
+
 
     def control(self, item: tuple[Any, ...]) -> bool:
         op = item[0]
@@ -772,47 +807,47 @@ class _Logger:
             _, directory, args, level, fmt, resume = item
             logging.basicConfig(level=level, format=fmt or logging.BASIC_FORMAT)
             try:
-                self.writer = LogWriter(directory, **args)
+                # the lane records into the writer's one builder and cuts its own batches
+                self.writer = LogWriter(directory, swap_builders=False, **args)
                 if resume:
                     self.writer.builder.next_apdu = _next_apdu(self.writer.directory,
                                                                self.writer.capture)
             except Exception as exc:  # noqa: BLE001 -- handed to the proxy
                 self.answer("ready", None, exc)
                 return True
+            self.streams = StreamDecoder(self.writer.front)
+            self.lane = _FastLane(self.streams, self.writer.flush_rows, numbered=False)
             self.flush_seconds = self.writer.flush_seconds
             self.answer("ready", [str(p) for p in self.writer.recovered], None)
             self.status(force=True)
             return False
-        assert writer is not None
+        streams = self.streams
+        assert writer is not None and streams is not None
+        front = streams.builder  # every row goes through it, in order
         if op == "open":
             _, stream, endpoints = item
             self.endpoints[stream] = endpoints
-            for back, direction in enumerate(_DIRECTIONS):
-                old = self.decoders.pop((stream, back), None)
-                if old is not None:
-                    writer.release(old)
-                self.decoders[(stream, back)] = writer.decoder(endpoints[direction])
+            streams.open(stream, [endpoints[direction] for direction in _DIRECTIONS])
+            for back in (0, 1):
+                self.halves[(stream, back)] = _Half(stream, back)
         elif op == "event":
             _, stream, direction, time_ns, text, raw = item
-            writer.event(time_ns, self.endpoints[stream][direction], text, raw)
+            front.add_event(time_ns, None, self.endpoints[stream][direction], text, raw)
         elif op == "end":
-            now = time.time_ns()
+            streams.end(item[1], time.time_ns(), None)
             for back in (0, 1):
-                dec = self.decoders.pop((item[1], back), None)
-                if dec is not None:
-                    dec.close(now, None)
-                    writer.release(dec)
+                self.halves.pop((item[1], back), None)
             self.endpoints.pop(item[1], None)
         elif op == "gap":
             _, stream, back, time_ns, missing = item
-            dec = self.decoders.get((stream, back))
+            dec = streams.decoder(stream, back)
             if dec is not None:
                 dec.gap(time_ns, None, missing, "not logged: the proxy forwarded them while "
                         "its logger process was stalled")
         elif op == "note":
-            writer.builder.add_event(item[1], None, _NO_ENDPOINTS,
-                                     f"{writer.origin}: {item[2]}", None)
+            front.add_event(item[1], None, _NO_ENDPOINTS, f"{writer.origin}: {item[2]}", None)
         elif op == "flush":
+            writer.decide()
             writer.flush()
         else:
             ident = item[1]
@@ -820,15 +855,18 @@ class _Logger:
             error: BaseException | None = None
             try:
                 if op == "sync":
+                    writer.decide()
                     writer.sync()
                 elif op == "read":
+                    writer.decide()
                     writer.flush()
                     writer.sync()
                     value = writer.dataframe()
                 elif op == "close":
                     now = time.time_ns()
-                    for dec in self.decoders.values():
-                        dec.close(now, None)
+                    for stream in list(self.endpoints):
+                        streams.end(stream, now, None)
+                    streams.close()  # decides what detection still holds back
                     value = [str(p) for p in writer.close()]
             except Exception as exc:  # noqa: BLE001 -- handed to the proxy
                 error = exc
