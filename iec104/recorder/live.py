@@ -11,8 +11,8 @@ dissector's path, exactly as a capture file would:
 :func:`~iec104.capture.packet.tcp_segments` (with one
 :class:`~iec104.capture.ipfrag.Defragmenter` for the whole capture), the
 :class:`~iec104.capture.reassembly.Reassembler` and the
-:class:`~iec104.dissector.StreamDecoder` (so rows, gaps and fallbacks are exactly
-those of ``iec104 convert``), into the same :class:`~iec104.recorder.logwriter.LogWriter` as
+:class:`~iec104.dissector.StreamDecoder` (so rows, gaps, fallbacks and the field sizes
+detected per direction are exactly those of ``iec104 convert``), into the same :class:`~iec104.recorder.logwriter.LogWriter` as
 the proxy (rotation, crash safety). With
 ``pcapng_dir``, every block is also copied into rotating pcapng files there (each file
 starts with the section header and interface descriptions, so each is a valid capture).
@@ -323,7 +323,8 @@ class LiveCapture:
         return list(self._pcapng.files) if self._pcapng is not None else []
 
     def flush(self, timeout: float = 10.0) -> None:
-        """Hand every row decoded so far to the log writer (waits for the capture thread)."""
+        """Hand every row decoded so far to the log writer (waits for the capture thread;
+        directions whose field sizes are still being detected are decided now)."""
         if self._thread is None or not self._thread.is_alive():
             return
         done = self._flush_request
@@ -436,6 +437,7 @@ class LiveCapture:
         writer.maybe_flush()
         if self._flush_wanted:
             self._flush_wanted = False
+            writer.decide()  # asked for every row: detection holds none back
             writer.flush()
             self._flush_request.set()
 

@@ -7,8 +7,11 @@ proxy's process they share the event loop and the GIL with forwarding, which put
 the round-trip path (p99 1.2 ms with logging against 0.26 ms without). So the proxy keeps
 only the forwarding and hands the raw bytes, with their receive times, to a *logger
 process* (:func:`main` in a new interpreter) that runs a
-:class:`~iec104.recorder.logwriter.LogWriter` with one
-:class:`~iec104.records.decoder.DirectionDecoder` per direction of each connection: the
+:class:`~iec104.recorder.logwriter.LogWriter` and decodes with the dissector's stage: a
+:class:`~iec104.dissector.StreamDecoder` holds one direction decoder per direction of each
+connection, and the data of each pipe read go through the dissector's fast lane (framed per
+direction at once, recorded by column; see :class:`_Logger`), with the field sizes
+detected per direction as ``iec104 convert`` detects them unless a profile was given. The
 rows, flush bounds, journal, rotation, full-disk holding and ``proxy:`` event rows are
 exactly those of the LogWriter, only in another process.
 

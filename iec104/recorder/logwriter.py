@@ -13,6 +13,14 @@ it swaps in a fresh builder (APDU numbering continues) and queues the full one. 
 thread turns queued builders into a ``RecordBatch`` and appends it to a
 :class:`~iec104.records.journal.JournaledParquetSink`, which rotates files by size and age.
 
+Producers that keep their builder (``swap_builders=False``: the live capture's and the
+proxy logger's :class:`~iec104.dissector.StreamDecoder`) record through :attr:`LogWriter.front`:
+the builder itself for a given profile, else a
+:class:`~iec104.records.profiles.DetectingBuilder` that detects the field sizes per
+direction as the dissector does and holds a direction's rows back until it is decided;
+:meth:`LogWriter.maybe_flush` decides a direction that held rows back for
+``detect_seconds``, so that they reach the log.
+
 So the SIGKILL loss bound is one flush interval: rows decoded since the last flush (at
 most ``flush_rows``, at most ``flush_seconds`` old) plus batches still queued for the
 writer thread (normally none; a few milliseconds of work each).
