@@ -188,3 +188,18 @@ def test_a_given_profile_is_not_detected(tmp_path: Path) -> None:
     assert set(expected["profile"].dropna()) == {"1/1/2"}
     assert expected["profile_confidence"].isna().all()
     assert_same_rows(expected, logged(ops, Profile(1, 1, 2), tmp_path / "log"))
+
+
+@pytest.mark.parametrize(("args", "profile"), [
+    ([], None),  # detected, as convert does
+    (["--cot-size", "1"], Profile(1, 2, 3)),
+    (["--cot-size", "1", "--ca-size", "1", "--ioa-size", "2"], Profile(1, 1, 2)),
+])
+def test_the_recorders_field_size_options(args: list[str], profile: Profile | None) -> None:
+    import argparse
+
+    from iec104.cli.common import add_log_options, log_kwargs
+
+    parser = argparse.ArgumentParser()
+    add_log_options(parser)
+    assert log_kwargs(parser.parse_args(args))["profile"] == profile
