@@ -77,6 +77,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import fcntl
+import gc
 import logging
 import os
 import pickle
@@ -821,6 +822,10 @@ class _Logger:
             self.streams = StreamDecoder(self.writer.front)
             self.lane = _FastLane(self.streams, self.writer.flush_rows, numbered=False)
             self.flush_seconds = self.writer.flush_seconds
+            # start-up's objects (pyarrow, numpy, the codec's tables: some 68,000) are never
+            # garbage: a full collection over them took 90 ms, a burst that holds up whatever
+            # wakes on this CPU (the proxy, its peers); frozen, the collector skips them
+            gc.freeze()
             self.answer("ready", [str(p) for p in self.writer.recovered], None)
             self.status(force=True)
             return False
