@@ -12,8 +12,8 @@ dissector's path, exactly as a capture file would:
 :class:`~iec104.capture.ipfrag.Defragmenter` for the whole capture), the
 :class:`~iec104.capture.reassembly.Reassembler` and the
 :class:`~iec104.dissector.StreamDecoder` (so rows, gaps, fallbacks and the field sizes
-detected per direction are exactly those of ``iec104 convert``), into the same :class:`~iec104.recorder.logwriter.LogWriter` as
-the proxy (rotation, crash safety). With
+detected per direction are exactly those of ``iec104 convert``), into the same
+:class:`~iec104.recorder.logwriter.LogWriter` as the proxy (rotation, crash safety). With
 ``pcapng_dir``, every block is also copied into rotating pcapng files there (each file
 starts with the section header and interface descriptions, so each is a valid capture).
 

@@ -20,22 +20,11 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from iec104.capture.reassembly import Reassembler, StreamData, StreamEnd, StreamStart
+from iec104 import codec
 from iec104.capture.packet import tcp_segments
 from iec104.capture.reader import CaptureReader
-from iec104.codec import (
-    ASDU,
-    Cause,
-    FloatingValue,
-    IFrame,
-    InformationObject,
-    Profile,
-    Quality,
-    SFrame,
-    TypeId,
-    encode_apdu,
-    encode_asdu,
-)
+from iec104.capture.reassembly import Reassembler, StreamData, StreamEnd, StreamStart
+from iec104.codec import Profile
 from iec104.dissector import StreamDecoder
 from iec104.recorder.logprocess import LogProcess
 from iec104.records.builder import Endpoints
@@ -78,15 +67,16 @@ def synthetic_ops(rng: random.Random, stream: int, profile: Profile, n: int) -> 
     endpoints = {"c2s": Endpoints(stream, "c2s", "10.0.0.1", 50000 + stream, "10.0.0.2", 2404),
                  "s2c": Endpoints(stream, "s2c", "10.0.0.2", 2404, "10.0.0.1", 50000 + stream)}
     ops: list[Op] = [("open", stream, endpoints)]
-    good = Quality(False, False, False, False, False)
+    good = codec.Quality(False, False, False, False, False)
     octets: list[bytearray] = [bytearray(), bytearray()]
     for i in range(n):
-        asdu = encode_asdu(ASDU(TypeId.M_ME_NC_1, False, Cause.SPONTANEOUS, False, False, 0,
-                                7, (InformationObject(100 + i % 50, FloatingValue(i / 4),
-                                                      good),)), profile)
-        octets[1] += encode_apdu(IFrame(i % 32768, 0, asdu))
+        value = codec.InformationObject(100 + i % 50, codec.FloatingValue(i / 4), good)
+        asdu = codec.encode_asdu(codec.ASDU(codec.TypeId.M_ME_NC_1, False,
+                                            codec.Cause.SPONTANEOUS, False, False, 0, 7,
+                                            (value,)), profile)
+        octets[1] += codec.encode_apdu(codec.IFrame(i % 32768, 0, asdu))
         if i % 8 == 7:
-            octets[0] += encode_apdu(SFrame(i + 1))
+            octets[0] += codec.encode_apdu(codec.SFrame(i + 1))
         if rng.random() < 0.02:
             octets[1] += bytes(rng.randrange(256) for _ in range(rng.randrange(1, 9)))
     pos = [0, 0]
