@@ -130,9 +130,12 @@ def reference(ops: list[Op], profile: Profile | None) -> pa.Table:
     return pa.Table.from_batches([front.take_batch()], schema=SCHEMA)
 
 
-def logged(ops: list[Op], profile: Profile | None, directory: Path) -> pd.DataFrame:
-    """The same ops through a real logger process (its pipe, its fast lane)."""
-    writer = LogProcess.spawn(directory, {"profile": profile, "flush_rows": 700})
+def logged(ops: list[Op], profile: Profile | None, directory: Path,
+           bulk_octets: int = 0) -> pd.DataFrame:
+    """The same ops through a real logger process (its pipe; with ``bulk_octets=0`` every
+    read through its fast lane, with a huge one APDU by APDU)."""
+    writer = LogProcess.spawn(directory, {"profile": profile, "flush_rows": 700},
+                              bulk_octets=bulk_octets)
     writer.wait_ready()
     for op in ops:
         if op[0] == "open":
@@ -156,8 +159,9 @@ def assert_same_rows(expected: pd.DataFrame, got: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(got.reset_index(drop=True), expected.reset_index(drop=True))
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_the_logger_records_as_the_event_path(tmp_path: Path, seed: int) -> None:
+@pytest.mark.parametrize(("seed", "bulk_octets"), [(1, 0), (2, 0), (3, 1 << 40)])
+def test_the_logger_records_as_the_event_path(tmp_path: Path, seed: int,
+                                              bulk_octets: int) -> None:
     rng = random.Random(seed)
     runs = [capture_ops(path, 100 * i)
             for i, path in enumerate(sorted((REPO_ROOT / "captures").glob("*.pcap*")))]
@@ -169,7 +173,7 @@ def test_the_logger_records_as_the_event_path(tmp_path: Path, seed: int) -> None
     expected = reference(ops, None).to_pandas()
     assert set(expected["profile"].dropna()) >= {"1/1/2", "2/2/3", "1/2/3"}
     assert (expected["kind"] == "malformed").any() and (expected["kind"] == "event").any()
-    assert_same_rows(expected, logged(ops, None, tmp_path / "log"))
+    assert_same_rows(expected, logged(ops, None, tmp_path / "log", bulk_octets))
 
 
 def test_a_given_profile_is_not_detected(tmp_path: Path) -> None:
@@ -178,6 +182,7 @@ def test_a_given_profile_is_not_detected(tmp_path: Path) -> None:
     assert set(expected["profile"].dropna()) == {"1/1/2"}
     assert expected["profile_confidence"].isna().all()
     assert_same_rows(expected, logged(ops, Profile(1, 1, 2), tmp_path / "log"))
+    assert_same_rows(expected, logged(ops, Profile(1, 1, 2), tmp_path / "log2", 1 << 40))
 
 
 @pytest.mark.parametrize(("args", "profile"), [
