@@ -24,14 +24,14 @@ Pipe (proxy -> logger), one message per item, in the order things happened::
           ("gap", stream, direction, time_ns, octets), ("flush",), ("sync", id),
           ("read", id), ("close", id)
 
-The proxy collects messages for up to 20 ms (or 256 KiB) and writes them at once, so that
-the pipe costs one system call and one wake-up of the logger per 20 ms of traffic, off the
+The proxy collects messages for up to 100 ms (or 256 KiB) and writes them at once, so that
+the pipe costs one system call and one wake-up of the logger per 100 ms of traffic, off the
 path of a request and its answer. It never blocks on the pipe: writes are non-blocking,
 what the pipe does not take
 waits in memory (:attr:`LogProcess.backlog`) and is written when the pipe drains (the event
 loop's ``add_writer``). The hot path (:meth:`LogProcess.data`) packs one message head and
 appends it and the octets to one ``bytearray``; the pipe takes its front with one
-``os.write`` per 20 ms.
+``os.write`` per 100 ms.
 
 Overload: beyond ``max_backlog`` octets the proxy pauses reading from its sockets (TCP flow
 control), so a logger that is only slower than the traffic loses nothing. A logger that
@@ -111,19 +111,24 @@ _DIRECTIONS = ("c2s", "s2c")
 _PIPE_SIZE = 1 << 20
 """Pipe capacity asked for (Linux caps it at /proc/sys/fs/pipe-max-size, 1 MiB by default)."""
 _F_SETPIPE_SZ = 1031
-_SEND_DELAY = 0.02
+_SEND_DELAY = 0.1
 """Seconds the proxy collects messages before writing them to the pipe: one write and one
-wake-up of the logger per 20 ms, not per TCP read (the rows' times are the receive times);
-each wake-up costs both processes system calls, and the proxy's may delay a segment."""
+wake-up of the logger per 100 ms, not per TCP read (the rows' times are the receive times).
+Each wake-up costs the logger a fixed burst of CPU (run cold), and a wake-up of the proxy
+or of its peers that lands on the CPU during a burst waits for it: the tail of the round
+trip. Against 20 ms: the logger's CPU at idle 11 µs per APDU instead of 17, and wake-ups
+of the round trip's tasks delayed by it 10 instead of 47 over 3 x 3,000 round trips
+(bench/README, issue 14 third round). A later write only delays rows by 0.1 s on their way
+to the log (a SIGKILL of the proxy loses them as it loses the backlog)."""
 _SEND_NOW = 256 << 10
 """Octets collected beyond which they are written at the next event-loop pass."""
 _NICE = 10
 """The logger's niceness (added to the proxy's; see the module docstring)."""
 _BULK_OCTETS = 32 << 10
 """Pipe reads from this size (some 1,000 short APDUs) take the fast lane: below it, its
-fixed cost per read (numpy set-up, cold after 20 ms asleep) outweighs what it saves (an
-idle proxy's logger cost 21-28 µs of CPU per APDU through it against 17-20 APDU by APDU,
-bench/proxy.py, same runs)."""
+fixed cost per read (numpy set-up, run cold after sleeping) outweighs what it saves (an
+idle proxy's logger, reading every 20 ms, cost 21-28 µs of CPU per APDU through it
+against 17-20 APDU by APDU, bench/proxy.py, same runs)."""
 
 
 def _control(*item: Any) -> bytes:

@@ -10,7 +10,7 @@ streams, no tasks on the hot path):
    socket *at once and unchanged* (``transport.write`` tries the send immediately).
 2. Only then are the bytes, with their receive time, queued for the logger process
    (:class:`~iec104.recorder.logprocess.LogProcess`): one non-blocking pipe write per
-   event-loop pass. Decoding (the dissector's stage, field sizes detected per direction
+   100 ms (or 256 KiB). Decoding (the dissector's stage, field sizes detected per direction
    as ``iec104 convert`` does unless ``profile`` is given), building rows and writing
    Parquet (a :class:`~iec104.recorder.logwriter.LogWriter`) run in that process, so they
    share neither the event loop nor the GIL with forwarding.
