@@ -9,7 +9,7 @@ only the forwarding and hands the raw bytes, with their receive times, to a *log
 process* (:func:`main` in a new interpreter) that runs a
 :class:`~iec104.recorder.logwriter.LogWriter` and decodes with the dissector's stage: a
 :class:`~iec104.dissector.StreamDecoder` holds one direction decoder per direction of each
-connection, and the data of each pipe read go through the dissector's fast lane (framed per
+connection, and large pipe reads go through the dissector's fast lane (framed per
 direction at once, recorded by column; see :class:`_Logger`), with the field sizes
 detected per direction as ``iec104 convert`` detects them unless a profile was given. The
 rows, flush bounds, journal, rotation, full-disk holding and ``proxy:`` event rows are
@@ -829,7 +829,6 @@ class _Logger:
         if self.lane is not None and self.writer is not None:
             for batch in self.lane.flush():
                 self.writer.write(batch)
-
 
     def control(self, item: tuple[Any, ...]) -> bool:
         op = item[0]
