@@ -6,8 +6,9 @@ Theory of operation
 run left (:meth:`Store.recover`), reads the manifest, and submits one
 :func:`~iec104.dataset.write.convert_capture` task per capture with the digests already in the
 dataset. The tasks run on a Dask cluster: a local one of ``workers`` processes (one thread
-each: decoding is pure Python, threads would share one GIL), an existing one at ``scheduler``,
-or, with ``workers=0``, in this process. As each task completes, in any order, its result is
+each: decoding is pure Python, threads would share one GIL; :data:`LOCAL_CLUSTER_CONFIG`
+keeps its allocator and its housekeeping from taking CPU from the decoding), an existing one at
+``scheduler``, or, with ``workers=0``, in this process. As each task completes, in any order, its result is
 committed:
 
 * :class:`Converted`: its row replaces any row of the same ``source`` (the capture changed)
@@ -34,7 +35,23 @@ from typing import Any
 from .store import Store
 from .write import Converted, Failed, Options, Result, Skipped, convert_capture
 
-__all__ = ["convert_many", "default_workers"]
+__all__ = ["LOCAL_CLUSTER_CONFIG", "convert_many", "default_workers"]
+
+LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
+    # glibc's own malloc tuning, as in `iec104 convert`: the nanny's default 64 KiB trim
+    # threshold also fixes the mmap threshold, so every column buffer of a batch is an
+    # mmap + munmap: 3.4x the page faults and 20 % more CPU per capture (bench/README.md)
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    # the rest run in every worker and in this process between the tasks' work, on the CPUs
+    # the workers decode on (idle: 33 ms/s per worker, 48 ms/s here; with these 3-7 ms/s):
+    "distributed.worker.profile.enabled": False,  # statistical profile every 10 ms: for a
+    # dashboard, and there is none
+    "distributed.admin.tick.interval": "1s",  # event-loop health check (default 20 ms)
+    "distributed.admin.system-monitor.interval": "5s",  # the dashboard's host metrics
+    "distributed.worker.memory.monitor-interval": "1s",  # spill/pause/terminate checks: a
+    # task holds one batch, never results, so a runaway is still caught within a second
+}
+"""The Dask settings of the local cluster of ``--workers N`` (measured in bench/README.md)."""
 
 
 def default_workers() -> int:
@@ -119,9 +136,12 @@ def _client(workers: int | None, scheduler: str | None) -> Iterator[Any]:
         with Client(scheduler) as client:
             yield client
         return
+    import dask
+
     # quiet: the cluster's own logging would bury the progress bar
     logging.getLogger("distributed").setLevel(logging.ERROR)
-    with LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1,
-                      processes=True, dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    with dask.config.set(LOCAL_CLUSTER_CONFIG), \
+            LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1,
+                         processes=True, dashboard_address=None,
+                         silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client
