@@ -159,5 +159,8 @@ def dask_client(workers: int | None, scheduler: str | None) -> Iterator[Any]:
     with dask.config.set(LOCAL_CLUSTER_CONFIG), \
             LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1,
                          processes=True, dashboard_address=None,
+                         # its HTTP routes (health, metrics) even without a dashboard: on
+                         # a free port, not 8787 (another cluster there gave a warning)
+                         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client

@@ -8,13 +8,16 @@ largest capture first.
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from iec104.dataset.run import LOCAL_CLUSTER_CONFIG, convert_many, dask_client, largest_first
+from tests.support import cli
 
 REPO = Path(__file__).resolve().parents[2]
 CAPTURES = sorted([*(REPO / "captures").glob("*.pcap*"),
@@ -80,3 +83,21 @@ def test_tasks_start_largest_first(tmp_path: Path) -> None:
     sources = sorted(map(str, CAPTURES))  # by name: not the order of their sizes
     results = convert_many(sources, str(tmp_path / "ds"), workers=1)
     assert [r.source for r in results] == sorted(sources, key=os.path.getsize, reverse=True)
+
+
+def test_another_cluster_on_the_dashboard_port_gives_no_warning(tmp_path: Path) -> None:
+    """The local scheduler's HTTP routes take a free port: Dask's 8787 held by another
+    cluster (or anything) used to print four lines of UserWarning above the result."""
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 8787))
+        holder.listen()
+    except OSError as exc:  # held already: as good
+        assert exc.errno == errno.EADDRINUSE
+    try:
+        proc = cli.run("convert", REPO / "captures" / "station.pcap", "--dataset", tmp_path / "ds", "--workers", "1")
+    finally:
+        holder.close()
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning" not in proc.stderr and "8787" not in proc.stderr
+    assert proc.stderr.startswith("iec104 convert: 1 captures converted")
