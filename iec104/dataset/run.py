@@ -5,11 +5,11 @@ Theory of operation
 :func:`convert_many` is the only writer of the manifest. It first removes what an interrupted
 run left (:meth:`Store.recover`), reads the manifest, and submits one
 :func:`~iec104.dataset.write.convert_capture` task per capture with the digests already in the
-dataset. The tasks run on a Dask cluster: a local one of ``workers`` processes (one thread
-each: decoding is pure Python, threads would share one GIL; :data:`LOCAL_CLUSTER_CONFIG`
-keeps its allocator and its housekeeping from taking CPU from the decoding), an existing one at
-``scheduler``, or, with ``workers=0``, in this process. As each task completes, in any order, its result is
-committed:
+dataset, largest local capture first. The tasks run on a Dask cluster: a local one of
+``workers`` processes (one thread each: decoding is pure Python, threads would share one GIL;
+:data:`LOCAL_CLUSTER_CONFIG` keeps its allocator and its housekeeping from taking CPU from the
+decoding), an existing one at ``scheduler``, or, with ``workers=0``, in this process. As each
+task completes, in any order, its result is committed:
 
 * :class:`Converted`: its row replaces any row of the same ``source`` (the capture changed)
   or is added; the manifest is rewritten (atomically), then the files of a replaced row are
