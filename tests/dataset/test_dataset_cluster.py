@@ -95,7 +95,8 @@ def test_another_cluster_on_the_dashboard_port_gives_no_warning(tmp_path: Path) 
     except OSError as exc:  # held already: as good
         assert exc.errno == errno.EADDRINUSE
     try:
-        proc = cli.run("convert", REPO / "captures" / "station.pcap", "--dataset", tmp_path / "ds", "--workers", "1")
+        proc = cli.run("convert", REPO / "captures" / "station.pcap", "--dataset",
+                       tmp_path / "ds", "--workers", "1")
     finally:
         holder.close()
     assert proc.returncode == 0, proc.stderr
