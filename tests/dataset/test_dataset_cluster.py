@@ -24,13 +24,18 @@ CAPTURES = sorted([*(REPO / "captures").glob("*.pcap*"),
                    *(REPO / "captures" / "public").glob("*.pcap*")])
 
 
+ALLOCATOR = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MIMALLOC_PURGE_DELAY")
+
+
 def _probe(dask_worker: Any) -> dict[str, Any]:
     """What a worker process runs with (runs in the worker)."""
     import dask
+    import pyarrow as pa
 
     return {
         "pid": os.getpid(),
-        "trim": os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+        "allocator": {key: os.environ.get(key) for key in ALLOCATOR},
+        "pool": pa.default_memory_pool().backend_name,
         "profiling": "profile" in dask_worker.periodic_callbacks,
         "tick": dask.config.get("distributed.admin.tick.interval"),
         "memory_check": dask.config.get("distributed.worker.memory.monitor-interval"),
@@ -39,18 +44,27 @@ def _probe(dask_worker: Any) -> dict[str, Any]:
 
 
 def test_local_workers_run_with_the_cluster_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    for key in ALLOCATOR:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    nanny_keys = [*ALLOCATOR, "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED"]
+    before = {key: os.environ.get(key) for key in nanny_keys}
     with dask_client(2, None) as client:
         seen = list(client.run(_probe).values())
     assert len(seen) == 2
     assert len({s["pid"] for s in seen} | {os.getpid()}) == 3  # two processes of their own
+    allocator = {key: LOCAL_CLUSTER_CONFIG[f"distributed.nanny.pre-spawn-environ.{key}"]
+                 for key in ALLOCATOR}
+    assert allocator == {"MALLOC_TRIM_THRESHOLD_": "268435456",
+                         "MALLOC_MMAP_THRESHOLD_": "268435456", "MIMALLOC_PURGE_DELAY": "-1"}
     for s in seen:
-        assert s == {**s, "trim": None, "profiling": False, "threads": 1,
+        assert s == {**s, "allocator": allocator, "profiling": False, "threads": 1,
                      "tick": LOCAL_CLUSTER_CONFIG["distributed.admin.tick.interval"],
                      "memory_check": LOCAL_CLUSTER_CONFIG[
                          "distributed.worker.memory.monitor-interval"]}
-    # the nanny puts its environment into this process too: nothing of it stays here
-    assert "MALLOC_TRIM_THRESHOLD_" not in os.environ
+    # the nanny writes the workers' environment into this process too: undone (and what
+    # was there before, OMP_NUM_THREADS here, is back)
+    assert {key: os.environ.get(key) for key in nanny_keys} == before
 
 
 def test_a_cluster_given_by_address_is_not_reconfigured() -> None:
