@@ -47,7 +47,7 @@ LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
     # threshold, so every column buffer of a batch was an mmap + munmap (3.4x the faults,
     # 20 % more CPU per capture); instead glibc and mimalloc (pyarrow's pool) keep what
     # they freed for the next batch: 4x fewer faults than `iec104 convert`, two workers
-    # 8-16 % less CPU, peak RSS +35 MB per worker (bench/README.md)
+    # 8-16 % less CPU, peak RSS +35 MiB per worker (bench/README.md)
     _ENVIRON + "MALLOC_TRIM_THRESHOLD_": str(256 << 20),
     _ENVIRON + "MALLOC_MMAP_THRESHOLD_": str(256 << 20),
     _ENVIRON + "MIMALLOC_PURGE_DELAY": "-1",  # never
