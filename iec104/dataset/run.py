@@ -42,12 +42,12 @@ _ENVIRON = "distributed.nanny.pre-spawn-environ."  # a worker's environment, bef
 
 LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
     # Memory a worker gives back to the kernel costs a page fault when it is taken again
-    # (4 us each on a VM that hands freed pages to its host), dearer still with two workers
-    # faulting at once. The nanny's default 64 KiB trim threshold also fixed glibc's mmap
-    # threshold, so every column buffer of a batch was an mmap + munmap (3.4x the faults,
-    # 20 % more CPU per capture); instead glibc and mimalloc (pyarrow's pool) keep what
-    # they freed for the next batch: 4x fewer faults than `iec104 convert`, two workers
-    # 8-16 % less CPU, peak RSS +35 MiB per worker (bench/README.md)
+    # (4 us each on a VM that hands freed pages to its host). The nanny's default 64 KiB
+    # trim threshold also fixed glibc's mmap threshold, so every column buffer of a batch
+    # was an mmap + munmap (3.4x the faults, 20 % more CPU per capture); instead glibc and
+    # mimalloc (pyarrow's pool) keep what they freed for the next batch: 4x fewer faults
+    # than `iec104 convert`, two workers 8-16 % less CPU, peak RSS +35 MiB per worker
+    # (bench/README.md)
     _ENVIRON + "MALLOC_TRIM_THRESHOLD_": str(256 << 20),
     _ENVIRON + "MALLOC_MMAP_THRESHOLD_": str(256 << 20),
     _ENVIRON + "MIMALLOC_PURGE_DELAY": "-1",  # never
