@@ -524,6 +524,8 @@ def add_range_options(p: argparse.ArgumentParser) -> None:
 
 
 def time_range(args: argparse.Namespace) -> tuple[dt.datetime | None, dt.datetime | None]:
+    if getattr(args, "start", None) is None and getattr(args, "end", None) is None:
+        return None, None  # (without importing the dataset package)
     from ..dataset.read import time_bound
 
     out = []
@@ -538,6 +540,8 @@ def time_range(args: argparse.Namespace) -> tuple[dt.datetime | None, dt.datetim
 
 def dataset_url(name: str, args: argparse.Namespace) -> str | None:
     """``name`` if it is a dataset (capture options refused), else None."""
+    if os.path.isfile(name):  # a file is never one (and fsspec need not be imported)
+        return None
     from ..dataset import is_dataset
 
     if not is_dataset(name):

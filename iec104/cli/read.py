@@ -187,9 +187,18 @@ def run(args: argparse.Namespace) -> int:
     try:
         # -t r counts from the first row of the source: nothing may be skipped before it
         pushdown = flt if args.time != "r" else None
-        return _print(source_batches(inputs, args, 8192, pushdown), args, flt, inputs)
+        return _print(source_batches(inputs, args, _batch_rows(args), pushdown), args, flt,
+                      inputs)
     finally:
         inputs.close()
+
+
+def _batch_rows(args: argparse.Namespace) -> int:
+    """Rows per batch: as many as convert's (every batch costs a fixed number of Arrow calls,
+    and a line appears at most a fraction of a second later), fewer for a few APDUs (-c)."""
+    if args.count is not None and args.count < 65536 and args.filter is None:
+        return max(args.count, 1024)  # (an APDU has one row or more)
+    return 65536
 
 
 def _check_output_options(args: argparse.Namespace) -> None:
