@@ -45,7 +45,7 @@ import pyarrow.compute as pc
 from ..codec.timetag import civil_from_days
 from ..codec.values import FLOAT32_TYPE_IDS, float32_text
 
-__all__ = ["QUALIFIER_NAMES", "batch_lines", "batch_text", "float32_texts", "format_endpoint",
+__all__ = ["COLUMNS", "QUALIFIER_NAMES", "batch_lines", "batch_text", "float32_texts", "format_endpoint",
            "format_time"]
 
 QUALIFIER_NAMES = {100: "QOI", 101: "RQT", 105: "QRP", 113: "QPA", 110: "QPM", 111: "QPM",
@@ -67,6 +67,7 @@ _OBJECT_SEPARATORS = pa.array(["; ", " IOA ", " "], pa.string())  # later, first
 _SIGNS = pa.array(["", "-"], pa.string())
 _NS = 1_000_000_000
 _DIGITS = np.frombuffer(b"0123456789", np.uint8)
+_SAMPLE = 1024  # numbers looked at to guess whether formatting each distinct one pays
 _PAIRS = np.frombuffer(b"".join(b"%02d" % i for i in range(100)), np.uint8).reshape(100, 2)
 
 
@@ -255,11 +256,12 @@ def float32_texts(values: np.ndarray) -> pa.Array:
     rounded one: they are the same digits when those lie within 0.49 of a last-digit step
     of the number (binary64 arithmetic errs by far less). Every other value -- integral,
     tiny, huge, NaN, infinite, no binary32 at all, or failing that check -- takes
-    ``float32_text`` itself. Each distinct number (bit pattern) is formatted once:
-    measurements repeat.
+    ``float32_text`` itself. Where the first numbers repeat (as measurements do), each
+    distinct number (bit pattern) is formatted once.
     """
-    encoded = pa.array(values.view(np.int64)).dictionary_encode()
-    if len(encoded.dictionary) < len(values):
+    bits = values.view(np.int64)
+    if len(np.unique(bits[:_SAMPLE])) * 2 <= min(len(bits), _SAMPLE):  # repeats: by value
+        encoded = pa.array(bits).dictionary_encode()
         return float32_texts(np.asarray(encoded.dictionary, np.int64).view(np.float64)).take(
             encoded.indices)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -439,6 +441,9 @@ def _note_line(where: str, error: str | None, raw: bytes | None, kind: str) -> s
 _HEAD_COLUMNS = ("frame", "time", "src", "sport", "dst", "dport", "apci", "ssn", "rsn",
                  "u_func", "type_id", "type_name", "cot", "cot_name", "negative", "test", "oa",
                  "ca", "error")
+COLUMNS = (*_HEAD_COLUMNS, "apdu", "kind", "raw", "obj", "ioa", "value", "value_text",
+           *_FLAGS, "time_tag", "select", "qualifier")
+"""The columns :func:`batch_text` reads (a batch may have others)."""
 
 
 def _groups(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
