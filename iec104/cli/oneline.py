@@ -309,10 +309,10 @@ def _values(rows: pa.RecordBatch, type_id: np.ndarray) -> pa.Array:
     return pc.if_else(pc.equal(out, ""), _NO_TEXT, out)
 
 
-def _objects(rows: pa.RecordBatch, first: np.ndarray, shown: np.ndarray) -> pa.Array:
-    """One `` IOA ioa=value [flags] @time select Q=n`` text per row of ``rows`` (its
-    separator ``'; '`` unless ``first``, the APDU's first object); meaningless on rows not
-    ``shown`` (the caller hides them)."""
+def _objects(rows: pa.RecordBatch, first: np.ndarray, shown: np.ndarray) -> list[pa.Array]:
+    """The parts of one `` IOA ioa=value [flags] @time select Q=n`` text per row of
+    ``rows`` (its separator ``'; '`` unless ``first``, the APDU's first object), to be
+    joined with nulls as nothing; all null on rows not ``shown``."""
     n = rows.num_rows
     ioa = rows.column("ioa")
     type_id = np.asarray(rows.column("type_id").fill_null(0), np.int64)
@@ -320,7 +320,8 @@ def _objects(rows: pa.RecordBatch, first: np.ndarray, shown: np.ndarray) -> pa.A
     values = _values(rows, type_id)
     has_ioa = ioa.is_valid()
     with_ioa = np.asarray(has_ioa, bool)
-    separator = _OBJECT_SEPARATORS.take(pa.array(np.where(first, np.where(with_ioa, 1, 2), 0)))
+    separator = _OBJECT_SEPARATORS.take(pa.array(np.where(first, np.where(with_ioa, 1, 2), 0),
+                                                 mask=~shown))
     if (with_ioa | ~shown).all():
         value_part = [pc.if_else(values.is_valid(), "=", _NO_TEXT), values]
     else:  # secure authentication messages have no IOA: the value alone
@@ -342,8 +343,14 @@ def _objects(rows: pa.RecordBatch, first: np.ndarray, shown: np.ndarray) -> pa.A
     if qualifier.null_count < n:
         parts.append(pc.binary_join_element_wise(
             _QUALIFIERS.take(pa.array(type_id)), qualifier.cast(pa.string()), ""))
-    return pc.binary_join_element_wise(*parts, "", null_handling="replace",
-                                       null_replacement="")
+    if shown.all():
+        return parts
+    # a row without object has null cells, so its parts are null already: only a part
+    # with a cell on a hidden row is hidden by a copy
+    hidden = ~shown
+    mask = pa.array(shown)
+    return [part if not (np.asarray(part.is_valid(), bool) & hidden).any()
+            else pc.if_else(mask, part, _NO_TEXT) for part in parts]
 
 
 # -- heads -----------------------------------------------------------------------------------
@@ -478,14 +485,14 @@ def batch_text(batch: pa.RecordBatch, time_mode: str = "a", t0: int = 0,
     if lines != n:
         head = head.take(pa.array(heads_at))
 
-    where = pc.binary_join_element_wise(
-        pc.utf8_lpad(pc.fill_null(head.column("frame").cast(pa.string()), "-"), 6, " "),
-        " ", _times(head.column("time"), time_mode, t0),
-        _per_combination(head, ("src", "sport", "dst", "dport"), _endpoints_text), "")
+    # frame, time, endpoints: where the line happened (a note line's start too)
+    where = [pc.utf8_lpad(pc.fill_null(head.column("frame").cast(pa.string()), "-"), 6, " "),
+             " ", _times(head.column("time"), time_mode, t0),
+             _per_combination(head, ("src", "sport", "dst", "dport"), _endpoints_text)]
     apci = head.column("apci")
     asdu = np.asarray(pc.fill_null(pc.and_(pc.equal(apci, "I"), head.column("type_id")
                                            .is_valid()), False), bool)
-    parts = [where, *_apci(head)]
+    parts = [*where, *_apci(head)]
     if asdu.any():
         parts.append(_per_combination(head, ("type_id", "type_name", "cot", "cot_name",
                                              "negative", "test", "oa", "ca"), _asdu_text,
@@ -500,8 +507,9 @@ def batch_text(batch: pa.RecordBatch, time_mode: str = "a", t0: int = 0,
                 *(batch.column(c).take(at).to_pylist() for c in ("raw", "kind"))]
         head_text = pc.replace_with_mask(
             head_text, pa.array(np.isin(np.arange(lines), notes)),
-            pa.array([_note_line(*args) for args in zip(where.take(index).to_pylist(), *cols,
-                                                        strict=True)], pa.string()))
+            pa.array([_note_line(*args) for args in zip(pc.binary_join_element_wise(
+                *(p if isinstance(p, str) else p.take(index) for p in where), "").to_pylist(),
+                *cols, strict=True)], pa.string()))
     error = head.column("error")
     error_text = pc.if_else(pc.fill_null(pc.not_equal(error, ""), False),
                             pc.binary_join_element_wise(" !! ", error, ""), _NO_TEXT)
@@ -519,9 +527,7 @@ def batch_text(batch: pa.RecordBatch, time_mode: str = "a", t0: int = 0,
         previous[obj_rows[:1]] = -1
         first = shown.copy()
         first[obj_rows] = previous[obj_rows] != group[obj_rows]
-        objects = _objects(batch, first, shown)
-        row_parts.append(objects if shown.all() else pc.if_else(pa.array(shown), objects,
-                                                                _NO_TEXT))
+        row_parts += _objects(batch, first, shown)  # (joined with the lines' other parts)
     last = np.ones(n, bool)
     last[:-1] = start[1:]
     end = pc.binary_join_element_wise(error_text, "\n", "", null_handling="replace",
