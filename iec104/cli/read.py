@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
     if args.count is not None and args.count < 1:
         raise CliError("-c/--count must be at least 1")
     _check_output_options(args)
-    if args.command_line:  # rows are printed, never made a pandas DataFrame
+    if getattr(args, "command_line", False):  # rows are printed, never made a DataFrame
         arrow_without_pandas()
     flt = compile_filter_option(args.filter)
     inputs = open_source(args.capture, args)
