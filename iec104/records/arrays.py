@@ -40,7 +40,9 @@ def array(values: np.ndarray | Sequence[Any], type: pa.DataType | None = None,  
         values: the values; an ndarray's dtype gives the type when ``type`` is None, a
             list's elements do (int -> int64, float -> float64, bool, str, bytes).
         type: the array's type; other values are cast to it safely (an overflow raises
-            :class:`pyarrow.ArrowInvalid`, as :func:`pyarrow.array` does).
+            :class:`pyarrow.ArrowInvalid`, as :func:`pyarrow.array` does). Unlike
+            :func:`pyarrow.array`, a float in a list for an integer type is truncated:
+            callers give integers.
         mask: boolean ndarray, True where the value is null.
     """
     if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
@@ -117,28 +119,38 @@ def _from_numbers(values: np.ndarray, dtype: pa.DataType | None,
 def _from_list(values: list[Any], dtype: pa.DataType | None,
                mask: np.ndarray | None) -> pa.Array:
     n = len(values)
-    present = [v is not None for v in values]
-    null = np.logical_not(np.fromiter(present, bool, n))
-    if mask is not None:
-        null |= np.asarray(mask, bool)
     if dtype is None:
         dtype = _infer(values)
-    if pa.types.is_null(dtype) or not n or null.all():
+    if pa.types.is_null(dtype) or not n:
         return pa.nulls(n, dtype)
     if pa.types.is_string(dtype) or pa.types.is_binary(dtype):
-        return _from_texts(values, dtype, null)
-    if pa.types.is_timestamp(dtype):
-        values = [_ns(v) for v in values]
+        return _from_texts(values, dtype, mask)
     if pa.types.is_boolean(dtype):
-        numbers = np.array([v if v is not None else False for v in values], bool)
+        kinds, fill = "b", False
     elif pa.types.is_floating(dtype):
-        numbers = np.array([v if v is not None else 0.0 for v in values], np.float64)
+        kinds, fill = "iuf", 0.0
     elif pa.types.is_integer(dtype) or pa.types.is_timestamp(dtype):
-        numbers = np.array([v if v is not None else 0 for v in values])
-        if numbers.dtype.kind not in "iu":  # a float, as pyarrow.array, is no integer
-            raise pa.ArrowInvalid(f"cannot convert {numbers.dtype} values to {dtype}")
+        kinds, fill = "iu", 0
     else:
         raise TypeError(f"no conversion to {dtype} here")
+    null = None
+    try:  # one pass at C speed; a None raises, and only then come the per-value passes
+        if type(fill) is int:  # int(None) raises
+            numbers = np.fromiter(values, np.int64, n)
+        else:  # bool(None) is False and numpy's float(None) NaN: inference finds a None
+            numbers = np.array(values)
+            if numbers.dtype == object:
+                raise TypeError("None")
+    except (TypeError, OverflowError):
+        null = np.fromiter((v is None for v in values), bool, n)
+        if null.all():
+            return pa.nulls(n, dtype)
+        filled = [fill if v is None else _ns(v) for v in values]
+        numbers = np.array(filled, bool) if fill is False else np.array(filled)
+    if numbers.dtype.kind not in kinds:
+        raise pa.ArrowInvalid(f"cannot convert {numbers.dtype} values to {dtype}")
+    if mask is not None:
+        null = np.asarray(mask, bool) if null is None else null | np.asarray(mask, bool)
     return _from_numbers(numbers, dtype, null)
 
 
@@ -154,11 +166,17 @@ def _ns(value: Any) -> Any:
     return value
 
 
-def _from_texts(values: list[Any], dtype: pa.DataType, null: np.ndarray) -> pa.Array:
-    if pa.types.is_string(dtype):
-        octets = [v.encode() if v is not None else b"" for v in values]
-    else:
-        octets = [bytes(v) if v is not None else b"" for v in values]
+def _from_texts(values: list[Any], dtype: pa.DataType, mask: np.ndarray | None) -> pa.Array:
+    text = pa.types.is_string(dtype)
+    null = None
+    try:  # a None raises: only a list with None takes the per-value passes
+        octets = [v.encode() for v in values] if text else list(map(bytes, values))
+    except (AttributeError, TypeError):
+        null = np.fromiter((v is None for v in values), bool, len(values))
+        empty = b""
+        octets = [empty if v is None else v.encode() if text else bytes(v) for v in values]
+    if mask is not None:
+        null = np.asarray(mask, bool) if null is None else null | np.asarray(mask, bool)
     n = len(octets)
     offsets = np.zeros(n + 1, np.int64)
     np.cumsum(np.fromiter(map(len, octets), np.int64, n), out=offsets[1:])

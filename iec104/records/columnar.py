@@ -544,7 +544,7 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
     text_codes[oi] = text_index
     texts_all = pa.concat_arrays(texts) if texts else array([], pa.string())
     columns: dict[str, pa.Array] = {
-        "time": array(times, pa.int64()).take(row_index).cast(SCHEMA.field("time").type),
+        "time": time_ref.take(row_index).cast(SCHEMA.field("time").type),
         "frame": array(frames, pa.int64()).take(row_index),
         "stream": array(ep_cols[0], pa.int32()).take(eid_arr),
         "direction": array(ep_cols[1], pa.string()).take(eid_arr),
