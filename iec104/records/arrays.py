@@ -30,7 +30,7 @@ __all__ = ["array", "scalar", "to_numpy"]
 _INT32_MAX = (1 << 31) - 1
 
 
-def array(values: np.ndarray | Sequence[Any], type: pa.DataType | None = None,  # noqa: A002
+def array(values: np.ndarray | Sequence[Any], type: pa.DataType | None = None,
           mask: np.ndarray | None = None) -> pa.Array:
     """:func:`pyarrow.array` for a 1-D numpy array or a list (``None`` is null), of the
     types of the records schema (integers, floats, booleans, timestamps from integers or
@@ -51,7 +51,7 @@ def array(values: np.ndarray | Sequence[Any], type: pa.DataType | None = None,  
                       type, mask)
 
 
-def scalar(value: Any, type: pa.DataType | None = None) -> pa.Scalar:  # noqa: A002
+def scalar(value: Any, type: pa.DataType | None = None) -> pa.Scalar:
     """:func:`pyarrow.scalar` (``None`` is a null of ``type``)."""
     return array([value], type)[0]
 
@@ -103,6 +103,8 @@ def _from_numbers(values: np.ndarray, dtype: pa.DataType | None,
                   mask: np.ndarray | None) -> pa.Array:
     if values.ndim != 1:
         raise ValueError(f"{values.ndim}-dimensional values; only 1-D arrays convert")
+    if not values.dtype.isnative:  # e.g. '>u2' from np.frombuffer: Arrow is little-endian
+        values = values.astype(values.dtype.newbyteorder("="))
     values = np.ascontiguousarray(values)
     n = len(values)
     validity, nulls = _validity(mask, n)

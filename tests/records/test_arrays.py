@@ -24,6 +24,11 @@ def test_numpy_arrays_as_pyarrow_makes_them(dtype: type) -> None:
     assert arrays.array(values[::3]).equals(pa.array(values[::3]))  # not contiguous
 
 
+def test_byte_order() -> None:
+    values = np.frombuffer(bytes(range(8)), ">u2")
+    assert arrays.array(values).to_pylist() == [1, 515, 1029, 1543]  # pa.array refuses
+
+
 @pytest.mark.parametrize("target", [pa.int16(), pa.int32(), pa.float64(), pa.string(), TS])
 def test_a_type_casts_safely(target: pa.DataType) -> None:
     values = np.array([1, 2, 300, 0], np.int64)
