@@ -620,8 +620,15 @@ def _bounded(batch: pa.RecordBatch, rows: int) -> Iterator[pa.RecordBatch]:
     if n <= rows:
         yield batch
         return
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from .records.arrays import scalar, to_numpy
+
     # null APDU numbers (gaps, events) become NaN, which equals nothing: a cut may go there
-    apdu = batch.column("apdu").to_numpy(zero_copy_only=False)
+    # (through records.arrays: Array.to_numpy would import pandas)
+    apdu = to_numpy(pc.fill_null(batch.column("apdu").cast(pa.float64()),
+                                 scalar(float("nan"))))
     start = 0
     while n - start > rows:
         cut = start + rows
