@@ -11,7 +11,11 @@
 
    The table gives APDUs/s, and the ratio to one worker; the scaling efficiency of two
    workers is (time with 1 / time with 2) / 2, from the same run. It needs two free CPUs to
-   mean anything: ``os.getloadavg()`` before the run is printed with it.
+   mean anything: ``os.getloadavg()`` before the run is printed with it. For the dataset runs
+   the CPU seconds are also split by process (sampled from /proc: the CLI process, which
+   holds the client, the scheduler and the nannies, and each Dask worker), with the
+   machine's idle, iowait and steal seconds over the run (/proc/stat): where the time of
+   two workers goes.
 2. Questions. Builds a dataset of at least ``--query-rows`` rows from the converted one
    (its files copied with ``time`` shifted by whole days and new ``capture`` names: the same
    traffic on later days, every file a real conversion's) and times three typical questions
@@ -54,6 +58,84 @@ def run(cmd: list[str]) -> tuple[float, float, float]:
     return wall, cpu, rss
 
 
+_CLK = os.sysconf("SC_CLK_TCK")
+_MACHINE = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def _machine_seconds() -> dict[str, float]:
+    """The machine's CPU seconds by state since boot (/proc/stat, all CPUs)."""
+    with open("/proc/stat") as fh:
+        values = fh.readline().split()[1:1 + len(_MACHINE)]
+    return {k: int(v) / _CLK for k, v in zip(_MACHINE, values)}
+
+
+class ProcessCpu:
+    """CPU seconds of each process below this one while a run lasts (``with``): sampled from
+    /proc/PID/stat every 0.1 s, so the last 0.1 s of a process that exits is missed, and the
+    machine's idle / iowait / steal seconds over the run (/proc/stat)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (role, CPU seconds)
+        self.machine: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> ProcessCpu:
+        self._before = _machine_seconds()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        after = _machine_seconds()
+        self.machine = {k: after[k] - self._before[k] for k in _MACHINE}
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            parents: dict[int, int] = {}
+            stats: dict[int, list[bytes]] = {}
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    try:
+                        with open(f"/proc/{entry}/stat", "rb") as fh:
+                            fields = fh.read().rsplit(b")", 1)[1].split()
+                    except OSError:
+                        continue
+                    parents[int(entry)] = int(fields[1])
+                    stats[int(entry)] = fields
+            for pid, fields in stats.items():
+                up = parents.get(pid)
+                while up is not None and up != os.getpid():
+                    up = parents.get(up)
+                if up is None:
+                    continue
+                role = self.cpu.get(pid, ("", 0.0))[0] or _role(pid)
+                self.cpu[pid] = (role, (int(fields[11]) + int(fields[12])) / _CLK)
+
+    def by_role(self) -> dict[str, list[float]]:
+        """CPU seconds of the CLI process and of each Dask worker process."""
+        roles: dict[str, list[float]] = {}
+        for role, seconds in self.cpu.values():
+            if role:
+                roles.setdefault(role, []).append(seconds)
+        return roles
+
+
+def _role(pid: int) -> str:
+    """"cli" (the iec104 command), "worker" (a Dask worker process), "" (anything else)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmdline = fh.read()
+    except OSError:
+        return ""
+    if b"multiprocessing.spawn" in cmdline:
+        return "worker"
+    return "cli" if b"iec104.cli" in cmdline else ""
+
+
 def captures(count: int, apdus: int) -> tuple[list[Path], int]:
     """The captures (generated once); their total APDU count."""
     folder = DATA / f"caps-{count}x{apdus}"
@@ -74,10 +156,17 @@ def conversion(paths: list[Path], apdus: int, skip: set[str]) -> list[dict[str, 
     for workers in (1, 2):
         out = DATA / f"ds-w{workers}"
         shutil.rmtree(out, ignore_errors=True)
-        wall, cpu, rss = run([*IEC104, "convert", *map(str, paths), "--dataset", str(out),
-                              "--workers", str(workers), "-q"])
+        with ProcessCpu() as per:
+            wall, cpu, rss = run([*IEC104, "convert", *map(str, paths), "--dataset", str(out),
+                                  "--workers", str(workers), "-q"])
+        roles, machine = per.by_role(), per.machine
+        split = (f"{sum(roles.get('cli', [0])):.1f} / "
+                 + " + ".join(f"{c:.1f}" for c in sorted(roles.get("worker", []))))
+        print(f"    CPU-s: CLI (client, scheduler, nannies) / each worker: {split}; machine: "
+              + ", ".join(f"{k} {machine[k]:.1f} s" for k in ("idle", "iowait", "steal"))
+              + f" (of {os.cpu_count()} CPUs x {wall:.1f} s)", flush=True)
         rows.append({"tool": f"convert --dataset --workers {workers}", "seconds": wall,
-                     "cpu": cpu, "rss": rss})
+                     "cpu": cpu, "rss": rss, "split": split, "idle": machine["idle"]})
     singles = DATA / "singles"
     shutil.rmtree(singles, ignore_errors=True)
     singles.mkdir()
@@ -216,11 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     if "convert" not in skip:
         rows = conversion(paths, apdus, skip)
         one = rows[0]["seconds"]
-        print("\n| run | seconds | CPU s | APDUs/s | peak RSS MB | speed vs 1 worker |")
-        print("|---|---:|---:|---:|---:|---:|")
+        print("\n| run | seconds | CPU s | CPU s: CLI / workers | machine idle s | APDUs/s | "
+              "peak RSS MB | speed vs 1 worker |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for r in rows:
-            print(f"| {r['tool']} | {r['seconds']:.1f} | {r['cpu']:.1f} | {r['rate']:,.0f} | "
-                  f"{r['rss']:,.0f} | {one / r['seconds']:.2f}x |")
+            idle = f"{r['idle']:.1f}" if "idle" in r else "-"
+            print(f"| {r['tool']} | {r['seconds']:.1f} | {r['cpu']:.1f} | {r.get('split', '-')} "
+                  f"| {idle} | {r['rate']:,.0f} | {r['rss']:,.0f} | {one / r['seconds']:.2f}x |")
         print(f"\nscaling efficiency of 2 workers: {one / rows[1]['seconds'] / 2:.2f} "
               f"(speed-up {one / rows[1]['seconds']:.2f}x)")
     if "questions" not in skip:

@@ -90,7 +90,7 @@ if TYPE_CHECKING:
     from .capture.ipfrag import Defragmenter
 
 __all__ = ["DEFAULT_BLOCK", "PacketSource", "StreamDecoder", "dissect", "dissect_packets",
-           "dissect_segments", "dissect_table"]
+           "dissect_segments", "dissect_table", "front_builder"]
 
 _DIRECTIONS = ("c2s", "s2c")
 DEFAULT_BLOCK = 4096
@@ -117,7 +117,7 @@ class StreamDecoder:
     def __init__(self, builder: RecordBuilder | ColumnarBuilder | None = None, *,
                  profile: Profile | ProfileOverrides | None = None) -> None:
         if builder is None:
-            builder = _builder(ColumnarBuilder(), profile)
+            builder = front_builder(ColumnarBuilder(), profile)
         self.builder = builder
         self.fallbacks = 0
         self._decoders: dict[tuple[int, int], DirectionDecoder] = {}
@@ -141,10 +141,8 @@ class StreamDecoder:
             assert isinstance(event, StreamStart)
             c = event.connection
             ends = ((c.src, c.sport), (c.dst, c.dport))
-            for d in (0, 1):
-                (src, sport), (dst, dport) = ends[d], ends[1 - d]
-                self._decoders[(c.stream, d)] = DirectionDecoder(
-                    Endpoints(c.stream, _DIRECTIONS[d], src, sport, dst, dport), self.builder)
+            self.open(c.stream, [Endpoints(c.stream, _DIRECTIONS[d], *ends[d], *ends[1 - d])
+                                 for d in (0, 1)])
         elif kind is Gap:
             assert isinstance(event, Gap)
             dec = self._decoders.get((event.stream, event.direction))
@@ -153,12 +151,7 @@ class StreamDecoder:
                 dec.gap(event.time_ns, event.frame, event.missing or 0, detail)
         elif kind is StreamEnd:
             assert isinstance(event, StreamEnd)
-            for d in (0, 1):
-                dec = self._decoders.pop((event.stream, d), None)
-                if dec is not None:
-                    dec.close(event.time_ns, event.frame)
-            if type(self.builder) is DetectingBuilder:
-                self.builder.end_stream(event.stream)
+            self.end(event.stream, event.time_ns, event.frame)
         elif kind is Fallback:
             assert isinstance(event, Fallback)
             self.fallbacks += 1
@@ -166,6 +159,26 @@ class StreamDecoder:
             if dec is not None:
                 self.builder.add_event(event.time_ns, event.frame, dec.endpoints,
                                        f"dissector: {event.reason}")
+
+    def open(self, stream: int, endpoints: list[Endpoints]) -> None:
+        """Start decoding a connection (what ``StreamStart`` does): ``endpoints`` of its
+        directions 0 (``'c2s'``) and 1 (``'s2c'``)."""
+        for d in (0, 1):
+            self._decoders[(stream, d)] = DirectionDecoder(endpoints[d], self.builder)
+
+    def decoder(self, stream: int, direction: int) -> DirectionDecoder | None:
+        """The decoder of one direction of an open stream (direction 0 or 1)."""
+        return self._decoders.get((stream, direction))
+
+    def end(self, stream: int, time_ns: int | None, frame: int | None) -> None:
+        """A connection ended (what ``StreamEnd`` does): octets left in its framers become
+        truncated APDUs, a profile still being detected is decided."""
+        for d in (0, 1):
+            dec = self._decoders.pop((stream, d), None)
+            if dec is not None:
+                dec.close(time_ns, frame)
+        if type(self.builder) is DetectingBuilder:
+            self.builder.end_stream(stream)
 
     def close(self) -> None:
         """Close decoders of streams that never got a StreamEnd (end of input)."""
@@ -185,9 +198,10 @@ def _single(profile: Profile | ProfileOverrides | None) -> Profile | ProfileOver
     return profile
 
 
-def _builder(target: Any, profile: Profile | ProfileOverrides | None) -> Any:
-    """``target`` itself for one given profile (it decodes with its own, or with the one a
-    worker is given), else a :class:`DetectingBuilder` in front of it."""
+def front_builder(target: Any, profile: Profile | ProfileOverrides | None) -> Any:
+    """What rows of ``profile`` go through on their way to ``target``: ``target`` itself
+    for one given profile (it decodes with its own, or with the one a worker is given),
+    else a :class:`DetectingBuilder` in front of it (None: detect every direction)."""
     profile = _single(profile)
     if profile is None or isinstance(profile, ProfileOverrides):
         return DetectingBuilder(target, profile)
@@ -330,13 +344,20 @@ class _FastLane:
     """The payloads :meth:`Reassembler.in_order` took, per direction, until a flush frames
     them (:meth:`Framer.scan`) and records them in bulk (:meth:`ColumnarBuilder.admit`,
     :meth:`~ColumnarBuilder.add_admitted`), in the order and with the batch cuts that
-    the event path (:meth:`StreamDecoder.handle` per segment) gives."""
+    the event path (:meth:`StreamDecoder.handle` per segment) gives.
 
-    def __init__(self, decoder: StreamDecoder, batch_rows: int, reassembler: Reassembler,
-                 block: int) -> None:
+    ``numbered=False`` (the proxy's logger): the lanes' frame numbers only order the APDUs
+    of different directions and place the batch cuts; the rows get no frame number. The
+    packet ways (:meth:`one_by_one`, :meth:`by_runs`) need the ``reassembler`` and the
+    ``block`` (payload segments per flush)."""
+
+    def __init__(self, decoder: StreamDecoder, batch_rows: int,
+                 reassembler: Reassembler | None = None, block: int = DEFAULT_BLOCK,
+                 numbered: bool = True) -> None:
         self.decoder = decoder
         self.batch_rows = batch_rows
-        self.reassembler = reassembler
+        self.numbered = numbered
+        self.reassembler: Reassembler = reassembler  # type: ignore[assignment]
         self.block = block
         self.taken = 0  # payload segments in the lanes
         self.grow = 0  # packets one by one after a short run (doubles while they stay short)
@@ -346,6 +367,18 @@ class _FastLane:
         self.front = front
         self.detecting = type(front) is DetectingBuilder
         self.target: ColumnarBuilder = front.target if self.detecting else front
+
+    def add(self, half: Any, payload: bytes, frame: int, time_ns: int | None) -> None:
+        """One in-order payload of the direction ``half`` (``.stream``, ``.direction``)."""
+        lane = self.lanes.get(half)
+        if lane is None:
+            lane = self.lanes[half] = _Lane()
+        lane.chunks.append(payload)
+        lane.size += len(payload)
+        lane.ends.append(lane.size)
+        lane.frames.append(frame)
+        lane.times.append(time_ns)
+        self.taken += 1
 
     def one_by_one(self, packets: Iterable[Packet], frame_offset: int,
                    defrag: Defragmenter) -> Iterator[pa.RecordBatch]:
@@ -359,6 +392,7 @@ class _FastLane:
         decode = decode_tcp
         reassemble = defrag.reassemble  # only for what decode_tcp rejects
         block = self.block
+        add = self.add
         for frame, time_ns, linktype, data, _, _ in packets:
             frame += frame_offset
             fields = plain(linktype, data)
@@ -367,15 +401,7 @@ class _FastLane:
                 half = in_order(key, seq, ack, flags, payload, frame, time_ns)
                 if half is not None:
                     if payload:
-                        lane = lanes.get(half)
-                        if lane is None:
-                            lane = lanes[half] = _Lane()
-                        lane.chunks.append(payload)
-                        lane.size += len(payload)
-                        lane.ends.append(lane.size)
-                        lane.frames.append(frame)
-                        lane.times.append(time_ns)
-                        self.taken += 1
+                        add(half, payload, frame, time_ns)
                         if self.taken >= block:
                             yield from self.flush()
                     continue
@@ -475,25 +501,31 @@ class _FastLane:
             times += [lane_times[c] for c in scan.chunks]
             groups += [group] * len(scan.events)
         lanes.clear()
-        self.decoder._last = (last[1], last[0])
+        self.decoder._last = (last[1], last[0] if self.numbered else None)
         if not events:
             return
+        frame_at = np.asarray(frames, np.int64)
         if len(eps) > 1:  # directions interleaved: rows in the order the APDUs completed
-            order = np.argsort(np.asarray(frames, np.int64), kind="stable").tolist()
+            perm = np.argsort(frame_at, kind="stable")
+            frame_at = frame_at[perm]
+            order = perm.tolist()
             events = [events[i] for i in order]
             frames = [frames[i] for i in order]
             times = [times[i] for i in order]
             groups = [groups[i] for i in order]
-        yield from self._record(events, frames, times, groups, eps, starts, bad)
+        if not self.numbered:
+            frames = [None] * len(events)
+        yield from self._record(events, frames, frame_at, times, groups, eps, starts, bad)
 
     def _record(self, events: list[bytes | Malformed], frames: list[int | None],
-                times: list[int | None], groups: list[int], eps: list[Endpoints],
-                starts: list[int], bad: int) -> Iterator[pa.RecordBatch]:
-        """Record the events of a flush: in bulk while every call would go straight to the
-        columnar builder, else one by one through the builder's own calls until they
-        would again (a DetectingBuilder's queue has drained)."""
+                frame_at: np.ndarray, times: list[int | None], groups: list[int],
+                eps: list[Endpoints], starts: list[int], bad: int,
+                ) -> Iterator[pa.RecordBatch]:
+        """Record the events of a flush (``frame_at``: their completing frames, ordered):
+        in bulk while every call would go straight to the columnar builder, else one by
+        one through the builder's own calls until they would again (a DetectingBuilder's
+        queue has drained)."""
         n = len(events)
-        frame_at = np.asarray(frames, np.int64)
         frame_end = np.ones(n, bool)  # the last event of its frame (where batches are cut)
         frame_end[:-1] = frame_at[1:] != frame_at[:-1]
         octets: list[bytes] = events if not bad else [  # type: ignore[assignment]
@@ -680,8 +712,15 @@ def _bounded(batch: pa.RecordBatch, rows: int) -> Iterator[pa.RecordBatch]:
     if n <= rows:
         yield batch
         return
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from .records.arrays import scalar, to_numpy
+
     # null APDU numbers (gaps, events) become NaN, which equals nothing: a cut may go there
-    apdu = batch.column("apdu").to_numpy(zero_copy_only=False)
+    # (through records.arrays: Array.to_numpy would import pandas)
+    apdu = to_numpy(pc.fill_null(batch.column("apdu").cast(pa.float64()),
+                                 scalar(float("nan"))))
     start = 0
     while n - start > rows:
         cut = start + rows
@@ -781,7 +820,7 @@ def _dissect_parallel(segments: Iterable[TcpSegment], reassembler: Reassembler,
     from concurrent.futures import Future, ProcessPoolExecutor
 
     deferred = _DeferredBuilder()
-    decoder = StreamDecoder(_builder(deferred, profile))
+    decoder = StreamDecoder(front_builder(deferred, profile))
     # the profile of frames the deferred builder gets without one (a single given profile)
     given = _single(profile)
     fixed = given if isinstance(given, Profile) else DEFAULT_PROFILE

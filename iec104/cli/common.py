@@ -301,6 +301,33 @@ def open_source(name: str, args: argparse.Namespace, *, directories: bool = Fals
     return open_captures([name])
 
 
+class _NoPandas:
+    """A meta path finder that refuses pandas (:func:`arrow_without_pandas`)."""
+
+    @staticmethod
+    def find_spec(name: str, path: Any = None, target: Any = None) -> None:
+        if name == "pandas":
+            raise ImportError("pandas is not imported by this command")
+
+
+def arrow_without_pandas() -> None:
+    """Spare a command that converts nothing to or from pandas the import of pandas (about
+    0.3 CPU-s, half the start-up of ``iec104 read``): pyarrow imports pandas at its first
+    array only to ask whether its input is a pandas object, and keeps the answer of an
+    import that failed. Only for a process of the command line's own: pyarrow's pandas
+    conversions stay off in it (other code may still import pandas). Nothing happens when
+    pandas is imported already."""
+    if "pandas" in sys.modules:
+        return
+    sys.meta_path.insert(0, _NoPandas)  # type: ignore[arg-type]
+    try:
+        import pyarrow as pa
+
+        pa.array([])  # (pyarrow asks here)
+    finally:
+        sys.meta_path.remove(_NoPandas)  # type: ignore[arg-type]
+
+
 def _checked_parquet(path: Path) -> None:
     """``path`` is a Parquet file of the schema, or a CliError saying why not."""
     from ..records.reader import SchemaError, open_parquet
@@ -312,20 +339,27 @@ def _checked_parquet(path: Path) -> None:
 
 
 def source_batches(inputs: Inputs, args: argparse.Namespace, batch_rows: int = 65536,
-                   pushdown: Filter | None = None) -> Iterator[pa.RecordBatch]:
+                   pushdown: Filter | None = None, columns: Sequence[str] | None = None
+                   ) -> Iterator[pa.RecordBatch]:
     """Record batches of an :func:`open_source` (captures decoded with the input options),
     within ``--start``/``--end`` where the command has them. ``pushdown``: the filter the
     caller applies to the batches; a Parquet file or a dataset then skips the row groups
-    its statistics rule out (iec104.records.reader.row_groups), a dataset also filters."""
+    its statistics rule out (iec104.records.reader.row_groups), a dataset also filters.
+    ``columns``: the caller uses only these (``time`` and the filter's included); a
+    Parquet file or a dataset reads no other (batches of a capture have every column:
+    the decoder builds the others for about 1 % of its time)."""
     from ..records.reader import SchemaError, parquet_batches
+    if columns is not None:
+        columns = list(dict.fromkeys([*columns, "time", *sorted(
+            pushdown.columns if pushdown is not None else ())]))
     if inputs.dataset is not None:
-        yield from dataset_batches(inputs.dataset, args, batch_rows, pushdown)
+        yield from dataset_batches(inputs.dataset, args, batch_rows, pushdown, columns)
         return
     if inputs.parquet:
         for path in inputs.parquet:
             try:
                 yield from in_range(parquet_batches(path, batch_rows, inputs.problems,
-                                                    pushdown), args)
+                                                    pushdown, columns), args)
             except SchemaError as exc:
                 raise CliError(str(exc)) from None
         return
@@ -486,12 +520,14 @@ def add_log_options(parser: argparse.ArgumentParser) -> None:
                    help="start a new file every T (default 1h)")
     g.add_argument("--fsync", action="store_true",
                    help="fsync every flush (survives power loss, slower)")
-    g.add_argument("--cot-size", type=int, choices=(1, 2), default=2,
-                   help="cause of transmission octets (default 2)")
-    g.add_argument("--ca-size", type=int, choices=(1, 2), default=2,
-                   help="common address octets (default 2)")
-    g.add_argument("--ioa-size", type=int, choices=(1, 2, 3), default=3,
-                   help="information object address octets (default 3)")
+    # none given: detected per connection and direction, as convert does
+    g.add_argument("--cot-size", type=int, choices=(1, 2),
+                   help="cause of transmission octets (2 if another size is given; default: "
+                   "detect the field sizes per connection and direction, as convert does)")
+    g.add_argument("--ca-size", type=int, choices=(1, 2),
+                   help="common address octets (2 if another size is given)")
+    g.add_argument("--ioa-size", type=int, choices=(1, 2, 3),
+                   help="information object address octets (3 if another size is given)")
 
 
 def log_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -499,7 +535,10 @@ def log_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         raise CliError("--flush-rows must be positive")
     from ..codec import Profile
 
-    return {"profile": Profile(args.cot_size, args.ca_size, args.ioa_size),
+    sizes = (args.cot_size, args.ca_size, args.ioa_size)
+    profile = None if sizes == (None, None, None) else Profile(
+        *(given or default for given, default in zip(sizes, (2, 2, 3), strict=True)))
+    return {"profile": profile,
             "flush_rows": args.flush_rows, "flush_seconds": args.flush_seconds,
             "max_bytes": args.rotate_size, "max_seconds": args.rotate_seconds,
             "fsync": args.fsync, "dataset": True}  # -o DIR is a dataset (README 'Datasets')
@@ -524,6 +563,8 @@ def add_range_options(p: argparse.ArgumentParser) -> None:
 
 
 def time_range(args: argparse.Namespace) -> tuple[dt.datetime | None, dt.datetime | None]:
+    if getattr(args, "start", None) is None and getattr(args, "end", None) is None:
+        return None, None  # (without importing the dataset package)
     from ..dataset.read import time_bound
 
     out = []
@@ -538,6 +579,8 @@ def time_range(args: argparse.Namespace) -> tuple[dt.datetime | None, dt.datetim
 
 def dataset_url(name: str, args: argparse.Namespace) -> str | None:
     """``name`` if it is a dataset (capture options refused), else None."""
+    if os.path.isfile(name):  # a file is never one (and fsspec need not be imported)
+        return None
     from ..dataset import is_dataset
 
     if not is_dataset(name):
@@ -567,11 +610,13 @@ def in_range(batches: Iterator[pa.RecordBatch], args: argparse.Namespace
 
 
 def dataset_batches(url: str, args: argparse.Namespace, batch_rows: int,
-                    flt: Filter | None = None) -> Iterator[pa.RecordBatch]:
+                    flt: Filter | None = None, columns: Sequence[str] | None = None
+                    ) -> Iterator[pa.RecordBatch]:
     from ..dataset import batches
 
     start, end = time_range(args)
-    yield from batches(url, start=start, end=end, batch_rows=batch_rows, filter=flt)
+    yield from batches(url, start=start, end=end, batch_rows=batch_rows, filter=flt,
+                       columns=columns)
 
 
 def dataset_frame(url: str, args: argparse.Namespace, flt: Filter | None) -> pd.DataFrame:

@@ -14,8 +14,10 @@ single Arrow ``binary_join_element_wise`` over row-aligned parts, nulls joining 
 
 The joined array's data buffer then *is* the block of lines: no Python string per line
 (:func:`batch_text`). Fixed-width texts (dates, clock times, fractions of a second) are
-written as digits with numpy; small sets (flags, S/E, qualifier names) are taken from
-lookup tables by a code. Python runs only once per *distinct* value where no column rule
+written as digits with numpy, two at a time, the date and clock once per run of rows in
+the same second; small sets (flags, S/E, qualifier names, the APCI's brackets) are taken
+from lookup tables by a code; distinct combinations are found by hashing (Arrow's
+``dictionary_encode``), not by sorting. Python runs only once per *distinct* value where no column rule
 exists: endpoints, compacting multi-field value texts (``'value=5 transient=True'`` ->
 ``'5,transient'``) and the rare lines of rows without APCI
 (malformed octets, gaps, notes). Short floats are shown as the device sent them
@@ -43,7 +45,7 @@ import pyarrow.compute as pc
 from ..codec.timetag import civil_from_days
 from ..codec.values import FLOAT32_TYPE_IDS, float32_text
 
-__all__ = ["QUALIFIER_NAMES", "batch_lines", "batch_text", "float32_texts", "format_endpoint",
+__all__ = ["COLUMNS", "QUALIFIER_NAMES", "batch_lines", "batch_text", "float32_texts", "format_endpoint",
            "format_time"]
 
 QUALIFIER_NAMES = {100: "QOI", 101: "RQT", 105: "QRP", 113: "QPA", 110: "QPM", 111: "QPM",
@@ -65,6 +67,8 @@ _OBJECT_SEPARATORS = pa.array(["; ", " IOA ", " "], pa.string())  # later, first
 _SIGNS = pa.array(["", "-"], pa.string())
 _NS = 1_000_000_000
 _DIGITS = np.frombuffer(b"0123456789", np.uint8)
+_SAMPLE = 1024  # numbers looked at to guess whether formatting each distinct one pays
+_PAIRS = np.frombuffer(b"".join(b"%02d" % i for i in range(100)), np.uint8).reshape(100, 2)
 
 
 def format_time(ns: int | None, mode: str = "a", t0: int = 0) -> str:
@@ -100,24 +104,44 @@ def _fixed(chars: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
 
 
 def _put(chars: np.ndarray, at: int, values: np.ndarray, width: int) -> None:
-    """``values`` (>= 0) as ``width`` decimal digits, zero-padded, at column ``at``."""
-    for i in range(at + width - 1, at - 1, -1):
-        chars[:, i] = _DIGITS[values % 10]
-        values = values // 10
+    """``values`` (>= 0) as ``width`` decimal digits, zero-padded, at column ``at`` (two
+    digits per step, from a table of the hundred pairs)."""
+    end = at + width
+    while end - at >= 2:
+        chars[:, end - 2:end] = _PAIRS[values % 100]
+        values = values // 100
+        end -= 2
+    if end > at:
+        chars[:, at] = _DIGITS[values % 10]
+
+
+def _runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first row of each run of equal consecutive ``values``, and each row's run: a
+    text that depends on a slowly changing part (the second of a time) is written once
+    per run."""
+    change = np.empty(len(values), bool)
+    change[:1] = True
+    np.not_equal(values[1:], values[:-1], out=change[1:])
+    return np.flatnonzero(change), np.cumsum(change) - 1
 
 
 def _date_times(ns: np.ndarray) -> np.ndarray:
     """``YYYY-MM-DD HH:MM:SS.ffffff`` (UTC, microseconds) of int64 ns, n x 26 octets (the
     int64 range is the years 1677-2262: always four digits)."""
     seconds = ns // _NS
+    starts, run = _runs(seconds)
+    seconds = seconds[starts]
     days, day_seconds = seconds // 86400, seconds % 86400
     year, month, day = civil_from_days(days)
-    chars = np.empty((len(ns), 26), np.uint8)
-    chars[:] = np.frombuffer(b"0000-00-00 00:00:00.000000", np.uint8)
+    prefix = np.empty((len(seconds), 20), np.uint8)
+    prefix[:] = np.frombuffer(b"0000-00-00 00:00:00.", np.uint8)
     for at, values, width in ((0, year, 4), (5, month, 2), (8, day, 2),
                               (11, day_seconds // 3600, 2), (14, day_seconds // 60 % 60, 2),
-                              (17, day_seconds % 60, 2), (20, ns % _NS // 1000, 6)):
-        _put(chars, at, values, width)
+                              (17, day_seconds % 60, 2)):
+        _put(prefix, at, values, width)
+    chars = np.empty((len(ns), 26), np.uint8)
+    chars[:, :20] = prefix[run]
+    _put(chars, 20, ns % _NS // 1000, 6)
     return chars
 
 
@@ -165,16 +189,29 @@ def _relative(ns: np.ndarray, t0: int) -> pa.Array:
 
 
 def _tag_times(column: pa.Array) -> pa.Array:
-    """`` @HH:MM:SS.mmm`` of a time tag column (null where none)."""
+    """`` @HH:MM:SS.mmm`` of a time tag column (null where none; only the tags are
+    written)."""
     ns = column.cast(pa.int64())
-    values = np.asarray(ns.fill_null(0), np.int64)
+    values = np.asarray(ns.drop_null() if ns.null_count else ns, np.int64)
+    seconds = values // _NS
+    starts, run = _runs(seconds)
+    day_seconds = seconds[starts] % 86400
+    prefix = np.empty((len(starts), 11), np.uint8)
+    prefix[:] = np.frombuffer(b" @00:00:00.", np.uint8)
+    for at, part in ((2, day_seconds // 3600), (5, day_seconds // 60 % 60),
+                     (8, day_seconds % 60)):
+        _put(prefix, at, part, 2)
     chars = np.empty((len(values), 14), np.uint8)
-    chars[:] = np.frombuffer(b" @00:00:00.000", np.uint8)
-    day_seconds = values // _NS % 86400
-    for at, part, width in ((2, day_seconds // 3600, 2), (5, day_seconds // 60 % 60, 2),
-                            (8, day_seconds % 60, 2), (11, values % _NS // 1_000_000, 3)):
-        _put(chars, at, part, width)
-    return _fixed(chars, np.asarray(ns.is_valid(), bool) if ns.null_count else None)
+    chars[:, :11] = prefix[run]
+    _put(chars, 11, values % _NS // 1_000_000, 3)
+    if not ns.null_count:
+        return _fixed(chars)
+    valid = np.asarray(ns.is_valid(), bool)
+    offsets = np.zeros(len(ns) + 1, np.int32)
+    np.cumsum(valid * np.int32(14), out=offsets[1:])
+    return pa.Array.from_buffers(pa.string(), len(ns), [
+        pa.py_buffer(np.packbits(valid, bitorder="little")), pa.py_buffer(offsets),
+        pa.py_buffer(chars)])
 
 
 # -- values ----------------------------------------------------------------------------------
@@ -219,8 +256,14 @@ def float32_texts(values: np.ndarray) -> pa.Array:
     rounded one: they are the same digits when those lie within 0.49 of a last-digit step
     of the number (binary64 arithmetic errs by far less). Every other value -- integral,
     tiny, huge, NaN, infinite, no binary32 at all, or failing that check -- takes
-    ``float32_text`` itself.
+    ``float32_text`` itself. Where the first numbers repeat (as measurements do), each
+    distinct number (bit pattern) is formatted once.
     """
+    bits = values.view(np.int64)
+    if len(np.unique(bits[:_SAMPLE])) * 2 <= min(len(bits), _SAMPLE):  # repeats: by value
+        encoded = pa.array(bits).dictionary_encode()
+        return float32_texts(np.asarray(encoded.dictionary, np.int64).view(np.float64)).take(
+            encoded.indices)
     with np.errstate(over="ignore", invalid="ignore"):
         single = values.astype(np.float32)
         magnitude = np.abs(values)
@@ -266,10 +309,10 @@ def _values(rows: pa.RecordBatch, type_id: np.ndarray) -> pa.Array:
     return pc.if_else(pc.equal(out, ""), _NO_TEXT, out)
 
 
-def _objects(rows: pa.RecordBatch, first: np.ndarray, shown: np.ndarray) -> pa.Array:
-    """One `` IOA ioa=value [flags] @time select Q=n`` text per row of ``rows`` (its
-    separator ``'; '`` unless ``first``, the APDU's first object); meaningless on rows not
-    ``shown`` (the caller hides them)."""
+def _objects(rows: pa.RecordBatch, first: np.ndarray, shown: np.ndarray) -> list[pa.Array]:
+    """The parts of one `` IOA ioa=value [flags] @time select Q=n`` text per row of
+    ``rows`` (its separator ``'; '`` unless ``first``, the APDU's first object), to be
+    joined with nulls as nothing; all null on rows not ``shown``."""
     n = rows.num_rows
     ioa = rows.column("ioa")
     type_id = np.asarray(rows.column("type_id").fill_null(0), np.int64)
@@ -277,7 +320,8 @@ def _objects(rows: pa.RecordBatch, first: np.ndarray, shown: np.ndarray) -> pa.A
     values = _values(rows, type_id)
     has_ioa = ioa.is_valid()
     with_ioa = np.asarray(has_ioa, bool)
-    separator = _OBJECT_SEPARATORS.take(pa.array(np.where(first, np.where(with_ioa, 1, 2), 0)))
+    separator = _OBJECT_SEPARATORS.take(pa.array(np.where(first, np.where(with_ioa, 1, 2), 0),
+                                                 mask=~shown))
     if (with_ioa | ~shown).all():
         value_part = [pc.if_else(values.is_valid(), "=", _NO_TEXT), values]
     else:  # secure authentication messages have no IOA: the value alone
@@ -299,8 +343,14 @@ def _objects(rows: pa.RecordBatch, first: np.ndarray, shown: np.ndarray) -> pa.A
     if qualifier.null_count < n:
         parts.append(pc.binary_join_element_wise(
             _QUALIFIERS.take(pa.array(type_id)), qualifier.cast(pa.string()), ""))
-    return pc.binary_join_element_wise(*parts, "", null_handling="replace",
-                                       null_replacement="")
+    if shown.all():
+        return parts
+    # a row without object has null cells, so its parts are null already: only a part
+    # with a cell on a hidden row is hidden by a copy
+    hidden = ~shown
+    mask = pa.array(shown)
+    return [part if not (np.asarray(part.is_valid(), bool) & hidden).any()
+            else pc.if_else(mask, part, _NO_TEXT) for part in parts]
 
 
 # -- heads -----------------------------------------------------------------------------------
@@ -309,14 +359,12 @@ def _per_combination(head: pa.RecordBatch, names: tuple[str, ...],
                      fn: Callable[..., str], rows: np.ndarray | None = None) -> pa.Array:
     """``fn(*cells)`` of the cells of each row in the columns ``names``, computed once per
     distinct combination of them (rows outside ``rows``, if given: null)."""
-    if rows is not None:
-        head = head.filter(pa.array(rows))
+    cells = head.select(list(names))
     # one int64 key per row for its combination: the cells in mixed radix (made dense
-    # first when the radix would pass 2**62)
-    key = np.zeros(head.num_rows, np.int64)
-    radix = 1
-    for name in names:
-        column = head.column(name)
+    # first when the radix would pass 2**62), rows outside ``rows`` apart
+    key = np.zeros(cells.num_rows, np.int64) if rows is None else rows.astype(np.int64)
+    radix = 1 if rows is None else 2
+    for column in cells.columns:
         if pa.types.is_string(column.type):
             column = column.dictionary_encode().indices
         elif pa.types.is_boolean(column.type):
@@ -327,17 +375,19 @@ def _per_combination(head: pa.RecordBatch, names: tuple[str, ...],
         low = int(values.min(initial=0))
         span = int(values.max(initial=0)) - low + 1
         if radix * span > 2**62:
-            key = np.unique(key, return_inverse=True)[1].reshape(-1)
-            radix = int(key.max(initial=0)) + 1
+            dense = pa.array(key).dictionary_encode()
+            key, radix = np.asarray(dense.indices, np.int64), len(dense.dictionary)
         key = key * span + (values - low)
         radix *= span
-    _keys, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    cells = head.select(list(names)).take(pa.array(first)).to_pylist()
-    texts = pa.array([fn(*row.values()) for row in cells], pa.string()).take(
-        pa.array(inverse.reshape(-1)))
-    if rows is None:
-        return texts
-    return texts.take(pa.array(np.cumsum(rows) - 1, mask=~rows))
+    # the distinct keys by hashing (no sort); any row of a key stands for it
+    encoded = pa.array(key).dictionary_encode()
+    index = np.asarray(encoded.indices, np.int64)
+    first = np.empty(len(encoded.dictionary), np.int64)
+    first[index] = np.arange(len(index))
+    shown = np.ones(len(first), bool) if rows is None else rows[first]
+    texts = [fn(*row.values()) if ok else None for row, ok in zip(
+        cells.take(pa.array(first)).to_pylist(), shown.tolist(), strict=True)]
+    return pa.array(texts, pa.string()).take(encoded.indices)
 
 
 def _endpoints_text(src: str | None, sport: int | None, dst: str | None,
@@ -358,16 +408,32 @@ def _asdu_text(type_id: int | None, type_name: str | None, cot: int | None,
     return "".join(f" {part}" for part in parts if part is not None)
 
 
-def _apci(head: pa.RecordBatch) -> pa.Array:
-    """`` I(ssn,rsn)``, `` S(rsn)``, `` U(function)`` or `` ?``."""
-    apci = head.column("apci")
-    ssn, rsn = head.column("ssn").cast(pa.string()), head.column("rsn").cast(pa.string())
-    text = pc.case_when(
-        pc.make_struct(pc.equal(apci, "I"), pc.equal(apci, "S"), pc.equal(apci, "U")),
-        pc.binary_join_element_wise(" I(", ssn, ",", rsn, ")", ""),
-        pc.binary_join_element_wise(" S(", rsn, ")", ""),
-        pc.binary_join_element_wise(" U(", head.column("u_func"), ")", ""))
-    return pc.fill_null(text, " ?")
+_APCI_NAMES = pa.array(["I", "S", "U"], pa.string())
+# by APCI code (I, S, U, none or a field missing): what opens, parts and closes its text
+_APCI_OPEN = pa.array([" I(", " S(", " U(", " ?"], pa.string())
+_APCI_COMMA = pa.array([",", None, None, None], pa.string())
+_APCI_CLOSE = pa.array([")", ")", ")", None], pa.string())
+
+
+def _apci(head: pa.RecordBatch) -> list[pa.Array]:
+    """The parts of `` I(ssn,rsn)``, `` S(rsn)``, `` U(function)`` or `` ?`` (nulls
+    join as nothing)."""
+    ssn, rsn, u_func = head.column("ssn"), head.column("rsn"), head.column("u_func")
+    code = np.asarray(pc.index_in(head.column("apci"), value_set=_APCI_NAMES).fill_null(3),
+                      np.int64)
+    ssn_ok, rsn_ok, u_ok = (np.asarray(c.is_valid(), bool) for c in (ssn, rsn, u_func))
+    code[~np.select([code == 0, code == 1, code == 2],
+                    [ssn_ok & rsn_ok, rsn_ok, u_ok], False)] = 3
+    codes = pa.array(code)
+
+    def number(column: pa.Array, shown: np.ndarray) -> pa.Array:
+        return pa.array(np.asarray(column.fill_null(0), np.int64), mask=~shown).cast(
+            pa.string())
+
+    u = u_func if not (u_ok & (code != 2)).any() else pc.if_else(pa.array(code == 2), u_func,
+                                                                  _NO_TEXT)
+    return [_APCI_OPEN.take(codes), number(ssn, code == 0), _APCI_COMMA.take(codes),
+            number(rsn, code <= 1), u, _APCI_CLOSE.take(codes)]
 
 
 _KIND_TAGS = {"gap": "[gap]", "event": "[note]", "malformed": "[malformed]"}
@@ -381,7 +447,10 @@ def _note_line(where: str, error: str | None, raw: bytes | None, kind: str) -> s
 
 _HEAD_COLUMNS = ("frame", "time", "src", "sport", "dst", "dport", "apci", "ssn", "rsn",
                  "u_func", "type_id", "type_name", "cot", "cot_name", "negative", "test", "oa",
-                 "ca", "error", "kind", "raw")
+                 "ca", "error")
+COLUMNS = (*_HEAD_COLUMNS, "apdu", "kind", "raw", "obj", "ioa", "value", "value_text",
+           *_FLAGS, "time_tag", "select", "qualifier")
+"""The columns :func:`batch_text` reads (a batch may have others)."""
 
 
 def _groups(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
@@ -412,17 +481,18 @@ def batch_text(batch: pa.RecordBatch, time_mode: str = "a", t0: int = 0,
         batch = batch.slice(0, int(heads_at[limit]))
         start, group, heads_at = start[:len(batch)], group[:len(batch)], heads_at[:limit]
     n, lines = batch.num_rows, len(heads_at)
-    head = pa.RecordBatch.from_arrays(
-        [batch.column(c) for c in _HEAD_COLUMNS], _HEAD_COLUMNS).take(pa.array(heads_at))
+    head = pa.RecordBatch.from_arrays([batch.column(c) for c in _HEAD_COLUMNS], _HEAD_COLUMNS)
+    if lines != n:
+        head = head.take(pa.array(heads_at))
 
-    where = pc.binary_join_element_wise(
-        pc.utf8_lpad(pc.fill_null(head.column("frame").cast(pa.string()), "-"), 6, " "),
-        " ", _times(head.column("time"), time_mode, t0),
-        _per_combination(head, ("src", "sport", "dst", "dport"), _endpoints_text), "")
+    # frame, time, endpoints: where the line happened (a note line's start too)
+    where = [pc.utf8_lpad(pc.fill_null(head.column("frame").cast(pa.string()), "-"), 6, " "),
+             " ", _times(head.column("time"), time_mode, t0),
+             _per_combination(head, ("src", "sport", "dst", "dport"), _endpoints_text)]
     apci = head.column("apci")
     asdu = np.asarray(pc.fill_null(pc.and_(pc.equal(apci, "I"), head.column("type_id")
                                            .is_valid()), False), bool)
-    parts = [where, _apci(head)]
+    parts = [*where, *_apci(head)]
     if asdu.any():
         parts.append(_per_combination(head, ("type_id", "type_name", "cot", "cot_name",
                                              "negative", "test", "oa", "ca"), _asdu_text,
@@ -432,11 +502,14 @@ def batch_text(batch: pa.RecordBatch, time_mode: str = "a", t0: int = 0,
     notes = np.flatnonzero(np.asarray(apci.is_null(), bool))
     if len(notes):
         index = pa.array(notes)
-        cols = [head.column(c).take(index).to_pylist() for c in ("error", "raw", "kind")]
+        at = pa.array(heads_at[notes])
+        cols = [head.column("error").take(index).to_pylist(),
+                *(batch.column(c).take(at).to_pylist() for c in ("raw", "kind"))]
         head_text = pc.replace_with_mask(
             head_text, pa.array(np.isin(np.arange(lines), notes)),
-            pa.array([_note_line(*args) for args in zip(where.take(index).to_pylist(), *cols,
-                                                        strict=True)], pa.string()))
+            pa.array([_note_line(*args) for args in zip(pc.binary_join_element_wise(
+                *(p if isinstance(p, str) else p.take(index) for p in where), "").to_pylist(),
+                *cols, strict=True)], pa.string()))
     error = head.column("error")
     error_text = pc.if_else(pc.fill_null(pc.not_equal(error, ""), False),
                             pc.binary_join_element_wise(" !! ", error, ""), _NO_TEXT)
@@ -454,9 +527,7 @@ def batch_text(batch: pa.RecordBatch, time_mode: str = "a", t0: int = 0,
         previous[obj_rows[:1]] = -1
         first = shown.copy()
         first[obj_rows] = previous[obj_rows] != group[obj_rows]
-        objects = _objects(batch, first, shown)
-        row_parts.append(objects if shown.all() else pc.if_else(pa.array(shown), objects,
-                                                                _NO_TEXT))
+        row_parts += _objects(batch, first, shown)  # (joined with the lines' other parts)
     last = np.ones(n, bool)
     last[:-1] = start[1:]
     end = pc.binary_join_element_wise(error_text, "\n", "", null_handling="replace",

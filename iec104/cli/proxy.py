@@ -10,7 +10,6 @@ cannot be written, or an address it cannot listen on (nothing was forwarded).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import signal
 import sys
@@ -91,10 +90,14 @@ def run(args: argparse.Namespace) -> int:
     proxy = Proxy(listen, upstream, output, rules=rules,
                   connect_timeout=args.connect_timeout, max_backlog=args.max_backlog,
                   stall_seconds=args.log_stall, **log_kwargs(args))
+    import asyncio  # here, not at the top: every `iec104` command builds this parser
+
     return asyncio.run(_serve(proxy, args.stats_interval))
 
 
 async def _serve(proxy: Any, stats_interval: float | None) -> int:
+    import asyncio
+
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     received: list[int] = []

@@ -30,6 +30,7 @@ from .common import (
     Inputs,
     add_input_options,
     add_range_options,
+    arrow_without_pandas,
     compile_filter_option,
     exit_status,
     open_source,
@@ -140,6 +141,10 @@ def group_apdus(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         yield group
 
 
+_FIELDS_GROUPING = ("apdu", "obj", "type_id")
+"""The columns -T fields reads beside the -e ones (APDUs, objects, float texts)."""
+
+
 # -- the command ---------------------------------------------------------------------------
 
 
@@ -182,14 +187,38 @@ def run(args: argparse.Namespace) -> int:
     if args.count is not None and args.count < 1:
         raise CliError("-c/--count must be at least 1")
     _check_output_options(args)
+    if getattr(args, "command_line", False):  # rows are printed, never made a DataFrame
+        arrow_without_pandas()
     flt = compile_filter_option(args.filter)
     inputs = open_source(args.capture, args)
     try:
         # -t r counts from the first row of the source: nothing may be skipped before it
         pushdown = flt if args.time != "r" else None
-        return _print(source_batches(inputs, args, 8192, pushdown), args, flt, inputs)
+        return _print(source_batches(inputs, args, _batch_rows(args), pushdown,
+                                     _columns(args, flt)), args, flt, inputs)
     finally:
         inputs.close()
+
+
+def _batch_rows(args: argparse.Namespace) -> int:
+    """Rows per batch: as many as convert's (every batch costs a fixed number of Arrow calls,
+    and a line appears at most a fraction of a second later), fewer for a few APDUs (-c)."""
+    if args.count is not None and args.count < 65536 and args.filter is None:
+        return max(args.count, 1024)  # (an APDU has one row or more)
+    return 65536
+
+
+def _columns(args: argparse.Namespace, flt: Filter | None) -> list[str] | None:
+    """The columns the output shows or the filter reads (None: all, for -V and JSON)."""
+    from .oneline import COLUMNS
+
+    if args.output == "fields":
+        shown = [*args.fields, *_FIELDS_GROUPING]
+    elif args.output == "text" and not args.verbose:
+        shown = list(COLUMNS)
+    else:
+        return None
+    return [*shown, *sorted(flt.columns if flt is not None else ())]
 
 
 def _check_output_options(args: argparse.Namespace) -> None:
@@ -266,8 +295,8 @@ def _print(batches: Iterator[pa.RecordBatch], args: argparse.Namespace, flt: Fil
                 lines = []
             else:
                 if args.output == "fields":  # only the cells -T fields prints or groups by
-                    batch = batch.select(list(dict.fromkeys(
-                        [*args.fields, "apdu", "obj", "type_id"])))
+                    batch = batch.select(list(dict.fromkeys([*args.fields,
+                                                             *_FIELDS_GROUPING])))
                 groups = list(group_apdus(_rows(batch)))
                 if limit is not None:
                     groups = groups[:limit - shown]

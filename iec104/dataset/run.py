@@ -5,10 +5,11 @@ Theory of operation
 :func:`convert_many` is the only writer of the manifest. It first removes what an interrupted
 run left (:meth:`Store.recover`), reads the manifest, and submits one
 :func:`~iec104.dataset.write.convert_capture` task per capture with the digests already in the
-dataset. The tasks run on a Dask cluster: a local one of ``workers`` processes (one thread
-each: decoding is pure Python, threads would share one GIL), an existing one at ``scheduler``,
-or, with ``workers=0``, in this process. As each task completes, in any order, its result is
-committed:
+dataset, largest local capture first. The tasks run on a Dask cluster: a local one of
+``workers`` processes (one thread each: decoding is pure Python, threads would share one GIL;
+:data:`LOCAL_CLUSTER_CONFIG` keeps its allocator and its housekeeping from taking CPU from the
+decoding), an existing one at ``scheduler``, or, with ``workers=0``, in this process. As each
+task completes, in any order, its result is committed:
 
 * :class:`Converted`: its row replaces any row of the same ``source`` (the capture changed)
   or is added; the manifest is rewritten (atomically), then the files of a replaced row are
@@ -34,7 +35,32 @@ from typing import Any
 from .store import Store
 from .write import Converted, Failed, Options, Result, Skipped, convert_capture
 
-__all__ = ["convert_many", "default_workers"]
+__all__ = ["LOCAL_CLUSTER_CONFIG", "convert_many", "dask_client", "default_workers",
+           "largest_first"]
+
+_ENVIRON = "distributed.nanny.pre-spawn-environ."  # a worker's environment, before it starts
+
+LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
+    # Memory a worker gives back to the kernel costs a page fault when it is taken again
+    # (4 us each on a VM that hands freed pages to its host). The nanny's default 64 KiB
+    # trim threshold also fixed glibc's mmap threshold, so every column buffer of a batch
+    # was an mmap + munmap (3.4x the faults, 20 % more CPU per capture); instead glibc and
+    # mimalloc (pyarrow's pool) keep what they freed for the next batch: 4x fewer faults
+    # than `iec104 convert`, two workers 8-16 % less CPU, peak RSS +35 MiB per worker
+    # (bench/README.md)
+    _ENVIRON + "MALLOC_TRIM_THRESHOLD_": str(256 << 20),
+    _ENVIRON + "MALLOC_MMAP_THRESHOLD_": str(256 << 20),
+    _ENVIRON + "MIMALLOC_PURGE_DELAY": "-1",  # never
+    # the rest run in every worker and in this process between the tasks' work, on the CPUs
+    # the workers decode on (idle: 33 ms/s per worker, 48 ms/s here; with these 3-7 ms/s):
+    "distributed.worker.profile.enabled": False,  # statistical profile every 10 ms: for a
+    # dashboard, and there is none
+    "distributed.admin.tick.interval": "1s",  # event-loop health check (default 20 ms)
+    "distributed.admin.system-monitor.interval": "5s",  # the dashboard's host metrics
+    "distributed.worker.memory.monitor-interval": "1s",  # spill/pause/terminate checks: a
+    # task holds one batch, never results, so a runaway is still caught within a second
+}
+"""The Dask settings of the local cluster of ``--workers N`` (measured in bench/README.md)."""
 
 
 def default_workers() -> int:
@@ -58,7 +84,7 @@ def convert_many(sources: Sequence[str], url: str, *, options: Options | None = 
         The results, in order of completion.
     """
     options = options if options is not None else Options()
-    with _client(workers, scheduler) as client:  # first: an unreachable one writes nothing
+    with dask_client(workers, scheduler) as client:  # first: an unreachable one writes nothing
         store = Store(url)
         store.ensure()
         manifest = store.read_manifest()
@@ -97,8 +123,9 @@ def _run(client: Any, sources: Sequence[str], url: str, known: frozenset[str],
         return
     from distributed import as_completed
 
+    # submitted one by one, the tasks start in this order (largest first, below)
     futures = {client.submit(convert_capture, source, url, known, options, pure=False):
-               source for source in sources}
+               source for source in largest_first(sources)}
     for future in as_completed(futures):
         try:
             yield future.result()
@@ -107,9 +134,23 @@ def _run(client: Any, sources: Sequence[str], url: str, known: frozenset[str],
                          f"{type(exc).__name__}: {exc}")
 
 
+def largest_first(sources: Sequence[str]) -> list[str]:
+    """The order the tasks are submitted in: the largest local files first (the longest
+    tasks then never end the run on one busy worker while the others idle); URLs (a size is
+    a request each) keep their place, after the local files."""
+    def size(source: str) -> int:
+        try:
+            return os.stat(source).st_size if "://" not in source else -1
+        except OSError:
+            return -1  # unreadable: its task says why
+    return sorted(sources, key=size, reverse=True)
+
+
 @contextmanager
-def _client(workers: int | None, scheduler: str | None) -> Iterator[Any]:
-    """A Dask client of the cluster to use (None: convert in this process)."""
+def dask_client(workers: int | None, scheduler: str | None) -> Iterator[Any]:
+    """The Dask client :func:`convert_many` submits to: of the cluster at ``scheduler``, or
+    of a local cluster of ``workers`` processes of one thread (None: the machine's cores)
+    with :data:`LOCAL_CLUSTER_CONFIG`; ``workers=0``: None (convert in this process)."""
     if scheduler is None and workers == 0:
         yield None
         return
@@ -119,9 +160,34 @@ def _client(workers: int | None, scheduler: str | None) -> Iterator[Any]:
         with Client(scheduler) as client:
             yield client
         return
+    import dask
+
     # quiet: the cluster's own logging would bury the progress bar
     logging.getLogger("distributed").setLevel(logging.ERROR)
-    with LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1,
-                      processes=True, dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    with dask.config.set(LOCAL_CLUSTER_CONFIG), _nanny_environ_undone(), \
+            LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1,
+                         processes=True, dashboard_address=None,
+                         # its HTTP routes (health, metrics) even without a dashboard: on
+                         # a free port, not 8787 (another cluster there gave a warning)
+                         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                         silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client
+
+
+@contextmanager
+def _nanny_environ_undone() -> Iterator[None]:
+    """Undo, when the cluster is gone, what the nanny writes into this process's environment
+    before it spawns a worker (its pre-spawn environment and PYTHONHASHSEED): a process
+    started later here must not inherit the workers' allocator settings."""
+    import dask
+
+    keys = [*dask.config.get(_ENVIRON.rstrip(".")), "PYTHONHASHSEED"]
+    saved = {key: os.environ.get(key) for key in keys}
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

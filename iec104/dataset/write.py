@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..records.sink import writer_options
 from .layout import (
     DATASET_SCHEMA,
     DATASET_VERSION,
@@ -207,8 +208,9 @@ class _DayWriter:
             relative = data_file(self.sha256, self.day, len(self.done))
             local = relative.replace("/", "_")  # one staging directory for every day
             self.done.append((local, relative))
-            self._writer = pq.ParquetWriter(self.staging / local, DATASET_SCHEMA,
-                                            compression=self.options.compression)
+            self._writer = pq.ParquetWriter(
+                self.staging / local, DATASET_SCHEMA,
+                **writer_options(DATASET_SCHEMA, self.options.compression))
             self._rows = 0
         self._writer.write_batch(batch)
         self._rows += batch.num_rows

@@ -11,9 +11,9 @@ dissector's path, exactly as a capture file would:
 :func:`~iec104.capture.packet.tcp_segments` (with one
 :class:`~iec104.capture.ipfrag.Defragmenter` for the whole capture), the
 :class:`~iec104.capture.reassembly.Reassembler` and the
-:class:`~iec104.dissector.StreamDecoder` (so rows, gaps and fallbacks are exactly
-those of ``iec104 convert``), into the same :class:`~iec104.recorder.logwriter.LogWriter` as
-the proxy (rotation, crash safety). With
+:class:`~iec104.dissector.StreamDecoder` (so rows, gaps, fallbacks and the field sizes
+detected per direction are exactly those of ``iec104 convert``), into the same
+:class:`~iec104.recorder.logwriter.LogWriter` as the proxy (rotation, crash safety). With
 ``pcapng_dir``, every block is also copied into rotating pcapng files there (each file
 starts with the section header and interface descriptions, so each is a valid capture).
 
@@ -48,9 +48,10 @@ from ..capture.ipfrag import Defragmenter
 from ..capture.packet import tcp_segments
 from ..capture.reader import NEED_DATA, CaptureParser, Packet
 from ..capture.reassembly import IEC104_PORT, Reassembler
-from ..codec import DEFAULT_PROFILE, Iec104Error, Profile
+from ..codec import Iec104Error, Profile
 from ..dissector import StreamDecoder
 from ..records.journal import new_session
+from ..records.profiles import ProfileOverrides
 from .logwriter import LogWriter
 
 if TYPE_CHECKING:
@@ -175,7 +176,8 @@ class LiveCapture:
                  ports: Iterable[int] = (IEC104_PORT,), heuristic: bool = False,
                  capture_filter: str | None = None,
                  pcapng_dir: str | os.PathLike[str] | None = None,
-                 profile: Profile = DEFAULT_PROFILE, flush_rows: int = 10_000,
+                 profile: Profile | ProfileOverrides | None = None,
+                 flush_rows: int = 10_000,
                  flush_seconds: float = 1.0, max_bytes: int = 64 << 20,
                  max_seconds: float = 3600.0, prefix: str = "iec104-capture",
                  fsync: bool = False, dumpcap: str | None = None, buffer_mb: int = 16,
@@ -252,7 +254,7 @@ class LiveCapture:
         # the StreamDecoder keeps its builder: flushes convert rows in the capture thread
         self.writer = LogWriter(self.output, swap_builders=False, origin="capture",
                                 **self._writer_args)
-        self._decoder = StreamDecoder(self.writer.builder)
+        self._decoder = StreamDecoder(self.writer.front)
         if self.pcapng_dir is not None:
             self._pcapng = _PcapngFiles(self.pcapng_dir, self._writer_args["prefix"],
                                         self._writer_args["max_bytes"],
@@ -321,7 +323,8 @@ class LiveCapture:
         return list(self._pcapng.files) if self._pcapng is not None else []
 
     def flush(self, timeout: float = 10.0) -> None:
-        """Hand every row decoded so far to the log writer (waits for the capture thread)."""
+        """Hand every row decoded so far to the log writer (waits for the capture thread;
+        directions whose field sizes are still being detected are decided now)."""
         if self._thread is None or not self._thread.is_alive():
             return
         done = self._flush_request
@@ -434,6 +437,7 @@ class LiveCapture:
         writer.maybe_flush()
         if self._flush_wanted:
             self._flush_wanted = False
+            writer.decide()  # asked for every row: detection holds none back
             writer.flush()
             self._flush_request.set()
 

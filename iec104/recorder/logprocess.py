@@ -7,8 +7,11 @@ proxy's process they share the event loop and the GIL with forwarding, which put
 the round-trip path (p99 1.2 ms with logging against 0.26 ms without). So the proxy keeps
 only the forwarding and hands the raw bytes, with their receive times, to a *logger
 process* (:func:`main` in a new interpreter) that runs a
-:class:`~iec104.recorder.logwriter.LogWriter` with one
-:class:`~iec104.records.decoder.DirectionDecoder` per direction of each connection: the
+:class:`~iec104.recorder.logwriter.LogWriter` and decodes with the dissector's stage: a
+:class:`~iec104.dissector.StreamDecoder` holds one direction decoder per direction of each
+connection, and large pipe reads go through the dissector's fast lane (framed per
+direction at once, recorded by column; see :class:`_Logger`), with the field sizes
+detected per direction as ``iec104 convert`` detects them unless a profile was given. The
 rows, flush bounds, journal, rotation, full-disk holding and ``proxy:`` event rows are
 exactly those of the LogWriter, only in another process.
 
@@ -21,14 +24,14 @@ Pipe (proxy -> logger), one message per item, in the order things happened::
           ("gap", stream, direction, time_ns, octets), ("flush",), ("sync", id),
           ("read", id), ("close", id)
 
-The proxy collects messages for up to 20 ms (or 256 KiB) and writes them at once, so that
-the pipe costs one system call and one wake-up of the logger per 20 ms of traffic, off the
+The proxy collects messages for up to 100 ms (or 256 KiB) and writes them at once, so that
+the pipe costs one system call and one wake-up of the logger per 100 ms of traffic, off the
 path of a request and its answer. It never blocks on the pipe: writes are non-blocking,
 what the pipe does not take
 waits in memory (:attr:`LogProcess.backlog`) and is written when the pipe drains (the event
 loop's ``add_writer``). The hot path (:meth:`LogProcess.data`) packs one message head and
 appends it and the octets to one ``bytearray``; the pipe takes its front with one
-``os.write`` per 20 ms.
+``os.write`` per 100 ms.
 
 Overload: beyond ``max_backlog`` octets the proxy pauses reading from its sockets (TCP flow
 control), so a logger that is only slower than the traffic loses nothing. A logger that
@@ -74,6 +77,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import fcntl
+import gc
 import logging
 import os
 import pickle
@@ -85,9 +89,9 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..codec import Profile
+from ..dissector import StreamDecoder, _FastLane
 from ..records.builder import Endpoints
 from .logwriter import LogWriter, LogWriterError
 
@@ -107,14 +111,24 @@ _DIRECTIONS = ("c2s", "s2c")
 _PIPE_SIZE = 1 << 20
 """Pipe capacity asked for (Linux caps it at /proc/sys/fs/pipe-max-size, 1 MiB by default)."""
 _F_SETPIPE_SZ = 1031
-_SEND_DELAY = 0.02
+_SEND_DELAY = 0.1
 """Seconds the proxy collects messages before writing them to the pipe: one write and one
-wake-up of the logger per 20 ms, not per TCP read (the rows' times are the receive times);
-each wake-up costs both processes system calls, and the proxy's may delay a segment."""
+wake-up of the logger per 100 ms, not per TCP read (the rows' times are the receive times).
+Each wake-up costs the logger a fixed burst of CPU (run cold), and a wake-up of the proxy
+or of its peers that lands on the CPU during a burst waits for it: the tail of the round
+trip. Against 20 ms: the logger's CPU at idle 11 µs per APDU instead of 17, and wake-ups
+of the round trip's tasks delayed by it 10 instead of 47 over 3 x 3,000 round trips
+(bench/README, issue 14 third round). A later write only delays rows by 0.1 s on their way
+to the log (a SIGKILL of the proxy loses them as it loses the backlog)."""
 _SEND_NOW = 256 << 10
 """Octets collected beyond which they are written at the next event-loop pass."""
 _NICE = 10
 """The logger's niceness (added to the proxy's; see the module docstring)."""
+_BULK_OCTETS = 32 << 10
+"""Pipe reads from this size (some 1,000 short APDUs) take the fast lane: below it, its
+fixed cost per read (numpy set-up, run cold after sleeping) outweighs what it saves (an
+idle proxy's logger, reading every 20 ms, cost 21-28 µs of CPU per APDU through it
+against 17-20 APDU by APDU, bench/proxy.py, same runs)."""
 
 
 def _control(*item: Any) -> bytes:
@@ -146,6 +160,8 @@ class LogProcess:
         stall_seconds: while reading is paused for the backlog, a logger that takes
             nothing from the pipe for this long is *stalled*: reading resumes and data is
             dropped (counted) until the backlog is down to half (> 0).
+        bulk_octets: pipe reads of at least this many octets go through the dissector's
+            fast lane, smaller ones APDU by APDU (the same rows; see :class:`_Logger`).
 
     Create it with :meth:`open` (blocks until the logger's writer is open: it raises what
     opening a LogWriter raises), then :meth:`attach` it to the event loop. Every method
@@ -154,10 +170,10 @@ class LogProcess:
 
     def __init__(self, directory: str | os.PathLike[str], writer_args: dict[str, Any], *,
                  max_backlog: int = 4 << 20, restart_seconds: float = 1.0,
-                 stall_seconds: float = 2.0) -> None:
+                 stall_seconds: float = 2.0, bulk_octets: int = _BULK_OCTETS) -> None:
         self.directory = Path(directory)
+        self.bulk_octets = bulk_octets
         self.writer_args = dict(writer_args)
-        self.profile: Profile = self.writer_args.get("profile", Profile())
         self.flush_seconds = float(self.writer_args.get("flush_seconds", 1.0))
         self.max_backlog = max_backlog
         self.restart_seconds = restart_seconds
@@ -241,7 +257,7 @@ class LogProcess:
         self._started_at = time.monotonic()
         # a restarted logger numbers APDUs on from what its predecessors wrote
         self._put(_control("config", str(self.directory), self.writer_args,
-                           root.getEffectiveLevel(), fmt, self.deaths > 0))
+                           root.getEffectiveLevel(), fmt, self.deaths > 0, self.bulk_octets))
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Block until the logger's writer is open; raises what opening it raised."""
@@ -673,15 +689,40 @@ class LogProcess:
 # -- the logger process -------------------------------------------------------------------------
 
 
+class _Half(NamedTuple):
+    """One direction of a proxied connection: the key of its payloads in the fast lane."""
+
+    stream: int
+    direction: int
+    """0: c2s, 1: s2c."""
+
+
 class _Logger:
-    """The logger's loop: read the pipe, decode into a LogWriter, answer."""
+    """The logger's loop: read the pipe, decode into a LogWriter, answer.
+
+    Decoding is the dissector's (see :mod:`iec104.dissector`). A large pipe read (at
+    least ``bulk_octets``: traffic in bulk) takes its fast lane: the data messages wait
+    one lane per direction (the proxy hands over each direction's octets in order, as the
+    reassembler does for a capture's in-order segments), numbered in pipe order; before
+    any control message and at the end of the read the lanes are framed at once and
+    recorded in bulk, in pipe order across directions, with no frame number. A small read
+    (a few round trips) goes to the direction decoders message by message, the dissector's
+    event path: the same rows. Field sizes are detected per direction as
+    ``convert`` does (:class:`~iec104.records.profiles.DetectingBuilder`) unless the
+    proxy was given a profile (the LogWriter bounds how long detection holds rows back;
+    a flush, sync or read asks for everything received: detection decides at once).
+    """
 
     def __init__(self, data_fd: int, reply_fd: int) -> None:
         self.data_fd = data_fd
         self.reply_fd = reply_fd
         self.inbox = bytearray()
         self.writer: LogWriter | None = None
-        self.decoders: dict[tuple[int, int], Any] = {}
+        self.streams: StreamDecoder | None = None
+        self.lane: _FastLane | None = None
+        self.halves: dict[tuple[int, int], _Half] = {}  # the open streams' directions
+        self.seq = 0  # data messages so far (the order of the lanes' payloads)
+        self.bulk_octets = _BULK_OCTETS
         self.endpoints: dict[int, dict[str, Endpoints]] = {}
         self.flush_seconds = 1.0
         self.last_status: dict[str, Any] = {}
@@ -740,79 +781,107 @@ class _Logger:
 
     def handle(self) -> bool:
         """Process the complete messages in the inbox; True after ``close``."""
-        buf = bytes(self.inbox)  # immutable: the decoders may keep views of it
+        buf = bytes(self.inbox)
         view = memoryview(buf)
         pos = 0
+        halves = self.halves
+        lane = self.lane if len(buf) >= self.bulk_octets else None
+        streams = self.streams
+        writer = self.writer
+        seq = self.seq
         try:
             while len(buf) - pos >= _HEADER.size:
                 kind, size = _HEADER.unpack_from(buf, pos)
                 end = pos + _HEADER.size + size
                 if end > len(buf):
                     break
-                body = view[pos + _HEADER.size:end]
+                start = pos + _HEADER.size
                 pos = end
                 if kind == b"D":
-                    time_ns, stream, back = _DATA.unpack_from(body)
-                    dec = self.decoders.get((stream, back))
-                    if dec is not None:
-                        dec.feed(time_ns, None, body[_DATA.size:])
-                    if self.writer is not None and \
-                            self.writer.builder.rows >= self.writer.flush_rows:
-                        self.writer.flush()
-                elif self.control(pickle.loads(body)):
+                    time_ns, stream, back = _DATA.unpack_from(buf, start)
+                    half = halves.get((stream, back))
+                    if half is None:
+                        continue
+                    if lane is not None:
+                        seq += 1
+                        lane.add(half, buf[start + _DATA.size:end], seq, time_ns)
+                        continue
+                    # the event path (buf is immutable: the framer may keep views of it)
+                    streams.decoder(stream, back).feed(  # type: ignore[union-attr]
+                        time_ns, None, view[start + _DATA.size:end])
+                    if writer.builder.rows >= writer.flush_rows:  # type: ignore[union-attr]
+                        writer.flush()  # type: ignore[union-attr]
+                    continue
+                self.seq = seq
+                self.record()  # what came before, before what this message records
+                if self.control(pickle.loads(view[start:end])):
                     return True
+                streams, writer = self.streams, self.writer
+                lane = self.lane if len(buf) >= self.bulk_octets else None
         finally:
             self.inbox = bytearray(view[pos:])
+            self.seq = seq
+        self.record()
         return False
+
+    def record(self) -> None:
+        """Frame and record the payloads waiting in the lanes; full batches to the writer."""
+        if self.lane is not None and self.writer is not None:
+            for batch in self.lane.flush():
+                self.writer.write(batch)
 
     def control(self, item: tuple[Any, ...]) -> bool:
         op = item[0]
         writer = self.writer
         if op == "config":
-            _, directory, args, level, fmt, resume = item
+            _, directory, args, level, fmt, resume, self.bulk_octets = item
             logging.basicConfig(level=level, format=fmt or logging.BASIC_FORMAT)
             try:
-                self.writer = LogWriter(directory, **args)
+                # the lane records into the writer's one builder and cuts its own batches
+                self.writer = LogWriter(directory, swap_builders=False, **args)
                 if resume:
                     self.writer.builder.next_apdu = _next_apdu(self.writer.directory,
                                                                self.writer.capture)
             except Exception as exc:  # noqa: BLE001 -- handed to the proxy
                 self.answer("ready", None, exc)
                 return True
+            self.streams = StreamDecoder(self.writer.front)
+            self.lane = _FastLane(self.streams, self.writer.flush_rows, numbered=False)
             self.flush_seconds = self.writer.flush_seconds
+            # start-up's objects (pyarrow, numpy, the codec's tables: some 68,000) are never
+            # garbage: a full collection over them took 90 ms, a burst that holds up whatever
+            # wakes on this CPU (the proxy, its peers); frozen, the collector skips them
+            gc.freeze()
             self.answer("ready", [str(p) for p in self.writer.recovered], None)
             self.status(force=True)
             return False
-        assert writer is not None
+        streams = self.streams
+        assert writer is not None and streams is not None
+        front = streams.builder  # every row goes through it, in order
         if op == "open":
             _, stream, endpoints = item
             self.endpoints[stream] = endpoints
-            for back, direction in enumerate(_DIRECTIONS):
-                old = self.decoders.pop((stream, back), None)
-                if old is not None:
-                    writer.release(old)
-                self.decoders[(stream, back)] = writer.decoder(endpoints[direction])
+            streams.open(stream, [endpoints[direction] for direction in _DIRECTIONS])
+            for back in (0, 1):
+                self.halves[(stream, back)] = _Half(stream, back)
         elif op == "event":
             _, stream, direction, time_ns, text, raw = item
-            writer.event(time_ns, self.endpoints[stream][direction], text, raw)
+            front.add_event(time_ns, None, self.endpoints[stream][direction], text, raw)
         elif op == "end":
-            now = time.time_ns()
+            streams.end(item[1], time.time_ns(), None)
             for back in (0, 1):
-                dec = self.decoders.pop((item[1], back), None)
-                if dec is not None:
-                    dec.close(now, None)
-                    writer.release(dec)
+                self.halves.pop((item[1], back), None)
             self.endpoints.pop(item[1], None)
         elif op == "gap":
             _, stream, back, time_ns, missing = item
-            dec = self.decoders.get((stream, back))
+            dec = streams.decoder(stream, back)
             if dec is not None:
                 dec.gap(time_ns, None, missing, "not logged: the proxy forwarded them while "
                         "its logger process was stalled")
         elif op == "note":
-            writer.builder.add_event(item[1], None, _NO_ENDPOINTS,
-                                     f"{writer.origin}: {item[2]}", None)
+            front.add_event(item[1], None, _NO_ENDPOINTS, f"{writer.origin}: {item[2]}", None)
         elif op == "flush":
+            writer.decide()
             writer.flush()
         else:
             ident = item[1]
@@ -820,15 +889,18 @@ class _Logger:
             error: BaseException | None = None
             try:
                 if op == "sync":
+                    writer.decide()
                     writer.sync()
                 elif op == "read":
+                    writer.decide()
                     writer.flush()
                     writer.sync()
                     value = writer.dataframe()
                 elif op == "close":
                     now = time.time_ns()
-                    for dec in self.decoders.values():
-                        dec.close(now, None)
+                    for stream in list(self.endpoints):
+                        streams.end(stream, now, None)
+                    streams.close()  # decides what detection still holds back
                     value = [str(p) for p in writer.close()]
             except Exception as exc:  # noqa: BLE001 -- handed to the proxy
                 error = exc

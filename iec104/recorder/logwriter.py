@@ -13,6 +13,14 @@ it swaps in a fresh builder (APDU numbering continues) and queues the full one. 
 thread turns queued builders into a ``RecordBatch`` and appends it to a
 :class:`~iec104.records.journal.JournaledParquetSink`, which rotates files by size and age.
 
+Producers that keep their builder (``swap_builders=False``: the live capture's and the
+proxy logger's :class:`~iec104.dissector.StreamDecoder`) record through :attr:`LogWriter.front`:
+the builder itself for a given profile, else a
+:class:`~iec104.records.profiles.DetectingBuilder` that detects the field sizes per
+direction as the dissector does and holds a direction's rows back until it is decided;
+:meth:`LogWriter.maybe_flush` decides a direction that held rows back for
+``detect_seconds``, so that they reach the log.
+
 So the SIGKILL loss bound is one flush interval: rows decoded since the last flush (at
 most ``flush_rows``, at most ``flush_seconds`` old) plus batches still queued for the
 writer thread (normally none; a few milliseconds of work each).
@@ -43,10 +51,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..codec import DEFAULT_PROFILE, Iec104Error, Profile
+from ..dissector import front_builder
 from ..records.builder import Endpoints, RecordBuilder
 from ..records.columnar import ColumnarBuilder
 from ..records.decoder import DirectionDecoder
 from ..records.journal import JournaledParquetSink
+from ..records.profiles import DetectingBuilder, ProfileOverrides
 
 if TYPE_CHECKING:
     import os
@@ -68,7 +78,10 @@ class LogWriter:
 
     Args:
         directory: output directory (a dataset readable by ``pandas.read_parquet``).
-        profile: ASDU field sizes used to decode.
+        profile: ASDU field sizes used to decode: a :class:`~iec104.codec.Profile`; None or
+            :class:`~iec104.records.profiles.ProfileOverrides` detect them per direction as
+            the dissector does (``swap_builders=False`` only): rows then go through
+            :attr:`front`.
         flush_rows: flush when this many rows are waiting.
         flush_seconds: flush rows at the latest this long after the previous flush
             (the producer must call :meth:`maybe_flush` at least that often).
@@ -89,27 +102,37 @@ class LogWriter:
             fake one).
         session: write ``directory`` as a dataset (``date=`` partitions, the ``capture``
             column with this log session's name; see :mod:`iec104.records.journal`).
+        detect_seconds: while detecting field sizes, a direction that has held rows back
+            this long (counted from :meth:`maybe_flush` calls) is decided with the
+            I-frames it has, so that its rows reach the log (> 0; default 10 s).
 
     Every method except :meth:`dataframe`, :attr:`stats` and the properties must be called
     from the producer's thread.
     """
 
     def __init__(self, directory: str | os.PathLike[str], *,
-                 profile: Profile = DEFAULT_PROFILE, flush_rows: int = 10_000,
+                 profile: Profile | ProfileOverrides | None = DEFAULT_PROFILE,
+                 flush_rows: int = 10_000,
                  flush_seconds: float = 1.0, max_bytes: int = 64 << 20,
                  max_seconds: float = 3600.0, prefix: str = "iec104",
                  compression: str = "zstd", fsync: bool = False,
                  swap_builders: bool = True, origin: str = "proxy",
                  hold_bytes: int = 64 << 20, retry_seconds: float = 1.0,
                  clock: Callable[[], float] = time.monotonic,
-                 session: str | None = None) -> None:
+                 session: str | None = None, detect_seconds: float = 10.0) -> None:
         if flush_rows <= 0 or flush_seconds <= 0 or retry_seconds <= 0:
             raise ValueError("flush_rows, flush_seconds and retry_seconds must be positive")
-        self.profile = profile
+        if swap_builders and not isinstance(profile, Profile):
+            raise ValueError("detecting field sizes needs swap_builders=False")
+        self.profile = profile if isinstance(profile, Profile) else DEFAULT_PROFILE
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
-        self.builder = ColumnarBuilder(profile)
+        self.builder = ColumnarBuilder(self.profile)
+        self.front: ColumnarBuilder | DetectingBuilder = front_builder(self.builder, profile)
+        """Where rows go: :attr:`builder`, or a DetectingBuilder in front of it."""
         self.swap_builders = swap_builders
+        self.detect_seconds = detect_seconds
+        self._held_since: float | None = None  # detection holds rows back since
         self.origin = origin
         self.hold_bytes = hold_bytes
         self.retry_seconds = retry_seconds
@@ -167,7 +190,7 @@ class LogWriter:
 
     def decoder(self, endpoints: Endpoints) -> DirectionDecoder:
         """A decoder for one direction of one connection, writing into this log."""
-        dec = DirectionDecoder(endpoints, self.builder)
+        dec = DirectionDecoder(endpoints, self.front)
         self._decoders.add(dec)
         return dec
 
@@ -179,16 +202,31 @@ class LogWriter:
               raw: bytes | None = None) -> None:
         """Log a connection event or rule action (a row without APDU; see
         :meth:`~iec104.records.builder.RecordBuilder.add_event`)."""
-        self.builder.add_event(time_ns, None, endpoints, text, raw)
+        self.front.add_event(time_ns, None, endpoints, text, raw)
+
+    def decide(self) -> None:
+        """Decide the field sizes of every direction that holds rows back (with the
+        I-frames it has), so that its rows go to :attr:`builder`."""
+        if type(self.front) is DetectingBuilder:
+            self.front.decide_waiting()
+        self._held_since = None
 
     def maybe_flush(self, now: float | None = None) -> bool:
-        """Flush if ``flush_rows`` rows are waiting or ``flush_seconds`` have passed."""
+        """Flush if ``flush_rows`` rows are waiting or ``flush_seconds`` have passed;
+        decide directions that held rows back for ``detect_seconds``."""
+        if now is None:
+            now = self._clock()
+        if type(self.front) is DetectingBuilder:
+            if not self.front.queued:
+                self._held_since = None
+            elif self._held_since is None:
+                self._held_since = now
+            elif now - self._held_since >= self.detect_seconds:
+                self.decide()
         builder = self.builder
         if builder.rows >= self.flush_rows:
             self.flush()
             return True
-        if now is None:
-            now = self._clock()
         if now - self._last_flush >= self.flush_seconds:
             self.flush()
             return True
@@ -205,11 +243,17 @@ class LogWriter:
             self._queue.put(("batch", old.take_batch()))
             return
         new = ColumnarBuilder(self.profile, first_apdu=old.next_apdu)
-        self.builder = new
+        self.builder = self.front = new
         for dec in self._decoders:
             dec.builder = new
         self._errors_before += old.errors
         self._queue.put(("rows", old))
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Hand the writer thread a batch the producer took from :attr:`builder` itself
+        (one that records in bulk and cuts its own batches; ``swap_builders=False``)."""
+        self._check()
+        self._queue.put(("batch", batch))
 
     def sync(self, timeout: float | None = 30.0) -> None:
         """Flush, then wait until everything flushed is written to the journal (or, while

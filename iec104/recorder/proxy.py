@@ -10,10 +10,10 @@ streams, no tasks on the hot path):
    socket *at once and unchanged* (``transport.write`` tries the send immediately).
 2. Only then are the bytes, with their receive time, queued for the logger process
    (:class:`~iec104.recorder.logprocess.LogProcess`): one non-blocking pipe write per
-   event-loop pass. Decoding (the dissector's
-   :class:`~iec104.records.decoder.DirectionDecoder`), building rows and writing Parquet
-   (a :class:`~iec104.recorder.logwriter.LogWriter`) run in that process, so they share
-   neither the event loop nor the GIL with forwarding.
+   100 ms (or 256 KiB). Decoding (the dissector's stage, field sizes detected per direction
+   as ``iec104 convert`` does unless ``profile`` is given), building rows and writing
+   Parquet (a :class:`~iec104.recorder.logwriter.LogWriter`) run in that process, so they
+   share neither the event loop nor the GIL with forwarding.
    If the logger falls more than ``max_backlog`` bytes behind (what the pipe did not
    take), the proxy stops reading from all sockets until it has caught up: under overload
    forwarding slows down (TCP flow control) rather than log rows being lost. A logger that
@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Self
 from ..codec import DEFAULT_PROFILE, Profile
 from ..records.builder import Endpoints
 from ..records.journal import new_session
+from ..records.profiles import ProfileOverrides
 from .logprocess import LogProcess
 from .logwriter import LogWriterError
 from .rules import Rewriter, Rule
@@ -161,7 +162,7 @@ class _Connection:
         self.upstream_up = False
         self.closing = False
         self.endpoints: dict[str, Endpoints] = {}
-        self.rewriter = Rewriter(proxy.rules, proxy.profile) if proxy.rules else None
+        self.rewriter = Rewriter(proxy.rules, proxy.rules_profile) if proxy.rules else None
         self.bytes = {"c2s": 0, "s2c": 0}
         self.connect_task: asyncio.Task[Any] | None = None
         # the master's bytes read before the upstream connection is up: (time_ns, data)
@@ -369,7 +370,11 @@ class Proxy:
         output: directory of the Parquet log; None forwards without decoding or logging.
         rules: :class:`~iec104.recorder.rules.Rule` objects, tried in order on every I-frame
             (the first that matches applies). Empty: bytes pass untouched.
-        profile: ASDU field sizes (for decoding and rules).
+        profile: ASDU field sizes. None (default): the log detects them per connection
+            and direction as ``iec104 convert`` does (rows held back for up to 16 I-frames
+            or 10 s; :mod:`iec104.records.profiles`); a :class:`~iec104.codec.Profile`: every
+            connection's; a :class:`~iec104.records.profiles.ProfileOverrides`: per endpoint.
+            Rules decode with the one profile given (else 2/2/3).
         flush_rows, flush_seconds: how often rows go to disk (the SIGKILL loss bound).
         max_bytes, max_seconds: file rotation, see :class:`~iec104.records.journal.JournaledParquetSink`.
         connect_timeout: seconds to wait for the upstream connection.
@@ -395,7 +400,8 @@ class Proxy:
 
     def __init__(self, listen: str | tuple[str, int], upstream: str | tuple[str, int],
                  output: str | os.PathLike[str] | None, *, rules: Sequence[Rule] = (),
-                 profile: Profile = DEFAULT_PROFILE, flush_rows: int = 10_000,
+                 profile: Profile | ProfileOverrides | None = None,
+                 flush_rows: int = 10_000,
                  flush_seconds: float = 1.0, max_bytes: int = 64 << 20,
                  max_seconds: float = 3600.0, connect_timeout: float = 5.0,
                  close_timeout: float = 2.0, max_backlog: int = 4 << 20,
@@ -406,6 +412,8 @@ class Proxy:
         self.output = Path(output) if output is not None else None
         self.rules = list(rules)
         self.profile = profile
+        self.rules_profile = profile if isinstance(profile, Profile) else DEFAULT_PROFILE
+        """What rules decode and encode ASDUs with."""
         self.connect_timeout = connect_timeout
         self.close_timeout = close_timeout
         self.max_backlog = max_backlog

@@ -45,6 +45,7 @@ from ..codec import (
     type_name,
 )
 from ..codec import values as _v
+from .arrays import array
 from .schema import COLUMN_NAMES, SCHEMA, RowKind
 
 _NS = 1_000_000_000
@@ -466,7 +467,7 @@ class RecordBuilder:
         if len(cells) // _NR != len(heads) // _NH:
             # some heads have several rows (every head has at least one, in order): repeat
             # their cells; with one row per head the row's head index is its own index
-            index = pa.array(cells[_NR - 1::_NR], pa.int64())
+            index = array(cells[_NR - 1::_NR], pa.int64())
             head = [column.take(index) for column in head]
         own = [_array(cells[i::_NR], t) for i, t in enumerate(_ROW_TYPES)]
         columns = dict(zip(_HEAD_COLUMNS, head, strict=True))
@@ -476,9 +477,8 @@ class RecordBuilder:
 
 
 def _array(cells: list[Any], dtype: pa.DataType) -> pa.Array:
-    if dtype == _TS:  # from int64 and a zero-copy cast: faster
-        return pa.array(cells, pa.int64()).cast(dtype)
-    return pa.array(cells, type=dtype)
+    # through .arrays, not pa.array, which would import pandas (0.3 s of every start-up)
+    return array(cells, dtype)
 
 
 def _header_fields(header: Any, count: int) -> tuple:

@@ -64,20 +64,24 @@ from ..codec import (
 )
 from ..codec.elements import ELEMENTS, Layout, ValueKind
 from ..codec.header import CAUSE_MASK, COUNT_MASK, NEGATIVE_BIT, SQ_BIT, TEST_BIT
+from .arrays import array, scalar, to_numpy
 from .builder import Endpoints, RecordBuilder, profile_text, value_text
 from .schema import SCHEMA, RowKind
 
 __all__ = ["ColumnarBuilder"]
 
+# Arrays are built and read through .arrays, never pa.array/np.asarray: pyarrow would
+# import pandas (0.3 s of every start-up) to ask whether they are pandas objects.
 _NS = 1_000_000_000
-_TYPE_NAMES = pa.array([type_name(t) for t in range(256)], pa.string())
-_CAUSE_NAMES = pa.array([cause_name(c) for c in range(64)], pa.string())
+_ZERO = scalar(0, pa.int64())
+_TYPE_NAMES = array([type_name(t) for t in range(256)], pa.string())
+_CAUSE_NAMES = array([cause_name(c) for c in range(64)], pa.string())
 _U_CODES = np.full(256, -1, np.int64)
 for _i, _f in enumerate(UFunction):
     _U_CODES[_f.value] = _i
-_U_NAMES = pa.array([f.name for f in UFunction], pa.string())
-_APCI = pa.array(["I", "S", "U"], pa.string())
-_KINDS = pa.array([str(RowKind.APDU), str(RowKind.OBJECT)], pa.string())  # by "has an object"
+_U_NAMES = array([f.name for f in UFunction], pa.string())
+_APCI = array(["I", "S", "U"], pa.string())
+_KINDS = array([str(RowKind.APDU), str(RowKind.OBJECT)], pa.string())  # by "has an object"
 # type ID -> (layout, element size with time tag, time tag size 0/3/7) for laid-out types
 _LAID_OUT: dict[int, tuple[Layout, int, int]] = {
     int(t): (c.layout, int(c.size or 0), int(c.time_size or 0))
@@ -367,11 +371,11 @@ class ColumnarBuilder:
             pieces.append(inner)
             positions.append(np.repeat(fast_start[mark_at], mark_rows) + np.arange(len(inner)))
         kept = np.flatnonzero(keep)
-        pieces.insert(0, fast.take(pa.array(kept)) if len(kept) != len(keep) else fast)
+        pieces.insert(0, fast.take(array(kept)) if len(kept) != len(keep) else fast)
         positions.insert(0, kept + before[row_apdu[kept]])
         order = np.empty(sum(len(p) for p in positions), np.int64)
         order[np.concatenate(positions)] = np.arange(len(order))
-        table = pa.Table.from_batches(pieces, schema=SCHEMA).take(pa.array(order))
+        table = pa.Table.from_batches(pieces, schema=SCHEMA).take(array(order))
         return table.combine_chunks().to_batches()[0] if len(table) else \
             RecordBuilder(self.profile).take_batch()
 
@@ -398,7 +402,7 @@ def _le_by(a: np.ndarray, at: np.ndarray, widths: np.ndarray) -> np.ndarray:
 
 
 def _bools(values: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
-    return pa.array(values.astype(bool), pa.bool_(), mask=null)
+    return array(values.astype(bool), pa.bool_(), mask=null)
 
 
 def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None],
@@ -487,7 +491,7 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
     tag_iv = np.zeros(no, bool)
     tag_null = np.ones(no, bool)
     odd_rows = np.zeros(no, bool)
-    time_ref = pa.array(times, pa.int64())
+    time_ref = array(times, pa.int64())
     for tid in np.unique(t).tolist():
         layout, _size, tsize = _LAID_OUT[tid]
         m = np.flatnonzero(t == tid)
@@ -518,15 +522,15 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
     # APDU-level columns, repeated per row
     eid = np.asarray(eids, np.int64)[row_apdu]
     ep_cols = list(zip(*endpoints))
-    row_index = pa.array(row_apdu)
+    row_index = array(row_apdu)
     i_row = is_i[row_apdu]
     u_row = is_u[row_apdu]
     su_row = ~i_row
     u_code = _U_CODES[c1[row_apdu]]
-    eid_arr = pa.array(eid)
+    eid_arr = array(eid)
 
     def full(values: np.ndarray, dtype: pa.DataType, null: np.ndarray | None) -> pa.Array:
-        return pa.array(values, dtype, mask=null)
+        return array(values, dtype, mask=null)
 
     def obj_col(values: np.ndarray, dtype: pa.DataType, null: np.ndarray,
                 fill: Any = 0) -> pa.Array:
@@ -534,31 +538,31 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
         out[oi] = values
         mask = np.ones(nr, bool)
         mask[oi] = null
-        return pa.array(out, dtype, mask=mask)
+        return array(out, dtype, mask=mask)
 
     text_codes = np.full(nr, -1, np.int64)
     text_codes[oi] = text_index
-    texts_all = pa.concat_arrays(texts) if texts else pa.array([], pa.string())
+    texts_all = pa.concat_arrays(texts) if texts else array([], pa.string())
     columns: dict[str, pa.Array] = {
-        "time": pa.array(times, pa.int64()).take(row_index).cast(SCHEMA.field("time").type),
-        "frame": pa.array(frames, pa.int64()).take(row_index),
-        "stream": pa.array(ep_cols[0], pa.int32()).take(eid_arr),
-        "direction": pa.array(ep_cols[1], pa.string()).take(eid_arr),
-        "src": pa.array(ep_cols[2], pa.string()).take(eid_arr),
-        "sport": pa.array(ep_cols[3], pa.int32()).take(eid_arr),
-        "dst": pa.array(ep_cols[4], pa.string()).take(eid_arr),
-        "dport": pa.array(ep_cols[5], pa.int32()).take(eid_arr),
-        "apdu": pa.array(np.asarray(apdus, np.int64)[row_apdu], pa.int64()),
-        "apci": _APCI.take(pa.array(apci_code[row_apdu])),
-        "u_func": _U_NAMES.take(pa.array(u_code, mask=~u_row)),
+        "time": time_ref.take(row_index).cast(SCHEMA.field("time").type),
+        "frame": array(frames, pa.int64()).take(row_index),
+        "stream": array(ep_cols[0], pa.int32()).take(eid_arr),
+        "direction": array(ep_cols[1], pa.string()).take(eid_arr),
+        "src": array(ep_cols[2], pa.string()).take(eid_arr),
+        "sport": array(ep_cols[3], pa.int32()).take(eid_arr),
+        "dst": array(ep_cols[4], pa.string()).take(eid_arr),
+        "dport": array(ep_cols[5], pa.int32()).take(eid_arr),
+        "apdu": array(np.asarray(apdus, np.int64)[row_apdu], pa.int64()),
+        "apci": _APCI.take(array(apci_code[row_apdu])),
+        "u_func": _U_NAMES.take(array(u_code, mask=~u_row)),
         "ssn": full(ssn[row_apdu], pa.int32(), su_row),
         "rsn": full(rsn[row_apdu], pa.int32(), u_row),
         "type_id": full(type_id[row_apdu], pa.int16(), su_row),
-        "type_name": _TYPE_NAMES.take(pa.array(type_id[row_apdu], mask=su_row)),
+        "type_name": _TYPE_NAMES.take(array(type_id[row_apdu], mask=su_row)),
         "sq": full(sq[row_apdu], pa.bool_(), su_row),
         "num_objects": full(count[row_apdu], pa.int16(), su_row),
         "cot": full((cot & CAUSE_MASK)[row_apdu], pa.int16(), su_row),
-        "cot_name": _CAUSE_NAMES.take(pa.array((cot & CAUSE_MASK)[row_apdu], mask=su_row)),
+        "cot_name": _CAUSE_NAMES.take(array((cot & CAUSE_MASK)[row_apdu], mask=su_row)),
         "negative": full(((cot & NEGATIVE_BIT) != 0)[row_apdu], pa.bool_(), su_row),
         "test": full(((cot & TEST_BIT) != 0)[row_apdu], pa.bool_(), su_row),
         "oa": full(oa[row_apdu], pa.int16(), su_row),
@@ -566,7 +570,7 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
         "obj": obj_col(k, pa.int16(), np.zeros(no, bool)),
         "ioa": obj_col(address, pa.int32(), np.zeros(no, bool)),
         "value": obj_col(number, pa.float64(), number_null),
-        "value_text": texts_all.take(pa.array(text_codes, mask=text_codes < 0)),
+        "value_text": texts_all.take(array(text_codes, mask=text_codes < 0)),
         **{name: obj_col(qual[b], pa.bool_(), qual_null[b], False)
            for b, name in enumerate(("iv", "nt", "sb", "bl", "ov"))},
         "ei": pa.nulls(nr, pa.bool_()),  # protection quality only (scalar path)
@@ -577,7 +581,7 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
         "raw": (_raw_column(buf, s, lens).take(row_index) if nr != n
                 else _raw_column(buf, s, lens)),
         "error": pa.nulls(nr, pa.string()),
-        "kind": _KINDS.take(pa.array(has_obj.astype(np.int8))),
+        "kind": _KINDS.take(array(has_obj.astype(np.int8))),
         **_profile_columns(pid[row_apdu], pairs),
     }
     batch = pa.RecordBatch.from_arrays([columns[name] for name in SCHEMA.names], schema=SCHEMA)
@@ -589,10 +593,10 @@ def _profile_columns(pid: np.ndarray, pairs: list[tuple[Profile, float | None]],
                      ) -> dict[str, pa.Array]:
     """The ``profile`` and ``profile_confidence`` cells of rows whose APDU has pair ``pid``
     (-1: S- and U-frames, null)."""
-    index = pa.array(pid, mask=pid < 0)
+    index = array(pid, mask=pid < 0)
     return {
-        "profile": pa.array([profile_text(p) for p, _c in pairs], pa.string()).take(index),
-        "profile_confidence": pa.array([c for _p, c in pairs],
+        "profile": array([profile_text(p) for p, _c in pairs], pa.string()).take(index),
+        "profile_confidence": array([c for _p, c in pairs],
                                        SCHEMA.field("profile_confidence").type).take(index),
     }
 
@@ -645,7 +649,7 @@ def _values(a: np.ndarray, at: np.ndarray, layout: Layout, type_id: int, m: np.n
     for key in keys.tolist():
         element[layout.value_at:layout.value_at + width] = key.to_bytes(width, "little")
         out.append(value_text(decode(element, 0)[0]))
-    texts.append(pa.array(out, pa.string()))
+    texts.append(array(out, pa.string()))
 
 
 def _number_texts(numbers: np.ndarray, scaled: bool) -> pa.Array:
@@ -658,16 +662,16 @@ def _number_texts(numbers: np.ndarray, scaled: bool) -> pa.Array:
     ``repr()`` itself.
     """
     if scaled:
-        return pa.array(numbers.astype(np.int64)).cast(pa.string())  # str(int) == repr(int)
-    out = pa.array(numbers).cast(pa.string())
+        return array(numbers.astype(np.int64)).cast(pa.string())  # str(int) == repr(int)
+    out = array(numbers).cast(pa.string())
     magnitude = np.abs(numbers)
     with np.errstate(invalid="ignore"):
         own = ~(np.isfinite(numbers) & (numbers != np.floor(numbers)) & (magnitude >= 1e-4)
                 & (magnitude < 1e16))
-    own |= np.asarray(pc.match_substring(out, "e"), bool)  # Arrow chose an exponent
+    own |= to_numpy(pc.match_substring(out, "e"))  # Arrow chose an exponent
     if own.any():
-        out = pc.replace_with_mask(out, pa.array(own),
-                                   pa.array(list(map(repr, numbers[own].tolist())), pa.string()))
+        out = pc.replace_with_mask(out, array(own),
+                                   array(list(map(repr, numbers[own].tolist())), pa.string()))
     return out
 
 
@@ -680,8 +684,8 @@ def _time_tags(a: np.ndarray, at: np.ndarray, size: int, apdu: np.ndarray,
     minutes = b2 & 0x3F
     iv = (b2 & 0x80) != 0
     if size == 3:
-        ref_null = np.asarray(time_ref.is_null().take(pa.array(apdu)), bool)
-        ref = np.asarray(time_ref.fill_null(0).take(pa.array(apdu)), np.int64)
+        ref_null = to_numpy(time_ref.is_null().take(array(apdu)))
+        ref = to_numpy(pc.fill_null(time_ref, _ZERO).take(array(apdu)))
         hour = ref - ref % (3600 * _NS)
         ns = hour + (minutes * 60_000 + ms) * 1_000_000
         ns = np.where(ns > ref + 60 * _NS, ns - 3600 * _NS, ns)

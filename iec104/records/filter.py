@@ -65,10 +65,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..codec import Cause, Iec104Error, TypeId, UFunction
+from .arrays import array, scalar
 from .schema import SCHEMA, RowKind
 
 __all__ = ["Filter", "FilterError", "compile_filter"]
@@ -258,7 +260,7 @@ class _Compiler:
             return self.bare_name(node)
         if isinstance(node, ast.Constant) and isinstance(node.value, bool):
             value = node.value
-            return lambda batch: pa.array([value] * batch.num_rows, pa.bool_())
+            return lambda batch: array(np.full(batch.num_rows, value))
         self.refuse_construct(node)
         raise self.error(f"{self.describe(node)} is not a condition; compare a column, e.g. "
                          "type_id == 45", node)
@@ -272,7 +274,8 @@ class _Compiler:
             assert column is not None
             self.columns.add(column)
             value = sym.number if numeric is not None else sym.name
-            return lambda batch: _fill(pc.equal(batch.column(column), pa.scalar(value)))
+            literal = scalar(value)
+            return lambda batch: _fill(pc.equal(batch.column(column), literal))
         columns = self.column_names(node)
         masks: list[Mask] = []
         for column in columns:
@@ -517,14 +520,14 @@ class _Compiler:
                 # 1.5 equals no integer (and pa.array would truncate it to 1)
                 values = [v for v in values if not isinstance(v, float)]
             non_null = [v for v in values if v is not None]
-            value_set = pa.array(non_null, type=_TYPES[c]) if non_null else None
+            value_set = array(non_null, _TYPES[c]) if non_null else None
             has_null = len(non_null) != len(values)
 
             def member(b: pa.RecordBatch, c: str = c, value_set: Any = value_set,
                        has_null: bool = has_null) -> pa.Array:
                 col = b.column(c)
                 result = (_fill(pc.is_in(col, value_set=value_set)) if value_set is not None
-                          else pa.array([False] * b.num_rows, pa.bool_()))
+                          else array(np.zeros(b.num_rows, bool)))
                 return pc.or_(result, pc.is_null(col)) if has_null else result
             masks.append(member)
         return _any(masks)
@@ -631,9 +634,9 @@ def _expression(pred: Pred, schema: pa.Schema) -> Any:
     try:
         if pred[0] == "in":
             values, with_null = pred[2], pred[3]
-            out = field.isin(pa.array(values, type=dtype)) if values else pads.scalar(False)
+            out = field.isin(array(values, dtype)) if values else pads.scalar(False)
             return (out | field.is_null()) if with_null else out
-        literal = pads.scalar(pa.scalar(pred[3], type=dtype))
+        literal = pads.scalar(scalar(pred[3], dtype))
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         return pads.scalar(True)  # e.g. a value outside an older file's narrower type
     return {"==": field == literal, "<": field < literal, "<=": field <= literal,
@@ -662,12 +665,12 @@ _SWAPPED: dict[type, type] = {ast.Eq: ast.Eq, ast.NotEq: ast.NotEq, ast.Lt: ast.
 
 def _scalar(value: Any, dtype: pa.DataType) -> pa.Scalar:
     if pa.types.is_timestamp(dtype):
-        return pa.scalar(value, type=dtype)
+        return scalar(value, dtype)
     if pa.types.is_integer(dtype) and isinstance(value, float) and not value.is_integer():
-        return pa.scalar(value, type=pa.float64())
+        return scalar(value, pa.float64())
     if pa.types.is_integer(dtype) and isinstance(value, (int, float)):
-        return pa.scalar(int(value), type=pa.int64())
-    return pa.scalar(value)
+        return scalar(int(value), pa.int64())
+    return scalar(value)
 
 
 def _on_column(column: str, func: Callable[[Any], Any]) -> Mask:
@@ -684,9 +687,14 @@ def _against(kernel: Callable[[Any, Any], Any], scalar: pa.Scalar) -> Callable[[
     return compare
 
 
+# Literals and masks go through .arrays, not pa.scalar/pa.array or Python values given to
+# compute functions: pyarrow would import pandas (0.3 s of every start-up) to check them.
+_FALSE = scalar(False)
+
+
 def _fill(mask: Any) -> pa.Array:
     """Null (a comparison with a null cell) counts as false."""
-    return pc.fill_null(mask, False)
+    return pc.fill_null(mask, _FALSE)
 
 
 def _fold(kernel: Callable[[Any, Any], pa.Array], masks: Sequence[Mask]) -> Mask:
@@ -735,7 +743,8 @@ class Filter:
         """Boolean array: which rows match (never null)."""
         if isinstance(batch, pa.Table):
             batch = batch.combine_chunks().to_batches()[0] if batch.num_rows else \
-                pa.RecordBatch.from_pylist([], schema=batch.schema)
+                pa.RecordBatch.from_arrays([array([], f.type) for f in batch.schema],
+                                           schema=batch.schema)
         return _fill(self._mask(batch))
 
     def apdu_mask(self, batch: pa.RecordBatch) -> pa.Array:

@@ -242,12 +242,20 @@ class DetectingBuilder:
         self.decisions[key] = decision
         self._decided[id(d.endpoints)] = decision
 
+    def decide_waiting(self) -> None:
+        """Decide every direction that holds calls back, with the evidence it has, and
+        replay the queue (what ``max_pending`` does; a live recorder bounds the time rows
+        wait with it)."""
+        for key, d in list(self._directions.items()):
+            if d.decision is None and d.queued:
+                self._decide(key, d)
+        self._flush()
+
     def _after_queueing(self) -> None:
         if len(self._queue) > self.max_pending:
-            for key, d in list(self._directions.items()):
-                if d.decision is None and d.queued:
-                    self._decide(key, d)
-        self._flush()
+            self.decide_waiting()
+        else:
+            self._flush()
 
     def _flush(self) -> None:
         queue = self._queue

@@ -126,7 +126,8 @@ def _family(dtype: pa.DataType) -> str:
 
 def parquet_batches(path: Path, batch_rows: int = 65536,
                     problems: list[str] | None = None,
-                    pushdown: Filter | None = None) -> Iterator[pa.RecordBatch]:
+                    pushdown: Filter | None = None,
+                    columns: Iterable[str] | None = None) -> Iterator[pa.RecordBatch]:
     """Batches of a Parquet file of the schema, cut so that no APDU spans two batches.
 
     A file that cannot be opened, or is of another schema, raises :class:`SchemaError`. A
@@ -134,10 +135,15 @@ def parquet_batches(path: Path, batch_rows: int = 65536,
     appended to ``problems`` (every other row group is read), or raised as
     :class:`SchemaError` without a list. With ``pushdown``, only the row groups that
     :func:`row_groups` keeps for its :meth:`~iec104.records.filter.Filter.pushdown` are
-    read; the caller still applies the filter to the rows.
+    read; the caller still applies the filter to the rows. ``columns``: only these columns
+    of the schema are read, and the batches have only them and ``apdu`` (None: all).
     """
     pf = open_parquet(path)
-    names = [f.name for f in SCHEMA if f.name in pf.schema_arrow.names]
+    wanted = None if columns is None else {*columns, "apdu"}
+    needed = wanted if wanted is None or "kind" not in wanted or "kind" in \
+        pf.schema_arrow.names else {*wanted, "error", "obj"}  # derive_kind's (version 1)
+    names = [f.name for f in SCHEMA if f.name in pf.schema_arrow.names
+             and (needed is None or f.name in needed)]
     groups = pf.metadata.num_row_groups
     selected: Iterable[int] = range(groups)
     if pushdown is not None and pushdown.prunes:
@@ -155,7 +161,8 @@ def parquet_batches(path: Path, batch_rows: int = 65536,
         for group in selected:
             try:  # row groups are independent: one damaged group loses only its own rows
                 table = pf.read_row_group(group, columns=names)
-                parts = [conform_batch(b) for b in table.to_batches(max_chunksize=batch_rows)]
+                parts = [conform_batch(b, wanted)
+                         for b in table.to_batches(max_chunksize=batch_rows)]
             except (pa.ArrowException, OSError) as exc:
                 reason = (f"{path}: row group {group + 1} of {groups} cannot be read "
                           f"({' '.join(str(exc).split())}); its rows are missing, the other "
@@ -246,16 +253,20 @@ def _meet(a: _Span, b: _Span) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]  # type: ignore[index]
 
 
-def conform_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """A batch with every column of the schema, in its order: of a version-1 file, ``kind``
-    is derived (:func:`derive_kind`); other missing columns are null."""
-    if batch.schema.names == SCHEMA.names:
+def conform_batch(batch: pa.RecordBatch, columns: Iterable[str] | None = None
+                  ) -> pa.RecordBatch:
+    """A batch with every column of the schema (or those in ``columns``), in its order: of
+    a version-1 file, ``kind`` is derived (:func:`derive_kind`); other missing columns are
+    null."""
+    schema = SCHEMA if columns is None else pa.schema(
+        [f for f in SCHEMA if f.name in set(columns)])
+    if batch.schema.names == schema.names:
         return batch
     names = batch.schema.names
     arrays = [batch.column(f.name).cast(f.type) if f.name in names
               else derive_kind(batch) if f.name == "kind"
-              else pa.nulls(batch.num_rows, f.type) for f in SCHEMA]
-    return pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
+              else pa.nulls(batch.num_rows, f.type) for f in schema]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def derive_kind(data: pa.RecordBatch | pa.Table) -> pa.Array | pa.ChunkedArray:

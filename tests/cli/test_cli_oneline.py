@@ -203,3 +203,6 @@ def test_float32_texts_are_float32_text() -> None:
                   -float("inf"), 0.1 + 2**-40]),  # the last: no binary32
         rng.normal(0, 1e4, 1000)])
     assert float32_texts(values).to_pylist() == [float32_text(v) for v in values.tolist()]
+    # repeated numbers (measurements): each distinct one formatted once, -0.0 apart from 0.0
+    repeated = np.concatenate([np.tile(values[:300], 5), [-0.0, 0.0] * 600])
+    assert float32_texts(repeated).to_pylist() == [float32_text(v) for v in repeated.tolist()]

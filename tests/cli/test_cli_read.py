@@ -4,13 +4,15 @@ piping into ``head``, damaged and wrong inputs. Real subprocesses on real captur
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from iec104.dissector import dissect_table
 from tests.conftest import public_capture, public_capture_names
-from tests.support.cli import COMMANDS, STATION, pipe_to_head, run
+from tests.support.cli import COMMANDS, STATION, env, pipe_to_head, run
 
 LINE = re.compile(r"^\s*(\d+|-) \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} \S+ -> \S+ ")
 
@@ -248,3 +250,21 @@ def test_public_capture_gap_lines() -> None:
     gaps = run("read", public_capture("emre_iec104-baselines-seq-gaps.pcap"),
                "--filter", '"gap" in error').stdout
     assert "[gap] gap: " in gaps
+
+
+@pytest.mark.parametrize("options", [[], ["-V"], ["-T", "json"], ["-T", "fields", "-e", "ioa"]])
+def test_read_spares_the_import_of_pandas(options: list[str]) -> None:
+    """pyarrow imports pandas at its first array (0.3 CPU-s): the command line's read keeps
+    it from doing so (cli.common.arrow_without_pandas) and prints what a process that has
+    pandas prints."""
+    def read(code: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", code, "read", str(COMMANDS), *options],
+                              env=env(), capture_output=True, text=True, check=True,
+                              timeout=120)
+
+    report = "print('pandas.core' in sys.modules, file=sys.stderr)"
+    alone = read(f"import sys; from iec104.cli import main; main(); {report}")
+    with_pandas = read(f"import sys, pandas; from iec104.cli import main; main(); {report}")
+    assert alone.stderr.split() == ["False"]
+    assert with_pandas.stderr.split() == ["True"]
+    assert alone.stdout == with_pandas.stdout and alone.stdout

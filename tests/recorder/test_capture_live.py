@@ -55,13 +55,13 @@ def command(i: int) -> iec104.Command:
     return iec104.Command(iec104.Action.EXECUTE, iec104.SingleValue(i % 2), 1, 5000 + i, None, 0)
 
 
-async def driver_traffic(server_port: int, connect_port: int, n_data: int,
-                         n_commands: int) -> list[iec104.Data]:
+async def driver_traffic(server_port: int, connect_port: int, n_data: int, n_commands: int,
+                         profile: iec104.Profile = iec104.Profile()) -> list[iec104.Data]:
     """Our server on ``server_port``, our client to ``connect_port``: data and commands."""
     accepted: asyncio.Queue[iec104.Connection] = asyncio.Queue()
     server = await iec104.listen(accepted.put_nowait, iec104.Address(HOST, server_port),
-                                 command_cb=lambda conn, cmd: True)
-    client = await iec104.connect(iec104.Address(HOST, connect_port))
+                                 command_cb=lambda conn, cmd: True, profile=profile)
+    client = await iec104.connect(iec104.Address(HOST, connect_port), profile=profile)
     peer = await asyncio.wait_for(accepted.get(), 5)
     received: list[iec104.Data] = []
     for i in range(n_commands):
@@ -145,6 +145,54 @@ async def test_proxy_legs_carry_identical_bytes_seen_by_live_capture(tmp_path: P
     # and the proxy's own log agrees with the wire
     logged = apdus_by_direction(pd.read_parquet(tmp_path / "proxy"))
     assert logged == a
+
+
+# what a row says about the traffic (not where or when it was seen, nor its number)
+CONTENT = ["direction", "kind", "apci", "u_func", "ssn", "rsn", "type_id", "type_name", "sq",
+           "num_objects", "cot", "cot_name", "negative", "test", "oa", "ca", "obj", "ioa",
+           "value", "value_text", "iv", "nt", "sb", "bl", "ov", "ei", "time_tag",
+           "time_tag_iv", "select", "qualifier", "raw", "error", "profile",
+           "profile_confidence"]
+
+
+def traffic_rows(df: pd.DataFrame, direction: str) -> pd.DataFrame:
+    """The rows of one direction's APDUs, in order (no event rows), content columns only."""
+    part = df[(df["direction"] == direction) & (df["kind"] != "event")]
+    return part.sort_values(["apdu", "obj"], na_position="first")[CONTENT].reset_index(
+        drop=True)
+
+
+async def test_proxy_and_live_logs_of_a_non_default_profile_equal_convert(
+        tmp_path: Path) -> None:
+    """Peers with 1-octet COT and CA and 2-octet IOAs talk through the proxy, which is given
+    no profile: its log (the logger's fast lane) has, direction by direction, the rows that
+    convert gives for a capture of the master's leg, the detected field sizes and their
+    confidence included; so has the live capture of that leg."""
+    profile = iec104.Profile(cot_size=1, ca_size=1, ioa_size=2)
+    server_port = find_unused_tcp_port()
+    proxy = Proxy(f"{HOST}:0", (HOST, server_port), tmp_path / "proxy")
+    await proxy.start()
+    proxy_port = proxy.address[1]
+    cap = LiveCapture("lo", tmp_path / "live", ports=[proxy_port],
+                      pcapng_dir=tmp_path / "pcapng").start()
+    try:
+        received = await driver_traffic(server_port, proxy_port, n_data=500, n_commands=20,
+                                        profile=profile)
+        assert len(received) == 500
+    finally:
+        await proxy.stop()
+        cap.stop()
+    (pcapng,) = cap.pcapng_files
+    converted = iec104.dissect_table(pcapng, ports=[proxy_port]).to_pandas()
+    assert set(converted["profile"].dropna()) == {"1/1/2"}
+    assert converted["error"].isna().all(), converted["error"].dropna().unique()
+    logged = pd.read_parquet(tmp_path / "proxy")
+    live = pd.read_parquet(tmp_path / "live")
+    for direction in ("c2s", "s2c"):
+        expected = traffic_rows(converted, direction)
+        assert len(expected) > (500 if direction == "s2c" else 20)
+        pd.testing.assert_frame_equal(traffic_rows(logged, direction), expected)
+        pd.testing.assert_frame_equal(traffic_rows(live, direction), expected)
 
 
 def run_capture_cli(out: Path, *args: str) -> str:

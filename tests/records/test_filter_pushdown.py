@@ -24,6 +24,7 @@ from iec104.dissector import dissect, dissect_table
 from iec104.records.filter import FilterError, compile_filter
 from iec104.records.reader import parquet_batches, row_groups
 from iec104.records.schema import SCHEMA
+from iec104.records.sink import ParquetSink
 from tests.support import cli
 from tests.support.fuzz import corpus, pushdown_is_superset, random_expression
 
@@ -84,11 +85,11 @@ def test_pushdown_is_a_superset_of_random_filters(seed: int) -> None:
 @pytest.fixture(scope="module")
 def small_groups(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A converted capture whose row groups hold 8 rows each (the bundled station capture,
-    converted with small batches: row groups in capture order)."""
+    converted with small batches: row groups in capture order), written by ParquetSink."""
     out = tmp_path_factory.mktemp("pushdown") / "station.parquet"
-    with pq.ParquetWriter(out, SCHEMA) as writer:
-        for batch in dissect(cli.STATION, batch_rows=8):  # whole APDUs, as ParquetSink
-            writer.write_batch(batch)
+    with ParquetSink(out) as sink:  # our writer: its statistics must serve the pushdown
+        for batch in dissect(cli.STATION, batch_rows=8):  # whole APDUs
+            sink.write(batch)
     return out
 
 

@@ -106,6 +106,19 @@ def test_a_column_selection_of_a_version_1_file_may_ask_for_kind(tmp_path: Path)
     assert list(df.columns) == ["frame", "kind"] and df["kind"].tolist() == expected
 
 
+@pytest.mark.parametrize("version", ["1", "2"])
+def test_parquet_batches_read_only_the_columns_asked(tmp_path: Path, version: str) -> None:
+    """(``iec104 read`` asks for the columns it prints) ``apdu`` always comes along: the
+    batches are cut at APDUs; a version-1 file's kind is still derived."""
+    table, expected = rows_of_every_kind()
+    path = tmp_path / "rows.parquet"
+    pq.write_table(_as_version_1(table) if version == "1" else table, path)
+    batches = list(parquet_batches(path, columns=["kind", "frame"]))
+    assert all(b.schema.names == ["frame", "apdu", "kind"] for b in batches)
+    assert [k for b in batches for k in b.column("kind").to_pylist()] == expected
+    assert pa.Table.from_batches(batches).column("frame") == table.column("frame")
+
+
 def test_version_2_files_say_so_and_keep_their_kinds(tmp_path: Path) -> None:
     table, expected = rows_of_every_kind()
     path = tmp_path / "v2.parquet"

@@ -222,3 +222,33 @@ def test_logwriter_keeping_its_builder_for_stream_decoder(tmp_path: Path) -> Non
     assert df["apdu"].tolist() == list(range(121))
     assert writer.errors == 1 and df["error"].notna().sum() == 1
     assert set(df["frame"]) == {7}  # the garbage was reported when fed, not at close
+
+
+def test_logwriter_detecting_field_sizes_holds_rows_back_at_most_detect_seconds(
+        tmp_path: Path) -> None:
+    from iec104.records.profiles import DetectingBuilder
+
+    clock = FakeClock()
+    writer = LogWriter(tmp_path, profile=None, swap_builders=False, clock=clock,
+                       detect_seconds=10.0)
+    assert type(writer.front) is DetectingBuilder and writer.front.target is writer.builder
+    dec = writer.decoder(EP)
+    dec.feed(time.time_ns(), None, apdus(5))  # fewer I-frames than detection samples
+    writer.event(1, EP, "proxy: an event after them")  # waits its turn behind them
+    for after in (0.0, 4.9, 9.9):  # seconds since the first maybe_flush that saw them
+        clock.now = 1000.0 + after
+        writer.maybe_flush()
+        assert writer.builder.rows == 0 and writer.front.queued
+    clock.now = 1010.0
+    writer.maybe_flush()  # 10 s: decided with the 5 I-frames it has
+    assert not writer.front.queued
+    writer.close()
+    df = pd.read_parquet(tmp_path)
+    assert df["ioa"].tolist()[:5] == list(range(5)) and df["error"].tolist()[-1] == (
+        "proxy: an event after them")
+    assert set(df["profile"].dropna()) == {"2/2/3"} and df["profile_confidence"].notna().any()
+
+
+def test_logwriter_detecting_field_sizes_needs_a_kept_builder(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="swap_builders=False"):
+        LogWriter(tmp_path, profile=None)

@@ -1,0 +1,59 @@
+"""What the commands of the capture -> rows path import: never pandas (0.3 s of CPU at every
+start, imported by pyarrow on the first ``pa.array``/``pa.scalar``/``to_numpy``;
+``iec104/records/arrays.py`` builds arrays without it), nor asyncio (only the proxy needs it).
+
+Each command runs as a real subprocess under ``python -X importtime``, whose stderr lists
+every module imported; the summary command, which uses the analyzer (pandas), shows that
+the listing sees pandas when it is there.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import public_capture
+from tests.support import cli
+
+_IMPORT = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|( *)([\w.]+)$")
+
+
+def imported(*args: str | Path) -> set[str]:
+    """The top-level names of the modules ``iec104 ARGS`` imported (exit code 0 or 1)."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "iec104.cli",
+                           *map(str, args)], capture_output=True, text=True, timeout=120,
+                          env=cli.env(), stdin=subprocess.DEVNULL, check=False)
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    names = {m.group(2).split(".")[0] for line in proc.stderr.splitlines()
+             if (m := _IMPORT.match(line))}
+    assert {"pyarrow", "iec104"} <= names  # the listing was read
+    return names
+
+
+@pytest.mark.parametrize("capture, options", [
+    (cli.STATION, ()),
+    (cli.COMMANDS, ("--filter", "C_SC_NA_1 and ActCon or time > '2020-01-01'")),
+    ("iti_test-dissect-iec104-malformed.pcap", ()),  # malformed: the scalar path
+    ("emre_104deneme-many-typeids.pcap", ("--filter", "ioa in (1, 2, None)")),
+])
+def test_convert_imports_neither_pandas_nor_asyncio(tmp_path: Path, capture: Path | str,
+                                                    options: tuple[str, ...]) -> None:
+    source = capture if isinstance(capture, Path) else public_capture(capture)
+    names = imported("convert", source, "-o", tmp_path / "out.parquet", "-q", *options)
+    assert "pandas" not in names
+    assert "asyncio" not in names
+
+
+# read of a capture: its formatter still builds arrays with pyarrow's own calls, and the
+# command keeps pyarrow from importing pandas instead (cli.common.arrow_without_pandas); the
+# refused import still shows in -X importtime's listing, so tests/cli/test_cli_read.py's
+# test_read_spares_the_import_of_pandas checks sys.modules at exit there.
+
+
+def test_the_listing_sees_pandas_where_it_is_used() -> None:
+    assert "pandas" in imported("summary", cli.STATION)
