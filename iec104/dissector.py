@@ -313,10 +313,17 @@ def dissect_segments(segments: Iterable[TcpSegment], reassembler: Reassembler, *
                 handle(ev)
             if builder.rows >= batch_rows:
                 yield from _bounded(builder.take_batch(), batch_rows)
+    yield from _finish(decoder, reassembler, batch_rows)
+
+
+def _finish(decoder: StreamDecoder, reassembler: Reassembler, batch_rows: int,
+            ) -> Iterator[pa.RecordBatch]:
+    """End of input: the streams still open end, and the last batches are yielded (an
+    empty one if nothing is left, so that every dissection yields a batch)."""
     for ev in reassembler.close():
-        handle(ev)
+        decoder.handle(ev)
     decoder.close()
-    last = builder.take_batch()
+    last = decoder.builder.take_batch()
     yield from _bounded(last, batch_rows) if last.num_rows else [last]
 
 
@@ -370,15 +377,20 @@ class _FastLane:
 
     def add(self, half: Any, payload: bytes, frame: int, time_ns: int | None) -> None:
         """One in-order payload of the direction ``half`` (``.stream``, ``.direction``)."""
-        lane = self.lanes.get(half)
-        if lane is None:
-            lane = self.lanes[half] = _Lane()
+        lane = self._lane(half)
         lane.chunks.append(payload)
         lane.size += len(payload)
         lane.ends.append(lane.size)
         lane.frames.append(frame)
         lane.times.append(time_ns)
         self.taken += 1
+
+    def _lane(self, half: Any) -> _Lane:
+        """The lane of the direction ``half`` (made at its first payload of a flush)."""
+        lane = self.lanes.get(half)
+        if lane is None:
+            lane = self.lanes[half] = _Lane()
+        return lane
 
     def one_by_one(self, packets: Iterable[Packet], frame_offset: int,
                    defrag: Defragmenter) -> Iterator[pa.RecordBatch]:
@@ -440,13 +452,10 @@ class _FastLane:
         cols = (PacketColumns.from_records(records, frame_offset)
                 if isinstance(records, RecordBlock)
                 else PacketColumns.from_packets(records, frame_offset))
-        lanes = self.lanes
         while i < n:
             stop, taken = take_run(self.reassembler, cols, i)
             for t in taken:
-                lane = lanes.get(t.half)
-                if lane is None:
-                    lane = lanes[t.half] = _Lane()
+                lane = self._lane(t.half)
                 lane.chunks.append(t.data)
                 lane.ends += islice(accumulate(t.sizes, initial=lane.size), 1, None)
                 lane.size += len(t.data)
@@ -673,7 +682,6 @@ def dissect_packets(sources: Iterable[PacketSource], reassembler: Reassembler, *
                                     batch_rows=batch_rows)
         return
     decoder = StreamDecoder(profile=profile)
-    builder = decoder.builder
     lane = _FastLane(decoder, batch_rows, reassembler, block)
     for packets, frame_offset, defragmenter in sources:
         defrag = Defragmenter() if defragmenter is None else defragmenter
@@ -692,11 +700,7 @@ def dissect_packets(sources: Iterable[PacketSource], reassembler: Reassembler, *
         if defragmenter is None:
             defrag.close()
     yield from lane.flush()
-    for ev in reassembler.close():
-        decoder.handle(ev)
-    decoder.close()
-    last = builder.take_batch()
-    yield from _bounded(last, batch_rows) if last.num_rows else [last]
+    yield from _finish(decoder, reassembler, batch_rows)
 
 
 def _segments(sources: Iterable[PacketSource]) -> Iterator[TcpSegment]:
