@@ -46,7 +46,17 @@ at the end (the log is incomplete). So forwarding waits for the logger at most
 
 The logger runs at niceness 10: where it shares a CPU with the proxy, the scheduler favours
 the proxy's wake-up on a received segment, and the logger's work (it only has to keep up on
-average, within ``max_backlog``) fills the time between.
+average, within ``max_backlog``) fills the time between. Niceness alone does not make a
+wake-up preempt it: Linux's EEVDF lets a task that began a slice run it out (about 1.4 ms
+on 2 CPUs), and a pipe read of 100 ms of traffic at 10,000 APDU/s is 1-5 ms of decoding.
+So the logger decodes in *bounded slices*: after every ``slice_octets`` (512 octets, some
+0.1 ms of decoding APDU by APDU) it gives the CPU back (``os.sched_yield``; with nothing
+else waiting on its CPU that is a system call of well under a microsecond), and a task
+that woke on its CPU meanwhile (the proxy, its peers, anything) runs at once instead of
+waiting for the whole read. Not sliced: pipe reads that take the fast lane (bulk
+traffic; they yield after each batch of rows), the conversion of ``flush_rows`` rows into
+a batch when they are reached (some 10 ms per 10,000, once a second at 10,000 APDU/s) and
+the writer thread's Parquet writes (bench/README, issue 14 fourth round).
 
 Answers (logger -> proxy) are length-prefixed pickles on a second pipe: ``("status",
 stats)`` at most every ``flush_seconds / 2`` (at once when the writer's ``suspended`` or
@@ -124,6 +134,12 @@ _SEND_NOW = 256 << 10
 """Octets collected beyond which they are written at the next event-loop pass."""
 _NICE = 10
 """The logger's niceness (added to the proxy's; see the module docstring)."""
+_SLICE_OCTETS = 512
+"""Octets of data messages the logger decodes APDU by APDU between two ``os.sched_yield``
+calls: some 20 short APDUs, about 0.1 ms of its CPU (3-5 µs per APDU run cold), about the
+longest a task woken on its CPU waits for it (see the module docstring). Against 1 KiB:
+wake-ups of a round trip's tasks delayed more than 0.2 ms behind the logger 19 against
+38 (6 against 16 ms in all) in the same runs (bench/README, issue 14 fourth round)."""
 _BULK_OCTETS = 32 << 10
 """Pipe reads from this size (some 1,000 short APDUs) take the fast lane: below it, its
 fixed cost per read (numpy set-up, run cold after sleeping) outweighs what it saves (an
@@ -162,6 +178,8 @@ class LogProcess:
             dropped (counted) until the backlog is down to half (> 0).
         bulk_octets: pipe reads of at least this many octets go through the dissector's
             fast lane, smaller ones APDU by APDU (the same rows; see :class:`_Logger`).
+        slice_octets: the logger gives its CPU back (``os.sched_yield``) after decoding
+            this many octets APDU by APDU, and after each batch of the fast lane (>= 1).
 
     Create it with :meth:`open` (blocks until the logger's writer is open: it raises what
     opening a LogWriter raises), then :meth:`attach` it to the event loop. Every method
@@ -170,9 +188,13 @@ class LogProcess:
 
     def __init__(self, directory: str | os.PathLike[str], writer_args: dict[str, Any], *,
                  max_backlog: int = 4 << 20, restart_seconds: float = 1.0,
-                 stall_seconds: float = 2.0, bulk_octets: int = _BULK_OCTETS) -> None:
+                 stall_seconds: float = 2.0, bulk_octets: int = _BULK_OCTETS,
+                 slice_octets: int = _SLICE_OCTETS) -> None:
         self.directory = Path(directory)
         self.bulk_octets = bulk_octets
+        if slice_octets < 1:
+            raise ValueError("slice_octets must be at least 1")
+        self.slice_octets = slice_octets
         self.writer_args = dict(writer_args)
         self.flush_seconds = float(self.writer_args.get("flush_seconds", 1.0))
         self.max_backlog = max_backlog
@@ -257,7 +279,8 @@ class LogProcess:
         self._started_at = time.monotonic()
         # a restarted logger numbers APDUs on from what its predecessors wrote
         self._put(_control("config", str(self.directory), self.writer_args,
-                           root.getEffectiveLevel(), fmt, self.deaths > 0, self.bulk_octets))
+                           root.getEffectiveLevel(), fmt, self.deaths > 0, self.bulk_octets,
+                           self.slice_octets))
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Block until the logger's writer is open; raises what opening it raised."""
@@ -723,6 +746,9 @@ class _Logger:
         self.halves: dict[tuple[int, int], _Half] = {}  # the open streams' directions
         self.seq = 0  # data messages so far (the order of the lanes' payloads)
         self.bulk_octets = _BULK_OCTETS
+        self.slice_octets = _SLICE_OCTETS
+        self.sliced = 0  # octets decoded APDU by APDU since the logger last yielded
+        self.yields = 0  # times it gave the CPU back (in its status: ``logger_yields``)
         self.endpoints: dict[int, dict[str, Endpoints]] = {}
         self.flush_seconds = 1.0
         self.last_status: dict[str, Any] = {}
@@ -746,7 +772,8 @@ class _Logger:
                 (writer.suspended, writer.errors) == (last.get("suspended"), last.get("errors")):
             return
         self.next_status = now + self.flush_seconds / 2
-        status = dict(writer.stats, suspended=writer.suspended, errors=writer.errors)
+        status = dict(writer.stats, suspended=writer.suspended, errors=writer.errors,
+                      logger_yields=self.yields)
         if status != last:
             self.last_status = status
             self.answer("status", status)
@@ -789,6 +816,7 @@ class _Logger:
         streams = self.streams
         writer = self.writer
         seq = self.seq
+        sliced, slice_octets = self.sliced, self.slice_octets
         try:
             while len(buf) - pos >= _HEADER.size:
                 kind, size = _HEADER.unpack_from(buf, pos)
@@ -811,6 +839,10 @@ class _Logger:
                         time_ns, None, view[start + _DATA.size:end])
                     if writer.builder.rows >= writer.flush_rows:  # type: ignore[union-attr]
                         writer.flush()  # type: ignore[union-attr]
+                    sliced += end - start
+                    if sliced >= slice_octets:  # a bounded slice: see the module docstring
+                        sliced = 0
+                        self.give_way()
                     continue
                 self.seq = seq
                 self.record()  # what came before, before what this message records
@@ -821,6 +853,7 @@ class _Logger:
         finally:
             self.inbox = bytearray(view[pos:])
             self.seq = seq
+            self.sliced = sliced
         self.record()
         return False
 
@@ -829,12 +862,18 @@ class _Logger:
         if self.lane is not None and self.writer is not None:
             for batch in self.lane.flush():
                 self.writer.write(batch)
+                self.give_way()
+
+    def give_way(self) -> None:
+        """End a bounded slice: let a task that woke on this CPU run first."""
+        os.sched_yield()
+        self.yields += 1
 
     def control(self, item: tuple[Any, ...]) -> bool:
         op = item[0]
         writer = self.writer
         if op == "config":
-            _, directory, args, level, fmt, resume, self.bulk_octets = item
+            _, directory, args, level, fmt, resume, self.bulk_octets, self.slice_octets = item
             logging.basicConfig(level=level, format=fmt or logging.BASIC_FORMAT)
             try:
                 # the lane records into the writer's one builder and cuts its own batches

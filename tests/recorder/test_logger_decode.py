@@ -131,11 +131,13 @@ def reference(ops: list[Op], profile: Profile | None) -> pa.Table:
 
 
 def logged(ops: list[Op], profile: Profile | None, directory: Path,
-           bulk_octets: int = 0) -> pd.DataFrame:
+           bulk_octets: int = 0, stats: dict[str, int] | None = None,
+           **kwargs: Any) -> pd.DataFrame:
     """The same ops through a real logger process (its pipe; with ``bulk_octets=0`` every
-    read through its fast lane, with a huge one APDU by APDU)."""
+    read through its fast lane, with a huge one APDU by APDU); its last counters into
+    ``stats``."""
     writer = LogProcess.spawn(directory, {"profile": profile, "flush_rows": 700},
-                              bulk_octets=bulk_octets)
+                              bulk_octets=bulk_octets, **kwargs)
     writer.wait_ready()
     for op in ops:
         if op[0] == "open":
@@ -146,7 +148,10 @@ def logged(ops: list[Op], profile: Profile | None, directory: Path,
             writer.event(op[1], op[2], op[3], op[4])
         else:
             writer.end(op[1])
-    return load(writer.close())
+    files = writer.close()
+    if stats is not None:
+        stats.update(writer.stats)
+    return load(files)
 
 
 def assert_same_rows(expected: pd.DataFrame, got: pd.DataFrame) -> None:
@@ -174,6 +179,26 @@ def test_the_logger_records_as_the_event_path(tmp_path: Path, seed: int,
     assert set(expected["profile"].dropna()) >= {"1/1/2", "2/2/3", "1/2/3"}
     assert (expected["kind"] == "malformed").any() and (expected["kind"] == "event").any()
     assert_same_rows(expected, logged(ops, None, tmp_path / "log", bulk_octets))
+
+
+@pytest.mark.parametrize("bulk_octets", [0, 1 << 40])
+def test_the_logger_in_the_shortest_slices_records_everything(tmp_path: Path,
+                                                              bulk_octets: int) -> None:
+    """``slice_octets=1``: it gives the CPU back after every data message (APDU by APDU)
+    or every batch (the fast lane), and logs the same rows."""
+    rng = random.Random(5)
+    ops = merge(rng, [synthetic_ops(rng, k, profile, 400)
+                      for k, profile in enumerate([Profile(1, 1, 2), Profile(2, 2, 3)])])
+    expected = reference(ops, None).to_pandas()
+    stats: dict[str, int] = {}
+    assert_same_rows(expected, logged(ops, None, tmp_path / "log", bulk_octets, stats,
+                                      slice_octets=1))
+    if bulk_octets:  # APDU by APDU: one yield per data message
+        assert stats["logger_yields"] >= sum(op[0] == "data" for op in ops)
+    else:  # the fast lane: one per batch of flush_rows (700)
+        assert stats["logger_yields"] >= len(expected) // 700 >= 1
+    with pytest.raises(ValueError, match="slice_octets"):
+        LogProcess(tmp_path / "log", {}, slice_octets=0)
 
 
 def test_a_given_profile_is_not_detected(tmp_path: Path) -> None:
