@@ -29,7 +29,7 @@ same rows, same batches) but decodes *by column* when a batch is taken:
   them; default: the builder's ``profile``): the gathers read the field sizes per APDU, so
   directions with different profiles share one batch, and the ``profile`` and
   ``profile_confidence`` cells are filled as the scalar path fills them.
-* Time tags are converted vectorised (CP56 by the civil-day formula, CP24 completed from the
+* Time tags are converted vectorised (CP56 by a table of months, CP24 completed from the
   capture time). An APDU with a tag that is no calendar time, a CP56 year above 99 or a CP24
   tag without a capture time needs an ``error`` text: it is decoded again by the scalar
   builder, which owns those texts.
@@ -43,6 +43,8 @@ from them is byte-identical.
 
 from __future__ import annotations
 
+import calendar
+import datetime as dt
 from typing import Any
 
 import numpy as np
@@ -58,6 +60,7 @@ from ..codec import (
     Profile,
     UFunction,
     cause_name,
+    cp56_year,
     decode_apdu,
     header_layout,
     type_name,
@@ -91,13 +94,34 @@ _LAID_OUT: dict[int, tuple[Layout, int, int]] = {
 _SIZES = {t: size for t, (_layout, size, _ts) in _LAID_OUT.items()}
 _SIZE_OF = np.full(256, -1, np.int64)
 _SIZE_OF[list(_SIZES)] = list(_SIZES.values())
+# quality columns and their bits in the quality descriptor
+_QUALITY_BITS = (("iv", 0x80), ("nt", 0x40), ("sb", 0x20), ("bl", 0x10), ("ov", 0x01))
+_QUALITY_ALL = 0xF1
 _PLAIN_NUMBERS = (ValueKind.FLOAT, ValueKind.NORMALIZED, ValueKind.SCALED)
 # APDU offsets of the data unit identifier's fields that do not depend on the profile
 _HEADER = header_layout()
 _TYPE_AT = ASDU_AT + _HEADER.type_id_at
 _VSQ_AT = ASDU_AT + _HEADER.vsq_at
 _COT_AT = ASDU_AT + _HEADER.cot_at
-_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31, 0, 0, 0], np.int64)
+
+
+def _month_tables() -> tuple[np.ndarray, np.ndarray]:
+    """CP56 dates by table, by ``years << 4 | months`` (the tag's 7- and 4-bit fields):
+    the day before the month's first, in days since 1970-01-01, and the month's length
+    (0 where the fields are no month: months 0 and 13-15, years above 99, which the scalar
+    path flags). Two gathers instead of the civil-day formula's dozen passes."""
+    before = np.zeros(128 << 4, np.int64)
+    length = np.zeros(128 << 4, np.int64)
+    epoch = dt.date(1970, 1, 1).toordinal()
+    for years in range(100):
+        year = cp56_year(years)
+        for month in range(1, 13):
+            before[years << 4 | month] = dt.date(year, month, 1).toordinal() - epoch - 1
+            length[years << 4 | month] = calendar.monthrange(year, month)[1]
+    return before, length
+
+
+_MONTH_BEFORE, _MONTH_LENGTH = _month_tables()
 
 
 class ColumnarBuilder:
@@ -481,8 +505,11 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
     number_null = np.ones(no, bool)
     text_index = np.full(no, -1, np.int64)
     texts: list[pa.Array] = []
-    qual = np.zeros((5, no), bool)  # iv nt sb bl ov
-    qual_null = np.ones((5, no), bool)
+    # quality flags where the quality descriptor has them (IV 0x80 NT 0x40 SB 0x20 BL 0x10
+    # OV 0x01), and which of them an object has (the others are null): one octet each,
+    # turned into the five columns once
+    qual = np.zeros(no, np.uint8)
+    qual_has = np.zeros(no, np.uint8)
     select = np.zeros(no, bool)
     select_null = np.ones(no, bool)
     qualifier = np.zeros(no, np.int64)
@@ -498,15 +525,12 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
         at = e[m]
         _values(a, at, layout, tid, m, number, number_null, text_index, texts)
         if layout.quality_at is not None:
-            q = a[at + layout.quality_at] & layout.quality_mask
-            for bit, mask in enumerate((0x80, 0x40, 0x20, 0x10, 0x01)):
-                qual[bit, m] = (q & mask) != 0
-            qual_null[:, m] = False
+            qual[m] = a[at + layout.quality_at] & layout.quality_mask
+            qual_has[m] = _QUALITY_ALL
         elif layout.kind is ValueKind.COUNTER:
             flags = a[at + layout.value_at + layout.value_width - 1]
-            qual[0, m] = (flags & 0x80) != 0  # IV
-            qual[4, m] = (flags & 0x20) != 0  # CY, in the OV column
-            qual_null[0, m] = qual_null[4, m] = False
+            qual[m] = (flags & 0x80) | ((flags & 0x20) >> 5)  # IV; CY in the OV column
+            qual_has[m] = 0x81
         if layout.select_at is not None:
             select[m] = (a[at + layout.select_at] & 0x80) != 0
             select_null[m] = False
@@ -540,6 +564,10 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
         mask[oi] = null
         return array(out, dtype, mask=mask)
 
+    qual_row = np.zeros(nr, np.uint8)
+    qual_row[oi] = qual
+    qual_has_row = np.zeros(nr, np.uint8)
+    qual_has_row[oi] = qual_has
     text_codes = np.full(nr, -1, np.int64)
     text_codes[oi] = text_index
     texts_all = pa.concat_arrays(texts) if texts else array([], pa.string())
@@ -571,8 +599,8 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
         "ioa": obj_col(address, pa.int32(), np.zeros(no, bool)),
         "value": obj_col(number, pa.float64(), number_null),
         "value_text": texts_all.take(array(text_codes, mask=text_codes < 0)),
-        **{name: obj_col(qual[b], pa.bool_(), qual_null[b], False)
-           for b, name in enumerate(("iv", "nt", "sb", "bl", "ov"))},
+        **{name: _bools((qual_row & bit) != 0, (qual_has_row & bit) == 0)
+           for name, bit in _QUALITY_BITS},
         "ei": pa.nulls(nr, pa.bool_()),  # protection quality only (scalar path)
         "time_tag": obj_col(tag, pa.int64(), tag_null).cast(SCHEMA.field("time_tag").type),
         "time_tag_iv": obj_col(tag_iv, pa.bool_(), tag_null, False),
@@ -615,32 +643,16 @@ def _values(a: np.ndarray, at: np.ndarray, layout: Layout, type_id: int, m: np.n
     kind = layout.kind
     if kind is ValueKind.NONE:
         return
-    v = at + layout.value_at
     width = layout.value_width
-    raw = _le(a, v, width)
-    if kind is ValueKind.CODE:
-        num = ((raw >> layout.value_shift) & layout.value_mask).astype(np.float64)
-    elif kind is ValueKind.STEP:
-        step = raw & layout.value_mask
-        num = np.where(step & 0x40, step - 128, step).astype(np.float64)
-    elif kind in (ValueKind.UINT16, ValueKind.UINT32):
-        num = raw.astype(np.float64)
-    elif kind is ValueKind.NORMALIZED:
-        num = raw.astype(np.uint16).view(np.int16) / 32768
-    elif kind is ValueKind.SCALED:
-        num = raw.astype(np.uint16).view(np.int16).astype(np.float64)
-    elif kind is ValueKind.FLOAT:
-        with np.errstate(invalid="ignore"):  # signalling NaNs stay NaNs, as in struct
-            num = raw.astype(np.uint32).view(np.float32).astype(np.float64)
-    else:
-        assert kind is ValueKind.COUNTER
-        num = (raw & 0xFFFFFFFF).astype(np.uint32).view(np.int32).astype(np.float64)
-    number[m] = num
+    raw = _le(a, at + layout.value_at, width)
+    number[m] = _numbers(raw, layout)
     number_null[m] = False
-    keys, index, inverse = np.unique(raw, return_index=True, return_inverse=True)
-    text_index[m] = sum(len(t) for t in texts) + inverse.reshape(-1)
+    keys, inverse = _distinct(raw, width)
+    base = sum(len(t) for t in texts)
     if kind in _PLAIN_NUMBERS:
-        texts.append(_number_texts(num[index], kind is ValueKind.SCALED))
+        pieces, where = _number_texts(_numbers(keys, layout), kind is ValueKind.SCALED)
+        texts += pieces
+        text_index[m] = base + where[inverse]
         return
     # the other texts: decode each distinct value once with the scalar codec
     decode = ELEMENTS[type_id].decode_untimed
@@ -650,29 +662,77 @@ def _values(a: np.ndarray, at: np.ndarray, layout: Layout, type_id: int, m: np.n
         element[layout.value_at:layout.value_at + width] = key.to_bytes(width, "little")
         out.append(value_text(decode(element, 0)[0]))
     texts.append(array(out, pa.string()))
+    text_index[m] = base + inverse
 
 
-def _number_texts(numbers: np.ndarray, scaled: bool) -> pa.Array:
+def _numbers(raw: np.ndarray, layout: Layout) -> np.ndarray:
+    """The ``value`` cells (float64) of value octets ``raw`` (little-endian, int64)."""
+    kind = layout.kind
+    if kind is ValueKind.CODE:
+        return ((raw >> layout.value_shift) & layout.value_mask).astype(np.float64)
+    if kind is ValueKind.STEP:
+        step = raw & layout.value_mask
+        return np.where(step & 0x40, step - 128, step).astype(np.float64)
+    if kind in (ValueKind.UINT16, ValueKind.UINT32):
+        return raw.astype(np.float64)
+    if kind is ValueKind.NORMALIZED:
+        return raw.astype(np.uint16).view(np.int16) / 32768
+    if kind is ValueKind.SCALED:
+        return raw.astype(np.uint16).view(np.int16).astype(np.float64)
+    if kind is ValueKind.FLOAT:
+        with np.errstate(invalid="ignore"):  # signalling NaNs stay NaNs, as in struct
+            return raw.astype(np.uint32).view(np.float32).astype(np.float64)
+    assert kind is ValueKind.COUNTER
+    return (raw & 0xFFFFFFFF).astype(np.uint32).view(np.int32).astype(np.float64)
+
+
+def _distinct(raw: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of ``raw`` (int64 in [0, 2**(8 * width))), in no particular
+    order, and the index of each value among them.
+
+    ``np.unique`` sorts (about 3 ms for 35k values): values of up to two octets are counted
+    instead, wider ones hashed by Arrow (a third of the sort's CPU).
+    """
+    if width <= 2:
+        keys = np.flatnonzero(np.bincount(raw))
+        where = np.empty(int(keys[-1]) + 1, np.int64)
+        where[keys] = np.arange(len(keys))
+        return keys, where[raw]
+    encoded = pc.dictionary_encode(array(raw))
+    return to_numpy(encoded.dictionary), to_numpy(encoded.indices)
+
+
+# Arrow's double-to-text cast (arrow/util/formatting.cc: double-conversion's ToShortest with
+# decimal_in_shortest_low -6, high 10) writes an exponent for magnitudes from 1e10 up and
+# below 1e-6; repr() does from 1e16 up and below 1e-4
+_PLAIN_TEXT_LOW, _PLAIN_TEXT_HIGH = 1e-4, 1e10
+
+
+def _number_texts(numbers: np.ndarray, scaled: bool) -> tuple[list[pa.Array], np.ndarray]:
     """``value_text()`` of float, normalized and scaled values: ``repr()`` of the number
     (the Python float of the octets, or the int of a scaled value).
 
-    Arrow's cast to string writes the same shortest round-trip digits as ``repr()`` but
-    formats integral numbers (no ``.0``), tiny ones (``0.00001``, not ``1e-05``) and long ones
-    (an exponent where ``repr()`` has none) its own way: those, NaN and infinities take
-    ``repr()`` itself.
+    Returns the texts (one or two string arrays, to be concatenated) and the index of each
+    number's text among them. Arrow's cast to string writes the same shortest round-trip
+    digits as ``repr()`` for non-integral numbers of magnitude in [1e-4, 1e10); integral
+    numbers (``repr()`` has a ``.0``), the others, NaN and infinities take ``repr()`` itself,
+    after the cast ones (rather than replaced among them: a copy of every text).
     """
-    if scaled:
-        return array(numbers.astype(np.int64)).cast(pa.string())  # str(int) == repr(int)
-    out = array(numbers).cast(pa.string())
+    n = len(numbers)
+    if scaled:  # str(int) == repr(int)
+        return [array(numbers.astype(np.int64)).cast(pa.string())], np.arange(n)
     magnitude = np.abs(numbers)
     with np.errstate(invalid="ignore"):
-        own = ~(np.isfinite(numbers) & (numbers != np.floor(numbers)) & (magnitude >= 1e-4)
-                & (magnitude < 1e16))
-    own |= to_numpy(pc.match_substring(out, "e"))  # Arrow chose an exponent
-    if own.any():
-        out = pc.replace_with_mask(out, array(own),
-                                   array(list(map(repr, numbers[own].tolist())), pa.string()))
-    return out
+        cast = (np.isfinite(numbers) & (numbers != np.floor(numbers))
+                & (magnitude >= _PLAIN_TEXT_LOW) & (magnitude < _PLAIN_TEXT_HIGH))
+    if cast.all():
+        return [array(numbers).cast(pa.string())], np.arange(n)
+    where = np.empty(n, np.int64)
+    k = int(np.count_nonzero(cast))
+    where[cast] = np.arange(k)
+    where[~cast] = np.arange(k, n)
+    return [array(numbers[cast]).cast(pa.string()),
+            array(list(map(repr, numbers[~cast].tolist())), pa.string())], where
 
 
 def _time_tags(a: np.ndarray, at: np.ndarray, size: int, apdu: np.ndarray,
@@ -691,21 +751,11 @@ def _time_tags(a: np.ndarray, at: np.ndarray, size: int, apdu: np.ndarray,
         ns = np.where(ns > ref + 60 * _NS, ns - 3600 * _NS, ns)
         odd = ref_null | (minutes > 59) | (ms > 59999)
         return ns, iv, odd
-    hours = a[at + 3].astype(np.int64) & 0x1F
-    day = a[at + 4].astype(np.int64) & 0x1F
-    month = a[at + 5].astype(np.int64) & 0x0F
-    years = a[at + 6].astype(np.int64) & 0x7F
-    year = np.where(years < 70, 2000 + years, 1900 + years)  # as cp56_year (Wireshark)
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    dim = _DAYS_IN_MONTH[month] + ((month == 2) & leap)
-    odd = ((ms > 59999) | (minutes > 59) | (hours > 23) | (month < 1) | (month > 12)
-           | (day < 1) | (day > dim) | (years > 99))
-    # days since 1970-01-01 (the civil-day formula of builder._days_from_civil)
-    y = year - (month <= 2)
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    days = era * 146097 + doe - 719468
+    hours = (a[at + 3] & 0x1F).astype(np.int64)
+    day = (a[at + 4] & 0x1F).astype(np.int64)
+    month = ((a[at + 6] & 0x7F).astype(np.int64) << 4) | (a[at + 5] & 0x0F)
+    odd = ((ms > 59999) | (minutes > 59) | (hours > 23) | (day < 1)
+           | (day > _MONTH_LENGTH[month]))
+    days = _MONTH_BEFORE[month] + day
     ns = ((days * 86400 + hours * 3600 + minutes * 60) * _NS + ms * 1_000_000)
     return np.where(odd, 0, ns), iv, odd
