@@ -495,7 +495,7 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
     nr = len(row_apdu)
     row_first = np.cumsum(rows) - rows
     obj = np.arange(nr) - row_first[row_apdu]
-    has_obj = is_i[row_apdu] & (count[row_apdu] > 0)
+    has_obj = (is_i & (count > 0))[row_apdu]
 
     # objects
     oi = np.flatnonzero(has_obj)
@@ -554,20 +554,20 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
             tag[m], tag_iv[m], odd_rows[m] = ns, iv, odd
             tag_null[m] = False
 
-    # APDU-level columns, repeated per row
-    eid = np.asarray(eids, np.int64)[row_apdu]
+    # APDU-level columns, repeated per row. The integers fit their columns' types by
+    # construction (fields of a few octets), so numpy converts them (Arrow's cast checks
+    # every value), before they are repeated (a gather of 16-bit values costs a third of
+    # one of 64-bit values).
+    def per_row(values: np.ndarray, dtype: type) -> np.ndarray:
+        return values.astype(dtype)[row_apdu]
+
     ep_cols = list(zip(*endpoints))
     row_index = array(row_apdu)
-    i_row = is_i[row_apdu]
     u_row = is_u[row_apdu]
-    su_row = ~i_row
-    u_code = _U_CODES[c1[row_apdu]]
-    eid_arr = array(eid)
-
-    # The integers fit their columns' types by construction (fields of a few octets), so
-    # numpy converts them (Arrow's cast checks every value: 0.1 ms per column of 65k rows).
-    def full(values: np.ndarray, dtype: type, null: np.ndarray | None) -> pa.Array:
-        return array(values.astype(dtype), mask=null)
+    su_row = ~is_i[row_apdu]
+    eid_arr = array(np.asarray(eids, np.int32)[row_apdu])
+    type_arr = array(per_row(type_id, np.int16), mask=su_row)
+    cause_arr = array(per_row(cot & CAUSE_MASK, np.int16), mask=su_row)
 
     def obj_col(values: np.ndarray, dtype: type, null: np.ndarray, fill: Any = 0,
                 arrow: pa.DataType | None = None) -> pa.Array:
@@ -594,20 +594,20 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
         "dst": array(ep_cols[4], pa.string()).take(eid_arr),
         "dport": array(ep_cols[5], pa.int32()).take(eid_arr),
         "apdu": array(np.asarray(apdus, np.int64)[row_apdu], pa.int64()),
-        "apci": _APCI.take(array(apci_code[row_apdu])),
-        "u_func": _U_NAMES.take(array(u_code, mask=~u_row)),
-        "ssn": full(ssn[row_apdu], np.int32, su_row),
-        "rsn": full(rsn[row_apdu], np.int32, u_row),
-        "type_id": full(type_id[row_apdu], np.int16, su_row),
-        "type_name": _TYPE_NAMES.take(array(type_id[row_apdu], mask=su_row)),
-        "sq": full(sq[row_apdu], np.bool_, su_row),
-        "num_objects": full(count[row_apdu], np.int16, su_row),
-        "cot": full((cot & CAUSE_MASK)[row_apdu], np.int16, su_row),
-        "cot_name": _CAUSE_NAMES.take(array((cot & CAUSE_MASK)[row_apdu], mask=su_row)),
-        "negative": full(((cot & NEGATIVE_BIT) != 0)[row_apdu], np.bool_, su_row),
-        "test": full(((cot & TEST_BIT) != 0)[row_apdu], np.bool_, su_row),
-        "oa": full(oa[row_apdu], np.int16, su_row),
-        "ca": full(ca[row_apdu], np.int32, su_row),
+        "apci": _APCI.take(array(per_row(apci_code, np.int8))),
+        "u_func": _U_NAMES.take(array(per_row(_U_CODES[c1], np.int8), mask=~u_row)),
+        "ssn": array(per_row(ssn, np.int32), mask=su_row),
+        "rsn": array(per_row(rsn, np.int32), mask=u_row),
+        "type_id": type_arr,
+        "type_name": _TYPE_NAMES.take(type_arr),
+        "sq": array(per_row(sq, np.bool_), mask=su_row),
+        "num_objects": array(per_row(count, np.int16), mask=su_row),
+        "cot": cause_arr,
+        "cot_name": _CAUSE_NAMES.take(cause_arr),
+        "negative": array(per_row((cot & NEGATIVE_BIT) != 0, np.bool_), mask=su_row),
+        "test": array(per_row((cot & TEST_BIT) != 0, np.bool_), mask=su_row),
+        "oa": array(per_row(oa, np.int16), mask=su_row),
+        "ca": array(per_row(ca, np.int32), mask=su_row),
         "obj": obj_col(k, np.int16, np.zeros(no, bool)),
         "ioa": obj_col(address, np.int32, np.zeros(no, bool)),
         "value": obj_col(number, np.float64, number_null),
@@ -623,7 +623,7 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
                 else _raw_column(buf, s, lens)),
         "error": pa.nulls(nr, pa.string()),
         "kind": _KINDS.take(array(has_obj.astype(np.int8))),
-        **_profile_columns(pid[row_apdu], pairs),
+        **_profile_columns(per_row(pid, np.int32), pairs),
     }
     batch = pa.RecordBatch.from_arrays([columns[name] for name in SCHEMA.names], schema=SCHEMA)
     odd_apdus = np.unique(ap[odd_rows]) if odd_rows.any() else np.zeros(0, np.int64)
