@@ -558,14 +558,20 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
     # construction (fields of a few octets), so numpy converts them (Arrow's cast checks
     # every value), before they are repeated (a gather of 16-bit values costs a third of
     # one of 64-bit values).
+    # With one row per APDU (S- and U-frames, single objects) the row index is the identity.
+    identity = nr == n
+    row_index = array(row_apdu)
+
     def per_row(values: np.ndarray, dtype: type) -> np.ndarray:
-        return values.astype(dtype)[row_apdu]
+        return values.astype(dtype) if identity else values.astype(dtype)[row_apdu]
+
+    def by_row(column: pa.Array) -> pa.Array:
+        return column if identity else column.take(row_index)
 
     ep_cols = list(zip(*endpoints))
-    row_index = array(row_apdu)
-    u_row = is_u[row_apdu]
-    su_row = ~is_i[row_apdu]
-    eid_arr = array(np.asarray(eids, np.int32)[row_apdu])
+    u_row = per_row(is_u, np.bool_)
+    su_row = ~per_row(is_i, np.bool_)
+    eid_arr = array(per_row(np.asarray(eids), np.int32))
     type_arr = array(per_row(type_id, np.int16), mask=su_row)
     cause_arr = array(per_row(cot & CAUSE_MASK, np.int16), mask=su_row)
 
@@ -585,15 +591,15 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
     text_codes[oi] = text_index
     texts_all = pa.concat_arrays(texts) if texts else array([], pa.string())
     columns: dict[str, pa.Array] = {
-        "time": time_ref.take(row_index).cast(SCHEMA.field("time").type),
-        "frame": array(frames, pa.int64()).take(row_index),
+        "time": by_row(time_ref).cast(SCHEMA.field("time").type),
+        "frame": by_row(array(frames, pa.int64())),
         "stream": array(ep_cols[0], pa.int32()).take(eid_arr),
         "direction": array(ep_cols[1], pa.string()).take(eid_arr),
         "src": array(ep_cols[2], pa.string()).take(eid_arr),
         "sport": array(ep_cols[3], pa.int32()).take(eid_arr),
         "dst": array(ep_cols[4], pa.string()).take(eid_arr),
         "dport": array(ep_cols[5], pa.int32()).take(eid_arr),
-        "apdu": array(np.asarray(apdus, np.int64)[row_apdu], pa.int64()),
+        "apdu": array(per_row(np.asarray(apdus), np.int64)),
         "apci": _APCI.take(array(per_row(apci_code, np.int8))),
         "u_func": _U_NAMES.take(array(per_row(_U_CODES[c1], np.int8), mask=~u_row)),
         "ssn": array(per_row(ssn, np.int32), mask=su_row),
@@ -619,8 +625,7 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
         "time_tag_iv": obj_col(tag_iv, np.bool_, tag_null, False),
         "select": obj_col(select, np.bool_, select_null, False),
         "qualifier": obj_col(qualifier, np.int16, qualifier_null),
-        "raw": (_raw_column(buf, s, lens).take(row_index) if nr != n
-                else _raw_column(buf, s, lens)),
+        "raw": by_row(_raw_column(buf, s, lens)),
         "error": pa.nulls(nr, pa.string()),
         "kind": _KINDS.take(array(has_obj.astype(np.int8))),
         **_profile_columns(per_row(pid, np.int32), pairs),

@@ -30,6 +30,7 @@ from iec104.codec import (
     encode_apdu,
 )
 from iec104.codec.elements import ELEMENTS
+from iec104.codec.header import COUNT_MASK
 from iec104.capture.reader import CaptureReader
 from iec104.records.columnar import ColumnarBuilder
 from iec104.capture.errors import CaptureError
@@ -238,6 +239,22 @@ def test_random_apdus(profile: Profile, seed: int) -> None:
     assert_same_batches(expected, _replay(columnar, calls, batch_rows))
     assert columnar.next_apdu == 10 + sum(1 for c in calls
                                           if c[0] in ("add_frame", "add_malformed"))
+
+
+@pytest.mark.parametrize("batch_rows", [3, 65536])
+def test_one_row_per_apdu(batch_rows: int) -> None:
+    """Batches whose APDUs have one row each (S- and U-frames, I-frames of at most one
+    object: the columns are not repeated per row) and batches mixing them with the scalar
+    path's rows."""
+    rng = random.Random("columnar:one-row")
+    calls = [c for c in _calls(rng, Profile(), 600)
+             if c[0] != "add_frame" or not isinstance(c[4].apdu, IFrame)
+             or c[4].apdu.asdu[1] & COUNT_MASK <= 1]
+    assert sum(1 for c in calls if c[0] == "add_frame") > 300
+    for part in (calls, [c for c in calls if c[0] == "add_frame"]):
+        expected = _replay(RecordBuilder(), part, batch_rows)
+        assert sum(b.num_rows for b in expected) == len(part)  # one row per call
+        assert_same_batches(expected, _replay(ColumnarBuilder(), part, batch_rows))
 
 
 @pytest.mark.parametrize("seed", range(3))
