@@ -642,12 +642,37 @@ def _profile_columns(pid: np.ndarray, pairs: list[tuple[Profile, float | None]],
                      ) -> dict[str, pa.Array]:
     """The ``profile`` and ``profile_confidence`` cells of rows whose APDU has pair ``pid``
     (-1: S- and U-frames, null)."""
+    if len(pairs) == 1:  # one profile and confidence (the rule): built, not taken
+        ((profile, confidence),) = pairs
+        null = pid < 0
+        return {
+            "profile": _constant_text(profile_text(profile), null),
+            "profile_confidence": (
+                pa.nulls(len(pid), SCHEMA.field("profile_confidence").type)
+                if confidence is None else
+                array(np.full(len(pid), confidence, np.float64),
+                      SCHEMA.field("profile_confidence").type, mask=null)),
+        }
     index = array(pid, mask=pid < 0)
     return {
         "profile": array([profile_text(p) for p, _c in pairs], pa.string()).take(index),
         "profile_confidence": array([c for _p, c in pairs],
                                        SCHEMA.field("profile_confidence").type).take(index),
     }
+
+
+def _constant_text(text: str, null: np.ndarray) -> pa.Array:
+    """A string array of ``text`` where ``null`` is False, null elsewhere (a fifth of the
+    CPU of a take from a one-text array)."""
+    octets = text.encode()
+    n = len(null)
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(np.where(null, 0, len(octets)), out=offsets[1:])
+    nulls = int(np.count_nonzero(null))
+    validity = pa.py_buffer(np.packbits(~null, bitorder="little")) if nulls else None
+    return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets),
+                                                  pa.py_buffer(octets * (n - nulls))],
+                                 null_count=nulls)
 
 
 def _raw_column(buf: bytes, starts: np.ndarray, lens: np.ndarray) -> pa.Array:
