@@ -200,9 +200,30 @@ class _BackgroundWriter:
 
 
 def _count_apdus(batch: Any) -> int:
+    """Distinct APDU numbers among a batch's rows (gap and event rows have none).
+
+    The rows of a batch come in APDU order, so the numbers never decrease and counting where
+    they change counts them without hashing (``pc.count_distinct`` cost 0.04-0.1 CPU-s per
+    600k APDUs); a batch out of order would be counted by hashing, with the same answer.
+    """
+    import numpy as np
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    return int(pc.count_distinct(batch.column("apdu")).as_py())
+    from ..records.arrays import to_numpy
+
+    column = batch.column("apdu")
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if column.null_count:
+        column = column.drop_null()
+    numbers = to_numpy(column)
+    if not len(numbers):
+        return 0
+    after, before = numbers[1:], numbers[:-1]
+    if bool((after >= before).all()):
+        return 1 + int(np.count_nonzero(after != before))
+    return int(pc.count_distinct(column).as_py())
 
 
 def _progress(total: int, quiet: bool) -> Any:

@@ -113,6 +113,8 @@ def _from_numbers(values: np.ndarray, dtype: pa.DataType | None,
         data = pa.py_buffer(np.packbits(values, bitorder="little"))
     else:
         native = pa.from_numpy_dtype(values.dtype)
+        if native == pa.int64() and dtype is not None and pa.types.is_timestamp(dtype):
+            native = dtype  # the same 64-bit integers: no cast (a copy)
         data = pa.py_buffer(values)
     out = pa.Array.from_buffers(native, n, [validity, data], null_count=nulls)
     return out if dtype is None or dtype == native else out.cast(dtype)

@@ -19,17 +19,20 @@ same rows, same batches) but decodes *by column* when a batch is taken:
   then one row per object (``np.repeat`` of the counts; SQ=0 objects at ``count * (IOA +
   size)`` strides, SQ=1 objects at ``size`` strides from one address), then, type by type
   present in the batch, the element fields where its ``Layout`` says they lie. Value texts
-  are made once per distinct value octets in the batch: by the *scalar* codec and
-  :func:`~.builder.value_text` (so they cannot differ from the scalar path's), except the
-  texts of float, normalized and scaled values, ``repr()`` of the number, which Arrow's cast
-  writes for most numbers (:func:`_number_texts`). Names (``type_name``,
-  ``cot_name``, ``u_func``, ``apci``, endpoints) are taken from small tables by code.
+  are made once per distinct value octets in the batch (found by counting or by Arrow's
+  hashing, :func:`_distinct`): by the *scalar* codec and :func:`~.builder.value_text` (so
+  they cannot differ from the scalar path's), except the texts of float, normalized and
+  scaled values, ``repr()`` of the number, which Arrow's cast writes for most numbers
+  (:func:`_number_texts`). Names (``type_name``, ``cot_name``, ``u_func``, ``apci``,
+  endpoints) are taken from small tables by code. The APDU-level columns are narrowed to
+  their columns' types, then repeated per row by one gather (none when every APDU has one
+  row).
 * Every I-frame carries its own :class:`~iec104.codec.Profile` and detection confidence
   (``add_frame(..., profile, confidence)``, as :class:`~.profiles.DetectingBuilder` passes
   them; default: the builder's ``profile``): the gathers read the field sizes per APDU, so
   directions with different profiles share one batch, and the ``profile`` and
   ``profile_confidence`` cells are filled as the scalar path fills them.
-* Time tags are converted vectorised (CP56 by the civil-day formula, CP24 completed from the
+* Time tags are converted vectorised (CP56 by a table of months, CP24 completed from the
   capture time). An APDU with a tag that is no calendar time, a CP56 year above 99 or a CP24
   tag without a capture time needs an ``error`` text: it is decoded again by the scalar
   builder, which owns those texts.
@@ -43,6 +46,8 @@ from them is byte-identical.
 
 from __future__ import annotations
 
+import calendar
+import datetime as dt
 from typing import Any
 
 import numpy as np
@@ -58,6 +63,7 @@ from ..codec import (
     Profile,
     UFunction,
     cause_name,
+    cp56_year,
     decode_apdu,
     header_layout,
     type_name,
@@ -91,13 +97,34 @@ _LAID_OUT: dict[int, tuple[Layout, int, int]] = {
 _SIZES = {t: size for t, (_layout, size, _ts) in _LAID_OUT.items()}
 _SIZE_OF = np.full(256, -1, np.int64)
 _SIZE_OF[list(_SIZES)] = list(_SIZES.values())
+# quality columns and their bits in the quality descriptor
+_QUALITY_BITS = (("iv", 0x80), ("nt", 0x40), ("sb", 0x20), ("bl", 0x10), ("ov", 0x01))
+_QUALITY_ALL = 0xF1
 _PLAIN_NUMBERS = (ValueKind.FLOAT, ValueKind.NORMALIZED, ValueKind.SCALED)
 # APDU offsets of the data unit identifier's fields that do not depend on the profile
 _HEADER = header_layout()
 _TYPE_AT = ASDU_AT + _HEADER.type_id_at
 _VSQ_AT = ASDU_AT + _HEADER.vsq_at
 _COT_AT = ASDU_AT + _HEADER.cot_at
-_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31, 0, 0, 0], np.int64)
+
+
+def _month_tables() -> tuple[np.ndarray, np.ndarray]:
+    """CP56 dates by table, by ``years << 4 | months`` (the tag's 7- and 4-bit fields):
+    the day before the month's first, in days since 1970-01-01, and the month's length
+    (0 where the fields are no month: months 0 and 13-15, years above 99, which the scalar
+    path flags). Two gathers instead of the civil-day formula's dozen passes."""
+    before = np.zeros(128 << 4, np.int64)
+    length = np.zeros(128 << 4, np.int64)
+    epoch = dt.date(1970, 1, 1).toordinal()
+    for years in range(100):
+        year = cp56_year(years)
+        for month in range(1, 13):
+            before[years << 4 | month] = dt.date(year, month, 1).toordinal() - epoch - 1
+            length[years << 4 | month] = calendar.monthrange(year, month)[1]
+    return before, length
+
+
+_MONTH_BEFORE, _MONTH_LENGTH = _month_tables()
 
 
 class ColumnarBuilder:
@@ -391,14 +418,21 @@ def _le(a: np.ndarray, at: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-def _le_by(a: np.ndarray, at: np.ndarray, widths: np.ndarray) -> np.ndarray:
+def _le_by(a: np.ndarray, at: np.ndarray, widths: np.ndarray | int) -> np.ndarray:
     """:func:`_le` with a width per offset (octets past a width are not read: the last
-    field of the last APDU may end the buffer)."""
+    field of the last APDU may end the buffer), or one for all."""
+    if isinstance(widths, int):
+        return _le(a, at, widths)
     out = np.zeros(len(at), np.int64)
     for i in range(int(widths.max(initial=0))):
         inside = widths > i
         out |= np.where(inside, a[np.where(inside, at + i, at)].astype(np.int64) << (8 * i), 0)
     return out
+
+
+def _per(values: np.ndarray | int, index: np.ndarray) -> np.ndarray | int:
+    """``values[index]`` of a header field per APDU, or the one value of all APDUs."""
+    return values if isinstance(values, int) else values[index]
 
 
 def _bools(values: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
@@ -424,8 +458,11 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
     pid = np.asarray(pids, np.int64)
     layouts = [header_layout(p) for p, _c in pairs] or [header_layout()]
     fields = np.array([(-1 if h.oa_at is None else h.oa_at, h.ca_at, h.ca_size, h.objects_at,
-                        h.ioa_size) for h in layouts], np.int64)[np.maximum(pid, 0)]
-    oa_at, ca_at, ca_size, objects_at, ioa_by_apdu = fields.T
+                        h.ioa_size) for h in layouts], np.int64)
+    if (fields == fields[0]).all():  # one layout (the rule): numbers, not arrays, for all
+        oa_at, ca_at, ca_size, objects_at, ioa_by_apdu = fields[0].tolist()
+    else:
+        oa_at, ca_at, ca_size, objects_at, ioa_by_apdu = fields[np.maximum(pid, 0)].T
 
     # APCI
     c1 = a[s + CONTROL_AT].astype(np.int64)
@@ -449,8 +486,9 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
     vsq[ii] = a[apdu_at + _VSQ_AT]
     cot[ii] = a[apdu_at + _COT_AT]
     # (an I-frame here has its whole identifier)
-    oa[ii] = np.where(oa_at[ii] >= 0, a[apdu_at + ASDU_AT + np.maximum(oa_at[ii], 0)], 0)
-    ca[ii] = _le_by(a, apdu_at + ASDU_AT + ca_at[ii], ca_size[ii])
+    oa_at_i = _per(oa_at, ii)
+    oa[ii] = np.where(oa_at_i >= 0, a[apdu_at + ASDU_AT + np.maximum(oa_at_i, 0)], 0)
+    ca[ii] = _le_by(a, apdu_at + ASDU_AT + _per(ca_at, ii), _per(ca_size, ii))
     count = vsq & COUNT_MASK
     sq = (vsq & SQ_BIT) != 0
 
@@ -460,7 +498,7 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
     nr = len(row_apdu)
     row_first = np.cumsum(rows) - rows
     obj = np.arange(nr) - row_first[row_apdu]
-    has_obj = is_i[row_apdu] & (count[row_apdu] > 0)
+    has_obj = (is_i & (count > 0))[row_apdu]
 
     # objects
     oi = np.flatnonzero(has_obj)
@@ -468,9 +506,9 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
     k = obj[oi]
     t = type_id[ap]
     size = _SIZE_OF[t]
-    body = s[ap] + ASDU_AT + objects_at[ap]
+    body = s[ap] + ASDU_AT + _per(objects_at, ap)
     seq = sq[ap]
-    ioa_size = ioa_by_apdu[ap]
+    ioa_size = _per(ioa_by_apdu, ap)
     ioa_at = np.where(seq, body, body + k * (ioa_size + size))
     address = _le_by(a, ioa_at, ioa_size)
     address = np.where(seq, address + k, address)
@@ -481,8 +519,11 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
     number_null = np.ones(no, bool)
     text_index = np.full(no, -1, np.int64)
     texts: list[pa.Array] = []
-    qual = np.zeros((5, no), bool)  # iv nt sb bl ov
-    qual_null = np.ones((5, no), bool)
+    # quality flags where the quality descriptor has them (IV 0x80 NT 0x40 SB 0x20 BL 0x10
+    # OV 0x01), and which of them an object has (the others are null): one octet each,
+    # turned into the five columns once
+    qual = np.zeros(no, np.uint8)
+    qual_has = np.zeros(no, np.uint8)
     select = np.zeros(no, bool)
     select_null = np.ones(no, bool)
     qualifier = np.zeros(no, np.int64)
@@ -492,21 +533,18 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
     tag_null = np.ones(no, bool)
     odd_rows = np.zeros(no, bool)
     time_ref = array(times, pa.int64())
-    for tid in np.unique(t).tolist():
+    for tid in np.flatnonzero(np.bincount(t, minlength=256)).tolist():
         layout, _size, tsize = _LAID_OUT[tid]
         m = np.flatnonzero(t == tid)
         at = e[m]
         _values(a, at, layout, tid, m, number, number_null, text_index, texts)
         if layout.quality_at is not None:
-            q = a[at + layout.quality_at] & layout.quality_mask
-            for bit, mask in enumerate((0x80, 0x40, 0x20, 0x10, 0x01)):
-                qual[bit, m] = (q & mask) != 0
-            qual_null[:, m] = False
+            qual[m] = a[at + layout.quality_at] & layout.quality_mask
+            qual_has[m] = _QUALITY_ALL
         elif layout.kind is ValueKind.COUNTER:
             flags = a[at + layout.value_at + layout.value_width - 1]
-            qual[0, m] = (flags & 0x80) != 0  # IV
-            qual[4, m] = (flags & 0x20) != 0  # CY, in the OV column
-            qual_null[0, m] = qual_null[4, m] = False
+            qual[m] = (flags & 0x80) | ((flags & 0x20) >> 5)  # IV; CY in the OV column
+            qual_has[m] = 0x81
         if layout.select_at is not None:
             select[m] = (a[at + layout.select_at] & 0x80) != 0
             select_null[m] = False
@@ -519,73 +557,84 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
             tag[m], tag_iv[m], odd_rows[m] = ns, iv, odd
             tag_null[m] = False
 
-    # APDU-level columns, repeated per row
-    eid = np.asarray(eids, np.int64)[row_apdu]
-    ep_cols = list(zip(*endpoints))
+    # APDU-level columns, repeated per row. The integers fit their columns' types by
+    # construction (fields of a few octets), so numpy converts them (Arrow's cast checks
+    # every value), before they are repeated (a gather of 16-bit values costs a third of
+    # one of 64-bit values).
+    # With one row per APDU (S- and U-frames, single objects) the row index is the identity.
+    identity = nr == n
     row_index = array(row_apdu)
-    i_row = is_i[row_apdu]
-    u_row = is_u[row_apdu]
-    su_row = ~i_row
-    u_code = _U_CODES[c1[row_apdu]]
-    eid_arr = array(eid)
 
-    def full(values: np.ndarray, dtype: pa.DataType, null: np.ndarray | None) -> pa.Array:
-        return array(values, dtype, mask=null)
+    def per_row(values: np.ndarray, dtype: type) -> np.ndarray:
+        return values.astype(dtype) if identity else values.astype(dtype)[row_apdu]
 
-    def obj_col(values: np.ndarray, dtype: pa.DataType, null: np.ndarray,
-                fill: Any = 0) -> pa.Array:
-        out = np.full(nr, fill, values.dtype)
+    def by_row(column: pa.Array) -> pa.Array:
+        return column if identity else column.take(row_index)
+
+    ep_cols = list(zip(*endpoints))
+    u_row = per_row(is_u, np.bool_)
+    su_row = ~per_row(is_i, np.bool_)
+    eid_arr = array(per_row(np.asarray(eids), np.int32))
+    type_arr = array(per_row(type_id, np.int16), mask=su_row)
+    cause_arr = array(per_row(cot & CAUSE_MASK, np.int16), mask=su_row)
+
+    def obj_col(values: np.ndarray, dtype: type, null: np.ndarray, fill: Any = 0,
+                arrow: pa.DataType | None = None) -> pa.Array:
+        out = np.full(nr, fill, dtype)
         out[oi] = values
         mask = np.ones(nr, bool)
         mask[oi] = null
-        return array(out, dtype, mask=mask)
+        return array(out, arrow, mask=mask)
 
+    qual_row = np.zeros(nr, np.uint8)
+    qual_row[oi] = qual
+    qual_has_row = np.zeros(nr, np.uint8)
+    qual_has_row[oi] = qual_has
     text_codes = np.full(nr, -1, np.int64)
     text_codes[oi] = text_index
     texts_all = pa.concat_arrays(texts) if texts else array([], pa.string())
     columns: dict[str, pa.Array] = {
-        "time": time_ref.take(row_index).cast(SCHEMA.field("time").type),
-        "frame": array(frames, pa.int64()).take(row_index),
+        "time": by_row(time_ref).cast(SCHEMA.field("time").type),
+        "frame": by_row(array(frames, pa.int64())),
         "stream": array(ep_cols[0], pa.int32()).take(eid_arr),
         "direction": array(ep_cols[1], pa.string()).take(eid_arr),
         "src": array(ep_cols[2], pa.string()).take(eid_arr),
         "sport": array(ep_cols[3], pa.int32()).take(eid_arr),
         "dst": array(ep_cols[4], pa.string()).take(eid_arr),
         "dport": array(ep_cols[5], pa.int32()).take(eid_arr),
-        "apdu": array(np.asarray(apdus, np.int64)[row_apdu], pa.int64()),
-        "apci": _APCI.take(array(apci_code[row_apdu])),
-        "u_func": _U_NAMES.take(array(u_code, mask=~u_row)),
-        "ssn": full(ssn[row_apdu], pa.int32(), su_row),
-        "rsn": full(rsn[row_apdu], pa.int32(), u_row),
-        "type_id": full(type_id[row_apdu], pa.int16(), su_row),
-        "type_name": _TYPE_NAMES.take(array(type_id[row_apdu], mask=su_row)),
-        "sq": full(sq[row_apdu], pa.bool_(), su_row),
-        "num_objects": full(count[row_apdu], pa.int16(), su_row),
-        "cot": full((cot & CAUSE_MASK)[row_apdu], pa.int16(), su_row),
-        "cot_name": _CAUSE_NAMES.take(array((cot & CAUSE_MASK)[row_apdu], mask=su_row)),
-        "negative": full(((cot & NEGATIVE_BIT) != 0)[row_apdu], pa.bool_(), su_row),
-        "test": full(((cot & TEST_BIT) != 0)[row_apdu], pa.bool_(), su_row),
-        "oa": full(oa[row_apdu], pa.int16(), su_row),
-        "ca": full(ca[row_apdu], pa.int32(), su_row),
-        "obj": obj_col(k, pa.int16(), np.zeros(no, bool)),
-        "ioa": obj_col(address, pa.int32(), np.zeros(no, bool)),
-        "value": obj_col(number, pa.float64(), number_null),
+        "apdu": array(per_row(np.asarray(apdus), np.int64)),
+        "apci": _APCI.take(array(per_row(apci_code, np.int8))),
+        "u_func": _U_NAMES.take(array(per_row(_U_CODES[c1], np.int8), mask=~u_row)),
+        "ssn": array(per_row(ssn, np.int32), mask=su_row),
+        "rsn": array(per_row(rsn, np.int32), mask=u_row),
+        "type_id": type_arr,
+        "type_name": _TYPE_NAMES.take(type_arr),
+        "sq": array(per_row(sq, np.bool_), mask=su_row),
+        "num_objects": array(per_row(count, np.int16), mask=su_row),
+        "cot": cause_arr,
+        "cot_name": _CAUSE_NAMES.take(cause_arr),
+        "negative": array(per_row((cot & NEGATIVE_BIT) != 0, np.bool_), mask=su_row),
+        "test": array(per_row((cot & TEST_BIT) != 0, np.bool_), mask=su_row),
+        "oa": array(per_row(oa, np.int16), mask=su_row),
+        "ca": array(per_row(ca, np.int32), mask=su_row),
+        "obj": obj_col(k, np.int16, np.zeros(no, bool)),
+        "ioa": obj_col(address, np.int32, np.zeros(no, bool)),
+        "value": obj_col(number, np.float64, number_null),
         "value_text": texts_all.take(array(text_codes, mask=text_codes < 0)),
-        **{name: obj_col(qual[b], pa.bool_(), qual_null[b], False)
-           for b, name in enumerate(("iv", "nt", "sb", "bl", "ov"))},
+        **{name: _bools((qual_row & bit) != 0, (qual_has_row & bit) == 0)
+           for name, bit in _QUALITY_BITS},
         "ei": pa.nulls(nr, pa.bool_()),  # protection quality only (scalar path)
-        "time_tag": obj_col(tag, pa.int64(), tag_null).cast(SCHEMA.field("time_tag").type),
-        "time_tag_iv": obj_col(tag_iv, pa.bool_(), tag_null, False),
-        "select": obj_col(select, pa.bool_(), select_null, False),
-        "qualifier": obj_col(qualifier, pa.int16(), qualifier_null),
-        "raw": (_raw_column(buf, s, lens).take(row_index) if nr != n
-                else _raw_column(buf, s, lens)),
+        "time_tag": obj_col(tag, np.int64, tag_null, arrow=SCHEMA.field("time_tag").type),
+        "time_tag_iv": obj_col(tag_iv, np.bool_, tag_null, False),
+        "select": obj_col(select, np.bool_, select_null, False),
+        "qualifier": obj_col(qualifier, np.int16, qualifier_null),
+        "raw": by_row(_raw_column(buf, s, lens)),
         "error": pa.nulls(nr, pa.string()),
         "kind": _KINDS.take(array(has_obj.astype(np.int8))),
-        **_profile_columns(pid[row_apdu], pairs),
+        **_profile_columns(per_row(pid, np.int32), pairs),
     }
     batch = pa.RecordBatch.from_arrays([columns[name] for name in SCHEMA.names], schema=SCHEMA)
-    odd_apdus = np.unique(ap[odd_rows])
+    odd_apdus = np.unique(ap[odd_rows]) if odd_rows.any() else np.zeros(0, np.int64)
     return batch, row_apdu, odd_apdus
 
 
@@ -593,12 +642,37 @@ def _profile_columns(pid: np.ndarray, pairs: list[tuple[Profile, float | None]],
                      ) -> dict[str, pa.Array]:
     """The ``profile`` and ``profile_confidence`` cells of rows whose APDU has pair ``pid``
     (-1: S- and U-frames, null)."""
+    if len(pairs) == 1:  # one profile and confidence (the rule): built, not taken
+        ((profile, confidence),) = pairs
+        null = pid < 0
+        return {
+            "profile": _constant_text(profile_text(profile), null),
+            "profile_confidence": (
+                pa.nulls(len(pid), SCHEMA.field("profile_confidence").type)
+                if confidence is None else
+                array(np.full(len(pid), confidence, np.float64),
+                      SCHEMA.field("profile_confidence").type, mask=null)),
+        }
     index = array(pid, mask=pid < 0)
     return {
         "profile": array([profile_text(p) for p, _c in pairs], pa.string()).take(index),
         "profile_confidence": array([c for _p, c in pairs],
                                        SCHEMA.field("profile_confidence").type).take(index),
     }
+
+
+def _constant_text(text: str, null: np.ndarray) -> pa.Array:
+    """A string array of ``text`` where ``null`` is False, null elsewhere (a fifth of the
+    CPU of a take from a one-text array)."""
+    octets = text.encode()
+    n = len(null)
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(np.where(null, 0, len(octets)), out=offsets[1:])
+    nulls = int(np.count_nonzero(null))
+    validity = pa.py_buffer(np.packbits(~null, bitorder="little")) if nulls else None
+    return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets),
+                                                  pa.py_buffer(octets * (n - nulls))],
+                                 null_count=nulls)
 
 
 def _raw_column(buf: bytes, starts: np.ndarray, lens: np.ndarray) -> pa.Array:
@@ -615,32 +689,16 @@ def _values(a: np.ndarray, at: np.ndarray, layout: Layout, type_id: int, m: np.n
     kind = layout.kind
     if kind is ValueKind.NONE:
         return
-    v = at + layout.value_at
     width = layout.value_width
-    raw = _le(a, v, width)
-    if kind is ValueKind.CODE:
-        num = ((raw >> layout.value_shift) & layout.value_mask).astype(np.float64)
-    elif kind is ValueKind.STEP:
-        step = raw & layout.value_mask
-        num = np.where(step & 0x40, step - 128, step).astype(np.float64)
-    elif kind in (ValueKind.UINT16, ValueKind.UINT32):
-        num = raw.astype(np.float64)
-    elif kind is ValueKind.NORMALIZED:
-        num = raw.astype(np.uint16).view(np.int16) / 32768
-    elif kind is ValueKind.SCALED:
-        num = raw.astype(np.uint16).view(np.int16).astype(np.float64)
-    elif kind is ValueKind.FLOAT:
-        with np.errstate(invalid="ignore"):  # signalling NaNs stay NaNs, as in struct
-            num = raw.astype(np.uint32).view(np.float32).astype(np.float64)
-    else:
-        assert kind is ValueKind.COUNTER
-        num = (raw & 0xFFFFFFFF).astype(np.uint32).view(np.int32).astype(np.float64)
-    number[m] = num
+    raw = _le(a, at + layout.value_at, width)
+    number[m] = _numbers(raw, layout)
     number_null[m] = False
-    keys, index, inverse = np.unique(raw, return_index=True, return_inverse=True)
-    text_index[m] = sum(len(t) for t in texts) + inverse.reshape(-1)
+    keys, inverse = _distinct(raw, width)
+    base = sum(len(t) for t in texts)
     if kind in _PLAIN_NUMBERS:
-        texts.append(_number_texts(num[index], kind is ValueKind.SCALED))
+        pieces, where = _number_texts(_numbers(keys, layout), kind is ValueKind.SCALED)
+        texts += pieces
+        text_index[m] = base + where[inverse]
         return
     # the other texts: decode each distinct value once with the scalar codec
     decode = ELEMENTS[type_id].decode_untimed
@@ -650,29 +708,78 @@ def _values(a: np.ndarray, at: np.ndarray, layout: Layout, type_id: int, m: np.n
         element[layout.value_at:layout.value_at + width] = key.to_bytes(width, "little")
         out.append(value_text(decode(element, 0)[0]))
     texts.append(array(out, pa.string()))
+    text_index[m] = base + inverse
 
 
-def _number_texts(numbers: np.ndarray, scaled: bool) -> pa.Array:
+def _numbers(raw: np.ndarray, layout: Layout) -> np.ndarray:
+    """The ``value`` cells (float64) of value octets ``raw`` (little-endian, int64)."""
+    kind = layout.kind
+    if kind is ValueKind.CODE:
+        return ((raw >> layout.value_shift) & layout.value_mask).astype(np.float64)
+    if kind is ValueKind.STEP:
+        step = raw & layout.value_mask
+        return np.where(step & 0x40, step - 128, step).astype(np.float64)
+    if kind in (ValueKind.UINT16, ValueKind.UINT32):
+        return raw.astype(np.float64)
+    if kind is ValueKind.NORMALIZED:
+        return raw.astype(np.uint16).view(np.int16) / 32768
+    if kind is ValueKind.SCALED:
+        return raw.astype(np.uint16).view(np.int16).astype(np.float64)
+    if kind is ValueKind.FLOAT:
+        with np.errstate(invalid="ignore"):  # signalling NaNs stay NaNs, as in struct
+            return raw.astype(np.uint32).view(np.float32).astype(np.float64)
+    assert kind is ValueKind.COUNTER
+    return (raw & 0xFFFFFFFF).astype(np.uint32).view(np.int32).astype(np.float64)
+
+
+def _distinct(raw: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of ``raw`` (int64 in [0, 2**(8 * width))), in no particular
+    order, and the index of each value among them.
+
+    ``np.unique`` sorts (about 3 ms for 35k values): values of up to two octets are counted
+    instead, wider ones hashed by Arrow (a third of the sort's CPU; 32-bit keys hash a
+    tenth faster than 64-bit ones).
+    """
+    if width <= 2:
+        keys = np.flatnonzero(np.bincount(raw))
+        where = np.empty(int(keys[-1]) + 1, np.int64)
+        where[keys] = np.arange(len(keys))
+        return keys, where[raw]
+    encoded = pc.dictionary_encode(array(raw.astype(np.uint32) if width <= 4 else raw))
+    return to_numpy(encoded.dictionary), to_numpy(encoded.indices)
+
+
+# Arrow's double-to-text cast (arrow/util/formatting.cc: double-conversion's ToShortest with
+# decimal_in_shortest_low -6, high 10) writes an exponent for magnitudes from 1e10 up and
+# below 1e-6; repr() does from 1e16 up and below 1e-4
+_PLAIN_TEXT_LOW, _PLAIN_TEXT_HIGH = 1e-4, 1e10
+
+
+def _number_texts(numbers: np.ndarray, scaled: bool) -> tuple[list[pa.Array], np.ndarray]:
     """``value_text()`` of float, normalized and scaled values: ``repr()`` of the number
     (the Python float of the octets, or the int of a scaled value).
 
-    Arrow's cast to string writes the same shortest round-trip digits as ``repr()`` but
-    formats integral numbers (no ``.0``), tiny ones (``0.00001``, not ``1e-05``) and long ones
-    (an exponent where ``repr()`` has none) its own way: those, NaN and infinities take
-    ``repr()`` itself.
+    Returns the texts (one or two string arrays, to be concatenated) and the index of each
+    number's text among them. Arrow's cast to string writes the same shortest round-trip
+    digits as ``repr()`` for non-integral numbers of magnitude in [1e-4, 1e10); integral
+    numbers (``repr()`` has a ``.0``), the others, NaN and infinities take ``repr()`` itself,
+    after the cast ones (rather than replaced among them: a copy of every text).
     """
-    if scaled:
-        return array(numbers.astype(np.int64)).cast(pa.string())  # str(int) == repr(int)
-    out = array(numbers).cast(pa.string())
+    n = len(numbers)
+    if scaled:  # str(int) == repr(int)
+        return [array(numbers.astype(np.int64)).cast(pa.string())], np.arange(n)
     magnitude = np.abs(numbers)
     with np.errstate(invalid="ignore"):
-        own = ~(np.isfinite(numbers) & (numbers != np.floor(numbers)) & (magnitude >= 1e-4)
-                & (magnitude < 1e16))
-    own |= to_numpy(pc.match_substring(out, "e"))  # Arrow chose an exponent
-    if own.any():
-        out = pc.replace_with_mask(out, array(own),
-                                   array(list(map(repr, numbers[own].tolist())), pa.string()))
-    return out
+        cast = (np.isfinite(numbers) & (numbers != np.floor(numbers))
+                & (magnitude >= _PLAIN_TEXT_LOW) & (magnitude < _PLAIN_TEXT_HIGH))
+    if cast.all():
+        return [array(numbers).cast(pa.string())], np.arange(n)
+    where = np.empty(n, np.int64)
+    k = int(np.count_nonzero(cast))
+    where[cast] = np.arange(k)
+    where[~cast] = np.arange(k, n)
+    return [array(numbers[cast]).cast(pa.string()),
+            array(list(map(repr, numbers[~cast].tolist())), pa.string())], where
 
 
 def _time_tags(a: np.ndarray, at: np.ndarray, size: int, apdu: np.ndarray,
@@ -691,21 +798,11 @@ def _time_tags(a: np.ndarray, at: np.ndarray, size: int, apdu: np.ndarray,
         ns = np.where(ns > ref + 60 * _NS, ns - 3600 * _NS, ns)
         odd = ref_null | (minutes > 59) | (ms > 59999)
         return ns, iv, odd
-    hours = a[at + 3].astype(np.int64) & 0x1F
-    day = a[at + 4].astype(np.int64) & 0x1F
-    month = a[at + 5].astype(np.int64) & 0x0F
-    years = a[at + 6].astype(np.int64) & 0x7F
-    year = np.where(years < 70, 2000 + years, 1900 + years)  # as cp56_year (Wireshark)
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    dim = _DAYS_IN_MONTH[month] + ((month == 2) & leap)
-    odd = ((ms > 59999) | (minutes > 59) | (hours > 23) | (month < 1) | (month > 12)
-           | (day < 1) | (day > dim) | (years > 99))
-    # days since 1970-01-01 (the civil-day formula of builder._days_from_civil)
-    y = year - (month <= 2)
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    days = era * 146097 + doe - 719468
+    hours = (a[at + 3] & 0x1F).astype(np.int64)
+    day = (a[at + 4] & 0x1F).astype(np.int64)
+    month = ((a[at + 6] & 0x7F).astype(np.int64) << 4) | (a[at + 5] & 0x0F)
+    odd = ((ms > 59999) | (minutes > 59) | (hours > 23) | (day < 1)
+           | (day > _MONTH_LENGTH[month]))
+    days = _MONTH_BEFORE[month] + day
     ns = ((days * 86400 + hours * 3600 + minutes * 60) * _NS + ms * 1_000_000)
     return np.where(odd, 0, ns), iv, odd

@@ -197,3 +197,34 @@ def test_worker_processes_give_the_same_rows(tmp_path: Path) -> None:
     assert pq.read_table(two).equals(pq.read_table(one))
     assert pq.ParquetFile(two).metadata.num_row_groups > 1
     assert run("convert", STATION, "-o", two, "--jobs", "-1").returncode == 2
+
+
+@pytest.mark.parametrize("rows_per_batch", [1, 7, 65536])
+def test_apdu_count_counts_changes(rows_per_batch: int) -> None:
+    """The closing line's APDU count (distinct ``apdu`` numbers per batch, counted where
+    they change) is a hash count's: batches in order and out of order, with gap and event
+    rows (no ``apdu``), with malformed rows (one each), empty, as tables of chunks."""
+    import pyarrow.compute as pc
+
+    from iec104.cli.convert import _count_apdus
+    from iec104.codec import Malformed
+    from iec104.records.builder import Endpoints, RecordBuilder
+
+    ep = Endpoints(0, "c2s", "10.0.0.1", 40000, "10.0.0.2", 2404)
+    extra = RecordBuilder(first_apdu=10**6)
+    extra.add_gap(None, 1, ep, 10)
+    extra.add_malformed(None, 2, ep, Malformed(0, b"\x68\x01", "short"))
+    extra.add_event(None, 3, ep, "proxy: event")
+    extra.add_malformed(None, 4, ep, Malformed(9, b"\x00", "junk"))
+    station = dissect_table(STATION)
+    table = pa.concat_tables([station, pa.Table.from_batches([extra.take_batch()]),
+                              station.slice(0, 0)])
+    batches = table.combine_chunks().to_batches(max_chunksize=rows_per_batch)
+    whole = pa.concat_batches(batches)
+    reverse = whole.take(pa.array(range(len(whole))[::-1]))
+    for batch in [*batches, whole.slice(0, 0), reverse, whole.slice(len(whole) - 3)]:
+        expected = pc.count_distinct(batch.column("apdu")).as_py()
+        assert _count_apdus(batch) == expected
+        assert _count_apdus(pa.Table.from_batches([batch, batch.slice(0, 0)])) == expected
+    # (an APDU whose rows two batches share counts in both, as it always did)
+    assert _count_apdus(whole) == len(set(station.column("apdu").drop_null().to_pylist())) + 2

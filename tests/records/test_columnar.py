@@ -30,6 +30,7 @@ from iec104.codec import (
     encode_apdu,
 )
 from iec104.codec.elements import ELEMENTS
+from iec104.codec.header import COUNT_MASK
 from iec104.capture.reader import CaptureReader
 from iec104.records.columnar import ColumnarBuilder
 from iec104.capture.errors import CaptureError
@@ -240,6 +241,22 @@ def test_random_apdus(profile: Profile, seed: int) -> None:
                                           if c[0] in ("add_frame", "add_malformed"))
 
 
+@pytest.mark.parametrize("batch_rows", [3, 65536])
+def test_one_row_per_apdu(batch_rows: int) -> None:
+    """Batches whose APDUs have one row each (S- and U-frames, I-frames of at most one
+    object: the columns are not repeated per row) and batches mixing them with the scalar
+    path's rows."""
+    rng = random.Random("columnar:one-row")
+    calls = [c for c in _calls(rng, Profile(), 600)
+             if c[0] != "add_frame" or not isinstance(c[4].apdu, IFrame)
+             or c[4].apdu.asdu[1] & COUNT_MASK <= 1]
+    assert sum(1 for c in calls if c[0] == "add_frame") > 300
+    for part in (calls, [c for c in calls if c[0] == "add_frame"]):
+        expected = _replay(RecordBuilder(), part, batch_rows)
+        assert sum(b.num_rows for b in expected) == len(part)  # one row per call
+        assert_same_batches(expected, _replay(ColumnarBuilder(), part, batch_rows))
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_a_profile_per_direction(seed: int) -> None:
     """I-frames of several profiles and confidences in one batch (what DetectingBuilder
@@ -283,15 +300,22 @@ def test_number_texts_are_repr() -> None:
     Arrow's own formatting differs (integral, tiny, huge, non-finite numbers)."""
     from iec104.records.columnar import _number_texts
 
+    def texts(numbers: np.ndarray, scaled: bool) -> list[str]:
+        pieces, where = _number_texts(numbers, scaled)
+        return pa.concat_arrays(pieces).take(pa.array(where)).to_pylist()
+
+    # (Arrow's cast writes an exponent from 1e10 up: the numbers about it take repr())
     special = [0.0, -0.0, 1.0, -3.0, 100.0, 1e-5, -1.5e-7, 9.999e-5, 1e-4, 1e15 + 0.5, 1e16,
                1.7e17, 2.0**70, float("nan"), float("inf"), float("-inf"), 5e-324, 1.5,
-               0.1, 123456789012345.6, -32768 / 32768, 3.4028234663852886e38]
+               0.1, 123456789012345.6, -32768 / 32768, 3.4028234663852886e38,
+               9999999999.5, -9999999999.999998, 1e10 + 0.5, 1.5e10, 0.00012345]
     rng = np.random.default_rng(104)
     with np.errstate(invalid="ignore"):  # signalling NaNs among the random bits
         floats = rng.integers(0, 2**32, 20000, dtype=np.uint64).astype(np.uint32) \
             .view(np.float32).astype(np.float64)
     magnitudes = 10.0 ** rng.uniform(-6, 18, 20000) * rng.choice([-1, 1], 20000)
     numbers = np.concatenate([np.array(special), floats, magnitudes])
-    assert _number_texts(numbers, False).to_pylist() == [repr(x) for x in numbers.tolist()]
+    assert texts(numbers, False) == [repr(x) for x in numbers.tolist()]
+    assert texts(np.array([0.5, 2.25]), False) == ["0.5", "2.25"]  # all cast: one piece
     scaled = np.arange(-32768, 32768, 7, dtype=np.float64)
-    assert _number_texts(scaled, True).to_pylist() == [repr(int(x)) for x in scaled.tolist()]
+    assert texts(scaled, True) == [repr(int(x)) for x in scaled.tolist()]
