@@ -301,33 +301,6 @@ def open_source(name: str, args: argparse.Namespace, *, directories: bool = Fals
     return open_captures([name])
 
 
-class _NoPandas:
-    """A meta path finder that refuses pandas (:func:`arrow_without_pandas`)."""
-
-    @staticmethod
-    def find_spec(name: str, path: Any = None, target: Any = None) -> None:
-        if name == "pandas":
-            raise ImportError("pandas is not imported by this command")
-
-
-def arrow_without_pandas() -> None:
-    """Spare a command that converts nothing to or from pandas the import of pandas (about
-    0.3 CPU-s, half the start-up of ``iec104 read``): pyarrow imports pandas at its first
-    array only to ask whether its input is a pandas object, and keeps the answer of an
-    import that failed. Only for a process of the command line's own: pyarrow's pandas
-    conversions stay off in it (other code may still import pandas). Nothing happens when
-    pandas is imported already."""
-    if "pandas" in sys.modules:
-        return
-    sys.meta_path.insert(0, _NoPandas)  # type: ignore[arg-type]
-    try:
-        import pyarrow as pa
-
-        pa.array([])  # (pyarrow asks here)
-    finally:
-        sys.meta_path.remove(_NoPandas)  # type: ignore[arg-type]
-
-
 def _checked_parquet(path: Path) -> None:
     """``path`` is a Parquet file of the schema, or a CliError saying why not."""
     from ..records.reader import SchemaError, open_parquet

@@ -254,9 +254,9 @@ def test_public_capture_gap_lines() -> None:
 
 @pytest.mark.parametrize("options", [[], ["-V"], ["-T", "json"], ["-T", "fields", "-e", "ioa"]])
 def test_read_spares_the_import_of_pandas(options: list[str]) -> None:
-    """pyarrow imports pandas at its first array (0.3 CPU-s): the command line's read keeps
-    it from doing so (cli.common.arrow_without_pandas) and prints what a process that has
-    pandas prints."""
+    """pyarrow imports pandas at its first array (0.3 CPU-s): read builds its arrays
+    without asking (iec104.records.arrays), and prints what a process that has pandas
+    prints (pyarrow converts some values differently there, e.g. ns timestamps)."""
     def read(code: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-c", code, "read", str(COMMANDS), *options],
                               env=env(), capture_output=True, text=True, check=True,
