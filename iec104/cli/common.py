@@ -569,15 +569,21 @@ def in_range(batches: Iterator[pa.RecordBatch], args: argparse.Namespace
     """Rows of a capture or Parquet file within ``--start``/``--end``."""
     import pyarrow.compute as pc
 
+    # bounds as Arrow scalars of the column's type: a datetime or a bool given to a compute
+    # function is converted by pyarrow.scalar, which imports pandas (iec104.records.arrays)
+    from ..records.arrays import scalar
+
     start, end = time_range(args)
     if start is None and end is None:
         yield from batches
         return
+    false = scalar(False)
     for batch in batches:
+        time = batch.column("time")
         mask = None
         for bound, kernel in ((start, pc.greater_equal), (end, pc.less)):
             if bound is not None:
-                cond = pc.fill_null(kernel(batch.column("time"), bound), False)
+                cond = pc.fill_null(kernel(time, scalar(bound, time.type)), false)
                 mask = cond if mask is None else pc.and_(mask, cond)
         yield batch.filter(mask)
 

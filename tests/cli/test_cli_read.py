@@ -145,6 +145,21 @@ def test_overflow_and_recursion_are_bad_filters(expr: str, command: str,
     assert not (tmp_path / "out.parquet").exists()
 
 
+@pytest.mark.parametrize("source", ["capture", "parquet"])
+def test_start_and_end_show_the_apdus_of_the_time_range(source: str, tmp_path: Path) -> None:
+    path = STATION
+    if source == "parquet":
+        path = tmp_path / "station.parquet"
+        assert run("convert", STATION, "-o", path, "-q").returncode == 0
+    start, end = "2026-11-26T08:09:55.3", "2026-11-26T08:09:56.7"  # within the capture
+    ranged = run("read", path, "--start", start, "--end", end)
+    assert ranged.returncode == 0, ranged.stderr
+    filtered = run("read", path, "--filter", f"time >= '{start}' and time < '{end}'").stdout
+    everything = run("read", path).stdout.splitlines()
+    assert ranged.stdout == filtered
+    assert 0 < len(ranged.stdout.splitlines()) < len(everything)
+
+
 def test_count_and_relative_time() -> None:
     proc = run("read", STATION, "-c", "5", "-t", "r")
     lines = proc.stdout.splitlines()

@@ -52,6 +52,7 @@ def test_convert_imports_neither_pandas_nor_asyncio(tmp_path: Path, capture: Pat
 @pytest.mark.parametrize("options", [
     (), ("-t", "r"), ("-t", "e"), ("-V",), ("-T", "json"), ("-T", "fields", "-e", "ioa"),
     ("--filter", "C_SC_NA_1 and ActCon or time > '2020-01-01'"),
+    ("--start", "2020-01-01", "--end", "2040-01-01T08:00"),
 ])
 def test_read_imports_neither_pandas_nor_asyncio(options: tuple[str, ...]) -> None:
     names = imported("read", cli.COMMANDS, *options)
@@ -69,7 +70,13 @@ def test_read_of_malformed_octets_and_gaps_imports_no_pandas(capture: str) -> No
 def test_read_of_parquet_imports_no_pandas(tmp_path: Path) -> None:
     out = tmp_path / "commands.parquet"
     imported("convert", cli.COMMANDS, "-o", out, "-q")
-    assert "pandas" not in imported("read", out, "-t", "r")
+    assert "pandas" not in imported("read", out, "-t", "r", "--start", "2020-01-01")
+
+
+# Not here: read of a dataset directory, or of a Parquet file with --filter (row groups
+# pruned by statistics), imports pyarrow.dataset, whose own module init asks pyarrow
+# whether pandas is there (pyarrow/_dataset.pyx builds Expression._scalar(True)), so pandas
+# comes with it.
 
 
 def test_the_listing_sees_pandas_where_it_is_used() -> None:
