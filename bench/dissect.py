@@ -565,10 +565,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; capture "
               f"{info['bytes'] / 1e6:,.1f} MB, {info['frames']:,} frames, "
               f"{info['apdus']:,} APDUs; least CPU of {args.repeat} runs per tool")
-        print(table(convert))
-        if lines:
-            print()
-            print(table(lines))
+        # the convert table, then read's beside tshark's one-line output (either may be
+        # skipped; table([]) says when both are)
+        print("\n\n".join([table(runs) for runs in (convert, lines) if runs] or [table([])]))
     return 0
 
 

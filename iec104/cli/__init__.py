@@ -55,7 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.command_line = argv is None  # a process of its own (not a caller's, e.g. a test's)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s "
                         "%(message)s", stream=sys.stderr)
     try:

@@ -301,33 +301,6 @@ def open_source(name: str, args: argparse.Namespace, *, directories: bool = Fals
     return open_captures([name])
 
 
-class _NoPandas:
-    """A meta path finder that refuses pandas (:func:`arrow_without_pandas`)."""
-
-    @staticmethod
-    def find_spec(name: str, path: Any = None, target: Any = None) -> None:
-        if name == "pandas":
-            raise ImportError("pandas is not imported by this command")
-
-
-def arrow_without_pandas() -> None:
-    """Spare a command that converts nothing to or from pandas the import of pandas (about
-    0.3 CPU-s, half the start-up of ``iec104 read``): pyarrow imports pandas at its first
-    array only to ask whether its input is a pandas object, and keeps the answer of an
-    import that failed. Only for a process of the command line's own: pyarrow's pandas
-    conversions stay off in it (other code may still import pandas). Nothing happens when
-    pandas is imported already."""
-    if "pandas" in sys.modules:
-        return
-    sys.meta_path.insert(0, _NoPandas)  # type: ignore[arg-type]
-    try:
-        import pyarrow as pa
-
-        pa.array([])  # (pyarrow asks here)
-    finally:
-        sys.meta_path.remove(_NoPandas)  # type: ignore[arg-type]
-
-
 def _checked_parquet(path: Path) -> None:
     """``path`` is a Parquet file of the schema, or a CliError saying why not."""
     from ..records.reader import SchemaError, open_parquet
@@ -596,15 +569,21 @@ def in_range(batches: Iterator[pa.RecordBatch], args: argparse.Namespace
     """Rows of a capture or Parquet file within ``--start``/``--end``."""
     import pyarrow.compute as pc
 
+    # bounds as Arrow scalars of the column's type: a datetime or a bool given to a compute
+    # function is converted by pyarrow.scalar, which imports pandas (iec104.records.arrays)
+    from ..records.arrays import scalar
+
     start, end = time_range(args)
     if start is None and end is None:
         yield from batches
         return
+    false = scalar(False)
     for batch in batches:
+        time = batch.column("time")
         mask = None
         for bound, kernel in ((start, pc.greater_equal), (end, pc.less)):
             if bound is not None:
-                cond = pc.fill_null(kernel(batch.column("time"), bound), False)
+                cond = pc.fill_null(kernel(time, scalar(bound, time.type)), false)
                 mask = cond if mask is None else pc.and_(mask, cond)
         yield batch.filter(mask)
 

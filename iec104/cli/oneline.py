@@ -44,6 +44,7 @@ import pyarrow.compute as pc
 
 from ..codec.timetag import civil_from_days
 from ..codec.values import FLOAT32_TYPE_IDS, float32_text
+from ..records.arrays import array, scalar, to_numpy
 
 __all__ = ["COLUMNS", "QUALIFIER_NAMES", "batch_lines", "batch_text", "float32_texts", "format_endpoint",
            "format_time"]
@@ -52,19 +53,24 @@ QUALIFIER_NAMES = {100: "QOI", 101: "RQT", 105: "QRP", 113: "QPA", 110: "QPM", 1
                    112: "QPM", 45: "QU", 46: "QU", 47: "QU", 58: "QU", 59: "QU", 60: "QU",
                    48: "QL", 49: "QL", 50: "QL", 61: "QL", 62: "QL", 63: "QL"}
 """Name of the qualifier column by type ID ('Q' for the others)."""
-_NO_TEXT = pa.scalar(None, pa.string())
+_NO_TEXT = scalar(None, pa.string())
+# texts and flags given to compute functions as Arrow scalars (a Python value would be
+# converted by pyarrow.scalar, which imports pandas: see iec104.records.arrays)
+_EMPTY, _SPACE, _DASH, _EQUALS, _ZERO, _NEWLINE, _I = (
+    scalar(text) for text in ("", " ", "-", "=", "0", "\n", "I"))
+_FALSE = scalar(False)
 # by type ID (out of [0, 255]: 256): ' QU=' etc., and "is a short float"
-_QUALIFIERS = pa.array([f" {QUALIFIER_NAMES.get(t, 'Q')}=" for t in range(257)], pa.string())
+_QUALIFIERS = array([f" {QUALIFIER_NAMES.get(t, 'Q')}=" for t in range(257)], pa.string())
 _FLOAT_MASK = np.zeros(257, bool)
 _FLOAT_MASK[list(FLOAT32_TYPE_IDS)] = True
 _FLAGS = ("iv", "nt", "sb", "bl", "ov", "ei")
 # by the bits of the flags that are set (bit i: _FLAGS[i]): ' [IV NT]', none for 0
-_FLAG_TEXTS = pa.array([None] + [" [" + " ".join(f.upper() for i, f in enumerate(_FLAGS)
+_FLAG_TEXTS = array([None] + [" [" + " ".join(f.upper() for i, f in enumerate(_FLAGS)
                                                    if code >> i & 1) + "]"
                                  for code in range(1, 64)], pa.string())
-_SELECT_TEXTS = pa.array([None, " execute", " select"], pa.string())  # null, False, True
-_OBJECT_SEPARATORS = pa.array(["; ", " IOA ", " "], pa.string())  # later, first, first w/o IOA
-_SIGNS = pa.array(["", "-"], pa.string())
+_SELECT_TEXTS = array([None, " execute", " select"], pa.string())  # null, False, True
+_OBJECT_SEPARATORS = array(["; ", " IOA ", " "], pa.string())  # later, first, first w/o IOA
+_SIGNS = array(["", "-"], pa.string())
 _NS = 1_000_000_000
 _DIGITS = np.frombuffer(b"0123456789", np.uint8)
 _SAMPLE = 1024  # numbers looked at to guess whether formatting each distinct one pays
@@ -89,6 +95,13 @@ def format_endpoint(ip: str | None, port: int | None) -> str:
     if ip is None:
         return "?"
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _numbers(column: pa.Array, fill: int | bool = 0) -> np.ndarray:
+    """A numeric or boolean column as numpy (read-only), nulls as ``fill``."""
+    if column.null_count:
+        column = column.fill_null(scalar(fill, column.type))  # (of its type: no conversion)
+    return to_numpy(column)
 
 
 # -- fixed-width texts with numpy ------------------------------------------------------------
@@ -148,17 +161,17 @@ def _date_times(ns: np.ndarray) -> np.ndarray:
 def _times(column: pa.Array, mode: str, t0: int) -> pa.Array:
     """:func:`format_time` of a timestamp column."""
     ns = column.cast(pa.int64())
-    values = np.asarray(ns.fill_null(0), np.int64)
+    values = _numbers(ns)
     if mode == "a":
         text = _fixed(_date_times(values))
     elif mode == "e":
         fraction = np.empty((len(values), 9), np.uint8)
         _put(fraction, 0, values % _NS, 9)
-        text = pc.binary_join_element_wise(pa.array(values // _NS).cast(pa.string()),
-                                           _fixed(fraction), ".")
+        text = pc.binary_join_element_wise(array(values // _NS).cast(pa.string()),
+                                           _fixed(fraction), scalar("."))
     else:
         text = _relative(values, t0)
-    return pc.if_else(ns.is_null(), "-", text) if ns.null_count else text
+    return pc.if_else(ns.is_null(), _DASH, text) if ns.null_count else text
 
 
 def _relative(ns: np.ndarray, t0: int) -> pa.Array:
@@ -168,7 +181,7 @@ def _relative(ns: np.ndarray, t0: int) -> pa.Array:
     place of a half; those values, and differences beyond 2**62 ns, are formatted by
     Python."""
     if len(ns) and (int(ns.min()) - t0 < -2**62 or int(ns.max()) - t0 > 2**62):
-        return pa.array([format_time(v, "r", t0) for v in ns.tolist()], pa.string())
+        return array([format_time(v, "r", t0) for v in ns.tolist()], pa.string())
     seconds = (ns - t0).astype(np.float64) / 1e9
     micros = seconds * 1e6
     rounded = np.rint(micros)
@@ -179,11 +192,11 @@ def _relative(ns: np.ndarray, t0: int) -> pa.Array:
     fraction[:, 0] = ord(".")
     _put(fraction, 1, whole % 1_000_000, 6)
     text = pc.binary_join_element_wise(
-        _SIGNS.take(pa.array(seconds < 0).cast(pa.int8())),
-        pa.array(whole // 1_000_000).cast(pa.string()),
-        _fixed(fraction), "")
+        _SIGNS.take(array((seconds < 0).astype(np.int8))),
+        array(whole // 1_000_000).cast(pa.string()),
+        _fixed(fraction), _EMPTY)
     if own.any():
-        text = pc.replace_with_mask(text, pa.array(own), pa.array(
+        text = pc.replace_with_mask(text, array(own), array(
             [format_time(v, "r", t0) for v in ns[own].tolist()], pa.string()))
     return text
 
@@ -192,7 +205,7 @@ def _tag_times(column: pa.Array) -> pa.Array:
     """`` @HH:MM:SS.mmm`` of a time tag column (null where none; only the tags are
     written)."""
     ns = column.cast(pa.int64())
-    values = np.asarray(ns.drop_null() if ns.null_count else ns, np.int64)
+    values = to_numpy(ns.drop_null() if ns.null_count else ns)
     seconds = values // _NS
     starts, run = _runs(seconds)
     day_seconds = seconds[starts] % 86400
@@ -206,7 +219,7 @@ def _tag_times(column: pa.Array) -> pa.Array:
     _put(chars, 11, values % _NS // 1_000_000, 3)
     if not ns.null_count:
         return _fixed(chars)
-    valid = np.asarray(ns.is_valid(), bool)
+    valid = to_numpy(ns.is_valid())
     offsets = np.zeros(len(ns) + 1, np.int32)
     np.cumsum(valid * np.int32(14), out=offsets[1:])
     return pa.Array.from_buffers(pa.string(), len(ns), [
@@ -219,7 +232,7 @@ def _tag_times(column: pa.Array) -> pa.Array:
 def _per_distinct(column: pa.Array, fn: Callable[[Any], str | None]) -> pa.Array:
     """``fn`` of each value, computed once per distinct value."""
     encoded = column.dictionary_encode()
-    return pa.array([fn(v) for v in encoded.dictionary.to_pylist()], pa.string()).take(
+    return array([fn(v) for v in encoded.dictionary.to_pylist()], pa.string()).take(
         encoded.indices)
 
 
@@ -261,26 +274,25 @@ def float32_texts(values: np.ndarray) -> pa.Array:
     """
     bits = values.view(np.int64)
     if len(np.unique(bits[:_SAMPLE])) * 2 <= min(len(bits), _SAMPLE):  # repeats: by value
-        encoded = pa.array(bits).dictionary_encode()
-        return float32_texts(np.asarray(encoded.dictionary, np.int64).view(np.float64)).take(
+        encoded = array(bits).dictionary_encode()
+        return float32_texts(to_numpy(encoded.dictionary).view(np.float64)).take(
             encoded.indices)
     with np.errstate(over="ignore", invalid="ignore"):
         single = values.astype(np.float32)
         magnitude = np.abs(values)
         own = ~((single.astype(np.float64) == values) & (magnitude >= 2e-4)
                 & (magnitude < 2.0 ** 23) & (np.floor(values) != values))
-    text = pa.array(single).cast(pa.string())
+    text = array(single).cast(pa.string())
     if not own.all():
         # digits after the point: the last digit's step (own rows: any valid text)
-        point = np.asarray(pc.find_substring(text, "."), np.int64)
-        decimals = np.asarray(pc.utf8_length(text), np.int64) - point - 1
-        shown = np.asarray(pc.cast(pc.if_else(pa.array(own), "0", text), pa.float64()),
-                           np.float64)
+        point = to_numpy(pc.find_substring(text, ".")).astype(np.int64)
+        decimals = to_numpy(pc.utf8_length(text)).astype(np.int64) - point - 1
+        shown = to_numpy(pc.cast(pc.if_else(array(own), _ZERO, text), pa.float64()))
         with np.errstate(invalid="ignore"):
             own |= (point < 0) | ~(np.abs(shown - values) < 0.49 * 10.0 ** -decimals)
-        own |= np.asarray(pc.match_substring(text, "e"), bool)
+        own |= to_numpy(pc.match_substring(text, "e"))
     if own.any():
-        text = pc.replace_with_mask(text, pa.array(own), pa.array(
+        text = pc.replace_with_mask(text, array(own), array(
             [float32_text(v) for v in values[own].tolist()], pa.string()))
     return text
 
@@ -291,22 +303,22 @@ def _values(rows: pa.RecordBatch, type_id: np.ndarray) -> pa.Array:
     value = rows.column("value")
     # a secure authentication message (no IOA): its fields, as they are
     as_is = pc.and_(text.is_valid(), rows.column("ioa").is_null())
-    spaced = pc.and_(pc.fill_null(pc.match_substring(text, " "), False), pc.invert(as_is))
+    spaced = pc.and_(pc.fill_null(pc.match_substring(text, " "), _FALSE), pc.invert(as_is))
     out = text
     if pc.any(spaced).as_py():
         out = pc.replace_with_mask(out, spaced, _per_distinct(text.filter(spaced), _compact))
     # short floats: the text is repr() of the binary64 value; show the binary32 sent
     floats = pc.and_(pc.and_(pc.invert(spaced), text.is_valid()),
-                     pc.and_(pa.array(_FLOAT_MASK[type_id]), value.is_valid()))
+                     pc.and_(array(_FLOAT_MASK[type_id]), value.is_valid()))
     floats = pc.and_(floats, pc.invert(as_is))
     if pc.any(floats).as_py():
         out = pc.replace_with_mask(out, floats, float32_texts(
-            np.asarray(value.filter(floats), np.float64)))
+            to_numpy(value.filter(floats))))
     missing = pc.and_(text.is_null(), value.is_valid())
     if pc.any(missing).as_py():  # a number without text (Parquet from elsewhere)
-        out = pc.if_else(missing, pa.array([_number(v) for v in value.to_pylist()],
-                                           pa.string()), out)
-    return pc.if_else(pc.equal(out, ""), _NO_TEXT, out)
+        out = pc.if_else(missing, array([_number(v) for v in value.to_pylist()],
+                                        pa.string()), out)
+    return pc.if_else(pc.equal(out, _EMPTY), _NO_TEXT, out)
 
 
 def _objects(rows: pa.RecordBatch, first: np.ndarray, shown: np.ndarray) -> list[pa.Array]:
@@ -315,41 +327,40 @@ def _objects(rows: pa.RecordBatch, first: np.ndarray, shown: np.ndarray) -> list
     joined with nulls as nothing; all null on rows not ``shown``."""
     n = rows.num_rows
     ioa = rows.column("ioa")
-    type_id = np.asarray(rows.column("type_id").fill_null(0), np.int64)
+    type_id = _numbers(rows.column("type_id")).astype(np.int64)
     type_id[(type_id < 0) | (type_id > 255)] = 256
     values = _values(rows, type_id)
     has_ioa = ioa.is_valid()
-    with_ioa = np.asarray(has_ioa, bool)
-    separator = _OBJECT_SEPARATORS.take(pa.array(np.where(first, np.where(with_ioa, 1, 2), 0),
-                                                 mask=~shown))
+    with_ioa = to_numpy(has_ioa)
+    separator = _OBJECT_SEPARATORS.take(array(np.where(first, np.where(with_ioa, 1, 2), 0),
+                                              mask=~shown))
     if (with_ioa | ~shown).all():
-        value_part = [pc.if_else(values.is_valid(), "=", _NO_TEXT), values]
+        value_part = [pc.if_else(values.is_valid(), _EQUALS, _NO_TEXT), values]
     else:  # secure authentication messages have no IOA: the value alone
-        value_part = [pc.if_else(has_ioa, pc.binary_join_element_wise("=", values, ""),
-                                 pc.coalesce(values, "(no value)"))]
+        value_part = [pc.if_else(has_ioa, pc.binary_join_element_wise(_EQUALS, values, _EMPTY),
+                                 pc.coalesce(values, scalar("(no value)")))]
     code = np.zeros(n, np.int64)
     for bit, name in enumerate(_FLAGS):
-        code |= np.asarray(rows.column(name).fill_null(False), bool).astype(np.int64) << bit
-    parts = [separator, ioa.cast(pa.string()), *value_part, _FLAG_TEXTS.take(pa.array(code))]
+        code |= _numbers(rows.column(name), False).astype(np.int64) << bit
+    parts = [separator, ioa.cast(pa.string()), *value_part, _FLAG_TEXTS.take(array(code))]
     tag = rows.column("time_tag")
     if tag.null_count < n:
         parts.append(_tag_times(tag))
     select = rows.column("select")
     if select.null_count < n:
-        select_code = np.asarray(select.fill_null(False), np.int64) + np.asarray(
-            select.is_valid(), np.int64)
-        parts.append(_SELECT_TEXTS.take(pa.array(select_code)))
+        select_code = _numbers(select, False).astype(np.int64) + to_numpy(select.is_valid())
+        parts.append(_SELECT_TEXTS.take(array(select_code)))
     qualifier = rows.column("qualifier")
     if qualifier.null_count < n:
         parts.append(pc.binary_join_element_wise(
-            _QUALIFIERS.take(pa.array(type_id)), qualifier.cast(pa.string()), ""))
+            _QUALIFIERS.take(array(type_id)), qualifier.cast(pa.string()), _EMPTY))
     if shown.all():
         return parts
     # a row without object has null cells, so its parts are null already: only a part
     # with a cell on a hidden row is hidden by a copy
     hidden = ~shown
-    mask = pa.array(shown)
-    return [part if not (np.asarray(part.is_valid(), bool) & hidden).any()
+    mask = array(shown)
+    return [part if not (to_numpy(part.is_valid()) & hidden).any()
             else pc.if_else(mask, part, _NO_TEXT) for part in parts]
 
 
@@ -369,25 +380,25 @@ def _per_combination(head: pa.RecordBatch, names: tuple[str, ...],
             column = column.dictionary_encode().indices
         elif pa.types.is_boolean(column.type):
             column = column.cast(pa.int8())
-        values = np.asarray(column.fill_null(0), np.int64)
+        values = _numbers(column).astype(np.int64)
         if column.null_count:
-            values = values * 2 + np.asarray(column.is_valid(), np.int64)
+            values = values * 2 + to_numpy(column.is_valid())
         low = int(values.min(initial=0))
         span = int(values.max(initial=0)) - low + 1
         if radix * span > 2**62:
-            dense = pa.array(key).dictionary_encode()
-            key, radix = np.asarray(dense.indices, np.int64), len(dense.dictionary)
+            dense = array(key).dictionary_encode()
+            key, radix = to_numpy(dense.indices).astype(np.int64), len(dense.dictionary)
         key = key * span + (values - low)
         radix *= span
     # the distinct keys by hashing (no sort); any row of a key stands for it
-    encoded = pa.array(key).dictionary_encode()
-    index = np.asarray(encoded.indices, np.int64)
+    encoded = array(key).dictionary_encode()
+    index = to_numpy(encoded.indices)
     first = np.empty(len(encoded.dictionary), np.int64)
     first[index] = np.arange(len(index))
     shown = np.ones(len(first), bool) if rows is None else rows[first]
     texts = [fn(*row.values()) if ok else None for row, ok in zip(
-        cells.take(pa.array(first)).to_pylist(), shown.tolist(), strict=True)]
-    return pa.array(texts, pa.string()).take(encoded.indices)
+        cells.take(array(first)).to_pylist(), shown.tolist(), strict=True)]
+    return array(texts, pa.string()).take(encoded.indices)
 
 
 def _endpoints_text(src: str | None, sport: int | None, dst: str | None,
@@ -408,29 +419,27 @@ def _asdu_text(type_id: int | None, type_name: str | None, cot: int | None,
     return "".join(f" {part}" for part in parts if part is not None)
 
 
-_APCI_NAMES = pa.array(["I", "S", "U"], pa.string())
+_APCI_NAMES = array(["I", "S", "U"], pa.string())
 # by APCI code (I, S, U, none or a field missing): what opens, parts and closes its text
-_APCI_OPEN = pa.array([" I(", " S(", " U(", " ?"], pa.string())
-_APCI_COMMA = pa.array([",", None, None, None], pa.string())
-_APCI_CLOSE = pa.array([")", ")", ")", None], pa.string())
+_APCI_OPEN = array([" I(", " S(", " U(", " ?"], pa.string())
+_APCI_COMMA = array([",", None, None, None], pa.string())
+_APCI_CLOSE = array([")", ")", ")", None], pa.string())
 
 
 def _apci(head: pa.RecordBatch) -> list[pa.Array]:
     """The parts of `` I(ssn,rsn)``, `` S(rsn)``, `` U(function)`` or `` ?`` (nulls
     join as nothing)."""
     ssn, rsn, u_func = head.column("ssn"), head.column("rsn"), head.column("u_func")
-    code = np.asarray(pc.index_in(head.column("apci"), value_set=_APCI_NAMES).fill_null(3),
-                      np.int64)
-    ssn_ok, rsn_ok, u_ok = (np.asarray(c.is_valid(), bool) for c in (ssn, rsn, u_func))
+    code = _numbers(pc.index_in(head.column("apci"), value_set=_APCI_NAMES), 3).astype(np.int64)
+    ssn_ok, rsn_ok, u_ok = (to_numpy(c.is_valid()) for c in (ssn, rsn, u_func))
     code[~np.select([code == 0, code == 1, code == 2],
                     [ssn_ok & rsn_ok, rsn_ok, u_ok], False)] = 3
-    codes = pa.array(code)
+    codes = array(code)
 
     def number(column: pa.Array, shown: np.ndarray) -> pa.Array:
-        return pa.array(np.asarray(column.fill_null(0), np.int64), mask=~shown).cast(
-            pa.string())
+        return array(_numbers(column), mask=~shown).cast(pa.string())
 
-    u = u_func if not (u_ok & (code != 2)).any() else pc.if_else(pa.array(code == 2), u_func,
+    u = u_func if not (u_ok & (code != 2)).any() else pc.if_else(array(code == 2), u_func,
                                                                   _NO_TEXT)
     return [_APCI_OPEN.take(codes), number(ssn, code == 0), _APCI_COMMA.take(codes),
             number(rsn, code <= 1), u, _APCI_CLOSE.take(codes)]
@@ -459,9 +468,9 @@ def _groups(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
     start = np.ones(batch.num_rows, bool)
     if apdu.null_count == len(apdu):
         return start, np.arange(batch.num_rows)
-    numbers = np.asarray(apdu.fill_null(-1), np.int64)
+    numbers = _numbers(apdu, -1)
     if apdu.null_count:
-        null = np.asarray(apdu.is_null(), bool)
+        null = to_numpy(apdu.is_null())
         start[1:] = null[1:] | null[:-1] | (numbers[1:] != numbers[:-1])
     else:
         start[1:] = numbers[1:] != numbers[:-1]
@@ -483,43 +492,45 @@ def batch_text(batch: pa.RecordBatch, time_mode: str = "a", t0: int = 0,
     n, lines = batch.num_rows, len(heads_at)
     head = pa.RecordBatch.from_arrays([batch.column(c) for c in _HEAD_COLUMNS], _HEAD_COLUMNS)
     if lines != n:
-        head = head.take(pa.array(heads_at))
+        head = head.take(array(heads_at))
 
     # frame, time, endpoints: where the line happened (a note line's start too)
-    where = [pc.utf8_lpad(pc.fill_null(head.column("frame").cast(pa.string()), "-"), 6, " "),
-             " ", _times(head.column("time"), time_mode, t0),
+    where = [pc.utf8_lpad(pc.fill_null(head.column("frame").cast(pa.string()), _DASH), 6, " "),
+             _SPACE, _times(head.column("time"), time_mode, t0),
              _per_combination(head, ("src", "sport", "dst", "dport"), _endpoints_text)]
     apci = head.column("apci")
-    asdu = np.asarray(pc.fill_null(pc.and_(pc.equal(apci, "I"), head.column("type_id")
-                                           .is_valid()), False), bool)
+    asdu = to_numpy(pc.fill_null(pc.and_(pc.equal(apci, _I), head.column("type_id")
+                                         .is_valid()), _FALSE))
     parts = [*where, *_apci(head)]
     if asdu.any():
         parts.append(_per_combination(head, ("type_id", "type_name", "cot", "cot_name",
                                              "negative", "test", "oa", "ca"), _asdu_text,
                                       None if asdu.all() else asdu))
-    head_text = pc.binary_join_element_wise(*parts, "", null_handling="replace",
+    head_text = pc.binary_join_element_wise(*parts, _EMPTY, null_handling="replace",
                                             null_replacement="")
-    notes = np.flatnonzero(np.asarray(apci.is_null(), bool))
+    notes = np.flatnonzero(to_numpy(apci.is_null()))
     if len(notes):
-        index = pa.array(notes)
-        at = pa.array(heads_at[notes])
+        index = array(notes)
+        at = array(heads_at[notes])
         cols = [head.column("error").take(index).to_pylist(),
                 *(batch.column(c).take(at).to_pylist() for c in ("raw", "kind"))]
         head_text = pc.replace_with_mask(
-            head_text, pa.array(np.isin(np.arange(lines), notes)),
-            pa.array([_note_line(*args) for args in zip(pc.binary_join_element_wise(
-                *(p if isinstance(p, str) else p.take(index) for p in where), "").to_pylist(),
+            head_text, array(np.isin(np.arange(lines), notes)),
+            array([_note_line(*args) for args in zip(pc.binary_join_element_wise(
+                *(p if isinstance(p, pa.Scalar) else p.take(index) for p in where),
+                _EMPTY).to_pylist(),
                 *cols, strict=True)], pa.string()))
     error = head.column("error")
-    error_text = pc.if_else(pc.fill_null(pc.not_equal(error, ""), False),
-                            pc.binary_join_element_wise(" !! ", error, ""), _NO_TEXT)
+    error_text = pc.if_else(pc.fill_null(pc.not_equal(error, _EMPTY), _FALSE),
+                            pc.binary_join_element_wise(scalar(" !! "), error, _EMPTY),
+                            _NO_TEXT)
     if len(notes):
         error_text = pc.if_else(apci.is_null(), _NO_TEXT, error_text)
 
     # row-aligned parts: head on the first row, objects, error on the last row
-    row_parts = [head_text.take(pa.array(group, mask=~start))]
+    row_parts = [head_text.take(array(group, mask=~start))]
     line_asdu = asdu[group]
-    shown = line_asdu & np.asarray(batch.column("obj").is_valid(), bool)
+    shown = line_asdu & to_numpy(batch.column("obj").is_valid())
     if shown.any():
         previous = np.empty(n, np.int64)  # line of the object row before each row
         obj_rows = np.flatnonzero(shown)
@@ -530,11 +541,11 @@ def batch_text(batch: pa.RecordBatch, time_mode: str = "a", t0: int = 0,
         row_parts += _objects(batch, first, shown)  # (joined with the lines' other parts)
     last = np.ones(n, bool)
     last[:-1] = start[1:]
-    end = pc.binary_join_element_wise(error_text, "\n", "", null_handling="replace",
+    end = pc.binary_join_element_wise(error_text, _NEWLINE, _EMPTY, null_handling="replace",
                                       null_replacement="") if error_text.null_count < lines \
-        else pa.array(np.full(lines, "\n", object), pa.string())
-    row_parts.append(end.take(pa.array(group, mask=~last)) if not last.all() else end)
-    text = pc.binary_join_element_wise(*row_parts, "", null_handling="replace",
+        else _fixed(np.full((lines, 1), ord("\n"), np.uint8))
+    row_parts.append(end.take(array(group, mask=~last)) if not last.all() else end)
+    text = pc.binary_join_element_wise(*row_parts, _EMPTY, null_handling="replace",
                                        null_replacement="")
     offsets = np.frombuffer(text.buffers()[1], np.int32, n + 1, text.offset * 4)
     data = text.buffers()[2]

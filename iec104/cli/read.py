@@ -30,7 +30,6 @@ from .common import (
     Inputs,
     add_input_options,
     add_range_options,
-    arrow_without_pandas,
     compile_filter_option,
     exit_status,
     open_source,
@@ -187,8 +186,6 @@ def run(args: argparse.Namespace) -> int:
     if args.count is not None and args.count < 1:
         raise CliError("-c/--count must be at least 1")
     _check_output_options(args)
-    if getattr(args, "command_line", False):  # rows are printed, never made a DataFrame
-        arrow_without_pandas()
     flt = compile_filter_option(args.filter)
     inputs = open_source(args.capture, args)
     try:

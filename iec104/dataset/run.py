@@ -9,16 +9,28 @@ dataset, largest local capture first. The tasks run on a Dask cluster: a local o
 ``workers`` processes (one thread each: decoding is pure Python, threads would share one GIL;
 :data:`LOCAL_CLUSTER_CONFIG` keeps its allocator and its housekeeping from taking CPU from the
 decoding), an existing one at ``scheduler``, or, with ``workers=0``, in this process. As each
-task completes, in any order, its result is committed:
+task completes, in any order, its result is taken in:
 
 * :class:`Converted`: its row replaces any row of the same ``source`` (the capture changed)
-  or is added; the manifest is rewritten (atomically), then the files of a replaced row are
-  deleted. A second copy of content converted in the same run counts as skipped.
+  or is added. A second copy of content converted in the same run counts as skipped.
 * :class:`Skipped`, :class:`Failed`: nothing to write.
 
+Commits
+-------
+The manifest is rewritten whole (atomically, :meth:`Store.write_manifest`), which costs time
+in proportion to its rows: written after every capture, thousands of small captures cost
+O(N**2) (2,000 captures of 10 APDUs: half the run's CPU, bench/README.md). So it is written
+when a result arrives and the previous write is at least :data:`COMMIT_SECONDS` old, and at
+least nine times as old as that write took (writing stays under a tenth of the run whatever
+the manifest's size), and once more at the end of the run (also when it is interrupted by an
+exception): one write commits every capture that arrived since the last. The files of a
+replaced row are deleted after the write that drops the row.
+
 A kill at any moment leaves the committed captures readable; files published by a task whose
-result was never committed are orphans that the next run removes before converting that
-capture again. So a rerun of the same command completes the dataset and gives the same rows.
+result was never committed (it arrived after the last write) are orphans that the next run
+removes before converting that capture again. So a rerun of the same command completes the
+dataset and gives the same rows; a kill costs at most the conversions that completed since
+the last write.
 
 The workers must reach the captures and the dataset under the same names (a shared file system
 or an fsspec URL such as ``s3://bucket/ds``); results travel back to the caller, rows never do.
@@ -28,15 +40,20 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from .store import Store
 from .write import Converted, Failed, Options, Result, Skipped, convert_capture
 
-__all__ = ["LOCAL_CLUSTER_CONFIG", "convert_many", "dask_client", "default_workers",
-           "largest_first"]
+__all__ = ["COMMIT_SECONDS", "LOCAL_CLUSTER_CONFIG", "convert_many", "dask_client",
+           "default_workers", "largest_first"]
+
+COMMIT_SECONDS = 0.2
+"""Least time between two writes of the manifest in a run (see 'Commits' above)."""
+_WRITE_SHARE = 0.1  # of a run's time, at most, for writing the manifest (see 'Commits')
 
 _ENVIRON = "distributed.nanny.pre-spawn-environ."  # a worker's environment, before it starts
 
@@ -71,14 +88,18 @@ def default_workers() -> int:
 
 def convert_many(sources: Sequence[str], url: str, *, options: Options | None = None,
                  workers: int | None = None, scheduler: str | None = None,
-                 on_result: Callable[[Result], None] | None = None) -> list[Result]:
+                 on_result: Callable[[Result], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> list[Result]:
     """Convert ``sources`` (paths or URLs of captures) into the dataset at ``url``.
 
     Args:
         workers: local Dask worker processes (None: :func:`default_workers`; 0: no cluster,
             every capture in this process). Ignored with ``scheduler``.
         scheduler: address of an existing Dask scheduler, e.g. ``tcp://10.0.0.5:8786``.
-        on_result: called in this process as each capture's result is committed.
+        on_result: called in this process as each capture's result arrives (a converted
+            capture is committed by the next manifest write: see 'Commits' above; every
+            one by the time this returns).
+        clock: seconds (monotonic) that space the manifest writes.
 
     Returns:
         The results, in order of completion.
@@ -87,31 +108,71 @@ def convert_many(sources: Sequence[str], url: str, *, options: Options | None = 
     with dask_client(workers, scheduler) as client:  # first: an unreachable one writes nothing
         store = Store(url)
         store.ensure()
-        manifest = store.read_manifest()
-        store.recover(manifest)
-        rows: list[dict[str, Any]] = manifest.to_pylist()
-        known = frozenset(r["sha256"] for r in rows)
+        table = store.read_manifest()
+        store.recover(table)
+        manifest = _Manifest(store, table.to_pylist(), clock)
+        known = frozenset(manifest.digests)
         results: list[Result] = []
-
-        def commit(result: Result) -> None:
-            if isinstance(result, Converted):
-                if any(r["sha256"] == result.entry["sha256"] for r in rows):
-                    result = Skipped(result.source, result.entry["sha256"])
-                else:
-                    replaced = [r for r in rows if r["source"] == result.source]
-                    rows[:] = [r for r in rows if r["source"] != result.source]
-                    rows.append(result.entry)
-                    store.write_manifest(rows)
-                    kept = {f for r in rows for f in r["files"]}
-                    store.remove([f for r in replaced for f in r["files"] if f not in kept])
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
-
-        for result in _run(client, sources, store.url, known, options):
-            commit(result)
+        try:
+            for result in _run(client, sources, store.url, known, options):
+                if isinstance(result, Converted):
+                    result = manifest.add(result)
+                manifest.commit()
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+        except BaseException:
+            # keep what arrived whole (a rerun need not convert it again); the exception
+            # that stopped the run is the one to see, not a failed write's
+            with suppress(Exception):
+                manifest.commit(force=True)
+            raise
+        manifest.commit(force=True)
         store.tidy()
     return results
+
+
+class _Manifest:
+    """The manifest's rows in a run, and when to write them (see 'Commits' above)."""
+
+    def __init__(self, store: Store, rows: list[dict[str, Any]],
+                 clock: Callable[[], float]) -> None:
+        self.store = store
+        self.clock = clock
+        self.rows = {r["source"]: r for r in rows}  # a source has one row (add replaces it)
+        self.digests = {r["sha256"] for r in rows}
+        self.uncommitted = 0  # rows added since the last write
+        self.replaced: list[str] = []  # files of replaced rows, deleted after the write
+        self.due = clock()  # the time from which the next write may start
+
+    def add(self, result: Converted) -> Converted | Skipped:
+        """Take in a converted capture's row (or :class:`Skipped`: its content is in)."""
+        entry = result.entry
+        if entry["sha256"] in self.digests:  # a second copy converted in the same run
+            return Skipped(result.source, entry["sha256"])
+        old = self.rows.pop(result.source, None)
+        if old is not None:  # the capture changed
+            self.digests.discard(old["sha256"])
+            self.replaced.extend(old["files"])
+        self.rows[result.source] = entry
+        self.digests.add(entry["sha256"])
+        self.uncommitted += 1
+        return result
+
+    def commit(self, force: bool = False) -> None:
+        """Write the manifest if rows are uncommitted and it is due (or ``force``), then
+        delete the files of the rows it replaced."""
+        if not self.uncommitted or (not force and self.clock() < self.due):
+            return
+        start = self.clock()
+        self.store.write_manifest(list(self.rows.values()))
+        self.uncommitted = 0
+        if self.replaced:
+            kept = {f for r in self.rows.values() for f in r["files"]}
+            self.store.remove([f for f in self.replaced if f not in kept])
+            self.replaced = []
+        end = self.clock()
+        self.due = end + max(COMMIT_SECONDS, (end - start) * (1 / _WRITE_SHARE - 1))
 
 
 def _run(client: Any, sources: Sequence[str], url: str, known: frozenset[str],

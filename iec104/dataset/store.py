@@ -13,11 +13,12 @@ a file without its footer:
   visible only once its upload is complete.
 
 The manifest ``DIR/_captures.parquet`` (:data:`MANIFEST_SCHEMA`) is rewritten whole, the same
-way, after every capture that completes; it is the dataset's commit record: a data file whose
-digest no manifest row names is an orphan of an interrupted run, which :meth:`Store.recover`
-removes before a new run (a recorder's log segments are never orphans: they are in no
-manifest), and readers (:mod:`iec104.dataset.read`) read only the files the
-manifest lists, plus every recorder log segment.
+way, when captures have completed (:mod:`iec104.dataset.run` spaces the writes: 'Commits');
+it is the dataset's commit record: a data file whose digest no manifest row names is an
+orphan of an interrupted run, which :meth:`Store.recover` removes before a new run (a
+recorder's log segments are never orphans: they are in no manifest), and readers
+(:mod:`iec104.dataset.read`) read only the files the manifest lists, plus every recorder log
+segment.
 """
 
 from __future__ import annotations

@@ -6,12 +6,14 @@ pyarrow imports pandas (about 0.3 s of CPU, the largest single part of the start
 ``iec104 convert`` and ``iec104 read``) the first time it is asked whether an argument is
 a pandas object, which it asks in :func:`pyarrow.array`, :func:`pyarrow.scalar`,
 ``Array.to_numpy``, ``numpy.asarray(array)``, ``Array.fill_null`` and any compute function
-given a plain Python value. The paths from a capture to rows and to Parquet (the dissector,
-the row builders, the filter, the writers) build and read their arrays through this module
-instead: it goes through buffers (:meth:`pyarrow.Array.from_buffers` over numpy memory,
-:func:`numpy.frombuffer` over Arrow's), which never asks. ``tests/records/test_arrays.py``
-checks that :func:`array` gives what :func:`pyarrow.array` gives, and
-``tests/cli/test_cli_startup.py`` that those commands never import pandas.
+given a plain Python value (or ``fill_null`` a scalar of another type), and in ``as_py`` of
+a nanosecond timestamp. The paths from a capture to rows and to Parquet (the dissector, the
+row builders, the filter, the writers) and ``iec104 read``'s one-line formatter
+(:mod:`iec104.cli.oneline`) build and read their arrays through this module instead: it goes
+through buffers (:meth:`pyarrow.Array.from_buffers` over numpy memory, :func:`numpy.frombuffer`
+over Arrow's), which never asks. ``tests/records/test_arrays.py`` checks that :func:`array`
+gives what :func:`pyarrow.array` gives, and ``tests/cli/test_cli_startup.py`` that those
+commands never import pandas.
 
 The analyzer and the loaders (``to_pandas``) import pandas anyway; they need not use this.
 """

@@ -145,6 +145,21 @@ def test_overflow_and_recursion_are_bad_filters(expr: str, command: str,
     assert not (tmp_path / "out.parquet").exists()
 
 
+@pytest.mark.parametrize("source", ["capture", "parquet"])
+def test_start_and_end_show_the_apdus_of_the_time_range(source: str, tmp_path: Path) -> None:
+    path = STATION
+    if source == "parquet":
+        path = tmp_path / "station.parquet"
+        assert run("convert", STATION, "-o", path, "-q").returncode == 0
+    start, end = "2026-11-26T08:09:55.3", "2026-11-26T08:09:56.7"  # within the capture
+    ranged = run("read", path, "--start", start, "--end", end)
+    assert ranged.returncode == 0, ranged.stderr
+    filtered = run("read", path, "--filter", f"time >= '{start}' and time < '{end}'").stdout
+    everything = run("read", path).stdout.splitlines()
+    assert ranged.stdout == filtered
+    assert 0 < len(ranged.stdout.splitlines()) < len(everything)
+
+
 def test_count_and_relative_time() -> None:
     proc = run("read", STATION, "-c", "5", "-t", "r")
     lines = proc.stdout.splitlines()
@@ -254,9 +269,9 @@ def test_public_capture_gap_lines() -> None:
 
 @pytest.mark.parametrize("options", [[], ["-V"], ["-T", "json"], ["-T", "fields", "-e", "ioa"]])
 def test_read_spares_the_import_of_pandas(options: list[str]) -> None:
-    """pyarrow imports pandas at its first array (0.3 CPU-s): the command line's read keeps
-    it from doing so (cli.common.arrow_without_pandas) and prints what a process that has
-    pandas prints."""
+    """pyarrow imports pandas at its first array (0.3 CPU-s): read builds its arrays
+    without asking (iec104.records.arrays), and prints what a process that has pandas
+    prints (pyarrow converts some values differently there, e.g. ns timestamps)."""
     def read(code: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-c", code, "read", str(COMMANDS), *options],
                               env=env(), capture_output=True, text=True, check=True,

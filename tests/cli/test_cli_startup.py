@@ -1,5 +1,5 @@
-"""What the commands of the capture -> rows path import: never pandas (0.3 s of CPU at every
-start, imported by pyarrow on the first ``pa.array``/``pa.scalar``/``to_numpy``;
+"""What the commands of the capture -> rows path (convert, read) import: never pandas (0.3 s
+of CPU at every start, imported by pyarrow on the first ``pa.array``/``pa.scalar``/``to_numpy``;
 ``iec104/records/arrays.py`` builds arrays without it), nor asyncio (only the proxy needs it).
 
 Each command runs as a real subprocess under ``python -X importtime``, whose stderr lists
@@ -49,10 +49,34 @@ def test_convert_imports_neither_pandas_nor_asyncio(tmp_path: Path, capture: Pat
     assert "asyncio" not in names
 
 
-# read of a capture: its formatter still builds arrays with pyarrow's own calls, and the
-# command keeps pyarrow from importing pandas instead (cli.common.arrow_without_pandas); the
-# refused import still shows in -X importtime's listing, so tests/cli/test_cli_read.py's
-# test_read_spares_the_import_of_pandas checks sys.modules at exit there.
+@pytest.mark.parametrize("options", [
+    (), ("-t", "r"), ("-t", "e"), ("-V",), ("-T", "json"), ("-T", "fields", "-e", "ioa"),
+    ("--filter", "C_SC_NA_1 and ActCon or time > '2020-01-01'"),
+    ("--start", "2020-01-01", "--end", "2040-01-01T08:00"),
+])
+def test_read_imports_neither_pandas_nor_asyncio(options: tuple[str, ...]) -> None:
+    names = imported("read", cli.COMMANDS, *options)
+    assert "pandas" not in names
+    assert "asyncio" not in names
+
+
+@pytest.mark.parametrize("capture", ["iti_test-dissect-iec104-malformed.pcap",
+                                     "emre_iec104-baselines-seq-gaps.pcap"])
+def test_read_of_malformed_octets_and_gaps_imports_no_pandas(capture: str) -> None:
+    # their lines are made apart from the others' (cli.oneline's notes)
+    assert "pandas" not in imported("read", public_capture(capture))
+
+
+def test_read_of_parquet_imports_no_pandas(tmp_path: Path) -> None:
+    out = tmp_path / "commands.parquet"
+    imported("convert", cli.COMMANDS, "-o", out, "-q")
+    assert "pandas" not in imported("read", out, "-t", "r", "--start", "2020-01-01")
+
+
+# Not here: read of a dataset directory, or of a Parquet file with --filter (row groups
+# pruned by statistics), imports pyarrow.dataset, whose own module init asks pyarrow
+# whether pandas is there (pyarrow/_dataset.pyx builds Expression._scalar(True)), so pandas
+# comes with it.
 
 
 def test_the_listing_sees_pandas_where_it_is_used() -> None:

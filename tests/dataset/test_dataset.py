@@ -27,6 +27,7 @@ from iec104.capture.errors import CaptureWarning
 from iec104.dataset import Converted, connect, convert_many, load
 from iec104.dataset.layout import MANIFEST, capture_name, file_digest
 from iec104.dataset.read import _nullable, arrow_dataset
+from iec104.dataset.run import COMMIT_SECONDS
 from iec104.dataset.store import Store
 from iec104.dissector import dissect_table
 from tests.support import cli
@@ -149,6 +150,40 @@ def test_same_content_twice_is_converted_once(tmp_path: Path, captures: list[Pat
     results = convert_many([str(captures[5]), str(copy)], str(tmp_path / "ds"), workers=0)
     assert sorted(type(r).__name__ for r in results) == ["Converted", "Skipped"]
     assert len(manifest(tmp_path / "ds")) == 1
+
+
+def test_manifest_writes_follow_the_clock_and_a_kill_between_them_loses_nothing(
+        tmp_path: Path, captures: list[Path]) -> None:
+    """The manifest is written when a result arrives and COMMIT_SECONDS have passed since
+    the last write (on the clock given), and at the end; the dataset as a kill between two
+    writes would leave it shows the captures of the last write, and a rerun completes it."""
+    sources = [str(p) for p in captures[:8]]
+    ds, killed = tmp_path / "ds", tmp_path / "killed"
+    now = 0.0
+    committed: list[int] = []  # manifest rows on disk as each result arrives
+
+    def on_result(result: object) -> None:
+        nonlocal now
+        committed.append(Store(str(ds)).read_manifest().num_rows)
+        if len(committed) == 3:  # two captures published, not committed
+            shutil.copytree(ds, killed)
+        if len(committed) >= 5:
+            now += COMMIT_SECONDS
+
+    results = convert_many(sources, str(ds), workers=0, on_result=on_result,
+                           clock=lambda: now)
+    assert all(isinstance(r, Converted) for r in results), results
+    assert committed == [1, 1, 1, 1, 1, 6, 7, 8]
+    assert Store(str(ds)).read_manifest().num_rows == 8  # the last write, at the end
+    assert len(manifest(killed)) == 1
+    listed = {f for files in manifest(killed)["files"] for f in files}
+    assert listed < {str(p.relative_to(killed)) for p in killed.glob("date=*/*.parquet")}
+    assert len(load(killed)) == manifest(killed)["rows"].sum()  # the orphans are not read
+    rerun = convert_many(sources, str(killed), workers=0)
+    assert [type(r).__name__ for r in rerun].count("Converted") == 7
+    pd.testing.assert_frame_equal(canonical(load(killed)), canonical(load(ds)))
+    assert sorted(p.relative_to(killed) for p in killed.glob("date=*/*.parquet")) == \
+        sorted(p.relative_to(ds) for p in ds.glob("date=*/*.parquet"))
 
 
 def test_kill_9_mid_run_then_rerun_gives_the_same_dataset(tmp_path: Path,
