@@ -553,16 +553,22 @@ class CaptureParser:
                            self._frac_ns)
         buf, pos, n, frame = self._records()
         while True:
-            starts: list[int] = []
-            add = starts.append
-            for _ in range(records):  # the length chain, in one tight loop
-                if n - pos < hsize:
-                    break
-                end = pos + hsize + size(buf, pos + 8)[0]
-                if end > n:
-                    break
-                add(pos)
-                pos = end
+            # the length chain, in one tight loop (a list filled in place: cheaper than
+            # appends, and than a check of the octets left before each header)
+            starts = [0] * records
+            i = 0
+            try:
+                for i in range(records):
+                    starts[i] = pos
+                    pos += hsize + size(buf, pos + 8)[0]
+                    if pos > n:  # record i is not whole in buf
+                        pos = starts[i]
+                        break
+                else:
+                    i = records
+            except struct.error:  # fewer octets than a length at pos: no record i in buf
+                pass
+            del starts[i:]
             if starts:
                 yield head._replace(data=buf, starts=starts, first=frame + 1)
                 frame += len(starts)
