@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 __all__ = ["PacketColumns", "Taken", "take_run"]
 
 _M32 = 0xFFFFFFFF
+_FLOOR = -(1 << 63)  # below every acknowledgement
 _PAD = bytes(128)  # after the last packet: every gather of a header stays inside the buffer
 
 
@@ -123,6 +124,27 @@ def _numbered(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return first, number
     _, first, number = np.unique(key, return_index=True, return_inverse=True)
     return first, number.ravel()
+
+
+def _tuples(rows: np.ndarray, in4: np.ndarray, in6: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The packets grouped by 4-tuple (``rows``: their octets from the IP header on;
+    ``in4``/``in6``: the plain IPv4/IPv6 ones): the first packet of each group, and each
+    packet's group. The packets that are not plain get groups of their own (never
+    looked up)."""
+    if not in6.any():  # IPv4: two numberings of integers (the addresses, then beside the ports)
+        k4 = rows.view(_TUPLE4).ravel()
+        _, pair = _numbered(np.where(in4, k4["addresses"], 0))
+        return _numbered((pair << 33) | np.where(in4, k4["ports"].astype(np.int64) | (1 << 32),
+                                                 0))
+    # IPv6 too: rows of octets (a slower sort), after a tag that keeps the families and the
+    # packets that are not plain apart
+    octets = np.zeros((len(rows), 1 + _KEY6.stop - _KEY6.start), np.uint8)
+    octets[:, 0] = np.where(in6, 6, np.where(in4, 4, 0))
+    octets[in6, 1:] = rows[in6, _KEY6]
+    octets[in4, 1:1 + _KEY4.stop - _KEY4.start] = rows[in4, _KEY4]
+    key = octets.view(np.dtype((np.void, octets.shape[1]))).ravel()
+    _, first, group = np.unique(key, return_index=True, return_inverse=True)
+    return first, group.ravel()
 
 
 def _u32(data: bytes, at: int, order: str) -> int:
@@ -239,12 +261,17 @@ class PacketColumns:
         ip_at = at + ip
         rows = _rows(blob, _IP_ROW)[ip_at]  # each packet's octets from its IP header on
         nibble = rows[:, 0] >> 4
-        version = np.where((need == 0) | (nibble == need), nibble, 0)
-        if np.any(etype_at >= 0):
-            etype = _rows(blob, 2)[at + np.maximum(etype_at, 0)].view(">u2").ravel()
-            version = np.where(etype_at >= 0, np.where(etype == ETH_IPV4, 4,
-                                                       np.where(etype == ETH_IPV6, 6, 0)),
-                               version)
+        by_type: Any = None  # the version the EtherType says (where the link has one)
+        if not isinstance(etype_at, int) or etype_at >= 0:
+            etype = np.ndarray((len(blob) - 1,), ">u2", blob, strides=(1,))[
+                at + np.maximum(etype_at, 0)]  # the 16-bit word at each packet's offset
+            by_type = (etype == ETH_IPV4) * 4 + (etype == ETH_IPV6) * 6
+        if isinstance(etype_at, int) and etype_at >= 0:
+            version = by_type
+        else:
+            version = np.where((need == 0) | (nibble == need), nibble, 0)
+            if by_type is not None:
+                version = np.where(etype_at >= 0, by_type, version)
         room = lens - ip  # captured octets from the IP header on
         v4 = known & (version == 4) & (room >= 40)
         v6 = known & (version == 6) & (room >= 60)
@@ -275,23 +302,7 @@ class PacketColumns:
         self.ack = field("ack").astype(np.int64)
         self.start = start
         self.size = np.where(plain, end - start, 0)
-        # each 4-tuple's group: IPv4 in two sorts of integers (the addresses, then their
-        # index beside the ports); IPv6 as rows of octets (a slower sort). The packets
-        # that are not plain get keys of their own (their groups are never looked up).
-        in4, in6 = v4 & plain, v6 & plain
-        if not in6.any():
-            k4 = rows.view(_TUPLE4).ravel()
-            _, pair = _numbered(np.where(in4, k4["addresses"], 0))
-            self.first, self.group = _numbered((pair << 33) | np.where(
-                in4, k4["ports"].astype(np.int64) | (1 << 32), 0))
-        else:
-            octets = np.zeros((n, 1 + _KEY6.stop - _KEY6.start), np.uint8)
-            octets[:, 0] = np.where(v6, 6, 4) * plain  # apart: the families, and the rest
-            octets[in6, 1:] = rows[in6, _KEY6]
-            octets[in4, 1:1 + _KEY4.stop - _KEY4.start] = rows[in4, _KEY4]
-            key = octets.view(np.dtype((np.void, octets.shape[1]))).ravel()
-            _, self.first, group = np.unique(key, return_index=True, return_inverse=True)
-            self.group = group.ravel()
+        self.first, self.group = _tuples(rows, v4 & plain, v6 & plain)
         self._v6 = v6
         self._ip_at = ip_at
         self._tcp = tcp
@@ -413,7 +424,7 @@ def take_run(r: Reassembler, cols: PacketColumns, lo: int) -> tuple[int, list[Ta
     acked = nxt + d - np.where(d >= 0x80000000, 1 << 32, 0)  # _Half.rel
     valid = ack_ok[group] & (acked <= nxt + (1 << 30))
     valid[stop:] = False
-    floor = np.iinfo(np.int64).min
+    floor = _FLOOR
     ranked = np.where(valid, acked, floor)[order]
     best = np.full(groups, floor, np.int64)
     best[present] = np.maximum.reduceat(ranked, bounds[present])
@@ -425,14 +436,15 @@ def take_run(r: Reassembler, cols: PacketColumns, lo: int) -> tuple[int, list[Ta
     first_hit = np.zeros(groups, np.int64)
     first_hit[hit_group[firsts]] = hits[firsts]
     # the payloads in the run, one direction after the other, gathered at once (with
-    # 32-bit indices where they fit: half the memory traffic of the index arrays, which
-    # cost more than the octets)
+    # 32-bit indices where they fit: numpy repeats 64-bit ones several times slower, and
+    # the index arrays cost more than the octets)
     carried = order[np.flatnonzero((data & checked[group])[order] & (order < stop))]
     sizes = size[carried]
     ends = np.cumsum(sizes)
     index = np.int32 if len(cols.blob) < 1 << 31 else np.int64
-    octets = cols.a[np.repeat((start[carried] - (ends - sizes)).astype(index), sizes)
-                    + np.arange(int(ends[-1]) if ends.size else 0, dtype=index)].tobytes()
+    where = np.repeat((start[carried] - (ends - sizes)).astype(index), sizes)
+    where += np.arange(int(ends[-1]) if ends.size else 0, dtype=index)
+    octets = np.take(cols.a, where).tobytes()
     per_group = np.bincount(group[carried], minlength=groups)
     cut = np.zeros(groups + 1, np.int64)
     np.cumsum(per_group, out=cut[1:])

@@ -59,6 +59,7 @@ import os
 import struct
 import warnings
 import zlib
+from array import array
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Self, cast
 
@@ -75,6 +76,7 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20
+_ZERO = (0,)
 _PIECE = 1 << 16  # one read() of a refill (see _refill)
 #: What reading the file may raise besides a clean end: I/O errors, and for gzip a damaged
 #: header or CRC (OSError), a cut stream (EOFError) or damaged deflate data (zlib.error).
@@ -131,8 +133,8 @@ class RecordBlock(NamedTuple):
 
     data: bytes
     """Octets holding the records (and maybe more around them)."""
-    starts: list[int]
-    """Where each record (its record header or block) starts in ``data``."""
+    starts: array[int]
+    """Where each record (its record header or block) starts in ``data`` (int64)."""
     first: int
     """Frame number of the first record (1-based)."""
     byte_order: str
@@ -549,13 +551,14 @@ class CaptureParser:
         size = struct.Struct(self.byte_order + "I").unpack_from
         hsize = self._rec_size
         assert self.linktype is not None
-        head = RecordBlock(b"", [], 0, self.byte_order, hsize, 8, self.linktype, None,
+        head = RecordBlock(b"", array("q"), 0, self.byte_order, hsize, 8, self.linktype, None,
                            self._frac_ns)
         buf, pos, n, frame = self._records()
         while True:
-            # the length chain, in one tight loop (a list filled in place: cheaper than
-            # appends, and than a check of the octets left before each header)
-            starts = [0] * records
+            # the length chain, in one tight loop (an array filled in place: cheaper than
+            # appends, and than a check of the octets left before each header; numpy
+            # takes it as it is)
+            starts = array("q", _ZERO) * records
             i = 0
             try:
                 for i in range(records):
@@ -596,7 +599,7 @@ class CaptureParser:
                 # a run of EPBs of one interface, each one the general path below would
                 # yield as it is (whole, consistent, time in range); anything else
                 # ends the run and goes there
-                starts: list[int] = []
+                starts = array("q")
                 times: list[int] = []
                 add, add_time = starts.append, times.append
                 iface = -1
