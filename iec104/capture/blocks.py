@@ -147,6 +147,18 @@ def _tuples(rows: np.ndarray, in4: np.ndarray, in6: np.ndarray) -> tuple[np.ndar
     return first, group.ravel()
 
 
+def _epb_times(ts: np.ndarray, mul: int, div: int, offset_ns: int) -> np.ndarray:
+    """EPB times in ns, ``ts * mul // div + offset_ns`` (in range: the reader checked
+    it). ``ts`` holds the 64-bit timestamps as int64 (those of 2**63 and above as
+    negative numbers): int64 arithmetic where no step can overflow (the usual
+    resolutions), Python's integers otherwise."""
+    if div == 1 and ts.min() >= 0 and int(ts.max()) * mul < 1 << 63 \
+            and -(1 << 63) <= offset_ns < 1 << 63:
+        return ts * mul + offset_ns
+    return np.array([t * mul // div + offset_ns for t in ts.astype(np.uint64).tolist()],
+                    np.int64)
+
+
 def _u32(data: bytes, at: int, order: str) -> int:
     return struct.unpack_from(order + "I", data, at)[0]  # type: ignore[no-any-return]
 
@@ -211,14 +223,17 @@ class PacketColumns:
             blob = b"".join((raw[first:end], _PAD))
             heads = np.asarray(block.starts, np.int64) - first
         o = block.byte_order
+        # the record header's time (pcap: seconds and fraction; EPB: a 64-bit timestamp
+        # in two words) and captured length
         record = _rows(blob, block.header)[heads].view(np.dtype({
-            "names": ["sec", "frac", "incl"], "formats": [o + "u4"] * 3,
-            "offsets": [0, 4, block.length_at], "itemsize": block.header})).ravel()
-        if block.times is None:  # pcap: seconds and fraction
-            times = (record["sec"].astype(np.int64) * 1_000_000_000
-                     + record["frac"].astype(np.int64) * block.frac_ns)
+            "names": ["high", "low", "incl"], "formats": [o + "u4"] * 3,
+            "offsets": [0, 4, block.length_at] if block.clock is None else [12, 16, 20],
+            "itemsize": block.header})).ravel()
+        high, low = record["high"].astype(np.int64), record["low"].astype(np.int64)
+        if block.clock is None:
+            times = high * 1_000_000_000 + low * block.frac_ns
         else:
-            times = np.asarray(block.times, np.int64)
+            times = _epb_times((high << 32) | low, *block.clock)
         return cls(blob, heads + block.header, record["incl"].astype(np.int64),
                    block.linktype,
                    np.arange(block.first, block.first + n, dtype=np.int64) + frame_offset,

@@ -25,6 +25,7 @@ from iec104.capture.errors import CaptureError, CaptureWarning
 from iec104.capture.packet import decode_plain_tcp, decode_tcp
 from iec104.capture.reader import NEED_DATA, CaptureParser, CaptureReader, Packet, RecordBlock
 from iec104.capture.reassembly import Reassembler
+from tests.capture.test_dissect_capture import epb, idb, shb
 from tests.conftest import REPO_ROOT, public_capture, public_capture_names
 from tests.dissect.test_fast_lane import _bench_capture, _conversations
 from tests.support import fuzz
@@ -118,6 +119,46 @@ def test_record_blocks_as_packets(tmp_path: Path) -> None:
             assert max(sizes, default=0) <= records
         checked += 1
     assert checked > 30
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_record_blocks_keep_every_clock(order: str) -> None:
+    """EPB runs check each timestamp against the bounds of the storable times and the
+    columns compute the times by column: both as packets() does, for every resolution
+    and offset, at the edges of the range and past them (each ends a run)."""
+    rng = random.Random(f"clocks{order}")
+    clocks = [(None, None), (9, None), (0x80 | 20, None), (12, 7), (0, -(1 << 34)),
+              (0x80 | 63, 1 << 20), (6, -(1 << 31)), (0x80 | 3, -(1 << 34))]
+    data = shb(order) + b"".join(idb(order, tsresol=r, tsoffset=o) for r, o in clocks)
+    frame = bytes.fromhex("00112233445566778899aabb0800") + bytes(46)
+    edges = []  # per interface: the timestamps nearest both ends of the storable range
+    for res, seconds in clocks:
+        res = 6 if res is None else res
+        mul, div = ((10**9, 1 << (res & 0x7F)) if res & 0x80 else (10 ** (9 - res), 1)
+                    if res <= 9 else (1, 10 ** (res - 9)))
+        offset = (seconds or 0) * 10**9
+        edges.append([max(0, ((end - offset) * div) // mul) for end in (-(1 << 63), 1 << 63)])
+    for _ in range(800):
+        iface = rng.randrange(len(clocks))
+        ts = rng.choice([rng.randrange(1 << 64), rng.randrange(1 << 52), rng.randrange(1 << 40),
+                         rng.choice(edges[iface]) + rng.randrange(-2, 3)])
+        data += epb(order, iface, min(max(ts, 0), (1 << 64) - 1), frame)
+    expected, problem = _packets(data)
+    assert any(p.time_ns is None for p in expected)  # past the range: in the data
+    assert sum(p.time_ns is not None for p in expected) > 200
+    for records in (1, 7, 4096):
+        got, got_problem, _ = _blocks(data, records)
+        assert got == expected and got_problem == problem
+    parser = CaptureParser("x")
+    parser.feed(data)
+    parser.end()
+    assert parser.parse_header()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CaptureWarning)
+        for item in parser.record_blocks(64):
+            if isinstance(item, RecordBlock):
+                cols = PacketColumns.from_records(item, 0)
+                assert cols.times.tolist() == [item.packet(i).time_ns for i in range(cols.n)]
 
 
 @pytest.mark.parametrize("path", OWN, ids=lambda p: p.name)
