@@ -8,11 +8,18 @@ The dissector's fast lane takes the common packet -- a plain TCP segment
 decision is a few microseconds of Python; here it is made for a whole block of packets with
 numpy, and its effect applied once per direction:
 
-* :class:`PacketColumns` joins the block's captured bytes and decodes the plain packet's
-  headers of every packet by column, from the offsets :mod:`.packet` declares
-  (:data:`~.packet.PLAIN_LINKS`, ``PLAIN4``, ``PLAIN6``, ``PLAIN_TCP``): the same answer as
-  :func:`~.packet.decode_plain_tcp` packet by packet (tested on every capture);
-  packets are grouped by their 4-tuple (one group per connection direction);
+* :class:`PacketColumns` decodes the plain packet's headers of every packet of the block
+  by column, from the offsets :mod:`.packet` declares (:data:`~.packet.PLAIN_LINKS`,
+  ``PLAIN4``, ``PLAIN6``, ``PLAIN_TCP``): the same answer as
+  :func:`~.packet.decode_plain_tcp` packet by packet (tested on every capture). Each
+  packet's octets from its IP header on are gathered as one row (a view of the block's
+  octets whose row ``i`` starts at octet ``i``, indexed by the packets' offsets) and read
+  through structured dtypes built from those offsets, so a field costs no index array of
+  its own. A pcap block lies in the octets the reader holds (no copy when they hold its
+  gathers), and the record headers (times, captured lengths) are read the same way.
+  Packets are grouped by their 4-tuple (one group per connection direction): for IPv4,
+  the addresses and then the ports are numbered as integers among the values of the
+  block's first packets (:func:`_numbered`; a sort of all when those miss one);
 * :func:`take_run` decides, from a position in the block on, the leading run of packets
   that ``in_order`` would take one after the other: each packet's direction passes
   :meth:`~.reassembly.Reassembler.ready` (constant while only ``in_order`` runs), its flags
@@ -24,7 +31,11 @@ numpy, and its effect applied once per direction:
   (:meth:`~.reassembly._Half.advance_run`), the last packet's frame and time on the
   connection, the idle sequence number of a direction without data yet, and the
   acknowledgements of the other direction (each taken with the other direction's ``next``
-  at that packet, the furthest one kept as ``acknowledge`` keeps it).
+  at that packet, the furthest one kept as ``acknowledge`` keeps it). Each of these steps
+  is one numpy operation over all the block's packets, whatever their directions (sums
+  per direction from one stable sort by group, :func:`_before`); Python runs per
+  direction only to ask the reassembler and to apply the effect, and the payloads of all
+  directions are gathered at once.
 
 A packet of a connection that is not decoded (:meth:`~.reassembly.Reassembler.ignored`: not
 on a selected port, refused by the heuristic) does not end a run unless it is a SYN: ``feed``
@@ -176,8 +187,8 @@ class Taken(NamedTuple):
     """The reassembler's state of the direction (``stream``, ``direction``)."""
     data: bytes
     """The payloads, joined."""
-    sizes: list[int]
-    """Each payload's length (> 0), in capture order."""
+    ends: list[int]
+    """Where each payload (> 0 octets, in capture order) ends in ``data``."""
     frames: list[int]
     times: list[int | None]
 
@@ -463,8 +474,7 @@ def take_run(r: Reassembler, cols: PacketColumns, lo: int) -> tuple[int, list[Ta
     per_group = np.bincount(group[carried], minlength=groups)
     cut = np.zeros(groups + 1, np.int64)
     np.cumsum(per_group, out=cut[1:])
-    sizes_l, frames_l, times_l = sizes.tolist(), frames[carried].tolist(), \
-        times[carried].tolist()
+    frames_l, times_l = frames[carried].tolist(), times[carried].tolist()
     taken: list[Taken] = []
     updates = []
     last_of: dict[int, int] = {}  # connection -> its last packet in the run
@@ -485,14 +495,15 @@ def take_run(r: Reassembler, cols: PacketColumns, lo: int) -> tuple[int, list[Ta
             h.idle_seq = int(seq[end])  # a pure ACK before any data (no data here)
         a, b = int(cut[g]), int(cut[g + 1])
         if b > a:
-            part = sizes_l[a:b]
-            width = sum(part)
-            taken.append(Taken(h, octets[at:at + width], part, frames_l[a:b], times_l[a:b]))
+            part = ends[a:b] - at  # the group's payload ends from its first octet on
+            width = int(part[-1])
+            taken.append(Taken(h, octets[at:at + width], part.tolist(), frames_l[a:b],
+                               times_l[a:b]))
             at += width
     for other, top, frame, time_ns in updates:
         other.acked, other.acked_frame, other.acked_time = top, frame, time_ns
     for t in taken:
-        t.half.advance_run(t.data, t.sizes)
+        t.half.advance_run(t.data, t.ends)
     for conn, _h, _o in states.values():
         end = last_of.get(id(conn))
         if end is not None:

@@ -17,10 +17,11 @@ import random
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from scapy.layers.inet import TCP
 
-from iec104.capture.blocks import PacketColumns, take_run
+from iec104.capture.blocks import PacketColumns, _numbered, take_run
 from iec104.capture.errors import CaptureError, CaptureWarning
 from iec104.capture.packet import decode_plain_tcp, decode_tcp
 from iec104.capture.reader import NEED_DATA, CaptureParser, CaptureReader, Packet, RecordBlock
@@ -119,6 +120,18 @@ def test_record_blocks_as_packets(tmp_path: Path) -> None:
             assert max(sizes, default=0) <= records
         checked += 1
     assert checked > 30
+
+
+@pytest.mark.parametrize("late", [0, 1, 300])
+def test_numbered_as_unique(late: int) -> None:
+    """Groups numbered from a sample give np.unique's answer, also when values first
+    appear after the sample (then all are sorted)."""
+    rng = np.random.default_rng(late)
+    key = rng.choice(np.array([5, -3, 1 << 40, 7, 0], np.int64), 2000)
+    key[-late or len(key):] = rng.integers(-(1 << 62), 1 << 62, late)  # new values, late
+    _, first, number = np.unique(key, return_index=True, return_inverse=True)
+    got_first, got_number = _numbered(key)
+    assert got_first.tolist() == first.tolist() and got_number.tolist() == number.tolist()
 
 
 @pytest.mark.parametrize("order", ["<", ">"])
@@ -253,7 +266,7 @@ def _same_state(data: bytes, block: int) -> int:
             while i < cols.n:
                 stop, taken = take_run(runs, cols, i)
                 took += stop - i
-                assert sum(len(t.sizes) for t in taken) <= stop - i
+                assert sum(len(t.ends) for t in taken) <= stop - i
                 if stop < cols.n:
                     _one(runs, cols.packet(stop))
                 i = stop + 1
