@@ -263,7 +263,7 @@ class PacketColumns:
         self.packet = packet
         self.blob = blob
         self.at = at
-        self.a = a = np.frombuffer(blob, np.uint8)
+        self.a = np.frombuffer(blob, np.uint8)
         # where the IP header lies in the packet, where its EtherType (-1: none, the version
         # nibble says; -2: a link type without a plain layout), the IP version the link
         # type requires (0: either): one layout for the whole block (scalars) when its
@@ -505,9 +505,9 @@ def take_run(r: Reassembler, cols: PacketColumns, lo: int) -> tuple[int, list[Ta
     for t in taken:
         t.half.advance_run(t.data, t.ends)
     for conn, _h, _o in states.values():
-        end = last_of.get(id(conn))
-        if end is not None:
-            conn.last_frame, conn.last_time = int(frames[end]), _time(times, end)
+        final = last_of.get(id(conn))
+        if final is not None:
+            conn.last_frame, conn.last_time = int(frames[final]), _time(times, final)
     if others:
         for i in np.flatnonzero(spared[:stop]).tolist():
             _, time_ns, linktype, packet, _, _ = cols.packet(lo + i)
