@@ -49,10 +49,10 @@ microseconds of Python per packet. So a capture file is read ``block`` records a
 record starts), the plain headers of the whole block are decoded by column, and the leading
 run of packets that ``in_order`` would take one by one is taken at once
 (:func:`~.capture.blocks.take_run`: numpy operations over the whole block, whatever its
-connections, the reassembler's state changed as ``in_order`` changes it), each direction's payloads going to its lane as
-one ``bytes`` object. The packet that ends a run goes the packet-by-packet way, and so do
-more after a short run, before the next try. ``runs=False`` keeps the packet-by-packet way
-throughout: the reference of the runs in the tests.
+connections, the reassembler's state changed as ``in_order`` changes it), each direction's
+payloads going to its lane as one ``bytes`` object. The packet that ends a run goes the
+packet-by-packet way, and so do more after a short run, before the next try. ``runs=False``
+keeps the packet-by-packet way throughout: the reference of the runs in the tests.
 """
 
 from __future__ import annotations
