@@ -48,11 +48,11 @@ microseconds of Python per packet. So a capture file is read ``block`` records a
 (:meth:`~.capture.reader.CaptureParser.record_blocks`: the file's octets and where each
 record starts), the plain headers of the whole block are decoded by column, and the leading
 run of packets that ``in_order`` would take one by one is taken at once
-(:func:`~.capture.blocks.take_run`: a few numpy operations per direction, the reassembler's
-state changed as ``in_order`` changes it), each direction's payloads going to its lane as
-one ``bytes`` object. The packet that ends a run goes the packet-by-packet way, and so do
-more after a short run, before the next try. ``runs=False`` keeps the packet-by-packet way
-throughout: the reference of the runs in the tests.
+(:func:`~.capture.blocks.take_run`: numpy operations over the whole block, whatever its
+connections, the reassembler's state changed as ``in_order`` changes it), each direction's
+payloads going to its lane as one ``bytes`` object. The packet that ends a run goes the
+packet-by-packet way, and so do more after a short run, before the next try. ``runs=False``
+keeps the packet-by-packet way throughout: the reference of the runs in the tests.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
-from itertools import accumulate, islice
+from itertools import islice
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
@@ -457,11 +457,11 @@ class _FastLane:
             for t in taken:
                 lane = self._lane(t.half)
                 lane.chunks.append(t.data)
-                lane.ends += islice(accumulate(t.sizes, initial=lane.size), 1, None)
+                lane.ends += map(lane.size.__add__, t.ends) if lane.size else t.ends
                 lane.size += len(t.data)
                 lane.frames += t.frames
                 lane.times += t.times
-                self.taken += len(t.sizes)
+                self.taken += len(t.ends)
             if self.taken >= self.block:
                 yield from self.flush()
             if stop >= n:

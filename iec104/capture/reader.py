@@ -59,6 +59,7 @@ import os
 import struct
 import warnings
 import zlib
+from array import array
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Self, cast
 
@@ -75,6 +76,7 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20
+_ZERO = (0,)
 _PIECE = 1 << 16  # one read() of a refill (see _refill)
 #: What reading the file may raise besides a clean end: I/O errors, and for gzip a damaged
 #: header or CRC (OSError), a cut stream (EOFError) or damaged deflate data (zlib.error).
@@ -131,8 +133,8 @@ class RecordBlock(NamedTuple):
 
     data: bytes
     """Octets holding the records (and maybe more around them)."""
-    starts: list[int]
-    """Where each record (its record header or block) starts in ``data``."""
+    starts: array[int]
+    """Where each record (its record header or block) starts in ``data`` (int64)."""
     first: int
     """Frame number of the first record (1-based)."""
     byte_order: str
@@ -144,8 +146,10 @@ class RecordBlock(NamedTuple):
     """Where a record's captured length lies in it (pcap 8, EPB 20); its original length
     follows."""
     linktype: int
-    times: list[int] | None
-    """EPBs: each record's time (ns); pcap: None (seconds and fraction in the header)."""
+    clock: tuple[int, int, int] | None
+    """EPBs: their interface's ``(mul, div, offset_ns)``: a record's time (ns) is its
+    64-bit timestamp ``ts * mul // div + offset_ns`` (in range: the run checked it);
+    pcap: None (seconds and fraction in the header)."""
     frac_ns: int = 1000
     """pcap: nanoseconds per unit of the header's second fraction (1000 or 1)."""
     interface: int = 0
@@ -158,11 +162,13 @@ class RecordBlock(NamedTuple):
         data = self.data
         two = _TWO_WORDS[self.byte_order]
         incl, orig = two(data, pos + self.length_at)
-        if self.times is None:
+        if self.clock is None:
             sec, frac = two(data, pos)
             time_ns = sec * 1_000_000_000 + frac * self.frac_ns
         else:
-            time_ns = self.times[i]
+            hi, lo = two(data, pos + 12)
+            mul, div, offset_ns = self.clock
+            time_ns = ((hi << 32) | lo) * mul // div + offset_ns
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (once per packet)
         return tuple.__new__(Packet, (self.first + i, time_ns, self.linktype,  # type: ignore[return-value]
                                       data[pos + self.header:pos + self.header + incl], orig,
@@ -549,20 +555,27 @@ class CaptureParser:
         size = struct.Struct(self.byte_order + "I").unpack_from
         hsize = self._rec_size
         assert self.linktype is not None
-        head = RecordBlock(b"", [], 0, self.byte_order, hsize, 8, self.linktype, None,
+        head = RecordBlock(b"", array("q"), 0, self.byte_order, hsize, 8, self.linktype, None,
                            self._frac_ns)
         buf, pos, n, frame = self._records()
         while True:
-            starts: list[int] = []
-            add = starts.append
-            for _ in range(records):  # the length chain, in one tight loop
-                if n - pos < hsize:
-                    break
-                end = pos + hsize + size(buf, pos + 8)[0]
-                if end > n:
-                    break
-                add(pos)
-                pos = end
+            # the length chain, in one tight loop (an array filled in place: cheaper than
+            # appends, and than a check of the octets left before each header; numpy
+            # takes it as it is)
+            starts = array("q", _ZERO) * records
+            i = 0
+            try:
+                for i in range(records):
+                    starts[i] = pos
+                    pos += hsize + size(buf, pos + 8)[0]
+                    if pos > n:  # record i is not whole in buf
+                        pos = starts[i]
+                        break
+                else:
+                    i = records
+            except struct.error:  # fewer octets than a length at pos: no record i in buf
+                pass
+            del starts[i:]
             if starts:
                 yield head._replace(data=buf, starts=starts, first=frame + 1)
                 frame += len(starts)
@@ -582,46 +595,45 @@ class CaptureParser:
         interfaces: list[_Interface] = []
         hdr = struct.Struct(order + "II")
         epb = struct.Struct(order + "IIIII")
+        run = struct.Struct(order + "6I").unpack_from  # an EPB's header in a run
         new = tuple.__new__
         keep = self.keep_blocks
         lowest, highest = MIN_TIME_NS, MAX_TIME_NS  # locals: checked once per packet
         while True:
-            if records and interfaces:
+            if records and interfaces and n - pos >= 12:
                 # a run of EPBs of one interface, each one the general path below would
                 # yield as it is (whole, consistent, time in range); anything else
-                # ends the run and goes there
-                starts: list[int] = []
-                times: list[int] = []
-                add, add_time = starts.append, times.append
-                iface = -1
-                mul = div = offset_ns = 0
-                start = pos
-                while len(starts) < records and n - pos >= 12:
-                    btype, blen = hdr.unpack_from(buf, pos)
-                    if btype != _EPB or blen < 32 or blen % 4 or blen > MAX_RECORD \
-                            or pos + blen > n:
-                        break
-                    this, hi, lo, caplen, _ = epb.unpack_from(buf, pos + 8)
-                    if this != iface:
-                        if starts or this >= len(interfaces):
-                            break
-                        iface = this
-                        _, _, mul, div, offset_ns = interfaces[iface]
-                    if caplen > blen - 32:
-                        break
-                    ns = ((hi << 32) | lo) * mul // div + offset_ns
-                    if not lowest <= ns <= highest:
-                        break
-                    add(pos)
-                    add_time(ns)
-                    pos += blen
-                if starts:
-                    yield RecordBlock(buf, starts, frame + 1, order, 28, 20,
-                                      interfaces[iface].linktype, times, interface=iface)
-                    frame += len(starts)
-                    self.frames = frame
-                    continue
-                pos = start
+                # ends the run and goes there. One unpack per EPB (its header to the
+                # captured length; fewer octets end the run) and arrays filled in place:
+                # the loop is the cost of a pcapng.
+                (iface,) = struct.unpack_from(order + "I", buf, pos + 8)
+                if iface < len(interfaces):
+                    itf = interfaces[iface]
+                    low, high = _stored_ts(itf)
+                    starts = array("q", _ZERO) * records
+                    start = pos
+                    i = 0
+                    try:
+                        for i in range(records):
+                            btype, blen, this, hi, lo, caplen = run(buf, pos)
+                            if btype != _EPB or this != iface or blen & 3 or blen < 32 \
+                                    or blen > MAX_RECORD or pos + blen > n \
+                                    or caplen > blen - 32 or not low <= (hi << 32) | lo <= high:
+                                break
+                            starts[i] = pos
+                            pos += blen
+                        else:
+                            i = records
+                    except struct.error:  # fewer octets than an EPB's header at pos
+                        pass
+                    if i:
+                        del starts[i:]
+                        yield RecordBlock(buf, starts, frame + 1, order, 28, 20, itf.linktype,
+                                          (itf.mul, itf.div, itf.offset_ns), interface=iface)
+                        frame += i
+                        self.frames = frame
+                        continue
+                    pos = start
             if n - pos < 12:
                 buf, pos, n = yield from self._more(buf, pos, 12)
                 if n - pos < 12:
@@ -644,6 +656,7 @@ class CaptureParser:
                     return
                 hdr = struct.Struct(order + "II")
                 epb = struct.Struct(order + "IIIII")
+                run = struct.Struct(order + "6I").unpack_from
                 (blen,) = struct.unpack_from(order + "I", buf, pos + 4)
             if blen < 12 or blen % 4 or blen > MAX_RECORD:
                 self._stop(f"block of type 0x{btype:08x} after frame {frame} has invalid "
@@ -750,6 +763,17 @@ class CaptureParser:
         for code, value in _options(buf, pos + 20, pos + blen - 4, order):
             if code == _OPT_ISB_IFDROP and len(value) == 8:
                 (self.if_drops[iface],) = struct.unpack(order + "Q", value)
+
+
+def _stored_ts(itf: _Interface) -> tuple[int, int]:
+    """The EPB timestamps of interface ``itf`` whose time (``ts * mul // div +
+    offset_ns``) lies in [MIN_TIME_NS, MAX_TIME_NS]: ``[low, high]`` (a run of EPBs
+    checks one comparison per packet, not the arithmetic)."""
+    mul, div, offset_ns = itf.mul, itf.div, itf.offset_ns
+    # floor(ts * mul / div) in [a, b]  <=>  ts * mul in [a * div, b * div + div - 1]
+    low = -(-(MIN_TIME_NS - offset_ns) * div // mul)
+    high = ((MAX_TIME_NS - offset_ns) * div + div - 1) // mul
+    return low, high
 
 
 def _options(buf: bytes, opt: int, stop: int, order: str) -> Iterator[tuple[int, bytes]]:

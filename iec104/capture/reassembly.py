@@ -65,7 +65,6 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from itertools import accumulate
 from typing import TYPE_CHECKING, BinaryIO
 
 from .heuristic import looks_like_iec104
@@ -290,20 +289,20 @@ class _Half:
             self.probe += data
         self.next += n
 
-    def advance_run(self, data: bytes, sizes: Sequence[int]) -> None:
+    def advance_run(self, data: bytes, ends: Sequence[int]) -> None:
         """:meth:`advance` for consecutive chunks at once (``data``: their octets joined,
-        ``sizes``: each chunk's length, all > 0): the same state as calling it per chunk."""
+        ``ends``: where each chunk ends in it, ascending, every chunk > 0 octets): the
+        same state as calling it per chunk."""
         n = len(data)
         self.offset += n
         self.stats.bytes += n
-        self.stats.segments += len(sizes)
+        self.stats.segments += len(ends)
         hist = self.history
         # advance() trims the history to _HISTORY octets whenever it exceeds twice that:
         # replay the trims on the lengths only (one per _HISTORY octets at most)
         kept = len(hist)  # its length after the last trim, at ``total`` octets of data
         total = 0
         if kept + n > 2 * _HISTORY:
-            ends = list(accumulate(sizes))
             k = bisect.bisect_right(ends, 2 * _HISTORY - kept)
             while k < len(ends):  # chunk k made it exceed: trimmed after it
                 kept, total = _HISTORY, ends[k]
@@ -314,10 +313,12 @@ class _Half:
             del hist[:-kept]
         probe = self.probe
         if probe is not None:
-            for size, start in zip(sizes, accumulate(sizes, initial=0)):
+            start = 0
+            for end in ends:
                 if len(probe) >= 512:
                     break
-                probe += data[start:start + size]
+                probe += data[start:end]
+                start = end
         self.next += n
 
 

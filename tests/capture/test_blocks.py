@@ -17,14 +17,16 @@ import random
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from scapy.layers.inet import TCP
 
-from iec104.capture.blocks import PacketColumns, take_run
+from iec104.capture.blocks import PacketColumns, _numbered, take_run
 from iec104.capture.errors import CaptureError, CaptureWarning
 from iec104.capture.packet import decode_plain_tcp, decode_tcp
 from iec104.capture.reader import NEED_DATA, CaptureParser, CaptureReader, Packet, RecordBlock
 from iec104.capture.reassembly import Reassembler
+from tests.capture.test_dissect_capture import epb, idb, shb
 from tests.conftest import REPO_ROOT, public_capture, public_capture_names
 from tests.dissect.test_fast_lane import _bench_capture, _conversations
 from tests.support import fuzz
@@ -120,6 +122,58 @@ def test_record_blocks_as_packets(tmp_path: Path) -> None:
     assert checked > 30
 
 
+@pytest.mark.parametrize("late", [0, 1, 300])
+def test_numbered_as_unique(late: int) -> None:
+    """Groups numbered from a sample give np.unique's answer, also when values first
+    appear after the sample (then all are sorted)."""
+    rng = np.random.default_rng(late)
+    key = rng.choice(np.array([5, -3, 1 << 40, 7, 0], np.int64), 2000)
+    key[-late or len(key):] = rng.integers(-(1 << 62), 1 << 62, late)  # new values, late
+    _, first, number = np.unique(key, return_index=True, return_inverse=True)
+    got_first, got_number = _numbered(key)
+    assert got_first.tolist() == first.tolist() and got_number.tolist() == number.tolist()
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_record_blocks_keep_every_clock(order: str) -> None:
+    """EPB runs check each timestamp against the bounds of the storable times and the
+    columns compute the times by column: both as packets() does, for every resolution
+    and offset, at the edges of the range and past them (each ends a run)."""
+    rng = random.Random(f"clocks{order}")
+    clocks = [(None, None), (9, None), (0x80 | 20, None), (12, 7), (0, -(1 << 34)),
+              (0x80 | 63, 1 << 20), (6, -(1 << 31)), (0x80 | 3, -(1 << 34))]
+    data = shb(order) + b"".join(idb(order, tsresol=r, tsoffset=o) for r, o in clocks)
+    frame = bytes.fromhex("00112233445566778899aabb0800") + bytes(46)
+    edges = []  # per interface: the timestamps nearest both ends of the storable range
+    for res, seconds in clocks:
+        res = 6 if res is None else res
+        mul, div = ((10**9, 1 << (res & 0x7F)) if res & 0x80 else (10 ** (9 - res), 1)
+                    if res <= 9 else (1, 10 ** (res - 9)))
+        offset = (seconds or 0) * 10**9
+        edges.append([max(0, ((end - offset) * div) // mul) for end in (-(1 << 63), 1 << 63)])
+    for _ in range(800):
+        iface = rng.randrange(len(clocks))
+        ts = rng.choice([rng.randrange(1 << 64), rng.randrange(1 << 52), rng.randrange(1 << 40),
+                         rng.choice(edges[iface]) + rng.randrange(-2, 3)])
+        data += epb(order, iface, min(max(ts, 0), (1 << 64) - 1), frame)
+    expected, problem = _packets(data)
+    assert any(p.time_ns is None for p in expected)  # past the range: in the data
+    assert sum(p.time_ns is not None for p in expected) > 200
+    for records in (1, 7, 4096):
+        got, got_problem, _ = _blocks(data, records)
+        assert got == expected and got_problem == problem
+    parser = CaptureParser("x")
+    parser.feed(data)
+    parser.end()
+    assert parser.parse_header()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CaptureWarning)
+        for item in parser.record_blocks(64):
+            if isinstance(item, RecordBlock):
+                cols = PacketColumns.from_records(item, 0)
+                assert cols.times.tolist() == [item.packet(i).time_ns for i in range(cols.n)]
+
+
 @pytest.mark.parametrize("path", OWN, ids=lambda p: p.name)
 def test_record_blocks_refused_after_packets(path: Path) -> None:
     parser = CaptureParser("x")
@@ -212,7 +266,7 @@ def _same_state(data: bytes, block: int) -> int:
             while i < cols.n:
                 stop, taken = take_run(runs, cols, i)
                 took += stop - i
-                assert sum(len(t.sizes) for t in taken) <= stop - i
+                assert sum(len(t.ends) for t in taken) <= stop - i
                 if stop < cols.n:
                     _one(runs, cols.packet(stop))
                 i = stop + 1
