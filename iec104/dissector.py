@@ -34,7 +34,7 @@ the same state changes as ``feed``), and its payload waits in its direction's la
 frame and time. A flush -- every ``block`` payloads, before the events of any other packet
 are handled, and at the end -- frames each lane in one call (:meth:`~iec104.codec.Framer.
 scan`: the events feeding the segments one by one would give, each with the segment that
-completed it), orders the events of all lanes by completing frame (the order in which the
+completed it; the runs of valid APDUs found by column, :mod:`~.records.framing`), orders the events of all lanes by completing frame (the order in which the
 event path records them, so APDU numbers agree), and records them in bulk
 (:meth:`~.records.columnar.ColumnarBuilder.admit` and ``add_admitted``), cutting batches
 after the same frames as the event path. Malformed runs and APDUs the columnar stage does
@@ -82,6 +82,7 @@ from .codec import DEFAULT_PROFILE, Frame, Malformed, Profile
 from .records.builder import Endpoints, RecordBuilder
 from .records.columnar import ColumnarBuilder
 from .records.decoder import DirectionDecoder
+from .records.framing import apdu_run
 from .records.profiles import DetectingBuilder, ProfileOverrides
 
 if TYPE_CHECKING:
@@ -496,7 +497,7 @@ class _FastLane:
                 continue
             chunks = lane.chunks
             scan = dec.framer.scan(chunks[0] if len(chunks) == 1 else b"".join(chunks),
-                                   lane.ends)
+                                   lane.ends, apdu_run)  # framed by column
             if not scan.events:
                 continue
             dec.apdus += len(scan.events)

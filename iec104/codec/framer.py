@@ -27,7 +27,8 @@ out. A valid APDU is checked with :func:`~.apci.apdu_size` where it starts; anyt
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 from .apci import APDU, MAX_LENGTH, START, apdu_run, apdu_size, check_apdu, decode_apdu
@@ -213,12 +214,15 @@ class Framer:
                   else f"APDU length {raw[1]} outside [4, 253]")
         return Malformed(offset, raw, f"{reason}; skipped {len(raw)} octets")
 
-    def scan(self, data: bytes, ends: Sequence[int]) -> Scan:
+    def scan(self, data: bytes, ends: Sequence[int],
+             run: Callable[[bytes | bytearray, int, int], list[int]] = apdu_run) -> Scan:
         """Feed consecutive chunks at once and frame them (see the module docstring).
 
         Args:
             data: the chunks' octets, joined.
             ends: where each chunk ends in ``data`` (increasing; the last is ``len(data)``).
+            run: finds the valid whole APDUs from an offset, as :func:`~.apci.apdu_run`
+                (the default) answers; the dissector passes the same answer by column.
 
         Returns:
             The events that feeding each chunk and calling :meth:`next_event` until
@@ -238,13 +242,17 @@ class Framer:
         total = len(buf)
         size_at = apdu_size
         while True:
-            for stop in apdu_run(buf, pos, total):  # the valid APDUs from here on, whole
-                while end < stop:
-                    c += 1
+            stops = run(buf, pos, total)  # the valid APDUs from here on, whole
+            if stops:
+                events += [buf[a:b] for a, b in zip([pos, *stops], stops)]  # bytes at the end
+                # the chunk of each: the first chunk to end at or after it
+                if stops[-1] <= end:
+                    chunks += [c] * len(stops)
+                else:
+                    chunks += [bisect_left(ends, stop - base, c) for stop in stops]
+                    c = chunks[-1]
                     end = base + ends[c]
-                events.append(buf[pos:stop])  # type: ignore[arg-type]  # bytes at the end
-                chunks.append(c)
-                pos = stop
+                pos = stops[-1]
             if pos < total and size_at(buf, pos):
                 break  # a valid APDU header, not whole (apdu_run took the whole ones)
             # anything else: next_event's own path, with what has been seen so far
