@@ -18,7 +18,9 @@ Offsets count octets since the framer was created (or last :meth:`Framer.reset`)
 consecutive chunks at once (their octets joined, and where each ends) and returns the
 events exactly as feeding the chunks one by one and calling :meth:`Framer.next_event` after
 each until ``NEED_DATA`` would, each with the index of the chunk after whose feed it came
-out. A valid APDU is checked with :func:`~.apci.apdu_size` where it starts; anything else
+out. Runs of valid APDUs are found by the ``run`` it is given (:func:`~.apci.apdu_run`, or
+the same answer by column: ``iec104.records.framing``), each APDU's chunk by one step per
+chunk; anything else
 (garbage, a bad control field, too few octets to judge) takes the path of
 :meth:`~Framer.next_event` with the octets seen up to that chunk's end, so resynchronisation
 (which depends on how much was buffered) cannot differ.
@@ -27,7 +29,7 @@ out. A valid APDU is checked with :func:`~.apci.apdu_size` where it starts; anyt
 from __future__ import annotations
 
 import enum
-from bisect import bisect_left
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
@@ -244,13 +246,18 @@ class Framer:
         while True:
             stops = run(buf, pos, total)  # the valid APDUs from here on, whole
             if stops:
-                events += [buf[a:b] for a, b in zip([pos, *stops], stops)]  # bytes at the end
-                # the chunk of each: the first chunk to end at or after it
-                if stops[-1] <= end:
-                    chunks += [c] * len(stops)
-                else:
-                    chunks += [bisect_left(ends, stop - base, c) for stop in stops]
-                    c = chunks[-1]
+                # bytearray slices become bytes at the end
+                events += [buf[a:b] for a, b in zip([pos, *stops], stops)]  # type: ignore[misc]
+                # the chunk of each: the first chunk to end at or after it (a step per
+                # chunk, not per APDU: a chunk often completes several)
+                k = 0
+                while True:
+                    j = bisect_right(stops, end, k)
+                    chunks += [c] * (j - k)
+                    if j == len(stops):
+                        break
+                    k = j
+                    c += 1
                     end = base + ends[c]
                 pos = stops[-1]
             if pos < total and size_at(buf, pos):
