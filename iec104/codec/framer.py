@@ -19,8 +19,7 @@ consecutive chunks at once (their octets joined, and where each ends) and return
 events exactly as feeding the chunks one by one and calling :meth:`Framer.next_event` after
 each until ``NEED_DATA`` would, each with the index of the chunk after whose feed it came
 out. Runs of valid APDUs are found by the ``run`` it is given (:func:`~.apci.apdu_run`, or
-the same answer by column: ``iec104.records.framing``), each APDU's chunk by one step per
-chunk; anything else
+the same answer by column: ``iec104.records.framing``); anything else
 (garbage, a bad control field, too few octets to judge) takes the path of
 :meth:`~Framer.next_event` with the octets seen up to that chunk's end, so resynchronisation
 (which depends on how much was buffered) cannot differ.
@@ -29,7 +28,6 @@ chunk; anything else
 from __future__ import annotations
 
 import enum
-from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
@@ -248,17 +246,12 @@ class Framer:
             if stops:
                 # bytearray slices become bytes at the end
                 events += [buf[a:b] for a, b in zip([pos, *stops], stops)]  # type: ignore[misc]
-                # the chunk of each: the first chunk to end at or after it (a step per
-                # chunk, not per APDU: a chunk often completes several)
-                k = 0
-                while True:
-                    j = bisect_right(stops, end, k)
-                    chunks += [c] * (j - k)
-                    if j == len(stops):
-                        break
-                    k = j
-                    c += 1
-                    end = base + ends[c]
+                add = chunks.append
+                for stop in stops:  # the chunk of each: the first to end at or after it
+                    while end < stop:
+                        c += 1
+                        end = base + ends[c]
+                    add(c)
                 pos = stops[-1]
             if pos < total and size_at(buf, pos):
                 break  # a valid APDU header, not whole (apdu_run took the whole ones)

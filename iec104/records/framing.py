@@ -15,12 +15,19 @@ valid length octets and a mask/value over the control word) to arrays.
    whole in the window. A 0x68 inside an ASDU may pass too; it is harmless unless the
    chain lands on it, which is what the scalar loop would do as well.
 2. *Links*: candidate ``i``'s APDU ends at ``e_i = p_i + 2 + length_i``; its successor
-   is the candidate at ``e_i`` (``searchsorted``), else a sink.
-3. *The chain* from the candidate at ``offset`` (none: no run), by pointer doubling: with
-   ``J_1`` the successor table and ``path`` the nodes at steps ``0..2**r - 1``, the nodes
-   at steps ``2**r..2**(r+1) - 1`` are ``J_{2**r}[path]``, and ``J_{2**(r+1)} =
-   J_{2**r}[J_{2**r}]``; ``ceil(log2(run + 1))`` rounds of O(candidates) each, until the
-   path reaches the sink.
+   is the candidate at ``e_i`` (mostly candidate ``i + 1``; the others by
+   ``searchsorted``), else a sink.
+3. *The chain* from the candidate at ``offset`` (none: no run). Peeling first: a
+   candidate that no candidate left links to (the first excepted) is not on the chain and
+   is dropped, round after round; when a round drops none, every candidate left but the
+   first has a predecessor left, and following predecessors back (positions decrease)
+   ends at the first, so those left are exactly the chain. The false candidates of a
+   stream seldom link to each other, so two rounds usually settle it. After
+   :data:`_PEELS` rounds (crafted octets: long chains of false candidates), pointer
+   doubling: with ``J_1`` the successor table and ``path`` the nodes at steps
+   ``0..2**r - 1``, the nodes at steps ``2**r..2**(r+1) - 1`` are ``J_{2**r}[path]``,
+   and ``J_{2**(r+1)} = J_{2**r}[J_{2**r}]``; ``ceil(log2(run + 1))`` rounds of
+   O(candidates) each, until the path reaches the sink.
 
 Cost: numpy's set-up is some tens of microseconds a call, and a run that stops early
 (garbage, a resync, a short lane) would pay it for a few APDUs; so the first
@@ -46,13 +53,20 @@ _SCALAR = 1024
 """Octets framed by the codec's loop before arrays are worth their set-up (~25 APDUs)."""
 _WINDOW = 1 << 16
 """Octets of the first array window (then doubling while the run goes on)."""
+_PEELS = 4
+"""Rounds of dropping candidates nothing links to before pointer doubling takes over (each
+false 0x68 chain of k candidates that never joins the run takes k rounds; the common one
+is 1 long)."""
 _LONGEST = MAX_LENGTH + 2
 """The longest APDU (255 octets)."""
 
-# the codec's table as arrays, indexed by the first control octet
-_LO, _HI, _MASK, _VALUE = (np.array(column, np.int64) for column in zip(*CONTROL_RULES))
-_MASK32 = _MASK.astype(np.uint32)
-_VALUE32 = _VALUE.astype(np.uint32)
+# the codec's table as arrays: the valid length octets as one flag per (first control
+# octet << 8 | length octet); mask and value per first control octet
+_LENGTH_OK = np.zeros(1 << 16, bool)
+for _c1, _rule in enumerate(CONTROL_RULES):
+    _LENGTH_OK[(_c1 << 8) + _rule.min_length:(_c1 << 8) + _rule.max_length + 1] = True
+_MASK = np.array([rule.mask for rule in CONTROL_RULES], np.uint32)
+_VALUE = np.array([rule.value for rule in CONTROL_RULES], np.uint32)
 
 
 def apdu_run(data: bytes | bytearray, offset: int, end: int, *, scalar: int = _SCALAR,
@@ -89,21 +103,38 @@ def _chain(data: bytes | bytearray, offset: int, end: int) -> list[int]:
         return []
     # the APCI at every start octet: length octet, control word (unaligned uint32 view)
     words = np.ndarray((n - 5,), "<u4", data, offset + CONTROL_AT, (1,))[starts]
-    length = v[starts + 1].astype(np.int64)
+    length = v[starts + 1]
     c1 = words & 0xFF
-    ok = ((length >= _LO[c1]) & (length <= _HI[c1]) & ((words & _MASK32[c1]) == _VALUE32[c1])
-          & (starts + length + 2 <= n))
+    stops = starts + length + 2
+    ok = (_LENGTH_OK[(c1 << 8) | length] & ((words & _MASK[c1]) == _VALUE[c1])
+          & (stops <= n))
     cand = starts[ok]
     if not cand.size or cand[0]:
         return []
-    stops = cand + length[ok] + 2
+    stops = stops[ok]
     m = cand.size
-    at = np.searchsorted(cand, stops)
-    link = np.full(m + 1, m, np.int64)  # successor of each candidate; m: the sink
-    hit = at < m
-    hit[hit] = cand[at[hit]] == stops[hit]
-    link[:m][hit] = at[hit]
-    path = np.zeros(1, np.int64)
+    # successors: mostly the next candidate; the others looked up
+    link = np.full(m + 1, m, np.intp)  # m: the sink (no successor)
+    direct = np.zeros(m, bool)
+    direct[:-1] = stops[:-1] == cand[1:]
+    link[:m][direct] = np.flatnonzero(direct) + 1
+    other = np.flatnonzero(~direct)
+    at = np.searchsorted(cand, stops[other])
+    found = cand[np.minimum(at, m - 1)] == stops[other]
+    link[other[found]] = at[found]
+    # peel: a candidate that no candidate left links to (but the first) is not on the
+    # chain; once none is, each left but the first has a predecessor left, and following
+    # them back leads to the first: those left are the chain
+    keep = np.ones(m, bool)
+    for _ in range(_PEELS):
+        linked = np.zeros(m + 1, bool)
+        linked[link[:m][keep]] = True
+        linked[0] = True
+        left = keep & linked[:m]
+        if np.array_equal(left, keep):
+            return (stops[keep] + offset).tolist()  # type: ignore[no-any-return]
+        keep = left
+    path = np.zeros(1, np.intp)  # a long chain of false candidates: pointer doubling
     while path[-1] != m:
         path = np.concatenate((path, link[path]))
         link = link[link]

@@ -68,6 +68,18 @@ def test_every_control_octet() -> None:
                 _check(data, len(good), len(data))
 
 
+def test_long_false_chain() -> None:
+    """A valid I-frame header inside every ASDU, each a whole APDU ahead of the last: a
+    chain of false candidates as long as the run, never joining it (peeling gives up,
+    pointer doubling decides); from its first octet it is the run."""
+    apdu = b"\x68\x12\x00\x00\x00\x00\x01\x02" + b"\x68\x12\x00\x00\x00\x00" + bytes(6)
+    data = apdu * 300
+    assert len(scalar_run(data, 0, len(data))) == 300
+    for offset in (0, 8, 9):
+        _check(data, offset, len(data))
+        _check(data, offset, len(data) - 3)
+
+
 def _streams(path: Path) -> list[bytes]:
     """The octets of each direction of each TCP connection of a capture, joined."""
     octets: defaultdict[tuple[int, int], list[bytes]] = defaultdict(list)
