@@ -80,6 +80,7 @@ from .capture.reassembly import (
     StreamStart,
 )
 from .codec import DEFAULT_PROFILE, Frame, Malformed, Profile
+from .codec.apci import apdu_run as scalar_run
 from .records.builder import Endpoints, RecordBuilder
 from .records.columnar import ColumnarBuilder
 from .records.decoder import DirectionDecoder
@@ -332,6 +333,7 @@ def _finish(decoder: StreamDecoder, reassembler: Reassembler, batch_rows: int,
 # -- the fast lane ----------------------------------------------------------------------------
 
 _FEW = 16  # APDUs below which a flush records one by one (numpy's set-up costs more)
+_BROKEN = 1024  # directions remembered as broken before the ended ones are forgotten
 _SHORT_RUN = 32  # packets: a shorter run makes the next ones go one by one for a while
 _LONGEST_SKIP = 1 << 16  # packets one by one at most before runs are tried again
 
@@ -379,6 +381,9 @@ class _FastLane:
         self.grow = 0  # packets one by one after a short run (doubles while they stay short)
         self.skip = 0  # of those, the packets of the blocks to come
         self.lanes: dict[object, _Lane] = {}  # reassembler direction state -> its lane
+        # directions whose last flush had malformed runs: framed by the codec's loop (runs
+        # broken every few kilobytes cost the columnar framing more than they save)
+        self.broken: set[tuple[int, int]] = set()
         front: Any = decoder.builder  # a ColumnarBuilder, or a DetectingBuilder before one
         self.front = front
         self.detecting = type(front) is DetectingBuilder
@@ -489,6 +494,7 @@ class _FastLane:
         if not lanes:
             return
         decoders = self.decoder._decoders
+        broken = self.broken
         events: list[bytes | Malformed] = []
         frames: list[int | None] = []
         times: list[int | None] = []
@@ -498,14 +504,22 @@ class _FastLane:
         bad = 0
         last: tuple[int, int | None] = (0, None)
         for half, lane in lanes.items():
-            dec = decoders.get((half.stream, half.direction))  # type: ignore[attr-defined]
+            key = (half.stream, half.direction)  # type: ignore[attr-defined]
+            dec = decoders.get(key)
             if lane.frames[-1] > last[0]:
                 last = (lane.frames[-1], lane.times[-1])
             if dec is None:
                 continue
             chunks = lane.chunks
             scan = dec.framer.scan(chunks[0] if len(chunks) == 1 else b"".join(chunks),
-                                   lane.ends, apdu_run)  # framed by column
+                                   lane.ends,
+                                   scalar_run if key in broken else apdu_run)  # by column
+            if scan.malformed:
+                broken.add(key)
+                if len(broken) > _BROKEN:  # forget the directions that have ended
+                    broken.intersection_update([k for k in broken if k in decoders])
+            else:
+                broken.discard(key)
             if not scan.events:
                 continue
             dec.apdus += len(scan.events)

@@ -17,24 +17,28 @@ valid length octets and a mask/value over the control word) to arrays.
 2. *Links*: candidate ``i``'s APDU ends at ``e_i = p_i + 2 + length_i``; its successor
    is the candidate at ``e_i`` (mostly candidate ``i + 1``; the others by
    ``searchsorted``), else a sink.
-3. *The chain* from the candidate at ``offset`` (none: no run). Peeling first: a
-   candidate that no candidate left links to (the first excepted) is not on the chain and
-   is dropped, round after round; when a round drops none, every candidate left but the
+3. *The chain* from the candidate at ``offset`` (none: no run), by peeling: a candidate
+   that no candidate left links to (the first excepted) is not on the chain and is
+   dropped, round after round; when a round drops none, every candidate left but the
    first has a predecessor left, and following predecessors back (positions decrease)
    ends at the first, so those left are exactly the chain. The false candidates of a
-   stream seldom link to each other, so two rounds usually settle it. After
-   :data:`_PEELS` rounds (crafted octets: long chains of false candidates), pointer
-   doubling: with ``J_1`` the successor table and ``path`` the nodes at steps
-   ``0..2**r - 1``, the nodes at steps ``2**r..2**(r+1) - 1`` are ``J_{2**r}[path]``,
-   and ``J_{2**(r+1)} = J_{2**r}[J_{2**r}]``; ``ceil(log2(run + 1))`` rounds of
-   O(candidates) each, until the path reaches the sink.
+   stream seldom link to each other, so two rounds usually settle it.
+
+Crafted octets can make false candidates many (a 0x68 at every octet is a valid I-frame
+header) or chained far (a valid header inside every ASDU, one APDU apart). When there are
+more start octets than whole minimal APDUs could start (one per 6 octets), or when
+:data:`_PEELS` rounds do not settle it, the window is framed by the codec's loop instead:
+such input costs what it costs on the scalar path, never a multiple of it.
 
 Cost: numpy's set-up is some tens of microseconds a call, and a run that stops early
 (garbage, a resync, a short lane) would pay it for a few APDUs; so the first
 :data:`_SCALAR` octets go through the codec's own loop, and arrays are only built when
 the run goes on past them. Arrays are built over a window (:data:`_WINDOW` octets, doubling
 while the run reaches its end), never over the whole rest of the buffer, so that a call
-costs O(its run) and a buffer with many short runs is not scanned once per run. A run
+costs O(its run) and a buffer with many short runs is not scanned once per run. Runs
+broken every few kilobytes still cost several times the codec's loop (the window's
+candidates past the break are work for nothing): the dissector frames a direction whose
+last flush had malformed runs with the codec's loop. A run
 stopped inside a window by an APDU that could have been whole in it (its start at least
 255 octets before the window's end) has really stopped; otherwise the next window starts
 at the run's last end.
@@ -50,13 +54,15 @@ from ..codec.apci import apdu_run as scalar_run
 __all__ = ["apdu_run"]
 
 _SCALAR = 1024
-"""Octets framed by the codec's loop before arrays are worth their set-up (~25 APDUs)."""
+"""Octets framed by the codec's loop before arrays are worth their set-up (~30 APDUs)."""
 _WINDOW = 1 << 16
 """Octets of the first array window (then doubling while the run goes on)."""
 _PEELS = 4
-"""Rounds of dropping candidates nothing links to before pointer doubling takes over (each
-false 0x68 chain of k candidates that never joins the run takes k rounds; the common one
-is 1 long)."""
+"""Rounds of dropping candidates nothing links to before the codec's loop takes over (a
+false chain of k candidates that never joins the run takes k rounds; the common one is 1
+long)."""
+_DENSEST = 6
+"""Octets per candidate below which they cannot all be APDU starts (the shortest APDU)."""
 _LONGEST = MAX_LENGTH + 2
 """The longest APDU (255 octets)."""
 
@@ -101,6 +107,8 @@ def _chain(data: bytes | bytearray, offset: int, end: int) -> list[int]:
     starts = np.flatnonzero(v[:n - 5] == START)
     if not starts.size or starts[0]:
         return []
+    if starts.size * _DENSEST > n:  # more than APDUs could start: crafted octets
+        return scalar_run(data, offset, end)
     # the APCI at every start octet: length octet, control word (unaligned uint32 view)
     words = np.ndarray((n - 5,), "<u4", data, offset + CONTROL_AT, (1,))[starts]
     length = v[starts + 1]
@@ -111,8 +119,8 @@ def _chain(data: bytes | bytearray, offset: int, end: int) -> list[int]:
     cand = starts[ok]
     if not cand.size or cand[0]:
         return []
-    stops = stops[ok]
     m = cand.size
+    stops = stops[ok]
     # successors: mostly the next candidate; the others looked up
     link = np.full(m + 1, m, np.intp)  # m: the sink (no successor)
     direct = np.zeros(m, bool)
@@ -134,9 +142,4 @@ def _chain(data: bytes | bytearray, offset: int, end: int) -> list[int]:
         if np.array_equal(left, keep):
             return (stops[keep] + offset).tolist()  # type: ignore[no-any-return]
         keep = left
-    path = np.zeros(1, np.intp)  # a long chain of false candidates: pointer doubling
-    while path[-1] != m:
-        path = np.concatenate((path, link[path]))
-        link = link[link]
-    path = path[:np.searchsorted(path, m)]  # increasing until the sink
-    return (stops[path] + offset).tolist()  # type: ignore[no-any-return]
+    return scalar_run(data, offset, end)  # long false chains: crafted octets

@@ -70,14 +70,18 @@ def test_every_control_octet() -> None:
 
 def test_long_false_chain() -> None:
     """A valid I-frame header inside every ASDU, each a whole APDU ahead of the last: a
-    chain of false candidates as long as the run, never joining it (peeling gives up,
-    pointer doubling decides); from its first octet it is the run."""
+    chain of false candidates as long as the run, never joining it (peeling gives up, the
+    codec's loop decides); from its first octet it is the run. And a 0x68 at every octet
+    (every position a valid I-frame header)."""
     apdu = b"\x68\x12\x00\x00\x00\x00\x01\x02" + b"\x68\x12\x00\x00\x00\x00" + bytes(6)
     data = apdu * 300
     assert len(scalar_run(data, 0, len(data))) == 300
     for offset in (0, 8, 9):
         _check(data, offset, len(data))
         _check(data, offset, len(data) - 3)
+    data = b"\x68" * 3000
+    for offset in (0, 1, 107):
+        _check(data, offset, len(data))
 
 
 def _streams(path: Path) -> list[bytes]:
