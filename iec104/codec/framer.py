@@ -242,17 +242,13 @@ class Framer:
         total = len(buf)
         size_at = apdu_size
         while True:
-            stops = run(buf, pos, total)  # the valid APDUs from here on, whole
-            if stops:
-                # bytearray slices become bytes at the end
-                events += [buf[a:b] for a, b in zip([pos, *stops], stops)]  # type: ignore[misc]
-                add = chunks.append
-                for stop in stops:  # the chunk of each: the first to end at or after it
-                    while end < stop:
-                        c += 1
-                        end = base + ends[c]
-                    add(c)
-                pos = stops[-1]
+            for stop in run(buf, pos, total):  # the valid APDUs from here on, whole
+                while end < stop:
+                    c += 1
+                    end = base + ends[c]
+                events.append(buf[pos:stop])  # type: ignore[arg-type]  # bytes at the end
+                chunks.append(c)
+                pos = stop
             if pos < total and size_at(buf, pos):
                 break  # a valid APDU header, not whole (apdu_run took the whole ones)
             # anything else: next_event's own path, with what has been seen so far
