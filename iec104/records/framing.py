@@ -35,20 +35,19 @@ Cost: numpy's set-up is some tens of microseconds a call, and a run that stops e
 :data:`_SCALAR` octets go through the codec's own loop, and arrays are only built when
 the run goes on past them. Arrays are built over a window (:data:`_WINDOW` octets, doubling
 while the run reaches its end), never over the whole rest of the buffer, so that a call
-costs O(its run) and a buffer with many short runs is not scanned once per run. Runs
-broken every few kilobytes still cost several times the codec's loop (the window's
-candidates past the break are work for nothing): the dissector frames a direction whose
-last flush had malformed runs with the codec's loop. A run
+costs O(its run) and a buffer with many short runs is not scanned once per run. A run
 stopped inside a window by an APDU that could have been whole in it (its start at least
 255 octets before the window's end) has really stopped; otherwise the next window starts
-at the run's last end.
+at the run's last end. Runs broken every few kilobytes still cost several times the
+codec's loop (the window's candidates past the break are work for nothing): the dissector
+frames a direction whose last flush had malformed runs with the codec's loop.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..codec.apci import CONTROL_AT, CONTROL_RULES, MAX_LENGTH, START
+from ..codec.apci import CONTROL_AT, CONTROL_RULES, MAX_LENGTH, MIN_LENGTH, START
 from ..codec.apci import apdu_run as scalar_run
 
 __all__ = ["apdu_run"]
@@ -61,8 +60,9 @@ _PEELS = 4
 """Rounds of dropping candidates nothing links to before the codec's loop takes over (a
 false chain of k candidates that never joins the run takes k rounds; the common one is 1
 long)."""
-_DENSEST = 6
-"""Octets per candidate below which they cannot all be APDU starts (the shortest APDU)."""
+_SHORTEST = MIN_LENGTH + 2
+"""The shortest APDU, its APCI alone (6 octets): start octets closer on average cannot all
+be APDU starts."""
 _LONGEST = MAX_LENGTH + 2
 """The longest APDU (255 octets)."""
 
@@ -101,16 +101,17 @@ def apdu_run(data: bytes | bytearray, offset: int, end: int, *, scalar: int = _S
 def _chain(data: bytes | bytearray, offset: int, end: int) -> list[int]:
     """The run of ``data[offset:end]`` from ``offset``."""
     n = end - offset
-    if n < 6:
+    last = n - _SHORTEST + 1  # positions where a whole APCI fits
+    if last <= 0:
         return []
     v = np.frombuffer(data, np.uint8, n, offset)
-    starts = np.flatnonzero(v[:n - 5] == START)
+    starts = np.flatnonzero(v[:last] == START)
     if not starts.size or starts[0]:
         return []
-    if starts.size * _DENSEST > n:  # more than APDUs could start: crafted octets
+    if starts.size * _SHORTEST > n:  # more than APDUs could start: crafted octets
         return scalar_run(data, offset, end)
     # the APCI at every start octet: length octet, control word (unaligned uint32 view)
-    words = np.ndarray((n - 5,), "<u4", data, offset + CONTROL_AT, (1,))[starts]
+    words = np.ndarray((last,), "<u4", data, offset + CONTROL_AT, (1,))[starts]
     length = v[starts + 1]
     c1 = words & 0xFF
     stops = starts + length + 2
