@@ -34,8 +34,9 @@ the same state changes as ``feed``), and its payload waits in its direction's la
 frame and time. A flush -- every ``block`` payloads, before the events of any other packet
 are handled, and at the end -- frames each lane in one call (:meth:`~iec104.codec.Framer.
 scan`: the events feeding the segments one by one would give, each with the segment that
-completed it; the runs of valid APDUs found by column, :mod:`~.records.framing`), orders the events of all lanes by completing frame (the order in which the
-event path records them, so APDU numbers agree), and records them in bulk
+completed it; the runs of valid APDUs found by column, :mod:`~.records.framing`), orders
+the events of all lanes by completing frame (the order in which the event path records
+them, so APDU numbers agree), and records them in bulk
 (:meth:`~.records.columnar.ColumnarBuilder.admit` and ``add_admitted``), cutting batches
 after the same frames as the event path. Malformed runs and APDUs the columnar stage does
 not decode take the builder's own calls in their place; so does everything from the first
@@ -333,7 +334,7 @@ def _finish(decoder: StreamDecoder, reassembler: Reassembler, batch_rows: int,
 # -- the fast lane ----------------------------------------------------------------------------
 
 _FEW = 16  # APDUs below which a flush records one by one (numpy's set-up costs more)
-_BROKEN = 1024  # directions remembered as broken before the ended ones are forgotten
+_BROKEN = 1024  # ended directions remembered as broken at most (then forgotten at once)
 _SHORT_RUN = 32  # packets: a shorter run makes the next ones go one by one for a while
 _LONGEST_SKIP = 1 << 16  # packets one by one at most before runs are tried again
 
@@ -516,7 +517,7 @@ class _FastLane:
                                    scalar_run if key in broken else apdu_run)  # by column
             if scan.malformed:
                 broken.add(key)
-                if len(broken) > _BROKEN:  # forget the directions that have ended
+                if len(broken) > _BROKEN + len(decoders):  # forget those that have ended
                     broken.intersection_update([k for k in broken if k in decoders])
             else:
                 broken.discard(key)
