@@ -34,8 +34,9 @@ the same state changes as ``feed``), and its payload waits in its direction's la
 frame and time. A flush -- every ``block`` payloads, before the events of any other packet
 are handled, and at the end -- frames each lane in one call (:meth:`~iec104.codec.Framer.
 scan`: the events feeding the segments one by one would give, each with the segment that
-completed it), orders the events of all lanes by completing frame (the order in which the
-event path records them, so APDU numbers agree), and records them in bulk
+completed it; the runs of valid APDUs found by column, :mod:`~.records.framing`), orders
+the events of all lanes by completing frame (the order in which the event path records
+them, so APDU numbers agree), and records them in bulk
 (:meth:`~.records.columnar.ColumnarBuilder.admit` and ``add_admitted``), cutting batches
 after the same frames as the event path. Malformed runs and APDUs the columnar stage does
 not decode take the builder's own calls in their place; so does everything from the first
@@ -61,6 +62,7 @@ import os
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from itertools import islice
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
@@ -79,9 +81,11 @@ from .capture.reassembly import (
     StreamStart,
 )
 from .codec import DEFAULT_PROFILE, Frame, Malformed, Profile
+from .codec.apci import apdu_run as scalar_run
 from .records.builder import Endpoints, RecordBuilder
 from .records.columnar import ColumnarBuilder
 from .records.decoder import DirectionDecoder
+from .records.framing import apdu_run
 from .records.profiles import DetectingBuilder, ProfileOverrides
 
 if TYPE_CHECKING:
@@ -330,8 +334,16 @@ def _finish(decoder: StreamDecoder, reassembler: Reassembler, batch_rows: int,
 # -- the fast lane ----------------------------------------------------------------------------
 
 _FEW = 16  # APDUs below which a flush records one by one (numpy's set-up costs more)
+_BROKEN = 1024  # ended directions remembered as broken at most (then forgotten at once)
 _SHORT_RUN = 32  # packets: a shorter run makes the next ones go one by one for a while
 _LONGEST_SKIP = 1 << 16  # packets one by one at most before runs are tried again
+
+
+def _pick(values: list[Any], at: list[int]) -> list[Any]:
+    """``[values[i] for i in at]`` in one C loop (itemgetter: a flush picks per APDU)."""
+    if len(at) > 1:
+        return list(itemgetter(*at)(values))
+    return [values[at[0]]] if at else []
 
 
 class _Lane:
@@ -370,6 +382,9 @@ class _FastLane:
         self.grow = 0  # packets one by one after a short run (doubles while they stay short)
         self.skip = 0  # of those, the packets of the blocks to come
         self.lanes: dict[object, _Lane] = {}  # reassembler direction state -> its lane
+        # directions whose last flush had malformed runs: framed by the codec's loop (runs
+        # broken every few kilobytes cost the columnar framing more than they save)
+        self.broken: set[tuple[int, int]] = set()
         front: Any = decoder.builder  # a ColumnarBuilder, or a DetectingBuilder before one
         self.front = front
         self.detecting = type(front) is DetectingBuilder
@@ -480,6 +495,7 @@ class _FastLane:
         if not lanes:
             return
         decoders = self.decoder._decoders
+        broken = self.broken
         events: list[bytes | Malformed] = []
         frames: list[int | None] = []
         times: list[int | None] = []
@@ -489,14 +505,22 @@ class _FastLane:
         bad = 0
         last: tuple[int, int | None] = (0, None)
         for half, lane in lanes.items():
-            dec = decoders.get((half.stream, half.direction))  # type: ignore[attr-defined]
+            key = (half.stream, half.direction)  # type: ignore[attr-defined]
+            dec = decoders.get(key)
             if lane.frames[-1] > last[0]:
                 last = (lane.frames[-1], lane.times[-1])
             if dec is None:
                 continue
             chunks = lane.chunks
             scan = dec.framer.scan(chunks[0] if len(chunks) == 1 else b"".join(chunks),
-                                   lane.ends)
+                                   lane.ends,
+                                   scalar_run if key in broken else apdu_run)  # by column
+            if scan.malformed:
+                broken.add(key)
+                if len(broken) > _BROKEN + len(decoders):  # forget those that have ended
+                    broken.intersection_update([k for k in broken if k in decoders])
+            else:
+                broken.discard(key)
             if not scan.events:
                 continue
             dec.apdus += len(scan.events)
@@ -505,9 +529,8 @@ class _FastLane:
             eps.append(dec.endpoints)
             starts.append(scan.offset)
             events += scan.events
-            lane_frames, lane_times = lane.frames, lane.times
-            frames += [lane_frames[c] for c in scan.chunks]
-            times += [lane_times[c] for c in scan.chunks]
+            frames += _pick(lane.frames, scan.chunks)
+            times += _pick(lane.times, scan.chunks)
             groups += [group] * len(scan.events)
         lanes.clear()
         self.decoder._last = (last[1], last[0] if self.numbered else None)
@@ -518,10 +541,10 @@ class _FastLane:
             perm = np.argsort(frame_at, kind="stable")
             frame_at = frame_at[perm]
             order = perm.tolist()
-            events = [events[i] for i in order]
-            frames = [frames[i] for i in order]
-            times = [times[i] for i in order]
-            groups = [groups[i] for i in order]
+            events = _pick(events, order)
+            frames = frame_at.tolist()
+            times = _pick(times, order)
+            groups = _pick(groups, order)
         if not self.numbered:
             frames = [None] * len(events)
         yield from self._record(events, frames, frame_at, times, groups, eps, starts, bad)

@@ -7,10 +7,14 @@ octets and the ASDU, so it is in [4, 253]. The control field selects the format:
 * S-frame (octet 1 == 0x01): receive sequence number only, no ASDU;
 * U-frame (octet 1 & 0x03 == 0x03): exactly one of STARTDT/STOPDT/TESTFR act/con.
 
-This module is the one home of the APCI header rules: :func:`decode_apdu` (with reasons),
-:func:`apdu_size` (a yes/no for the dissector's port heuristic; :func:`apdu_run`, its
-bulk form for the dissector's framing, is tested against it), :func:`encode_apdu` and the
-unchecked fast encoders the session's send path uses all read the constants below.
+This module is the one home of the APCI header rules. The yes/no rule is data:
+:data:`CONTROL_RULES` says, per first control octet, which length octets and which other
+control octets a valid APCI has; :func:`apdu_size` (the dissector's port heuristic) and
+:func:`apdu_run` (its bulk form, the dissector's framing) apply it octet by octet, and
+the dissector's framing by column (``iec104.records.framing``) applies the same table to
+whole arrays. :func:`check_apdu`/:func:`decode_apdu` say *why* an APCI is not valid (their
+verdicts are tested against the table for every control octet); :func:`encode_apdu` and
+the unchecked fast encoders the session's send path uses read the constants below.
 
 Sequence numbers are 15 bits and wrap around; :func:`seq_add` and :func:`seq_diff`
 do the modular arithmetic so callers never compare raw numbers.
@@ -160,11 +164,49 @@ def decode_apdu(data: bytes | bytearray | memoryview) -> APDU:
     return UFrame(_U_FUNCTIONS[c1])
 
 
+class ControlRule(NamedTuple):
+    """What a valid APCI holds, given its first control octet (an entry of
+    :data:`CONTROL_RULES`).
+
+    Attributes:
+        min_length: smallest valid length octet, in [4, 254].
+        max_length: largest valid length octet, in [4, 253]; below ``min_length`` when no
+            valid APCI starts with this first control octet.
+        mask: over the control field read as one little-endian 32-bit word (first
+            control octet in bits 0-7): ``word & mask == value`` for a valid APCI.
+        value: see ``mask``.
+    """
+
+    min_length: int
+    max_length: int
+    mask: int
+    value: int
+
+
+def _control_rule(c1: int) -> ControlRule:
+    if not c1 & 0x01:  # I-format: an ASDU; bit 0 of octets 1 and 3 (N(S), N(R)) is 0
+        return ControlRule(MIN_LENGTH + 1, MAX_LENGTH, 0x0001_0001, 0)
+    if c1 == 0x01:  # S-format: no ASDU; octets 1-2 are 0x01 0x00, bit 0 of octet 3 is 0
+        return ControlRule(MIN_LENGTH, MIN_LENGTH, 0x0001_FFFF, 0x01)
+    if c1 in _U_FUNCTIONS:  # U-format: no ASDU; exactly one function, octets 2-4 zero
+        return ControlRule(MIN_LENGTH, MIN_LENGTH, 0xFFFF_FFFF, c1)
+    return ControlRule(MIN_LENGTH + 1, MIN_LENGTH, 0, 0)  # no format: no length is valid
+
+
+CONTROL_RULES: tuple[ControlRule, ...] = tuple(_control_rule(c1) for c1 in range(256))
+"""THE yes/no APCI rule, indexed by the first control octet (0..255); see
+:class:`ControlRule`. An APCI is the six octets ``0x68 | length | 4 control octets``."""
+
+APCI = struct.Struct("<BBI")
+"""The six APCI octets as (start octet, length octet, control word as in :class:`ControlRule`)."""
+
+
 def apdu_size(data: bytes | bytearray | memoryview, offset: int = 0) -> int | None:
     """Size of the APDU that starts at ``offset`` (2 + length octet) if its APCI is valid.
 
-    The same rules as :func:`decode_apdu`, without building a frame or a reason: the cheap
-    question "is this an APDU header?" that the dissector's port heuristic asks.
+    The same rules as :func:`decode_apdu` (:data:`CONTROL_RULES`), without building a
+    frame or a reason: the cheap question "is this an APDU header?" that the dissector's
+    port heuristic asks.
 
     Returns:
         The total APDU size in octets (6..255), ``0`` if fewer than 6 octets are available to
@@ -178,19 +220,9 @@ def apdu_size(data: bytes | bytearray | memoryview, offset: int = 0) -> int | No
         if available >= 2 and not MIN_LENGTH <= data[offset + 1] <= MAX_LENGTH:
             return None
         return 0
-    if data[offset] != START:
-        return None
-    length = data[offset + 1]
-    if not MIN_LENGTH <= length <= MAX_LENGTH:
-        return None
-    c1, c2, c3, c4 = data[offset + 2], data[offset + 3], data[offset + 4], data[offset + 5]
-    if c1 & 0x01 == 0:  # I-format
-        if length == MIN_LENGTH or c3 & 0x01:
-            return None
-    elif c1 & 0x03 == 0x01:  # S-format
-        if c1 != 0x01 or c2 != 0 or c3 & 0x01 or length != MIN_LENGTH:
-            return None
-    elif c1 not in _U_FUNCTIONS or c2 or c3 or c4 or length != MIN_LENGTH:  # U-format
+    start, length, word = APCI.unpack_from(data, offset)
+    lo, hi, mask, value = CONTROL_RULES[word & 0xFF]
+    if start != START or length < lo or length > hi or word & mask != value:
         return None
     return length + 2
 
@@ -205,20 +237,16 @@ def apdu_run(data: bytes | bytearray, offset: int, end: int) -> list[int]:
     """
     out: list[int] = []
     add = out.append
-    u_functions = _U_FUNCTIONS
+    rules = CONTROL_RULES
+    unpack = APCI.unpack_from
     pos = offset
-    # apdu_size's rules, inlined: a call per APDU would cost as much as the checks
-    while pos + 6 <= end and data[pos] == START:
-        length = data[pos + 1]
-        c1 = data[pos + 2]
-        if not c1 & 0x01:  # I-format
-            if length <= MIN_LENGTH or length > MAX_LENGTH or data[pos + 4] & 0x01:
-                break
-        elif c1 == 0x01:  # S-format
-            if length != MIN_LENGTH or data[pos + 3] or data[pos + 4] & 0x01:
-                break
-        elif c1 not in u_functions or length != MIN_LENGTH or data[pos + 3] \
-                or data[pos + 4] or data[pos + 5]:  # U-format (S-like c1 != 1 included)
+    # apdu_size's test, inlined: a call per APDU would cost as much as the checks
+    while pos + 6 <= end:
+        start, length, word = unpack(data, pos)
+        if start != START:
+            break
+        lo, hi, mask, value = rules[word & 0xFF]
+        if length < lo or length > hi or word & mask != value:
             break
         pos += length + 2
         if pos > end:

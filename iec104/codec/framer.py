@@ -18,7 +18,8 @@ Offsets count octets since the framer was created (or last :meth:`Framer.reset`)
 consecutive chunks at once (their octets joined, and where each ends) and returns the
 events exactly as feeding the chunks one by one and calling :meth:`Framer.next_event` after
 each until ``NEED_DATA`` would, each with the index of the chunk after whose feed it came
-out. A valid APDU is checked with :func:`~.apci.apdu_size` where it starts; anything else
+out. Runs of valid APDUs are found by the ``run`` it is given (:func:`~.apci.apdu_run`, or
+the same answer by column: ``iec104.records.framing``); anything else
 (garbage, a bad control field, too few octets to judge) takes the path of
 :meth:`~Framer.next_event` with the octets seen up to that chunk's end, so resynchronisation
 (which depends on how much was buffered) cannot differ.
@@ -27,7 +28,7 @@ out. A valid APDU is checked with :func:`~.apci.apdu_size` where it starts; anyt
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 from .apci import APDU, MAX_LENGTH, START, apdu_run, apdu_size, check_apdu, decode_apdu
@@ -213,12 +214,15 @@ class Framer:
                   else f"APDU length {raw[1]} outside [4, 253]")
         return Malformed(offset, raw, f"{reason}; skipped {len(raw)} octets")
 
-    def scan(self, data: bytes, ends: Sequence[int]) -> Scan:
+    def scan(self, data: bytes, ends: Sequence[int],
+             run: Callable[[bytes | bytearray, int, int], list[int]] = apdu_run) -> Scan:
         """Feed consecutive chunks at once and frame them (see the module docstring).
 
         Args:
             data: the chunks' octets, joined.
             ends: where each chunk ends in ``data`` (increasing; the last is ``len(data)``).
+            run: finds the valid whole APDUs from an offset, as :func:`~.apci.apdu_run`
+                (the default) answers; the dissector passes the same answer by column.
 
         Returns:
             The events that feeding each chunk and calling :meth:`next_event` until
@@ -238,7 +242,7 @@ class Framer:
         total = len(buf)
         size_at = apdu_size
         while True:
-            for stop in apdu_run(buf, pos, total):  # the valid APDUs from here on, whole
+            for stop in run(buf, pos, total):  # the valid APDUs from here on, whole
                 while end < stop:
                     c += 1
                     end = base + ends[c]

@@ -18,7 +18,7 @@ from iec104.codec import (
     seq_add,
     seq_diff,
 )
-from iec104.codec.apci import SEQ_MODULO, apdu_run, apdu_size
+from iec104.codec.apci import APCI, CONTROL_RULES, SEQ_MODULO, apdu_run, apdu_size, check_apdu
 from tests.codec.test_codec_asdu import CODEC_SETTINGS
 
 seq = st.integers(0, SEQ_MODULO - 1)
@@ -200,3 +200,24 @@ def test_apdu_run_every_control_octet() -> None:
             for length in (3, 4, 5, 253, 254):
                 data = bytes((0x68, length, c1)) + rest + bytes(max(0, length - 4)) * 2
                 assert apdu_run(data, 0, len(data)) == _chain(data, 0, len(data))
+
+
+def test_control_rules_are_check_apdus_verdict() -> None:
+    """The yes/no table (what apdu_size, apdu_run and the framing by column apply) and
+    check_apdu (the reasons) agree on every first control octet."""
+    for c1 in range(256):
+        for c2 in (0, 1, 0x80):
+            for c3 in (0, 1, 2, 0xFF):
+                for c4 in (0, 1):
+                    for length in (3, 4, 5, 6, 253, 254):
+                        data = bytes((0x68, length, c1, c2, c3, c4)) + bytes(max(0, length - 4))
+                        _, _, word = APCI.unpack_from(data)
+                        rule = CONTROL_RULES[c1]
+                        ruled = (rule.min_length <= length <= rule.max_length
+                                 and word & rule.mask == rule.value)
+                        try:
+                            check_apdu(data)
+                        except DecodeError:
+                            assert not ruled, data.hex()
+                        else:
+                            assert ruled, data.hex()
