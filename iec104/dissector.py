@@ -86,7 +86,7 @@ from .codec.framer import Run, Scan
 from .records.builder import Endpoints, RecordBuilder
 from .records.columnar import ColumnarBuilder
 from .records.decoder import DirectionDecoder
-from .records.framing import apdu_run
+from .records.framing import apdu_ends
 from .records.profiles import DetectingBuilder, ProfileOverrides
 
 if TYPE_CHECKING:
@@ -513,10 +513,10 @@ class _FastLane:
             if dec is None:
                 continue
             chunks = lane.chunks
+            # the finder's ends: a list, or an int64 array (by column) the scan hands on
+            finder: Callable[..., Any] = scalar_run if key in broken else apdu_ends
             scan = dec.framer.scan(chunks[0] if len(chunks) == 1 else b"".join(chunks),
-                                   lane.ends,
-                                   scalar_run if key in broken else apdu_run,  # by column
-                                   runs=True)
+                                   lane.ends, finder, runs=True)
             if scan.malformed:
                 broken.add(key)
                 if len(broken) > _BROKEN + len(decoders):  # forget those that have ended
