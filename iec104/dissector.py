@@ -34,9 +34,10 @@ the same state changes as ``feed``), and its payload waits in its direction's la
 frame and time. A flush -- every ``block`` payloads, before the events of any other packet
 are handled, and at the end -- frames each lane in one call (:meth:`~iec104.codec.Framer.
 scan`: the events feeding the segments one by one would give, each with the segment that
-completed it; the runs of valid APDUs found by column, :mod:`~.records.framing`), orders
-the events of all lanes by completing frame (the order in which the event path records
-them, so APDU numbers agree), and records them in bulk
+completed it; the runs of valid APDUs found by column, :mod:`~.records.framing`, each
+reported as one item), orders the events of all lanes by completing frame (the order in
+which the event path records them, so APDU numbers agree) -- as arrays of offsets into the
+lanes' octets, no Python object per APDU -- and records them in bulk
 (:meth:`~.records.columnar.ColumnarBuilder.admit` and ``add_admitted``), cutting batches
 after the same frames as the event path. Malformed runs and APDUs the columnar stage does
 not decode take the builder's own calls in their place; so does everything from the first
@@ -62,8 +63,7 @@ import os
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from itertools import islice
-from operator import itemgetter
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -82,10 +82,11 @@ from .capture.reassembly import (
 )
 from .codec import DEFAULT_PROFILE, Frame, Malformed, Profile
 from .codec.apci import apdu_run as scalar_run
+from .codec.framer import Run, Scan
 from .records.builder import Endpoints, RecordBuilder
 from .records.columnar import ColumnarBuilder
 from .records.decoder import DirectionDecoder
-from .records.framing import apdu_run
+from .records.framing import apdu_ends
 from .records.profiles import DetectingBuilder, ProfileOverrides
 
 if TYPE_CHECKING:
@@ -339,13 +340,6 @@ _SHORT_RUN = 32  # packets: a shorter run makes the next ones go one by one for 
 _LONGEST_SKIP = 1 << 16  # packets one by one at most before runs are tried again
 
 
-def _pick(values: list[Any], at: list[int]) -> list[Any]:
-    """``[values[i] for i in at]`` in one C loop (itemgetter: a flush picks per APDU)."""
-    if len(at) > 1:
-        return list(itemgetter(*at)(values))
-    return [values[at[0]]] if at else []
-
-
 class _Lane:
     """One direction's in-order payloads of the current block, with their frames."""
 
@@ -489,20 +483,27 @@ class _FastLane:
             yield from self.one_by_one(map(packet, range(stop, i)), frame_offset, defrag)
 
     def flush(self) -> Iterator[pa.RecordBatch]:
-        """Frame and record everything taken; yields the batches that fill up on the way."""
+        """Frame and record everything taken; yields the batches that fill up on the way.
+
+        The events of a flush are arrays over the octets of its scans joined (each event's
+        start, length, frame, time, group), so that a run of APDUs costs no Python object
+        per APDU; a Malformed event is kept as it is (``bad``: by event index)."""
         lanes = self.lanes
         self.taken = 0
         if not lanes:
             return
         decoders = self.decoder._decoders
         broken = self.broken
-        events: list[bytes | Malformed] = []
-        frames: list[int | None] = []
-        times: list[int | None] = []
-        groups: list[int] = []
+        octets: list[bytes] = []
+        spans: list[np.ndarray] = []  # per scan: events' starts in the octets joined, ends
+        frames: list[np.ndarray] = []
+        times: list[np.ndarray] = []
+        groups: list[np.ndarray] = []
+        bad: dict[int, Malformed] = {}
         eps: list[Endpoints] = []
         starts: list[int] = []  # stream offset of each group's first event
-        bad = 0
+        size = 0
+        n = 0
         last: tuple[int, int | None] = (0, None)
         for half, lane in lanes.items():
             key = (half.stream, half.direction)  # type: ignore[attr-defined]
@@ -512,9 +513,10 @@ class _FastLane:
             if dec is None:
                 continue
             chunks = lane.chunks
+            # the finder's ends: a list, or an int64 array (by column) the scan hands on
+            finder: Callable[..., Any] = scalar_run if key in broken else apdu_ends
             scan = dec.framer.scan(chunks[0] if len(chunks) == 1 else b"".join(chunks),
-                                   lane.ends,
-                                   scalar_run if key in broken else apdu_run)  # by column
+                                   lane.ends, finder, runs=True)
             if scan.malformed:
                 broken.add(key)
                 if len(broken) > _BROKEN + len(decoders):  # forget those that have ended
@@ -523,66 +525,67 @@ class _FastLane:
                 broken.discard(key)
             if not scan.events:
                 continue
-            dec.apdus += len(scan.events)
-            bad += scan.malformed
+            ends, chunk = _spans(scan, lane.ends, bad, n)
+            m = len(ends)
+            dec.apdus += m
             group = len(eps)
             eps.append(dec.endpoints)
             starts.append(scan.offset)
-            events += scan.events
-            frames += _pick(lane.frames, scan.chunks)
-            times += _pick(lane.times, scan.chunks)
-            groups += [group] * len(scan.events)
+            spans.append(ends + size)
+            octets.append(scan.octets)
+            size += len(scan.octets)
+            frames.append(np.asarray(lane.frames, np.int64)[chunk])
+            times.append(np.asarray(lane.times)[chunk])  # object dtype where some are None
+            groups.append(np.full(m, group, np.int64))
+            n += m
         lanes.clear()
         self.decoder._last = (last[1], last[0] if self.numbered else None)
-        if not events:
+        if not n:
             return
-        frame_at = np.asarray(frames, np.int64)
+        ends = np.concatenate(spans)
+        lens = np.diff(ends, prepend=0)
+        # a scan's first event starts where the scan's octets do (the one before ends there)
+        frame_at = np.concatenate(frames)
+        time_at = np.concatenate(times) if len(times) > 1 else times[0]
+        group_at = np.concatenate(groups)
         if len(eps) > 1:  # directions interleaved: rows in the order the APDUs completed
             perm = np.argsort(frame_at, kind="stable")
-            frame_at = frame_at[perm]
-            order = perm.tolist()
-            events = _pick(events, order)
-            frames = frame_at.tolist()
-            times = _pick(times, order)
-            groups = _pick(groups, order)
-        if not self.numbered:
-            frames = [None] * len(events)
-        yield from self._record(events, frames, frame_at, times, groups, eps, starts, bad)
+            ends, lens, frame_at, time_at, group_at = (
+                ends[perm], lens[perm], frame_at[perm], time_at[perm], group_at[perm])
+            if bad:
+                where = np.empty(n, np.int64)
+                where[perm] = np.arange(n)
+                bad = {int(where[i]): event for i, event in bad.items()}
+        flush = _Flush(octets[0] if len(octets) == 1 else b"".join(octets), ends - lens, lens,
+                       frame_at if self.numbered else np.full(n, None, object), time_at,
+                       group_at, bad)
+        yield from self._record(flush, frame_at, eps, starts)
 
-    def _record(self, events: list[bytes | Malformed], frames: list[int | None],
-                frame_at: np.ndarray, times: list[int | None], groups: list[int],
-                eps: list[Endpoints], starts: list[int], bad: int,
-                ) -> Iterator[pa.RecordBatch]:
+    def _record(self, flush: _Flush, frame_at: np.ndarray, eps: list[Endpoints],
+                starts: list[int]) -> Iterator[pa.RecordBatch]:
         """Record the events of a flush (``frame_at``: their completing frames, ordered):
         in bulk while every call would go straight to the columnar builder, else one by
         one through the builder's own calls until they would again (a DetectingBuilder's
         queue has drained)."""
-        n = len(events)
+        n = len(frame_at)
         frame_end = np.ones(n, bool)  # the last event of its frame (where batches are cut)
         frame_end[:-1] = frame_at[1:] != frame_at[:-1]
-        octets: list[bytes] = events if not bad else [  # type: ignore[assignment]
-            e if type(e) is bytes else e.raw for e in events]  # type: ignore[union-attr]
-        group_at = np.asarray(groups, np.int64)
         offsets = list(starts)  # each group's stream offset at ``done``
         done = 0
         i = 0
         front = self.front
         while i < n:
             if n - i >= _FEW and not (self.detecting and front.queued):
-                j = yield from self._bulk(i, events, octets, frames, times, group_at, eps,
-                                          frame_end, bad)
+                j = yield from self._bulk(i, flush, eps, frame_end)
                 if j > i:
                     i = j
                     continue
-            for k in range(done, i):
-                offsets[groups[k]] += len(octets[k])
-            i = done = yield from self._one_by_one(i, events, frames, times, groups, eps,
-                                                   offsets, frame_end)
+            for g, m in zip(flush.groups[done:i].tolist(), flush.lens[done:i].tolist()):
+                offsets[g] += m
+            i = done = yield from self._one_by_one(i, flush, eps, offsets, frame_end)
 
-    def _bulk(self, first: int, events: list[bytes | Malformed], octets: list[bytes],
-              frames: list[int | None], times: list[int | None], group_at: np.ndarray,
-              eps: list[Endpoints], frame_end: np.ndarray,
-              bad: int) -> Generator[pa.RecordBatch, None, int]:
+    def _bulk(self, first: int, flush: _Flush, eps: list[Endpoints],
+              frame_end: np.ndarray) -> Generator[pa.RecordBatch, None, int]:
         """Events ``first`` on in bulk, up to the first I-frame of a direction whose profile
         is not decided (returned: where the bulk stopped)."""
         front = self.front
@@ -594,20 +597,22 @@ class _FastLane:
             undecided[g] = self.detecting and decision is None
             keys.append((ep, None, None) if decision is None
                         else (ep, decision.profile, decision.confidence))
-        octets = octets[first:]
-        group_at = group_at[first:]
-        rows, is_i = target.admit(octets, group_at, keys)
-        if bad:  # malformed runs: rows of the scalar path
-            odd = [i for i, e in enumerate(events[first:]) if type(e) is not bytes]
+        octets = flush.octets
+        s = flush.starts[first:]
+        lens = flush.lens[first:]
+        group_at = flush.groups[first:]
+        rows, is_i = target.admit(octets, s, lens, group_at, keys)
+        if flush.bad:  # malformed runs: rows of the scalar path
+            odd = [i - first for i in flush.bad if i >= first]
             rows[odd] = -1
             is_i[odd] = False
         # an I-frame of an undecided direction waits for its decision, and so does
         # everything after it: from there on the calls go through the DetectingBuilder
         waits = np.flatnonzero(undecided[group_at] & is_i)
-        stop = int(waits[0]) if waits.size else len(octets)
+        stop = int(waits[0]) if waits.size else len(s)
         frame_end = frame_end[first:]
-        times = times[first:]
-        frames = frames[first:]
+        times = flush.times[first:]
+        frames = flush.frames[first:]
         batch_rows = self.batch_rows
         i = 0
         for j in [*np.flatnonzero(rows[:stop] < 0).tolist(), stop]:
@@ -615,51 +620,109 @@ class _FastLane:
                 cum = target.rows + np.cumsum(rows[i:j])
                 cross = np.flatnonzero(frame_end[i:j] & (cum >= batch_rows))
                 k = i + int(cross[0]) + 1 if cross.size else j
-                target.add_admitted(octets[i:k], times[i:k], frames[i:k], group_at[i:k],
-                                    keys, is_i[i:k], rows[i:k])
+                target.add_admitted(octets, s[i:k], lens[i:k], times[i:k], frames[i:k],
+                                    group_at[i:k], keys, is_i[i:k], rows[i:k])
                 if cross.size:
                     yield from _bounded(front.take_batch(), batch_rows)
                 i = k
             if j < stop:  # a malformed run or an APDU of the scalar path
-                event = events[first + j]
                 g = int(group_at[j])
+                event = flush.event(first + j)
                 if type(event) is bytes:
                     _, profile, confidence = keys[g]
-                    target.add_apdu(times[j], frames[j], eps[g], event, None, profile,
-                                    confidence)
+                    target.add_apdu(times.item(j), frames.item(j), eps[g], event, None,
+                                    profile, confidence)
                 else:
-                    front.add_malformed(times[j], frames[j], eps[g], event)
+                    front.add_malformed(times.item(j), frames.item(j), eps[g], event)
                 if frame_end[j] and front.rows >= batch_rows:
                     yield from _bounded(front.take_batch(), batch_rows)
                 i = j + 1
         return first + stop
 
-    def _one_by_one(self, first: int, events: list[bytes | Malformed], frames: list[int | None],
-                    times: list[int | None], groups: list[int], eps: list[Endpoints],
-                    offsets: list[int], frame_end: np.ndarray,
-                    ) -> Generator[pa.RecordBatch, None, int]:
+    def _one_by_one(self, first: int, flush: _Flush, eps: list[Endpoints], offsets: list[int],
+                    frame_end: np.ndarray) -> Generator[pa.RecordBatch, None, int]:
         """Events ``first`` on through the builder's own calls, as a DirectionDecoder makes
         them (``offsets``: each group's stream offset at ``first``), until the bulk path
         may take over again (returned: where)."""
         front = self.front
         batch_rows = self.batch_rows
-        ends = frame_end.tolist()
-        n = len(events)
+        times, frames, groups = flush.times, flush.frames, flush.groups
+        n = len(groups)
         for k in range(first, n):
-            event = events[k]
-            g = groups[k]
+            event = flush.event(k)
+            g = int(groups[k])
             if type(event) is bytes:
-                front.add_frame(times[k], frames[k], eps[g],
+                front.add_frame(times.item(k), frames.item(k), eps[g],
                                 Frame(offsets[g], event, None))
                 offsets[g] += len(event)
             else:
-                front.add_malformed(times[k], frames[k], eps[g], event)
+                front.add_malformed(times.item(k), frames.item(k), eps[g], event)
                 offsets[g] += len(event.raw)  # type: ignore[union-attr]
-            if ends[k] and front.rows >= batch_rows:
+            if frame_end[k] and front.rows >= batch_rows:
                 yield from _bounded(front.take_batch(), batch_rows)
             if n - k > _FEW and not (self.detecting and front.queued):
                 return k + 1
         return n
+
+
+class _Flush(NamedTuple):
+    """The events of a flush, in recording order: event ``k`` is
+    ``octets[starts[k]:starts[k] + lens[k]]``, a Malformed where ``bad`` has ``k``."""
+
+    octets: bytes
+    starts: np.ndarray  # int64
+    lens: np.ndarray  # int64
+    frames: np.ndarray  # int64 (object, all None: rows without a frame number)
+    times: np.ndarray  # int64 (object where some are None)
+    groups: np.ndarray  # int64, index into the flush's endpoints
+    bad: dict[int, Malformed]
+
+    def event(self, k: int) -> bytes | Malformed:
+        """Event ``k`` (its octets sliced now: only events that go one by one are)."""
+        bad = self.bad.get(k)
+        if bad is not None:
+            return bad
+        start = int(self.starts[k])
+        return self.octets[start:start + int(self.lens[k])]
+
+
+def _spans(scan: Scan, lane_ends: list[int], bad: dict[int, Malformed], first: int,
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Where each event of a ``runs=True`` scan ends in ``scan.octets`` and its chunk
+    (int64 arrays); its Malformed events go to ``bad`` by index (+ ``first``)."""
+    ends: list[Any] = []
+    chunks: list[Any] = []
+    single_ends: list[int] = []  # events the framer's own path gave, since the last run
+    single_chunks: list[int] = []
+    at = 0
+    for event, c in zip(scan.events, scan.chunks):
+        if type(event) is Run:
+            if single_ends:
+                ends.append(single_ends)
+                chunks.append(single_chunks)
+                single_ends, single_chunks = [], []
+            stops = np.asarray(event.stops, np.int64)
+            ends.append(stops - scan.origin)
+            # the rule of Framer.scan: the first chunk whose end is at or past the stop
+            chunks.append(np.searchsorted(lane_ends, stops - scan.base))
+            at = int(stops[-1]) - scan.origin
+            first += len(stops)
+            continue
+        if type(event) is Malformed:
+            bad[first] = event
+            at += len(event.raw)
+        else:
+            at += len(event)  # type: ignore[arg-type]
+        single_ends.append(at)
+        single_chunks.append(c)
+        first += 1
+    if single_ends:
+        ends.append(single_ends)
+        chunks.append(single_chunks)
+    if len(ends) == 1:
+        return np.asarray(ends[0], np.int64), np.asarray(chunks[0], np.int64)
+    return (np.concatenate(ends).astype(np.int64, copy=False),
+            np.concatenate(chunks).astype(np.int64, copy=False))
 
 
 PacketSource = tuple[Iterable[Packet], int, "Defragmenter | None"]

@@ -22,12 +22,16 @@ out. Runs of valid APDUs are found by the ``run`` it is given (:func:`~.apci.apd
 the same answer by column: ``iec104.records.framing``); anything else
 (garbage, a bad control field, too few octets to judge) takes the path of
 :meth:`~Framer.next_event` with the octets seen up to that chunk's end, so resynchronisation
-(which depends on how much was buffered) cannot differ.
+(which depends on how much was buffered) cannot differ. With ``runs=True`` a run the finder
+found is one :class:`Run` item (its ends, as the finder gave them), not one ``bytes`` per
+APDU, and the scan hands out the octets of all its events joined (``Scan.octets``): the
+fast lane turns a run into arrays without a Python object per APDU.
 """
 
 from __future__ import annotations
 
 import enum
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
@@ -84,22 +88,44 @@ def _plausible(buf: bytearray | bytes, pos: int, end: int) -> bool:
     return pos + 1 >= end or 4 <= buf[pos + 1] <= MAX_LENGTH
 
 
+class Run(NamedTuple):
+    """Valid whole APDUs back to back, as :meth:`Framer.scan` with ``runs=True`` reports
+    the run finder's answer.
+
+    Attributes:
+        stops: where each APDU ends, increasing (in :attr:`Scan.octets` at
+            ``stop - Scan.origin``); each came out after the feed of the first chunk whose
+            end (``Scan.base + ends[c]``, same coordinates) is at or past its stop.
+    """
+
+    stops: Sequence[int]
+
+
 class Scan(NamedTuple):
     """What :meth:`Framer.scan` found, in stream order.
 
     Attributes:
         events: the octets of each valid APDU (checked, not decoded), or a
-            :class:`Malformed` for octets that are none.
+            :class:`Malformed` for octets that are none; with ``runs=True`` also
+            :class:`Run` items.
         chunks: per event, the index of the chunk after whose feed it came out (the chunk
-            that carried its last octet, or the one whose end decided a malformed run).
+            that carried its last octet, or the one whose end decided a malformed run);
+            for a :class:`Run`, that of its last APDU.
         malformed: how many of ``events`` are :class:`Malformed`.
         offset: stream offset of the first event's first octet.
+        octets: with ``runs=True``, the octets of all events joined (the events follow
+            each other without a gap); else empty.
+        origin: where ``octets`` starts, in the coordinates of :attr:`Run.stops`.
+        base: where the scanned ``data`` starts, in the same coordinates (>= ``origin``).
     """
 
-    events: list[bytes | Malformed]
+    events: list[bytes | Malformed | Run]
     chunks: list[int]
     malformed: int
     offset: int
+    octets: bytes = b""
+    origin: int = 0
+    base: int = 0
 
 
 class Framer:
@@ -215,7 +241,8 @@ class Framer:
         return Malformed(offset, raw, f"{reason}; skipped {len(raw)} octets")
 
     def scan(self, data: bytes, ends: Sequence[int],
-             run: Callable[[bytes | bytearray, int, int], list[int]] = apdu_run) -> Scan:
+             run: Callable[[bytes | bytearray, int, int], Sequence[int]] = apdu_run,
+             runs: bool = False) -> Scan:
         """Feed consecutive chunks at once and frame them (see the module docstring).
 
         Args:
@@ -223,6 +250,8 @@ class Framer:
             ends: where each chunk ends in ``data`` (increasing; the last is ``len(data)``).
             run: finds the valid whole APDUs from an offset, as :func:`~.apci.apdu_run`
                 (the default) answers; the dissector passes the same answer by column.
+            runs: report each run the finder found as one :class:`Run`, and the octets of
+                the events joined (see :class:`Scan`).
 
         Returns:
             The events that feeding each chunk and calling :meth:`next_event` until
@@ -233,7 +262,8 @@ class Framer:
         pos = self._pos
         first = self._offset
         base = len(buf) - len(data)  # where ``data`` starts in the buffer
-        events: list[bytes | Malformed] = []
+        origin = pos
+        events: list[bytes | Malformed | Run] = []
         chunks: list[int] = []
         malformed = 0
         last = len(ends) - 1
@@ -242,13 +272,23 @@ class Framer:
         total = len(buf)
         size_at = apdu_size
         while True:
-            for stop in run(buf, pos, total):  # the valid APDUs from here on, whole
-                while end < stop:
-                    c += 1
-                    end = base + ends[c]
-                events.append(buf[pos:stop])  # type: ignore[arg-type]  # bytes at the end
-                chunks.append(c)
-                pos = stop
+            stops = run(buf, pos, total)  # the valid APDUs from here on, whole
+            if runs:
+                if len(stops):
+                    pos = int(stops[-1])
+                    if end < pos:  # the chunk of the run's last APDU
+                        c = bisect_left(ends, pos - base, c)
+                        end = base + ends[c]
+                    events.append(Run(stops))
+                    chunks.append(c)
+            else:
+                for stop in stops:
+                    while end < stop:
+                        c += 1
+                        end = base + ends[c]
+                    events.append(buf[pos:stop])  # type: ignore[arg-type]  # bytes at the end
+                    chunks.append(c)
+                    pos = stop
             if pos < total and size_at(buf, pos):
                 break  # a valid APDU header, not whole (apdu_run took the whole ones)
             # anything else: next_event's own path, with what has been seen so far
@@ -270,6 +310,10 @@ class Framer:
             chunks.append(c)
         self._offset += pos - self._pos
         self._pos = pos
+        if runs:
+            octets = buf if origin == 0 and pos == total and type(buf) is bytes \
+                else bytes(buf[origin:pos])
+            return Scan(events, chunks, malformed, first, octets, origin, base)
         if type(buf) is bytearray:
             events = [bytes(e) if type(e) is bytearray else e for e in events]
         return Scan(events, chunks, malformed, first)

@@ -14,8 +14,12 @@ same rows, same batches) but decodes *by column* when a batch is taken:
   events, parameters, length errors, malformed octets, gaps, connection events -- goes at
   once to an inner :class:`~.builder.RecordBuilder` (today's scalar path, unchanged), and
   its place among the columnar APDUs is noted.
-* :meth:`ColumnarBuilder.take_batch` joins the kept octets into one buffer and decodes them
-  with vectorised gathers over ``np.frombuffer``: APCI and data unit identifier per APDU,
+* The fast lane admits many APDUs at once (:meth:`ColumnarBuilder.admit`,
+  :meth:`~ColumnarBuilder.add_admitted`) as arrays over its flush's octets (each APDU's
+  start and length, time, frame): they are kept as such a *part*, without a Python object
+  per APDU; ``add_apdu``'s APDUs since the last part become a part of their own.
+* :meth:`ColumnarBuilder.take_batch` joins the parts' octets into one buffer and decodes
+  the APDUs where they lie in it with vectorised gathers over ``np.frombuffer``: APCI and data unit identifier per APDU,
   then one row per object (``np.repeat`` of the counts; SQ=0 objects at ``count * (IOA +
   size)`` strides, SQ=1 objects at ``size`` strides from one address), then, type by type
   present in the batch, the element fields where its ``Layout`` says they lie. Value texts
@@ -48,7 +52,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -127,6 +131,20 @@ def _month_tables() -> tuple[np.ndarray, np.ndarray]:
 _MONTH_BEFORE, _MONTH_LENGTH = _month_tables()
 
 
+class _Part(NamedTuple):
+    """Columnar APDUs kept in a row: ``octets[starts[j]:starts[j] + lens[j]]`` is APDU
+    ``j`` (the fast lane's parts share its flush's octets; add_apdu's are joined)."""
+
+    octets: bytes
+    starts: np.ndarray  # int64
+    lens: np.ndarray  # int64
+    times: np.ndarray | list[int | None]
+    frames: np.ndarray | list[int | None]
+    eids: np.ndarray | list[int]
+    pids: np.ndarray | list[int]
+    apdus: np.ndarray | list[int]
+
+
 class ColumnarBuilder:
     """A :class:`~.builder.RecordBuilder` that decodes by column; see the module docstring.
 
@@ -157,6 +175,10 @@ class ColumnarBuilder:
         self._inner.profile = profile
 
     def _clear(self) -> None:
+        # the kept APDUs, in order: parts (add_admitted's, and add_apdu's once sealed) and
+        # add_apdu's APDUs since the last part (lists, sealed into a part when one follows)
+        self._parts: list[_Part] = []
+        self._count = 0  # APDUs kept in both
         self._raws: list[bytes] = []
         # (profile, confidence) of the kept I-frames of this batch, by index
         self._pairs: list[tuple[Profile, float | None]] = []
@@ -198,7 +220,7 @@ class ColumnarBuilder:
         before = inner.rows
         call(*args)
         self.next_apdu = inner.next_apdu
-        self._marks.append((len(self._raws), inner.rows - before))
+        self._marks.append((self._count, inner.rows - before))
 
     def add_frame(self, time_ns: int | None, frame: int | None, ep: Endpoints,
                   event: Frame, profile: Profile | None = None,
@@ -261,16 +283,29 @@ class ColumnarBuilder:
         self._eids.append(self._last_eid)
         self._apdus.append(self.next_apdu)
         self.next_apdu += 1
+        self._count += 1
         self._fast_rows += rows
 
-    def admit(self, raws: list[bytes], groups: np.ndarray,
+    def _seal(self) -> None:
+        """Make add_apdu's APDUs since the last part a part."""
+        raws = self._raws
+        if raws:
+            lens = np.fromiter(map(len, raws), np.int64, len(raws))
+            self._parts.append(_Part(b"".join(raws), np.cumsum(lens) - lens, lens, self._times,
+                                     self._frames, self._eids, self._pids, self._apdus))
+            self._raws, self._times, self._frames = [], [], []
+            self._eids, self._pids, self._apdus = [], [], []
+
+    def admit(self, octets: bytes, s: np.ndarray, lens: np.ndarray, groups: np.ndarray,
               keys: list[tuple[Endpoints, Profile | None, float | None]],
               ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`add_apdu`'s admission of many APDUs at once (the fast lane).
 
         Args:
-            raws: the APDUs' octets (at least one octet each; octets that are no APDU
-                give meaningless answers, for the caller to override).
+            octets: where the APDUs lie.
+            s, lens: each APDU's start in ``octets`` and length (int64; at least one
+                octet each; octets that are no APDU give meaningless answers, for the
+                caller to override).
             groups: per APDU, an index into ``keys``.
             keys: ``(endpoints, profile, confidence)`` as :meth:`add_apdu` takes them
                 (profile None: the builder's).
@@ -282,11 +317,8 @@ class ColumnarBuilder:
         """
         layouts = [header_layout(self._inner.profile if p is None else p)
                    for _ep, p, _c in keys]
-        buf = b"".join(raws)
-        a = np.frombuffer(buf, np.uint8)
+        a = np.frombuffer(octets, np.uint8)
         last = len(a) - 1
-        lens = np.fromiter(map(len, raws), np.int64, len(raws))
-        s = np.cumsum(lens) - lens
         is_i = (a[np.minimum(s + CONTROL_AT, last)] & 1) == 0
         # the rules of add_apdu, by column (octets past an APDU are read, then masked)
         body = (ASDU_AT + np.array([h.objects_at for h in layouts], np.int64))[groups]
@@ -295,7 +327,7 @@ class ColumnarBuilder:
         vsq = a[np.minimum(s + _VSQ_AT, last)].astype(np.int64)
         count = vsq & COUNT_MASK
         seq = ((vsq & SQ_BIT) != 0) & (count > 0)
-        first = np.zeros(len(raws), np.int64)  # the first address (SQ=1)
+        first = np.zeros(len(s), np.int64)  # the first address (SQ=1)
         for i in range(3):
             first |= np.where(ioa > i, a[np.minimum(s + body + i, last)].astype(np.int64)
                               << (8 * i), 0)
@@ -306,12 +338,13 @@ class ColumnarBuilder:
         rows = np.where(is_i, np.where(ok, np.where(seq, count, np.maximum(count, 1)), -1), 1)
         return rows, is_i
 
-    def add_admitted(self, raws: list[bytes], times: list[int | None],
-                     frames: list[int | None], groups: np.ndarray,
+    def add_admitted(self, octets: bytes, s: np.ndarray, lens: np.ndarray,
+                     times: np.ndarray, frames: np.ndarray, groups: np.ndarray,
                      keys: list[tuple[Endpoints, Profile | None, float | None]],
                      is_i: np.ndarray, rows: np.ndarray) -> None:
         """Record APDUs that :meth:`admit` admitted (rows >= 0), in this order: what
-        :meth:`add_apdu` records for each, at once."""
+        :meth:`add_apdu` records for each, at once (``times``, ``frames``: int64, or
+        object arrays where some are None)."""
         eid_of = np.empty(len(keys), np.int64)
         pid_of = np.empty(len(keys), np.int64)
         for g, (ep, profile, confidence) in enumerate(keys):
@@ -325,13 +358,12 @@ class ColumnarBuilder:
                 pid = self._pair_ids[pair] = len(self._pairs)
                 self._pairs.append(pair)
             eid_of[g], pid_of[g] = eid, pid
-        n = len(raws)
-        self._raws += raws
-        self._times += times
-        self._frames += frames
-        self._eids += eid_of[groups].tolist()
-        self._pids += np.where(is_i, pid_of[groups], -1).tolist()
-        self._apdus += range(self.next_apdu, self.next_apdu + n)
+        n = len(s)
+        self._seal()
+        self._parts.append(_Part(octets, s, lens, times, frames, eid_of[groups],
+                                 np.where(is_i, pid_of[groups], -1),
+                                 np.arange(self.next_apdu, self.next_apdu + n)))
+        self._count += n
         self.next_apdu += n
         self._fast_rows += int(rows.sum())
 
@@ -354,25 +386,30 @@ class ColumnarBuilder:
 
     def take_batch(self) -> pa.RecordBatch:
         """The rows so far as a RecordBatch; the builder starts empty again."""
-        raws, times, frames, eids, apdus, pids, pairs = (
-            self._raws, self._times, self._frames, self._eids, self._apdus, self._pids,
-            self._pairs)
-        marks = self._marks
+        self._seal()
+        parts, pairs, marks = self._parts, self._pairs, self._marks
         self._clear()
-        if not raws:
+        if not parts:
             return self._inner.take_batch()
-        fast, row_apdu, odd = _decode(raws, times, frames, eids, apdus, self._endpoints,
-                                      pids, pairs)
+        a, s, lens = _joined(parts)
+        times = pa.concat_arrays([array(p.times, pa.int64()) for p in parts])
+        frames = pa.concat_arrays([array(p.frames, pa.int64()) for p in parts])
+        eids, pids, apdus = (np.concatenate([np.asarray(getattr(p, name), np.int64)
+                                             for p in parts])
+                             for name in ("eids", "pids", "apdus"))
+        n = len(s)
+        fast, row_apdu, odd = _decode(a, s, lens, times, frames, eids, apdus,
+                                      self._endpoints, pids, pairs)
         if not marks and not odd.size:
             return fast
         # rows of each columnar APDU start at fast_start[j] in `fast`
-        counts = np.bincount(row_apdu, minlength=len(raws))
-        fast_start = np.zeros(len(raws) + 1, np.int64)
+        counts = np.bincount(row_apdu, minlength=n)
+        fast_start = np.zeros(n + 1, np.int64)
         np.cumsum(counts, out=fast_start[1:])
         # scalar rows before each columnar APDU j (inner calls noted before it)
         mark_at = np.array([m for m, _ in marks], np.int64)
         mark_rows = np.array([r for _, r in marks], np.int64)
-        before = np.zeros(len(raws) + 1, np.int64)
+        before = np.zeros(n + 1, np.int64)
         np.add.at(before, mark_at, mark_rows)
         before = np.cumsum(before)
         pieces = []
@@ -382,11 +419,13 @@ class ColumnarBuilder:
             # APDUs whose time tags need the scalar path's texts: decode them again there
             redo = RecordBuilder(self.profile)
             for j in odd.tolist():
-                redo.next_apdu = apdus[j]
-                raw = raws[j]
-                profile, confidence = pairs[pids[j]] if pids[j] >= 0 else (None, None)
-                redo.add_frame(times[j], frames[j], self._endpoints[eids[j]],
-                               Frame(0, raw, decode_apdu(raw)), profile, confidence)
+                redo.next_apdu = int(apdus[j])
+                raw = a[s[j]:s[j] + lens[j]].tobytes()
+                pid = int(pids[j])
+                profile, confidence = pairs[pid] if pid >= 0 else (None, None)
+                redo.add_frame(times[j].as_py(), frames[j].as_py(),
+                               self._endpoints[eids[j]], Frame(0, raw, decode_apdu(raw)),
+                               profile, confidence)
                 keep[fast_start[j]:fast_start[j + 1]] = False
             pieces.append(redo.take_batch())
             positions.append(np.concatenate([
@@ -408,6 +447,25 @@ class ColumnarBuilder:
 
 
 # -- the vectorised decoder ----------------------------------------------------------------
+
+
+def _joined(parts: list[_Part]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The octets of the parts as one array (each distinct ``octets`` once: the fast lane's
+    parts of one flush share them), and each APDU's start in it and length."""
+    if len(parts) == 1:
+        (part,) = parts
+        return np.frombuffer(part.octets, np.uint8), part.starts, part.lens
+    buffers: list[bytes] = []
+    shifts: list[int] = []
+    size = 0
+    for part in parts:
+        if not buffers or part.octets is not buffers[-1]:
+            buffers.append(part.octets)
+            size += len(part.octets)
+        shifts.append(size - len(part.octets))
+    return (np.frombuffer(b"".join(buffers), np.uint8),
+            np.concatenate([p.starts + shift for p, shift in zip(parts, shifts)]),
+            np.concatenate([p.lens for p in parts]))
 
 
 def _le(a: np.ndarray, at: np.ndarray, width: int) -> np.ndarray:
@@ -439,21 +497,19 @@ def _bools(values: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
     return array(values.astype(bool), pa.bool_(), mask=null)
 
 
-def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None],
-            eids: list[int], apdus: list[int], endpoints: list[Endpoints], pids: list[int],
-            pairs: list[tuple[Profile, float | None]],
+def _decode(a: np.ndarray, s: np.ndarray, lens: np.ndarray, times: pa.Array,
+            frames: pa.Array, eids: np.ndarray, apdus: np.ndarray, endpoints: list[Endpoints],
+            pids: np.ndarray, pairs: list[tuple[Profile, float | None]],
             ) -> tuple[pa.RecordBatch, np.ndarray, np.ndarray]:
-    """Decode valid APDUs (as :meth:`ColumnarBuilder.add_apdu` admits them) by column;
-    ``pairs[pids[j]]`` is the (profile, confidence) of I-frame ``j`` (pid -1: S, U).
+    """Decode valid APDUs (as :meth:`ColumnarBuilder.add_apdu` admits them) by column:
+    APDU ``j`` is ``a[s[j]:s[j] + lens[j]]`` (int64 offsets, in any order); ``times`` and
+    ``frames`` (int64, null: none) and the int64 arrays are per APDU; ``pairs[pids[j]]`` is
+    the (profile, confidence) of I-frame ``j`` (pid -1: S, U).
 
-    Returns the batch, the APDU of each row (index into ``raws``) and the indices of the
+    Returns the batch, the APDU of each row (index into ``s``) and the indices of the
     APDUs to decode again on the scalar path (time tags with error texts).
     """
-    n = len(raws)
-    buf = b"".join(raws)
-    a = np.frombuffer(buf, np.uint8)
-    lens = np.fromiter(map(len, raws), np.int64, n)
-    s = np.cumsum(lens) - lens  # APDU start offsets
+    n = len(s)
     # header layouts per APDU (the codec's; S- and U-frames: the first pair's, never read)
     pid = np.asarray(pids, np.int64)
     layouts = [header_layout(p) for p, _c in pairs] or [header_layout()]
@@ -532,7 +588,7 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
     tag_iv = np.zeros(no, bool)
     tag_null = np.ones(no, bool)
     odd_rows = np.zeros(no, bool)
-    time_ref = array(times, pa.int64())
+    time_ref = times
     for tid in np.flatnonzero(np.bincount(t, minlength=256)).tolist():
         layout, _size, tsize = _LAID_OUT[tid]
         m = np.flatnonzero(t == tid)
@@ -595,7 +651,7 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
     texts_all = pa.concat_arrays(texts) if texts else array([], pa.string())
     columns: dict[str, pa.Array] = {
         "time": by_row(time_ref).cast(SCHEMA.field("time").type),
-        "frame": by_row(array(frames, pa.int64())),
+        "frame": by_row(frames),
         "stream": array(ep_cols[0], pa.int32()).take(eid_arr),
         "direction": array(ep_cols[1], pa.string()).take(eid_arr),
         "src": array(ep_cols[2], pa.string()).take(eid_arr),
@@ -628,7 +684,7 @@ def _decode(raws: list[bytes], times: list[int | None], frames: list[int | None]
         "time_tag_iv": obj_col(tag_iv, np.bool_, tag_null, False),
         "select": obj_col(select, np.bool_, select_null, False),
         "qualifier": obj_col(qualifier, np.int16, qualifier_null),
-        "raw": by_row(_raw_column(buf, s, lens)),
+        "raw": by_row(_raw_column(a, s, lens)),
         "error": pa.nulls(nr, pa.string()),
         "kind": _KINDS.take(array(has_obj.astype(np.int8))),
         **_profile_columns(per_row(pid, np.int32), pairs),
@@ -675,10 +731,27 @@ def _constant_text(text: str, null: np.ndarray) -> pa.Array:
                                  null_count=nulls)
 
 
-def _raw_column(buf: bytes, starts: np.ndarray, lens: np.ndarray) -> pa.Array:
-    offsets = np.append(starts, starts[-1] + lens[-1]).astype(np.int32)
-    return pa.Array.from_buffers(pa.binary(), len(lens),
-                                 [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
+def _raw_column(a: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> pa.Array:
+    """The APDUs ``a[starts[j]:starts[j] + lens[j]]`` (not overlapping) as a binary array:
+    over ``a`` as it is when each starts where the one before ends (one direction), else
+    taken (Arrow's ``take``: a copy per value in C; a numpy gather of the octets costs
+    tens of times more) from the array of all of them in the order of ``a`` and of the
+    octets between them (the fast lane interleaves directions, and its flushes' octets
+    hold the events of the scalar path too)."""
+    n = len(lens)
+    if not (starts[1:] != starts[:-1] + lens[:-1]).any():
+        offsets = np.append(starts, starts[-1] + lens[-1]).astype(np.int32)
+        return pa.Array.from_buffers(pa.binary(), n,
+                                     [None, pa.py_buffer(offsets), pa.py_buffer(a)])
+    order = np.argsort(starts, kind="stable")
+    offsets = np.empty(2 * n, np.int32)  # APDU, octets up to the next, APDU, ..., APDU
+    offsets[0::2] = starts[order]
+    offsets[1::2] = starts[order] + lens[order]
+    spans = pa.Array.from_buffers(pa.binary(), 2 * n - 1,
+                                  [None, pa.py_buffer(offsets), pa.py_buffer(a)])
+    rank = np.empty(n, np.int64)
+    rank[order] = np.arange(0, 2 * n, 2)
+    return spans.take(array(rank))
 
 
 def _values(a: np.ndarray, at: np.ndarray, layout: Layout, type_id: int, m: np.ndarray,

@@ -30,6 +30,9 @@ more start octets than whole minimal APDUs could start (one per 6 octets), or wh
 :data:`_PEELS` rounds do not settle it, the window is framed by the codec's loop instead:
 such input costs what it costs on the scalar path, never a multiple of it.
 
+:func:`apdu_ends` is the same answer as an int64 array (the fast lane's, never turned into
+Python integers); :func:`apdu_run` the list the codec's answers.
+
 Cost: numpy's set-up is some tens of microseconds a call, and a run that stops early
 (garbage, a resync, a short lane) would pay it for a few APDUs; so the first
 :data:`_SCALAR` octets go through the codec's own loop, and arrays are only built when
@@ -50,7 +53,7 @@ import numpy as np
 from ..codec.apci import CONTROL_AT, CONTROL_RULES, MAX_LENGTH, MIN_LENGTH, START
 from ..codec.apci import apdu_run as scalar_run
 
-__all__ = ["apdu_run"]
+__all__ = ["apdu_ends", "apdu_run"]
 
 _SCALAR = 1024
 """Octets framed by the codec's loop before arrays are worth their set-up (~30 APDUs)."""
@@ -85,31 +88,43 @@ def apdu_run(data: bytes | bytearray, offset: int, end: int, *, scalar: int = _S
         scalar: octets framed by the codec's loop first (>= 0; the tests make it 0).
         window: octets of the first array window (>= 1; the tests make it small).
     """
+    ends = apdu_ends(data, offset, end, scalar=scalar, window=window)
+    return ends.tolist()  # type: ignore[no-any-return]
+
+
+def apdu_ends(data: bytes | bytearray, offset: int, end: int, *, scalar: int = _SCALAR,
+              window: int = _WINDOW) -> np.ndarray:
+    """:func:`apdu_run` as an int64 array: the fast lane's ``Framer.scan(runs=True)`` hands
+    a run on as it is, so its ends never become Python integers."""
     stop = min(end, offset + scalar)
-    out = scalar_run(data, offset, stop)
-    pos = out[-1] if out else offset
+    first = scalar_run(data, offset, stop)
+    pieces = [np.array(first, np.int64)]
+    pos = first[-1] if first else offset
     while stop < end and pos + _LONGEST > stop:  # the run may go on past this window
         stop = min(end, pos + window)
         more = _chain(data, pos, stop)
-        if more:
-            out += more
-            pos = more[-1]
+        if more.size:
+            pieces.append(more)
+            pos = int(more[-1])
         window *= 2
-    return out
+    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
 
 
-def _chain(data: bytes | bytearray, offset: int, end: int) -> list[int]:
-    """The run of ``data[offset:end]`` from ``offset``."""
+_NONE = np.zeros(0, np.int64)
+
+
+def _chain(data: bytes | bytearray, offset: int, end: int) -> np.ndarray:
+    """The run of ``data[offset:end]`` from ``offset`` (int64)."""
     n = end - offset
     last = n - _SHORTEST + 1  # positions where a whole APCI fits
     if last <= 0:
-        return []
+        return _NONE
     v = np.frombuffer(data, np.uint8, n, offset)
     starts = np.flatnonzero(v[:last] == START)
     if not starts.size or starts[0]:
-        return []
+        return _NONE
     if starts.size * _SHORTEST > n:  # more than APDUs could start: crafted octets
-        return scalar_run(data, offset, end)
+        return np.array(scalar_run(data, offset, end), np.int64)
     # the APCI at every start octet: length octet, control word (unaligned uint32 view)
     words = np.ndarray((last,), "<u4", data, offset + CONTROL_AT, (1,))[starts]
     length = v[starts + 1]
@@ -119,7 +134,7 @@ def _chain(data: bytes | bytearray, offset: int, end: int) -> list[int]:
           & (stops <= n))
     cand = starts[ok]
     if not cand.size or cand[0]:
-        return []
+        return _NONE
     m = cand.size
     stops = stops[ok]
     # successors: mostly the next candidate; the others looked up
@@ -141,6 +156,6 @@ def _chain(data: bytes | bytearray, offset: int, end: int) -> list[int]:
         linked[0] = True
         left = keep & linked[:m]
         if np.array_equal(left, keep):
-            return (stops[keep] + offset).tolist()  # type: ignore[no-any-return]
+            return (stops[keep] + offset).astype(np.int64, copy=False)
         keep = left
-    return scalar_run(data, offset, end)  # long false chains: crafted octets
+    return np.array(scalar_run(data, offset, end), np.int64)  # long false chains: crafted

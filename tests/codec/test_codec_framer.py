@@ -9,6 +9,7 @@ union of the octet ranges they cover.
 from __future__ import annotations
 
 import random
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from itertools import pairwise
 
@@ -28,6 +29,7 @@ from iec104.codec import (
     decode_apdu,
     encode_apdu,
 )
+from iec104.codec.framer import Run
 from tests.codec.test_codec_apci import apdus
 from tests.codec.test_codec_asdu import CODEC_SETTINGS
 
@@ -319,8 +321,11 @@ def _fed_one_by_one(chunks: Sequence[bytes]) -> tuple[list[tuple], int, int]:
     return out, framer.offset, framer.pending
 
 
-def _scanned(chunks: Sequence[bytes], groups: Sequence[int]) -> tuple[list[tuple], int, int]:
-    """The same through :meth:`Framer.scan`, ``groups[i]`` chunks per call."""
+def _scanned(chunks: Sequence[bytes], groups: Sequence[int],
+             runs: bool = False) -> tuple[list[tuple], int, int]:
+    """The same through :meth:`Framer.scan`, ``groups[i]`` chunks per call (``runs``: with
+    runs reported as :class:`Run` items, expanded here by the rule their docstring states,
+    and the octets of the events checked to be ``Scan.octets``)."""
     framer = Framer(decode=False)
     out: list[tuple] = []
     first = 0
@@ -331,10 +336,23 @@ def _scanned(chunks: Sequence[bytes], groups: Sequence[int]) -> tuple[list[tuple
             total += len(chunk)
             ends.append(total)
         offset = framer.offset
-        scan = framer.scan(b"".join(part), ends)
+        scan = framer.scan(b"".join(part), ends, runs=runs)
         assert scan.offset == offset
         assert scan.malformed == sum(type(e) is Malformed for e in scan.events)
-        out += [(first + c, e) for c, e in zip(scan.chunks, scan.events, strict=True)]
+        events: list[tuple] = []
+        at = 0  # in scan.octets
+        for c, e in zip(scan.chunks, scan.events, strict=True):
+            if type(e) is Run:
+                assert list(e.stops) and c == bisect_left(ends, e.stops[-1] - scan.base)
+                for stop in e.stops:
+                    events.append((bisect_left(ends, stop - scan.base),
+                                   scan.octets[at:stop - scan.origin]))
+                    at = stop - scan.origin
+            else:
+                events.append((c, e))
+                at += len(e.raw if type(e) is Malformed else e)
+        assert at == len(scan.octets) if runs else scan.octets == b""
+        out += [(first + c, e) for c, e in events]
         first += size
     return out, framer.offset, framer.pending
 
@@ -379,3 +397,5 @@ def test_scan_is_feeding_chunk_by_chunk(seed: int) -> None:
         left -= groups[-1]
     assert _scanned(chunks, groups) == _fed_one_by_one(chunks)
     assert _scanned(chunks, [1] * len(chunks)) == _fed_one_by_one(chunks)
+    assert _scanned(chunks, groups, runs=True) == _fed_one_by_one(chunks)
+    assert _scanned(chunks, [1] * len(chunks), runs=True) == _fed_one_by_one(chunks)
