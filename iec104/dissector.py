@@ -94,8 +94,8 @@ if TYPE_CHECKING:
 
     from .capture.ipfrag import Defragmenter
 
-__all__ = ["DEFAULT_BLOCK", "PacketSource", "StreamDecoder", "dissect", "dissect_packets",
-           "dissect_segments", "dissect_table", "front_builder"]
+__all__ = ["DEFAULT_BLOCK", "FastLane", "PacketSource", "StreamDecoder", "dissect",
+           "dissect_packets", "dissect_segments", "dissect_table", "front_builder"]
 
 _DIRECTIONS = ("c2s", "s2c")
 DEFAULT_BLOCK = 4096
@@ -353,7 +353,7 @@ class _Lane:
         self.size = 0
 
 
-class _FastLane:
+class FastLane:
     """The payloads :meth:`Reassembler.in_order` took, per direction, until a flush frames
     them (:meth:`Framer.scan`) and records them in bulk (:meth:`ColumnarBuilder.admit`,
     :meth:`~ColumnarBuilder.add_admitted`), in the order and with the batch cuts that
@@ -362,7 +362,8 @@ class _FastLane:
     ``numbered=False`` (the proxy's logger): the lanes' frame numbers only order the APDUs
     of different directions and place the batch cuts; the rows get no frame number. The
     packet ways (:meth:`one_by_one`, :meth:`by_runs`) need the ``reassembler`` and the
-    ``block`` (payload segments per flush)."""
+    ``block`` (payload segments per flush). The dissector's packet loop and the proxy's
+    logger (:mod:`iec104.recorder.logprocess`, pipe reads) are its users."""
 
     def __init__(self, decoder: StreamDecoder, batch_rows: int,
                  reassembler: Reassembler | None = None, block: int = DEFAULT_BLOCK,
@@ -768,7 +769,7 @@ def dissect_packets(sources: Iterable[PacketSource], reassembler: Reassembler, *
                                     batch_rows=batch_rows)
         return
     decoder = StreamDecoder(profile=profile)
-    lane = _FastLane(decoder, batch_rows, reassembler, block)
+    lane = FastLane(decoder, batch_rows, reassembler, block)
     for packets, frame_offset, defragmenter in sources:
         defrag = Defragmenter() if defragmenter is None else defragmenter
         if runs and isinstance(packets, CaptureReader):

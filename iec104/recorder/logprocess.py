@@ -101,7 +101,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..dissector import StreamDecoder, _FastLane
+from ..dissector import FastLane, StreamDecoder
 from ..records.builder import Endpoints
 from .logwriter import LogWriter, LogWriterError
 
@@ -742,7 +742,7 @@ class _Logger:
         self.inbox = bytearray()
         self.writer: LogWriter | None = None
         self.streams: StreamDecoder | None = None
-        self.lane: _FastLane | None = None
+        self.lane: FastLane | None = None
         self.halves: dict[tuple[int, int], _Half] = {}  # the open streams' directions
         self.seq = 0  # data messages so far (the order of the lanes' payloads)
         self.bulk_octets = _BULK_OCTETS
@@ -885,7 +885,7 @@ class _Logger:
                 self.answer("ready", None, exc)
                 return True
             self.streams = StreamDecoder(self.writer.front)
-            self.lane = _FastLane(self.streams, self.writer.flush_rows, numbered=False)
+            self.lane = FastLane(self.streams, self.writer.flush_rows, numbered=False)
             self.flush_seconds = self.writer.flush_seconds
             # start-up's objects (pyarrow, numpy, the codec's tables: some 68,000) are never
             # garbage: a full collection over them took 90 ms, a burst that holds up whatever
