@@ -3,7 +3,7 @@ step per APDU, for the dissector's fast lane (:meth:`iec104.codec.Framer.scan`'s
 
 Theory of operation
 -------------------
-:func:`apdu_run` answers exactly what the codec's ``apdu_run`` answers: where the valid,
+:func:`apdu_ends` answers exactly what the codec's ``apdu_run`` answers: where the valid,
 whole APDUs that follow each other from ``offset`` end, up to the first octets that are
 none (or not whole before ``end``). It never states an APCI rule of its own: it applies
 the codec's table (:data:`~iec104.codec.apci.CONTROL_RULES`: per first control octet, the
@@ -30,8 +30,8 @@ more start octets than whole minimal APDUs could start (one per 6 octets), or wh
 :data:`_PEELS` rounds do not settle it, the window is framed by the codec's loop instead:
 such input costs what it costs on the scalar path, never a multiple of it.
 
-:func:`apdu_ends` is the same answer as an int64 array (the fast lane's, never turned into
-Python integers); :func:`apdu_run` the list the codec's answers.
+:func:`apdu_ends` gives that answer as an int64 array (the fast lane's, never turned into
+Python integers).
 
 Cost: numpy's set-up is some tens of microseconds a call, and a run that stops early
 (garbage, a resync, a short lane) would pay it for a few APDUs; so the first
@@ -53,7 +53,7 @@ import numpy as np
 from ..codec.apci import CONTROL_AT, CONTROL_RULES, MAX_LENGTH, MIN_LENGTH, START
 from ..codec.apci import apdu_run as scalar_run
 
-__all__ = ["apdu_ends", "apdu_run"]
+__all__ = ["apdu_ends"]
 
 _SCALAR = 1024
 """Octets framed by the codec's loop before arrays are worth their set-up (~30 APDUs)."""
@@ -78,24 +78,18 @@ _MASK = np.array([rule.mask for rule in CONTROL_RULES], np.uint32)
 _VALUE = np.array([rule.value for rule in CONTROL_RULES], np.uint32)
 
 
-def apdu_run(data: bytes | bytearray, offset: int, end: int, *, scalar: int = _SCALAR,
-             window: int = _WINDOW) -> list[int]:
+def apdu_ends(data: bytes | bytearray, offset: int, end: int, *, scalar: int = _SCALAR,
+              window: int = _WINDOW) -> np.ndarray:
     """The codec's :func:`~iec104.codec.apci.apdu_run`, by column (see the module
-    docstring): the end offset of each whole APDU with a valid APCI that follow each other
-    in ``data[offset:end]`` from ``offset`` on.
+    docstring), as an int64 array: the end offset of each whole APDU with a valid APCI that
+    follow each other in ``data[offset:end]`` from ``offset`` on. The fast lane's
+    ``Framer.scan(runs=True)`` hands a run on as it is, so its ends never become Python
+    integers.
 
     Args:
         scalar: octets framed by the codec's loop first (>= 0; the tests make it 0).
         window: octets of the first array window (>= 1; the tests make it small).
     """
-    ends = apdu_ends(data, offset, end, scalar=scalar, window=window)
-    return ends.tolist()  # type: ignore[no-any-return]
-
-
-def apdu_ends(data: bytes | bytearray, offset: int, end: int, *, scalar: int = _SCALAR,
-              window: int = _WINDOW) -> np.ndarray:
-    """:func:`apdu_run` as an int64 array: the fast lane's ``Framer.scan(runs=True)`` hands
-    a run on as it is, so its ends never become Python integers."""
     stop = min(end, offset + scalar)
     first = scalar_run(data, offset, stop)
     pieces = [np.array(first, np.int64)]
