@@ -233,6 +233,40 @@ def test_c104_round_trip(unused_tcp_port: int) -> None:
             assert wait_for(lambda: srv.clock_syncs)
 
 
+def test_c104_client_process_commands_and_reports_a_dead_child(unused_tcp_port: int) -> None:
+    import os
+    import signal
+
+    from tests.support.c104process import C104ClientProcess
+
+    with C104Server(unused_tcp_port) as srv:
+        srv.add_point(100, c104.Type.M_ME_NC_1, 21.5)
+        srv.add_point(5, c104.Type.C_SC_NA_1)
+        client = C104ClientProcess(unused_tcp_port, timeout=30)
+        client.start()
+        try:
+            srv.wait_client()
+            assert client.commands([(5, "C_SC_NA_1", True), (5, "C_SC_NA_1", False)]) == [
+                True, True]
+            assert [(c.ioa, c.value) for c in srv.commands] == [(5, True), (5, False)]
+            assert srv.transmit(100)
+            assert wait_for(lambda: client.received_count() == 1)
+            assert client.received_values() == [21.5]
+            sent = [f.data for f in client.raw() if f.direction == "c2s"]
+            assert sum(1 for apdu in sent if apdu[2] & 1 == 0 and apdu[6] == 45) == 2
+            with pytest.raises(AssertionError, match="c104 master failed in 'commands': "
+                                                     "AttributeError"):
+                client.commands([(5, "NO_SUCH_TYPE", True)])
+            # a crash of the peer fails the caller with the exit status, not this process
+            os.kill(client._process.pid, signal.SIGABRT)
+            client._process.join(10)
+            with pytest.raises(AssertionError, match=r"process died during 'received_count': "
+                                                     r"exit status -6"):
+                client.received_count()
+        finally:
+            client.stop()
+
+
 def test_c104_raw_log_decodes_in_tshark(unused_tcp_port: int, tmp_path: Path) -> None:
     ts.ensure_tshark()
     with C104Server(unused_tcp_port) as srv:

@@ -102,7 +102,7 @@ def log_apdus(df: pd.DataFrame, direction: str) -> list[bytes]:
 async def test_end_to_end_100k_data_1k_commands_hat_outstation_c104_master(
         tmp_path: Path) -> None:
     from tests.support import hatpeer
-    from tests.support.c104peer import C104Client, c104, wait_for
+    from tests.support.c104process import C104ClientProcess
     from tests.support.hatpeer import HatRtu, iec104
 
     n_data, n_commands = 100_000, 1_000
@@ -117,7 +117,8 @@ async def test_end_to_end_100k_data_1k_commands_hat_outstation_c104_master(
         # ActTerm (reproduced without the proxy: hat writes them 20 us apart, the proxy can
         # read both at once); command() then waits for its timeout and returns False. So
         # the timeout is short and the confirmations are checked on the wire below.
-        client = C104Client(proxy_port, command_timeout_ms=1000)
+        # in a child process: c104 must not share this process's GIL and heap (c104process)
+        client = C104ClientProcess(proxy_port, command_timeout_ms=1000)
         try:
             await loop.run_in_executor(None, client.start)
             conn = await rtu.wait_connection()
@@ -133,28 +134,34 @@ async def test_end_to_end_100k_data_1k_commands_hat_outstation_c104_master(
             per_round = n_commands * 1000 // n_data
 
             def send_commands(first: int) -> list[bool]:
-                return [client.command(5000 + k % 50, c104.Type.C_SC_NA_1, bool(k % 2))
-                        for k in range(first, first + per_round)]
+                return client.commands([(5000 + k % 50, "C_SC_NA_1", bool(k % 2))
+                                        for k in range(first, first + per_round)])
+
+            async def received_at_least(n: int, timeout: float) -> int:
+                deadline = loop.time() + timeout
+                while (count := await loop.run_in_executor(None, client.received_count)) < n:
+                    if loop.time() > deadline:
+                        break
+                    await asyncio.sleep(0.005)
+                return count
 
             confirmed: list[bool] = []
             for r, i in enumerate(range(0, n_data, 1000)):
                 await conn.send(msgs[i:i + 1000])
                 confirmed += await loop.run_in_executor(None, send_commands, r * per_round)
-                while len(client.received) < i + 1000:
-                    await asyncio.sleep(0.002)
+                await received_at_least(i + 1000, 120)
             assert len(confirmed) == n_commands
-            done = await loop.run_in_executor(
-                None, lambda: wait_for(lambda: len(client.received) >= n_data, 120))
-            assert done, f"c104 received {len(client.received)} of {n_data}"
+            count = await received_at_least(n_data, 120)
+            assert count >= n_data, f"c104 received {count} of {n_data}"
             await asyncio.sleep(0.5)  # last acknowledgements
-            raw = client.raw.snapshot()  # before stop(): see below
+            raw = await loop.run_in_executor(None, client.raw)  # before stop(): see below
+            values = await loop.run_in_executor(None, client.received_values)
         finally:
             await loop.run_in_executor(None, client.stop)
         code, err = stop_proxy(proc)
     assert code == 0, err
 
     # what the master saw
-    values = [r.value for r in client.received]
     assert values == [float(i) for i in range(n_data)]
     # what the outstation saw: exactly the commands the master sent, in order
     got_commands = [m for m in rtu.received if isinstance(m, iec104.CommandMsg)]
