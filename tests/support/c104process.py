@@ -95,20 +95,22 @@ class C104ClientProcess:
         deadline = time.monotonic() + self.timeout
         while not self._conn.poll(0.05):
             if not self._process.is_alive():
-                raise AssertionError(f"the c104 master process died during {operation!r}: "
-                                     f"exit status {self._process.exitcode} (its stderr above)")
+                raise self._died(operation)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the c104 master process did not answer {operation!r} "
                                    f"within {self.timeout} s")
         try:
             ok, result = self._conn.recv()
-        except EOFError:
-            self._process.join(5)
-            raise AssertionError(f"the c104 master process died during {operation!r}: "
-                                 f"exit status {self._process.exitcode}") from None
+        except EOFError:  # the child's end closed: it died
+            raise self._died(operation) from None
         if not ok:
             raise AssertionError(f"the c104 master failed in {operation!r}: {result}")
         return result
+
+    def _died(self, operation: str) -> AssertionError:
+        self._process.join(5)
+        return AssertionError(f"the c104 master process died during {operation!r}: exit "
+                              f"status {self._process.exitcode} (its stderr is the test's)")
 
 
 def _serve(conn: multiprocessing.connection.Connection, port: int,
