@@ -68,6 +68,7 @@ from .packet import (
     TCP_PROTOCOL,
     decode_tcp,
 )
+from .reader import _epb_time
 
 if TYPE_CHECKING:
     from .reader import Packet, RecordBlock
@@ -159,15 +160,15 @@ def _tuples(rows: np.ndarray, in4: np.ndarray, in6: np.ndarray) -> tuple[np.ndar
 
 
 def _epb_times(ts: np.ndarray, mul: int, div: int, offset_ns: int) -> np.ndarray:
-    """EPB times in ns, ``ts * mul // div + offset_ns`` (in range: the reader checked
+    """EPB times in ns, :func:`~.reader._epb_time` by column (in range: the reader checked
     it). ``ts`` holds the 64-bit timestamps as int64 (those of 2**63 and above as
     negative numbers): int64 arithmetic where no step can overflow (the usual
     resolutions), Python's integers otherwise."""
     if div == 1 and ts.min() >= 0 and int(ts.max()) * mul < 1 << 63 \
             and -(1 << 63) <= offset_ns < 1 << 63:
         return ts * mul + offset_ns
-    return np.array([t * mul // div + offset_ns for t in ts.astype(np.uint64).tolist()],
-                    np.int64)
+    return np.array([_epb_time(t, mul, div, offset_ns)
+                     for t in ts.astype(np.uint64).tolist()], np.int64)
 
 
 def _u32(data: bytes, at: int, order: str) -> int:

@@ -167,8 +167,7 @@ class RecordBlock(NamedTuple):
             time_ns = sec * 1_000_000_000 + frac * self.frac_ns
         else:
             hi, lo = two(data, pos + 12)
-            mul, div, offset_ns = self.clock
-            time_ns = ((hi << 32) | lo) * mul // div + offset_ns
+            time_ns = _epb_time((hi << 32) | lo, *self.clock)
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (once per packet)
         return tuple.__new__(Packet, (self.first + i, time_ns, self.linktype,  # type: ignore[return-value]
                                       data[pos + self.header:pos + self.header + incl], orig,
@@ -211,9 +210,16 @@ _PARSER_STATE = frozenset(("format", "nanosecond", "byte_order", "linktype", "sn
 class _Interface(NamedTuple):
     linktype: int
     snaplen: int
-    mul: int  # ns = ts * mul // div + offset_ns
+    mul: int  # a timestamp's time: _epb_time(ts, mul, div, offset_ns)
     div: int
     offset_ns: int
+
+
+def _epb_time(ts: int, mul: int, div: int, offset_ns: int) -> int:
+    """The time (ns since the epoch) of an EPB's or PB's 64-bit timestamp ``ts`` on its
+    interface's clock (``mul``/``div``: if_tsresol, ``offset_ns``: if_tsoffset);
+    :func:`iec104.capture.blocks._epb_times` is its form by column."""
+    return (ts * mul if div == 1 else ts * mul // div) + offset_ns  # (// costs on big ints)
 
 
 def _source_name(source: object) -> str:
@@ -690,8 +696,7 @@ class CaptureParser:
                 ts = (hi << 32) | lo
                 frame += 1
                 self.frames = frame
-                ns = (ts * itf.mul if itf.div == 1 else ts * itf.mul // itf.div) \
-                    + itf.offset_ns
+                ns = _epb_time(ts, itf.mul, itf.div, itf.offset_ns)
                 if not lowest <= ns <= highest:
                     self._bad_time(frame, ns)
                     ns = None
@@ -723,7 +728,7 @@ class CaptureParser:
                 ts = (hi << 32) | lo
                 frame += 1
                 self.frames = frame
-                ns = ts * itf.mul // itf.div + itf.offset_ns
+                ns = _epb_time(ts, itf.mul, itf.div, itf.offset_ns)
                 if not lowest <= ns <= highest:
                     self._bad_time(frame, ns)
                     ns = None
